@@ -1,0 +1,586 @@
+//! The state transition: `apply_block(view, parent, block) -> StateChanges`, and the block builder
+//! that shares its execution path.
+//!
+//! Pure: the parent state comes in through [`StateView`], the changes go out as [`StateChanges`]
+//! for storage to write in one batch. Nothing here reads a clock or the disk; the block's timestamp
+//! is an input chosen by its proposer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use parity_scale_codec::{Decode, Encode};
+
+use crate::block::{Block, Header};
+use crate::cdr::CdrError;
+use crate::codec::{decode_exact, BoundedVec};
+use crate::crypto::{self, PublicKey, SignatureError};
+use crate::hash::Hash32;
+use crate::ids::{CallId, Height, OperatorId, Sequence};
+use crate::merkle::{Domain, Frontier, NodeId};
+use crate::state::{
+    kv_leaf, state_root, Authorities, CallRecord, GapRecord, OperatorRecord, StateKey, StateView,
+};
+use crate::tx::{tx_root, CallEvent, CallState, CdrBatch, SequenceGap, SignedTransaction, Transaction};
+
+/// What the runtime needs to know about the chain besides its state: the genesis hash (every
+/// signature is bound to it) and the chain spec's block limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainContext {
+    pub genesis_hash: Hash32,
+    pub max_block_bytes: usize,
+    pub max_block_cdrs: usize,
+}
+
+/// The parent a block builds on: the previous header, or the genesis for height 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentRef {
+    pub hash: Hash32,
+    pub number: Height,
+    pub timestamp_ms: u64,
+}
+
+impl ParentRef {
+    /// The parent of block 1.
+    pub fn genesis(genesis_hash: Hash32) -> Self {
+        Self { hash: genesis_hash, number: Height(0), timestamp_ms: 0 }
+    }
+
+    pub fn of(header: &Header) -> Self {
+        Self { hash: header.hash(), number: header.number, timestamp_ms: header.timestamp_ms }
+    }
+}
+
+/// Everything a block changes, for storage to write in one atomic batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateChanges {
+    /// New values by encoded key; `None` deletes.
+    pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The CDR log's frontier after the block.
+    pub cdr_log: Frontier,
+    /// Perfect subtrees of the log completed by the block (the leaves included).
+    pub new_log_nodes: Vec<(NodeId, Hash32)>,
+    /// Log index of the block's first CDR (the parent's log size).
+    pub first_leaf_index: u64,
+    pub tx_root: Hash32,
+    pub cdr_log_root: Hash32,
+    pub state_root: Hash32,
+}
+
+/// Why one transaction is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("`{0}` is not a registered operator")]
+    UnknownOperator(OperatorId),
+    #[error("bad signature: {0}")]
+    BadSignature(#[from] SignatureError),
+    #[error("duplicate: `{operator}` is at sequence {expected}, the transaction starts at {got}")]
+    DuplicateSequence { operator: OperatorId, expected: Sequence, got: Sequence },
+    #[error(
+        "gap: `{operator}` is at sequence {expected}, the transaction starts at {got}; declare a SequenceGap"
+    )]
+    SequenceGap { operator: OperatorId, expected: Sequence, got: Sequence },
+    #[error("sequence numbers of `{operator}` would pass 2^64")]
+    SequenceOverflow { operator: OperatorId },
+    #[error("the batch holds no CDRs")]
+    EmptyBatch,
+    #[error("CDR {index} of the batch: {error}")]
+    InvalidCdr { index: usize, error: CdrError },
+    #[error("the gap {from}..={to} runs backwards")]
+    GapBackwards { from: Sequence, to: Sequence },
+    #[error("call `{call_id}`: {} -> {} is not a legal transition", state_name(.from), to.name())]
+    IllegalCallTransition { call_id: CallId, from: Option<CallState>, to: CallState },
+    #[error("call `{call_id}`: event at {at_ms} ms is before the previous one at {previous_ms} ms")]
+    CallEventBeforePrevious { call_id: CallId, at_ms: u64, previous_ms: u64 },
+    #[error("transaction {id} appears twice in the block")]
+    Duplicate { id: Hash32 },
+}
+
+fn state_name(state: &Option<CallState>) -> &'static str {
+    state.map_or("(no call)", CallState::name)
+}
+
+impl CallState {
+    pub fn name(self) -> &'static str {
+        match self {
+            CallState::Setup => "setup",
+            CallState::Ringing => "ringing",
+            CallState::Answered => "answered",
+            CallState::Ended => "ended",
+        }
+    }
+}
+
+/// Why a block is invalid (or could not be checked).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("block is {len} bytes, over the chain's limit of {max}")]
+    BlockTooLarge { len: usize, max: usize },
+    #[error("block holds {count} CDRs, over the chain's limit of {max}")]
+    TooManyCdrs { count: usize, max: usize },
+    #[error("block's parent is {got}, expected {expected}")]
+    WrongParent { expected: Hash32, got: Hash32 },
+    #[error("block is at height {got}, expected {expected}")]
+    WrongHeight { expected: Height, got: Height },
+    #[error("block timestamp {got} ms is before its parent's {parent} ms")]
+    TimestampBeforeParent { parent: u64, got: u64 },
+    #[error("proposer `{0}` is not an authority")]
+    ProposerNotAuthority(OperatorId),
+    #[error("transaction {index}: {error}")]
+    Transaction { index: usize, error: TxError },
+    #[error("header {field} is {header}, the block computes {computed}")]
+    RootMismatch { field: &'static str, header: Hash32, computed: Hash32 },
+    #[error("header cdr_log_size is {header}, the block computes {computed}")]
+    LogSizeMismatch { header: u64, computed: u64 },
+    #[error("state entry {key} does not decode: {reason}")]
+    CorruptState { key: String, reason: String },
+    #[error("the CDR log would pass 2^64 leaves")]
+    LogFull,
+    #[error("reading the parent state failed: {0}")]
+    State(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Either the transaction is at fault, or the state could not be read.
+enum Failure {
+    Tx(TxError),
+    Fatal(ApplyError),
+}
+
+impl From<TxError> for Failure {
+    fn from(error: TxError) -> Self {
+        Failure::Tx(error)
+    }
+}
+
+impl From<ApplyError> for Failure {
+    fn from(error: ApplyError) -> Self {
+        Failure::Fatal(error)
+    }
+}
+
+/// The execution shared by import and building: an overlay of writes over the parent state.
+struct Executor<'a, V: StateView> {
+    ctx: &'a ChainContext,
+    view: &'a V,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    log: Frontier,
+    first_leaf_index: u64,
+    new_log_nodes: Vec<(NodeId, Hash32)>,
+    tx_ids: Vec<Hash32>,
+    seen_ids: BTreeSet<Hash32>,
+    cdr_count: usize,
+    height: Height,
+    /// Reused for leaf encodings: one allocation per block, not per CDR.
+    leaf_buffer: Vec<u8>,
+}
+
+impl<'a, V: StateView> Executor<'a, V> {
+    fn new(ctx: &'a ChainContext, view: &'a V, height: Height) -> Result<Self, ApplyError> {
+        let log = view.cdr_log().map_err(|e| ApplyError::State(Box::new(e)))?;
+        Ok(Self {
+            ctx,
+            view,
+            writes: BTreeMap::new(),
+            first_leaf_index: log.size(),
+            log,
+            new_log_nodes: Vec::new(),
+            tx_ids: Vec::new(),
+            seen_ids: BTreeSet::new(),
+            cdr_count: 0,
+            height,
+            leaf_buffer: Vec::with_capacity(512),
+        })
+    }
+
+    fn read<T: Decode>(&self, key: &StateKey) -> Result<Option<T>, ApplyError> {
+        let encoded = key.encode();
+        let bytes = match self.writes.get(&encoded) {
+            Some(value) => value.clone(),
+            None => self.view.get(&encoded).map_err(|e| ApplyError::State(Box::new(e)))?,
+        };
+        bytes
+            .map(|bytes| {
+                decode_exact(&bytes)
+                    .map_err(|e| ApplyError::CorruptState { key: format!("{key:?}"), reason: e.to_string() })
+            })
+            .transpose()
+    }
+
+    fn write<T: Encode>(&mut self, key: &StateKey, value: Option<&T>) {
+        self.writes.insert(key.encode(), value.map(Encode::encode));
+    }
+
+    fn authorities(&self) -> Result<Authorities, ApplyError> {
+        Ok(self.read(&StateKey::Authorities)?.unwrap_or_default())
+    }
+
+    fn signing_key(&self, operator: &OperatorId) -> Result<PublicKey, Failure> {
+        let record: Option<OperatorRecord> = self.read(&StateKey::Operator(operator.clone()))?;
+        record.map(|r| r.signing_key).ok_or_else(|| Failure::Tx(TxError::UnknownOperator(operator.clone())))
+    }
+
+    fn next_sequence(&self, operator: &OperatorId) -> Result<Sequence, Failure> {
+        self.read(&StateKey::NextSequence(operator.clone()))?
+            .ok_or_else(|| Failure::Tx(TxError::UnknownOperator(operator.clone())))
+    }
+
+    fn expect_sequence(&self, operator: &OperatorId, got: Sequence) -> Result<Sequence, Failure> {
+        let expected = self.next_sequence(operator)?;
+        match got.cmp(&expected) {
+            std::cmp::Ordering::Equal => Ok(expected),
+            std::cmp::Ordering::Less => {
+                Err(TxError::DuplicateSequence { operator: operator.clone(), expected, got }.into())
+            }
+            std::cmp::Ordering::Greater => {
+                Err(TxError::SequenceGap { operator: operator.clone(), expected, got }.into())
+            }
+        }
+    }
+
+    /// Executes one transaction whose signature was already checked. Checks everything before it
+    /// writes anything, so a refused transaction leaves the overlay as it was.
+    fn execute(&mut self, tx: &SignedTransaction, id: Hash32) -> Result<(), Failure> {
+        if self.seen_ids.contains(&id) {
+            return Err(TxError::Duplicate { id }.into());
+        }
+        match &tx.transaction {
+            Transaction::CdrBatch(batch) => self.cdr_batch(batch)?,
+            Transaction::SequenceGap(gap) => self.sequence_gap(gap)?,
+            Transaction::CallEvent(event) => self.call_event(event)?,
+        }
+        self.seen_ids.insert(id);
+        self.tx_ids.push(id);
+        Ok(())
+    }
+
+    fn cdr_batch(&mut self, batch: &CdrBatch) -> Result<(), Failure> {
+        if batch.cdrs.is_empty() {
+            return Err(TxError::EmptyBatch.into());
+        }
+        let first = self.expect_sequence(&batch.operator, batch.first_sequence)?;
+        let count = u64::try_from(batch.cdrs.len()).map_err(|_| TxError::EmptyBatch)?;
+        let next = first
+            .0
+            .checked_add(count)
+            .ok_or_else(|| TxError::SequenceOverflow { operator: batch.operator.clone() })?;
+        for (index, cdr) in batch.cdrs.iter().enumerate() {
+            cdr.validate().map_err(|error| TxError::InvalidCdr { index, error })?;
+        }
+        if self.log.size().checked_add(count).is_none() {
+            return Err(ApplyError::LogFull.into());
+        }
+        for (body, sequence) in batch.cdrs.iter().zip(first.0..) {
+            let leaf =
+                crate::cdr::leaf_hash(&batch.operator, Sequence(sequence), body, &mut self.leaf_buffer);
+            let nodes = &mut self.new_log_nodes;
+            self.log
+                .append(Domain::CDR_LOG, leaf, &mut |id, hash| nodes.push((id, hash)))
+                .map_err(|_| ApplyError::LogFull)?;
+        }
+        self.cdr_count += batch.cdrs.len();
+        self.write(&StateKey::NextSequence(batch.operator.clone()), Some(&Sequence(next)));
+        Ok(())
+    }
+
+    fn sequence_gap(&mut self, gap: &SequenceGap) -> Result<(), Failure> {
+        let from = self.expect_sequence(&gap.operator, gap.from)?;
+        if gap.to < from {
+            return Err(TxError::GapBackwards { from, to: gap.to }.into());
+        }
+        let next = gap
+            .to
+            .0
+            .checked_add(1)
+            .ok_or_else(|| TxError::SequenceOverflow { operator: gap.operator.clone() })?;
+        let record = GapRecord { to: gap.to, reason: gap.reason.clone(), declared_at: self.height };
+        self.write(&StateKey::Gap(gap.operator.clone(), from), Some(&record));
+        self.write(&StateKey::NextSequence(gap.operator.clone()), Some(&Sequence(next)));
+        Ok(())
+    }
+
+    fn call_event(&mut self, event: &CallEvent) -> Result<(), Failure> {
+        // The operator must exist even though a call event carries no sequence.
+        self.next_sequence(&event.operator)?;
+        let key = StateKey::Call(event.operator.clone(), event.call_id.clone());
+        let previous: Option<CallRecord> = self.read(&key)?;
+        if !CallState::may_follow(previous.map(|p| p.state), event.state) {
+            return Err(TxError::IllegalCallTransition {
+                call_id: event.call_id.clone(),
+                from: previous.map(|p| p.state),
+                to: event.state,
+            }
+            .into());
+        }
+        if let Some(previous) = previous {
+            if event.at_ms < previous.at_ms {
+                return Err(TxError::CallEventBeforePrevious {
+                    call_id: event.call_id.clone(),
+                    at_ms: event.at_ms,
+                    previous_ms: previous.at_ms,
+                }
+                .into());
+            }
+        }
+        if event.state == CallState::Ended {
+            // Ended calls leave the small state: it holds live calls only.
+            self.write::<CallRecord>(&key, None);
+        } else {
+            self.write(&key, Some(&CallRecord { state: event.state, at_ms: event.at_ms }));
+        }
+        Ok(())
+    }
+
+    /// The roots of the parent state plus the overlay.
+    fn finish(self) -> Result<StateChanges, ApplyError> {
+        let mut leaves = Frontier::new();
+        let mut pending = self.writes.iter().peekable();
+        let mut append = |key: &[u8], value: &[u8]| {
+            // Fails only past 2^64 leaves.
+            let appended = leaves.append(Domain::STATE, kv_leaf(key, value), &mut |_, _| {});
+            debug_assert!(appended.is_ok());
+        };
+        self.view
+            .for_each_pair(&mut |key, value| {
+                // Written keys that sort before this stored key come first.
+                while let Some((written, new_value)) = pending.next_if(|(k, _)| k.as_slice() < key) {
+                    if let Some(new_value) = new_value {
+                        append(written, new_value);
+                    }
+                }
+                match pending.next_if(|(k, _)| k.as_slice() == key) {
+                    Some((_, Some(new_value))) => append(key, new_value),
+                    Some((_, None)) => {}
+                    None => append(key, value),
+                }
+            })
+            .map_err(|e| ApplyError::State(Box::new(e)))?;
+        for (written, new_value) in pending {
+            if let Some(new_value) = new_value {
+                append(written, new_value);
+            }
+        }
+        let kv_root = leaves.root(Domain::STATE);
+        let cdr_log_root = self.log.root(Domain::CDR_LOG);
+        Ok(StateChanges {
+            state_root: state_root(&cdr_log_root, self.log.size(), &kv_root, leaves.size()),
+            tx_root: tx_root(&self.tx_ids),
+            cdr_log_root,
+            cdr_log: self.log,
+            new_log_nodes: self.new_log_nodes,
+            first_leaf_index: self.first_leaf_index,
+            writes: self.writes,
+        })
+    }
+}
+
+fn check_parent(parent: &ParentRef, header: &Header) -> Result<(), ApplyError> {
+    if header.parent_hash != parent.hash {
+        return Err(ApplyError::WrongParent { expected: parent.hash, got: header.parent_hash });
+    }
+    let expected = parent
+        .number
+        .next()
+        .ok_or(ApplyError::WrongHeight { expected: parent.number, got: header.number })?;
+    if header.number != expected {
+        return Err(ApplyError::WrongHeight { expected, got: header.number });
+    }
+    if header.timestamp_ms < parent.timestamp_ms {
+        return Err(ApplyError::TimestampBeforeParent {
+            parent: parent.timestamp_ms,
+            got: header.timestamp_ms,
+        });
+    }
+    Ok(())
+}
+
+/// Checks `block` against its parent state and returns what it changes. Every rule is checked:
+/// parent, height, limits, proposer, every signature (batch-verified), every transaction, and the
+/// header's roots against the recomputed ones.
+pub fn apply_block<V: StateView>(
+    ctx: &ChainContext,
+    view: &V,
+    parent: &ParentRef,
+    block: &Block,
+) -> Result<StateChanges, ApplyError> {
+    let len = block.encoded_size();
+    if len > ctx.max_block_bytes {
+        return Err(ApplyError::BlockTooLarge { len, max: ctx.max_block_bytes });
+    }
+    let count = block.cdr_count();
+    if count > ctx.max_block_cdrs {
+        return Err(ApplyError::TooManyCdrs { count, max: ctx.max_block_cdrs });
+    }
+    let header = &block.header;
+    check_parent(parent, header)?;
+    let mut executor = Executor::new(ctx, view, header.number)?;
+    if !executor.authorities()?.contains(&header.proposer) {
+        return Err(ApplyError::ProposerNotAuthority(header.proposer.clone()));
+    }
+
+    // Signatures: one batch for the whole block; on failure, strict single checks name the culprit.
+    let mut batch = Vec::with_capacity(block.transactions.len());
+    for (index, tx) in block.transactions.iter().enumerate() {
+        let key = executor.signing_key(tx.transaction.operator()).map_err(|f| at(index, f))?;
+        batch.push((key, tx.id(&ctx.genesis_hash), tx.signature));
+    }
+    if crypto::verify_batch(&batch).is_err() {
+        for (index, (key, id, signature)) in batch.iter().enumerate() {
+            crypto::verify(key, id, signature)
+                .map_err(|e| ApplyError::Transaction { index, error: TxError::BadSignature(e) })?;
+        }
+        // The batch failed but every single check passed: a key the batch refused (weak key).
+        return Err(ApplyError::Transaction {
+            index: 0,
+            error: TxError::BadSignature(SignatureError::BatchInvalid { count: batch.len() }),
+        });
+    }
+
+    for (index, (tx, (_, id, _))) in block.transactions.iter().zip(&batch).enumerate() {
+        executor.execute(tx, *id).map_err(|f| at(index, f))?;
+    }
+    let changes = executor.finish()?;
+    compare("tx_root", header.tx_root, changes.tx_root)?;
+    compare("cdr_log_root", header.cdr_log_root, changes.cdr_log_root)?;
+    if header.cdr_log_size != changes.cdr_log.size() {
+        return Err(ApplyError::LogSizeMismatch {
+            header: header.cdr_log_size,
+            computed: changes.cdr_log.size(),
+        });
+    }
+    compare("state_root", header.state_root, changes.state_root)?;
+    Ok(changes)
+}
+
+fn at(index: usize, failure: Failure) -> ApplyError {
+    match failure {
+        Failure::Tx(error) => ApplyError::Transaction { index, error },
+        Failure::Fatal(error) => error,
+    }
+}
+
+fn compare(field: &'static str, header: Hash32, computed: Hash32) -> Result<(), ApplyError> {
+    if header == computed {
+        Ok(())
+    } else {
+        Err(ApplyError::RootMismatch { field, header, computed })
+    }
+}
+
+/// Why the builder did not take a transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The transaction is invalid against this state: drop it (and tell its submitter).
+    #[error("transaction refused: {0}")]
+    Invalid(TxError),
+    /// The block is full: keep the transaction for the next block.
+    #[error("the block is full")]
+    Full,
+    /// The state could not be read: stop building.
+    #[error(transparent)]
+    Fatal(ApplyError),
+}
+
+/// Roughly the bytes of a header and the block's length prefixes: reserved when counting.
+const BLOCK_OVERHEAD_BYTES: usize = 512;
+
+/// Builds a block on a parent state, transaction by transaction, through the same execution as
+/// [`apply_block`], so a block it builds always imports.
+pub struct BlockBuilder<'a, V: StateView> {
+    executor: Executor<'a, V>,
+    parent: ParentRef,
+    proposer: OperatorId,
+    timestamp_ms: u64,
+    transactions: Vec<SignedTransaction>,
+    bytes: usize,
+}
+
+impl<V: StateView> std::fmt::Debug for BlockBuilder<'_, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockBuilder")
+            .field("parent", &self.parent)
+            .field("transactions", &self.transactions.len())
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl<'a, V: StateView> BlockBuilder<'a, V> {
+    /// Starts a block on `parent`. `timestamp_ms` is raised to the parent's if the clock is behind.
+    pub fn new(
+        ctx: &'a ChainContext,
+        view: &'a V,
+        parent: ParentRef,
+        proposer: OperatorId,
+        timestamp_ms: u64,
+    ) -> Result<Self, ApplyError> {
+        let height = parent
+            .number
+            .next()
+            .ok_or(ApplyError::WrongHeight { expected: parent.number, got: parent.number })?;
+        let executor = Executor::new(ctx, view, height)?;
+        if !executor.authorities()?.contains(&proposer) {
+            return Err(ApplyError::ProposerNotAuthority(proposer));
+        }
+        Ok(Self {
+            executor,
+            timestamp_ms: timestamp_ms.max(parent.timestamp_ms),
+            parent,
+            proposer,
+            transactions: Vec::new(),
+            bytes: BLOCK_OVERHEAD_BYTES,
+        })
+    }
+
+    /// Verifies `tx` strictly and executes it; a refused transaction changes nothing.
+    pub fn push(&mut self, tx: SignedTransaction) -> Result<(), PushError> {
+        let ctx = self.executor.ctx;
+        let size = tx.encoded_size();
+        if self.bytes + size > ctx.max_block_bytes
+            || self.executor.cdr_count + tx.transaction.cdr_count() > ctx.max_block_cdrs
+            || self.transactions.len() >= crate::block::MAX_TRANSACTIONS_PER_BLOCK
+        {
+            return Err(PushError::Full);
+        }
+        let key = self.executor.signing_key(tx.transaction.operator()).map_err(push_error)?;
+        let id = tx.id(&ctx.genesis_hash);
+        crypto::verify(&key, &id, &tx.signature).map_err(|e| PushError::Invalid(TxError::BadSignature(e)))?;
+        self.executor.execute(&tx, id).map_err(push_error)?;
+        self.bytes += size;
+        self.transactions.push(tx);
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.transactions.is_empty()
+    }
+
+    pub fn cdr_count(&self) -> usize {
+        self.executor.cdr_count
+    }
+
+    /// Seals the block: computes the roots and fills the header.
+    pub fn finish(self) -> Result<(Block, StateChanges), ApplyError> {
+        let number = self.executor.height;
+        let changes = self.executor.finish()?;
+        let header = Header {
+            parent_hash: self.parent.hash,
+            number,
+            timestamp_ms: self.timestamp_ms,
+            proposer: self.proposer,
+            tx_root: changes.tx_root,
+            cdr_log_root: changes.cdr_log_root,
+            cdr_log_size: changes.cdr_log.size(),
+            state_root: changes.state_root,
+        };
+        let transactions = BoundedVec::new(self.transactions).map_err(|v| ApplyError::TooManyCdrs {
+            count: v.len(),
+            max: crate::block::MAX_TRANSACTIONS_PER_BLOCK,
+        })?;
+        Ok((Block { header, transactions }, changes))
+    }
+}
+
+fn push_error(failure: Failure) -> PushError {
+    match failure {
+        Failure::Tx(error) => PushError::Invalid(error),
+        Failure::Fatal(error) => PushError::Fatal(error),
+    }
+}

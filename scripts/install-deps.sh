@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine of this kind lacks for building and testing cdrchain. Idempotent:
+# checks first, installs only what is missing, says what it does.
+#   Debian: libclang-dev and clang (RocksDB's bindings), pkg-config.
+#   Cargo:  cargo-nextest (the test runner), if absent.
+set -euo pipefail
+
+log() { printf '[install-deps] %s\n' "$*" >&2; }
+
+need_apt=()
+for pkg in libclang-dev clang pkg-config; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    need_apt+=("$pkg")
+  fi
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need_apt[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  log "cargo is not installed: this machine kind ships Rust; install rustup and re-run"
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest from crates.io"
+  cargo install --locked cargo-nextest
+fi
