@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the embedded default. At this stage: build cdrchain and print the built-in dev
-# chain spec with its genesis hash (the node itself arrives with issue #3).
-# Extra arguments go to `cdrchain build-spec`.
+# The main job on the embedded default: build cdrchain (release) and run the single-validator dev
+# chain in a temporary directory, JSON-RPC and ingest on 127.0.0.1:9944, metrics on :9615.
+# Extra arguments go to `cdrchain node` (e.g. --base-path DIR to keep the database).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cargo build --locked --release -p cdrchain-cli
-exec target/release/cdrchain build-spec --chain dev "$@"
+target_dir="${CARGO_TARGET_DIR:-target}"
+exec "$target_dir/release/cdrchain" node --dev "$@"

@@ -137,3 +137,203 @@ mod tests {
         assert_eq!(DevAccount::derive("alice").public_key(), keys[0]);
     }
 }
+
+/// A key file as `cdrchain key generate` writes it (mode 0600) and the node reads it (`--key`).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    /// `ed25519` (transactions, votes, libp2p identity) or `secp256k1` (RSK checkpoints).
+    pub kind: KeyKind,
+    /// The secret, 32 bytes as `0x` hex.
+    pub secret: String,
+    /// The public key, as hex (for ed25519) or the compressed SEC1 point (secp256k1).
+    pub public: String,
+    /// The libp2p peer id of an ed25519 key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_id: Option<String>,
+    /// The EVM address of a secp256k1 key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evm_address: Option<EvmAddress>,
+}
+
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFile")
+            .field("kind", &self.kind)
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which curve a key file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    Ed25519,
+    Secp256k1,
+}
+
+/// Why a key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("cannot read key file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("cannot write key file {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error("key file {path} is not valid: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("key file {path} holds a {found:?} key, but a {expected:?} key is needed")]
+    WrongKind { path: String, expected: KeyKind, found: KeyKind },
+}
+
+impl KeyFile {
+    /// A key file for an ed25519 secret.
+    pub fn ed25519(secret: &[u8; 32]) -> KeyFile {
+        let key = SigningKey::from_bytes(secret);
+        let public = key.verifying_key().to_bytes();
+        KeyFile {
+            kind: KeyKind::Ed25519,
+            secret: format!("0x{}", hex_encode(secret)),
+            public: format!("0x{}", hex_encode(&public)),
+            peer_id: Some(peer_id_of_ed25519(&public)),
+            evm_address: None,
+        }
+    }
+
+    /// A key file for a secp256k1 secret.
+    pub fn secp256k1(key: &k256::ecdsa::SigningKey) -> KeyFile {
+        let secret: [u8; 32] = key.to_bytes().into();
+        let public = key.verifying_key().to_encoded_point(true);
+        KeyFile {
+            kind: KeyKind::Secp256k1,
+            secret: format!("0x{}", hex_encode(&secret)),
+            public: format!("0x{}", hex_encode(public.as_bytes())),
+            peer_id: None,
+            evm_address: Some(evm_address(key.verifying_key())),
+        }
+    }
+
+    fn secret_bytes(&self, path: &str) -> Result<[u8; 32], KeyFileError> {
+        let hash = cdrchain_runtime::Hash32::from_hex(&self.secret).map_err(|e| KeyFileError::Invalid {
+            path: path.to_string(),
+            reason: format!("`secret`: {e}"),
+        })?;
+        Ok(hash.0)
+    }
+
+    /// Reads a key file, checking that its public parts match its secret.
+    pub fn read(path: &std::path::Path) -> Result<KeyFile, KeyFileError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| KeyFileError::Read { path: shown.clone(), source })?;
+        let file: KeyFile = serde_json::from_str(&text)
+            .map_err(|e| KeyFileError::Invalid { path: shown.clone(), reason: e.to_string() })?;
+        let secret = file.secret_bytes(&shown)?;
+        let again = match file.kind {
+            KeyKind::Ed25519 => KeyFile::ed25519(&secret),
+            KeyKind::Secp256k1 => {
+                KeyFile::secp256k1(&k256::ecdsa::SigningKey::from_bytes(&secret.into()).map_err(|e| {
+                    KeyFileError::Invalid {
+                        path: shown.clone(),
+                        reason: format!("`secret` is not a secp256k1 scalar: {e}"),
+                    }
+                })?)
+            }
+        };
+        if again.public.to_lowercase() != file.public.to_lowercase() {
+            return Err(KeyFileError::Invalid {
+                path: shown,
+                reason: format!(
+                    "`public` {} does not belong to the secret (expected {})",
+                    file.public, again.public
+                ),
+            });
+        }
+        Ok(again)
+    }
+
+    /// The ed25519 signing key, refusing other kinds.
+    pub fn ed25519_key(&self, path: &str) -> Result<SigningKey, KeyFileError> {
+        if self.kind != KeyKind::Ed25519 {
+            return Err(KeyFileError::WrongKind {
+                path: path.into(),
+                expected: KeyKind::Ed25519,
+                found: self.kind,
+            });
+        }
+        Ok(SigningKey::from_bytes(&self.secret_bytes(path)?))
+    }
+
+    /// The secp256k1 signing key, refusing other kinds.
+    pub fn secp256k1_key(&self, path: &str) -> Result<k256::ecdsa::SigningKey, KeyFileError> {
+        if self.kind != KeyKind::Secp256k1 {
+            return Err(KeyFileError::WrongKind {
+                path: path.into(),
+                expected: KeyKind::Secp256k1,
+                found: self.kind,
+            });
+        }
+        k256::ecdsa::SigningKey::from_bytes(&self.secret_bytes(path)?.into())
+            .map_err(|e| KeyFileError::Invalid { path: path.into(), reason: e.to_string() })
+    }
+
+    /// Writes the key file with mode 0600, refusing to overwrite an existing file.
+    pub fn write_new(&self, path: &std::path::Path) -> Result<(), KeyFileError> {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
+        let shown = path.display().to_string();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file =
+            options.open(path).map_err(|source| KeyFileError::Write { path: shown.clone(), source })?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| KeyFileError::Invalid { path: shown.clone(), reason: e.to_string() })?;
+        file.write_all(format!("{text}\n").as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|source| KeyFileError::Write { path: shown, source })
+    }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod key_file_tests {
+    use super::*;
+
+    #[test]
+    fn key_files_round_trip_with_mode_0600_and_refuse_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = DevAccount::derive("alice");
+        let ed = KeyFile::ed25519(&alice.signing_key.to_bytes());
+        let path = dir.path().join("ed.json");
+        ed.write_new(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert!(ed.write_new(&path).is_err(), "an existing key file is never overwritten");
+        let read = KeyFile::read(&path).unwrap();
+        assert_eq!(read.ed25519_key("x").unwrap().to_bytes(), alice.signing_key.to_bytes());
+        assert_eq!(read.peer_id.as_deref(), Some(peer_id_of_ed25519(&alice.public_key().0).as_str()));
+        assert!(matches!(read.secp256k1_key("x"), Err(KeyFileError::WrongKind { .. })));
+
+        let secp = KeyFile::secp256k1(&alice.evm_key);
+        let path = dir.path().join("secp.json");
+        secp.write_new(&path).unwrap();
+        let read = KeyFile::read(&path).unwrap();
+        assert_eq!(read.evm_address, Some(alice.evm_address()));
+
+        let mut tampered = ed.clone();
+        tampered.public = KeyFile::ed25519(&[9; 32]).public;
+        let path = dir.path().join("bad.json");
+        std::fs::write(&path, serde_json::to_string(&tampered).unwrap()).unwrap();
+        let error = KeyFile::read(&path).unwrap_err().to_string();
+        assert!(error.contains("does not belong to the secret") && error.contains("bad.json"), "{error}");
+    }
+}

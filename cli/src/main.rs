@@ -3,7 +3,15 @@
 //! Each subcommand lives in its own module and returns `anyhow::Result`; `main` prints the error
 //! chain (what failed, and why, down to the cause) and exits non-zero.
 
+mod bench;
+mod blocks;
 mod build_spec;
+mod cdr;
+mod key;
+mod node;
+mod purge_chain;
+mod rpc_client;
+mod submit;
 
 use std::process::ExitCode;
 
@@ -20,15 +28,42 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a node: storage, block production, JSON-RPC and HTTP ingest, metrics.
+    Node(node::Args),
+    /// Generate or inspect key files (ed25519 for transactions, votes and libp2p; secp256k1 for
+    /// RSK checkpoints).
+    #[command(subcommand)]
+    Key(key::Command),
     /// Print a chain spec as JSON (the built-in `dev` or `local`, or a file to check), with its
     /// genesis hash on standard error.
     BuildSpec(build_spec::Args),
+    /// Delete a chain's database from a base path.
+    PurgeChain(purge_chain::Args),
+    /// Write a chain's blocks with their commit certificates to a file (SCALE stream).
+    ExportBlocks(blocks::ExportArgs),
+    /// Read blocks from an export file into a database, verifying each one.
+    ImportBlocks(blocks::ImportArgs),
+    /// Submit CDR files (canonical JSON, NDJSON or CSV) to a node.
+    Submit(submit::Args),
+    /// Look up committed CDRs.
+    #[command(subcommand)]
+    Cdr(cdr::Command),
+    /// Measure whole-system throughput (see docs/benchmarks.md).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Node(args) => node::run(args),
+        Command::Key(command) => key::run(command),
         Command::BuildSpec(args) => build_spec::run(args),
+        Command::PurgeChain(args) => purge_chain::run(args),
+        Command::ExportBlocks(args) => blocks::export(args),
+        Command::ImportBlocks(args) => blocks::import(args),
+        Command::Submit(args) => submit::run(args),
+        Command::Cdr(command) => cdr::run(command),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,4 +72,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to standard error; `filter` is a tracing filter such as `info` or `cdrchain=debug`.
+pub fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| anyhow::anyhow!("--log `{filter}` is not a valid filter: {e}"))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    Ok(())
 }

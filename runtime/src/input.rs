@@ -89,13 +89,8 @@ impl CdrInput {
             });
         }
         let mut deserializer = serde_json::Deserializer::from_str(text);
-        let input: CdrInput = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            InputError::Malformed {
-                field: (path != "." && !path.is_empty()).then_some(path),
-                reason: error.into_inner().to_string(),
-            }
-        })?;
+        let input: CdrInput = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|error| malformed(error.path(), error.inner()))?;
         deserializer.end().map_err(|error| InputError::Malformed {
             field: None,
             reason: format!("trailing characters after the CDR object: {error}"),
@@ -105,13 +100,7 @@ impl CdrInput {
 
     /// Parses a JSON value (an element of a submitted array).
     pub fn from_value(value: serde_json::Value) -> Result<CdrInput, InputError> {
-        serde_path_to_error::deserialize(value).map_err(|error| {
-            let path = error.path().to_string();
-            InputError::Malformed {
-                field: (path != "." && !path.is_empty()).then_some(path),
-                reason: error.into_inner().to_string(),
-            }
-        })
+        serde_path_to_error::deserialize(value).map_err(|error| malformed(error.path(), error.inner()))
     }
 
     /// Validates every field and hashes the parties.
@@ -194,6 +183,22 @@ impl CdrInput {
     }
 }
 
+/// A parse error with the field it concerns: the path where serde stopped, or, for a missing or
+/// unknown field (reported at the object itself), the field the message names.
+fn malformed(path: &serde_path_to_error::Path, error: &serde_json::Error) -> InputError {
+    let reason = error.to_string();
+    let path = path.to_string();
+    let field = if path != "." && !path.is_empty() {
+        Some(path)
+    } else {
+        ["missing field `", "unknown field `"].iter().find_map(|prefix| {
+            let rest = reason.split(prefix).nth(1)?;
+            rest.split('`').next().map(str::to_string)
+        })
+    };
+    InputError::Malformed { field, reason }
+}
+
 fn quoted(text: &str) -> String {
     format!("{:?}", excerpt(text))
 }
@@ -202,8 +207,9 @@ fn operator(field: &'static str, text: &str) -> Result<OperatorId, CdrError> {
     OperatorId::new(text.trim()).map_err(|e| CdrError::new(field, quoted(text), e.to_string()))
 }
 
-/// Milliseconds since the Unix epoch from RFC 3339 text or a non-negative integer.
-fn time_ms(field: &'static str, value: &serde_json::Value) -> Result<u64, CdrError> {
+/// Milliseconds since the Unix epoch from RFC 3339 text or a non-negative integer; errors name
+/// `field`.
+pub fn time_ms(field: &'static str, value: &serde_json::Value) -> Result<u64, CdrError> {
     match value {
         serde_json::Value::Number(number) => number.as_u64().ok_or_else(|| {
             CdrError::new(field, number, "expected integer milliseconds since the Unix epoch (>= 0)")
@@ -365,6 +371,7 @@ mod tests {
         value.as_object_mut().unwrap().remove("end");
         let error = CdrInput::from_json(&value.to_string()).unwrap_err();
         assert!(error.to_string().contains("missing field `end`"), "{error}");
+        assert_eq!(error.field(), Some("end"));
         let mut value = valid();
         value["dispostion"] = "busy".into();
         let error = CdrInput::from_json(&value.to_string()).unwrap_err();

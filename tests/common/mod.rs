@@ -20,3 +20,190 @@ pub fn run(args: &[&str]) -> Output {
         Err(error) => panic!("could not start cdrchain {args:?}: {error}"),
     }
 }
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// A `cdrchain node` process on loopback, stopped (SIGKILL) when dropped.
+pub struct Node {
+    pub child: Child,
+    pub rpc: String,
+    /// Every line the node logged so far is sent here.
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Node {
+    /// Starts `cdrchain node --dev --base-path BASE` (plus `extra`) on a free loopback port and
+    /// waits until its RPC answers.
+    pub fn start_dev(base: &std::path::Path, extra: &[&str]) -> Node {
+        let mut args = vec![
+            "node",
+            "--dev",
+            "--base-path",
+            base.to_str().unwrap_or_default(),
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--no-metrics",
+        ];
+        args.extend_from_slice(extra);
+        Node::start(&args)
+    }
+
+    pub fn start(args: &[&str]) -> Node {
+        let mut child = Command::new(cdrchain_binary())
+            .args(args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start cdrchain {args:?}: {e}"));
+        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let (send, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        let rpc = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match log.recv_timeout(remaining) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("RPC listening on http://").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or_default();
+                        break format!("http://{addr}");
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("the node did not start its RPC; it logged:\n{}", seen.join("\n"));
+                }
+            }
+        };
+        Node { child, rpc, log }
+    }
+
+    /// One JSON-RPC call; panics on transport errors, returns `Err(error object)` on RPC errors.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value, Value> {
+        let answer: Value = ureq::post(&self.rpc)
+            .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+            .into_json()
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        match answer.get("error") {
+            Some(error) => Err(error.clone()),
+            None => Ok(answer["result"].clone()),
+        }
+    }
+
+    /// Many calls in JSON-RPC batches of 500; results in order.
+    pub fn batch(&self, calls: &[(&str, Value)]) -> Vec<Value> {
+        let mut out = Vec::with_capacity(calls.len());
+        for chunk in calls.chunks(500) {
+            let requests: Vec<Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (method, params))| json!({"jsonrpc": "2.0", "id": i, "method": method, "params": params}))
+                .collect();
+            let mut answers: Vec<Value> = ureq::post(&self.rpc)
+                .send_json(Value::Array(requests))
+                .unwrap_or_else(|e| panic!("batch: {e}"))
+                .into_json()
+                .unwrap_or_else(|e| panic!("batch: {e}"));
+            answers.sort_by_key(|a| a["id"].as_u64().unwrap_or(u64::MAX));
+            assert_eq!(answers.len(), chunk.len());
+            out.extend(
+                answers.into_iter().map(|a| a.get("result").cloned().unwrap_or_else(|| a["error"].clone())),
+            );
+        }
+        out
+    }
+
+    /// POSTs `body` to `path`; returns the status and the JSON answer.
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let url = format!("{}{path}", self.rpc);
+        match ureq::post(&url).set("Content-Type", "application/x-ndjson").send_string(body) {
+            Ok(response) => (response.status(), response.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(status, response)) => {
+                (status, response.into_json().unwrap_or(Value::Null))
+            }
+            Err(e) => panic!("POST {path}: {e}"),
+        }
+    }
+
+    /// Waits until `cdr_status(id)` is committed; panics after `timeout`.
+    pub fn wait_committed(&self, id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.call("cdr_status", json!([id])).unwrap_or_else(|e| panic!("cdr_status: {e}"));
+            if status["status"] == "committed" {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{id} not committed in {timeout:?}: {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process; returns its exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the node did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a power cut would.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Log lines received so far.
+    pub fn drain_log(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A canonical CDR JSON with a unique call id from `n`.
+pub fn cdr(n: u64) -> Value {
+    let start = 1_795_000_000_000u64 + n * 1_000;
+    let answered = n % 4 != 3;
+    let mut value = json!({
+        "call_id": format!("e2e-{n}@test.invalid"),
+        "caller": format!("+4420794{:05}", n % 100_000),
+        "callee": format!("sip:user{}@partner.example", n % 977),
+        "caller_operator": "alice",
+        "callee_operator": "bob",
+        "system_id": "sbc-test",
+        "start": start,
+        "end": start + 5_000 + (n % 300) * 1_000,
+        "disposition": if answered { "answered" } else { "busy" },
+        "q850_cause": if answered { 16 } else { 17 },
+        "sip_status": if answered { 200 } else { 486 },
+    });
+    if answered {
+        value["answer"] = json!(start + 2_000);
+        value["mos"] = json!(4.1);
+    }
+    value
+}

@@ -1,6 +1,1069 @@
-//! Storage for cdrchain on RocksDB: column families for headers, bodies, commit certificates, the
-//! hash index, CDRs by (recorder, sequence), the call-id and (partner pair, time) indexes, Merkle
-//! log nodes, the small state, the durable ingest queue, the consensus WAL and metadata; one
-//! `WriteBatch` per committed block; implements the runtime's `StateView` and Merkle `NodeStore`.
+//! Storage for cdrchain on RocksDB: blocks, certificates, CDRs and their indexes, the CDR Merkle
+//! log, the small state, the node's durable ingest queue, the consensus WAL and metadata.
 //!
-//! Status: empty. It is built by the node issue (#3); nothing in the workspace uses it yet.
+//! # Guarantees
+//!
+//! - **One synced `WriteBatch` per committed block** ([`Storage::commit_block`]): header, body,
+//!   certificate, CDRs, indexes, log nodes, state writes, frontier and head land together or not at
+//!   all, and are on disk when the call returns. Dequeuing the node's own ingest queue can ride in
+//!   the same batch, so "committed" and "no longer queued" never disagree after a crash.
+//! - **Right database or nothing**: [`Storage::open`] refuses a database of another genesis or
+//!   schema version, naming the path and both values.
+//! - **No panics on stored data**: a value that does not decode (or contradicts its key) gives
+//!   [`StorageError::Corrupt`] naming the column family, the key in hex and the reason.
+//! - **Read-your-writes**: the cached head and log frontier change only after the batch is
+//!   written, under the same lock, so whoever sees the new head also sees everything it wrote.
+//!   [`Storage`] implements the runtime's [`StateView`] (the state at the head) and
+//!   [`NodeStore`]; [`Storage::snapshot`] gives a view that stays at one head while blocks commit.
+//!
+//! # Layout
+//!
+//! Heights and sequences are big-endian `u64` in keys, so iteration follows numeric order.
+//! Operator ids and call ids inside composite keys are SCALE-encoded (compact length prefix), so
+//! no key is a prefix of another key of a different id. Values are SCALE-encoded unless noted.
+//! Names are in [`layout`].
+//!
+//! | Column family  | Key | Value | Why |
+//! |----------------|-----|-------|-----|
+//! | `meta`         | `sys/schema_version`, `sys/genesis_hash`, `sys/head`, `sys/log_frontier`, `sys/queue_len`; `user/<key>` | `u32`, `Hash32`, `Height`, `Frontier`, `u64`; opaque | what the database is (checked at open), where the chain is (head, frontier for the next block), the queue counter; the node's own settings (e.g. next ingest sequence) |
+//! | `headers`      | height BE | `Header` | headers by height: sync, RPC, light clients |
+//! | `bodies`       | height BE | `BoundedVec<SignedTransaction>` | full blocks for peers catching up and for re-execution |
+//! | `certificates` | height BE | `CommitCertificate` | proof of finality of each block, served with it |
+//! | `hash_index`   | header hash | `Height` | block by hash (RPC, votes and proposals name hashes) |
+//! | `cdrs`         | `SCALE(recorder) ‖ sequence BE` | [`StoredCdr`] | every CDR by its chain-wide id, with its block and log position (for proofs) |
+//! | `call_ids`     | `SCALE(call_id) ‖ SCALE(recorder) ‖ sequence BE` | empty | all legs of a call, from any recorder (reconciliation, `cdr_byCallId`) |
+//! | `partners`     | `SCALE(min(a,b)) ‖ SCALE(max(a,b)) ‖ start_ms BE ‖ SCALE(recorder) ‖ sequence BE` | empty | CDRs between two interconnect partners in a time window, in start order (settlement) |
+//! | `log_nodes`    | `level ‖ index BE` | `Hash32` | perfect subtrees of the CDR log: inclusion and consistency proofs at any size |
+//! | `state`        | `SCALE(StateKey)` | its SCALE value | the small state the runtime reads through [`StateView`] |
+//! | `queue`        | sequence BE | opaque bytes | CDRs this node accepted but that are not yet in a block: survives restarts |
+//! | `wal`          | opaque | opaque | consensus write-ahead log: what this validator voted for (no double signing after a crash) |
+//!
+//! RocksDB options are chosen per column family in `options.rs` (compression, memtable sizes,
+//! bloom filters, a shared block cache, a bounded number of open files); each choice says why.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use cdrchain_runtime::apply::{ParentRef, StateChanges};
+use cdrchain_runtime::block::{Block, CommitCertificate, Header, MAX_TRANSACTIONS_PER_BLOCK};
+use cdrchain_runtime::cdr::{Cdr, CdrBody};
+use cdrchain_runtime::codec::{decode_exact, BoundedVec};
+use cdrchain_runtime::ids::{CallId, CdrId, Height, OperatorId, Sequence};
+use cdrchain_runtime::merkle::{Frontier, NodeId, NodeStore};
+use cdrchain_runtime::state::{MemoryState, StateView};
+use cdrchain_runtime::tx::{SignedTransaction, Transaction};
+use cdrchain_runtime::Hash32;
+use parity_scale_codec::{Decode, Encode};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, DBPinnableSlice, DBRawIterator, Options, ReadOptions, Snapshot,
+    WriteBatch, DB,
+};
+
+mod error;
+pub mod layout;
+mod options;
+
+pub use error::StorageError;
+
+/// The version of the layout described in the crate docs. A database written with another
+/// version is refused at open.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The most CDRs one [`Storage::query_partners`] page returns.
+pub const MAX_PAGE: usize = 10_000;
+
+/// A committed CDR with where it was committed: its block and its leaf in the CDR log.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct StoredCdr {
+    pub cdr: Cdr,
+    pub height: Height,
+    pub leaf_index: u64,
+}
+
+/// The head: the best block, which is also the finalized one (the chain has instant finality).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub header: Header,
+    /// `header.hash()`, computed once.
+    pub hash: Hash32,
+}
+
+/// What is cached in memory from the metadata: changed only after a commit's batch is written.
+#[derive(Clone, Debug)]
+struct Cached {
+    head: Option<Head>,
+    /// The CDR log's frontier at the head.
+    frontier: Frontier,
+}
+
+/// The ingest queue's bookkeeping, guarded by one mutex so that the counter stays exact.
+#[derive(Debug)]
+struct QueueState {
+    /// Entries in the queue.
+    len: u64,
+    /// No entry sorts below this sequence: scans start here, not at the range tombstones of
+    /// dequeued entries.
+    floor: u64,
+}
+
+/// The node's database. See the crate docs for the layout and guarantees.
+///
+/// Thread-safe: reads run concurrently; commits are serialized; the queue has its own lock.
+pub struct Storage {
+    db: DB,
+    path: PathBuf,
+    genesis_hash: Hash32,
+    cached: RwLock<Cached>,
+    /// Serializes `commit_block`: the head check and the write must not interleave.
+    commit_lock: Mutex<()>,
+    queue: Mutex<QueueState>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cached = read(&self.cached);
+        f.debug_struct("Storage")
+            .field("path", &self.path)
+            .field("genesis_hash", &self.genesis_hash)
+            .field("head", &cached.head.as_ref().map(|h| (h.header.number, h.hash)))
+            .field("log_size", &cached.frontier.size())
+            .finish_non_exhaustive()
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    // The guarded data is replaced whole after each successful write, so a panic elsewhere
+    // cannot leave it half-updated: poisoning carries no information here.
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Point reads and iterators, from the live database or from a snapshot.
+trait Reader {
+    fn pinned(&self, cf: &ColumnFamily, key: &[u8]) -> Result<Option<DBPinnableSlice<'_>>, rocksdb::Error>;
+    fn raw_iter(&self, cf: &ColumnFamily, options: ReadOptions) -> DBRawIterator<'_>;
+}
+
+impl Reader for DB {
+    fn pinned(&self, cf: &ColumnFamily, key: &[u8]) -> Result<Option<DBPinnableSlice<'_>>, rocksdb::Error> {
+        self.get_pinned_cf(cf, key)
+    }
+
+    fn raw_iter(&self, cf: &ColumnFamily, options: ReadOptions) -> DBRawIterator<'_> {
+        self.raw_iterator_cf_opt(cf, options)
+    }
+}
+
+impl Reader for Snapshot<'_> {
+    fn pinned(&self, cf: &ColumnFamily, key: &[u8]) -> Result<Option<DBPinnableSlice<'_>>, rocksdb::Error> {
+        self.get_pinned_cf(cf, key)
+    }
+
+    fn raw_iter(&self, cf: &ColumnFamily, options: ReadOptions) -> DBRawIterator<'_> {
+        self.raw_iterator_cf_opt(cf, options)
+    }
+}
+
+/// Decodes a stored value as exactly one `T`, or names the entry as corrupt.
+fn decode<T: Decode>(column: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StorageError> {
+    decode_exact(bytes)
+        .map_err(|e| StorageError::corrupt(column, key, format!("{} bytes do not decode: {e}", bytes.len())))
+}
+
+/// Appends `SCALE(StoredCdr { cdr: Cdr { recorder, sequence, body }, height, leaf_index })`
+/// without cloning the body: a struct's encoding is its fields' encodings in order.
+fn encode_stored_cdr(
+    recorder: &OperatorId,
+    sequence: Sequence,
+    body: &CdrBody,
+    height: Height,
+    leaf_index: u64,
+    out: &mut Vec<u8>,
+) {
+    recorder.encode_to(out);
+    sequence.encode_to(out);
+    body.encode_to(out);
+    height.encode_to(out);
+    leaf_index.encode_to(out);
+}
+
+type Body = BoundedVec<SignedTransaction, MAX_TRANSACTIONS_PER_BLOCK>;
+
+impl Storage {
+    /// Opens (creating if absent) the database at `path` for the chain with `genesis_hash`. A new
+    /// database gets the metadata (schema version, genesis hash) and the `genesis` state pairs
+    /// (and its empty log frontier) in one synced batch. An existing one must match both, else
+    /// [`StorageError::WrongGenesis`] / [`StorageError::WrongSchema`] naming path, expected and
+    /// found values.
+    pub fn open(path: &Path, genesis_hash: Hash32, genesis: &MemoryState) -> Result<Storage, StorageError> {
+        let db_options = options::db_options();
+        let cache = options::block_cache();
+        let open_error = |source| StorageError::Open { path: path.to_path_buf(), source };
+        // A database of another schema version may hold column families this build does not
+        // know, and RocksDB refuses to open a database without naming all of them: list them
+        // first, so that such a database reaches the schema check and its clear message.
+        let existing = if path.join("CURRENT").is_file() {
+            DB::list_cf(&Options::default(), path).map_err(open_error)?
+        } else {
+            Vec::new()
+        };
+        let mut descriptors: Vec<ColumnFamilyDescriptor> = layout::COLUMNS
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, options::column_options(name, &cache)))
+            .collect();
+        for name in existing {
+            if name != rocksdb::DEFAULT_COLUMN_FAMILY_NAME && !layout::COLUMNS.contains(&name.as_str()) {
+                descriptors.push(ColumnFamilyDescriptor::new(name, Options::default()));
+            }
+        }
+        let db = DB::open_cf_descriptors(&db_options, path, descriptors).map_err(open_error)?;
+        let storage = Storage {
+            db,
+            path: path.to_path_buf(),
+            genesis_hash,
+            cached: RwLock::new(Cached { head: None, frontier: Frontier::new() }),
+            commit_lock: Mutex::new(()),
+            queue: Mutex::new(QueueState { len: 0, floor: 0 }),
+        };
+        match storage.get_decoded::<u32>(&storage.db, layout::META, layout::META_SCHEMA_VERSION)? {
+            None => storage.initialize(genesis)?,
+            Some(found) => {
+                if found != SCHEMA_VERSION {
+                    return Err(StorageError::WrongSchema {
+                        path: storage.path.clone(),
+                        expected: SCHEMA_VERSION,
+                        found,
+                    });
+                }
+                let found = storage
+                    .get_decoded::<Hash32>(&storage.db, layout::META, layout::META_GENESIS_HASH)?
+                    .ok_or_else(|| {
+                        StorageError::corrupt(
+                            layout::META,
+                            layout::META_GENESIS_HASH,
+                            "the schema version is set but the genesis hash is missing",
+                        )
+                    })?;
+                if found != genesis_hash {
+                    return Err(StorageError::WrongGenesis {
+                        path: storage.path.clone(),
+                        expected: genesis_hash,
+                        found,
+                    });
+                }
+            }
+        }
+        storage.load()?;
+        Ok(storage)
+    }
+
+    /// Writes the metadata and the genesis state of a new database in one synced batch.
+    fn initialize(&self, genesis: &MemoryState) -> Result<(), StorageError> {
+        // No schema version: this must be a database we just created. One that holds data but no
+        // version was damaged or written by something else; do not write over it.
+        for column in layout::COLUMNS {
+            let mut iter = self.db.raw_iter(self.column(column)?, ReadOptions::default());
+            iter.seek_to_first();
+            if let Some(key) = iter.key() {
+                return Err(StorageError::corrupt(
+                    column,
+                    key,
+                    "the database has no schema version but holds data",
+                ));
+            }
+            iter.status().map_err(self.db_error(column, "scan"))?;
+        }
+        let meta = self.column(layout::META)?;
+        let state = self.column(layout::STATE)?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(meta, layout::META_SCHEMA_VERSION, SCHEMA_VERSION.encode());
+        batch.put_cf(meta, layout::META_GENESIS_HASH, self.genesis_hash.encode());
+        batch.put_cf(meta, layout::META_LOG_FRONTIER, genesis.cdr_log.encode());
+        batch.put_cf(meta, layout::META_QUEUE_LEN, 0u64.encode());
+        for (key, value) in &genesis.pairs {
+            batch.put_cf(state, key, value);
+        }
+        self.db.write_opt(batch, &options::synced()).map_err(self.db_error("*", "write"))
+    }
+
+    /// Loads the head, the frontier and the queue length into memory, checking they agree.
+    fn load(&self) -> Result<(), StorageError> {
+        let head = match self.get_decoded::<Height>(&self.db, layout::META, layout::META_HEAD)? {
+            None => None,
+            Some(height) => {
+                let header = self.header(height)?.ok_or_else(|| {
+                    StorageError::corrupt(
+                        layout::HEADERS,
+                        &layout::height_key(height),
+                        format!("the head is at height {height} but its header is missing"),
+                    )
+                })?;
+                Some(Head { hash: header.hash(), header })
+            }
+        };
+        let frontier = self
+            .get_decoded::<Frontier>(&self.db, layout::META, layout::META_LOG_FRONTIER)?
+            .ok_or_else(|| {
+                StorageError::corrupt(layout::META, layout::META_LOG_FRONTIER, "the log frontier is missing")
+            })?;
+        if let Some(head) = &head {
+            if head.header.cdr_log_size != frontier.size() {
+                return Err(StorageError::corrupt(
+                    layout::META,
+                    layout::META_LOG_FRONTIER,
+                    format!(
+                        "the frontier holds {} leaves but the head (height {}) says {}",
+                        frontier.size(),
+                        head.header.number,
+                        head.header.cdr_log_size
+                    ),
+                ));
+            }
+        }
+        let len = match self.get_decoded::<u64>(&self.db, layout::META, layout::META_QUEUE_LEN)? {
+            Some(len) => len,
+            None => self.count_queue(0, u64::MAX)?.0,
+        };
+        *write(&self.cached) = Cached { head, frontier };
+        *lock(&self.queue) = QueueState { len, floor: 0 };
+        Ok(())
+    }
+
+    /// The directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The genesis hash the database was opened (and created) for.
+    pub fn genesis_hash(&self) -> Hash32 {
+        self.genesis_hash
+    }
+
+    /// The best (= finalized; the chain has instant finality) block, None before block 1.
+    pub fn head(&self) -> Option<Head> {
+        read(&self.cached).head.clone()
+    }
+
+    /// The head's height; 0 (the genesis) before block 1.
+    pub fn height(&self) -> Height {
+        read(&self.cached).head.as_ref().map_or(Height(0), |h| h.header.number)
+    }
+
+    /// The parent reference for the next block (the genesis for height 1).
+    pub fn parent_ref(&self) -> ParentRef {
+        match &read(&self.cached).head {
+            Some(head) => ParentRef {
+                hash: head.hash,
+                number: head.header.number,
+                timestamp_ms: head.header.timestamp_ms,
+            },
+            None => ParentRef::genesis(self.genesis_hash),
+        }
+    }
+
+    /// A consistent read-only view at the current head that later commits do not change: use it
+    /// to build or check a block, or to serve reads, while another thread commits.
+    pub fn snapshot(&self) -> StorageSnapshot<'_> {
+        // Under the read lock: commits write their batch and update the cache under the write
+        // lock, so the RocksDB snapshot and the cached head/frontier describe the same block.
+        let cached = read(&self.cached);
+        StorageSnapshot {
+            storage: self,
+            snapshot: self.db.snapshot(),
+            head: cached.head.clone(),
+            frontier: cached.frontier.clone(),
+        }
+    }
+
+    /// Writes everything a committed block changes, in ONE synced `WriteBatch`: header, body,
+    /// certificate, hash → height, each CDR under (recorder, sequence) as [`StoredCdr`], the
+    /// call-id index, the partner-pair/time index, the new Merkle log nodes, the state writes
+    /// (`Some` = put, `None` = delete), the new log frontier and the head. Also deletes this
+    /// node's ingest-queue entries with sequence <= `dequeue_through` (if `Some`) in the same
+    /// batch, so committing and dequeuing are atomic.
+    ///
+    /// Refuses a block that does not extend the head ([`StorageError::NotNext`]), a certificate
+    /// of another block ([`StorageError::CertificateMismatch`]) and changes that do not match the
+    /// header or the stored log ([`StorageError::ChangesMismatch`]). Signatures are not checked:
+    /// the caller has verified the certificate and applied the block.
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        changes: &StateChanges,
+        certificate: &CommitCertificate,
+        dequeue_through: Option<Sequence>,
+    ) -> Result<(), StorageError> {
+        let _commit = lock(&self.commit_lock);
+        let header = &block.header;
+        let (head, head_hash, log_size) = {
+            let cached = read(&self.cached);
+            match &cached.head {
+                Some(head) => (head.header.number, head.hash, cached.frontier.size()),
+                None => (Height(0), self.genesis_hash, cached.frontier.size()),
+            }
+        };
+        let expected = Height(head.0.saturating_add(1));
+        if header.number != expected || header.parent_hash != head_hash || head.0 == u64::MAX {
+            return Err(StorageError::NotNext {
+                number: header.number,
+                parent_hash: header.parent_hash,
+                expected,
+                head,
+                head_hash,
+            });
+        }
+        let hash = header.hash();
+        if certificate.block_hash != hash || certificate.height != header.number {
+            return Err(StorageError::CertificateMismatch {
+                height: header.number,
+                block_hash: hash,
+                certificate_height: certificate.height,
+                certificate_hash: certificate.block_hash,
+            });
+        }
+        check_changes(header, changes, log_size, block.cdr_count())?;
+
+        let mut batch = WriteBatch::default();
+        let height_key = layout::height_key(header.number);
+        batch.put_cf(self.column(layout::HEADERS)?, height_key, header.encode());
+        batch.put_cf(self.column(layout::BODIES)?, height_key, block.transactions.encode());
+        batch.put_cf(self.column(layout::CERTIFICATES)?, height_key, certificate.encode());
+        batch.put_cf(self.column(layout::HASH_INDEX)?, hash.0, header.number.encode());
+        self.put_cdrs(&mut batch, block, changes.first_leaf_index)?;
+        let log_nodes = self.column(layout::LOG_NODES)?;
+        for (id, node) in &changes.new_log_nodes {
+            batch.put_cf(log_nodes, layout::node_key(*id), node.0);
+        }
+        let state = self.column(layout::STATE)?;
+        for (key, value) in &changes.writes {
+            match value {
+                Some(value) => batch.put_cf(state, key, value),
+                None => batch.delete_cf(state, key),
+            }
+        }
+        let meta = self.column(layout::META)?;
+        batch.put_cf(meta, layout::META_LOG_FRONTIER, changes.cdr_log.encode());
+        batch.put_cf(meta, layout::META_HEAD, header.number.encode());
+
+        // The queue lock is taken after the commit lock, never the other way round.
+        let mut queue = dequeue_through.map(|_| lock(&self.queue));
+        let dequeued = match (&mut queue, dequeue_through) {
+            (Some(queue), Some(last)) => Some(self.dequeue_into(&mut batch, queue, last)?),
+            _ => None,
+        };
+        {
+            let mut cached = write(&self.cached);
+            self.db.write_opt(batch, &options::synced()).map_err(self.db_error("*", "write"))?;
+            *cached = Cached {
+                head: Some(Head { header: header.clone(), hash }),
+                frontier: changes.cdr_log.clone(),
+            };
+        }
+        if let (Some(queue), Some(new)) = (&mut queue, dequeued) {
+            **queue = new;
+        }
+        Ok(())
+    }
+
+    /// Puts each CDR of the block, and its two index entries, into `batch`.
+    fn put_cdrs(
+        &self,
+        batch: &mut WriteBatch,
+        block: &Block,
+        first_leaf_index: u64,
+    ) -> Result<(), StorageError> {
+        let cdrs = self.column(layout::CDRS)?;
+        let call_ids = self.column(layout::CALL_IDS)?;
+        let partners = self.column(layout::PARTNERS)?;
+        let height = block.header.number;
+        let mut leaf_index = first_leaf_index;
+        let mut value = Vec::with_capacity(512);
+        for tx in block.transactions.iter() {
+            let Transaction::CdrBatch(cdr_batch) = &tx.transaction else { continue };
+            let recorder = &cdr_batch.operator;
+            for (body, sequence) in cdr_batch.cdrs.iter().zip(cdr_batch.first_sequence.0..) {
+                let sequence = Sequence(sequence);
+                value.clear();
+                encode_stored_cdr(recorder, sequence, body, height, leaf_index, &mut value);
+                batch.put_cf(cdrs, layout::cdr_key(recorder, sequence), &value);
+                batch.put_cf(call_ids, layout::call_id_key(&body.call_id, recorder, sequence), b"");
+                let partner = layout::partner_key(
+                    &body.caller_operator,
+                    &body.callee_operator,
+                    body.start_ms,
+                    recorder,
+                    sequence,
+                );
+                batch.put_cf(partners, partner, b"");
+                // check_changes made sure the log size fits: first + count = new size.
+                leaf_index = leaf_index.saturating_add(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// The header at `height`.
+    pub fn header(&self, height: Height) -> Result<Option<Header>, StorageError> {
+        let key = layout::height_key(height);
+        let header = self.get_decoded::<Header>(&self.db, layout::HEADERS, &key)?;
+        if let Some(header) = &header {
+            if header.number != height {
+                return Err(StorageError::corrupt(
+                    layout::HEADERS,
+                    &key,
+                    format!("the header stored at height {height} says height {}", header.number),
+                ));
+            }
+        }
+        Ok(header)
+    }
+
+    /// The height of the block whose header hashes to `hash`.
+    pub fn height_of(&self, hash: &Hash32) -> Result<Option<Height>, StorageError> {
+        self.get_decoded(&self.db, layout::HASH_INDEX, &hash.0)
+    }
+
+    /// The block at `height`.
+    pub fn block(&self, height: Height) -> Result<Option<Block>, StorageError> {
+        let Some(header) = self.header(height)? else { return Ok(None) };
+        let key = layout::height_key(height);
+        let transactions = self.get_decoded::<Body>(&self.db, layout::BODIES, &key)?.ok_or_else(|| {
+            StorageError::corrupt(
+                layout::BODIES,
+                &key,
+                format!("the body of stored header {height} is missing"),
+            )
+        })?;
+        Ok(Some(Block { header, transactions }))
+    }
+
+    /// The commit certificate of the block at `height`.
+    pub fn certificate(&self, height: Height) -> Result<Option<CommitCertificate>, StorageError> {
+        self.get_decoded(&self.db, layout::CERTIFICATES, &layout::height_key(height))
+    }
+
+    /// The CDR `recorder:sequence`, with its block height and log leaf index.
+    pub fn cdr(&self, recorder: &OperatorId, sequence: Sequence) -> Result<Option<StoredCdr>, StorageError> {
+        let key = layout::cdr_key(recorder, sequence);
+        let stored = self.get_decoded::<StoredCdr>(&self.db, layout::CDRS, &key)?;
+        if let Some(stored) = &stored {
+            if &stored.cdr.recorder != recorder || stored.cdr.sequence != sequence {
+                return Err(StorageError::corrupt(
+                    layout::CDRS,
+                    &key,
+                    format!("the CDR stored as {recorder}:{sequence} is {}", stored.cdr.id()),
+                ));
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Every CDR with this call id (several legs or recorders are possible), as ids, sorted (by
+    /// recorder name, then sequence).
+    pub fn cdrs_by_call_id(&self, call_id: &CallId) -> Result<Vec<CdrId>, StorageError> {
+        let prefix = call_id.encode();
+        let cf = self.column(layout::CALL_IDS)?;
+        let mut options = ReadOptions::default();
+        options.set_iterate_lower_bound(prefix.clone());
+        let mut iter = self.db.raw_iter(cf, options);
+        iter.seek(&prefix);
+        let mut ids = Vec::new();
+        while let Some(key) = iter.key() {
+            let Some(rest) = key.strip_prefix(prefix.as_slice()) else { break };
+            let (recorder, sequence) = layout::split_recorder_sequence(rest).ok_or_else(|| {
+                StorageError::corrupt(layout::CALL_IDS, key, "key does not end in recorder ‖ sequence")
+            })?;
+            ids.push(CdrId { recorder, sequence });
+            iter.next();
+        }
+        iter.status().map_err(self.db_error(layout::CALL_IDS, "scan"))?;
+        // Key order puts shorter recorder ids first (length prefix); callers expect names sorted.
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// CDRs between partners `a` and `b` (either direction: caller/callee operator `a`/`b` or
+    /// `b`/`a`) whose `start_ms` is in `[from_ms, to_ms)`, in start-time order (ties in index key
+    /// order: SCALE-encoded recorder, then sequence), at most `limit` (clamped to
+    /// `1..=MAX_PAGE`), after `cursor` (the opaque string the previous page returned). Returns the
+    /// page and the cursor of the next page, `None` when nothing follows (a page that ends exactly
+    /// at the last match has none). A cursor that does not parse, or lies outside the window,
+    /// gives [`StorageError::BadCursor`]. Cursors are derived from index keys, so they stay valid
+    /// across restarts and never repeat an entry; a CDR committed meanwhile whose start time sorts
+    /// before the cursor is not seen by that paging (page within a snapshot of a past window).
+    pub fn query_partners(
+        &self,
+        a: &OperatorId,
+        b: &OperatorId,
+        from_ms: u64,
+        to_ms: u64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<StoredCdr>, Option<String>), StorageError> {
+        let prefix = layout::partner_prefix(a, b);
+        let mut lower = prefix.clone();
+        lower.extend_from_slice(&from_ms.to_be_bytes());
+        if let Some(cursor) = cursor {
+            let bad = |reason: &str| StorageError::BadCursor {
+                cursor: cdrchain_runtime::codec::excerpt(cursor),
+                reason: reason.to_string(),
+            };
+            let suffix = hex::decode(cursor).map_err(|_| bad("not a cursor returned by query_partners"))?;
+            let (start_ms, _, _) = layout::split_partner_suffix(&suffix)
+                .ok_or_else(|| bad("not a cursor returned by query_partners"))?;
+            if start_ms < from_ms || start_ms >= to_ms {
+                return Err(bad(&format!(
+                    "it points at start time {start_ms} ms, outside the window [{from_ms}, {to_ms})"
+                )));
+            }
+            // The smallest key after the cursor's: keys are prefix-free, so appending a zero byte
+            // gives a key that sorts after it and before every following one.
+            lower.truncate(prefix.len());
+            lower.extend_from_slice(&suffix);
+            lower.push(0);
+        }
+        if from_ms >= to_ms {
+            return Ok((Vec::new(), None));
+        }
+        let mut upper = prefix.clone();
+        upper.extend_from_slice(&to_ms.to_be_bytes());
+        let limit = limit.clamp(1, MAX_PAGE);
+
+        let cf = self.column(layout::PARTNERS)?;
+        let mut options = ReadOptions::default();
+        options.set_iterate_lower_bound(lower.clone());
+        options.set_iterate_upper_bound(upper);
+        let mut iter = self.db.raw_iter(cf, options);
+        iter.seek(&lower);
+        let mut page = Vec::new();
+        let mut last_suffix = Vec::new();
+        while let Some(key) = iter.key() {
+            if page.len() == limit {
+                break;
+            }
+            let corrupt = |reason: &str| StorageError::corrupt(layout::PARTNERS, key, reason);
+            let suffix = key.strip_prefix(prefix.as_slice()).ok_or_else(|| corrupt("outside its pair"))?;
+            let (_, recorder, sequence) = layout::split_partner_suffix(suffix)
+                .ok_or_else(|| corrupt("key does not end in start ‖ recorder ‖ sequence"))?;
+            let stored = self
+                .cdr(&recorder, sequence)?
+                .ok_or_else(|| corrupt(&format!("indexes {recorder}:{sequence}, which is not stored")))?;
+            page.push(stored);
+            last_suffix.clear();
+            last_suffix.extend_from_slice(suffix);
+            iter.next();
+        }
+        iter.status().map_err(self.db_error(layout::PARTNERS, "scan"))?;
+        // The loop stopped with the iterator on the first entry of the next page, if any.
+        let next = (page.len() == limit && iter.valid()).then(|| hex::encode(&last_suffix));
+        Ok((page, next))
+    }
+
+    /// Adds entries to this node's durable ingest queue (sequence → opaque bytes, the node
+    /// SCALE-encodes a queued CDR); an existing sequence is overwritten. Synced before returning.
+    pub fn enqueue(&self, items: &[(Sequence, Vec<u8>)]) -> Result<(), StorageError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let cf = self.column(layout::QUEUE)?;
+        let mut queue = lock(&self.queue);
+        let mut batch = WriteBatch::default();
+        let mut added = BTreeSet::new();
+        let mut floor = queue.floor;
+        for (sequence, bytes) in items {
+            let key = layout::sequence_key(*sequence);
+            if !added.contains(sequence)
+                && self.db.pinned(cf, &key).map_err(self.db_error(layout::QUEUE, "get"))?.is_none()
+            {
+                added.insert(*sequence);
+            }
+            floor = floor.min(sequence.0);
+            batch.put_cf(cf, key, bytes);
+        }
+        let len = queue.len.saturating_add(added.len() as u64);
+        batch.put_cf(self.column(layout::META)?, layout::META_QUEUE_LEN, len.encode());
+        self.db.write_opt(batch, &options::synced()).map_err(self.db_error(layout::QUEUE, "write"))?;
+        *queue = QueueState { len, floor };
+        Ok(())
+    }
+
+    /// Up to `limit` queued entries with sequence >= `from`, in sequence order.
+    pub fn queued(&self, from: Sequence, limit: usize) -> Result<Vec<(Sequence, Vec<u8>)>, StorageError> {
+        let cf = self.column(layout::QUEUE)?;
+        let start = from.0.max(lock(&self.queue).floor);
+        let mut iter = self.db.raw_iter(cf, ReadOptions::default());
+        iter.seek(start.to_be_bytes());
+        let mut items = Vec::new();
+        while items.len() < limit {
+            let Some((key, value)) = iter.item() else { break };
+            let sequence = layout::be_u64_exact(key)
+                .ok_or_else(|| StorageError::corrupt(layout::QUEUE, key, "key is not an 8-byte sequence"))?;
+            items.push((Sequence(sequence), value.to_vec()));
+            iter.next();
+        }
+        iter.status().map_err(self.db_error(layout::QUEUE, "scan"))?;
+        Ok(items)
+    }
+
+    /// The highest queued sequence.
+    pub fn last_queued(&self) -> Result<Option<Sequence>, StorageError> {
+        let mut iter = self.db.raw_iter(self.column(layout::QUEUE)?, ReadOptions::default());
+        iter.seek_to_last();
+        let last = match iter.key() {
+            Some(key) => Some(Sequence(layout::be_u64_exact(key).ok_or_else(|| {
+                StorageError::corrupt(layout::QUEUE, key, "key is not an 8-byte sequence")
+            })?)),
+            None => None,
+        };
+        iter.status().map_err(self.db_error(layout::QUEUE, "scan"))?;
+        Ok(last)
+    }
+
+    /// The number of queued entries (an exact counter kept with the queue).
+    pub fn queue_len(&self) -> Result<u64, StorageError> {
+        Ok(lock(&self.queue).len)
+    }
+
+    /// Deletes the queued entries with sequence <= `last`. Synced before returning.
+    pub fn dequeue_through(&self, last: Sequence) -> Result<(), StorageError> {
+        let mut queue = lock(&self.queue);
+        let mut batch = WriteBatch::default();
+        let new = self.dequeue_into(&mut batch, &queue, last)?;
+        self.db.write_opt(batch, &options::synced()).map_err(self.db_error(layout::QUEUE, "write"))?;
+        *queue = new;
+        Ok(())
+    }
+
+    /// Adds the deletion of queue entries <= `last` to `batch`; returns the queue state after it.
+    fn dequeue_into(
+        &self,
+        batch: &mut WriteBatch,
+        queue: &QueueState,
+        last: Sequence,
+    ) -> Result<QueueState, StorageError> {
+        let (count, keys) = self.count_queue(queue.floor, last.0)?;
+        if count == 0 {
+            return Ok(QueueState { len: queue.len, floor: queue.floor });
+        }
+        let cf = self.column(layout::QUEUE)?;
+        // One range tombstone instead of one tombstone per entry: scans skip it in one step.
+        match last.0.checked_add(1) {
+            Some(end) => batch.delete_range_cf(cf, queue.floor.to_be_bytes(), end.to_be_bytes()),
+            None => {
+                for key in keys {
+                    batch.delete_cf(cf, key);
+                }
+            }
+        }
+        let len = queue.len.saturating_sub(count);
+        batch.put_cf(self.column(layout::META)?, layout::META_QUEUE_LEN, len.encode());
+        Ok(QueueState { len, floor: last.0.saturating_add(1).max(queue.floor) })
+    }
+
+    /// Counts queue entries in `from..=through`; also returns their keys when `through` is
+    /// `u64::MAX` (a range delete cannot name the end of that range).
+    fn count_queue(&self, from: u64, through: u64) -> Result<(u64, Vec<[u8; 8]>), StorageError> {
+        let mut options = ReadOptions::default();
+        if let Some(end) = through.checked_add(1) {
+            options.set_iterate_upper_bound(end.to_be_bytes());
+        }
+        let mut iter = self.db.raw_iter(self.column(layout::QUEUE)?, options);
+        iter.seek(from.to_be_bytes());
+        let mut count = 0u64;
+        let mut keys = Vec::new();
+        while let Some(key) = iter.key() {
+            count += 1;
+            if through == u64::MAX {
+                let key = <[u8; 8]>::try_from(key).map_err(|_| {
+                    StorageError::corrupt(layout::QUEUE, key, "key is not an 8-byte sequence")
+                })?;
+                keys.push(key);
+            }
+            iter.next();
+        }
+        iter.status().map_err(self.db_error(layout::QUEUE, "scan"))?;
+        Ok((count, keys))
+    }
+
+    /// Stores a consensus WAL record. Synced before returning.
+    pub fn wal_put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.db
+            .put_cf_opt(self.column(layout::WAL)?, key, value, &options::synced())
+            .map_err(self.db_error(layout::WAL, "put"))
+    }
+
+    /// Reads a consensus WAL record.
+    pub fn wal_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get_bytes(layout::WAL, key)
+    }
+
+    /// Deletes a consensus WAL record (e.g. the votes of a height that is now committed). Synced.
+    pub fn wal_delete(&self, key: &[u8]) -> Result<(), StorageError> {
+        self.db
+            .delete_cf_opt(self.column(layout::WAL)?, key, &options::synced())
+            .map_err(self.db_error(layout::WAL, "delete"))
+    }
+
+    /// Stores a metadata value of the node (kept apart from storage's own metadata). Synced.
+    pub fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.db
+            .put_cf_opt(self.column(layout::META)?, layout::user_meta_key(key), value, &options::synced())
+            .map_err(self.db_error(layout::META, "put"))
+    }
+
+    /// Reads a metadata value stored with [`Storage::meta_put`].
+    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get_bytes(layout::META, &layout::user_meta_key(key))
+    }
+
+    /// Approximate bytes on disk (SST, WAL and other live files of the database directory), for
+    /// metrics; 0 if the directory cannot be read.
+    pub fn size_on_disk(&self) -> u64 {
+        std::fs::read_dir(&self.path)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|entry| entry.metadata().ok())
+                    .filter(|metadata| metadata.is_file())
+                    .map(|metadata| metadata.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Flushes memtables to SST files and syncs the WAL (used at graceful shutdown, so the next
+    /// start does not replay the WAL).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        for column in layout::COLUMNS {
+            self.db.flush_cf(self.column(column)?).map_err(self.db_error(column, "flush"))?;
+        }
+        self.db.flush_wal(true).map_err(self.db_error("*", "flush WAL"))
+    }
+
+    fn column(&self, name: &'static str) -> Result<&ColumnFamily, StorageError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StorageError::MissingColumn { path: self.path.clone(), column: name })
+    }
+
+    fn db_error(
+        &self,
+        column: &'static str,
+        operation: &'static str,
+    ) -> impl Fn(rocksdb::Error) -> StorageError + '_ {
+        move |source| StorageError::Db { path: self.path.clone(), column, operation, source }
+    }
+
+    fn get_bytes(&self, column: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let value = self.db.pinned(self.column(column)?, key).map_err(self.db_error(column, "get"))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn get_decoded<T: Decode>(
+        &self,
+        reader: &impl Reader,
+        column: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StorageError> {
+        match reader.pinned(self.column(column)?, key).map_err(self.db_error(column, "get"))? {
+            Some(bytes) => decode(column, key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn state_get(&self, reader: &impl Reader, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let value =
+            reader.pinned(self.column(layout::STATE)?, key).map_err(self.db_error(layout::STATE, "get"))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn state_for_each(
+        &self,
+        reader: &impl Reader,
+        visit: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), StorageError> {
+        let mut iter = reader.raw_iter(self.column(layout::STATE)?, ReadOptions::default());
+        iter.seek_to_first();
+        while let Some((key, value)) = iter.item() {
+            visit(key, value);
+            iter.next();
+        }
+        iter.status().map_err(self.db_error(layout::STATE, "scan"))
+    }
+
+    fn log_node(&self, reader: &impl Reader, id: NodeId) -> Result<Option<Hash32>, StorageError> {
+        let key = layout::node_key(id);
+        match reader
+            .pinned(self.column(layout::LOG_NODES)?, &key)
+            .map_err(self.db_error(layout::LOG_NODES, "get"))?
+        {
+            Some(bytes) => <[u8; 32]>::try_from(&bytes[..]).map(|hash| Some(Hash32(hash))).map_err(|_| {
+                StorageError::corrupt(
+                    layout::LOG_NODES,
+                    &key,
+                    format!("a node hash is 32 bytes, not {}", bytes.len()),
+                )
+            }),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Checks that `changes` are the changes of a block with `header` on a log of `log_size` leaves.
+fn check_changes(
+    header: &Header,
+    changes: &StateChanges,
+    log_size: u64,
+    cdr_count: usize,
+) -> Result<(), StorageError> {
+    let mismatch = |reason: String| StorageError::ChangesMismatch { height: header.number, reason };
+    if changes.first_leaf_index != log_size {
+        return Err(mismatch(format!(
+            "they start the log at leaf {}, but the stored log holds {log_size} leaves",
+            changes.first_leaf_index
+        )));
+    }
+    let count = cdr_count as u64;
+    if log_size.checked_add(count) != Some(changes.cdr_log.size())
+        || changes.cdr_log.size() != header.cdr_log_size
+    {
+        return Err(mismatch(format!(
+            "{log_size} stored leaves + {count} CDRs in the block, but the changes' log holds {} and the \
+             header says {}",
+            changes.cdr_log.size(),
+            header.cdr_log_size
+        )));
+    }
+    if changes.cdr_log_root != header.cdr_log_root || changes.state_root != header.state_root {
+        return Err(mismatch("their log or state root differs from the header's".to_string()));
+    }
+    Ok(())
+}
+
+impl StateView for Storage {
+    type Error = StorageError;
+
+    /// The value under the encoded state key, at the head.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.state_get(&self.db, key)
+    }
+
+    /// Every state pair in ascending key order (RocksDB's bytewise comparator orders keys as
+    /// `BTreeMap<Vec<u8>, _>` does).
+    fn for_each_pair(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+        self.state_for_each(&self.db, visit)
+    }
+
+    /// The CDR log's frontier at the head.
+    fn cdr_log(&self) -> Result<Frontier, StorageError> {
+        Ok(read(&self.cached).frontier.clone())
+    }
+}
+
+impl NodeStore for Storage {
+    type Error = StorageError;
+
+    fn node(&self, id: NodeId) -> Result<Option<Hash32>, StorageError> {
+        self.log_node(&self.db, id)
+    }
+}
+
+/// A read-only view of the state, the log and the head at one block, unaffected by later
+/// commits (a RocksDB snapshot). Made by [`Storage::snapshot`].
+pub struct StorageSnapshot<'a> {
+    storage: &'a Storage,
+    snapshot: Snapshot<'a>,
+    head: Option<Head>,
+    frontier: Frontier,
+}
+
+impl std::fmt::Debug for StorageSnapshot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSnapshot")
+            .field("path", &self.storage.path)
+            .field("head", &self.head.as_ref().map(|h| (h.header.number, h.hash)))
+            .field("log_size", &self.frontier.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StorageSnapshot<'_> {
+    /// The head this snapshot was taken at.
+    pub fn head(&self) -> Option<&Head> {
+        self.head.as_ref()
+    }
+
+    /// The parent reference for a block on top of this snapshot.
+    pub fn parent_ref(&self) -> ParentRef {
+        match &self.head {
+            Some(head) => ParentRef {
+                hash: head.hash,
+                number: head.header.number,
+                timestamp_ms: head.header.timestamp_ms,
+            },
+            None => ParentRef::genesis(self.storage.genesis_hash),
+        }
+    }
+}
+
+impl StateView for StorageSnapshot<'_> {
+    type Error = StorageError;
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.storage.state_get(&self.snapshot, key)
+    }
+
+    fn for_each_pair(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+        self.storage.state_for_each(&self.snapshot, visit)
+    }
+
+    fn cdr_log(&self) -> Result<Frontier, StorageError> {
+        Ok(self.frontier.clone())
+    }
+}
+
+impl NodeStore for StorageSnapshot<'_> {
+    type Error = StorageError;
+
+    fn node(&self, id: NodeId) -> Result<Option<Hash32>, StorageError> {
+        self.storage.log_node(&self.snapshot, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cdrchain_runtime::sample::cdr_body;
+
+    #[test]
+    fn manual_stored_cdr_encoding_matches_derive() {
+        let recorder = OperatorId::new("alice").unwrap();
+        let partner = OperatorId::new("bob").unwrap();
+        let body = cdr_body(7, &recorder, &partner);
+        let stored = StoredCdr {
+            cdr: Cdr { recorder: recorder.clone(), sequence: Sequence(7), body: body.clone() },
+            height: Height(3),
+            leaf_index: 99,
+        };
+        let mut manual = Vec::new();
+        encode_stored_cdr(&recorder, Sequence(7), &body, Height(3), 99, &mut manual);
+        assert_eq!(manual, stored.encode());
+        assert_eq!(decode::<StoredCdr>(layout::CDRS, b"k", &manual).unwrap(), stored);
+    }
+
+    #[test]
+    fn undecodable_values_are_corrupt_not_panics() {
+        let error = decode::<Header>(layout::HEADERS, &[0, 1], &[1, 2, 3]).unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, StorageError::Corrupt { column: "headers", .. }), "{error:?}");
+        assert!(text.contains("0001") && text.contains("headers"), "{text}");
+    }
+}

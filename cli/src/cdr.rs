@@ -1,0 +1,44 @@
+//! `cdrchain cdr get`: look up committed CDRs on a node.
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::rpc_client::RpcClient;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print one CDR by id (`operator:sequence`) or every CDR with a call id.
+    Get {
+        /// `operator:sequence`, e.g. `alice:42`.
+        #[arg(required_unless_present = "call_id")]
+        id: Option<String>,
+        /// Look up by SIP Call-ID instead.
+        #[arg(long, conflicts_with = "id")]
+        call_id: Option<String>,
+        /// The node's RPC URL.
+        #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC")]
+        rpc: String,
+    },
+}
+
+pub fn run(command: Command) -> anyhow::Result<()> {
+    let Command::Get { id, call_id, rpc } = command;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(async {
+        let client = RpcClient::new(&rpc, None)?;
+        let result = match (&id, &call_id) {
+            (Some(id), _) => client.call("cdr_get", json!([id])).await?,
+            (None, Some(call_id)) => client.call("cdr_byCallId", json!([call_id])).await?,
+            (None, None) => anyhow::bail!("give an id or --call-id"),
+        };
+        if result.is_null() || result.as_array().is_some_and(Vec::is_empty) {
+            anyhow::bail!(
+                "no committed CDR {}",
+                id.or(call_id.map(|c| format!("with call id `{c}`"))).unwrap_or_default()
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        Ok(())
+    })
+}

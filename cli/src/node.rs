@@ -1,0 +1,216 @@
+//! `cdrchain node`: run a node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use cdrchain_chain_spec::keys::KeyFile;
+use cdrchain_chain_spec::{ChainSpec, DevAccount, DEV_ACCOUNT_NAMES};
+use cdrchain_node::NodeConfig;
+use cdrchain_runtime::crypto::public_key;
+use cdrchain_runtime::party::PartyHasher;
+
+/// The consortium secret of the built-in dev and local chains: public knowledge, INSECURE.
+const DEV_CONSORTIUM_SECRET: &[u8] = b"cdrchain dev consortium secret -- INSECURE, public";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run the single-validator development chain: `--chain dev`, alice's well-known INSECURE key,
+    /// the public dev consortium secret, and a temporary database unless --base-path is given.
+    #[arg(long)]
+    pub dev: bool,
+
+    /// Which chain: `dev`, `local`, or the path of a JSON chain spec.
+    #[arg(long, value_name = "dev|local|PATH")]
+    pub chain: Option<String>,
+
+    /// Where the node keeps its database (`<base>/chains/<chain id>/db`).
+    #[arg(long, value_name = "DIR", env = "CDRCHAIN_BASE_PATH")]
+    pub base_path: Option<PathBuf>,
+
+    /// Use a fresh temporary base path, deleted when the node stops.
+    #[arg(long, conflicts_with = "base_path")]
+    pub tmp: bool,
+
+    /// The operator's ed25519 key file (from `cdrchain key generate`); the operator is the one the
+    /// chain spec registers with this key. `dev:NAME` takes a built-in dev account's key (only on
+    /// chains that use the dev keys).
+    #[arg(long, value_name = "FILE|dev:NAME")]
+    pub key: Option<String>,
+
+    /// Address of JSON-RPC (HTTP and WebSocket) and HTTP ingest. Port 0 picks a free port (the
+    /// log says which).
+    #[arg(long, default_value = "127.0.0.1:9944", value_name = "IP:PORT")]
+    pub rpc_addr: SocketAddr,
+
+    /// Bearer token for write methods and ingest; required when --rpc-addr is not loopback.
+    #[arg(long, env = "CDRCHAIN_RPC_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub rpc_token: Option<String>,
+
+    /// Address of the Prometheus endpoint (`/metrics`).
+    #[arg(long, default_value = "127.0.0.1:9615", value_name = "IP:PORT")]
+    pub metrics_addr: SocketAddr,
+
+    /// Do not serve metrics.
+    #[arg(long)]
+    pub no_metrics: bool,
+
+    /// File holding the consortium secret that keys party digests (at least 16 bytes; shared by
+    /// all operators, never put in the chain spec). Required except on dev chains.
+    #[arg(long, env = "CDRCHAIN_CONSORTIUM_SECRET_FILE", value_name = "FILE")]
+    pub consortium_secret_file: Option<PathBuf>,
+
+    /// Region (ISO 3166 code such as GB, US, DE) for numbers written in national form.
+    #[arg(long, value_name = "CC")]
+    pub default_region: Option<String>,
+
+    /// Most CDRs in one signed batch.
+    #[arg(long, default_value_t = 2_000, value_name = "N")]
+    pub batch_size: usize,
+
+    /// How long a partial batch waits for more CDRs before it is signed.
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    pub batch_linger_ms: u64,
+
+    /// Most transactions waiting in the pool.
+    #[arg(long, default_value_t = 4_096, value_name = "N")]
+    pub pool_size: usize,
+
+    /// Log filter: `info`, `debug`, `cdrchain=debug,info`, …
+    #[arg(long, default_value = "info", value_name = "FILTER")]
+    pub log: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    crate::init_logging(&args.log)?;
+    let chain = match (&args.chain, args.dev) {
+        (Some(chain), _) => chain.clone(),
+        (None, true) => "dev".to_string(),
+        (None, false) => bail!("say which chain: --chain dev|local|PATH, or --dev"),
+    };
+    let spec = ChainSpec::load(&chain).with_context(|| format!("loading chain spec `{chain}`"))?;
+    let dev_chain = spec.uses_dev_keys();
+
+    let signing_key = match (&args.key, args.dev) {
+        (Some(key), _) => load_key(key, dev_chain)?,
+        (None, true) => DevAccount::derive("alice").signing_key,
+        (None, false) => bail!("--key FILE is required: the operator key this node signs with"),
+    };
+    let public = public_key(&signing_key);
+    let operator = spec
+        .operators
+        .iter()
+        .find(|o| o.ed25519 == public)
+        .map(|o| o.id.clone())
+        .with_context(|| format!("chain `{}` registers no operator with key {public}", spec.id))?;
+
+    let secret = match (&args.consortium_secret_file, dev_chain) {
+        (Some(path), _) => std::fs::read(path)
+            .with_context(|| format!("reading the consortium secret from {}", path.display()))?,
+        (None, true) => DEV_CONSORTIUM_SECRET.to_vec(),
+        (None, false) => bail!(
+            "chain `{}` needs the consortium secret (--consortium-secret-file or CDRCHAIN_CONSORTIUM_SECRET_FILE): \
+             without it parties cannot be hashed the way the other operators hash them",
+            spec.id
+        ),
+    };
+    let parties = PartyHasher::new(trim_newline(&secret), args.default_region.as_deref())
+        .context("setting up party hashing")?;
+
+    if !args.rpc_addr.ip().is_loopback() && args.rpc_token.as_deref().is_none_or(str::is_empty) {
+        bail!(
+            "--rpc-addr {} is reachable beyond this machine: set --rpc-token (or CDRCHAIN_RPC_TOKEN) so that \
+             cdr_submit and /ingest need `Authorization: Bearer <token>`",
+            args.rpc_addr
+        );
+    }
+
+    let temporary = if args.tmp || (args.dev && args.base_path.is_none()) {
+        Some(
+            tempfile::Builder::new()
+                .prefix("cdrchain-")
+                .tempdir()
+                .context("creating a temporary base path")?,
+        )
+    } else {
+        None
+    };
+    let base_path = match (&temporary, &args.base_path) {
+        (Some(dir), _) => dir.path().to_path_buf(),
+        (None, Some(path)) => path.clone(),
+        (None, None) => bail!("--base-path DIR is required (or --tmp for a throwaway database)"),
+    };
+    if dev_chain {
+        tracing::warn!(
+            "chain `{}` uses the public development keys and secret: for development only",
+            spec.id
+        );
+    }
+    tracing::info!("operator `{operator}`, base path {}", base_path.display());
+
+    let config = NodeConfig {
+        spec,
+        base_path,
+        operator,
+        signing_key,
+        rpc_addr: args.rpc_addr,
+        rpc_token: args.rpc_token.filter(|t| !t.is_empty()),
+        metrics_addr: (!args.no_metrics).then_some(args.metrics_addr),
+        parties,
+        batch_max_cdrs: args.batch_size,
+        batch_linger: Duration::from_millis(args.batch_linger_ms),
+        pool_max_txs: args.pool_size,
+    };
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let result = runtime.block_on(cdrchain_node::service::run(config, shutdown_signal()));
+    drop(temporary);
+    result.context("the node stopped with an error")
+}
+
+fn trim_newline(secret: &[u8]) -> &[u8] {
+    let mut end = secret.len();
+    while end > 0 && matches!(secret[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    &secret[..end]
+}
+
+fn load_key(key: &str, dev_chain: bool) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    if let Some(name) = key.strip_prefix("dev:") {
+        if !dev_chain {
+            bail!("--key dev:{name}: dev keys are only for chains that use them (dev, local)");
+        }
+        let name = DEV_ACCOUNT_NAMES.iter().find(|n| **n == name).with_context(|| {
+            format!("no dev account `{name}`; there are {}", DEV_ACCOUNT_NAMES.join(", "))
+        })?;
+        return Ok(DevAccount::derive(name).signing_key);
+    }
+    let file = KeyFile::read(std::path::Path::new(key))?;
+    Ok(file.ed25519_key(key)?)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("signal received");
+}

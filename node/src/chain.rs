@@ -1,0 +1,167 @@
+//! Block building, import and commit: the seams consensus drives.
+//!
+//! - [`Chain::build`] builds a block on the head from pool transactions (the proposer's job);
+//! - [`Chain::commit_built`] commits a block this node built, once it is final;
+//! - [`Chain::import`] checks a block from elsewhere (`apply_block` and its commit certificate)
+//!   and commits it: block sync and `import-blocks` use it.
+//!
+//! Each commit is one storage batch; afterwards the finalized head is announced to subscribers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cdrchain_chain_spec::ChainSpec;
+use cdrchain_runtime::apply::{apply_block, BlockBuilder, ChainContext, PushError, StateChanges, TxError};
+use cdrchain_runtime::block::{Block, CommitCertificate, Header};
+use cdrchain_runtime::crypto::PublicKey;
+use cdrchain_runtime::hash::Hash32;
+use cdrchain_runtime::ids::{OperatorId, Sequence};
+use cdrchain_runtime::tx::{SignedTransaction, Transaction};
+use cdrchain_storage::Storage;
+use tokio::sync::broadcast;
+
+use crate::metrics::Metrics;
+use crate::NodeError;
+
+/// A block built on the head, with what it changes and what happened to each pool transaction.
+#[derive(Debug)]
+pub struct BuiltBlock {
+    pub block: Block,
+    pub changes: StateChanges,
+    /// Pool ids included, in block order.
+    pub included: Vec<Hash32>,
+    /// Pool ids found invalid against the head (to drop from the pool), with the reason.
+    pub refused: Vec<(Hash32, TxError)>,
+    pub build_seconds: f64,
+}
+
+/// The chain as this node holds it.
+pub struct Chain {
+    pub storage: Arc<Storage>,
+    pub spec: ChainSpec,
+    pub ctx: ChainContext,
+    pub authorities: Vec<(OperatorId, PublicKey)>,
+    heads: broadcast::Sender<Header>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain").field("chain", &self.spec.id).finish_non_exhaustive()
+    }
+}
+
+impl Chain {
+    pub fn new(storage: Arc<Storage>, spec: ChainSpec, metrics: Arc<Metrics>) -> Self {
+        let (heads, _) = broadcast::channel(256);
+        Self { ctx: spec.chain_context(), authorities: spec.authority_keys(), storage, spec, heads, metrics }
+    }
+
+    /// New finalized heads, as they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Header> {
+        self.heads.subscribe()
+    }
+
+    /// Builds a block on the current head from `candidates` (in order), skipping those that are
+    /// invalid and stopping when the block is full.
+    pub fn build(
+        &self,
+        proposer: &OperatorId,
+        candidates: Vec<(Hash32, SignedTransaction)>,
+        timestamp_ms: u64,
+    ) -> Result<BuiltBlock, NodeError> {
+        let started = Instant::now();
+        let parent = self.storage.parent_ref();
+        let height = parent.number.0 + 1;
+        let mut builder =
+            BlockBuilder::new(&self.ctx, &*self.storage, parent, proposer.clone(), timestamp_ms)
+                .map_err(|source| NodeError::InvalidBlock { height, source })?;
+        let mut included = Vec::new();
+        let mut refused = Vec::new();
+        for (id, tx) in candidates {
+            match builder.push(tx) {
+                Ok(()) => included.push(id),
+                Err(PushError::Invalid(error)) => refused.push((id, error)),
+                Err(PushError::Full) => break,
+                Err(PushError::Fatal(source)) => return Err(NodeError::InvalidBlock { height, source }),
+            }
+        }
+        let (block, changes) =
+            builder.finish().map_err(|source| NodeError::InvalidBlock { height, source })?;
+        let build_seconds = started.elapsed().as_secs_f64();
+        self.metrics.block_build_seconds.observe(build_seconds);
+        Ok(BuiltBlock { block, changes, included, refused, build_seconds })
+    }
+
+    /// Commits a block this node built (its changes are already computed) with its certificate.
+    pub fn commit_built(
+        &self,
+        built: &BuiltBlock,
+        certificate: &CommitCertificate,
+        own: &OperatorId,
+    ) -> Result<(), NodeError> {
+        let started = Instant::now();
+        let dequeue = last_sequence_of(&built.block, own);
+        self.storage.commit_block(&built.block, &built.changes, certificate, dequeue)?;
+        self.after_commit(&built.block, started);
+        Ok(())
+    }
+
+    /// Checks and commits a block from elsewhere: its transactions and roots through
+    /// `apply_block`, its finality through the certificate against the authority set.
+    pub fn import(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        own: &OperatorId,
+    ) -> Result<(), NodeError> {
+        let started = Instant::now();
+        let height = block.header.number.0;
+        certificate
+            .verify(&block.header, &self.ctx.genesis_hash, &self.authorities)
+            .map_err(|source| NodeError::BadCertificate { height, source })?;
+        let parent = self.storage.parent_ref();
+        let changes = apply_block(&self.ctx, &*self.storage, &parent, block)
+            .map_err(|source| NodeError::InvalidBlock { height, source })?;
+        let dequeue = last_sequence_of(block, own);
+        self.storage.commit_block(block, &changes, certificate, dequeue)?;
+        self.after_commit(block, started);
+        Ok(())
+    }
+
+    fn after_commit(&self, block: &Block, started: Instant) {
+        let header = &block.header;
+        let cdrs = block.cdr_count();
+        let seconds = started.elapsed().as_secs_f64();
+        self.metrics.block_import_seconds.observe(seconds);
+        self.metrics.on_commit(header.number.0, cdrs as u64);
+        tracing::info!(
+            target: "cdrchain::chain",
+            "committed block #{} {}… with {} CDRs in {} txs ({:.1} ms)",
+            header.number,
+            &header.hash().to_hex()[..12],
+            cdrs,
+            block.transactions.len(),
+            seconds * 1000.0,
+        );
+        // No subscribers is fine.
+        let _ = self.heads.send(header.clone());
+    }
+}
+
+/// The last sequence of `operator`'s CDR batches in `block`, if any: what the ingest queue may
+/// drop once the block is committed.
+pub fn last_sequence_of(block: &Block, operator: &OperatorId) -> Option<Sequence> {
+    block
+        .transactions
+        .iter()
+        .filter_map(|tx| match &tx.transaction {
+            Transaction::CdrBatch(batch) if &batch.operator == operator => {
+                let count = u64::try_from(batch.cdrs.len()).ok()?;
+                batch.first_sequence.0.checked_add(count)?.checked_sub(1).map(Sequence)
+            }
+            Transaction::SequenceGap(gap) if &gap.operator == operator => Some(gap.to),
+            _ => None,
+        })
+        .max()
+}

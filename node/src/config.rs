@@ -1,0 +1,58 @@
+//! Node configuration, as the CLI assembles it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cdrchain_chain_spec::ChainSpec;
+use cdrchain_runtime::ids::OperatorId;
+use cdrchain_runtime::party::PartyHasher;
+use ed25519_dalek::SigningKey;
+
+/// Everything a node needs to run.
+pub struct NodeConfig {
+    pub spec: ChainSpec,
+    /// Where the database lives (`<base>/chains/<id>/db`).
+    pub base_path: PathBuf,
+    /// This node's operator, and its signing key (must match the spec).
+    pub operator: OperatorId,
+    pub signing_key: SigningKey,
+    /// JSON-RPC + HTTP ingest address.
+    pub rpc_addr: SocketAddr,
+    /// Required on write methods and ingest when `rpc_addr` is not loopback.
+    pub rpc_token: Option<String>,
+    /// Prometheus address; `None` disables metrics.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Normalizes and hashes parties; keyed by the consortium secret.
+    pub parties: PartyHasher,
+    /// Most CDRs per signed batch.
+    pub batch_max_cdrs: usize,
+    /// How long the batcher waits to fill a batch.
+    pub batch_linger: Duration,
+    /// Most transactions waiting in the pool.
+    pub pool_max_txs: usize,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("chain", &self.spec.id)
+            .field("base_path", &self.base_path)
+            .field("operator", &self.operator)
+            .field("rpc_addr", &self.rpc_addr)
+            .field("metrics_addr", &self.metrics_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeConfig {
+    /// The database directory for this chain under the base path.
+    pub fn database_path(&self) -> PathBuf {
+        database_path(&self.base_path, &self.spec.id)
+    }
+}
+
+/// `<base>/chains/<chain id>/db`.
+pub fn database_path(base_path: &std::path::Path, chain_id: &str) -> PathBuf {
+    base_path.join("chains").join(chain_id).join("db")
+}

@@ -1,0 +1,479 @@
+//! Durable ingest: CDRs in, sequence numbers out, nothing lost.
+//!
+//! 1. [`parse_documents`] reads a JSON array, one JSON object, or NDJSON; every CDR is validated
+//!    ([`cdrchain_runtime::input::CdrInput::to_body`]) before any is accepted: a submission is all
+//!    or nothing, and an error names the CDR (index, NDJSON line) and the field.
+//! 2. [`Ingest::submit`] hands the bodies to the writer task, which gathers every submission
+//!    waiting at that moment, gives them this operator's next sequence numbers, and writes them to
+//!    the durable queue in one synced batch (group commit). Only then does the submitter get its
+//!    ids. The writer is the only place sequence numbers are assigned, so they are contiguous.
+//! 3. The batcher reads the queue in order, signs `CdrBatch` transactions and puts them in the
+//!    pool. Committing a block removes its CDRs from the queue in the same storage batch. After a
+//!    crash the queue holds exactly the acknowledged CDRs not yet committed, and the batcher starts
+//!    again from the committed sequence: every acknowledged CDR is committed once (the runtime
+//!    refuses a second copy of a sequence number), and nothing unacknowledged was ever numbered.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cdrchain_runtime::cdr::CdrBody;
+use cdrchain_runtime::codec::{decode_exact, BoundedVec};
+use cdrchain_runtime::hash::Hash32;
+use cdrchain_runtime::ids::{CdrId, OperatorId, Sequence};
+use cdrchain_runtime::input::{CdrInput, InputError};
+use cdrchain_runtime::party::PartyHasher;
+use cdrchain_runtime::state::{StateKey, StateView};
+use cdrchain_runtime::tx::{CdrBatch, SignedTransaction, Transaction, MAX_CDRS_PER_BATCH};
+use cdrchain_storage::Storage;
+use ed25519_dalek::SigningKey;
+use parity_scale_codec::Encode;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+
+use crate::pool::TxPool;
+
+/// Most CDRs in one submission (one RPC call or HTTP request).
+pub const MAX_CDRS_PER_SUBMISSION: usize = 100_000;
+/// Most bytes in one submission body.
+pub const MAX_SUBMISSION_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why a submission was refused. Nothing of a refused submission is stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("CDR {index}{}: {error}", line_suffix(*.line))]
+    Invalid { index: usize, line: Option<usize>, error: InputError },
+    #[error("malformed submission{}: {reason}", line_suffix(*.line))]
+    Malformed { line: Option<usize>, reason: String },
+    #[error("{count} CDRs in one submission, more than the limit of {max}")]
+    TooMany { count: usize, max: usize },
+    #[error("the submission is empty")]
+    Empty,
+    #[error("CDRs were not stored: {0}")]
+    Unavailable(String),
+}
+
+fn line_suffix(line: Option<usize>) -> String {
+    line.map(|l| format!(" (line {l})")).unwrap_or_default()
+}
+
+impl IngestError {
+    /// Whether the client may retry the same submission (the node, not the data, failed).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, IngestError::Unavailable(_))
+    }
+
+    /// The offending field, where there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            IngestError::Invalid { error, .. } => error.field(),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a submission body: a JSON array of CDR objects, a single object, or NDJSON.
+pub fn parse_documents(body: &[u8]) -> Result<Vec<(CdrInput, Option<usize>)>, IngestError> {
+    if body.len() > MAX_SUBMISSION_BYTES {
+        return Err(IngestError::Malformed {
+            line: None,
+            reason: format!("{} bytes, more than the limit of {MAX_SUBMISSION_BYTES}", body.len()),
+        });
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|e| IngestError::Malformed { line: None, reason: format!("not UTF-8: {e}") })?;
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    if trimmed.starts_with('[') {
+        let values: Vec<serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| IngestError::Malformed {
+                line: Some(e.line()),
+                reason: format!("not a JSON array of CDR objects: {e}"),
+            })?;
+        check_count(values.len())?;
+        return values
+            .into_iter()
+            .enumerate()
+            .map(|(index, value)| {
+                CdrInput::from_value(value).map(|input| (input, None)).map_err(|error| IngestError::Invalid {
+                    index,
+                    line: None,
+                    error,
+                })
+            })
+            .collect();
+    }
+    // NDJSON (a single object is one line of it, possibly spread over several lines).
+    if let Ok(input) = CdrInput::from_json(text) {
+        return Ok(vec![(input, Some(1))]);
+    }
+    let mut out = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        check_count(out.len() + 1)?;
+        let input = CdrInput::from_json(line).map_err(|error| IngestError::Invalid {
+            index: out.len(),
+            line: Some(number + 1),
+            error,
+        })?;
+        out.push((input, Some(number + 1)));
+    }
+    if out.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    Ok(out)
+}
+
+fn check_count(count: usize) -> Result<(), IngestError> {
+    if count > MAX_CDRS_PER_SUBMISSION {
+        Err(IngestError::TooMany { count, max: MAX_CDRS_PER_SUBMISSION })
+    } else {
+        Ok(())
+    }
+}
+
+/// Validates every CDR of a submission; the first bad one refuses the whole submission.
+pub fn validate(
+    inputs: &[(CdrInput, Option<usize>)],
+    parties: &PartyHasher,
+) -> Result<Vec<CdrBody>, IngestError> {
+    if inputs.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    check_count(inputs.len())?;
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(index, (input, line))| {
+            input.to_body(parties).map_err(|error| IngestError::Invalid { index, line: *line, error })
+        })
+        .collect()
+}
+
+struct Request {
+    bodies: Vec<CdrBody>,
+    reply: oneshot::Sender<Result<Sequence, IngestError>>,
+}
+
+/// Where a CDR submitted here stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Durable in the queue, not yet in a committed block.
+    Queued,
+    /// Not known to this node (another operator's CDR is only known once committed).
+    Unknown,
+}
+
+/// What ingest needs besides storage and the pool.
+pub struct IngestSettings {
+    /// This node's operator: the recorder of every CDR it ingests.
+    pub operator: OperatorId,
+    /// Signs the batches.
+    pub key: SigningKey,
+    /// Normalizes and hashes parties.
+    pub parties: PartyHasher,
+    /// Bound into every signature.
+    pub genesis_hash: Hash32,
+    /// Most CDRs per batch.
+    pub batch_max: usize,
+    /// How long a partial batch waits.
+    pub linger: Duration,
+}
+
+impl std::fmt::Debug for IngestSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestSettings")
+            .field("operator", &self.operator)
+            .field("batch_max", &self.batch_max)
+            .field("linger", &self.linger)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ingest handle and its two tasks (writer, batcher).
+pub type Started = (Arc<Ingest>, tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>);
+
+/// The ingest front: submit CDRs, learn where they stand.
+pub struct Ingest {
+    operator: OperatorId,
+    parties: PartyHasher,
+    requests: mpsc::Sender<Request>,
+    /// The next sequence number the writer will assign (everything below is durable).
+    next_assigned: Arc<AtomicU64>,
+    storage: Arc<Storage>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest").field("operator", &self.operator).finish_non_exhaustive()
+    }
+}
+
+/// The committed next sequence of `operator` (what the chain expects next).
+pub fn committed_next(storage: &Storage, operator: &OperatorId) -> Result<Sequence, String> {
+    let key = StateKey::NextSequence(operator.clone()).encode();
+    match storage.get(&key).map_err(|e| e.to_string())? {
+        Some(bytes) => decode_exact(&bytes).map_err(|e| format!("next sequence does not decode: {e}")),
+        None => Err(format!("operator `{operator}` is not registered on this chain")),
+    }
+}
+
+impl Ingest {
+    /// Starts the writer and the batcher. `shutdown` stops the batcher; the writer stops when the
+    /// last `Ingest` handle is dropped.
+    pub fn start(
+        storage: Arc<Storage>,
+        pool: Arc<TxPool>,
+        settings: IngestSettings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Started, String> {
+        let IngestSettings { operator, key, parties, genesis_hash, batch_max, linger } = settings;
+        let committed = committed_next(&storage, &operator)?;
+        let last_queued = storage.last_queued().map_err(|e| e.to_string())?;
+        let next = match last_queued {
+            Some(last) if last >= committed => last.0 + 1,
+            _ => committed.0,
+        };
+        tracing::info!(
+            target: "cdrchain::ingest",
+            "`{operator}`: next sequence {next}, committed up to {}, {} queued",
+            committed.0,
+            next - committed.0
+        );
+        let next_assigned = Arc::new(AtomicU64::new(next));
+        let notify = Arc::new(Notify::new());
+        let (requests, receiver) = mpsc::channel(1024);
+        let writer = tokio::spawn(writer(storage.clone(), receiver, next_assigned.clone(), notify.clone()));
+        let batcher = tokio::spawn(batcher(Batcher {
+            storage: storage.clone(),
+            pool,
+            operator: operator.clone(),
+            key,
+            genesis_hash,
+            batch_max: batch_max.clamp(1, MAX_CDRS_PER_BATCH),
+            linger,
+            notify,
+            next_to_batch: committed,
+            in_flight: Vec::new(),
+            shutdown,
+        }));
+        let ingest = Arc::new(Ingest { operator, parties, requests, next_assigned, storage });
+        Ok((ingest, writer, batcher))
+    }
+
+    pub fn operator(&self) -> &OperatorId {
+        &self.operator
+    }
+
+    pub fn parties(&self) -> &PartyHasher {
+        &self.parties
+    }
+
+    /// Parses, validates and durably queues a submission body; answers the CDRs' ids.
+    pub async fn submit_body(&self, body: &[u8]) -> Result<Vec<CdrId>, IngestError> {
+        let inputs = parse_documents(body)?;
+        let bodies = validate(&inputs, &self.parties)?;
+        self.submit(bodies).await
+    }
+
+    /// Durably queues validated CDRs; answers their ids once they are synced to disk.
+    pub async fn submit(&self, bodies: Vec<CdrBody>) -> Result<Vec<CdrId>, IngestError> {
+        if bodies.is_empty() {
+            return Err(IngestError::Empty);
+        }
+        let count = bodies.len() as u64;
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request { bodies, reply })
+            .await
+            .map_err(|_| IngestError::Unavailable("the node is shutting down".into()))?;
+        let first =
+            answer.await.map_err(|_| IngestError::Unavailable("the node is shutting down".into()))??;
+        Ok((first.0..first.0 + count)
+            .map(|s| CdrId { recorder: self.operator.clone(), sequence: Sequence(s) })
+            .collect())
+    }
+
+    /// Whether one of this operator's sequence numbers is queued (durable, not yet committed).
+    pub fn status(&self, sequence: Sequence) -> Status {
+        let committed = committed_next(&self.storage, &self.operator).map(|s| s.0).unwrap_or(u64::MAX);
+        if sequence.0 >= committed && sequence.0 < self.next_assigned.load(Ordering::Acquire) {
+            Status::Queued
+        } else {
+            Status::Unknown
+        }
+    }
+
+    /// CDRs assigned but not yet committed.
+    pub fn queue_depth(&self) -> u64 {
+        let committed = committed_next(&self.storage, &self.operator).map(|s| s.0).unwrap_or(0);
+        self.next_assigned.load(Ordering::Acquire).saturating_sub(committed)
+    }
+}
+
+/// Most CDRs written in one group commit.
+const MAX_GROUP_CDRS: usize = 200_000;
+
+async fn writer(
+    storage: Arc<Storage>,
+    mut receiver: mpsc::Receiver<Request>,
+    next_assigned: Arc<AtomicU64>,
+    notify: Arc<Notify>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut group = vec![first];
+        let mut total = group[0].bodies.len();
+        while total < MAX_GROUP_CDRS {
+            match receiver.try_recv() {
+                Ok(request) => {
+                    total += request.bodies.len();
+                    group.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        let start = next_assigned.load(Ordering::Acquire);
+        let mut items = Vec::with_capacity(total);
+        let mut firsts = Vec::with_capacity(group.len());
+        let mut sequence = start;
+        for request in &group {
+            firsts.push(Sequence(sequence));
+            for body in &request.bodies {
+                items.push((Sequence(sequence), body.encode()));
+                sequence += 1;
+            }
+        }
+        let storage2 = storage.clone();
+        let written = tokio::task::spawn_blocking(move || storage2.enqueue(&items))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match written {
+            Ok(()) => {
+                next_assigned.store(sequence, Ordering::Release);
+                for (request, first) in group.into_iter().zip(firsts) {
+                    let _ = request.reply.send(Ok(first));
+                }
+                notify.notify_one();
+            }
+            Err(reason) => {
+                tracing::error!(target: "cdrchain::ingest", "queue write failed, {total} CDRs refused: {reason}");
+                for request in group {
+                    let _ = request.reply.send(Err(IngestError::Unavailable(reason.clone())));
+                }
+            }
+        }
+    }
+}
+
+struct Batcher {
+    storage: Arc<Storage>,
+    pool: Arc<TxPool>,
+    operator: OperatorId,
+    key: SigningKey,
+    genesis_hash: Hash32,
+    batch_max: usize,
+    linger: Duration,
+    notify: Arc<Notify>,
+    /// The next queued sequence not yet in a batch.
+    next_to_batch: Sequence,
+    /// Batches in the pool, not yet committed: (id, last sequence).
+    in_flight: Vec<(Hash32, Sequence)>,
+    shutdown: watch::Receiver<bool>,
+}
+
+async fn batcher(mut state: Batcher) {
+    let tick = (state.linger / 2).clamp(Duration::from_millis(5), Duration::from_millis(100));
+    let mut waiting_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = state.notify.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+            _ = state.shutdown.changed() => {}
+        }
+        if *state.shutdown.borrow() {
+            return;
+        }
+        let storage = state.storage.clone();
+        let result = tokio::task::block_in_place(|| state.step(&storage, &mut waiting_since));
+        if let Err(reason) = result {
+            tracing::error!(target: "cdrchain::ingest", "batcher: {reason}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+impl Batcher {
+    /// One pass: forget committed batches, resubmit lost ones, batch what is queued.
+    fn step(&mut self, storage: &Storage, waiting_since: &mut Option<Instant>) -> Result<(), String> {
+        let committed = committed_next(storage, &self.operator)?;
+        self.in_flight.retain(|(_, last)| *last >= committed);
+        let lost = self.in_flight.iter().any(|(id, _)| !self.pool.contains(id));
+        if lost
+            || self.next_to_batch < committed
+            || (self.in_flight.is_empty() && self.next_to_batch > committed)
+        {
+            if self.next_to_batch != committed {
+                tracing::info!(
+                    target: "cdrchain::ingest",
+                    "resubmitting from sequence {} (batched up to {})",
+                    committed.0,
+                    self.next_to_batch.0
+                );
+            }
+            let ids: Vec<Hash32> = self.in_flight.drain(..).map(|(id, _)| id).collect();
+            self.pool.remove(&ids);
+            self.next_to_batch = committed;
+        }
+        while self.pool.has_space() {
+            let items = storage.queued(self.next_to_batch, self.batch_max).map_err(|e| e.to_string())?;
+            if items.is_empty() {
+                *waiting_since = None;
+                return Ok(());
+            }
+            if items.len() < self.batch_max {
+                let since = *waiting_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < self.linger {
+                    return Ok(());
+                }
+            }
+            *waiting_since = None;
+            self.batch(items)?;
+        }
+        Ok(())
+    }
+
+    fn batch(&mut self, items: Vec<(Sequence, Vec<u8>)>) -> Result<(), String> {
+        let first = self.next_to_batch;
+        let mut cdrs = Vec::with_capacity(items.len());
+        for (offset, (sequence, bytes)) in items.iter().enumerate() {
+            if sequence.0 != first.0 + offset as u64 {
+                return Err(format!(
+                    "the ingest queue skips from {} to {}",
+                    first.0 + offset as u64,
+                    sequence.0
+                ));
+            }
+            cdrs.push(
+                decode_exact::<CdrBody>(bytes)
+                    .map_err(|e| format!("queued CDR {} does not decode: {e}", sequence.0))?,
+            );
+        }
+        let count = cdrs.len() as u64;
+        let tx = Transaction::CdrBatch(CdrBatch {
+            operator: self.operator.clone(),
+            first_sequence: first,
+            cdrs: BoundedVec::new(cdrs).map_err(|v| format!("{} CDRs exceed a batch", v.len()))?,
+        });
+        let signed = SignedTransaction::sign(tx, &self.key, &self.genesis_hash);
+        let id = signed.id(&self.genesis_hash);
+        self.pool.add(id, signed).map_err(|e| e.to_string())?;
+        let last = Sequence(first.0 + count - 1);
+        self.in_flight.push((id, last));
+        self.next_to_batch = Sequence(last.0 + 1);
+        Ok(())
+    }
+}

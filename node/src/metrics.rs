@@ -1,0 +1,163 @@
+//! Prometheus metrics (text format) at `http://<metrics-addr>/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::sync::{watch, Semaphore};
+
+use crate::NodeError;
+
+/// Every metric the node exports.
+pub struct Metrics {
+    registry: Registry,
+    pub best_height: Gauge,
+    pub finalized_height: Gauge,
+    pub blocks_committed: Counter,
+    pub cdrs_committed: Counter,
+    pub tx_pool_depth: Gauge,
+    pub ingest_queue_depth: Gauge,
+    pub rocksdb_size_bytes: Gauge,
+    pub block_build_seconds: Histogram,
+    pub block_import_seconds: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cdrchain");
+        let best_height = Gauge::default();
+        let finalized_height = Gauge::default();
+        let blocks_committed = Counter::default();
+        let cdrs_committed = Counter::default();
+        let tx_pool_depth = Gauge::default();
+        let ingest_queue_depth = Gauge::default();
+        let rocksdb_size_bytes = Gauge::default();
+        let block_build_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let block_import_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register("best_height", "Height of the best block", best_height.clone());
+        registry.register(
+            "finalized_height",
+            "Height of the latest finalized block",
+            finalized_height.clone(),
+        );
+        registry.register("blocks_committed", "Blocks committed since start", blocks_committed.clone());
+        registry.register("cdrs_committed", "CDRs committed since start", cdrs_committed.clone());
+        registry.register("tx_pool_depth", "Transactions waiting in the pool", tx_pool_depth.clone());
+        registry.register(
+            "ingest_queue_depth",
+            "CDRs acknowledged but not yet committed",
+            ingest_queue_depth.clone(),
+        );
+        registry.register(
+            "rocksdb_size_bytes",
+            "Approximate size of the database on disk",
+            rocksdb_size_bytes.clone(),
+        );
+        registry.register("block_build_seconds", "Time to build a block", block_build_seconds.clone());
+        registry.register("block_import_seconds", "Time to commit a block", block_import_seconds.clone());
+        Self {
+            registry,
+            best_height,
+            finalized_height,
+            blocks_committed,
+            cdrs_committed,
+            tx_pool_depth,
+            ingest_queue_depth,
+            rocksdb_size_bytes,
+            block_build_seconds,
+            block_import_seconds,
+        }
+    }
+
+    /// Records a committed block (instant finality: best = finalized).
+    pub fn on_commit(&self, height: u64, cdrs: u64) {
+        let height = i64::try_from(height).unwrap_or(i64::MAX);
+        self.best_height.set(height);
+        self.finalized_height.set(height);
+        self.blocks_committed.inc();
+        self.cdrs_committed.inc_by(cdrs);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `/metrics` until `shutdown` turns true. `refresh` updates sampled gauges before each
+/// scrape. Connections are capped at 16 at a time.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    refresh: Arc<dyn Fn() + Send + Sync>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NodeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Listen { addr: addr.to_string(), source })?;
+    let bound =
+        listener.local_addr().map_err(|source| NodeError::Listen { addr: addr.to_string(), source })?;
+    let permits = Arc::new(Semaphore::new(16));
+    let task = tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.changed() => return,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let Ok(permit) = permits.clone().try_acquire_owned() else { continue };
+            let (metrics, refresh) = (metrics.clone(), refresh.clone());
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                        let (metrics, refresh) = (metrics.clone(), refresh.clone());
+                        async move {
+                            let response = if request.uri().path() == "/metrics" {
+                                refresh();
+                                let mut response =
+                                    hyper::Response::new(Full::new(Bytes::from(metrics.render())));
+                                response.headers_mut().insert(
+                                    hyper::header::CONTENT_TYPE,
+                                    hyper::header::HeaderValue::from_static(
+                                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                    ),
+                                );
+                                response
+                            } else {
+                                let mut response =
+                                    hyper::Response::new(Full::new(Bytes::from("see /metrics\n")));
+                                *response.status_mut() = hyper::StatusCode::NOT_FOUND;
+                                response
+                            };
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                drop(permit);
+            });
+        }
+    });
+    Ok((bound, task))
+}

@@ -1,0 +1,452 @@
+//! JSON-RPC 2.0 over HTTP and WebSocket on one port (jsonrpsee), and HTTP ingest on the same port.
+//!
+//! Parameters are positional, as in Substrate: `cdr_submit([cdr, …])`, `cdr_get("alice:42")`,
+//! `chain_getHeader(number | hash | null)`. Errors use JSON-RPC codes: -32602 (invalid params) with
+//! a message that names the CDR and the field and `data: {index, field, line}`, -32603 (internal:
+//! storage) and -32001 (unauthorized), -32002 (unavailable: retry).
+//!
+//! `POST /ingest/cdrs` takes a JSON array, one object, or NDJSON of canonical CDRs and answers
+//! `200 {"ids": […]}` once they are durable; 400 with the reason for bad data (nothing stored);
+//! 401 without the bearer token when one is required; 503 when they could not be made durable
+//! (the sender must retry). When the RPC listens beyond loopback, write methods and ingest need
+//! `Authorization: Bearer <token>`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use cdrchain_runtime::block::Header;
+use cdrchain_runtime::hash::Hash32;
+use cdrchain_runtime::ids::{CallId, CdrId, Height, OperatorId};
+use cdrchain_runtime::input::{time_ms, CdrInput};
+use cdrchain_storage::StoredCdr;
+use http_body_util::BodyExt;
+use hyper::body::Bytes;
+use jsonrpsee::core::BoxError;
+use jsonrpsee::server::{
+    HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerConfig, ServerHandle, SubscriptionMessage,
+};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use jsonrpsee::Extensions;
+use serde_json::{json, Value};
+use tower::{Layer, Service};
+
+use crate::chain::Chain;
+use crate::ingest::{self, Ingest, IngestError, Status};
+use crate::pool::TxPool;
+use crate::NodeError;
+
+const INVALID_PARAMS: i32 = -32602;
+const INTERNAL: i32 = -32603;
+const UNAUTHORIZED: i32 = -32001;
+const UNAVAILABLE: i32 = -32002;
+
+/// What the RPC handlers read and write.
+pub struct RpcContext {
+    pub chain: Arc<Chain>,
+    pub ingest: Arc<Ingest>,
+    pub pool: Arc<TxPool>,
+    /// Required on writes when set.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for RpcContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcContext").field("token_required", &self.token.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// Marks a request that carried the right bearer token (or needs none).
+#[derive(Clone, Copy, Debug)]
+struct Authorized;
+
+fn error(code: i32, message: impl Into<String>, data: Option<Value>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message.into(), data)
+}
+
+fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
+    error(INTERNAL, e.to_string(), None)
+}
+
+fn ingest_error(e: &IngestError) -> ErrorObjectOwned {
+    let data = match e {
+        IngestError::Invalid { index, line, .. } => {
+            Some(json!({"index": index, "line": line, "field": e.field()}))
+        }
+        IngestError::Malformed { line, .. } => Some(json!({"line": line})),
+        _ => None,
+    };
+    error(if e.is_retryable() { UNAVAILABLE } else { INVALID_PARAMS }, e.to_string(), data)
+}
+
+fn header_json(header: &Header) -> Value {
+    let mut value = serde_json::to_value(header).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("hash".into(), Value::String(header.hash().to_string()));
+    }
+    value
+}
+
+fn cdr_json(stored: &StoredCdr) -> Value {
+    let mut value = serde_json::to_value(&stored.cdr).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("id".into(), Value::String(stored.cdr.id().to_string()));
+        map.insert("height".into(), json!(stored.height.0));
+        map.insert("leaf_index".into(), json!(stored.leaf_index));
+    }
+    value
+}
+
+impl RpcContext {
+    /// A height from `number | "0x…hash" | null` (null: the head).
+    fn resolve(&self, at: Option<Value>) -> Result<Option<Height>, ErrorObjectOwned> {
+        let storage = &self.chain.storage;
+        match at {
+            None | Some(Value::Null) => Ok(storage.head().map(|h| h.header.number)),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(|n| Some(Height(n)))
+                .ok_or_else(|| error(INVALID_PARAMS, "block number must be >= 0", None)),
+            Some(Value::String(text)) => {
+                if let Ok(n) = text.parse::<u64>() {
+                    return Ok(Some(Height(n)));
+                }
+                let hash = Hash32::from_hex(&text).map_err(|e| error(INVALID_PARAMS, e.to_string(), None))?;
+                storage.height_of(&hash).map_err(internal)
+            }
+            Some(other) => {
+                Err(error(INVALID_PARAMS, format!("expected a block number or hash, got {other}"), None))
+            }
+        }
+    }
+
+    fn header_at(&self, at: Option<Value>) -> Result<Option<Value>, ErrorObjectOwned> {
+        let Some(height) = self.resolve(at)? else { return Ok(None) };
+        Ok(self.chain.storage.header(height).map_err(internal)?.map(|h| header_json(&h)))
+    }
+
+    fn block_at(&self, at: Option<Value>) -> Result<Option<Value>, ErrorObjectOwned> {
+        let Some(height) = self.resolve(at)? else { return Ok(None) };
+        let storage = &self.chain.storage;
+        let Some(block) = storage.block(height).map_err(internal)? else { return Ok(None) };
+        let certificate = storage.certificate(height).map_err(internal)?;
+        Ok(Some(json!({
+            "header": header_json(&block.header),
+            "transactions": block.transactions,
+            "certificate": certificate,
+        })))
+    }
+
+    fn cdr(&self, id: &str) -> Result<Option<Value>, ErrorObjectOwned> {
+        let id: CdrId = id
+            .parse()
+            .map_err(|e: cdrchain_runtime::ids::CdrIdError| error(INVALID_PARAMS, e.to_string(), None))?;
+        Ok(self.chain.storage.cdr(&id.recorder, id.sequence).map_err(internal)?.map(|s| cdr_json(&s)))
+    }
+
+    fn status(&self, id: &str) -> Result<Value, ErrorObjectOwned> {
+        let id: CdrId = id
+            .parse()
+            .map_err(|e: cdrchain_runtime::ids::CdrIdError| error(INVALID_PARAMS, e.to_string(), None))?;
+        if let Some(stored) = self.chain.storage.cdr(&id.recorder, id.sequence).map_err(internal)? {
+            let hash = self.chain.storage.header(stored.height).map_err(internal)?.map(|h| h.hash());
+            return Ok(
+                json!({"status": "committed", "height": stored.height.0, "block_hash": hash, "leaf_index": stored.leaf_index}),
+            );
+        }
+        if &id.recorder == self.ingest.operator() && self.ingest.status(id.sequence) == Status::Queued {
+            return Ok(json!({"status": "queued"}));
+        }
+        Ok(json!({"status": "unknown"}))
+    }
+
+    fn by_call_id(&self, call_id: &str) -> Result<Value, ErrorObjectOwned> {
+        let call_id = CallId::new(call_id).map_err(|e| error(INVALID_PARAMS, e.to_string(), None))?;
+        let storage = &self.chain.storage;
+        let mut out = Vec::new();
+        for id in storage.cdrs_by_call_id(&call_id).map_err(internal)? {
+            if let Some(stored) = storage.cdr(&id.recorder, id.sequence).map_err(internal)? {
+                out.push(cdr_json(&stored));
+            }
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn query(&self, params: Params<'_>) -> Result<Value, ErrorObjectOwned> {
+        let mut seq = params.sequence();
+        let a: String = seq.next()?;
+        let b: String = seq.next()?;
+        let from: Value = seq.next()?;
+        let to: Value = seq.next()?;
+        let cursor: Option<String> = seq.optional_next()?;
+        let limit: Option<usize> = seq.optional_next()?;
+        let a = OperatorId::new(a).map_err(|e| error(INVALID_PARAMS, format!("operator a: {e}"), None))?;
+        let b = OperatorId::new(b).map_err(|e| error(INVALID_PARAMS, format!("operator b: {e}"), None))?;
+        let from = time_ms("from", &from).map_err(|e| error(INVALID_PARAMS, e.to_string(), None))?;
+        let to = time_ms("to", &to).map_err(|e| error(INVALID_PARAMS, e.to_string(), None))?;
+        let limit = limit.unwrap_or(1_000).clamp(1, 10_000);
+        let (cdrs, next) =
+            self.chain.storage.query_partners(&a, &b, from, to, cursor.as_deref(), limit).map_err(
+                |e| match e {
+                    cdrchain_storage::StorageError::BadCursor { .. } => {
+                        error(INVALID_PARAMS, e.to_string(), None)
+                    }
+                    other => internal(other),
+                },
+            )?;
+        Ok(json!({"cdrs": cdrs.iter().map(cdr_json).collect::<Vec<_>>(), "next_cursor": next}))
+    }
+}
+
+fn authorized(ctx: &RpcContext, ext: &Extensions) -> Result<(), ErrorObjectOwned> {
+    if ctx.token.is_none() || ext.get::<Authorized>().is_some() {
+        Ok(())
+    } else {
+        Err(error(UNAUTHORIZED, "this method needs `Authorization: Bearer <token>`", None))
+    }
+}
+
+/// The JSON-RPC methods.
+pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<RpcContext>, NodeError> {
+    let mut module = RpcModule::from_arc(ctx);
+    let reg =
+        |e: jsonrpsee::core::RegisterMethodError| NodeError::Task(format!("registering RPC methods: {e}"));
+    module
+        .register_method("system_health", |_, ctx, _| {
+            let best = ctx.chain.storage.head().map_or(0, |h| h.header.number.0);
+            json!({"peers": 0, "isSyncing": false, "shouldHavePeers": ctx.chain.authorities.len() > 1, "best": best, "finalized": best})
+        })
+        .map_err(reg)?;
+    module.register_method("system_peers", |_, _, _| json!([])).map_err(reg)?;
+    module
+        .register_method("chain_getHeader", |params, ctx, _| {
+            let at: Option<Value> = params.sequence().optional_next()?;
+            ctx.header_at(at)
+        })
+        .map_err(reg)?;
+    module
+        .register_method("chain_getBlock", |params, ctx, _| {
+            let at: Option<Value> = params.sequence().optional_next()?;
+            ctx.block_at(at)
+        })
+        .map_err(reg)?;
+    module
+        .register_method("chain_getFinalizedHead", |_, ctx, _| {
+            Ok::<_, ErrorObjectOwned>(
+                ctx.chain.storage.head().map_or(ctx.chain.ctx.genesis_hash, |h| h.hash).to_string(),
+            )
+        })
+        .map_err(reg)?;
+    module
+        .register_subscription(
+            "chain_subscribeFinalizedHeads",
+            "chain_finalizedHead",
+            "chain_unsubscribeFinalizedHeads",
+            |_, pending, ctx, _| async move {
+                let mut heads = ctx.chain.subscribe();
+                let sink = pending.accept().await?;
+                loop {
+                    tokio::select! {
+                        _ = sink.closed() => return Ok(()),
+                        head = heads.recv() => match head {
+                            Ok(header) => {
+                                let raw = serde_json::value::to_raw_value(&header_json(&header))?;
+                                sink.send(SubscriptionMessage::from(raw)).await?;
+                            }
+                            // A slow subscriber skips heads it missed rather than stalling the node.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                        }
+                    }
+                }
+            },
+        )
+        .map_err(reg)?;
+    module
+        .register_async_method("cdr_submit", |params, ctx, ext| async move {
+            authorized(&ctx, &ext)?;
+            let values: Vec<Value> = params.sequence().next()?;
+            if values.len() > ingest::MAX_CDRS_PER_SUBMISSION {
+                return Err(ingest_error(&IngestError::TooMany {
+                    count: values.len(),
+                    max: ingest::MAX_CDRS_PER_SUBMISSION,
+                }));
+            }
+            let mut inputs = Vec::with_capacity(values.len());
+            for (index, value) in values.into_iter().enumerate() {
+                let input = CdrInput::from_value(value)
+                    .map_err(|error| ingest_error(&IngestError::Invalid { index, line: None, error }))?;
+                inputs.push((input, None));
+            }
+            let bodies = ingest::validate(&inputs, ctx.ingest.parties()).map_err(|e| ingest_error(&e))?;
+            let ids = ctx.ingest.submit(bodies).await.map_err(|e| ingest_error(&e))?;
+            Ok::<_, ErrorObjectOwned>(ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+        })
+        .map_err(reg)?;
+    module
+        .register_method("cdr_status", |params, ctx, _| {
+            let id: String = params.sequence().next()?;
+            ctx.status(&id)
+        })
+        .map_err(reg)?;
+    module
+        .register_method("cdr_get", |params, ctx, _| {
+            let id: String = params.sequence().next()?;
+            ctx.cdr(&id)
+        })
+        .map_err(reg)?;
+    module
+        .register_method("cdr_byCallId", |params, ctx, _| {
+            let call_id: String = params.sequence().next()?;
+            ctx.by_call_id(&call_id)
+        })
+        .map_err(reg)?;
+    module.register_method("cdr_query", |params, ctx, _| ctx.query(params)).map_err(reg)?;
+    Ok(module)
+}
+
+/// Starts the RPC server; returns its handle and the address it bound.
+pub async fn start(addr: SocketAddr, ctx: Arc<RpcContext>) -> Result<(ServerHandle, SocketAddr), NodeError> {
+    let front = FrontLayer { ctx: ctx.clone() };
+    let config = ServerConfig::builder()
+        .max_request_body_size(u32::try_from(ingest::MAX_SUBMISSION_BYTES).unwrap_or(u32::MAX))
+        .max_response_body_size(64 * 1024 * 1024)
+        .max_connections(512)
+        .build();
+    let server = Server::builder()
+        .set_config(config)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(front))
+        .build(addr)
+        .await
+        .map_err(|source| NodeError::Listen { addr: addr.to_string(), source })?;
+    let bound = server.local_addr().map_err(|source| NodeError::Listen { addr: addr.to_string(), source })?;
+    let handle = server.start(module(ctx)?);
+    Ok((handle, bound))
+}
+
+/// HTTP middleware in front of JSON-RPC: checks the bearer token, and serves `/ingest/…`.
+#[derive(Clone)]
+struct FrontLayer {
+    ctx: Arc<RpcContext>,
+}
+
+impl<S> Layer<S> for FrontLayer {
+    type Service = Front<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Front { inner, ctx: self.ctx.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct Front<S> {
+    inner: S,
+    ctx: Arc<RpcContext>,
+}
+
+fn json_response(status: hyper::StatusCode, body: &Value) -> HttpResponse {
+    let mut response = HttpResponse::new(HttpBody::from(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+}
+
+impl<S, B> Service<HttpRequest<B>> for Front<S>
+where
+    S: Service<HttpRequest, Response = HttpResponse> + Send + Clone + 'static,
+    S::Error: Into<BoxError> + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = HttpResponse;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: HttpRequest<B>) -> Self::Future {
+        let authorized = match &self.ctx.token {
+            None => true,
+            Some(token) => request
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes())),
+        };
+        if authorized {
+            request.extensions_mut().insert(Authorized);
+        }
+        if !request.uri().path().starts_with("/ingest/") {
+            let request = request.map(HttpBody::new);
+            let future = self.inner.call(request);
+            return Box::pin(async move { future.await.map_err(Into::into) });
+        }
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            if request.method() != hyper::Method::POST {
+                return Ok(json_response(
+                    hyper::StatusCode::METHOD_NOT_ALLOWED,
+                    &json!({"error": "use POST"}),
+                ));
+            }
+            if !authorized {
+                return Ok(json_response(
+                    hyper::StatusCode::UNAUTHORIZED,
+                    &json!({"error": "ingest needs `Authorization: Bearer <token>`"}),
+                ));
+            }
+            let path = request.uri().path().to_string();
+            let limited = http_body_util::Limited::new(request.into_body(), ingest::MAX_SUBMISSION_BYTES);
+            let body = match limited.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) => {
+                    return Ok(json_response(
+                        hyper::StatusCode::PAYLOAD_TOO_LARGE,
+                        &json!({"error": format!("could not read the body (limit {} bytes): {e}", ingest::MAX_SUBMISSION_BYTES)}),
+                    ))
+                }
+            };
+            Ok(match path.as_str() {
+                "/ingest/cdrs" => match ctx.ingest.submit_body(&body).await {
+                    Ok(ids) => json_response(
+                        hyper::StatusCode::OK,
+                        &json!({"accepted": ids.len(), "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+                    ),
+                    Err(e) => {
+                        let status = if e.is_retryable() {
+                            hyper::StatusCode::SERVICE_UNAVAILABLE
+                        } else {
+                            hyper::StatusCode::BAD_REQUEST
+                        };
+                        let (index, line) = match &e {
+                            IngestError::Invalid { index, line, .. } => (Some(*index), *line),
+                            IngestError::Malformed { line, .. } => (None, *line),
+                            _ => (None, None),
+                        };
+                        json_response(
+                            status,
+                            &json!({"error": e.to_string(), "index": index, "line": line, "field": e.field()}),
+                        )
+                    }
+                },
+                other => json_response(
+                    hyper::StatusCode::NOT_FOUND,
+                    &json!({"error": format!("no ingest endpoint {other}; this node serves /ingest/cdrs")}),
+                ),
+            })
+        })
+    }
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,143 @@
+//! Wiring and lifecycle: open storage, start ingest, RPC, metrics and authoring; on shutdown,
+//! stop taking work, finish the block in flight, flush, and return.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use cdrchain_runtime::crypto::public_key;
+use cdrchain_storage::Storage;
+use tokio::sync::watch;
+
+use crate::chain::Chain;
+use crate::ingest::{Ingest, IngestSettings};
+use crate::metrics::Metrics;
+use crate::pool::TxPool;
+use crate::rpc::{self, RpcContext};
+use crate::{authoring, NodeConfig, NodeError};
+
+/// Opens the database for `config`'s chain (creating it with the genesis state if new).
+pub fn open_storage(config: &NodeConfig) -> Result<Storage, NodeError> {
+    let genesis = config.spec.genesis_state().map_err(|e| NodeError::Config(e.to_string()))?;
+    let path = config.database_path();
+    std::fs::create_dir_all(&path).map_err(|e| {
+        NodeError::Config(format!("cannot create the database directory {}: {e}", path.display()))
+    })?;
+    Ok(Storage::open(&path, config.spec.genesis_hash(), &genesis)?)
+}
+
+/// Runs the node until `shutdown` resolves, then stops it cleanly.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let spec = &config.spec;
+    let operator = spec.operator(&config.operator).ok_or_else(|| {
+        NodeError::Config(format!("operator `{}` is not in chain `{}`", config.operator, spec.id))
+    })?;
+    if operator.ed25519 != public_key(&config.signing_key) {
+        return Err(NodeError::Config(format!(
+            "the key given is {}, but chain `{}` registers {} for `{}`",
+            public_key(&config.signing_key),
+            spec.id,
+            operator.ed25519,
+            config.operator
+        )));
+    }
+    if spec.authorities.as_slice() != [config.operator.clone()] {
+        return Err(NodeError::Config(format!(
+            "chain `{}` has {} authorities; this build runs single-validator chains only \
+             (multi-validator consensus arrives with issue #4)",
+            spec.id,
+            spec.authorities.len()
+        )));
+    }
+
+    let storage = Arc::new(open_storage(&config)?);
+    tracing::info!(
+        target: "cdrchain::node",
+        "chain `{}` genesis {}; database {}; best block #{}",
+        spec.id,
+        spec.genesis_hash(),
+        storage.path().display(),
+        storage.head().map_or(0, |h| h.header.number.0)
+    );
+    let metrics = Arc::new(Metrics::new());
+    if let Some(head) = storage.head() {
+        metrics.best_height.set(i64::try_from(head.header.number.0).unwrap_or(i64::MAX));
+        metrics.finalized_height.set(i64::try_from(head.header.number.0).unwrap_or(i64::MAX));
+    }
+    let chain = Arc::new(Chain::new(storage.clone(), spec.clone(), metrics.clone()));
+    let pool = Arc::new(TxPool::new(config.pool_max_txs));
+    let (stop, stopping) = watch::channel(false);
+
+    let settings = IngestSettings {
+        operator: config.operator.clone(),
+        key: config.signing_key.clone(),
+        parties: config.parties.clone(),
+        genesis_hash: spec.genesis_hash(),
+        batch_max: config.batch_max_cdrs,
+        linger: config.batch_linger,
+    };
+    let (ingest, writer, batcher) = Ingest::start(storage.clone(), pool.clone(), settings, stopping.clone())
+        .map_err(NodeError::Config)?;
+
+    let ctx = Arc::new(RpcContext {
+        chain: chain.clone(),
+        ingest: ingest.clone(),
+        pool: pool.clone(),
+        token: config.rpc_token.clone(),
+    });
+    let (rpc_handle, rpc_addr) = rpc::start(config.rpc_addr, ctx).await?;
+    tracing::info!(target: "cdrchain::node", "RPC listening on http://{rpc_addr} (JSON-RPC over HTTP and ws://{rpc_addr}, POST /ingest/cdrs)");
+
+    let metrics_task = match config.metrics_addr {
+        Some(addr) => {
+            let (storage2, pool2, ingest2, metrics2) =
+                (storage.clone(), pool.clone(), ingest.clone(), metrics.clone());
+            let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+                metrics2.tx_pool_depth.set(i64::try_from(pool2.len()).unwrap_or(i64::MAX));
+                metrics2.ingest_queue_depth.set(i64::try_from(ingest2.queue_depth()).unwrap_or(i64::MAX));
+                metrics2.rocksdb_size_bytes.set(i64::try_from(storage2.size_on_disk()).unwrap_or(i64::MAX));
+            });
+            let (bound, task) =
+                crate::metrics::serve(addr, metrics.clone(), refresh, stopping.clone()).await?;
+            tracing::info!(target: "cdrchain::node", "metrics on http://{bound}/metrics");
+            Some(task)
+        }
+        None => None,
+    };
+
+    let mut authoring = tokio::spawn(authoring::run_solo(
+        chain.clone(),
+        pool.clone(),
+        config.operator.clone(),
+        config.signing_key.clone(),
+        stopping.clone(),
+    ));
+
+    // Run until asked to stop, or until authoring fails (a node that cannot commit must stop).
+    let failure = tokio::select! {
+        () = shutdown => None,
+        result = &mut authoring => Some(result),
+    };
+    tracing::info!(target: "cdrchain::node", "shutting down: no new requests; finishing the block in flight");
+    let _ = stop.send(true);
+    let _ = rpc_handle.stop();
+    rpc_handle.stopped().await;
+    let authoring_result = match failure {
+        Some(result) => result,
+        None => authoring.await,
+    };
+    let _ = batcher.await;
+    drop(ingest);
+    writer.abort();
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
+    storage.flush()?;
+    match authoring_result {
+        Ok(Ok(())) => {
+            tracing::info!(target: "cdrchain::node", "stopped cleanly at block #{}", storage.head().map_or(0, |h| h.header.number.0));
+            Ok(())
+        }
+        Ok(Err(error)) => Err(error),
+        Err(join) => Err(NodeError::Task(format!("authoring task: {join}"))),
+    }
+}

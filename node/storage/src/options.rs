@@ -1,0 +1,106 @@
+//! RocksDB options, chosen per column family. Each choice says why.
+
+use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options, WriteOptions};
+
+use crate::layout;
+
+const MIB: usize = 1024 * 1024;
+
+/// Database-wide options.
+pub(crate) fn db_options() -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    // A database created by an older build of the same schema, or one whose creation was
+    // interrupted, still gets every column family this build needs.
+    options.create_missing_column_families(true);
+    // Bounded so that a node with a large history stays well under the usual `ulimit -n` of 1024
+    // (RocksDB's default, -1, keeps every SST open). Table readers beyond this are reopened on
+    // demand; 512 SSTs of 64 MiB cover tens of GiB before any reopening happens.
+    options.set_max_open_files(512);
+    // Validators are small machines (2 cores in CI): one flush and one compaction at a time.
+    options.set_max_background_jobs(2);
+    // Twelve column families each with its own memtables: cap their total memory.
+    options.set_db_write_buffer_size(256 * MIB);
+    // The small, rarely written column families (meta, wal, queue) would otherwise pin old WAL
+    // files forever; past this size RocksDB flushes them so the WAL can be recycled.
+    options.set_max_total_wal_size(256 * 1024 * 1024);
+    // Spread background write-back instead of one large fsync at the end of each SST.
+    options.set_bytes_per_sync(MIB as u64);
+    // Keep a few info logs for diagnosis, not an unbounded directory of them.
+    options.set_keep_log_file_num(4);
+    options
+}
+
+/// Options of one column family. `cache` is the block cache shared by all of them.
+pub(crate) fn column_options(column: &str, cache: &Cache) -> Options {
+    let mut options = Options::default();
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    // Index and filter blocks compete for the same cache (bounded memory) but L0's stay pinned,
+    // as they are consulted by every read.
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    match column {
+        // CDRs and bodies are most of the bytes: repetitive field values (operator ids, system
+        // ids, dispositions) compress 2-3x with LZ4, which costs little CPU on the commit path.
+        // Large memtables: a block of 10,000 CDRs writes several MiB here.
+        layout::CDRS | layout::BODIES => {
+            options.set_compression_type(DBCompressionType::Lz4);
+            options.set_write_buffer_size(64 * MIB);
+            options.set_max_write_buffer_number(3);
+            if column == layout::CDRS {
+                // Point lookups by (recorder, sequence) from RPC and the partner index.
+                table.set_bloom_filter(10.0, false);
+            } else {
+                // Bodies are read whole, one block at a time: bigger blocks compress better.
+                table.set_block_size(64 * 1024);
+            }
+        }
+        // The secondary indexes have long, shared key prefixes (call ids, partner pairs): LZ4
+        // plus prefix compression of keys keep them small. They are read by range scans, so no
+        // whole-key bloom filter.
+        layout::CALL_IDS | layout::PARTNERS => {
+            options.set_compression_type(DBCompressionType::Lz4);
+            options.set_write_buffer_size(32 * MIB);
+        }
+        // Hashes do not compress; skip the CPU. Point lookups (proofs, hash → height): bloom.
+        layout::LOG_NODES | layout::HASH_INDEX => {
+            options.set_compression_type(DBCompressionType::None);
+            options.set_write_buffer_size(32 * MIB);
+            table.set_bloom_filter(10.0, false);
+        }
+        // One small entry per block, mostly hashes and signatures.
+        layout::HEADERS | layout::CERTIFICATES => {
+            options.set_compression_type(DBCompressionType::None);
+            options.set_write_buffer_size(8 * MIB);
+        }
+        // The queue holds encoded CDRs waiting for a block: compressible, short-lived.
+        layout::QUEUE => {
+            options.set_compression_type(DBCompressionType::Lz4);
+            options.set_write_buffer_size(16 * MIB);
+        }
+        // meta, state, wal and unknown column families: small.
+        _ => {
+            options.set_compression_type(DBCompressionType::None);
+            options.set_write_buffer_size(4 * MIB);
+        }
+    }
+    options.set_block_based_table_factory(&table);
+    options
+}
+
+/// The shared block cache: 64 MiB, enough for the small state, the recent log nodes and index
+/// blocks; CDR reads beyond it go to the OS page cache.
+pub(crate) fn block_cache() -> Cache {
+    Cache::new_lru_cache(64 * MIB)
+}
+
+/// Writes that must survive power loss once the call returns: block commits (the chain must not
+/// forget a block it voted on or served), ingest-queue writes (a switch's CDR acknowledged as
+/// queued must not be lost), the consensus WAL (double-signing protection) and metadata. The
+/// fsync per call is why callers batch: one per block, one per `enqueue` call.
+pub(crate) fn synced() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}

@@ -1,0 +1,333 @@
+//! The dev chain end to end: the real `cdrchain node` process, RocksDB, JSON-RPC and HTTP ingest
+//! on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure must fail the test
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cdrchain_runtime::party::PartyHasher;
+use common::{cdr, run, Node};
+use serde_json::{json, Value};
+
+/// The dev chain's public consortium secret (cli/src/node.rs).
+const DEV_SECRET: &[u8] = b"cdrchain dev consortium secret -- INSECURE, public";
+
+fn digest(party: &str) -> String {
+    PartyHasher::new(DEV_SECRET, None).unwrap().digest(party).unwrap().0.to_string()
+}
+
+fn ndjson(range: std::ops::Range<u64>) -> String {
+    range.map(|n| cdr(n).to_string()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn twenty_thousand_cdrs_are_committed_and_returned_as_submitted() {
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &[]);
+    let mut ids: Vec<String> = Vec::new();
+    // 10,000 through cdr_submit, in chunks.
+    for start in (0..10_000u64).step_by(2_500) {
+        let cdrs: Vec<Value> = (start..start + 2_500).map(cdr).collect();
+        let answer = node.call("cdr_submit", json!([cdrs])).unwrap();
+        ids.extend(answer.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()));
+    }
+    // 10,000 through POST /ingest/cdrs as NDJSON.
+    for start in (10_000..20_000u64).step_by(5_000) {
+        let (status, answer) = node.post("/ingest/cdrs", &ndjson(start..start + 5_000));
+        assert_eq!(status, 200, "{answer}");
+        ids.extend(answer["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()));
+    }
+    let expected: Vec<String> = (0..20_000).map(|n| format!("alice:{n}")).collect();
+    assert_eq!(ids, expected, "ids are the recorder's contiguous sequence numbers");
+    node.wait_committed("alice:19999", Duration::from_secs(120));
+
+    let gets: Vec<(&str, Value)> = ids.iter().map(|id| ("cdr_get", json!([id]))).collect();
+    let by_call: Vec<(&str, Value)> =
+        (0..20_000u64).map(|n| ("cdr_byCallId", json!([format!("e2e-{n}@test.invalid")]))).collect();
+    let got = node.batch(&gets);
+    let by_call_id = node.batch(&by_call);
+    for n in 0..20_000u64 {
+        let submitted = cdr(n);
+        let stored = &got[n as usize];
+        assert_eq!(stored["id"], format!("alice:{n}"));
+        assert_eq!(stored["call_id"], submitted["call_id"]);
+        assert_eq!(
+            stored["caller"],
+            digest(submitted["caller"].as_str().unwrap()),
+            "caller of {n} is its keyed digest"
+        );
+        assert_eq!(stored["callee"], digest(submitted["callee"].as_str().unwrap()));
+        assert_eq!(stored["start_ms"], submitted["start"]);
+        assert_eq!(stored["end_ms"], submitted["end"]);
+        assert_eq!(stored["answer_ms"], submitted.get("answer").cloned().unwrap_or(Value::Null));
+        assert_eq!(stored["disposition"], submitted["disposition"]);
+        assert_eq!(stored["q850_cause"], submitted["q850_cause"]);
+        assert_eq!(stored["sip_status"], submitted["sip_status"]);
+        assert_eq!(stored["caller_operator"], "alice");
+        assert_eq!(stored["callee_operator"], "bob");
+        assert_eq!(stored["leaf_index"], n, "the log holds them in sequence order");
+        let legs = by_call_id[n as usize].as_array().unwrap();
+        assert_eq!(legs.len(), 1, "call {n}");
+        assert_eq!(legs[0], *stored);
+    }
+    // The head commits to all of them.
+    let head = node.call("chain_getHeader", json!([])).unwrap();
+    assert_eq!(head["cdr_log_size"], 20_000);
+    assert_eq!(node.call("chain_getFinalizedHead", json!([])).unwrap(), head["hash"]);
+    let block = node.call("chain_getBlock", json!([head["number"]])).unwrap();
+    assert_eq!(block["certificate"]["block_hash"], head["hash"]);
+    // A partner query pages through the window.
+    let mut cursor = Value::Null;
+    let mut seen = 0;
+    loop {
+        let page = node
+            .call(
+                "cdr_query",
+                json!([
+                    "bob",
+                    "alice",
+                    1_795_000_000_000u64,
+                    1_795_000_000_000u64 + 500 * 1_000,
+                    cursor,
+                    200
+                ]),
+            )
+            .unwrap();
+        seen += page["cdrs"].as_array().unwrap().len();
+        cursor = page["next_cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+    }
+    assert_eq!(seen, 500);
+    assert!(node.terminate().success(), "SIGTERM stops the node cleanly with exit 0");
+}
+
+#[test]
+fn acknowledged_cdrs_survive_kill_9_exactly_once() {
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &["--batch-linger-ms", "20"]);
+    let acked: Arc<Mutex<BTreeSet<u64>>> = Arc::new(Mutex::new(BTreeSet::new()));
+    let sent = Arc::new(Mutex::new(0u64));
+    let rpc = node.rpc.clone();
+    let (acked2, sent2) = (acked.clone(), sent.clone());
+    let submitter = std::thread::spawn(move || {
+        for chunk in 0..200u64 {
+            let range = chunk * 300..(chunk + 1) * 300;
+            *sent2.lock().unwrap() = range.end;
+            let body = ndjson(range.clone());
+            match ureq::post(&format!("{rpc}/ingest/cdrs")).send_string(&body) {
+                Ok(response) if response.status() == 200 => {
+                    let answer: Value = response.into_json().unwrap();
+                    assert_eq!(answer["accepted"], 300);
+                    acked2.lock().unwrap().extend(range);
+                }
+                _ => return, // the node died mid-request: this chunk was not acknowledged
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1_500));
+    node.kill9();
+    submitter.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    let sent = *sent.lock().unwrap();
+    assert!(acked.len() >= 300, "some submissions were acknowledged before the kill");
+
+    let node = Node::start_dev(base.path(), &[]);
+    let last = *acked.iter().max().unwrap();
+    // Sequence numbers follow submission order, so the last acknowledged CDR has the highest id.
+    let calls: Vec<(&str, Value)> =
+        (0..sent).map(|n| ("cdr_byCallId", json!([format!("e2e-{n}@test.invalid")]))).collect();
+    node.wait_committed(&format!("alice:{}", acked.len() - 1), Duration::from_secs(60));
+    let found = node.batch(&calls);
+    let mut committed = BTreeMap::new();
+    for (n, legs) in found.iter().enumerate() {
+        let legs = legs.as_array().unwrap();
+        assert!(legs.len() <= 1, "call {n} committed {} times", legs.len());
+        if let Some(leg) = legs.first() {
+            committed.insert(n as u64, leg["id"].as_str().unwrap().to_string());
+        }
+    }
+    for n in &acked {
+        assert!(committed.contains_key(n), "acknowledged CDR {n} (of {last}) is not committed after kill -9");
+    }
+    // Nothing unacknowledged was numbered before the acknowledged ones: ids stay contiguous.
+    let ids: BTreeSet<u64> =
+        committed.values().map(|id| id.trim_start_matches("alice:").parse().unwrap()).collect();
+    assert_eq!(ids, (0..committed.len() as u64).collect::<BTreeSet<_>>());
+}
+
+#[test]
+fn export_then_import_gives_the_same_chain() {
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &[]);
+    for start in [0u64, 1_000, 2_000] {
+        let (status, answer) = node.post("/ingest/cdrs", &ndjson(start..start + 1_000));
+        assert_eq!(status, 200, "{answer}");
+        node.wait_committed(&format!("alice:{}", start + 999), Duration::from_secs(60));
+    }
+    let head = node.call("chain_getHeader", json!([])).unwrap();
+    assert!(node.terminate().success());
+
+    let export = base.path().join("blocks.bin");
+    let base_path = base.path().to_str().unwrap();
+    let output = run(&[
+        "export-blocks",
+        "--chain",
+        "dev",
+        "--base-path",
+        base_path,
+        "--out",
+        export.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let fresh = tempfile::tempdir().unwrap();
+    let output = run(&[
+        "import-blocks",
+        "--chain",
+        "dev",
+        "--base-path",
+        fresh.path().to_str().unwrap(),
+        "--in",
+        export.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(head["hash"].as_str().unwrap()), "{stdout} should end at {}", head["hash"]);
+
+    let node = Node::start_dev(fresh.path(), &[]);
+    let imported = node.call("chain_getHeader", json!([])).unwrap();
+    assert_eq!(imported["hash"], head["hash"]);
+    assert_eq!(imported["state_root"], head["state_root"]);
+    assert_eq!(node.call("cdr_get", json!(["alice:2999"])).unwrap()["call_id"], "e2e-2999@test.invalid");
+    drop(node);
+
+    // A corrupted export is refused, with the block named.
+    let mut bytes = std::fs::read(&export).unwrap();
+    let last = bytes.len() - 40;
+    bytes[last] ^= 0x55;
+    std::fs::write(&export, &bytes).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let output = run(&[
+        "import-blocks",
+        "--chain",
+        "dev",
+        "--base-path",
+        other.path().to_str().unwrap(),
+        "--in",
+        export.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("block"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &[]);
+    let (status, _) = node.post("/ingest/cdrs", &ndjson(0..10));
+    assert_eq!(status, 200);
+    node.wait_committed("alice:9", Duration::from_secs(60));
+
+    let mut missing = cdr(100);
+    missing.as_object_mut().unwrap().remove("end");
+    let mut backwards = cdr(101);
+    backwards["end"] = json!(1_000);
+    let mut unknown = cdr(102);
+    unknown["disposition"] = json!("hung-up");
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("malformed JSON", "{\"call_id\": ".to_string(), 400, "line 1"),
+        ("missing field", format!("{}\n{}", cdr(99), missing), 400, "missing field `end`"),
+        ("end before start", backwards.to_string(), 400, "end is before start"),
+        ("unknown disposition", unknown.to_string(), 400, "unknown disposition"),
+        ("too many CDRs", ndjson(1_000_000..1_100_001), 400, "more than the limit of 100000"),
+    ];
+    for (what, body, expected_status, expected) in cases {
+        let (status, answer) = node.post("/ingest/cdrs", &body);
+        assert_eq!(status, expected_status, "{what}: {answer}");
+        let message = answer["error"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{what}: `{message}` should contain `{expected}`");
+    }
+    let (status, answer) = node.post("/ingest/cdrs", &format!("{}\n{}", cdr(99), missing));
+    assert_eq!((status, answer["line"].clone(), answer["field"].clone()), (400, json!(2), json!("end")));
+
+    // Over JSON-RPC, with the field named in the error data.
+    let error = node.call("cdr_submit", json!([[cdr(200), backwards]])).unwrap_err();
+    assert_eq!(error["code"], -32602);
+    assert_eq!(error["data"]["index"], 1);
+    assert_eq!(error["data"]["field"], "end");
+    assert!(error["message"].as_str().unwrap().contains("end is before start"), "{error}");
+    let error = node.call("cdr_submit", json!(["not an array"])).unwrap_err();
+    assert_eq!(error["code"], -32602);
+
+    // Nothing of the refused submissions was numbered or stored.
+    assert_eq!(node.call("cdr_status", json!(["alice:10"])).unwrap()["status"], "unknown");
+    let (status, answer) = node.post("/ingest/cdrs", &cdr(300).to_string());
+    assert_eq!((status, answer["ids"].clone()), (200, json!(["alice:10"])));
+    assert!(node.terminate().success());
+
+    // A database of another chain (same id `dev`, different genesis) is refused, naming both.
+    let mut spec: Value = serde_json::from_slice(&run(&["build-spec", "--chain", "dev"]).stdout).unwrap();
+    spec["name"] = json!("Another dev chain");
+    let spec_path = base.path().join("other-dev.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let output = run(&[
+        "node",
+        "--chain",
+        spec_path.to_str().unwrap(),
+        "--key",
+        "dev:alice",
+        "--base-path",
+        base.path().to_str().unwrap(),
+        "--rpc-addr",
+        "127.0.0.1:0",
+        "--no-metrics",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let dev_genesis = cdrchain_chain_spec::ChainSpec::dev().genesis_hash().to_string();
+    assert!(stderr.contains(&dev_genesis) && stderr.contains("genesis"), "{stderr}");
+}
+
+#[test]
+fn writes_need_a_token_beyond_loopback_and_bad_flags_are_explained() {
+    let output = run(&["node", "--dev", "--rpc-addr", "0.0.0.0:0", "--no-metrics"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--rpc-token"));
+    let output = run(&[
+        "node",
+        "--chain",
+        "local",
+        "--key",
+        "dev:bob",
+        "--tmp",
+        "--rpc-addr",
+        "127.0.0.1:0",
+        "--no-metrics",
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("single-validator"));
+
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &["--rpc-token", "s3cret"]);
+    let error = node.call("cdr_submit", json!([[cdr(1)]])).unwrap_err();
+    assert_eq!(error["code"], -32001);
+    let (status, _) = node.post("/ingest/cdrs", &cdr(1).to_string());
+    assert_eq!(status, 401);
+    let answer = ureq::post(&format!("{}/ingest/cdrs", node.rpc))
+        .set("Authorization", "Bearer s3cret")
+        .send_string(&cdr(1).to_string())
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // Reads stay open.
+    assert!(node.call("system_health", json!([])).is_ok());
+}
