@@ -331,3 +331,42 @@ fn writes_need_a_token_beyond_loopback_and_bad_flags_are_explained() {
     // Reads stay open.
     assert!(node.call("system_health", json!([])).is_ok());
 }
+
+#[test]
+fn metrics_report_heights_and_commits() {
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start(&[
+        "node",
+        "--dev",
+        "--base-path",
+        base.path().to_str().unwrap(),
+        "--rpc-addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let metrics_url = loop {
+        let line = node.log.recv_timeout(Duration::from_secs(30)).expect("the node logs its metrics address");
+        if let Some(rest) = line.split("metrics on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let (status, _) = node.post("/ingest/cdrs", &ndjson(0..25));
+    assert_eq!(status, 200);
+    node.wait_committed("alice:24", Duration::from_secs(60));
+    let text = ureq::get(&metrics_url).call().unwrap().into_string().unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+    };
+    assert!(value("cdrchain_best_height") >= 1.0);
+    assert_eq!(value("cdrchain_best_height"), value("cdrchain_finalized_height"));
+    assert_eq!(value("cdrchain_cdrs_committed_total"), 25.0);
+    assert!(value("cdrchain_blocks_committed_total") >= 1.0);
+    assert_eq!(value("cdrchain_ingest_queue_depth"), 0.0);
+    assert!(value("cdrchain_rocksdb_size_bytes") > 0.0);
+    assert!(text.contains("cdrchain_block_build_seconds_bucket"), "{text}");
+}
