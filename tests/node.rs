@@ -303,19 +303,23 @@ fn writes_need_a_token_beyond_loopback_and_bad_flags_are_explained() {
     let output = run(&["node", "--dev", "--rpc-addr", "0.0.0.0:0", "--no-metrics"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--rpc-token"));
-    let output = run(&[
-        "node",
-        "--chain",
-        "local",
-        "--key",
-        "dev:bob",
-        "--tmp",
-        "--rpc-addr",
-        "127.0.0.1:0",
-        "--no-metrics",
-    ]);
+    // Multi-validator chains: a listen address that is not a multiaddr, and a missing node key.
+    let local = ["node", "--chain", "local", "--tmp", "--rpc-addr", "127.0.0.1:0", "--no-metrics"];
+    let output = run(&[&local[..], &["--dev-key", "bob", "--listen", "127.0.0.1:30333"]].concat());
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("single-validator"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a multiaddr"), "{stderr}");
+    let output = run(&[
+        &local[..],
+        &["--dev-key", "bob", "--listen", "/ip4/127.0.0.1/tcp/0", "--node-key", "/nonexistent/node-key.json"],
+    ]
+    .concat());
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no node key at /nonexistent/node-key.json") && stderr.contains("key generate"),
+        "{stderr}"
+    );
 
     let base = tempfile::tempdir().unwrap();
     let node = Node::start_dev(base.path(), &["--rpc-token", "s3cret"]);

@@ -12,6 +12,7 @@ mod node;
 mod purge_chain;
 mod rpc_client;
 mod submit;
+mod testnet;
 
 use std::process::ExitCode;
 
@@ -29,7 +30,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a node: storage, block production, JSON-RPC and HTTP ingest, metrics.
-    Node(node::Args),
+    Node(Box<node::Args>),
     /// Generate or inspect key files (ed25519 for transactions, votes and libp2p; secp256k1 for
     /// RSK checkpoints).
     #[command(subcommand)]
@@ -50,12 +51,15 @@ enum Command {
     Cdr(cdr::Command),
     /// Measure whole-system throughput (see docs/benchmarks.md).
     Bench(bench::Args),
+    /// Start n local validators as child processes on loopback ports (4: the `local` chain with
+    /// the INSECURE dev accounts; other n: a generated chain spec and keys under --base-path).
+    Testnet(testnet::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Node(args) => node::run(args),
+        Command::Node(args) => node::run(*args),
         Command::Key(command) => key::run(command),
         Command::BuildSpec(args) => build_spec::run(args),
         Command::PurgeChain(args) => purge_chain::run(args),
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Submit(args) => submit::run(args),
         Command::Cdr(command) => cdr::run(command),
         Command::Bench(args) => bench::run(args),
+        Command::Testnet(args) => testnet::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,6 +39,27 @@ pub struct Args {
     #[arg(long, value_name = "FILE|dev:NAME")]
     pub key: Option<String>,
 
+    /// Run as a built-in development account (alice, bob, charlie, dave): its INSECURE operator key
+    /// and node key. Only on the `dev` and `local` chains. Same as `--key dev:NAME`.
+    #[arg(long, value_name = "NAME", conflicts_with = "key")]
+    pub dev_key: Option<String>,
+
+    /// The node's libp2p identity: an ed25519 key file from `cdrchain key generate --scheme
+    /// ed25519`, whose peer id the chain spec lists for this operator. Default:
+    /// `<base-path>/node-key.json`. The node never invents one.
+    #[arg(long, value_name = "FILE")]
+    pub node_key: Option<PathBuf>,
+
+    /// p2p listen address (multiaddr), repeatable. Default on multi-validator chains:
+    /// /ip4/0.0.0.0/tcp/30333. A single-validator chain runs without p2p unless this is given.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+
+    /// Peers to connect to first: multiaddrs ending in /p2p/<peer id>, comma-separated or
+    /// repeated. Only peers the chain spec lists are accepted, whatever is given here.
+    #[arg(long, value_name = "MULTIADDR", value_delimiter = ',')]
+    pub bootnodes: Vec<String>,
+
     /// Address of JSON-RPC (HTTP and WebSocket) and HTTP ingest. Port 0 picks a free port (the
     /// log says which).
     #[arg(long, default_value = "127.0.0.1:9944", value_name = "IP:PORT")]
@@ -92,11 +113,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let spec = ChainSpec::load(&chain).with_context(|| format!("loading chain spec `{chain}`"))?;
     let dev_chain = spec.uses_dev_keys();
 
-    let signing_key = match (&args.key, args.dev) {
-        (Some(key), _) => load_key(key, dev_chain)?,
-        (None, true) => DevAccount::derive("alice").signing_key,
-        (None, false) => bail!("--key FILE is required: the operator key this node signs with"),
+    let key_arg = match (&args.key, &args.dev_key) {
+        (Some(key), _) => Some(key.clone()),
+        (None, Some(name)) => Some(format!("dev:{name}")),
+        (None, None) => args.dev.then(|| "dev:alice".to_string()),
     };
+    let Some(key_arg) = key_arg else {
+        bail!("--key FILE is required: the operator key this node signs with (or --dev-key NAME on dev and local chains)")
+    };
+    let signing_key = load_key(&key_arg, dev_chain)?;
     let public = public_key(&signing_key);
     let operator = spec
         .operators
@@ -149,6 +174,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     tracing::info!("operator `{operator}`, base path {}", base_path.display());
 
+    let network = network_settings(&args, &spec, &base_path, &key_arg)?;
+
     let config = NodeConfig {
         spec,
         base_path,
@@ -161,12 +188,57 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch_max_cdrs: args.batch_size,
         batch_linger: Duration::from_millis(args.batch_linger_ms),
         pool_max_txs: args.pool_size,
+        network,
+        consensus: cdrchain_consensus::Params::default(),
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let result = runtime.block_on(cdrchain_node::service::run(config, shutdown_signal()));
     drop(temporary);
     result.context("the node stopped with an error")
+}
+
+/// The p2p settings: `None` for a single-validator chain started without `--listen`.
+fn network_settings(
+    args: &Args,
+    spec: &ChainSpec,
+    base_path: &std::path::Path,
+    key_arg: &str,
+) -> anyhow::Result<Option<cdrchain_node::NetworkSettings>> {
+    if spec.authorities.len() <= 1 && args.listen.is_empty() {
+        return Ok(None);
+    }
+    let parse = |what: &str, text: &str| -> anyhow::Result<cdrchain_network::Multiaddr> {
+        text.parse()
+            .with_context(|| format!("{what} `{text}` is not a multiaddr (e.g. /ip4/127.0.0.1/tcp/30333)"))
+    };
+    let listen = if args.listen.is_empty() {
+        vec![parse("--listen", "/ip4/0.0.0.0/tcp/30333")?]
+    } else {
+        args.listen.iter().map(|a| parse("--listen", a)).collect::<anyhow::Result<_>>()?
+    };
+    let bootnodes = args.bootnodes.iter().map(|a| parse("--bootnodes", a)).collect::<anyhow::Result<_>>()?;
+    let secret = match (&args.node_key, key_arg.strip_prefix("dev:")) {
+        (None, Some(name)) => {
+            let name = DEV_ACCOUNT_NAMES.iter().find(|n| **n == name).context("unknown dev account")?;
+            DevAccount::derive(name).network_secret
+        }
+        (path, _) => {
+            let path = path.clone().unwrap_or_else(|| base_path.join("node-key.json"));
+            if !path.exists() {
+                bail!(
+                    "no node key at {}: a validator's network identity must be the one the chain spec lists. \
+                     Create it with `cdrchain key generate --scheme ed25519 --out {}` and register its peer id \
+                     in the chain spec, or pass --node-key FILE",
+                    path.display(),
+                    path.display()
+                );
+            }
+            let file = KeyFile::read(&path)?;
+            file.ed25519_key(&path.display().to_string())?.to_bytes()
+        }
+    };
+    Ok(Some(cdrchain_node::NetworkSettings { secret, listen, bootnodes }))
 }
 
 fn trim_newline(secret: &[u8]) -> &[u8] {
@@ -192,7 +264,7 @@ fn load_key(key: &str, dev_chain: bool) -> anyhow::Result<ed25519_dalek::Signing
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -42,7 +42,7 @@ pub struct Chain {
     pub ctx: ChainContext,
     pub authorities: Vec<(OperatorId, PublicKey)>,
     heads: broadcast::Sender<Header>,
-    metrics: Arc<Metrics>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -105,6 +105,27 @@ impl Chain {
         self.storage.commit_block(&built.block, &built.changes, certificate, dequeue)?;
         self.after_commit(&built.block, started);
         Ok(())
+    }
+
+    /// Commits a block consensus decided, whose state changes this node already computed (it
+    /// built the block or checked it with `apply_block` before voting for it).
+    pub fn commit_decided(
+        &self,
+        block: &Block,
+        changes: &StateChanges,
+        certificate: &CommitCertificate,
+        own: &OperatorId,
+    ) -> Result<(), NodeError> {
+        let started = Instant::now();
+        let dequeue = last_sequence_of(block, own);
+        self.storage.commit_block(block, changes, certificate, dequeue)?;
+        self.after_commit(block, started);
+        Ok(())
+    }
+
+    /// Every registered operator and its transaction key (authorities or not).
+    pub fn authorities_and_operators(&self) -> impl Iterator<Item = (OperatorId, PublicKey)> + '_ {
+        self.spec.operators.iter().map(|o| (o.id.clone(), o.ed25519))
     }
 
     /// Checks and commits a block from elsewhere: its transactions and roots through

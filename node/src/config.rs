@@ -31,6 +31,28 @@ pub struct NodeConfig {
     pub batch_linger: Duration,
     /// Most transactions waiting in the pool.
     pub pool_max_txs: usize,
+    /// The p2p network; `None` runs without one (a single-validator chain only).
+    pub network: Option<NetworkSettings>,
+    /// Consensus timeouts.
+    pub consensus: cdrchain_consensus::Params,
+}
+
+/// How this node joins the validators' network.
+#[derive(Clone)]
+pub struct NetworkSettings {
+    /// The ed25519 secret of the node's libp2p identity (its peer id is in the chain spec).
+    pub secret: [u8; 32],
+    pub listen: Vec<cdrchain_network::Multiaddr>,
+    pub bootnodes: Vec<cdrchain_network::Multiaddr>,
+}
+
+impl std::fmt::Debug for NetworkSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkSettings")
+            .field("listen", &self.listen)
+            .field("bootnodes", &self.bootnodes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for NodeConfig {

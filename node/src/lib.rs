@@ -6,10 +6,11 @@
 //!   commit for all concurrent requests) *before* answering; a batcher signs `CdrBatch`
 //!   transactions from the queue and puts them in the pool until they are committed.
 //! - **pool** ([`pool`]): bounded, de-duplicated transactions waiting for a block.
-//! - **authoring** ([`authoring`]): the consensus driver. Today the single-validator case (n = 1):
-//!   every block interval, build a block from the pool through the runtime's `BlockBuilder`,
-//!   precommit it (the vote is written to the WAL before it is signed), commit it with its
-//!   certificate. Multi-validator consensus (issue #4) drives the same [`chain::Chain`] seams.
+//! - **validator** ([`validator`]): the consensus driver around `cdrchain-consensus`'s pure state
+//!   machine: feeds it network messages and timers, builds and checks proposed blocks, writes its
+//!   WAL records (synced) before anything it signs leaves the node, commits decisions with their
+//!   certificates, syncs blocks from peers, gossips transactions, keeps equivocation evidence.
+//! - **wire** ([`wire`]): the SCALE messages validators exchange.
 //! - **chain** ([`chain`]): block building, import (`apply_block` + certificate check) and commit
 //!   to storage in one batch; finalized-head notifications.
 //! - **rpc** ([`rpc`]): JSON-RPC 2.0 over HTTP and WebSocket on one port, and `POST /ingest/…`.
@@ -20,7 +21,6 @@
 //! What the node does not do: decide validity (the runtime does), or trust a peer's block without
 //! `apply_block` and a commit certificate check.
 
-pub mod authoring;
 pub mod chain;
 pub mod config;
 pub mod error;
@@ -29,8 +29,10 @@ pub mod metrics;
 pub mod pool;
 pub mod rpc;
 pub mod service;
+pub mod validator;
+pub mod wire;
 
-pub use config::NodeConfig;
+pub use config::{NetworkSettings, NodeConfig};
 
 /// Most pool transactions considered for one block.
 pub const MAX_TXS_PER_BUILD: usize = 4_096;

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub rocksdb_size_bytes: Gauge,
     pub block_build_seconds: Histogram,
     pub block_import_seconds: Histogram,
+    pub peers: Gauge,
+    pub consensus_round: Gauge,
+    pub equivocations: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -52,6 +55,20 @@ impl Metrics {
         let rocksdb_size_bytes = Gauge::default();
         let block_build_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let block_import_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let peers = Gauge::default();
+        let consensus_round = Gauge::default();
+        let equivocations = Counter::default();
+        registry.register("peers", "Connected peers (validators of this chain)", peers.clone());
+        registry.register(
+            "consensus_round",
+            "Consensus round at the current height",
+            consensus_round.clone(),
+        );
+        registry.register(
+            "consensus_equivocations",
+            "Equivocations detected (two signed votes or proposals for one height, round and step)",
+            equivocations.clone(),
+        );
         registry.register("best_height", "Height of the best block", best_height.clone());
         registry.register(
             "finalized_height",
@@ -84,6 +101,9 @@ impl Metrics {
             rocksdb_size_bytes,
             block_build_seconds,
             block_import_seconds,
+            peers,
+            consensus_round,
+            equivocations,
         }
     }
 

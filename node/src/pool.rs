@@ -81,6 +81,18 @@ impl TxPool {
         order.retain(|id| txs.contains_key(id));
     }
 
+    /// Ids of the transactions `keep` selects, oldest first (nothing is cloned but the ids).
+    pub fn ids_where(&self, keep: impl Fn(&SignedTransaction) -> bool) -> Vec<Hash32> {
+        let inner = self.lock();
+        inner.order.iter().filter(|id| inner.txs.get(*id).is_some_and(&keep)).copied().collect()
+    }
+
+    /// The transactions with these ids that are still in the pool.
+    pub fn get_many(&self, ids: &[Hash32]) -> Vec<SignedTransaction> {
+        let inner = self.lock();
+        ids.iter().filter_map(|id| inner.txs.get(id).cloned()).collect()
+    }
+
     pub fn contains(&self, id: &Hash32) -> bool {
         self.lock().txs.contains_key(id)
     }

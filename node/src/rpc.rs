@@ -50,6 +50,8 @@ pub struct RpcContext {
     pub pool: Arc<TxPool>,
     /// Required on writes when set.
     pub token: Option<String>,
+    /// Consensus position, peers and evidence, as the validator task last published them.
+    pub status: Arc<crate::validator::ConsensusStatus>,
 }
 
 impl std::fmt::Debug for RpcContext {
@@ -216,10 +218,48 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<RpcContext>, NodeError> 
     module
         .register_method("system_health", |_, ctx, _| {
             let best = ctx.chain.storage.head().map_or(0, |h| h.header.number.0);
-            json!({"peers": 0, "isSyncing": false, "shouldHavePeers": ctx.chain.authorities.len() > 1, "best": best, "finalized": best})
+            let status = ctx.status.snapshot();
+            json!({
+                "peers": status.peers.len(),
+                "isSyncing": status.is_syncing,
+                "shouldHavePeers": ctx.chain.authorities.len() > 1,
+                "best": best,
+                "finalized": best,
+            })
         })
         .map_err(reg)?;
-    module.register_method("system_peers", |_, _, _| json!([])).map_err(reg)?;
+    module.register_method("system_peers", |_, ctx, _| json!(ctx.status.snapshot().peers)).map_err(reg)?;
+    module
+        .register_method("consensus_status", |_, ctx, _| {
+            let status = ctx.status.snapshot();
+            json!({
+                "height": status.height,
+                "round": status.round,
+                "step": status.step,
+                "isSyncing": status.is_syncing,
+                "evidence": status.evidence.len(),
+            })
+        })
+        .map_err(reg)?;
+    module
+        .register_method("consensus_evidence", |_, ctx, _| {
+            let list: Vec<Value> = ctx
+                .status
+                .evidence()
+                .iter()
+                .map(|e| {
+                    json!({
+                        "offender": e.offender().to_string(),
+                        "height": e.height().0,
+                        "round": e.round().0,
+                        "step": e.step(),
+                        "evidence": e,
+                    })
+                })
+                .collect();
+            json!(list)
+        })
+        .map_err(reg)?;
     module
         .register_method("chain_getHeader", |params, ctx, _| {
             let at: Option<Value> = params.sequence().optional_next()?;

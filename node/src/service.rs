@@ -13,7 +13,8 @@ use crate::ingest::{Ingest, IngestSettings};
 use crate::metrics::Metrics;
 use crate::pool::TxPool;
 use crate::rpc::{self, RpcContext};
-use crate::{authoring, NodeConfig, NodeError};
+use crate::validator::{self, ConsensusStatus, Net, ValidatorSettings};
+use crate::{NodeConfig, NodeError};
 
 /// Opens the database for `config`'s chain (creating it with the genesis state if new).
 pub fn open_storage(config: &NodeConfig) -> Result<Storage, NodeError> {
@@ -40,10 +41,17 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             config.operator
         )));
     }
-    if spec.authorities.as_slice() != [config.operator.clone()] {
+    if !spec.authorities.contains(&config.operator) {
         return Err(NodeError::Config(format!(
-            "chain `{}` has {} authorities; this build runs single-validator chains only \
-             (multi-validator consensus arrives with issue #4)",
+            "operator `{}` is not an authority of chain `{}` (authorities: {}); this build runs validators only",
+            config.operator,
+            spec.id,
+            spec.authorities.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if spec.authorities.len() > 1 && config.network.is_none() {
+        return Err(NodeError::Config(format!(
+            "chain `{}` has {} authorities: this validator needs the p2p network (a node key and --listen)",
             spec.id,
             spec.authorities.len()
         )));
@@ -78,11 +86,18 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let (ingest, writer, batcher) = Ingest::start(storage.clone(), pool.clone(), settings, stopping.clone())
         .map_err(NodeError::Config)?;
 
+    let status = Arc::new(ConsensusStatus::default());
+    let net = match &config.network {
+        Some(settings) => Some(start_network(&config, settings)?),
+        None => None,
+    };
+
     let ctx = Arc::new(RpcContext {
         chain: chain.clone(),
         ingest: ingest.clone(),
         pool: pool.clone(),
         token: config.rpc_token.clone(),
+        status: status.clone(),
     });
     let (rpc_handle, rpc_addr) = rpc::start(config.rpc_addr, ctx).await?;
     tracing::info!(target: "cdrchain::node", "RPC listening on http://{rpc_addr} (JSON-RPC over HTTP and ws://{rpc_addr}, POST /ingest/cdrs)");
@@ -104,11 +119,18 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         None => None,
     };
 
-    let mut authoring = tokio::spawn(authoring::run_solo(
+    let settings = ValidatorSettings {
+        params: config.consensus,
+        block_interval: std::time::Duration::from_millis(spec.params.block_interval_ms),
+        idle_heartbeat: std::time::Duration::from_millis(spec.params.idle_heartbeat_ms),
+    };
+    let mut authoring = tokio::spawn(validator::run(
         chain.clone(),
         pool.clone(),
-        config.operator.clone(),
-        config.signing_key.clone(),
+        (config.operator.clone(), config.signing_key.clone()),
+        settings,
+        net,
+        status,
         stopping.clone(),
     ));
 
@@ -138,6 +160,55 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             Ok(())
         }
         Ok(Err(error)) => Err(error),
-        Err(join) => Err(NodeError::Task(format!("authoring task: {join}"))),
+        Err(join) => Err(NodeError::Task(format!("consensus task: {join}"))),
     }
+}
+
+/// Starts libp2p with the spec's operators as the only peers allowed.
+fn start_network(config: &NodeConfig, settings: &crate::NetworkSettings) -> Result<Net, NodeError> {
+    use cdrchain_network::{Limits, NetworkConfig, PeerId};
+    let spec = &config.spec;
+    let mut operators = std::collections::HashMap::new();
+    for operator in &spec.operators {
+        let peer: PeerId = operator.peer_id.parse().map_err(|e| {
+            NodeError::Config(format!(
+                "operator `{}` has peer id `{}`, which does not parse: {e}",
+                operator.id, operator.peer_id
+            ))
+        })?;
+        operators.insert(peer, operator.id.clone());
+    }
+    let local = cdrchain_network::peer_id_from_secret(settings.secret)
+        .map_err(|e| NodeError::Config(format!("the node key is not a valid ed25519 secret: {e}")))?;
+    match operators.get(&local) {
+        Some(op) if *op == config.operator => {}
+        Some(op) => tracing::warn!(
+            target: "cdrchain::network",
+            "this node's peer id {local} belongs to operator `{op}` in the chain spec, not to `{}`",
+            config.operator
+        ),
+        None => tracing::error!(
+            target: "cdrchain::network",
+            "this node's peer id {local} is not in chain `{}`: the other validators will refuse its connections \
+             (register it as operator `{}`'s peer_id, or use that operator's node key)",
+            spec.id,
+            config.operator
+        ),
+    }
+    let mut limits = Limits::default();
+    // A proposal carries a whole block.
+    let block_room = spec.params.max_block_bytes as usize + 64 * 1024;
+    limits.max_consensus_message = limits.max_consensus_message.max(block_room);
+    let network_config = NetworkConfig {
+        secret: settings.secret,
+        listen: settings.listen.clone(),
+        bootnodes: settings.bootnodes.clone(),
+        allowed_peers: operators.keys().copied().collect(),
+        genesis_hash: spec.genesis_hash().0,
+        limits,
+    };
+    let (handle, events) = cdrchain_network::start(network_config)
+        .map_err(|e| NodeError::Config(format!("cannot start the p2p network: {e}")))?;
+    tracing::info!(target: "cdrchain::network", "local peer id {local}");
+    Ok(Net { handle, events, operators })
 }

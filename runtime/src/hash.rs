@@ -77,6 +77,7 @@ pub mod context {
     pub const TRANSACTION: &str = "cdrchain 2026-11 transaction v1";
     pub const HEADER: &str = "cdrchain 2026-11 header v1";
     pub const VOTE: &str = "cdrchain 2026-11 vote v1";
+    pub const PROPOSAL: &str = "cdrchain 2026-11 proposal v1";
     pub const CDR_LOG: &str = "cdrchain 2026-11 cdr log merkle v1";
     pub const STATE: &str = "cdrchain 2026-11 state merkle v1";
     pub const STATE_ROOT: &str = "cdrchain 2026-11 state root v1";

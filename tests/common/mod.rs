@@ -34,6 +34,8 @@ pub struct Node {
     pub rpc: String,
     /// Every line the node logged so far is sent here.
     pub log: mpsc::Receiver<String>,
+    /// Lines logged before the RPC came up (not sent to `log`).
+    pub early: Vec<String>,
 }
 
 impl Node {
@@ -54,8 +56,14 @@ impl Node {
     }
 
     pub fn start(args: &[&str]) -> Node {
+        Node::start_env(args, &[])
+    }
+
+    /// Like [`Node::start`], with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Node {
         let mut child = Command::new(cdrchain_binary())
             .args(args)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -87,7 +95,7 @@ impl Node {
                 }
             }
         };
-        Node { child, rpc, log }
+        Node { child, rpc, log, early: seen }
     }
 
     /// One JSON-RPC call; panics on transport errors, returns `Err(error object)` on RPC errors.
@@ -171,9 +179,11 @@ impl Node {
         let _ = self.child.wait();
     }
 
-    /// Log lines received so far.
-    pub fn drain_log(&self) -> Vec<String> {
-        self.log.try_iter().collect()
+    /// Log lines received since the last call (the first call includes the early ones).
+    pub fn drain_log(&mut self) -> Vec<String> {
+        let mut lines = std::mem::take(&mut self.early);
+        lines.extend(self.log.try_iter());
+        lines
     }
 }
 

@@ -1,10 +1,28 @@
 //! Consensus for cdrchain: round-robin-proposer BFT of the Tendermint family ("The latest gossip
 //! on BFT consensus", Buchman, Kwon, Milosevic 2018), written as a sans-IO state machine.
 //!
-//! Status: this crate holds the proposer rule so far. The round state machine, vote keeper, WAL
-//! effects and the deterministic simulator arrive with the multi-validator issue; until then the
-//! node runs the single-validator (n = 1) case. Nothing here reads a clock, draws randomness or
-//! does IO, and nothing ever will: time and messages are inputs, effects are outputs.
+//! - [`machine`]: one validator's state machine ([`Consensus`]): inputs are messages, timeouts
+//!   and answers to its requests; outputs are messages to send, timers, WAL records (durable
+//!   before anything after them leaves the node), blocks to build or check, decisions, evidence.
+//! - [`messages`]: signed proposals and votes, evidence of equivocation, the authority set.
+//! - [`sim`]: a deterministic simulator that drives n machines over a seeded lossy network with
+//!   crashes, restarts and Byzantine validators, and checks agreement, validity, progress and
+//!   evidence.
+//!
+//! Nothing here reads a clock, draws randomness or does IO: time and messages are inputs, effects
+//! are outputs.
+
+pub mod machine;
+pub mod messages;
+pub mod sim;
+mod votes;
+
+pub use machine::{
+    Consensus, Decision, Input, Output, Params, Step, Timeout, TimeoutKind, Verdict, WalRecord,
+};
+pub use messages::{
+    ConsensusMessage, Evidence, MessageError, Proposal, SignedProposal, SignedVote, Validators,
+};
 
 use cdrchain_runtime::ids::{Height, OperatorId, Round};
 

@@ -1,0 +1,257 @@
+//! `cdrchain testnet`: n validators on this machine, as child processes on loopback ports.
+//!
+//! Four validators run the built-in `local` chain with the dev accounts alice, bob, charlie and
+//! dave (INSECURE keys). Any other number gets a generated chain spec, operator keys, node keys
+//! and a consortium secret under the base path (kept, so a second run restarts the same chain).
+//! Every validator logs to `<base>/<name>/node.log`. Ctrl-C (or SIGTERM) stops them all.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use cdrchain_chain_spec::keys::{evm_address, peer_id_of_ed25519, KeyFile};
+use cdrchain_chain_spec::{ChainParams, ChainSpec, OperatorSpec, DEV_ACCOUNT_NAMES};
+use cdrchain_runtime::crypto::PublicKey;
+use cdrchain_runtime::ids::OperatorId;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How many validators (1 to 32). 4 runs the built-in `local` chain.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub validators: usize,
+
+    /// Where the validators keep their databases, keys and logs.
+    #[arg(long, value_name = "DIR")]
+    pub base_path: PathBuf,
+
+    /// First p2p port; validator i listens on this + i (127.0.0.1).
+    #[arg(long, default_value_t = 30333, value_name = "PORT")]
+    pub p2p_port: u16,
+
+    /// First JSON-RPC port; validator i serves on this + i (127.0.0.1).
+    #[arg(long, default_value_t = 9944, value_name = "PORT")]
+    pub rpc_port: u16,
+
+    /// First metrics port; validator i serves on this + i (127.0.0.1).
+    #[arg(long, default_value_t = 9615, value_name = "PORT")]
+    pub metrics_port: u16,
+
+    /// Log filter passed to every validator.
+    #[arg(long, default_value = "info", value_name = "FILTER")]
+    pub log: String,
+}
+
+/// How one validator is started.
+struct Validator {
+    name: String,
+    key_args: Vec<String>,
+    peer_id: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.validators == 0 || args.validators > 32 {
+        bail!("--validators must be between 1 and 32, not {}", args.validators);
+    }
+    let last = u16::try_from(args.validators - 1).unwrap_or(u16::MAX);
+    for (what, base) in
+        [("--p2p-port", args.p2p_port), ("--rpc-port", args.rpc_port), ("--metrics-port", args.metrics_port)]
+    {
+        if base == 0 || base.checked_add(last).is_none() {
+            bail!("{what} {base}: the ports {base}..{base}+{last} must be real port numbers");
+        }
+    }
+    std::fs::create_dir_all(&args.base_path)
+        .with_context(|| format!("creating the base path {}", args.base_path.display()))?;
+    let (chain, validators, mut common) = if args.validators == 4 {
+        let validators = DEV_ACCOUNT_NAMES
+            .iter()
+            .map(|name| Validator {
+                name: (*name).to_string(),
+                key_args: vec!["--dev-key".into(), (*name).to_string()],
+                peer_id: cdrchain_chain_spec::DevAccount::derive(name).peer_id(),
+            })
+            .collect();
+        ("local".to_string(), validators, Vec::new())
+    } else {
+        generated_chain(&args.base_path, args.validators)?
+    };
+    let exe = std::env::current_exe().context("finding the cdrchain executable")?;
+    common.extend(["--log".to_string(), args.log.clone()]);
+
+    let p2p = |i: usize| format!("/ip4/127.0.0.1/tcp/{}", args.p2p_port as usize + i);
+    let mut children: Vec<(String, Child)> = Vec::new();
+    println!(
+        "starting {} validators of chain `{chain}` under {}",
+        validators.len(),
+        args.base_path.display()
+    );
+    for (i, v) in validators.iter().enumerate() {
+        let dir = args.base_path.join(&v.name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let log_path = dir.join("node.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let bootnodes: Vec<String> = validators
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(j, other)| format!("{}/p2p/{}", p2p(j), other.peer_id))
+            .collect();
+        let rpc = format!("127.0.0.1:{}", args.rpc_port as usize + i);
+        let metrics = format!("127.0.0.1:{}", args.metrics_port as usize + i);
+        let mut command = Command::new(&exe);
+        command
+            .arg("node")
+            .args(["--chain", &chain])
+            .args(&v.key_args)
+            .arg("--base-path")
+            .arg(&dir)
+            .args(["--listen", &p2p(i), "--rpc-addr", &rpc, "--metrics-addr", &metrics])
+            .args(&common)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("duplicating the log file handle")?)
+            .stderr(log);
+        if !bootnodes.is_empty() {
+            command.arg("--bootnodes").arg(bootnodes.join(","));
+        }
+        let child = command.spawn().with_context(|| format!("starting validator {}", v.name))?;
+        println!(
+            "  {:<10} rpc http://{rpc}  metrics http://{metrics}/metrics  p2p {}  log {}",
+            v.name,
+            p2p(i),
+            log_path.display()
+        );
+        children.push((v.name.clone(), child));
+    }
+    println!("Ctrl-C stops them all.");
+
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(async {
+        let mut poll = tokio::time::interval(Duration::from_millis(500));
+        let stop = crate::node::shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                _ = poll.tick() => {
+                    for (name, child) in &mut children {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            eprintln!("validator {name} exited ({status}); see its node.log");
+                        }
+                    }
+                    children.retain_mut(|(_, child)| !matches!(child.try_wait(), Ok(Some(_))));
+                    if children.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    stop_all(&mut children);
+    Ok(())
+}
+
+/// SIGTERM to each (a clean stop: the block in flight finishes), then SIGKILL after 10 s.
+fn stop_all(children: &mut [(String, Child)]) {
+    for (name, child) in children.iter() {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        println!("stopping {name}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for (name, child) in children.iter_mut() {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                _ => {
+                    eprintln!("{name} did not stop in time; killing it");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A chain of `n` validators with fresh keys, under `base` (reused when already there).
+fn generated_chain(base: &Path, n: usize) -> anyhow::Result<(String, Vec<Validator>, Vec<String>)> {
+    let spec_path = base.join("chain-spec.json");
+    let secret_path = base.join("consortium-secret");
+    let names: Vec<String> = (1..=n).map(|i| format!("validator-{i}")).collect();
+    if !spec_path.exists() {
+        let mut operators = Vec::new();
+        for name in &names {
+            let dir = base.join(name);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let operator_key = fresh_secret()?;
+            let node_key = fresh_secret()?;
+            let evm_key = loop {
+                if let Ok(key) = k256::ecdsa::SigningKey::from_bytes(&fresh_secret()?.into()) {
+                    break key;
+                }
+            };
+            KeyFile::ed25519(&operator_key).write_new(&dir.join("key.json"))?;
+            KeyFile::ed25519(&node_key).write_new(&dir.join("node-key.json"))?;
+            KeyFile::secp256k1(&evm_key).write_new(&dir.join("evm-key.json"))?;
+            let public = ed25519_dalek::SigningKey::from_bytes(&operator_key).verifying_key().to_bytes();
+            let node_public = ed25519_dalek::SigningKey::from_bytes(&node_key).verifying_key().to_bytes();
+            operators.push(OperatorSpec {
+                id: OperatorId::new(name.as_str()).map_err(|e| anyhow::anyhow!("{e}"))?,
+                ed25519: PublicKey(public),
+                peer_id: peer_id_of_ed25519(&node_public),
+                evm_address: evm_address(evm_key.verifying_key()),
+            });
+        }
+        let spec = ChainSpec {
+            name: format!("Local testnet of {n} validators"),
+            id: format!("local{n}"),
+            authorities: operators.iter().map(|o| o.id.clone()).collect(),
+            operators,
+            params: ChainParams::default(),
+        };
+        spec.validate().context("the generated chain spec")?;
+        std::fs::write(&spec_path, spec.to_json())
+            .with_context(|| format!("writing {}", spec_path.display()))?;
+        let secret = hex::encode(fresh_secret()?);
+        std::fs::write(&secret_path, secret).with_context(|| format!("writing {}", secret_path.display()))?;
+        println!("generated chain spec {} and keys for {n} validators", spec_path.display());
+    }
+    let spec = ChainSpec::from_file(&spec_path)?;
+    let validators = names
+        .iter()
+        .map(|name| {
+            let operator = spec
+                .operators
+                .iter()
+                .find(|o| o.id.as_str() == name)
+                .with_context(|| format!("{} has no operator `{name}`", spec_path.display()))?;
+            let dir = base.join(name);
+            Ok(Validator {
+                name: name.clone(),
+                key_args: vec![
+                    "--key".into(),
+                    dir.join("key.json").display().to_string(),
+                    "--node-key".into(),
+                    dir.join("node-key.json").display().to_string(),
+                ],
+                peer_id: operator.peer_id.clone(),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let common = vec!["--consortium-secret-file".to_string(), secret_path.display().to_string()];
+    Ok((spec_path.display().to_string(), validators, common))
+}
+
+fn fresh_secret() -> anyhow::Result<[u8; 32]> {
+    let mut secret = [0u8; 32];
+    getrandom::getrandom(&mut secret).context("reading randomness from the operating system")?;
+    Ok(secret)
+}

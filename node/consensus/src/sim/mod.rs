@@ -1,0 +1,814 @@
+//! A deterministic simulator: n validators' state machines driven by a seeded scheduler over
+//! simulated links with delay, loss, duplication, reordering and a partition that heals; honest
+//! validators crash (sometimes between writing their WAL and sending) and restart from their WAL;
+//! up to f validators are Byzantine ([`byzantine`]).
+//!
+//! Checkers, run as the simulation goes and at its end:
+//! - **agreement**: no two validators commit different blocks at one height;
+//! - **validity**: only blocks that execute correctly are committed, each with a certificate of
+//!   more than 2/3 valid precommit signatures;
+//! - **progress**: once the network has healed and every crashed validator is back, every honest
+//!   validator reaches the target height;
+//! - **evidence**: every emitted evidence verifies and accuses a Byzantine validator, and every
+//!   equivocation whose two halves both reached an honest validator at that height is recorded
+//!   by it.
+//!
+//! The same seed always produces the same trace digest (a BLAKE3 hash of every event handled and
+//! every output produced). A failing run reports its seed; `cargo run -p cdrchain-consensus
+//! --example simulate -- --seed N` replays it.
+
+pub mod byzantine;
+pub mod rng;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use cdrchain_runtime::block::{CommitCertificate, Vote, VoteKind};
+use cdrchain_runtime::hash::Hash32;
+use cdrchain_runtime::ids::{Height, OperatorId, Round};
+use ed25519_dalek::SigningKey;
+use parity_scale_codec::Encode;
+
+use crate::machine::{Consensus, Input, Output, Params, Timeout, WalRecord};
+use crate::messages::{ConsensusMessage, SignedVote, Validators};
+use byzantine::{Adversary, Context, EquivocatingProposer, EquivocatingVoter, Silent};
+use rng::Rng;
+
+/// What a validator does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Behaviour {
+    Honest,
+    EquivocatingProposer,
+    EquivocatingVoter,
+    Silent,
+}
+
+/// One simulation.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub validators: usize,
+    /// How many validators are Byzantine (at most f = (n - 1) / 3 for the progress check to
+    /// apply); their behaviours are drawn from the seed.
+    pub byzantine: usize,
+    /// Honest validators must all reach this height.
+    pub target_height: u64,
+    /// Inject network faults (loss, duplication, a partition) and crashes.
+    pub faults: bool,
+    /// Fixed behaviours by validator index, instead of drawing `byzantine` of them from the seed.
+    pub behaviours: Option<Vec<Behaviour>>,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64, validators: usize) -> Self {
+        let f = validators.saturating_sub(1) / 3;
+        SimConfig { seed, validators, byzantine: f, target_height: 4, faults: true, behaviours: None }
+    }
+}
+
+/// What a simulation found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub behaviours: Vec<Behaviour>,
+    /// BLAKE3 over every event and output, in order.
+    pub trace_digest: Hash32,
+    /// Block hashes each validator committed, by height.
+    pub committed: Vec<Vec<Hash32>>,
+    /// Safety or liveness violations; empty when the run passed.
+    pub violations: Vec<String>,
+    pub equivocations: usize,
+    pub evidence_recorded: usize,
+    pub crashes: usize,
+    pub events: u64,
+    pub sim_time_ms: u64,
+    /// Each validator's final consensus position, for failure reports.
+    pub states: Vec<String>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// A one-paragraph account, with the seed to replay.
+    pub fn summary(&self) -> String {
+        format!(
+            "seed {} ({} validators, {:?}): {} — heights {:?}, {} equivocations, {} evidence records, {} crashes, \
+             {} events, {} ms simulated, trace {}{}",
+            self.seed,
+            self.behaviours.len(),
+            self.behaviours,
+            if self.passed() { "passed" } else { "FAILED" },
+            self.committed.iter().map(Vec::len).collect::<Vec<_>>(),
+            self.equivocations,
+            self.evidence_recorded,
+            self.crashes,
+            self.events,
+            self.sim_time_ms,
+            self.trace_digest,
+            if self.passed() {
+                String::new()
+            } else {
+                format!("\n  violations: {:#?}\n  states: {:#?}", self.violations, self.states)
+            },
+        )
+    }
+}
+
+/// Block values of the simulation: opaque hashes whose validity the simulator decides.
+#[derive(Debug, Default)]
+pub struct Values {
+    counter: u64,
+    valid: BTreeSet<Hash32>,
+}
+
+impl Values {
+    /// A new value, valid or not.
+    pub fn fresh(&mut self, valid: bool) -> Hash32 {
+        self.counter += 1;
+        let hash = Hash32(*blake3::hash(&self.counter.to_le_bytes()).as_bytes());
+        if valid {
+            self.valid.insert(hash);
+        }
+        hash
+    }
+
+    pub fn is_valid(&self, hash: &Hash32) -> bool {
+        self.valid.contains(hash)
+    }
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver { to: usize, message: ConsensusMessage },
+    Timer { node: usize, epoch: u64, timeout: Timeout },
+    Ready { node: usize, epoch: u64 },
+    Built { node: usize, epoch: u64, height: Height, round: Round, block_hash: Hash32 },
+    Executed { node: usize, epoch: u64, height: Height, block_hash: Hash32 },
+    Crash { node: usize },
+    Restart { node: usize },
+    SyncRequest { responder: usize, requester: usize, from: u64 },
+    SyncResponse { requester: usize, entries: Vec<(Hash32, CommitCertificate)>, first: u64 },
+}
+
+#[derive(Debug)]
+struct SimNode {
+    id: OperatorId,
+    key: SigningKey,
+    behaviour: Behaviour,
+    adversary: Option<Box<dyn Adversary>>,
+    machine: Option<Consensus>,
+    epoch: u64,
+    /// Durable: the last WAL record and the committed chain.
+    wal: Option<WalRecord>,
+    chain: Vec<(Hash32, CommitCertificate)>,
+    next_sync_at: u64,
+    evidence: BTreeSet<(OperatorId, Height, Round, &'static str)>,
+    /// Digests of messages handled at their own height, per epoch (for the evidence checker).
+    handled: BTreeSet<(u64, Hash32)>,
+    handled_epoch: BTreeMap<Hash32, u64>,
+}
+
+/// The timeouts of simulated validators: short, since simulated time is free but events are not.
+pub fn sim_params() -> Params {
+    Params {
+        propose_ms: 300,
+        propose_delta_ms: 100,
+        prevote_ms: 200,
+        prevote_delta_ms: 100,
+        precommit_ms: 200,
+        precommit_delta_ms: 100,
+        rebroadcast_ms: 400,
+    }
+}
+
+struct World {
+    config: SimConfig,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    events: Vec<Option<Event>>,
+    nodes: Vec<SimNode>,
+    validators: Validators,
+    values: Values,
+    params: Params,
+    trace: blake3::Hasher,
+    /// Network model.
+    max_delay: u64,
+    loss: u64,
+    duplicate: u64,
+    partition: Option<(u64, u64, Vec<bool>)>,
+    heal_at: u64,
+    deadline: u64,
+    /// Checkers' state.
+    decided: BTreeMap<u64, Hash32>,
+    equivocations: Vec<(ConsensusMessage, ConsensusMessage)>,
+    /// Every message an honest validator signed, across all its lives, by (validator, height,
+    /// round, step): a second, different one is a safety violation even if nobody saw both.
+    honest_signed: BTreeMap<(usize, u64, u32, u8), ConsensusMessage>,
+    violations: Vec<String>,
+    crashes: usize,
+    processed: u64,
+}
+
+/// Runs one simulation to its end and checks it.
+pub fn run(config: SimConfig) -> Report {
+    let mut world = match World::new(config.clone()) {
+        Ok(world) => world,
+        Err(reason) => {
+            return Report {
+                seed: config.seed,
+                behaviours: Vec::new(),
+                trace_digest: Hash32::ZERO,
+                committed: Vec::new(),
+                violations: vec![format!("cannot set up the simulation: {reason}")],
+                equivocations: 0,
+                evidence_recorded: 0,
+                crashes: 0,
+                events: 0,
+                sim_time_ms: 0,
+                states: Vec::new(),
+            }
+        }
+    };
+    world.start();
+    world.run_loop();
+    world.finish()
+}
+
+fn message_digest(message: &ConsensusMessage) -> Hash32 {
+    Hash32(*blake3::hash(&message.encode()).as_bytes())
+}
+
+impl World {
+    fn new(config: SimConfig) -> Result<World, String> {
+        let mut rng = Rng::new(config.seed);
+        let n = config.validators.max(1);
+        let mut keys = Vec::new();
+        for i in 0..n {
+            let seed = blake3::derive_key("cdrchain simulator validator key", &(i as u64).to_le_bytes());
+            let id = OperatorId::new(format!("v{i}")).map_err(|e| e.to_string())?;
+            keys.push((id, SigningKey::from_bytes(&seed)));
+        }
+        let genesis = Hash32(*blake3::hash(b"cdrchain simulator genesis").as_bytes());
+        let list =
+            keys.iter().map(|(id, key)| (id.clone(), cdrchain_runtime::crypto::public_key(key))).collect();
+        let validators = Validators::new(genesis, list).ok_or("no validators")?;
+
+        // Who is Byzantine, and how.
+        let mut behaviours = vec![Behaviour::Honest; n];
+        let byzantine = config.byzantine.min(n);
+        let mut chosen = BTreeSet::new();
+        while chosen.len() < byzantine {
+            chosen.insert(rng.index(n));
+        }
+        for i in chosen {
+            behaviours[i] = match rng.range(0, 2) {
+                0 => Behaviour::EquivocatingProposer,
+                1 => Behaviour::EquivocatingVoter,
+                _ => Behaviour::Silent,
+            };
+        }
+        if let Some(forced) = &config.behaviours {
+            for (slot, b) in behaviours.iter_mut().zip(forced) {
+                *slot = *b;
+            }
+        }
+
+        let nodes = keys
+            .into_iter()
+            .zip(behaviours)
+            .map(|((id, key), behaviour)| SimNode {
+                id,
+                key,
+                behaviour,
+                adversary: match behaviour {
+                    Behaviour::Honest => None,
+                    Behaviour::EquivocatingProposer => Some(Box::new(EquivocatingProposer::default())),
+                    Behaviour::EquivocatingVoter => Some(Box::new(EquivocatingVoter::default())),
+                    Behaviour::Silent => Some(Box::new(Silent)),
+                },
+                machine: None,
+                epoch: 0,
+                wal: None,
+                chain: Vec::new(),
+                next_sync_at: 0,
+                evidence: BTreeSet::new(),
+                handled: BTreeSet::new(),
+                handled_epoch: BTreeMap::new(),
+            })
+            .collect();
+
+        let faults = config.faults;
+        let max_delay = rng.range(2, if faults { 150 } else { 30 });
+        let loss = if faults { rng.range(0, 150) } else { 0 };
+        let duplicate = if faults { rng.range(0, 100) } else { 0 };
+        let heal_at = if faults { rng.range(500, 6_000) } else { 0 };
+        let partition = if faults && rng.chance(600) {
+            let start = rng.range(0, heal_at / 2);
+            let end = rng.range(start, heal_at);
+            let sides = (0..n).map(|_| rng.chance(500)).collect();
+            Some((start, end, sides))
+        } else {
+            None
+        };
+        let deadline = heal_at + 120_000;
+        Ok(World {
+            config,
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: Vec::new(),
+            nodes,
+            validators,
+            values: Values::default(),
+            params: sim_params(),
+            trace: blake3::Hasher::new_derive_key("cdrchain simulator trace v1"),
+            max_delay,
+            loss,
+            duplicate,
+            partition,
+            heal_at,
+            deadline,
+            decided: BTreeMap::new(),
+            equivocations: Vec::new(),
+            honest_signed: BTreeMap::new(),
+            violations: Vec::new(),
+            crashes: 0,
+            processed: 0,
+        })
+    }
+
+    fn push(&mut self, at: u64, event: Event) {
+        self.seq += 1;
+        self.events.push(Some(event));
+        self.queue.push(Reverse((at, self.seq, self.events.len() - 1)));
+    }
+
+    fn honest(&self, i: usize) -> bool {
+        self.nodes[i].behaviour == Behaviour::Honest
+    }
+
+    fn start(&mut self) {
+        let n = self.nodes.len();
+        for i in 0..n {
+            self.boot(i);
+        }
+        if self.config.faults {
+            // Crashes of honest validators, all restarted by the time the network heals.
+            let honest: Vec<usize> = (0..n).filter(|i| self.honest(*i)).collect();
+            let count = self.rng.range(0, n as u64);
+            for _ in 0..count {
+                let node = honest[self.rng.index(honest.len())];
+                let at = self.rng.range(0, self.heal_at);
+                let back = (at + self.rng.range(50, 2_000)).min(self.heal_at);
+                self.push(at, Event::Crash { node });
+                self.push(back, Event::Restart { node });
+            }
+        }
+    }
+
+    /// Starts (or restarts) validator `i` from its durable state.
+    fn boot(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.epoch += 1;
+        if node.adversary.as_ref().is_some_and(|a| a.is_silent()) {
+            return;
+        }
+        let height = Height(node.chain.len() as u64 + 1);
+        let me = Some((node.id.clone(), node.key.clone()));
+        let (machine, outputs) =
+            Consensus::new(self.validators.clone(), me, self.params, height, node.wal.clone());
+        node.machine = Some(machine);
+        let epoch = node.epoch;
+        self.apply_outputs(i, outputs);
+        let at = self.now + 10;
+        self.push(at, Event::Ready { node: i, epoch });
+    }
+
+    fn run_loop(&mut self) {
+        while let Some(Reverse((at, _, index))) = self.queue.pop() {
+            if at > self.deadline || self.all_done() {
+                break;
+            }
+            self.now = at;
+            let Some(event) = self.events.get_mut(index).and_then(Option::take) else { continue };
+            self.processed += 1;
+            self.handle(event);
+        }
+    }
+
+    fn all_done(&self) -> bool {
+        let target = self.config.target_height as usize;
+        self.now >= self.heal_at
+            && self.nodes.iter().filter(|n| n.behaviour == Behaviour::Honest).all(|n| n.chain.len() >= target)
+    }
+
+    fn trace_event(&mut self, node: usize, tag: u8, bytes: &[u8]) {
+        self.trace.update(&self.now.to_le_bytes());
+        self.trace.update(&(node as u64).to_le_bytes());
+        self.trace.update(&[tag]);
+        self.trace.update(&(bytes.len() as u64).to_le_bytes());
+        self.trace.update(bytes);
+    }
+
+    fn input(&mut self, i: usize, input: Input) {
+        let Some(machine) = self.nodes[i].machine.as_mut() else { return };
+        let (outputs, _) = machine.handle(input);
+        self.apply_outputs(i, outputs);
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, message } => {
+                self.trace_event(to, 1, &message.encode());
+                let node = &mut self.nodes[to];
+                let Some(machine) = node.machine.as_mut() else { return };
+                let at_height = machine.height() == message.height();
+                let digest = message_digest(&message);
+                let (outputs, _) = machine.handle(Input::Message(message));
+                if at_height {
+                    node.handled.insert((node.epoch, digest));
+                    node.handled_epoch.insert(digest, node.epoch);
+                }
+                self.apply_outputs(to, outputs);
+            }
+            Event::Timer { node, epoch, timeout } => {
+                if self.nodes[node].epoch == epoch {
+                    self.trace_event(node, 2, &timeout.encode());
+                    self.input(node, Input::Timeout(timeout));
+                }
+            }
+            Event::Ready { node, epoch } => {
+                if self.nodes[node].epoch == epoch {
+                    self.trace_event(node, 3, &[]);
+                    self.input(node, Input::Ready);
+                }
+            }
+            Event::Built { node, epoch, height, round, block_hash } => {
+                if self.nodes[node].epoch == epoch {
+                    self.trace_event(node, 4, &block_hash.0);
+                    self.input(node, Input::Built { height, round, block_hash });
+                }
+            }
+            Event::Executed { node, epoch, height, block_hash } => {
+                if self.nodes[node].epoch == epoch {
+                    let valid = self.values.is_valid(&block_hash);
+                    self.trace_event(node, 5, &[u8::from(valid)]);
+                    self.input(node, Input::Executed { height, block_hash, valid });
+                }
+            }
+            Event::Crash { node } => {
+                if self.nodes[node].machine.is_some() {
+                    self.trace_event(node, 6, &[]);
+                    self.crash(node);
+                }
+            }
+            Event::Restart { node } => {
+                if self.nodes[node].machine.is_none() && self.honest(node) {
+                    self.trace_event(node, 7, &[]);
+                    self.boot(node);
+                }
+            }
+            Event::SyncRequest { responder, requester, from } => {
+                self.trace_event(responder, 8, &from.to_le_bytes());
+                let chain = &self.nodes[responder].chain;
+                if self.nodes[responder].machine.is_none() || from == 0 || from as usize > chain.len() {
+                    return;
+                }
+                let entries = chain[(from as usize - 1)..].to_vec();
+                let at = self.now + self.delay();
+                self.push(at, Event::SyncResponse { requester, entries, first: from });
+            }
+            Event::SyncResponse { requester, entries, first } => {
+                self.trace_event(requester, 9, &first.to_le_bytes());
+                self.apply_sync(requester, entries, first);
+            }
+        }
+    }
+
+    fn crash(&mut self, node: usize) {
+        self.crashes += 1;
+        let n = &mut self.nodes[node];
+        n.machine = None;
+        n.epoch += 1;
+    }
+
+    fn delay(&mut self) -> u64 {
+        self.rng.range(1, self.max_delay)
+    }
+
+    fn connected(&self, a: usize, b: usize) -> bool {
+        match &self.partition {
+            Some((start, end, sides)) if self.now >= *start && self.now < *end => sides[a] == sides[b],
+            _ => true,
+        }
+    }
+
+    /// Sends through the lossy, duplicating, reordering network.
+    fn send(&mut self, from: usize, to: usize, message: &ConsensusMessage) {
+        if from == to || !self.connected(from, to) || self.rng.chance(self.loss) {
+            return;
+        }
+        let copies = if self.rng.chance(self.duplicate) { 2 } else { 1 };
+        for _ in 0..copies {
+            let at = self.now + self.delay();
+            self.push(at, Event::Deliver { to, message: message.clone() });
+        }
+    }
+
+    fn apply_outputs(&mut self, i: usize, outputs: Vec<Output>) {
+        let epoch = self.nodes[i].epoch;
+        for output in outputs {
+            if self.nodes[i].epoch != epoch {
+                // Crashed in the middle of carrying out its outputs.
+                return;
+            }
+            match output {
+                Output::Wal(record) => {
+                    self.trace_event(i, 20, &record.encode());
+                    for message in &record.signed {
+                        self.check_signed_once(i, message);
+                    }
+                    self.nodes[i].wal = Some(record);
+                    // Sometimes crash right after the WAL write, before the message leaves: the
+                    // restart must send the same message, never a different one.
+                    if self.config.faults && self.now < self.heal_at && self.honest(i) && self.rng.chance(20)
+                    {
+                        self.crash(i);
+                        let back =
+                            (self.now + self.rng.range(20, 1_000)).min(self.heal_at.max(self.now + 20));
+                        self.push(back, Event::Restart { node: i });
+                        return;
+                    }
+                }
+                Output::Broadcast(message) => {
+                    self.trace_event(i, 21, &message.encode());
+                    if message.signer() == &self.nodes[i].id {
+                        self.check_signed_once(i, &message);
+                    }
+                    self.broadcast(i, message);
+                }
+                Output::Schedule { timeout, after_ms } => {
+                    self.trace_event(i, 22, &timeout.encode());
+                    self.push(self.now + after_ms, Event::Timer { node: i, epoch, timeout });
+                }
+                Output::Build { height, round } => {
+                    self.trace_event(i, 23, &height.encode());
+                    let block_hash = self.values.fresh(true);
+                    let at = self.now + 1;
+                    self.push(at, Event::Built { node: i, epoch, height, round, block_hash });
+                }
+                Output::Execute { height, block_hash } => {
+                    self.trace_event(i, 24, &block_hash.0);
+                    let at = self.now + self.rng.range(1, 5);
+                    self.push(at, Event::Executed { node: i, epoch, height, block_hash });
+                }
+                Output::Decide(decision) => {
+                    self.trace_event(i, 25, &decision.block_hash.0);
+                    self.commit(i, decision.height, decision.block_hash, decision.certificate, "consensus");
+                }
+                Output::Evidence(evidence) => {
+                    self.trace_event(i, 26, &evidence.encode());
+                    if let Err(error) = evidence.verify(&self.validators) {
+                        self.violations.push(format!("v{i} emitted evidence that does not verify: {error}"));
+                    }
+                    let offender = evidence.offender().clone();
+                    let culprit = self.nodes.iter().find(|n| n.id == offender).map(|n| n.behaviour);
+                    if culprit == Some(Behaviour::Honest) {
+                        self.violations
+                            .push(format!("v{i} accused honest validator {offender}: {evidence:?}"));
+                    }
+                    self.nodes[i].evidence.insert((
+                        offender,
+                        evidence.height(),
+                        evidence.round(),
+                        evidence.step(),
+                    ));
+                }
+                Output::Ahead { height, from } => {
+                    self.trace_event(i, 27, &height.encode());
+                    let Some(responder) = self.nodes.iter().position(|n| n.id == from) else { continue };
+                    if self.now >= self.nodes[i].next_sync_at {
+                        self.nodes[i].next_sync_at = self.now + 200;
+                        let next = self.nodes[i].chain.len() as u64 + 1;
+                        if self.connected(i, responder) && !self.rng.chance(self.loss) {
+                            let at = self.now + self.delay();
+                            self.push(at, Event::SyncRequest { responder, requester: i, from: next });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_signed_once(&mut self, i: usize, message: &ConsensusMessage) {
+        if !self.honest(i) {
+            return;
+        }
+        let slot = match message {
+            ConsensusMessage::Proposal(_) => 0,
+            ConsensusMessage::Vote(v) if v.vote.kind == VoteKind::Prevote => 1,
+            ConsensusMessage::Vote(_) => 2,
+        };
+        let key = (i, message.height().0, message.round().0, slot);
+        match self.honest_signed.get(&key) {
+            Some(first) if first != message => self.violations.push(format!(
+                "SAFETY: honest v{i} signed two different messages: {} and {}",
+                first.describe(),
+                message.describe()
+            )),
+            Some(_) => {}
+            None => {
+                self.honest_signed.insert(key, message.clone());
+            }
+        }
+    }
+
+    fn broadcast(&mut self, i: usize, message: ConsensusMessage) {
+        let n = self.nodes.len();
+        let sends = match self.nodes[i].adversary.take() {
+            None => vec![byzantine::Send { to: (0..n).filter(|j| *j != i).collect(), message }],
+            Some(mut adversary) => {
+                let node = &self.nodes[i];
+                let (id, key) = (node.id.clone(), node.key.clone());
+                let mut ctx = Context {
+                    validators: &self.validators,
+                    id: &id,
+                    key: &key,
+                    me: i,
+                    n,
+                    rng: &mut self.rng,
+                    values: &mut self.values,
+                    equivocations: &mut self.equivocations,
+                };
+                let sends = adversary.on_broadcast(&mut ctx, message);
+                self.nodes[i].adversary = Some(adversary);
+                sends
+            }
+        };
+        for send in sends {
+            for to in send.to {
+                self.send(i, to, &send.message);
+            }
+        }
+    }
+
+    /// Checks and records a commit: agreement, validity, certificate.
+    fn commit(&mut self, i: usize, height: Height, hash: Hash32, certificate: CommitCertificate, how: &str) {
+        let expected = self.nodes[i].chain.len() as u64 + 1;
+        if height.0 != expected {
+            self.violations
+                .push(format!("v{i} committed height {height} by {how} but its next height is {expected}"));
+            return;
+        }
+        if let Some(first) = self.decided.get(&height.0) {
+            if *first != hash {
+                self.violations.push(format!(
+                    "AGREEMENT: v{i} committed {hash} at height {height} by {how}, another validator committed {first}"
+                ));
+            }
+        } else {
+            self.decided.insert(height.0, hash);
+        }
+        if !self.values.is_valid(&hash) {
+            self.violations.push(format!("VALIDITY: v{i} committed invalid block {hash} at height {height}"));
+        }
+        if let Err(reason) = self.check_certificate(&certificate, height, hash) {
+            self.violations.push(format!("v{i} committed height {height} with a bad certificate: {reason}"));
+        }
+        self.nodes[i].chain.push((hash, certificate));
+        if self.nodes[i].machine.is_some() {
+            let epoch = self.nodes[i].epoch;
+            let at = self.now + 10;
+            self.push(at, Event::Ready { node: i, epoch });
+        }
+    }
+
+    fn check_certificate(
+        &self,
+        certificate: &CommitCertificate,
+        height: Height,
+        hash: Hash32,
+    ) -> Result<(), String> {
+        if certificate.height != height || certificate.block_hash != hash {
+            return Err("certificate is for another block".into());
+        }
+        let mut signers = BTreeSet::new();
+        for entry in &certificate.signatures {
+            let vote = SignedVote {
+                vote: Vote {
+                    kind: VoteKind::Precommit,
+                    height,
+                    round: certificate.round,
+                    block_hash: Some(hash),
+                },
+                voter: entry.authority.clone(),
+                signature: entry.signature,
+            };
+            self.validators.verify_vote(&vote).map_err(|e| e.to_string())?;
+            if !signers.insert(entry.authority.clone()) {
+                return Err(format!("{} signed twice", entry.authority));
+            }
+        }
+        if signers.len() < self.validators.quorum() {
+            return Err(format!("{} signatures, {} needed", signers.len(), self.validators.quorum()));
+        }
+        Ok(())
+    }
+
+    /// Block sync: commits the entries that follow the requester's chain and tells its machine.
+    fn apply_sync(&mut self, i: usize, entries: Vec<(Hash32, CommitCertificate)>, first: u64) {
+        if self.nodes[i].machine.is_none() {
+            return;
+        }
+        let mut last = None;
+        for (offset, (hash, certificate)) in entries.into_iter().enumerate() {
+            let height = Height(first + offset as u64);
+            if height.0 != self.nodes[i].chain.len() as u64 + 1 {
+                continue;
+            }
+            // A real node would refuse a block that does not apply or a bad certificate.
+            if !self.values.is_valid(&hash) || self.check_certificate(&certificate, height, hash).is_err() {
+                break;
+            }
+            self.commit(i, height, hash, certificate, "sync");
+            last = Some(height);
+        }
+        if let Some(height) = last {
+            self.input(i, Input::Committed { height });
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        let target = self.config.target_height as usize;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.behaviour == Behaviour::Honest && node.chain.len() < target {
+                self.violations.push(format!(
+                    "PROGRESS: honest v{i} reached height {} of {target} by {} ms (network healed at {} ms)",
+                    node.chain.len(),
+                    self.now,
+                    self.heal_at
+                ));
+            }
+        }
+        // Every equivocation both halves of which an honest validator handled at that height (in
+        // one life) is in its evidence.
+        for (first, second) in &self.equivocations {
+            let (d1, d2) = (message_digest(first), message_digest(second));
+            for (i, node) in self.nodes.iter().enumerate() {
+                if node.behaviour != Behaviour::Honest {
+                    continue;
+                }
+                let both = node.handled_epoch.get(&d1).is_some_and(|e| node.handled.contains(&(*e, d2)));
+                if !both {
+                    continue;
+                }
+                let step = match first {
+                    ConsensusMessage::Proposal(_) => "proposal",
+                    ConsensusMessage::Vote(v) if v.vote.kind == VoteKind::Prevote => "prevote",
+                    ConsensusMessage::Vote(_) => "precommit",
+                };
+                let key = (first.signer().clone(), first.height(), first.round(), step);
+                if !node.evidence.contains(&key) {
+                    self.violations.push(format!(
+                        "EVIDENCE: v{i} handled both halves of {}'s {step} equivocation at height {} round {} but recorded no evidence",
+                        key.0, key.1, key.2 .0
+                    ));
+                }
+            }
+        }
+        let evidence_recorded = self.nodes.iter().map(|n| n.evidence.len()).sum();
+        Report {
+            seed: self.config.seed,
+            behaviours: self.nodes.iter().map(|n| n.behaviour).collect(),
+            trace_digest: Hash32(*self.trace.finalize().as_bytes()),
+            committed: self.nodes.iter().map(|n| n.chain.iter().map(|(h, _)| *h).collect()).collect(),
+            violations: self.violations,
+            equivocations: self.equivocations.len(),
+            evidence_recorded,
+            crashes: self.crashes,
+            events: self.processed,
+            sim_time_ms: self.now,
+            states: self
+                .nodes
+                .iter()
+                .map(|n| match &n.machine {
+                    Some(m) => format!(
+                        "{} h={} r={} {:?} locked={:?} wal_round={:?}",
+                        n.id,
+                        m.height(),
+                        m.round().0,
+                        m.step(),
+                        m.locked().map(|(r, h)| (r.0, crate::messages::short(&Some(h)))),
+                        n.wal.as_ref().map(|w| (w.height.0, w.round.0)),
+                    ),
+                    None => format!("{} down", n.id),
+                })
+                .collect(),
+        }
+    }
+}

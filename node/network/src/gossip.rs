@@ -1,0 +1,200 @@
+//! Gossip topics scoped by the genesis hash, content-addressed message ids, and the gossipsub
+//! configuration (sizes, mesh parameters for small permissioned networks, validation mode).
+
+use std::{fmt, time::Duration};
+
+use libp2p::{
+    gossipsub::{self, IdentTopic, TopicHash},
+    identity::Keypair,
+};
+
+use crate::{Limits, NetworkError};
+
+/// A gossip topic. On the wire each is scoped by the chain's genesis hash:
+/// `/cdrchain/<genesis hex>/tx/1` and `/cdrchain/<genesis hex>/consensus/1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Signed transactions (`CdrBatch` and friends) on their way to the pools.
+    Transactions,
+    /// Proposals and votes.
+    Consensus,
+}
+
+impl Topic {
+    /// Every topic, in a fixed order.
+    pub const ALL: [Topic; 2] = [Topic::Transactions, Topic::Consensus];
+
+    /// The largest payload accepted on this topic.
+    pub fn limit(self, limits: &Limits) -> usize {
+        match self {
+            Topic::Transactions => limits.max_tx_message,
+            Topic::Consensus => limits.max_consensus_message,
+        }
+    }
+
+    /// The topic's wire name for the chain with this genesis hash.
+    pub fn name(self, genesis_hash: &[u8; 32]) -> String {
+        let kind = match self {
+            Topic::Transactions => "tx",
+            Topic::Consensus => "consensus",
+        };
+        format!("/cdrchain/{}/{kind}/1", hex::encode(genesis_hash))
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Topic::Transactions => "transactions",
+            Topic::Consensus => "consensus",
+        })
+    }
+}
+
+/// Maps our two topics to their gossipsub hashes for one chain, and back.
+#[derive(Debug, Clone)]
+pub(crate) struct Topics {
+    transactions: IdentTopic,
+    consensus: IdentTopic,
+}
+
+impl Topics {
+    pub(crate) fn new(genesis_hash: &[u8; 32]) -> Self {
+        Self {
+            transactions: IdentTopic::new(Topic::Transactions.name(genesis_hash)),
+            consensus: IdentTopic::new(Topic::Consensus.name(genesis_hash)),
+        }
+    }
+
+    pub(crate) fn ident(&self, topic: Topic) -> &IdentTopic {
+        match topic {
+            Topic::Transactions => &self.transactions,
+            Topic::Consensus => &self.consensus,
+        }
+    }
+
+    pub(crate) fn hash(&self, topic: Topic) -> TopicHash {
+        self.ident(topic).hash()
+    }
+
+    /// `None` for any topic not of this chain.
+    pub(crate) fn topic_of(&self, hash: &TopicHash) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|topic| self.hash(*topic) == *hash)
+    }
+}
+
+/// Room for gossipsub's envelope around a payload (author, sequence number, topic name,
+/// signature) and for control messages: generous, since the exact payload limit is checked by
+/// the service on receipt.
+const ENVELOPE_ALLOWANCE: usize = 16 * 1024;
+
+/// Gossipsub heartbeat: mesh maintenance and IHAVE gossip. Short, so that small networks mesh
+/// within a second of connecting.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(700);
+
+/// Heartbeats a message stays in the message cache. A received message must be reported
+/// (`NetworkHandle::report`) within `HISTORY_LENGTH × HEARTBEAT` (5.6 s) or it is never forwarded.
+pub(crate) const HISTORY_LENGTH: usize = 8;
+
+/// A message's id is a BLAKE3 hash of its topic and payload, not of author and sequence number:
+/// the same transaction gossiped by two nodes is one message, and it is forwarded once.
+pub(crate) fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+    let topic = message.topic.as_str().as_bytes();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&(topic.len() as u64).to_be_bytes());
+    hasher.update(topic);
+    hasher.update(&message.data);
+    gossipsub::MessageId::new(hasher.finalize().as_bytes())
+}
+
+/// Mesh parameters for 3 to 10 validators. Every node with `n - 1 < MESH_N_LOW` peers puts all
+/// of them in its mesh (so 3 or 4 nodes form a full mesh); larger networks keep 4 to 10 mesh
+/// peers. One outbound mesh peer is enough: in a permissioned network an inbound peer is as
+/// trustworthy as an outbound one.
+const MESH_N: usize = 5;
+const MESH_N_LOW: usize = 4;
+const MESH_N_HIGH: usize = 10;
+const MESH_OUTBOUND_MIN: usize = 1;
+
+pub(crate) fn behaviour(
+    keypair: &Keypair,
+    topics: &Topics,
+    limits: &Limits,
+) -> Result<gossipsub::Behaviour, NetworkError> {
+    let mut builder = gossipsub::ConfigBuilder::default();
+    builder
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .message_id_fn(message_id)
+        .max_transmit_size(limits.max_gossip_message() + ENVELOPE_ALLOWANCE)
+        .mesh_n(MESH_N)
+        .mesh_n_low(MESH_N_LOW)
+        .mesh_n_high(MESH_N_HIGH)
+        .mesh_outbound_min(MESH_OUTBOUND_MIN)
+        .gossip_lazy(MESH_N)
+        .heartbeat_interval(HEARTBEAT)
+        .heartbeat_initial_delay(Duration::from_millis(100))
+        .history_length(HISTORY_LENGTH)
+        .history_gossip(3)
+        .flood_publish(true);
+    for topic in Topic::ALL {
+        builder.max_transmit_size_for_topic(topic.limit(limits) + ENVELOPE_ALLOWANCE, topics.hash(topic));
+    }
+    let config = builder
+        .build()
+        .map_err(|error| NetworkError::InvalidConfig { reason: format!("gossipsub: {error}") })?;
+    let mut behaviour =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(keypair.clone()), config)
+            .map_err(|reason| NetworkError::InvalidConfig { reason: format!("gossipsub: {reason}") })?;
+    for topic in Topic::ALL {
+        behaviour.subscribe(topics.ident(topic)).map_err(|error| NetworkError::InvalidConfig {
+            reason: format!("gossipsub: cannot subscribe to {topic}: {error}"),
+        })?;
+    }
+    Ok(behaviour)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_are_scoped_by_the_genesis_hash() {
+        let genesis = [0xab; 32];
+        let hex = "ab".repeat(32);
+        assert_eq!(Topic::Transactions.name(&genesis), format!("/cdrchain/{hex}/tx/1"));
+        assert_eq!(Topic::Consensus.name(&genesis), format!("/cdrchain/{hex}/consensus/1"));
+
+        let ours = Topics::new(&genesis);
+        let theirs = Topics::new(&[0xac; 32]);
+        for topic in Topic::ALL {
+            assert_eq!(ours.topic_of(&ours.hash(topic)), Some(topic));
+            assert_eq!(ours.topic_of(&theirs.hash(topic)), None);
+        }
+    }
+
+    #[test]
+    fn message_ids_depend_on_topic_and_payload_only() {
+        let topics = Topics::new(&[1; 32]);
+        let message = |source, sequence_number, topic, data: &[u8]| gossipsub::Message {
+            source,
+            data: data.to_vec(),
+            sequence_number,
+            topic,
+        };
+        let tx = topics.hash(Topic::Transactions);
+        let consensus = topics.hash(Topic::Consensus);
+        let a = message_id(&message(None, Some(1), tx.clone(), b"batch"));
+        let b = message_id(&message(Some(libp2p::PeerId::random()), Some(9), tx.clone(), b"batch"));
+        assert_eq!(a, b);
+        assert_ne!(a, message_id(&message(None, Some(1), consensus, b"batch")));
+        assert_ne!(a, message_id(&message(None, Some(1), tx, b"batch2")));
+    }
+
+    #[test]
+    fn the_gossipsub_configuration_is_accepted() {
+        let keypair = Keypair::generate_ed25519();
+        let limits = Limits::default();
+        behaviour(&keypair, &Topics::new(&[0; 32]), &limits).unwrap();
+    }
+}

@@ -1,0 +1,920 @@
+//! The consensus driver: the IO around the pure state machine of `cdrchain-consensus`.
+//!
+//! One task owns the machine. It feeds it network messages, timer expiries, and the answers to
+//! its requests (blocks built from the pool, proposed blocks checked through `apply_block`), and
+//! carries out its outputs **in order**: a WAL record is written and synced before anything after
+//! it leaves the node, which is what keeps a restarted validator from ever signing a conflicting
+//! vote. Decisions are committed to storage with their certificates.
+//!
+//! Around the machine, the driver also:
+//! - gossips this operator's transactions (and again while they wait, since gossip can lose
+//!   them) and puts other operators' transactions, once their signatures check, in the pool;
+//! - starts a height's round 0 only when there is work (the pool is not empty and the block
+//!   interval has passed since the last block) or the idle heartbeat is due;
+//! - syncs: when a peer is at a later height, or nothing was committed for a while, it asks a
+//!   peer for committed blocks with their certificates, checks each (`Chain::import`) and moves
+//!   the machine past them; and it answers other nodes' sync requests from storage;
+//! - records equivocation evidence (storage, metrics, `consensus_evidence`).
+//!
+//! A single-validator chain runs the same machine without a network.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cdrchain_consensus::{
+    Consensus, ConsensusMessage, Decision, Evidence, Input, Output, Params, Timeout, Validators, Verdict,
+    WalRecord,
+};
+use cdrchain_network::{NetworkEvent, NetworkHandle, PeerId, Topic, Validation};
+use cdrchain_runtime::apply::{apply_block, StateChanges, TxError};
+use cdrchain_runtime::block::Block;
+use cdrchain_runtime::codec::{decode_exact, BoundedVec};
+use cdrchain_runtime::hash::Hash32;
+use cdrchain_runtime::ids::{Height, OperatorId, Round};
+use cdrchain_runtime::tx::{SignedTransaction, Transaction};
+use ed25519_dalek::SigningKey;
+use parity_scale_codec::Encode;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::chain::Chain;
+use crate::pool::TxPool;
+use crate::wire::{
+    ConsensusWire, SyncRequest, SyncResponse, TxWire, MAX_BLOCKS_PER_SYNC, MAX_TXS_PER_GOSSIP,
+};
+use crate::NodeError;
+
+/// WAL key of the consensus state machine's record.
+pub const WAL_KEY: &[u8] = b"consensus";
+/// Metadata key of the evidence this node has seen.
+pub const EVIDENCE_KEY: &str = "consensus-evidence";
+/// Most evidence records kept.
+pub const MAX_EVIDENCE: usize = 1_024;
+/// Blocks asked for in one sync request.
+const SYNC_BATCH: u32 = 64;
+/// A block whose timestamp is further ahead of our clock than this is refused.
+const MAX_CLOCK_DRIFT_MS: u64 = 60_000;
+
+/// What the RPC and metrics read about consensus and peers.
+#[derive(Debug, Default)]
+pub struct ConsensusStatus {
+    inner: Mutex<StatusInner>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusInner {
+    pub height: u64,
+    pub round: u32,
+    pub step: String,
+    pub is_syncing: bool,
+    pub peers: Vec<PeerSummary>,
+    #[serde(skip)]
+    pub evidence: Vec<Evidence>,
+}
+
+/// A connected peer, for `system_peers`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerSummary {
+    pub peer_id: String,
+    pub operator: Option<String>,
+    pub address: String,
+    pub direction: String,
+}
+
+impl ConsensusStatus {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn snapshot(&self) -> StatusInner {
+        self.lock().clone()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.lock().peers.len()
+    }
+
+    pub fn evidence(&self) -> Vec<Evidence> {
+        self.lock().evidence.clone()
+    }
+}
+
+/// How the driver paces blocks.
+#[derive(Debug, Clone)]
+pub struct ValidatorSettings {
+    pub params: Params,
+    pub block_interval: Duration,
+    pub idle_heartbeat: Duration,
+}
+
+/// The network side, when there is one.
+#[derive(Debug)]
+pub struct Net {
+    pub handle: NetworkHandle,
+    pub events: mpsc::Receiver<NetworkEvent>,
+    /// Operators by their nodes' peer ids (from the chain spec).
+    pub operators: HashMap<PeerId, OperatorId>,
+}
+
+/// Runs consensus until `shutdown` turns true or storage fails (then the node must stop).
+pub async fn run(
+    chain: Arc<Chain>,
+    pool: Arc<TxPool>,
+    me: (OperatorId, SigningKey),
+    settings: ValidatorSettings,
+    net: Option<Net>,
+    status: Arc<ConsensusStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), NodeError> {
+    let validators = Validators::new(chain.ctx.genesis_hash, chain.authorities.clone())
+        .ok_or_else(|| NodeError::Config("the chain spec has no authorities".into()))?;
+    let height = next_height(&chain);
+    let wal = match chain.storage.wal_get(WAL_KEY)? {
+        Some(bytes) => Some(decode_exact::<WalRecord>(&bytes).map_err(|e| {
+            NodeError::Config(format!(
+                "the consensus WAL record does not decode ({e}); the database is damaged — restore it or \
+                 purge the chain and sync again"
+            ))
+        })?),
+        None => None,
+    };
+    if let Some(record) = &wal {
+        if record.height == height {
+            tracing::info!(
+                target: "cdrchain::consensus",
+                "resuming height {} round {} from the WAL ({} signed messages, lock {:?})",
+                record.height,
+                record.round.0,
+                record.signed.len(),
+                record.locked.map(|(r, h)| (r.0, h))
+            );
+        }
+    }
+    let evidence = load_evidence(&chain)?;
+    status.lock().evidence = evidence;
+    // A WAL record of a later height than storage's next one: the machine decided a block the
+    // node did not commit before it stopped. Until sync brings storage there, follow without
+    // signing anything, so that nothing signed at those heights can be contradicted.
+    let ahead = wal.as_ref().filter(|record| record.height > height).cloned();
+    let (machine, outputs) = match &ahead {
+        Some(record) => {
+            tracing::warn!(
+                target: "cdrchain::consensus",
+                "the WAL is at height {} but storage at {}: following as an observer until synced",
+                record.height,
+                height.0 - 1
+            );
+            Consensus::new(validators.clone(), None, settings.params, height, None)
+        }
+        None => Consensus::new(validators.clone(), Some(me.clone()), settings.params, height, wal),
+    };
+    let (net_handle, mut events, operators) = match net {
+        Some(net) => (Some(net.handle), Some(net.events), net.operators),
+        None => (None, None, HashMap::new()),
+    };
+    let (sync_tx, mut sync_rx) = mpsc::channel::<(PeerId, Result<Vec<u8>, String>)>(4);
+    let mut driver = Driver {
+        chain,
+        pool,
+        me: me.0.clone(),
+        key: me.1,
+        validators,
+        pending_wal: ahead,
+        settings,
+        net: net_handle,
+        operators,
+        machine,
+        timers: BinaryHeap::new(),
+        timer_seq: 0,
+        blocks: HashMap::new(),
+        held: HashMap::new(),
+        executed: HashMap::new(),
+        last_commit: Instant::now(),
+        ready_sent: false,
+        nonce: initial_nonce(),
+        connected: BTreeSet::new(),
+        sync_in_flight: false,
+        sync_turn: 0,
+        last_sync: None,
+        sync_tx,
+        announced: HashMap::new(),
+        status,
+        inputs: Vec::new(),
+    };
+    driver.carry_out(outputs).await?;
+    driver.refresh_status();
+    let mut housekeeping = tokio::time::interval(Duration::from_millis(50));
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let next_timer = driver.timers.peek().map(|Reverse((at, _, _))| *at);
+        let sleep = tokio::time::sleep_until(
+            next_timer.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)).into(),
+        );
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    tracing::info!(target: "cdrchain::consensus", "consensus stopped at height {}", driver.machine.height());
+                    if let Some(net) = &driver.net {
+                        net.shutdown();
+                    }
+                    return Ok(());
+                }
+            }
+            event = recv(&mut events) => match event {
+                Some(event) => driver.on_network(event).await?,
+                None => {
+                    events = None;
+                    tracing::error!(target: "cdrchain::consensus", "the network stopped; this validator is cut off");
+                }
+            },
+            Some((peer, response)) = sync_rx.recv() => driver.on_sync_response(peer, response).await?,
+            _ = sleep, if next_timer.is_some() => driver.fire_timers().await?,
+            _ = housekeeping.tick() => driver.housekeeping().await?,
+        }
+    }
+}
+
+async fn recv(events: &mut Option<mpsc::Receiver<NetworkEvent>>) -> Option<NetworkEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Fault injection for the crash-safety test: `CDRCHAIN_FAILPOINT=exit-after-prevote` makes the
+/// process exit, as if killed, right after it sends a prevote (from height 2 on), before it can
+/// precommit. Read once; never set in production.
+fn failpoint_exit_after_prevote() -> bool {
+    static SET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SET.get_or_init(|| std::env::var("CDRCHAIN_FAILPOINT").is_ok_and(|v| v == "exit-after-prevote"))
+}
+
+fn next_height(chain: &Chain) -> Height {
+    Height(chain.storage.head().map_or(0, |h| h.header.number.0) + 1)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Nonces start at the clock in microseconds, so a restarted node does not reuse its earlier
+/// gossip ids.
+fn initial_nonce() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0))
+}
+
+fn load_evidence(chain: &Chain) -> Result<Vec<Evidence>, NodeError> {
+    match chain.storage.meta_get(EVIDENCE_KEY)? {
+        Some(bytes) => decode_exact::<Vec<Evidence>>(&bytes)
+            .map_err(|e| NodeError::Config(format!("stored consensus evidence does not decode: {e}"))),
+        None => Ok(Vec::new()),
+    }
+}
+
+struct Driver {
+    chain: Arc<Chain>,
+    pool: Arc<TxPool>,
+    me: OperatorId,
+    key: SigningKey,
+    validators: Validators,
+    /// A WAL record ahead of storage: the machine runs as an observer until storage reaches it.
+    pending_wal: Option<WalRecord>,
+    settings: ValidatorSettings,
+    net: Option<NetworkHandle>,
+    operators: HashMap<PeerId, OperatorId>,
+    machine: Consensus,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timeout)>>,
+    timer_seq: u64,
+    /// Proposed blocks by hash (ours and others'), for the current and next height.
+    blocks: HashMap<Hash32, Block>,
+    /// The (height, round) each held block was proposed for: at most two per slot from peers.
+    held: HashMap<Hash32, (Height, Round)>,
+    /// State changes of blocks that were built or checked, ready to commit.
+    executed: HashMap<Hash32, StateChanges>,
+    last_commit: Instant,
+    ready_sent: bool,
+    nonce: u64,
+    connected: BTreeSet<PeerId>,
+    sync_in_flight: bool,
+    sync_turn: usize,
+    last_sync: Option<Instant>,
+    sync_tx: mpsc::Sender<(PeerId, Result<Vec<u8>, String>)>,
+    /// Our own pool transactions and when they were last gossiped.
+    announced: HashMap<Hash32, Instant>,
+    status: Arc<ConsensusStatus>,
+    /// Inputs produced while carrying out outputs (answers to Build and Execute).
+    inputs: Vec<Input>,
+}
+
+impl Driver {
+    fn next_nonce(&mut self) -> u64 {
+        self.nonce = self.nonce.wrapping_add(1);
+        self.nonce
+    }
+
+    /// Feeds an input and carries out everything that follows from it.
+    async fn feed(&mut self, input: Input) -> Result<Verdict, NodeError> {
+        let (outputs, verdict) = self.machine.handle(input);
+        self.carry_out(outputs).await?;
+        Ok(verdict)
+    }
+
+    async fn carry_out(&mut self, outputs: Vec<Output>) -> Result<(), NodeError> {
+        let mut queue = std::collections::VecDeque::from(outputs);
+        loop {
+            while let Some(output) = queue.pop_front() {
+                self.carry_out_one(output).await?;
+            }
+            if let Some(record) = self.pending_wal.take_if(|r| r.height == next_height(&self.chain)) {
+                tracing::info!(
+                    target: "cdrchain::consensus",
+                    "storage reached height {}: signing again, from the WAL",
+                    record.height.0 - 1
+                );
+                let me = Some((self.me.clone(), self.key.clone()));
+                let (machine, outputs) = Consensus::new(
+                    self.validators.clone(),
+                    me,
+                    self.settings.params,
+                    record.height,
+                    Some(record),
+                );
+                self.machine = machine;
+                queue.extend(outputs);
+                continue;
+            }
+            if self.inputs.is_empty() {
+                break;
+            }
+            for input in std::mem::take(&mut self.inputs) {
+                let (outputs, _) = self.machine.handle(input);
+                queue.extend(outputs);
+            }
+        }
+        self.refresh_status();
+        Ok(())
+    }
+
+    async fn carry_out_one(&mut self, output: Output) -> Result<(), NodeError> {
+        match output {
+            Output::Wal(record) => {
+                // Synced before anything after it leaves the node.
+                let storage = self.chain.storage.clone();
+                tokio::task::block_in_place(|| storage.wal_put(WAL_KEY, &record.encode()))?;
+            }
+            Output::Broadcast(message) => {
+                let own_prevote = matches!(&message, ConsensusMessage::Vote(v)
+                    if v.voter == self.me && v.vote.kind == cdrchain_runtime::block::VoteKind::Prevote && v.vote.height.0 >= 2);
+                self.broadcast(message).await;
+                if own_prevote && failpoint_exit_after_prevote() {
+                    tracing::warn!(target: "cdrchain::consensus", "failpoint exit-after-prevote: stopping dead after sending a prevote");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    std::process::exit(137);
+                }
+            }
+            Output::Schedule { timeout, after_ms } => {
+                self.timer_seq += 1;
+                let at = Instant::now() + Duration::from_millis(after_ms);
+                self.timers.push(Reverse((at, self.timer_seq, timeout)));
+            }
+            Output::Build { height, round } => self.build(height, round)?,
+            Output::Execute { height, block_hash } => self.execute(height, block_hash),
+            Output::Decide(decision) => self.commit(decision)?,
+            Output::Evidence(evidence) => self.record_evidence(evidence)?,
+            Output::Ahead { height, from } => {
+                tracing::debug!(target: "cdrchain::consensus", "`{from}` is at height {height}; we are at {}", self.machine.height());
+                // Any connected peer, in rotation: the signer could be Byzantine and stall us.
+                self.start_sync(None, Duration::from_millis(500));
+            }
+        }
+        Ok(())
+    }
+
+    async fn broadcast(&mut self, message: ConsensusMessage) {
+        let Some(net) = self.net.clone() else { return };
+        let block = match &message {
+            ConsensusMessage::Proposal(p) => match self.blocks.get(&p.proposal.block_hash) {
+                Some(block) => Some(block.clone()),
+                // After a restart we may have signed a proposal whose block we no longer hold:
+                // without it the proposal is useless to others.
+                None => return,
+            },
+            ConsensusMessage::Vote(_) => None,
+        };
+        tracing::debug!(target: "cdrchain::consensus", "sending {}", message.describe());
+        let wire = ConsensusWire { nonce: self.next_nonce(), message, block };
+        if let Err(e) = net.publish(Topic::Consensus, wire.encode()).await {
+            tracing::debug!(target: "cdrchain::consensus", "consensus message not sent: {e}");
+        }
+    }
+
+    /// The proposer's getValue(): a block on the head from the pool.
+    fn build(&mut self, height: Height, round: Round) -> Result<(), NodeError> {
+        if next_height(&self.chain) != height {
+            return Ok(());
+        }
+        let mut candidates = self.pool.snapshot(crate::MAX_TXS_PER_BUILD);
+        // Per operator in sequence order, so that batches gossiped out of order still chain.
+        candidates.sort_by_key(|(_, a)| sequence_key(a));
+        let parent_ts = self.chain.storage.parent_ref().timestamp_ms;
+        let built =
+            tokio::task::block_in_place(|| self.chain.build(&self.me, candidates, now_ms().max(parent_ts)))?;
+        self.drop_refused(&built.refused);
+        let hash = built.block.hash();
+        tracing::info!(
+            target: "cdrchain::consensus",
+            "proposing block #{height} round {} {}… with {} CDRs in {} txs",
+            round.0,
+            &hash.to_hex()[..12],
+            built.block.cdr_count(),
+            built.block.transactions.len()
+        );
+        self.hold_block(built.block);
+        self.executed.insert(hash, built.changes);
+        self.inputs.push(Input::Built { height, round, block_hash: hash });
+        Ok(())
+    }
+
+    /// Drops transactions that can never apply (stale sequences, bad data); keeps those that only
+    /// wait for an earlier one (a gap may close when the missing batch arrives).
+    fn drop_refused(&self, refused: &[(Hash32, TxError)]) {
+        let dead: Vec<Hash32> = refused
+            .iter()
+            .filter(|(_, e)| !matches!(e, TxError::SequenceGap { .. }))
+            .map(|(id, e)| {
+                tracing::warn!(target: "cdrchain::consensus", "dropping transaction {id}: {e}");
+                *id
+            })
+            .collect();
+        self.pool.remove(&dead);
+    }
+
+    fn hold_block(&mut self, block: Block) {
+        let hash = block.hash();
+        self.held.insert(hash, (block.header.number, self.machine.round()));
+        self.blocks.insert(hash, block);
+    }
+
+    /// The machine's valid(v): does the proposed block apply on our head?
+    fn execute(&mut self, height: Height, block_hash: Hash32) {
+        if next_height(&self.chain) != height {
+            // Storage is not where the machine is (a sync is under way): no verdict yet; the
+            // machine cannot decide this block, and sync will bring it.
+            return;
+        }
+        let verdict = match self.blocks.get(&block_hash) {
+            None => {
+                // Not held (never arrived, or not kept): no verdict, so never a decision on a
+                // block this node could not commit.
+                tracing::debug!(target: "cdrchain::consensus", "no block {block_hash} to check for height {height}");
+                return;
+            }
+            Some(block) if block.header.timestamp_ms > now_ms().saturating_add(MAX_CLOCK_DRIFT_MS) => {
+                Err(format!(
+                    "its timestamp {} is more than {} s ahead of this node's clock",
+                    block.header.timestamp_ms,
+                    MAX_CLOCK_DRIFT_MS / 1000
+                ))
+            }
+            Some(block) => {
+                let parent = self.chain.storage.parent_ref();
+                tokio::task::block_in_place(|| {
+                    apply_block(&self.chain.ctx, &*self.chain.storage, &parent, block)
+                        .map_err(|e| e.to_string())
+                })
+            }
+        };
+        let valid = match verdict {
+            Ok(changes) => {
+                self.executed.insert(block_hash, changes);
+                true
+            }
+            Err(reason) => {
+                tracing::warn!(target: "cdrchain::consensus", "proposed block #{height} {block_hash} is invalid: {reason}");
+                false
+            }
+        };
+        self.inputs.push(Input::Executed { height, block_hash, valid });
+    }
+
+    fn commit(&mut self, decision: Decision) -> Result<(), NodeError> {
+        let Decision { height, block_hash, certificate, .. } = decision;
+        let (Some(block), Some(changes)) = (self.blocks.get(&block_hash), self.executed.remove(&block_hash))
+        else {
+            tracing::warn!(target: "cdrchain::consensus", "decided block #{height} {block_hash} is not held here; syncing it");
+            self.start_sync(None, Duration::ZERO);
+            return Ok(());
+        };
+        let block = block.clone();
+        let chain = self.chain.clone();
+        let me = self.me.clone();
+        tokio::task::block_in_place(|| chain.commit_decided(&block, &changes, &certificate, &me))?;
+        self.after_commit(&block);
+        Ok(())
+    }
+
+    fn after_commit(&mut self, block: &Block) {
+        let genesis = self.chain.ctx.genesis_hash;
+        let ids: Vec<Hash32> = block.transactions.iter().map(|tx| tx.id(&genesis)).collect();
+        self.pool.remove(&ids);
+        for id in &ids {
+            self.announced.remove(id);
+        }
+        let height = block.header.number;
+        self.blocks.retain(|_, b| b.header.number > height);
+        self.held.retain(|_, (h, _)| *h > height);
+        self.executed.clear();
+        self.last_commit = Instant::now();
+        self.ready_sent = false;
+    }
+
+    fn record_evidence(&mut self, evidence: Evidence) -> Result<(), NodeError> {
+        tracing::warn!(
+            target: "cdrchain::consensus",
+            "EQUIVOCATION: `{}` signed two different {}s at height {} round {}; evidence kept",
+            evidence.offender(),
+            evidence.step(),
+            evidence.height(),
+            evidence.round().0
+        );
+        self.chain.metrics.equivocations.inc();
+        let all = {
+            let mut status = self.status.lock();
+            if !status.evidence.contains(&evidence) {
+                status.evidence.push(evidence);
+                let excess = status.evidence.len().saturating_sub(MAX_EVIDENCE);
+                status.evidence.drain(..excess);
+            }
+            status.evidence.clone()
+        };
+        self.chain.storage.meta_put(EVIDENCE_KEY, &all.encode())?;
+        Ok(())
+    }
+
+    async fn fire_timers(&mut self) -> Result<(), NodeError> {
+        let now = Instant::now();
+        while let Some(Reverse((at, _, timeout))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if timeout.height < self.machine.height() {
+                continue;
+            }
+            self.feed(Input::Timeout(timeout)).await?;
+        }
+        Ok(())
+    }
+
+    async fn housekeeping(&mut self) -> Result<(), NodeError> {
+        // Readiness: round 0 starts when there is work, or for the idle heartbeat.
+        if !self.ready_sent {
+            let since = self.last_commit.elapsed();
+            let work = !self.pool.is_empty() && since >= self.settings.block_interval;
+            if work || since >= self.settings.idle_heartbeat {
+                self.ready_sent = true;
+                self.feed(Input::Ready).await?;
+            }
+        }
+        self.announce_transactions().await;
+        // Nothing committed for a while although others may have: ask a peer.
+        let stalled = self.last_commit.elapsed() > Duration::from_secs(3);
+        if stalled && !self.connected.is_empty() {
+            self.start_sync(None, Duration::from_secs(2));
+        }
+        Ok(())
+    }
+
+    /// Gossips our own pool transactions: new ones at once, waiting ones again every few seconds.
+    async fn announce_transactions(&mut self) {
+        let Some(net) = self.net.clone() else { return };
+        if self.connected.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let me = self.me.clone();
+        let ids: Vec<Hash32> = self
+            .pool
+            .ids_where(|tx| tx.transaction.operator() == &me)
+            .into_iter()
+            .filter(|id| {
+                self.announced.get(id).is_none_or(|at| now.duration_since(*at) > Duration::from_secs(3))
+            })
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        for id in &ids {
+            self.announced.insert(*id, now);
+        }
+        let due = self.pool.get_many(&ids);
+        for chunk in due.chunks(MAX_TXS_PER_GOSSIP) {
+            let Ok(txs) = BoundedVec::new(chunk.to_vec()) else { continue };
+            let wire = TxWire { nonce: self.next_nonce(), txs };
+            let bytes = wire.encode();
+            if let Err(e) = net.publish(Topic::Transactions, bytes).await {
+                tracing::debug!(target: "cdrchain::consensus", "transactions not gossiped: {e}");
+            }
+        }
+    }
+
+    async fn on_network(&mut self, event: NetworkEvent) -> Result<(), NodeError> {
+        match event {
+            NetworkEvent::Gossip { topic: Topic::Consensus, source, id, data } => {
+                let verdict = self.on_consensus_gossip(&data).await?;
+                if let Some(net) = &self.net {
+                    net.report(id, source, verdict);
+                }
+            }
+            NetworkEvent::Gossip { topic: Topic::Transactions, source, id, data } => {
+                let verdict = self.on_tx_gossip(&data);
+                if let Some(net) = &self.net {
+                    net.report(id, source, verdict);
+                }
+            }
+            NetworkEvent::SyncRequest { peer, request, reply } => {
+                // Reading blocks can take a while: not on the consensus task.
+                if let Some(net) = self.net.clone() {
+                    let chain = self.chain.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let response = serve_sync(&chain, peer, &request);
+                        net.respond(reply, response);
+                    });
+                }
+            }
+            NetworkEvent::PeerConnected(peer) => {
+                tracing::info!(target: "cdrchain::network", "peer connected: {peer} ({})", self.operator_name(&peer));
+                self.connected.insert(peer);
+                // Let it have our waiting transactions soon.
+                self.announced.clear();
+                self.refresh_peers().await;
+            }
+            NetworkEvent::PeerDisconnected(peer) => {
+                tracing::info!(target: "cdrchain::network", "peer disconnected: {peer} ({})", self.operator_name(&peer));
+                self.connected.remove(&peer);
+                self.refresh_peers().await;
+            }
+            NetworkEvent::Listening(address) => {
+                tracing::info!(target: "cdrchain::network", "p2p listening on {address}");
+            }
+        }
+        Ok(())
+    }
+
+    fn operator_name(&self, peer: &PeerId) -> String {
+        self.operators
+            .get(peer)
+            .map_or_else(|| "not in the chain spec".to_string(), |op| format!("operator `{op}`"))
+    }
+
+    async fn on_consensus_gossip(&mut self, data: &[u8]) -> Result<Validation, NodeError> {
+        let wire: ConsensusWire = match decode_exact(data) {
+            Ok(wire) => wire,
+            Err(e) => {
+                tracing::warn!(target: "cdrchain::consensus", "refused a consensus message of {} bytes: {e}", data.len());
+                return Ok(Validation::Reject);
+            }
+        };
+        let mut held = None;
+        if let ConsensusMessage::Proposal(p) = &wire.message {
+            let (h, r) = (p.proposal.height, p.proposal.round);
+            let current = self.machine.height();
+            let useful = (h == current && r.0 <= self.machine.round().0.saturating_add(1))
+                || (Some(h) == current.next() && r.0 == 0);
+            let already = self.blocks.contains_key(&p.proposal.block_hash);
+            let same_slot = self.held.values().filter(|slot| **slot == (h, r)).count();
+            if !already && (!useful || same_slot >= 2) {
+                // A proposal we could not use now (too far ahead) or a third block for one
+                // (height, round): not kept; the proposer re-sends when it matters.
+                return Ok(Validation::Ignore);
+            }
+            match wire.block {
+                Some(block) if block.header.number != h => {
+                    tracing::warn!(target: "cdrchain::consensus", "refused {}: its block is for height {}", wire.message.describe(), block.header.number);
+                    return Ok(Validation::Reject);
+                }
+                Some(block) if block.hash() == p.proposal.block_hash => {
+                    let size = block.encoded_size();
+                    let max = self.chain.spec.params.max_block_bytes as usize;
+                    if size > max {
+                        tracing::warn!(target: "cdrchain::consensus", "refused {}: its block is {size} bytes, over the chain's {max}", wire.message.describe());
+                        return Ok(Validation::Reject);
+                    }
+                    if !already {
+                        held = Some(p.proposal.block_hash);
+                        self.held.insert(p.proposal.block_hash, (h, r));
+                        self.blocks.insert(p.proposal.block_hash, block);
+                    }
+                }
+                Some(_) => {
+                    tracing::warn!(target: "cdrchain::consensus", "refused {}: the attached block has another hash", wire.message.describe());
+                    return Ok(Validation::Reject);
+                }
+                None => return Ok(Validation::Reject),
+            }
+        }
+        let description = wire.message.describe();
+        let verdict = self.feed(Input::Message(wire.message)).await?;
+        Ok(match verdict {
+            Verdict::Accepted => Validation::Accept,
+            Verdict::Ignored => Validation::Ignore,
+            Verdict::Rejected(error) => {
+                tracing::warn!(target: "cdrchain::consensus", "refused {description}: {error}");
+                if let Some(hash) = held {
+                    self.blocks.remove(&hash);
+                    self.held.remove(&hash);
+                }
+                Validation::Reject
+            }
+        })
+    }
+
+    fn on_tx_gossip(&mut self, data: &[u8]) -> Validation {
+        let wire: TxWire = match decode_exact(data) {
+            Ok(wire) => wire,
+            Err(e) => {
+                tracing::warn!(target: "cdrchain::consensus", "refused gossiped transactions ({} bytes): {e}", data.len());
+                return Validation::Reject;
+            }
+        };
+        let genesis = self.chain.ctx.genesis_hash;
+        let mut added = 0;
+        for tx in wire.txs.into_inner() {
+            let operator = tx.transaction.operator().clone();
+            let Some((_, key)) = self.chain.authorities_and_operators().find(|(id, _)| *id == operator)
+            else {
+                tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of unknown operator `{operator}`");
+                return Validation::Reject;
+            };
+            if let Err(e) = tx.verify(&key, &genesis) {
+                tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of `{operator}`: {e}");
+                return Validation::Reject;
+            }
+            if self.pool.add(tx.id(&genesis), tx).is_ok() {
+                added += 1;
+            }
+        }
+        if added > 0 {
+            Validation::Accept
+        } else {
+            Validation::Ignore
+        }
+    }
+
+    /// Asks `peer` (or any connected peer) for the blocks after our head, unless a request is in
+    /// flight or one was sent less than `spacing` ago.
+    fn start_sync(&mut self, peer: Option<PeerId>, spacing: Duration) {
+        let Some(net) = self.net.clone() else { return };
+        if self.sync_in_flight || self.last_sync.is_some_and(|at| at.elapsed() < spacing) {
+            return;
+        }
+        let peer = match peer.filter(|p| self.connected.contains(p)) {
+            Some(peer) => peer,
+            None => {
+                // Rotate through the connected peers.
+                let list: Vec<PeerId> = self.connected.iter().copied().collect();
+                if list.is_empty() {
+                    return;
+                }
+                self.sync_turn = self.sync_turn.wrapping_add(1);
+                let index = self.sync_turn % list.len();
+                list[index]
+            }
+        };
+        self.sync_in_flight = true;
+        self.last_sync = Some(Instant::now());
+        let request = SyncRequest { from: next_height(&self.chain), max: SYNC_BATCH }.encode();
+        let tx = self.sync_tx.clone();
+        tokio::spawn(async move {
+            let response = net.request(peer, request).await.map_err(|e| e.to_string());
+            let _ = tx.send((peer, response)).await;
+        });
+    }
+
+    async fn on_sync_response(
+        &mut self,
+        peer: PeerId,
+        response: Result<Vec<u8>, String>,
+    ) -> Result<(), NodeError> {
+        self.sync_in_flight = false;
+        let bytes = match response {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::debug!(target: "cdrchain::network", "sync request to {peer} failed: {e}");
+                return Ok(());
+            }
+        };
+        let response: SyncResponse = match decode_exact(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(target: "cdrchain::network", "sync response from {peer} does not decode: {e}");
+                return Ok(());
+            }
+        };
+        let count = response.blocks.len();
+        let mut imported = None;
+        for (block, certificate) in response.blocks.into_inner() {
+            let expected = next_height(&self.chain);
+            if block.header.number < expected {
+                continue;
+            }
+            if block.header.number != expected {
+                break;
+            }
+            let chain = self.chain.clone();
+            let me = self.me.clone();
+            match tokio::task::block_in_place(|| chain.import(&block, &certificate, &me)) {
+                Ok(()) => {
+                    self.after_commit(&block);
+                    imported = Some(block.header.number);
+                }
+                Err(NodeError::Storage(e)) => return Err(NodeError::Storage(e)),
+                Err(e) => {
+                    tracing::warn!(target: "cdrchain::network", "refused block #{} from {peer}: {e}", block.header.number);
+                    break;
+                }
+            }
+        }
+        if let Some(height) = imported {
+            tracing::info!(target: "cdrchain::network", "synced up to block #{height} from {peer}");
+            self.feed(Input::Committed { height }).await?;
+            if count as u32 >= SYNC_BATCH {
+                // There may be more.
+                self.start_sync(Some(peer), Duration::ZERO);
+            }
+        }
+        Ok(())
+    }
+
+    async fn refresh_peers(&mut self) {
+        let Some(net) = &self.net else { return };
+        let peers = net.peers().await;
+        let summaries = peers
+            .into_iter()
+            .map(|p| PeerSummary {
+                peer_id: p.peer_id.to_string(),
+                operator: self.operators.get(&p.peer_id).map(ToString::to_string),
+                address: p.address.to_string(),
+                direction: format!("{:?}", p.direction).to_lowercase(),
+            })
+            .collect::<Vec<_>>();
+        self.chain.metrics.peers.set(i64::try_from(summaries.len()).unwrap_or(i64::MAX));
+        self.status.lock().peers = summaries;
+    }
+
+    fn refresh_status(&self) {
+        let mut status = self.status.lock();
+        status.height = self.machine.height().0;
+        status.round = self.machine.round().0;
+        status.step = format!("{:?}", self.machine.step()).to_lowercase();
+        status.is_syncing = self.sync_in_flight;
+        self.chain.metrics.consensus_round.set(i64::from(self.machine.round().0));
+    }
+}
+
+/// Answers a peer's sync request from storage.
+fn serve_sync(chain: &Chain, peer: PeerId, request: &[u8]) -> Vec<u8> {
+    let empty = || SyncResponse { blocks: BoundedVec::default() }.encode();
+    let Ok(request) = decode_exact::<SyncRequest>(request) else {
+        tracing::warn!(target: "cdrchain::network", "malformed sync request from {peer}");
+        return empty();
+    };
+    let max = (request.max as usize).min(MAX_BLOCKS_PER_SYNC);
+    let budget = 32 * 1024 * 1024;
+    let mut blocks = Vec::new();
+    let mut bytes = 0usize;
+    let mut height = request.from;
+    while blocks.len() < max && height.0 > 0 {
+        let (Ok(Some(block)), Ok(Some(certificate))) =
+            (chain.storage.block(height), chain.storage.certificate(height))
+        else {
+            break;
+        };
+        bytes += block.encoded_size();
+        if !blocks.is_empty() && bytes > budget {
+            break;
+        }
+        blocks.push((block, certificate));
+        height = Height(height.0 + 1);
+    }
+    tracing::debug!(target: "cdrchain::network", "serving {} blocks from #{} to {peer}", blocks.len(), request.from);
+    match BoundedVec::new(blocks) {
+        Ok(blocks) => SyncResponse { blocks }.encode(),
+        Err(_) => empty(),
+    }
+}
+
+/// Sorts transactions of one operator by sequence; call events keep their place at the end.
+fn sequence_key(tx: &SignedTransaction) -> (u8, OperatorId, u64) {
+    match &tx.transaction {
+        Transaction::CdrBatch(b) => (0, b.operator.clone(), b.first_sequence.0),
+        Transaction::SequenceGap(g) => (0, g.operator.clone(), g.from.0),
+        Transaction::CallEvent(e) => (1, e.operator.clone(), 0),
+    }
+}

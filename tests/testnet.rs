@@ -1,0 +1,343 @@
+//! Four real `cdrchain node` processes of the `local` chain on loopback (libp2p over TCP,
+//! RocksDB each): agreement, a validator killed and caught up through sync, two of four down,
+//! a node outside the chain spec, and a validator killed between its prevote and its precommit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure must fail the test
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use cdrchain_chain_spec::{DevAccount, DEV_ACCOUNT_NAMES};
+use common::{cdr, Node};
+use serde_json::{json, Value};
+
+/// A free loopback TCP port (bound and released; the node binds it again a moment later).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The four validators' fixed settings: name, base path, p2p port.
+struct Net {
+    _dir: tempfile::TempDir,
+    base: PathBuf,
+    ports: Vec<u16>,
+}
+
+impl Net {
+    fn new() -> Net {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_path_buf();
+        Net { _dir: dir, base, ports: (0..4).map(|_| free_port()).collect() }
+    }
+
+    fn bootnodes(&self, except: usize) -> String {
+        (0..4)
+            .filter(|j| *j != except)
+            .map(|j| {
+                format!(
+                    "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+                    self.ports[j],
+                    DevAccount::derive(DEV_ACCOUNT_NAMES[j]).peer_id()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts validator `i` (alice, bob, charlie, dave) with `env` set.
+    fn start_with(&self, i: usize, env: &[(&str, &str)]) -> Node {
+        let name = DEV_ACCOUNT_NAMES[i];
+        let base = self.base.join(name);
+        let listen = format!("/ip4/127.0.0.1/tcp/{}", self.ports[i]);
+        let bootnodes = self.bootnodes(i);
+        let args = [
+            "node",
+            "--chain",
+            "local",
+            "--dev-key",
+            name,
+            "--base-path",
+            base.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--bootnodes",
+            &bootnodes,
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--no-metrics",
+        ];
+        Node::start_env(&args, env)
+    }
+
+    fn start(&self, i: usize) -> Node {
+        self.start_with(i, &[])
+    }
+}
+
+fn height(node: &Node) -> u64 {
+    node.call("chain_getHeader", json!([])).ok().and_then(|h| h["number"].as_u64()).unwrap_or(0)
+}
+
+fn hash_at(node: &Node, h: u64) -> String {
+    node.call("chain_getHeader", json!([h])).unwrap()["hash"].as_str().unwrap_or_default().to_string()
+}
+
+/// Waits until every node is at least at `target`.
+fn wait_height(nodes: &[&Node], target: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let heights: Vec<u64> = nodes.iter().map(|n| height(n)).collect();
+        if heights.iter().all(|h| *h >= target) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all nodes reached height {target} in {timeout:?}: {heights:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every node reports the same block hash at every height they all have.
+fn assert_same_chain(nodes: &[&Node]) -> u64 {
+    let common = nodes.iter().map(|n| height(n)).min().unwrap();
+    for h in 1..=common {
+        let hashes: Vec<String> = nodes.iter().map(|n| hash_at(n, h)).collect();
+        assert!(hashes.iter().all(|x| x == &hashes[0] && !x.is_empty()), "height {h}: {hashes:?}");
+    }
+    common
+}
+
+fn all(nodes: &[Option<Node>]) -> Vec<&Node> {
+    nodes.iter().flatten().collect()
+}
+
+/// Submits `count` CDRs (call ids from `first`) to `node`; returns their ids.
+fn submit(node: &Node, first: u64, count: u64) -> Vec<String> {
+    let cdrs: Vec<Value> = (first..first + count).map(cdr).collect();
+    let ids = node.call("cdr_submit", json!([cdrs])).unwrap();
+    ids.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+}
+
+fn wait_all_committed(nodes: &[&Node], ids: &[String], timeout: Duration) {
+    for node in nodes {
+        for id in ids {
+            node.wait_committed(id, timeout);
+        }
+    }
+}
+
+fn log_contains(node: &mut Node, lines: &mut Vec<String>, needle: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        lines.extend(node.drain_log());
+        if lines.iter().any(|l| l.contains(needle)) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn four_validators_agree_and_a_killed_one_catches_up() {
+    let net = Net::new();
+    let mut nodes: Vec<Option<Node>> = (0..4).map(|i| Some(net.start(i))).collect();
+
+    // (a) CDRs submitted to different validators are committed everywhere.
+    let mut ids = Vec::new();
+    for (i, node) in all(&nodes).into_iter().enumerate() {
+        ids.extend(submit(node, i as u64 * 1_000, 50));
+    }
+    assert!(ids.iter().any(|id| id.starts_with("alice:")) && ids.iter().any(|id| id.starts_with("dave:")));
+    wait_all_committed(&all(&nodes), &ids, Duration::from_secs(90));
+    let agreed = assert_same_chain(&all(&nodes));
+    assert!(agreed >= 1);
+    // Every validator is connected to the three others (connections may still be settling).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let health = all(&nodes)[0].call("system_health", json!([])).unwrap();
+        let peers = all(&nodes)[0].call("system_peers", json!([])).unwrap();
+        if health["peers"] == 3 && peers.as_array().unwrap().len() == 3 {
+            let mut operators: Vec<&str> =
+                peers.as_array().unwrap().iter().filter_map(|p| p["operator"].as_str()).collect();
+            operators.sort_unstable();
+            assert_eq!(operators, ["bob", "charlie", "dave"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice does not see three peers: {health} {peers}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // (b) dave is killed; the other three go on committing.
+    nodes[3].take().unwrap().kill9();
+    let more = submit(all(&nodes)[0], 10_000, 40);
+    wait_all_committed(&all(&nodes), &more, Duration::from_secs(90));
+    let before = height(all(&nodes)[0]);
+
+    // Restarted, dave catches up through block sync and has the same hashes.
+    nodes[3] = Some(net.start(3));
+    wait_height(&all(&nodes), before, Duration::from_secs(90));
+    let dave = nodes[3].as_mut().unwrap();
+    for id in &more {
+        dave.wait_committed(id, Duration::from_secs(30));
+    }
+    let mut log = Vec::new();
+    assert!(log_contains(dave, &mut log, "synced up to block", Duration::from_secs(5)), "{}", log.join("\n"));
+    // And it takes part again: a CDR submitted to dave is committed by all.
+    let last = submit(dave, 20_000, 5);
+    wait_all_committed(&all(&nodes), &last, Duration::from_secs(90));
+    assert_same_chain(&all(&nodes));
+    for node in all(&nodes) {
+        let evidence = node.call("consensus_evidence", json!([])).unwrap();
+        assert_eq!(evidence, json!([]), "honest validators never equivocate");
+    }
+}
+
+#[test]
+fn with_two_of_four_down_nothing_commits_and_nothing_is_lost() {
+    let net = Net::new();
+    let alice = net.start(0);
+    let bob = net.start(1);
+    let charlie = net.start(2);
+    let dave = net.start(3);
+    let first = submit(&alice, 0, 10);
+    wait_all_committed(&[&alice, &bob, &charlie, &dave], &first, Duration::from_secs(90));
+
+    // (c) Two of four stop: no quorum.
+    charlie.kill9();
+    dave.kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    let stuck = height(&alice);
+    let pending = submit(&alice, 100, 20);
+    let pending_bob = submit(&bob, 200, 20);
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(height(&alice), stuck, "no block may be committed without a quorum");
+    assert_eq!(height(&bob), stuck);
+    let status = alice.call("cdr_status", json!([pending[0]])).unwrap();
+    assert_eq!(status["status"], "queued", "acknowledged, durable, waiting: {status}");
+
+    // They return: the acknowledged CDRs are committed, and all agree.
+    let charlie = net.start(2);
+    let dave = net.start(3);
+    let nodes = [&alice, &bob, &charlie, &dave];
+    wait_all_committed(&nodes, &pending, Duration::from_secs(120));
+    wait_all_committed(&nodes, &pending_bob, Duration::from_secs(60));
+    assert_same_chain(&nodes);
+}
+
+#[test]
+fn a_node_outside_the_chain_spec_cannot_join() {
+    let net = Net::new();
+    let mut alice = net.start(0);
+    let bob = net.start(1);
+    // An intruder with charlie's operator key but a network key the spec does not list.
+    let dir = tempfile::tempdir().unwrap();
+    let node_key = dir.path().join("intruder-node-key.json");
+    let out = common::run(&["key", "generate", "--scheme", "ed25519", "--out", node_key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let port = free_port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let mut intruder = Node::start(&[
+        "node",
+        "--chain",
+        "local",
+        "--dev-key",
+        "charlie",
+        "--node-key",
+        node_key.to_str().unwrap(),
+        "--base-path",
+        dir.path().join("db").to_str().unwrap(),
+        "--listen",
+        &listen,
+        "--bootnodes",
+        &net.bootnodes(2),
+        "--rpc-addr",
+        "127.0.0.1:0",
+        "--no-metrics",
+    ]);
+    let mut intruder_log = Vec::new();
+    assert!(
+        log_contains(&mut intruder, &mut intruder_log, "is not in chain `local`", Duration::from_secs(10)),
+        "the node warns that its key is not listed:\n{}",
+        intruder_log.join("\n")
+    );
+    // Alice and bob see each other, never the intruder.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let peers = alice.call("system_peers", json!([])).unwrap();
+        if peers.as_array().unwrap().iter().any(|p| p["operator"] == "bob") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice and bob did not connect: {peers}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    for node in [&alice, &bob] {
+        let peers = node.call("system_peers", json!([])).unwrap();
+        for p in peers.as_array().unwrap() {
+            assert!(p["operator"].is_string(), "only listed peers are connected: {peers}");
+        }
+    }
+    let mut alice_log = Vec::new();
+    assert!(
+        log_contains(&mut alice, &mut alice_log, "not in the allowed set", Duration::from_secs(10)),
+        "alice logs the refusal:\n{}",
+        alice_log.iter().rev().take(40).cloned().collect::<Vec<_>>().join("\n")
+    );
+    // Whatever it signs never reaches the validators: its CDRs are never committed there.
+    let ids = submit(&intruder, 0, 3);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(alice.call("cdr_status", json!([ids[0]])).unwrap()["status"], "unknown");
+}
+
+#[test]
+fn a_validator_killed_between_prevote_and_precommit_signs_nothing_conflicting() {
+    let net = Net::new();
+    let alice = net.start(0);
+    let bob = net.start(1);
+    let charlie = net.start(2);
+    // dave exits (like kill -9) right after sending its first prevote from height 2 on.
+    let dave = net.start_with(3, &[("CDRCHAIN_FAILPOINT", "exit-after-prevote")]);
+    let first = submit(&alice, 0, 5);
+    wait_all_committed(&[&alice, &bob, &charlie], &first, Duration::from_secs(90));
+    let more = submit(&bob, 100, 5);
+    let mut dave = dave;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Ok(Some(status)) = dave.child.try_wait() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the failpoint did not fire");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(137));
+    let mut died = Vec::new();
+    assert!(log_contains(&mut dave, &mut died, "failpoint exit-after-prevote", Duration::from_secs(2)));
+    drop(dave);
+
+    // Restarted from its WAL, it resumes the height with the prevote it signed.
+    let mut dave = net.start(3);
+    let mut log = Vec::new();
+    // Its head is below the height it prevoted at, so it resumes that height from the WAL record
+    // holding the prevote (and re-sends that prevote, never another).
+    assert!(
+        log_contains(&mut dave, &mut log, "from the WAL (", Duration::from_secs(30)),
+        "{}",
+        log.join("\n")
+    );
+    let nodes = [&alice, &bob, &charlie, &dave];
+    wait_all_committed(&nodes, &more, Duration::from_secs(90));
+    let last = submit(&dave, 200, 5);
+    wait_all_committed(&nodes, &last, Duration::from_secs(90));
+    assert_same_chain(&nodes);
+    // No validator holds evidence against dave (or anyone).
+    for node in nodes {
+        assert_eq!(node.call("consensus_evidence", json!([])).unwrap(), json!([]));
+    }
+}
