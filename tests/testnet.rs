@@ -341,3 +341,75 @@ fn a_validator_killed_between_prevote_and_precommit_signs_nothing_conflicting() 
         assert_eq!(node.call("consensus_evidence", json!([])).unwrap(), json!([]));
     }
 }
+
+/// `count` consecutive free loopback ports.
+fn free_port_run(count: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base < 60_000 && (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+#[test]
+fn testnet_command_runs_a_generated_three_validator_chain_and_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p2p, rpc, metrics) = (free_port_run(3), free_port_run(3), free_port_run(3));
+    let mut testnet = std::process::Command::new(common::cdrchain_binary())
+        .args(["testnet", "--validators", "3", "--base-path", dir.path().to_str().unwrap()])
+        .args([
+            "--p2p-port",
+            &p2p.to_string(),
+            "--rpc-port",
+            &rpc.to_string(),
+            "--metrics-port",
+            &metrics.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let call = |port: u16, method: &str, params: Value| -> Option<Value> {
+        let answer: Value = ureq::post(&format!("http://127.0.0.1:{port}"))
+            .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .ok()?
+            .into_json()
+            .ok()?;
+        answer.get("result").cloned()
+    };
+    // All three up with two peers each, then a CDR submitted to the third is committed by all.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..3 {
+        while call(rpc + i, "system_health", json!([])).and_then(|h| h["peers"].as_u64()) != Some(2) {
+            assert!(Instant::now() < deadline, "validator {i} did not get its two peers");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let ids = call(rpc + 2, "cdr_submit", json!([[cdr(1)]])).unwrap();
+    let id = ids[0].as_str().unwrap().to_string();
+    assert!(id.starts_with("validator-3:"), "{id}");
+    for i in 0..3 {
+        while call(rpc + i, "cdr_status", json!([id])).map(|s| s["status"].clone())
+            != Some(json!("committed"))
+        {
+            assert!(Instant::now() < deadline, "{id} not committed at validator {i}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // The generated spec, keys and secret are under the base path; keys are private.
+    let spec = std::fs::read_to_string(dir.path().join("chain-spec.json")).unwrap();
+    assert!(spec.contains("validator-1") && spec.contains("validator-3"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("validator-1/key.json")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "key files are not readable by others");
+    // SIGTERM stops the testnet and every validator it started.
+    let _ = std::process::Command::new("kill").args(["-TERM", &testnet.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while testnet.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the testnet did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..3 {
+        assert!(call(rpc + i, "system_health", json!([])).is_none(), "validator {i} still answers");
+    }
+}

@@ -39,6 +39,11 @@ pub struct Args {
     /// CDRs per NDJSON request.
     #[arg(long, default_value_t = 2_000)]
     pub batch: usize,
+    /// Offer this many CDRs per second in total (paced), instead of as many as the chain takes.
+    /// Latency figures mean something only below saturation: with unbounded load the ingest
+    /// queue grows and the probe waits behind it.
+    #[arg(long, value_name = "CDRS_PER_S")]
+    pub rate: Option<u64>,
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -251,9 +256,19 @@ async fn load_localnet(urls: &[String], args: &Args) -> anyhow::Result<Value> {
             urls[node].clone(),
             args.batch.max(1) as u64,
         );
+        // With --rate, each connection sends one batch every `interval`.
+        let interval = args
+            .rate
+            .filter(|r| *r > 0)
+            .map(|rate| Duration::from_secs_f64(batch as f64 * args.connections.max(1) as f64 / rate as f64));
         tasks.push(tokio::spawn(async move {
             let client = RpcClient::new(&url, None)?;
+            let mut due = Instant::now();
             while Instant::now() < deadline {
+                if let Some(interval) = interval {
+                    tokio::time::sleep_until(due.into()).await;
+                    due += interval;
+                }
                 let first = next.fetch_add(batch, Ordering::Relaxed);
                 let body: Vec<String> = (first..first + batch).map(cdr_line).collect();
                 let (status, answer) = client.post("/ingest/cdrs", body.join("\n").into_bytes()).await?;
@@ -343,6 +358,7 @@ async fn load_localnet(urls: &[String], args: &Args) -> anyhow::Result<Value> {
     Ok(json!({
         "suite": "localnet",
         "validators": urls.len(),
+        "offered_cdrs_per_s": args.rate.map_or(json!("unbounded"), |r| json!(r)),
         "connections": args.connections,
         "cdrs_per_request": args.batch,
         "acknowledged_cdrs": total,
