@@ -212,6 +212,9 @@ pub struct Consensus {
     fired: BTreeSet<(Round, Once)>,
     evidence_seen: BTreeSet<(OperatorId, Round, u8)>,
     next_height: VecDeque<ConsensusMessage>,
+    /// (validator, round) pairs we re-sent our messages of that round for, since the last
+    /// re-broadcast timer.
+    helped: BTreeSet<(OperatorId, Round)>,
 }
 
 const SLOT_PROPOSAL: u8 = 0;
@@ -253,6 +256,7 @@ impl Consensus {
             fired: BTreeSet::new(),
             evidence_seen: BTreeSet::new(),
             next_height: VecDeque::new(),
+            helped: BTreeSet::new(),
         };
         let mut out = Vec::new();
         match wal {
@@ -293,21 +297,15 @@ impl Consensus {
 
     /// The record a restart would resume from.
     pub fn wal_record(&self) -> WalRecord {
-        // Rounds only grow, so messages of rounds before the previous one can never be signed
-        // again and need not be kept.
-        let keep_from = Round(self.round.0.saturating_sub(1));
+        // Everything signed at this height is kept (a few hundred bytes per round): a validator
+        // that fell behind may need any of it again (see `help_laggard`).
         WalRecord {
             height: self.height,
             round: self.round,
             step: self.step,
             locked: self.locked,
             valid: self.valid,
-            signed: self
-                .signed
-                .iter()
-                .filter(|((r, _), _)| *r >= keep_from)
-                .map(|(_, m)| m.clone())
-                .collect(),
+            signed: self.signed.values().cloned().collect(),
             polka: self
                 .valid
                 .map(|(round, value)| {
@@ -422,6 +420,7 @@ impl Consensus {
         self.signed.clear();
         self.fired.clear();
         self.evidence_seen.clear();
+        self.helped.clear();
         self.start_round(Round(0), out);
         let buffered: Vec<ConsensusMessage> = self.next_height.drain(..).collect();
         for message in buffered {
@@ -542,9 +541,23 @@ impl Consensus {
         if message.round().0 > self.round.0.saturating_add(MAX_ROUNDS_AHEAD) {
             return Verdict::Ignored;
         }
+        self.help_laggard(&message, out);
         let verdict = self.accept_verified(message, out);
         self.evaluate(out);
         verdict
+    }
+
+    /// A validator still in an earlier round of this height may be waiting for our messages of
+    /// that round (gossip lost them, or it restarted): send them again, once per validator and
+    /// round per re-broadcast period. Gossip in the paper is reliable; this is how we make it so.
+    fn help_laggard(&mut self, message: &ConsensusMessage, out: &mut Vec<Output>) {
+        let round = message.round();
+        if round >= self.round || self.me.as_ref().is_none_or(|(id, _)| id == message.signer()) {
+            return;
+        }
+        if self.helped.insert((message.signer().clone(), round)) {
+            out.extend(self.own_messages_of(round).into_iter().map(Output::Broadcast));
+        }
     }
 
     fn next_height_capacity(&self) -> usize {
@@ -646,6 +659,7 @@ impl Consensus {
                     }
                 }
                 out.extend(messages.into_iter().map(Output::Broadcast));
+                self.helped.clear();
                 self.schedule(TimeoutKind::Rebroadcast, out);
             }
             _ => {}
