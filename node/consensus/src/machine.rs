@@ -14,7 +14,8 @@
 //!   heartbeat is due) or for another validator's message at this height, so that an idle chain
 //!   does not build empty blocks back to back. Later rounds start at once.
 //! - Own messages are re-broadcast on a timer ([`TimeoutKind::Rebroadcast`]) because gossip may
-//!   lose them and a restarted peer has forgotten them; re-sending a signed message is always safe.
+//!   lose them and a restarted peer has forgotten them, and a round's messages are re-sent to a
+//!   validator seen still in that round; re-sending a signed message is always safe.
 //! - Messages for the next height are kept (bounded) and replayed after the decision; messages
 //!   further ahead only raise [`Output::Ahead`] so the node can sync.
 
