@@ -115,62 +115,10 @@ async fn dev(args: &Args) -> anyhow::Result<Value> {
     });
     let addr = receive.recv_timeout(Duration::from_secs(60)).context("the dev node did not start")?;
     let url = format!("http://{addr}");
-    let result = load(&url, args).await;
+    let result = load("dev", &[url], args).await;
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
     result
-}
-
-async fn load(url: &str, args: &Args) -> anyhow::Result<Value> {
-    let next = Arc::new(AtomicU64::new(0));
-    let acked = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.duration);
-    let mut tasks = Vec::new();
-    for _ in 0..args.connections.max(1) {
-        let (next, acked, url, batch) =
-            (next.clone(), acked.clone(), url.to_string(), args.batch.max(1) as u64);
-        tasks.push(tokio::spawn(async move {
-            let client = RpcClient::new(&url, None)?;
-            while Instant::now() < deadline {
-                let first = next.fetch_add(batch, Ordering::Relaxed);
-                let body: Vec<String> = (first..first + batch).map(cdr_line).collect();
-                let (status, answer) = client.post("/ingest/cdrs", body.join("\n").into_bytes()).await?;
-                if status != 200 {
-                    bail!("ingest answered {status}: {}", String::from_utf8_lossy(&answer));
-                }
-                acked.fetch_add(batch, Ordering::Relaxed);
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for task in tasks {
-        task.await.context("load task")??;
-    }
-    let offered_seconds = started.elapsed().as_secs_f64();
-    let acked = acked.load(Ordering::Relaxed);
-    let client = RpcClient::new(url, None)?;
-    let last = format!("alice:{}", acked.saturating_sub(1));
-    loop {
-        let status = client.call("cdr_status", json!([last])).await?;
-        if status["status"] == "committed" {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(args.duration * 10 + 60) {
-            bail!("{last} was not committed in time: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let committed_seconds = started.elapsed().as_secs_f64();
-    Ok(json!({
-        "suite": "dev",
-        "connections": args.connections,
-        "cdrs_per_request": args.batch,
-        "acknowledged_cdrs": acked,
-        "acknowledged_cdrs_per_s": (acked as f64 / offered_seconds).round(),
-        "committed_cdrs_per_s": (acked as f64 / committed_seconds).round(),
-        "seconds_until_all_committed": (committed_seconds * 100.0).round() / 100.0,
-    }))
 }
 
 /// A free loopback port base with `count` consecutive free ports.
@@ -231,7 +179,7 @@ async fn localnet(args: &Args) -> anyhow::Result<Value> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-        load_localnet(&urls, args).await
+        load("localnet", &urls, args).await
     }
     .await;
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
@@ -239,7 +187,10 @@ async fn localnet(args: &Args) -> anyhow::Result<Value> {
     result
 }
 
-async fn load_localnet(urls: &[String], args: &Args) -> anyhow::Result<Value> {
+/// Offers load to the validators at `urls` (validator i is the i-th dev account) for
+/// `--duration`, paced by `--rate` if given, with a latency probe beside it; then waits until the
+/// highest sequence acknowledged at each validator is committed.
+async fn load(suite: &str, urls: &[String], args: &Args) -> anyhow::Result<Value> {
     const OPERATORS: [&str; 4] = ["alice", "bob", "charlie", "dave"];
     let next = Arc::new(AtomicU64::new(0));
     let acked: Vec<Arc<AtomicU64>> = (0..urls.len()).map(|_| Arc::new(AtomicU64::new(0))).collect();
@@ -356,7 +307,7 @@ async fn load_localnet(urls: &[String], args: &Args) -> anyhow::Result<Value> {
         (latencies[index.min(latencies.len() - 1)] * 10.0).round() / 10.0
     };
     Ok(json!({
-        "suite": "localnet",
+        "suite": suite,
         "validators": urls.len(),
         "offered_cdrs_per_s": args.rate.map_or(json!("unbounded"), |r| json!(r)),
         "connections": args.connections,

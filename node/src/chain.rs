@@ -1,7 +1,7 @@
 //! Block building, import and commit: the seams consensus drives.
 //!
 //! - [`Chain::build`] builds a block on the head from pool transactions (the proposer's job);
-//! - [`Chain::commit_built`] commits a block this node built, once it is final;
+//! - [`Chain::commit_decided`] commits a block consensus decided (built or checked here);
 //! - [`Chain::import`] checks a block from elsewhere (`apply_block` and its commit certificate)
 //!   and commits it: block sync and `import-blocks` use it.
 //!
@@ -91,20 +91,6 @@ impl Chain {
         let build_seconds = started.elapsed().as_secs_f64();
         self.metrics.block_build_seconds.observe(build_seconds);
         Ok(BuiltBlock { block, changes, included, refused, build_seconds })
-    }
-
-    /// Commits a block this node built (its changes are already computed) with its certificate.
-    pub fn commit_built(
-        &self,
-        built: &BuiltBlock,
-        certificate: &CommitCertificate,
-        own: &OperatorId,
-    ) -> Result<(), NodeError> {
-        let started = Instant::now();
-        let dequeue = last_sequence_of(&built.block, own);
-        self.storage.commit_block(&built.block, &built.changes, certificate, dequeue)?;
-        self.after_commit(&built.block, started);
-        Ok(())
     }
 
     /// Commits a block consensus decided, whose state changes this node already computed (it

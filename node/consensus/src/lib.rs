@@ -24,36 +24,28 @@ pub use messages::{
     ConsensusMessage, Evidence, MessageError, Proposal, SignedProposal, SignedVote, Validators,
 };
 
-use cdrchain_runtime::ids::{Height, OperatorId, Round};
-
-/// The proposer of `(height, round)`: `authorities[(height + round) mod n]`. `None` only for an
-/// empty authority set, which a valid chain spec never has.
-pub fn proposer(authorities: &[OperatorId], height: Height, round: Round) -> Option<&OperatorId> {
-    let n = u64::try_from(authorities.len()).ok().filter(|n| *n > 0)?;
-    let slot = (height.0 % n + u64::from(round.0) % n) % n;
-    authorities.get(usize::try_from(slot).ok()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ids(names: &[&str]) -> Vec<OperatorId> {
-        names.iter().map(|n| OperatorId::new(*n).unwrap()).collect()
-    }
+    use cdrchain_runtime::hash::Hash32;
+    use cdrchain_runtime::ids::{Height, OperatorId, Round};
 
     #[test]
     fn proposers_rotate_by_height_and_round() {
-        let set = ids(&["alice", "bob", "charlie", "dave"]);
-        let at = |h, r| proposer(&set, Height(h), Round(r)).unwrap().as_str();
+        let list = ["alice", "bob", "charlie", "dave"]
+            .iter()
+            .map(|n| (OperatorId::new(*n).unwrap(), cdrchain_runtime::crypto::PublicKey([0; 32])))
+            .collect::<Vec<_>>();
+        let set = Validators::new(Hash32::ZERO, list.clone()).unwrap();
+        let at = |h, r| set.proposer(Height(h), Round(r)).as_str();
         assert_eq!(at(0, 0), "alice");
         assert_eq!(at(1, 0), "bob");
         assert_eq!(at(1, 1), "charlie");
         assert_eq!(at(3, 2), "bob");
         assert_eq!(
             at(u64::MAX, u32::MAX),
-            set[((u64::MAX % 4 + u64::from(u32::MAX) % 4) % 4) as usize].as_str()
+            list[((u64::MAX % 4 + u64::from(u32::MAX) % 4) % 4) as usize].0.as_str()
         );
-        assert!(proposer(&[], Height(1), Round(0)).is_none());
+        assert!(Validators::new(Hash32::ZERO, Vec::new()).is_none());
     }
 }
