@@ -78,7 +78,9 @@ pub struct Args {
     pub no_metrics: bool,
 
     /// File holding the consortium secret that keys party digests (at least 16 bytes; shared by
-    /// all operators, never put in the chain spec). Required except on dev chains.
+    /// all operators, never put in the chain spec). The environment variable
+    /// CDRCHAIN_CONSORTIUM_SECRET may hold the secret itself instead. Without either, a node of a
+    /// non-dev chain runs but refuses ingest; dev and local chains use a public dev secret.
     #[arg(long, env = "CDRCHAIN_CONSORTIUM_SECRET_FILE", value_name = "FILE")]
     pub consortium_secret_file: Option<PathBuf>,
 
@@ -130,18 +132,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|o| o.id.clone())
         .with_context(|| format!("chain `{}` registers no operator with key {public}", spec.id))?;
 
-    let secret = match (&args.consortium_secret_file, dev_chain) {
-        (Some(path), _) => std::fs::read(path)
-            .with_context(|| format!("reading the consortium secret from {}", path.display()))?,
-        (None, true) => DEV_CONSORTIUM_SECRET.to_vec(),
-        (None, false) => bail!(
-            "chain `{}` needs the consortium secret (--consortium-secret-file or CDRCHAIN_CONSORTIUM_SECRET_FILE): \
-             without it parties cannot be hashed the way the other operators hash them",
-            spec.id
+    let from_env = std::env::var_os("CDRCHAIN_CONSORTIUM_SECRET").filter(|s| !s.is_empty());
+    let secret = match (&args.consortium_secret_file, from_env, dev_chain) {
+        (Some(path), _, _) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading the consortium secret from {}", path.display()))?,
         ),
+        (None, Some(value), _) => Some(value.into_encoded_bytes()),
+        (None, None, true) => Some(DEV_CONSORTIUM_SECRET.to_vec()),
+        (None, None, false) => {
+            tracing::warn!(
+                "chain `{}`: no consortium secret (--consortium-secret-file, CDRCHAIN_CONSORTIUM_SECRET_FILE or \
+                 CDRCHAIN_CONSORTIUM_SECRET), so parties cannot be hashed the way the other operators hash them: \
+                 this node validates and serves the chain but REFUSES INGEST (503) until it is restarted with one",
+                spec.id
+            );
+            None
+        }
     };
-    let parties = PartyHasher::new(trim_newline(&secret), args.default_region.as_deref())
-        .context("setting up party hashing")?;
+    let parties = match secret {
+        Some(secret) => Some(
+            PartyHasher::new(trim_newline(&secret), args.default_region.as_deref())
+                .context("setting up party hashing")?,
+        ),
+        None => None,
+    };
 
     if !args.rpc_addr.ip().is_loopback() && args.rpc_token.as_deref().is_none_or(str::is_empty) {
         bail!(

@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 pub struct RpcError {
     pub code: i64,
     pub message: String,
-    pub data: Value,
 }
 
 impl std::fmt::Display for RpcError {
@@ -67,7 +66,6 @@ impl RpcClient {
             return Err(anyhow!(RpcError {
                 code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
                 message: error.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_string(),
-                data: error.get("data").cloned().unwrap_or(Value::Null),
             }));
         }
         answer.get("result").cloned().ok_or_else(|| anyhow!("the node's answer has neither result nor error"))

@@ -1,28 +1,50 @@
-//! `cdrchain submit`: send CDR files to a node over JSON-RPC (`cdr_submit`), in chunks, with a
-//! progress bar and a summary. Formats: canonical JSON (an array or one object), NDJSON, CSV with
-//! the canonical field names as header.
+//! `cdrchain submit`: send CDR files to a node over JSON-RPC, in any ingest format.
+//!
+//! Each file is read by its adapter (`cdrchain-formats`) into canonical CDRs, locally; the node
+//! then checks them (`cdr_check`: every refusal, and every record it already holds) before
+//! anything is stored, so that `--on-error reject` really stores nothing of a bad file. The good
+//! records are submitted in chunks (`cdr_submit`); a record the node already holds (same source
+//! system and identity) is answered with its first id and not stored again, so re-running an
+//! import changes nothing.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use cdrchain_formats::{asterisk, freeswitch, kamailio, opensips, Outcome, RecordError};
 use serde_json::{json, Map, Value};
 
-use crate::rpc_client::{RpcClient, RpcError};
+use crate::rpc_client::RpcClient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Decide from the file's extension (.json, .ndjson/.jsonl, .csv).
+    /// Decide from the file's extension (.json, .ndjson/.jsonl, .csv: canonical).
     Auto,
+    /// Canonical CDRs: a JSON array or one object.
     Json,
+    /// Canonical CDRs, one JSON object per line.
     Ndjson,
+    /// Canonical CDRs as CSV with the canonical field names as header.
     Csv,
+    /// FreeSWITCH mod_json_cdr documents (one per file, or an NDJSON file of them): e.g. the
+    /// files FreeSWITCH left in its err-log-dir.
+    FreeswitchJson,
+    /// Kamailio acc_json documents (NDJSON).
+    KamailioJson,
+    /// Kamailio acc and dialog-CDR log lines (syslog or stderr).
+    KamailioAcc,
+    /// Asterisk cdr_csv Master.csv (16, 18 or 21 columns); needs --timezone.
+    AsteriskCsv,
+    /// OpenSIPS acc log lines (syslog).
+    OpensipsAcc,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnError {
-    /// Stop at the first refused CDR (CDRs of earlier chunks stay submitted).
-    Abort,
-    /// Report refused CDRs and submit the rest.
+    /// Refuse a file with any bad record: nothing of it is stored, every bad record is listed.
+    #[value(alias = "abort")]
+    Reject,
+    /// Report bad records (file:line, field, reason) and submit the rest.
     Skip,
 }
 
@@ -40,9 +62,17 @@ pub struct Args {
     /// File format.
     #[arg(long, value_enum, default_value = "auto")]
     pub format: Format,
-    /// What to do with a CDR the node refuses.
-    #[arg(long, value_enum, default_value = "abort")]
+    /// What to do with a file that holds bad records.
+    #[arg(long, value_enum, default_value = "reject")]
     pub on_error: OnError,
+    /// The time zone of local times in the file (an IANA name such as Europe/Madrid, or UTC):
+    /// required for Asterisk, whose Master.csv times carry no zone (UTC with usegmtime=yes).
+    #[arg(long, value_name = "TZ")]
+    pub timezone: Option<String>,
+    /// The switch's system id, for sources that do not name themselves (default: the format's
+    /// name, e.g. `asterisk`).
+    #[arg(long, value_name = "ID")]
+    pub system_id: Option<String>,
     /// CDRs per request.
     #[arg(long, default_value_t = 5_000)]
     pub chunk: usize,
@@ -54,84 +84,187 @@ struct Record {
     line: usize,
 }
 
+/// What a file holds, read locally.
+struct FileRecords {
+    path: PathBuf,
+    records: Vec<Record>,
+    refused: Vec<String>,
+    skipped: usize,
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(submit(args))
 }
 
+#[derive(Default)]
+struct Totals {
+    accepted: usize,
+    duplicates: usize,
+    refused: Vec<String>,
+    skipped: usize,
+    rejected_files: Vec<String>,
+    first_id: Option<String>,
+    last_id: Option<String>,
+}
+
 async fn submit(args: Args) -> anyhow::Result<()> {
     let client = RpcClient::new(&args.rpc, args.token.clone())?;
+    let timezone = match &args.timezone {
+        Some(name) => Some(name.parse::<chrono_tz::Tz>().map_err(|e| {
+            anyhow::anyhow!("--timezone {name:?}: {e} (use an IANA name such as Europe/Madrid, or UTC)")
+        })?),
+        None => None,
+    };
+    // The recording operator, for sources that do not name the interconnect partners.
+    let mut operator: Option<String> = None;
     let mut files = Vec::new();
     for path in &args.files {
-        let records = read(path, args.format)?;
-        files.push((path.clone(), records));
+        let format = detect(path, args.format)?;
+        if is_adapter(format) && operator.is_none() {
+            let properties =
+                client.call("system_properties", json!([])).await.context("asking the node who it is")?;
+            operator = Some(
+                properties
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .context("the node's system_properties names no operator")?
+                    .to_string(),
+            );
+        }
+        let ctx = cdrchain_formats::Context {
+            operator: operator.clone().unwrap_or_default(),
+            system_id: args.system_id.clone(),
+        };
+        files.push(read(path, format, &ctx, timezone)?);
     }
-    let total: usize = files.iter().map(|(_, r)| r.len()).sum();
+    let total: usize = files.iter().map(|f| f.records.len() + f.refused.len()).sum();
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} CDRs {per_sec} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let (mut accepted, mut refused) = (0usize, Vec::<String>::new());
-    let (mut first_id, mut last_id) = (None::<String>, None::<String>);
-    for (path, records) in &files {
-        for chunk in records.chunks(args.chunk.max(1)) {
-            let mut pending: Vec<&Record> = chunk.iter().collect();
-            while !pending.is_empty() {
-                let values: Vec<&Value> = pending.iter().map(|r| &r.value).collect();
-                match client.call("cdr_submit", json!([values])).await {
-                    Ok(ids) => {
-                        let ids: Vec<String> =
-                            serde_json::from_value(ids).context("the node's answer is not a list of ids")?;
-                        accepted += ids.len();
-                        first_id = first_id.or_else(|| ids.first().cloned());
-                        last_id = ids.last().cloned().or(last_id);
-                        bar.inc(ids.len() as u64);
-                        break;
-                    }
-                    Err(error) => {
-                        let Some(rpc) = error.downcast_ref::<RpcError>() else { return Err(error) };
-                        let index = rpc
-                            .data
-                            .get("index")
-                            .and_then(Value::as_u64)
-                            .and_then(|i| usize::try_from(i).ok());
-                        let Some(index) = index.filter(|i| *i < pending.len()) else {
-                            bail!("{}: the node refused the submission: {}", path.display(), rpc.message);
-                        };
-                        let record = pending.remove(index);
-                        let reason = rpc.message.split_once(": ").map_or(rpc.message.as_str(), |(_, r)| r);
-                        let report = format!("{}:{}: {reason}", path.display(), record.line);
-                        if args.on_error == OnError::Abort {
-                            bar.abandon();
-                            bail!("{report} (nothing of this chunk was stored; --on-error skip submits the rest)");
-                        }
-                        bar.println(format!("refused {report}"));
-                        bar.inc(1);
-                        refused.push(report);
-                    }
+    let mut totals = Totals::default();
+    let mut seen_ids = HashSet::new();
+    for file in files {
+        submit_file(&client, &args, file, &bar, &mut totals, &mut seen_ids).await?;
+    }
+    bar.finish_and_clear();
+    println!(
+        "submitted {total} CDRs from {} file(s): {} accepted{}, {} already recorded, {} refused, {} skipped",
+        args.files.len(),
+        totals.accepted,
+        match (&totals.first_id, &totals.last_id) {
+            (Some(first), Some(last)) => format!(" ({first} … {last})"),
+            _ => String::new(),
+        },
+        totals.duplicates,
+        totals.refused.len(),
+        totals.skipped,
+    );
+    for report in &totals.refused {
+        println!("  refused {report}");
+    }
+    if !totals.rejected_files.is_empty() {
+        for report in &totals.refused {
+            eprintln!("refused {report}");
+        }
+        bail!(
+            "{} file(s) rejected, nothing of them stored: {} (--on-error skip submits the good records)",
+            totals.rejected_files.len(),
+            totals.rejected_files.join(", ")
+        );
+    }
+    if !totals.refused.is_empty() {
+        bail!("{} CDRs were refused", totals.refused.len());
+    }
+    Ok(())
+}
+
+async fn submit_file(
+    client: &RpcClient,
+    args: &Args,
+    file: FileRecords,
+    bar: &indicatif::ProgressBar,
+    totals: &mut Totals,
+    seen_ids: &mut HashSet<String>,
+) -> anyhow::Result<()> {
+    let FileRecords { path, records, mut refused, skipped } = file;
+    totals.skipped += skipped;
+    // Check everything first: refusals by the node, and records it already holds.
+    let mut bad = vec![false; records.len()];
+    let mut duplicate = vec![false; records.len()];
+    for (chunk_index, chunk) in records.chunks(args.chunk.max(1)).enumerate() {
+        let offset = chunk_index * args.chunk.max(1);
+        let values: Vec<&Value> = chunk.iter().map(|r| &r.value).collect();
+        let answer =
+            client.call("cdr_check", json!([values])).await.context("checking CDRs with the node")?;
+        for error in answer.get("errors").and_then(Value::as_array).into_iter().flatten() {
+            let Some(index) =
+                error.get("index").and_then(Value::as_u64).and_then(|i| usize::try_from(i).ok())
+            else {
+                continue;
+            };
+            let Some(record) = chunk.get(index) else { continue };
+            bad[offset + index] = true;
+            let message = error.get("message").and_then(Value::as_str).unwrap_or("refused");
+            refused.push(format!("{}:{}: {message}", path.display(), record.line));
+        }
+        for found in answer.get("duplicates").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(index) =
+                found.get("index").and_then(Value::as_u64).and_then(|i| usize::try_from(i).ok())
+            {
+                if index < chunk.len() {
+                    duplicate[offset + index] = true;
                 }
             }
         }
     }
-    bar.finish_and_clear();
-    println!(
-        "submitted {total} CDRs from {} file(s): {accepted} accepted{}, {} refused",
-        files.len(),
-        match (&first_id, &last_id) {
-            (Some(first), Some(last)) => format!(" ({first} … {last})"),
-            _ => String::new(),
-        },
-        refused.len()
-    );
-    for report in &refused {
-        println!("  refused {report}");
+    refused.sort_by_key(|report| line_of(report));
+    if !refused.is_empty() && args.on_error == OnError::Reject {
+        bar.inc((records.len() + refused.len()) as u64);
+        totals.rejected_files.push(path.display().to_string());
+        totals.refused.extend(refused);
+        return Ok(());
     }
-    if !refused.is_empty() {
-        bail!("{} CDRs were refused", refused.len());
+    for report in &refused {
+        bar.println(format!("refused {report}"));
+    }
+    bar.inc(refused.len() as u64);
+    totals.refused.extend(refused);
+    let good: Vec<(usize, &Record)> = records.iter().enumerate().filter(|(i, _)| !bad[*i]).collect();
+    for chunk in good.chunks(args.chunk.max(1)) {
+        let values: Vec<&Value> = chunk.iter().map(|(_, r)| &r.value).collect();
+        let ids = client.call("cdr_submit", json!([values])).await.with_context(|| {
+            format!(
+                "{}: the node refused a chunk from line {}",
+                path.display(),
+                chunk.first().map_or(0, |(_, r)| r.line)
+            )
+        })?;
+        let ids: Vec<String> =
+            serde_json::from_value(ids).context("the node's answer is not a list of ids")?;
+        for ((index, _), id) in chunk.iter().zip(&ids) {
+            if duplicate[*index] || !seen_ids.insert(id.clone()) {
+                totals.duplicates += 1;
+            } else {
+                totals.accepted += 1;
+                totals.first_id = totals.first_id.take().or_else(|| Some(id.clone()));
+                totals.last_id = Some(id.clone());
+            }
+        }
+        bar.inc(ids.len() as u64);
     }
     Ok(())
+}
+
+fn line_of(report: &str) -> usize {
+    report.split(':').nth(1).and_then(|l| l.trim().parse().ok()).unwrap_or(0)
+}
+
+fn is_adapter(format: Format) -> bool {
+    !matches!(format, Format::Auto | Format::Json | Format::Ndjson | Format::Csv)
 }
 
 fn detect(path: &Path, format: Format) -> anyhow::Result<Format> {
@@ -142,39 +275,107 @@ fn detect(path: &Path, format: Format) -> anyhow::Result<Format> {
         Some("json") => Ok(Format::Json),
         Some("ndjson" | "jsonl") => Ok(Format::Ndjson),
         Some("csv") => Ok(Format::Csv),
-        _ => bail!(
-            "{}: cannot tell the format from the extension; use --format json|ndjson|csv",
-            path.display()
-        ),
+        _ => {
+            bail!("{}: cannot tell the format from the extension; use --format (see --help)", path.display())
+        }
     }
 }
 
-fn read(path: &Path, format: Format) -> anyhow::Result<Vec<Record>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    match detect(path, format)? {
+fn from_outcome(path: &Path, outcome: Outcome) -> anyhow::Result<FileRecords> {
+    let records = outcome
+        .cdrs
+        .into_iter()
+        .map(|parsed| {
+            serde_json::to_value(&parsed.input)
+                .map(|value| Record { value, line: parsed.line })
+                .context("encoding a CDR")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let refused = outcome.errors.iter().map(|e: &RecordError| report(path, e)).collect();
+    Ok(FileRecords { path: path.to_path_buf(), records, refused, skipped: outcome.skipped.len() })
+}
+
+fn report(path: &Path, error: &RecordError) -> String {
+    match &error.field {
+        Some(field) => format!("{}:{}: field `{field}`: {}", path.display(), error.line, error.reason),
+        None => format!("{}:{}: {}", path.display(), error.line, error.reason),
+    }
+}
+
+fn read(
+    path: &Path,
+    format: Format,
+    ctx: &cdrchain_formats::Context,
+    timezone: Option<chrono_tz::Tz>,
+) -> anyhow::Result<FileRecords> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = || std::str::from_utf8(&bytes).with_context(|| format!("{}: not UTF-8 text", path.display()));
+    let refused_file = |e: cdrchain_formats::FormatError| anyhow::anyhow!("{}: {e}", path.display());
+    match format {
+        Format::AsteriskCsv => {
+            let Some(timezone) = timezone else {
+                bail!(
+                    "{}: Asterisk Master.csv times carry no time zone: pass --timezone (the switch's zone, \
+                     e.g. Europe/Madrid; UTC when cdr.conf has usegmtime=yes)",
+                    path.display()
+                );
+            };
+            let outcome =
+                asterisk::parse(&bytes, ctx, &asterisk::Options { timezone }).map_err(refused_file)?;
+            from_outcome(path, outcome)
+        }
+        Format::FreeswitchJson => {
+            let text = text()?;
+            // One document per file (as FreeSWITCH writes them), or one per line.
+            let outcome = match freeswitch::parse_document(text, ctx) {
+                Ok(outcome) => outcome,
+                Err(whole) => {
+                    let mut outcome = Outcome::default();
+                    let mut any = false;
+                    for (index, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                        match freeswitch::parse_document(line, ctx) {
+                            Ok(mut one) => {
+                                any = true;
+                                for parsed in &mut one.cdrs {
+                                    parsed.line = index + 1;
+                                }
+                                for error in &mut one.errors {
+                                    error.line = index + 1;
+                                }
+                                outcome.cdrs.extend(one.cdrs);
+                                outcome.errors.extend(one.errors);
+                            }
+                            Err(e) => outcome.errors.push(RecordError::new(index + 1, None, e.to_string())),
+                        }
+                    }
+                    if !any {
+                        return Err(refused_file(whole));
+                    }
+                    outcome
+                }
+            };
+            from_outcome(path, outcome)
+        }
+        Format::KamailioJson => from_outcome(path, kamailio::parse_json(text()?, ctx).map_err(refused_file)?),
+        Format::KamailioAcc => from_outcome(path, kamailio::parse_log(text()?, ctx).map_err(refused_file)?),
+        Format::OpensipsAcc => from_outcome(path, opensips::parse_log(text()?, ctx).map_err(refused_file)?),
+        Format::Json | Format::Ndjson | Format::Csv | Format::Auto => canonical(path, format, text()?),
+    }
+}
+
+fn canonical(path: &Path, format: Format, text: &str) -> anyhow::Result<FileRecords> {
+    let records = match format {
         Format::Json => {
             let value: Value =
-                serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+                serde_json::from_str(text).with_context(|| format!("{}: not JSON", path.display()))?;
             match value {
-                Value::Array(items) => Ok(items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, value)| Record { value, line: i + 1 })
-                    .collect()),
-                object @ Value::Object(_) => Ok(vec![Record { value: object, line: 1 }]),
+                Value::Array(items) => {
+                    items.into_iter().enumerate().map(|(i, value)| Record { value, line: i + 1 }).collect()
+                }
+                object @ Value::Object(_) => vec![Record { value: object, line: 1 }],
                 _ => bail!("{}: expected a JSON array of CDR objects or one object", path.display()),
             }
         }
-        Format::Ndjson | Format::Auto => text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(i, line)| {
-                serde_json::from_str(line)
-                    .map(|value| Record { value, line: i + 1 })
-                    .with_context(|| format!("{}:{}: not a JSON object", path.display(), i + 1))
-            })
-            .collect(),
         Format::Csv => {
             let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
             let headers =
@@ -188,22 +389,30 @@ fn read(path: &Path, format: Format) -> anyhow::Result<Vec<Record>> {
                     if cell.is_empty() {
                         continue;
                     }
+                    let textual = matches!(
+                        name,
+                        "call_id" | "caller" | "callee" | "system_id" | "source_id" | "linked_id" | "leg"
+                    );
                     let value = match cell.parse::<u64>() {
-                        Ok(n)
-                            if name != "call_id"
-                                && name != "caller"
-                                && name != "callee"
-                                && name != "system_id" =>
-                        {
-                            json!(n)
-                        }
+                        Ok(n) if !textual => json!(n),
                         _ => Value::String(cell.to_string()),
                     };
                     object.insert(name.to_string(), value);
                 }
                 out.push(Record { value: Value::Object(object), line: i + 2 });
             }
-            Ok(out)
+            out
         }
-    }
+        _ => text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(i, line)| {
+                serde_json::from_str(line)
+                    .map(|value| Record { value, line: i + 1 })
+                    .with_context(|| format!("{}:{}: not a JSON object", path.display(), i + 1))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    };
+    Ok(FileRecords { path: path.to_path_buf(), records, refused: Vec::new(), skipped: 0 })
 }

@@ -23,8 +23,9 @@ pub struct NodeConfig {
     pub rpc_token: Option<String>,
     /// Prometheus address; `None` disables metrics.
     pub metrics_addr: Option<SocketAddr>,
-    /// Normalizes and hashes parties; keyed by the consortium secret.
-    pub parties: PartyHasher,
+    /// Normalizes and hashes parties; keyed by the consortium secret. `None`: the node has no
+    /// secret and refuses ingest (it still validates and serves the chain).
+    pub parties: Option<PartyHasher>,
     /// Most CDRs per signed batch.
     pub batch_max_cdrs: usize,
     /// How long the batcher waits to fill a batch.

@@ -7,6 +7,10 @@
 //!    waiting at that moment, gives them this operator's next sequence numbers, and writes them to
 //!    the durable queue in one synced batch (group commit). Only then does the submitter get its
 //!    ids. The writer is the only place sequence numbers are assigned, so they are contiguous.
+//!    Each CDR carries its ingest key (a digest of its identity in the source: system id and
+//!    source id, or call id and leg, [`CdrInput::source_key`]); the writer looks the key up and
+//!    answers the first record's id for a record it has seen before, without queueing it again
+//!    (idempotent re-posts and re-imports). Keys are written in the queue's batch.
 //! 3. The batcher reads the queue in order, signs `CdrBatch` transactions and puts them in the
 //!    pool. Committing a block removes its CDRs from the queue in the same storage batch. After a
 //!    crash the queue holds exactly the acknowledged CDRs not yet committed, and the batcher starts
@@ -19,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use cdrchain_runtime::cdr::CdrBody;
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
-use cdrchain_runtime::hash::Hash32;
+use cdrchain_runtime::hash::{context, hash_with, Hash32};
 use cdrchain_runtime::ids::{CdrId, OperatorId, Sequence};
 use cdrchain_runtime::input::{CdrInput, InputError};
 use cdrchain_runtime::party::PartyHasher;
@@ -50,6 +54,11 @@ pub enum IngestError {
     Empty,
     #[error("CDRs were not stored: {0}")]
     Unavailable(String),
+    #[error(
+        "this node has no consortium secret, so it cannot hash parties the way the other operators do: \
+         ingest is off (start it with --consortium-secret-file or CDRCHAIN_CONSORTIUM_SECRET_FILE)"
+    )]
+    NoSecret,
 }
 
 fn line_suffix(line: Option<usize>) -> String {
@@ -59,7 +68,7 @@ fn line_suffix(line: Option<usize>) -> String {
 impl IngestError {
     /// Whether the client may retry the same submission (the node, not the data, failed).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, IngestError::Unavailable(_))
+        matches!(self, IngestError::Unavailable(_) | IngestError::NoSecret)
     }
 
     /// The offending field, where there is one.
@@ -135,11 +144,23 @@ fn check_count(count: usize) -> Result<(), IngestError> {
     }
 }
 
+/// A validated CDR with its ingest key.
+#[derive(Clone, Debug)]
+pub struct Keyed {
+    pub body: CdrBody,
+    pub key: [u8; 32],
+}
+
+/// The ingest key of a canonical input: a digest of [`CdrInput::source_key`].
+pub fn ingest_key(input: &CdrInput) -> [u8; 32] {
+    hash_with(context::INGEST_KEY, &[input.source_key().as_bytes()]).0
+}
+
 /// Validates every CDR of a submission; the first bad one refuses the whole submission.
 pub fn validate(
     inputs: &[(CdrInput, Option<usize>)],
     parties: &PartyHasher,
-) -> Result<Vec<CdrBody>, IngestError> {
+) -> Result<Vec<Keyed>, IngestError> {
     if inputs.is_empty() {
         return Err(IngestError::Empty);
     }
@@ -148,14 +169,24 @@ pub fn validate(
         .iter()
         .enumerate()
         .map(|(index, (input, line))| {
-            input.to_body(parties).map_err(|error| IngestError::Invalid { index, line: *line, error })
+            let body =
+                input.to_body(parties).map_err(|error| IngestError::Invalid { index, line: *line, error })?;
+            Ok(Keyed { body, key: ingest_key(input) })
         })
         .collect()
 }
 
+/// Where a submitted CDR went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    pub id: CdrId,
+    /// The record had been ingested before: `id` is its first id, and nothing was queued.
+    pub duplicate: bool,
+}
+
 struct Request {
-    bodies: Vec<CdrBody>,
-    reply: oneshot::Sender<Result<Sequence, IngestError>>,
+    cdrs: Vec<Keyed>,
+    reply: oneshot::Sender<Result<Vec<(Sequence, bool)>, IngestError>>,
 }
 
 /// Where a CDR submitted here stands.
@@ -173,8 +204,8 @@ pub struct IngestSettings {
     pub operator: OperatorId,
     /// Signs the batches.
     pub key: SigningKey,
-    /// Normalizes and hashes parties.
-    pub parties: PartyHasher,
+    /// Normalizes and hashes parties; `None` (no consortium secret): ingest refuses, clearly.
+    pub parties: Option<PartyHasher>,
     /// Bound into every signature.
     pub genesis_hash: Hash32,
     /// Most CDRs per batch.
@@ -199,7 +230,7 @@ pub type Started = (Arc<Ingest>, tokio::task::JoinHandle<()>, tokio::task::JoinH
 /// The ingest front: submit CDRs, learn where they stand.
 pub struct Ingest {
     operator: OperatorId,
-    parties: PartyHasher,
+    parties: Option<PartyHasher>,
     requests: mpsc::Sender<Request>,
     /// The next sequence number the writer will assign (everything below is durable).
     next_assigned: Arc<AtomicU64>,
@@ -268,32 +299,55 @@ impl Ingest {
         &self.operator
     }
 
-    pub fn parties(&self) -> &PartyHasher {
-        &self.parties
+    /// The party hasher; [`IngestError::NoSecret`] when the node has no consortium secret.
+    pub fn parties(&self) -> Result<&PartyHasher, IngestError> {
+        self.parties.as_ref().ok_or(IngestError::NoSecret)
     }
 
-    /// Parses, validates and durably queues a submission body; answers the CDRs' ids.
-    pub async fn submit_body(&self, body: &[u8]) -> Result<Vec<CdrId>, IngestError> {
+    /// Parses, validates and durably queues a submission body; answers where the CDRs went.
+    pub async fn submit_body(&self, body: &[u8]) -> Result<Vec<Submitted>, IngestError> {
         let inputs = parse_documents(body)?;
-        let bodies = validate(&inputs, &self.parties)?;
-        self.submit(bodies).await
+        self.submit_inputs(&inputs).await
     }
 
-    /// Durably queues validated CDRs; answers their ids once they are synced to disk.
-    pub async fn submit(&self, bodies: Vec<CdrBody>) -> Result<Vec<CdrId>, IngestError> {
-        if bodies.is_empty() {
+    /// Validates and durably queues canonical inputs (all or nothing).
+    pub async fn submit_inputs(
+        &self,
+        inputs: &[(CdrInput, Option<usize>)],
+    ) -> Result<Vec<Submitted>, IngestError> {
+        let cdrs = validate(inputs, self.parties()?)?;
+        self.submit(cdrs).await
+    }
+
+    /// Whether a canonical input was ingested here before: its first id.
+    pub fn already_ingested(&self, input: &CdrInput) -> Result<Option<CdrId>, IngestError> {
+        let sequence = self
+            .storage
+            .ingest_key(&ingest_key(input))
+            .map_err(|e| IngestError::Unavailable(e.to_string()))?;
+        Ok(sequence.map(|sequence| CdrId { recorder: self.operator.clone(), sequence }))
+    }
+
+    /// Durably queues validated CDRs; answers their ids once they are synced to disk. A CDR
+    /// whose ingest key is known (or repeats one earlier in the submission) is not queued again:
+    /// its answer is the first record's id, marked `duplicate`.
+    pub async fn submit(&self, cdrs: Vec<Keyed>) -> Result<Vec<Submitted>, IngestError> {
+        if cdrs.is_empty() {
             return Err(IngestError::Empty);
         }
-        let count = bodies.len() as u64;
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request { bodies, reply })
+            .send(Request { cdrs, reply })
             .await
             .map_err(|_| IngestError::Unavailable("the node is shutting down".into()))?;
-        let first =
+        let placed =
             answer.await.map_err(|_| IngestError::Unavailable("the node is shutting down".into()))??;
-        Ok((first.0..first.0 + count)
-            .map(|s| CdrId { recorder: self.operator.clone(), sequence: Sequence(s) })
+        Ok(placed
+            .into_iter()
+            .map(|(sequence, duplicate)| Submitted {
+                id: CdrId { recorder: self.operator.clone(), sequence },
+                duplicate,
+            })
             .collect())
     }
 
@@ -325,48 +379,89 @@ async fn writer(
 ) {
     while let Some(first) = receiver.recv().await {
         let mut group = vec![first];
-        let mut total = group[0].bodies.len();
+        let mut total = group[0].cdrs.len();
         while total < MAX_GROUP_CDRS {
             match receiver.try_recv() {
                 Ok(request) => {
-                    total += request.bodies.len();
+                    total += request.cdrs.len();
                     group.push(request);
                 }
                 Err(_) => break,
             }
         }
         let start = next_assigned.load(Ordering::Acquire);
-        let mut items = Vec::with_capacity(total);
-        let mut firsts = Vec::with_capacity(group.len());
-        let mut sequence = start;
-        for request in &group {
-            firsts.push(Sequence(sequence));
-            for body in &request.bodies {
-                items.push((Sequence(sequence), body.encode()));
-                sequence += 1;
-            }
-        }
+        let (submissions, replies): (Vec<Vec<Keyed>>, Vec<_>) =
+            group.into_iter().map(|request| (request.cdrs, request.reply)).unzip();
         let storage2 = storage.clone();
-        let written = tokio::task::spawn_blocking(move || storage2.enqueue(&items))
+        let written = tokio::task::spawn_blocking(move || place(&storage2, start, &submissions))
             .await
             .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+            .and_then(|r| r);
         match written {
-            Ok(()) => {
-                next_assigned.store(sequence, Ordering::Release);
-                for (request, first) in group.into_iter().zip(firsts) {
-                    let _ = request.reply.send(Ok(first));
+            Ok((next, placed)) => {
+                next_assigned.store(next, Ordering::Release);
+                for (reply, placed) in replies.into_iter().zip(placed) {
+                    let _ = reply.send(Ok(placed));
                 }
                 notify.notify_one();
             }
             Err(reason) => {
                 tracing::error!(target: "cdrchain::ingest", "queue write failed, {total} CDRs refused: {reason}");
-                for request in group {
-                    let _ = request.reply.send(Err(IngestError::Unavailable(reason.clone())));
+                for reply in replies {
+                    let _ = reply.send(Err(IngestError::Unavailable(reason.clone())));
                 }
             }
         }
     }
+}
+
+/// Gives the new CDRs of a group of submissions sequences from `start`, finds the ones seen
+/// before, and writes the new ones and their keys in one synced batch. Answers the next free
+/// sequence and, per submission, each CDR's (sequence, duplicate).
+#[allow(clippy::type_complexity)]
+fn place(
+    storage: &Storage,
+    start: u64,
+    submissions: &[Vec<Keyed>],
+) -> Result<(u64, Vec<Vec<(Sequence, bool)>>), String> {
+    let mut seen: std::collections::HashMap<[u8; 32], Sequence> = std::collections::HashMap::new();
+    let mut items = Vec::new();
+    let mut keys = Vec::new();
+    let mut next = start;
+    let mut placed = Vec::with_capacity(submissions.len());
+    let mut duplicates = 0usize;
+    for cdrs in submissions {
+        let mut answers = Vec::with_capacity(cdrs.len());
+        for cdr in cdrs {
+            let earlier = match seen.get(&cdr.key) {
+                Some(sequence) => Some(*sequence),
+                None => storage.ingest_key(&cdr.key).map_err(|e| e.to_string())?,
+            };
+            match earlier {
+                Some(sequence) => {
+                    duplicates += 1;
+                    answers.push((sequence, true));
+                }
+                None => {
+                    let sequence = Sequence(next);
+                    next += 1;
+                    seen.insert(cdr.key, sequence);
+                    items.push((sequence, cdr.body.encode()));
+                    keys.push((cdr.key, sequence));
+                    answers.push((sequence, false));
+                }
+            }
+        }
+        placed.push(answers);
+    }
+    storage.enqueue_keyed(&items, &keys).map_err(|e| e.to_string())?;
+    if duplicates > 0 {
+        tracing::info!(
+            target: "cdrchain::ingest",
+            "{duplicates} re-submitted CDR(s) recognised by their source identity: not queued again"
+        );
+    }
+    Ok((next, placed))
 }
 
 struct Batcher {

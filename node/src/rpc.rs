@@ -5,11 +5,19 @@
 //! a message that names the CDR and the field and `data: {index, field, line}`, -32603 (internal:
 //! storage) and -32001 (unauthorized), -32002 (unavailable: retry).
 //!
-//! `POST /ingest/cdrs` takes a JSON array, one object, or NDJSON of canonical CDRs and answers
-//! `200 {"ids": […]}` once they are durable; 400 with the reason for bad data (nothing stored);
-//! 401 without the bearer token when one is required; 503 when they could not be made durable
-//! (the sender must retry). When the RPC listens beyond loopback, write methods and ingest need
-//! `Authorization: Bearer <token>`.
+//! HTTP ingest (see `docs/ingest.md`):
+//! - `POST /ingest/cdrs`: a JSON array, one object, or NDJSON of canonical CDRs;
+//! - `POST /ingest/freeswitch`: a `mod_json_cdr` document (JSON, `cdr=<url-encoded>` or
+//!   `cdr=<base64>`);
+//! - `POST /ingest/kamailio`: an `acc_json` dialog CDR (or several as NDJSON; transaction events
+//!   are acknowledged and skipped).
+//!
+//! Each answers `200 {"accepted", "ids", "duplicates"}` once the CDRs are durable (a record
+//! ingested before is answered with its first id, listed in `duplicates`, and not stored again);
+//! 400 with the reason (request, line, field) for bad data, nothing stored; 401 without the
+//! bearer token when one is required; 503 when they could not be made durable, or when the node
+//! has no consortium secret (the sender keeps the CDR and retries). When the RPC listens beyond
+//! loopback, write methods and ingest need `Authorization: Bearer <token>`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -162,6 +170,57 @@ impl RpcContext {
             return Ok(json!({"status": "queued"}));
         }
         Ok(json!({"status": "unknown"}))
+    }
+
+    /// Validates CDRs without storing them: every refusal (index, field, reason) and every
+    /// record ingested before (index, its id).
+    fn check(&self, values: Vec<Value>) -> Result<Value, ErrorObjectOwned> {
+        if values.len() > ingest::MAX_CDRS_PER_SUBMISSION {
+            return Err(ingest_error(&IngestError::TooMany {
+                count: values.len(),
+                max: ingest::MAX_CDRS_PER_SUBMISSION,
+            }));
+        }
+        let parties = self.ingest.parties().map_err(|e| ingest_error(&e))?;
+        let mut errors = Vec::new();
+        let mut duplicates = Vec::new();
+        for (index, value) in values.into_iter().enumerate() {
+            let input = match CdrInput::from_value(value) {
+                Ok(input) => input,
+                Err(e) => {
+                    errors.push(json!({"index": index, "field": e.field(), "message": e.to_string()}));
+                    continue;
+                }
+            };
+            if let Err(e) = input.to_body(parties) {
+                errors.push(json!({"index": index, "field": e.field(), "message": e.to_string()}));
+                continue;
+            }
+            if let Some(id) = self.ingest.already_ingested(&input).map_err(|e| ingest_error(&e))? {
+                duplicates.push(json!({"index": index, "id": id.to_string()}));
+            }
+        }
+        Ok(json!({"errors": errors, "duplicates": duplicates}))
+    }
+
+    /// Durably queues what an adapter read from one request; the HTTP answer.
+    async fn ingest_outcome(&self, outcome: cdrchain_formats::Outcome) -> HttpResponse {
+        if let Some(first) = outcome.errors.first() {
+            return json_response(
+                hyper::StatusCode::BAD_REQUEST,
+                &json!({"error": format!("{first}"), "line": first.line, "field": first.field}),
+            );
+        }
+        if outcome.cdrs.is_empty() {
+            let reasons: Vec<&str> = outcome.skipped.iter().map(|s| s.reason.as_str()).collect();
+            return json_response(
+                hyper::StatusCode::OK,
+                &json!({"accepted": 0, "ids": [], "skipped": reasons}),
+            );
+        }
+        let inputs: Vec<(CdrInput, Option<usize>)> =
+            outcome.cdrs.into_iter().map(|p| (p.input, Some(p.line))).collect();
+        submitted_response(self.ingest.submit_inputs(&inputs).await)
     }
 
     fn by_call_id(&self, call_id: &str) -> Result<Value, ErrorObjectOwned> {
@@ -320,9 +379,24 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<RpcContext>, NodeError> 
                     .map_err(|error| ingest_error(&IngestError::Invalid { index, line: None, error }))?;
                 inputs.push((input, None));
             }
-            let bodies = ingest::validate(&inputs, ctx.ingest.parties()).map_err(|e| ingest_error(&e))?;
-            let ids = ctx.ingest.submit(bodies).await.map_err(|e| ingest_error(&e))?;
-            Ok::<_, ErrorObjectOwned>(ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+            let submitted = ctx.ingest.submit_inputs(&inputs).await.map_err(|e| ingest_error(&e))?;
+            Ok::<_, ErrorObjectOwned>(submitted.iter().map(|s| s.id.to_string()).collect::<Vec<_>>())
+        })
+        .map_err(reg)?;
+    module
+        .register_method("cdr_check", |params, ctx, _| {
+            let values: Vec<Value> = params.sequence().next()?;
+            ctx.check(values)
+        })
+        .map_err(reg)?;
+    module
+        .register_method("system_properties", |_, ctx, _| {
+            json!({
+                "chain": ctx.chain.spec.id,
+                "operator": ctx.ingest.operator().to_string(),
+                "genesisHash": ctx.chain.storage.genesis_hash().to_string(),
+                "ingest": ctx.ingest.parties().is_ok(),
+            })
         })
         .map_err(reg)?;
     module
@@ -454,35 +528,81 @@ where
                     ))
                 }
             };
+            let adapter_context = || cdrchain_formats::Context::new(ctx.ingest.operator().to_string());
             Ok(match path.as_str() {
-                "/ingest/cdrs" => match ctx.ingest.submit_body(&body).await {
-                    Ok(ids) => json_response(
-                        hyper::StatusCode::OK,
-                        &json!({"accepted": ids.len(), "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>()}),
-                    ),
-                    Err(e) => {
-                        let status = if e.is_retryable() {
-                            hyper::StatusCode::SERVICE_UNAVAILABLE
-                        } else {
-                            hyper::StatusCode::BAD_REQUEST
-                        };
-                        let (index, line) = match &e {
-                            IngestError::Invalid { index, line, .. } => (Some(*index), *line),
-                            IngestError::Malformed { line, .. } => (None, *line),
-                            _ => (None, None),
-                        };
-                        json_response(
-                            status,
-                            &json!({"error": e.to_string(), "index": index, "line": line, "field": e.field()}),
-                        )
+                "/ingest/cdrs" => submitted_response(ctx.ingest.submit_body(&body).await),
+                "/ingest/freeswitch" => {
+                    let parsed = cdrchain_formats::freeswitch::decode_body(&body).and_then(|json| {
+                        cdrchain_formats::freeswitch::parse_document(&json, &adapter_context())
+                    });
+                    match parsed {
+                        Ok(outcome) => ctx.ingest_outcome(outcome).await,
+                        Err(e) => format_refused(&e),
                     }
-                },
+                }
+                "/ingest/kamailio" => {
+                    let parsed = std::str::from_utf8(&body)
+                        .map_err(|e| cdrchain_formats::FormatError::Unreadable {
+                            format: "Kamailio acc_json",
+                            reason: format!("the body is not UTF-8: {e}"),
+                        })
+                        .and_then(|text| cdrchain_formats::kamailio::parse_json(text, &adapter_context()));
+                    match parsed {
+                        Ok(outcome) => ctx.ingest_outcome(outcome).await,
+                        Err(e) => format_refused(&e),
+                    }
+                }
                 other => json_response(
                     hyper::StatusCode::NOT_FOUND,
-                    &json!({"error": format!("no ingest endpoint {other}; this node serves /ingest/cdrs")}),
+                    &json!({"error": format!(
+                        "no ingest endpoint {other}; this node serves /ingest/cdrs, /ingest/freeswitch and /ingest/kamailio"
+                    )}),
                 ),
             })
         })
+    }
+}
+
+fn format_refused(e: &cdrchain_formats::FormatError) -> HttpResponse {
+    json_response(hyper::StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}))
+}
+
+/// The HTTP answer to a submission: 200 with the ids once durable; 400 for bad data; 503 when
+/// the node could not store them (the sender retries).
+fn submitted_response(result: Result<Vec<ingest::Submitted>, IngestError>) -> HttpResponse {
+    match result {
+        Ok(submitted) => {
+            let duplicates: Vec<Value> = submitted
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.duplicate)
+                .map(|(index, s)| json!({"index": index, "id": s.id.to_string()}))
+                .collect();
+            json_response(
+                hyper::StatusCode::OK,
+                &json!({
+                    "accepted": submitted.len() - duplicates.len(),
+                    "ids": submitted.iter().map(|s| s.id.to_string()).collect::<Vec<_>>(),
+                    "duplicates": duplicates,
+                }),
+            )
+        }
+        Err(e) => {
+            let status = if e.is_retryable() {
+                hyper::StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                hyper::StatusCode::BAD_REQUEST
+            };
+            let (index, line) = match &e {
+                IngestError::Invalid { index, line, .. } => (Some(*index), *line),
+                IngestError::Malformed { line, .. } => (None, *line),
+                _ => (None, None),
+            };
+            json_response(
+                status,
+                &json!({"error": e.to_string(), "index": index, "line": line, "field": e.field()}),
+            )
+        }
     }
 }
 

@@ -71,6 +71,40 @@ impl Disposition {
     }
 }
 
+/// Which leg of a call a record describes, when the switch reports the legs of one call
+/// separately (FreeSWITCH writes one document per channel). A record without a leg is the whole
+/// call. The legs of one call share [`CdrBody::linked_id`]; settlement counts a call once.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Encode, Decode, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Leg {
+    /// The originating leg: the channel the call came in on.
+    #[codec(index = 0)]
+    A,
+    /// An outgoing leg the switch bridged the A leg to.
+    #[codec(index = 1)]
+    B,
+}
+
+impl Leg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Leg::A => "a",
+            Leg::B => "b",
+        }
+    }
+
+    /// `a` or `b`, any case.
+    pub fn parse(text: &str) -> Option<Leg> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "a" => Some(Leg::A),
+            "b" => Some(Leg::B),
+            _ => None,
+        }
+    }
+}
+
 /// An ITU-T Q.850 cause value, 1 to 127.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Encode, Serialize)]
 #[serde(transparent)]
@@ -211,6 +245,11 @@ pub struct CdrBody {
     pub mos: Option<Mos>,
     pub fault: Option<Fault>,
     pub redirect_reason: Option<RedirectReason>,
+    /// The leg this record describes; `None`: the whole call.
+    pub leg: Option<Leg>,
+    /// What links the records of one call (FreeSWITCH's A-leg uuid, Asterisk's `linkedid`); the
+    /// legs of a call share it, and `call_id` stays each leg's own SIP Call-ID.
+    pub linked_id: Option<CallId>,
 }
 
 /// A rule a CDR breaks: which field, its value, and why.
@@ -266,7 +305,16 @@ impl CdrBody {
             }
             _ => {}
         }
+        if self.leg == Some(Leg::B) && self.linked_id.is_none() {
+            return Err(CdrError::new("linked_id", "none", "a B leg needs the linked_id of its call"));
+        }
         Ok(())
+    }
+
+    /// The identity of the call this record belongs to: its `linked_id`, else its `call_id`.
+    /// Settlement counts one call per (recorder, call key).
+    pub fn call_key(&self) -> &CallId {
+        self.linked_id.as_ref().unwrap_or(&self.call_id)
     }
 
     /// Billable time: answer to end, in ms (0 when unanswered).

@@ -84,6 +84,8 @@ pub mod context {
     pub const TX_ROOT: &str = "cdrchain 2026-11 transaction root v1";
     pub const GENESIS: &str = "cdrchain 2026-11 genesis v1";
     pub const PARTY: &str = "cdrchain 2026-11 party digest v1";
+    /// A record's identity in its source system (node-local, for recognising re-submissions).
+    pub const INGEST_KEY: &str = "cdrchain 2026-11 ingest key v1";
 }
 
 /// BLAKE3 in derive-key mode over `parts`, concatenated.

@@ -9,12 +9,13 @@
 //!  "sip_status": 200, "mos": 4.3}
 //! ```
 //! Times are RFC 3339 text (any offset, converted to UTC) or integer milliseconds since the Unix
-//! epoch. `system_id` defaults to `default`; `answer`, `q850_cause`, `sip_status`, `mos`, `fault`
-//! and `redirect_reason` are optional. Unknown fields are refused, so a misspelt field is caught.
+//! epoch. `system_id` defaults to `default`; `answer`, `q850_cause`, `sip_status`, `mos`, `fault`,
+//! `redirect_reason`, `leg` (`a`/`b`), `linked_id` and `source_id` are optional. Unknown fields
+//! are refused, so a misspelt field is caught.
 
 use serde::{Deserialize, Serialize};
 
-use crate::cdr::{CdrBody, CdrError, Disposition, Fault, Mos, Q850Cause, SipStatus};
+use crate::cdr::{CdrBody, CdrError, Disposition, Fault, Leg, Mos, Q850Cause, SipStatus};
 use crate::codec::excerpt;
 use crate::ids::{CallId, OperatorId, RedirectReason, SystemId};
 use crate::party::PartyHasher;
@@ -49,6 +50,17 @@ pub struct CdrInput {
     pub fault: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_reason: Option<String>,
+    /// `a` or `b` when the source reports the legs of a call separately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leg: Option<String>,
+    /// What links the records of one call (stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_id: Option<String>,
+    /// This record's identity in its source system (a FreeSWITCH channel uuid, an Asterisk
+    /// `uniqueid`); with `system_id` it makes a re-submitted record recognisable. Defaults to
+    /// `call_id` and the leg. Not stored on the chain: the recording node keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
 }
 
 /// Why a submitted CDR was refused.
@@ -101,6 +113,21 @@ impl CdrInput {
     /// Parses a JSON value (an element of a submitted array).
     pub fn from_value(value: serde_json::Value) -> Result<CdrInput, InputError> {
         serde_path_to_error::deserialize(value).map_err(|error| malformed(error.path(), error.inner()))
+    }
+
+    /// The record's identity in its source, for recognising a re-submission: `system_id`,
+    /// then `source_id` or else `call_id` and the leg. Two submissions with the same key are
+    /// the same record.
+    pub fn source_key(&self) -> String {
+        let system = self.system_id.as_deref().map_or("default", str::trim);
+        match &self.source_id {
+            Some(source) => format!("{system}\u{1f}id\u{1f}{}", source.trim()),
+            None => format!(
+                "{system}\u{1f}call\u{1f}{}\u{1f}{}",
+                self.call_id.trim(),
+                self.leg.as_deref().map_or("", str::trim)
+            ),
+        }
     }
 
     /// Validates every field and hashes the parties.
@@ -161,7 +188,23 @@ impl CdrInput {
                     .map_err(|e| CdrError::new("redirect_reason", quoted(text), e.to_string()))?,
             ),
         };
+        let leg = match &self.leg {
+            None => None,
+            Some(text) => Some(
+                Leg::parse(text)
+                    .ok_or_else(|| CdrError::new("leg", quoted(text), "unknown leg; expected `a` or `b`"))?,
+            ),
+        };
+        let linked_id = match &self.linked_id {
+            None => None,
+            Some(text) => Some(
+                CallId::new(text.trim())
+                    .map_err(|e| CdrError::new("linked_id", quoted(text), e.to_string()))?,
+            ),
+        };
         let body = CdrBody {
+            leg,
+            linked_id,
             system_id,
             call_id,
             caller,

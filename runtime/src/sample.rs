@@ -54,6 +54,8 @@ pub fn cdr_body(index: u64, caller_operator: &OperatorId, callee_operator: &Oper
         mos: answered.then(|| Mos::from_hundredths(300 + (index % 200) as u16)).flatten(),
         fault: None,
         redirect_reason: None,
+        leg: None,
+        linked_id: None,
     }
 }
 

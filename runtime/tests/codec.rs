@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure must fail the test
 
 use cdrchain_runtime::block::{Block, CommitCertificate, CommitSignature, Header, Vote, VoteKind};
-use cdrchain_runtime::cdr::{Cdr, CdrBody, Disposition, Fault, Mos, Q850Cause, SipStatus};
+use cdrchain_runtime::cdr::{Cdr, CdrBody, Disposition, Fault, Leg, Mos, Q850Cause, SipStatus};
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
 use cdrchain_runtime::crypto::{EvmAddress, PublicKey, Signature};
 use cdrchain_runtime::hash::Hash32;
@@ -41,12 +41,14 @@ fn body() -> impl Strategy<Value = CdrBody> {
             proptest::option::of(0usize..9),
             proptest::option::of("[a-z-]{1,32}"),
         ),
+        (proptest::option::of(any::<bool>()), proptest::option::of(call_id())),
     )
         .prop_map(
             |(
                 (system, call, caller, callee, from, to),
                 (start, answer, end, d),
                 (q, sip, mos, fault, redirect),
+                (leg, linked),
             )| {
                 CdrBody {
                     system_id: SystemId::new(system).unwrap(),
@@ -76,6 +78,8 @@ fn body() -> impl Strategy<Value = CdrBody> {
                         ][i]
                     }),
                     redirect_reason: redirect.map(|r| RedirectReason::new(r).unwrap()),
+                    leg: leg.map(|b| if b { Leg::B } else { Leg::A }),
+                    linked_id: linked,
                 }
             },
         )

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use cdrchain_runtime::apply::{BlockBuilder, ChainContext, ParentRef};
-use cdrchain_runtime::cdr::{Cdr, CdrBody, Disposition, Fault, Mos, Q850Cause, SipStatus};
+use cdrchain_runtime::cdr::{Cdr, CdrBody, Disposition, Fault, Leg, Mos, Q850Cause, SipStatus};
 use cdrchain_runtime::codec::BoundedVec;
 use cdrchain_runtime::crypto::{public_key, EvmAddress};
 use cdrchain_runtime::hash::{context, hash_with, Hash32};
@@ -37,6 +37,8 @@ fn sample_body() -> CdrBody {
         mos: Mos::from_hundredths(431),
         fault: Some(Fault::Redirect),
         redirect_reason: Some(RedirectReason::new("unconditional").unwrap()),
+        leg: Some(Leg::B),
+        linked_id: Some(CallId::new("3da8bf84-c133-4959-9e24-e72875cb33a1").unwrap()),
     }
 }
 

@@ -32,10 +32,26 @@ pub const STATE: &str = "state";
 pub const QUEUE: &str = "queue";
 /// Column family: the consensus write-ahead log, opaque key → opaque value.
 pub const WAL: &str = "wal";
+/// Column family: this node's ingest keys (a record's identity in its source) → the sequence
+/// it was given, so that a re-submitted record is recognised.
+pub const INGEST_KEYS: &str = "ingest_keys";
 
 /// Every column family this schema uses.
-pub const COLUMNS: [&str; 12] =
-    [META, HEADERS, BODIES, CERTIFICATES, HASH_INDEX, CDRS, CALL_IDS, PARTNERS, LOG_NODES, STATE, QUEUE, WAL];
+pub const COLUMNS: [&str; 13] = [
+    META,
+    HEADERS,
+    BODIES,
+    CERTIFICATES,
+    HASH_INDEX,
+    CDRS,
+    CALL_IDS,
+    PARTNERS,
+    LOG_NODES,
+    STATE,
+    QUEUE,
+    WAL,
+    INGEST_KEYS,
+];
 
 /// Metadata key: the schema version, SCALE `u32`.
 pub const META_SCHEMA_VERSION: &[u8] = b"sys/schema_version";

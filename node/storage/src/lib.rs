@@ -37,6 +37,7 @@
 //! | `state`        | `SCALE(StateKey)` | its SCALE value | the small state the runtime reads through [`StateView`] |
 //! | `queue`        | sequence BE | opaque bytes | CDRs this node accepted but that are not yet in a block: survives restarts |
 //! | `wal`          | opaque | opaque | consensus write-ahead log: what this validator voted for (no double signing after a crash) |
+//! | `ingest_keys`  | 32-byte digest of a record's source identity | sequence BE | this node's ingested records by their identity in the source switch: a re-submitted record gets its first sequence back instead of a second one |
 //!
 //! RocksDB options are chosen per column family in `options.rs` (compression, memtable sizes,
 //! bloom filters, a shared block cache, a bounded number of open files); each choice says why.
@@ -68,7 +69,7 @@ pub use error::StorageError;
 
 /// The version of the layout described in the crate docs. A database written with another
 /// version is refused at open.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The most CDRs one [`Storage::query_partners`] page returns.
 pub const MAX_PAGE: usize = 10_000;
@@ -670,10 +671,21 @@ impl Storage {
     /// Adds entries to this node's durable ingest queue (sequence → opaque bytes, the node
     /// SCALE-encodes a queued CDR); an existing sequence is overwritten. Synced before returning.
     pub fn enqueue(&self, items: &[(Sequence, Vec<u8>)]) -> Result<(), StorageError> {
-        if items.is_empty() {
+        self.enqueue_keyed(items, &[])
+    }
+
+    /// [`Storage::enqueue`], recording in the same synced batch each item's ingest key (its
+    /// identity in the source system) → sequence, for [`Storage::ingest_key`].
+    pub fn enqueue_keyed(
+        &self,
+        items: &[(Sequence, Vec<u8>)],
+        keys: &[([u8; 32], Sequence)],
+    ) -> Result<(), StorageError> {
+        if items.is_empty() && keys.is_empty() {
             return Ok(());
         }
         let cf = self.column(layout::QUEUE)?;
+        let keys_cf = self.column(layout::INGEST_KEYS)?;
         let mut queue = lock(&self.queue);
         let mut batch = WriteBatch::default();
         let mut added = BTreeSet::new();
@@ -688,11 +700,25 @@ impl Storage {
             floor = floor.min(sequence.0);
             batch.put_cf(cf, key, bytes);
         }
+        for (key, sequence) in keys {
+            batch.put_cf(keys_cf, key, layout::sequence_key(*sequence));
+        }
         let len = queue.len.saturating_add(added.len() as u64);
         batch.put_cf(self.column(layout::META)?, layout::META_QUEUE_LEN, len.encode());
         self.db.write_opt(batch, &options::synced()).map_err(self.db_error(layout::QUEUE, "write"))?;
         *queue = QueueState { len, floor };
         Ok(())
+    }
+
+    /// The sequence this node gave the record with ingest key `key`, if it ingested one.
+    pub fn ingest_key(&self, key: &[u8; 32]) -> Result<Option<Sequence>, StorageError> {
+        let cf = self.column(layout::INGEST_KEYS)?;
+        match self.db.pinned(cf, key).map_err(self.db_error(layout::INGEST_KEYS, "get"))? {
+            None => Ok(None),
+            Some(value) => layout::be_u64_exact(&value).map(|s| Some(Sequence(s))).ok_or_else(|| {
+                StorageError::corrupt(layout::INGEST_KEYS, key, "value is not an 8-byte sequence")
+            }),
+        }
     }
 
     /// Up to `limit` queued entries with sequence >= `from`, in sequence order.

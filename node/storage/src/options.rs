@@ -74,6 +74,13 @@ pub(crate) fn column_options(column: &str, cache: &Cache) -> Options {
             options.set_compression_type(DBCompressionType::None);
             options.set_write_buffer_size(8 * MIB);
         }
+        // Ingest keys are random digests looked up once per submitted CDR, nearly always
+        // absent: a bloom filter answers "absent" without touching the files.
+        layout::INGEST_KEYS => {
+            options.set_compression_type(DBCompressionType::None);
+            options.set_write_buffer_size(16 * MIB);
+            table.set_bloom_filter(10.0, false);
+        }
         // The queue holds encoded CDRs waiting for a block: compressible, short-lived.
         layout::QUEUE => {
             options.set_compression_type(DBCompressionType::Lz4);

@@ -470,7 +470,10 @@ fn another_schema_version_is_refused_naming_both_versions_and_the_path() {
         other => panic!("expected WrongSchema, got {other:?}"),
     }
     let message = error.to_string();
-    assert!(message.contains("version 7") && message.contains("version 1"), "{message}");
+    assert!(
+        message.contains("version 7") && message.contains(&format!("version {SCHEMA_VERSION}")),
+        "{message}"
+    );
     assert!(message.contains(&path_text(fx.dir.path())), "{message}");
 }
 
@@ -578,6 +581,31 @@ fn the_ingest_queue_is_durable_and_counted() {
     assert_eq!(storage.last_queued().unwrap(), None);
     drop(storage);
     assert_eq!(fx.open().queue_len().unwrap(), 0);
+}
+
+#[test]
+fn ingest_keys_are_written_with_the_queue_and_survive_the_commit() {
+    let mut fx = Fixture::new();
+    let storage = fx.open();
+    let (k1, k2) = ([1u8; 32], [2u8; 32]);
+    assert_eq!(storage.ingest_key(&k1).unwrap(), None);
+    storage
+        .enqueue_keyed(
+            &[(Sequence(0), b"a".to_vec()), (Sequence(1), b"b".to_vec())],
+            &[(k1, Sequence(0)), (k2, Sequence(1))],
+        )
+        .unwrap();
+    assert_eq!(storage.ingest_key(&k1).unwrap(), Some(Sequence(0)));
+    assert_eq!(storage.ingest_key(&k2).unwrap(), Some(Sequence(1)));
+    assert_eq!(storage.ingest_key(&[3u8; 32]).unwrap(), None);
+    assert_eq!(storage.queue_len().unwrap(), 2);
+    // Committing the CDRs empties the queue but keeps the keys: a later re-post is still known.
+    let (b1, c1) = fx.next_block(vec![fx.chain.batch("alice", 0, 2)], 1_000);
+    storage.commit_block(&b1, &c1, &certificate(&b1), Some(Sequence(1))).unwrap();
+    assert_eq!(storage.queue_len().unwrap(), 0);
+    drop(storage);
+    let storage = fx.open();
+    assert_eq!(storage.ingest_key(&k2).unwrap(), Some(Sequence(1)));
 }
 
 #[test]
