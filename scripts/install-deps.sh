@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine of this kind lacks for building and testing cdrchain. Idempotent:
 # checks first, installs only what is missing, says what it does.
-#   Debian: libclang-dev and clang (RocksDB's bindings), pkg-config.
+#   Debian: libclang-dev and clang (RocksDB's bindings), pkg-config; kamailio,
+#           kamailio-extra-modules (acc_json), kamailio-utils-modules (http_client) and
+#           sip-tester (sipp) for the SIP ingest end-to-end test.
 #   Cargo:  cargo-nextest (the test runner), if absent.
 set -euo pipefail
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 
 need_apt=()
-for pkg in libclang-dev clang pkg-config; do
+for pkg in libclang-dev clang pkg-config kamailio kamailio-extra-modules kamailio-utils-modules sip-tester; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     need_apt+=("$pkg")
   fi
