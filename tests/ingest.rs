@@ -494,3 +494,19 @@ fn a_node_without_the_consortium_secret_refuses_ingest_until_given_one() {
     let (status, answer) = node.post("/ingest/freeswitch", &doc);
     assert_eq!((status, answer["ids"].clone()), (200, json!(["acme:0"])), "{answer}");
 }
+
+#[test]
+fn national_numbers_become_e164_with_the_nodes_region() {
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &["--default-region", "RU"]);
+    let file = fixture("asterisk_Master_mineevburyat_dj-asterisk-cdr.csv");
+    let (_, stdout, _) = submit(
+        &node,
+        &["--format", "asterisk-csv", "--timezone", "UTC", "--on-error", "skip", file.to_str().unwrap()],
+    );
+    // Without a region 78 rows were refused for `8…` numbers; with RU only the `ch1`-`ch3`
+    // destinations (dialplan names, not parties) remain.
+    assert!(stdout.contains(" 73 accepted") && stdout.contains("11 refused"), "{stdout}");
+    assert!(stdout.contains("\"ch1\" is not a party identity"), "{stdout}");
+    assert!(!stdout.contains("needs a default region"), "{stdout}");
+}
