@@ -258,6 +258,8 @@ impl ChainSpec {
             genesis_hash: self.genesis_hash(),
             max_block_bytes: usize::try_from(self.params.max_block_bytes).unwrap_or(usize::MAX),
             max_block_cdrs: usize::try_from(self.params.max_block_cdrs).unwrap_or(usize::MAX),
+            checkpoint_interval: self.params.checkpoint_interval,
+            rsk_chain_id: self.params.rsk_chain_id,
         }
     }
 

@@ -50,6 +50,18 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub node_key: Option<PathBuf>,
 
+    /// The validator's secp256k1 key file (`cdrchain key generate --scheme secp256k1`) that signs
+    /// RSK checkpoints; its address must be the one the chain spec registers for the operator.
+    /// Default on dev and local chains: the dev account's key.
+    #[arg(long, value_name = "FILE")]
+    pub evm_key: Option<PathBuf>,
+
+    /// The `CdrCheckpoint` contract the checkpoint signatures are for (0x…; from `cdrchain
+    /// contract deploy`). Default: the chain spec's `params.checkpoint_contract`. Without one the
+    /// validator signs no checkpoints.
+    #[arg(long, value_name = "ADDRESS")]
+    pub checkpoint_contract: Option<String>,
+
     /// p2p listen address (multiaddr), repeatable. Default on multi-validator chains:
     /// /ip4/0.0.0.0/tcp/30333. A single-validator chain runs without p2p unless this is given.
     #[arg(long, value_name = "MULTIADDR")]
@@ -190,6 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!("operator `{operator}`, base path {}", base_path.display());
 
     let network = network_settings(&args, &spec, &base_path, &key_arg)?;
+    let checkpoints = checkpoint_signing(&args, &spec, &operator, &key_arg)?;
 
     let config = NodeConfig {
         spec,
@@ -205,6 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pool_max_txs: args.pool_size,
         network,
         consensus: cdrchain_consensus::Params::default(),
+        checkpoints,
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
@@ -262,6 +276,69 @@ fn trim_newline(secret: &[u8]) -> &[u8] {
         end -= 1;
     }
     &secret[..end]
+}
+
+/// The key and contract this validator signs checkpoints with, if both are known.
+fn checkpoint_signing(
+    args: &Args,
+    spec: &ChainSpec,
+    operator: &cdrchain_runtime::ids::OperatorId,
+    key_arg: &str,
+) -> anyhow::Result<Option<cdrchain_node::CheckpointSigning>> {
+    let evm_key = match (&args.evm_key, key_arg.strip_prefix("dev:")) {
+        (Some(path), _) => {
+            let shown = path.display().to_string();
+            Some(KeyFile::read(path)?.secp256k1_key(&shown)?)
+        }
+        (None, Some(name)) if spec.uses_dev_keys() => {
+            DEV_ACCOUNT_NAMES.iter().find(|n| **n == name).map(|name| DevAccount::derive(name).evm_key)
+        }
+        (None, _) => None,
+    };
+    let contract = match (&args.checkpoint_contract, spec.params.checkpoint_contract) {
+        (Some(text), _) => Some(
+            cdrchain_runtime::crypto::EvmAddress::from_hex(text)
+                .map_err(|e| anyhow::anyhow!("--checkpoint-contract {text:?}: {e}"))?,
+        ),
+        (None, from_spec) => from_spec,
+    };
+    let registered = spec.operators.iter().find(|o| &o.id == operator).map(|o| o.evm_address);
+    match (evm_key, contract) {
+        (Some(evm_key), Some(contract)) => {
+            let address = cdrchain_runtime::checkpoint::evm_address(evm_key.verifying_key());
+            if Some(address) != registered {
+                bail!(
+                    "--evm-key has address {}, but chain `{}` registers {} for `{operator}`",
+                    address.to_hex(),
+                    spec.id,
+                    registered.map_or_else(|| "nothing".to_string(), |a| a.to_hex())
+                );
+            }
+            tracing::info!(
+                "signing RSK checkpoints every {} blocks for contract {} (chain id {}) as {}",
+                spec.params.checkpoint_interval,
+                contract.to_hex(),
+                spec.params.rsk_chain_id,
+                address.to_hex()
+            );
+            Ok(Some(cdrchain_node::CheckpointSigning { evm_key, contract }))
+        }
+        (None, Some(contract)) => {
+            tracing::warn!(
+                "checkpoint contract {} is set but there is no --evm-key: this validator signs no checkpoints",
+                contract.to_hex()
+            );
+            Ok(None)
+        }
+        (Some(_), None) => {
+            tracing::info!(
+                "no checkpoint contract yet (--checkpoint-contract or the spec's checkpoint_contract): \
+                 signing no checkpoints"
+            );
+            Ok(None)
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 fn load_key(key: &str, dev_chain: bool) -> anyhow::Result<ed25519_dalek::SigningKey> {

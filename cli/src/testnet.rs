@@ -37,6 +37,16 @@ pub struct Args {
     #[arg(long, default_value_t = 9615, value_name = "PORT")]
     pub metrics_port: u16,
 
+    /// Sign an RSK checkpoint every N blocks (a chain parameter: the chain gets its own spec
+    /// file, `<base>/chain-spec.json`). Default: the spec's (600).
+    #[arg(long, value_name = "N")]
+    pub checkpoint_interval: Option<u64>,
+
+    /// The `CdrCheckpoint` contract the validators sign checkpoints for (from `cdrchain contract
+    /// deploy`). Without it they sign none.
+    #[arg(long, value_name = "ADDRESS")]
+    pub checkpoint_contract: Option<String>,
+
     /// Log filter passed to every validator.
     #[arg(long, default_value = "info", value_name = "FILTER")]
     pub log: String,
@@ -64,6 +74,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.base_path)
         .with_context(|| format!("creating the base path {}", args.base_path.display()))?;
     let (chain, validators, mut common) = if args.validators == 4 {
+        let chain = match args.checkpoint_interval {
+            None => "local".to_string(),
+            Some(interval) => {
+                let mut spec = ChainSpec::local();
+                spec.params.checkpoint_interval = interval;
+                spec.validate().context("the local chain spec with --checkpoint-interval")?;
+                let path = args.base_path.join("chain-spec.json");
+                std::fs::write(&path, spec.to_json())
+                    .with_context(|| format!("writing {}", path.display()))?;
+                path.display().to_string()
+            }
+        };
         let validators = DEV_ACCOUNT_NAMES
             .iter()
             .map(|name| Validator {
@@ -72,10 +94,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 peer_id: cdrchain_chain_spec::DevAccount::derive(name).peer_id(),
             })
             .collect();
-        ("local".to_string(), validators, Vec::new())
+        (chain, validators, Vec::new())
     } else {
-        generated_chain(&args.base_path, args.validators)?
+        generated_chain(&args.base_path, args.validators, args.checkpoint_interval)?
     };
+    if let Some(contract) = &args.checkpoint_contract {
+        common.extend(["--checkpoint-contract".to_string(), contract.clone()]);
+    }
     let exe = std::env::current_exe().context("finding the cdrchain executable")?;
     common.extend(["--log".to_string(), args.log.clone()]);
 
@@ -182,7 +207,11 @@ fn stop_all(children: &mut [(String, Child)]) {
 }
 
 /// A chain of `n` validators with fresh keys, under `base` (reused when already there).
-fn generated_chain(base: &Path, n: usize) -> anyhow::Result<(String, Vec<Validator>, Vec<String>)> {
+fn generated_chain(
+    base: &Path,
+    n: usize,
+    checkpoint_interval: Option<u64>,
+) -> anyhow::Result<(String, Vec<Validator>, Vec<String>)> {
     let spec_path = base.join("chain-spec.json");
     let secret_path = base.join("consortium-secret");
     let names: Vec<String> = (1..=n).map(|i| format!("validator-{i}")).collect();
@@ -215,7 +244,11 @@ fn generated_chain(base: &Path, n: usize) -> anyhow::Result<(String, Vec<Validat
             id: format!("local{n}"),
             authorities: operators.iter().map(|o| o.id.clone()).collect(),
             operators,
-            params: ChainParams::default(),
+            params: ChainParams {
+                checkpoint_interval: checkpoint_interval
+                    .unwrap_or(ChainParams::default().checkpoint_interval),
+                ..ChainParams::default()
+            },
         };
         spec.validate().context("the generated chain spec")?;
         std::fs::write(&spec_path, spec.to_json())
@@ -225,6 +258,14 @@ fn generated_chain(base: &Path, n: usize) -> anyhow::Result<(String, Vec<Validat
         println!("generated chain spec {} and keys for {n} validators", spec_path.display());
     }
     let spec = ChainSpec::from_file(&spec_path)?;
+    if let Some(interval) = checkpoint_interval.filter(|i| *i != spec.params.checkpoint_interval) {
+        bail!(
+            "{} has checkpoint_interval {}, not {interval}: a chain's parameters are fixed at genesis \
+             (use a new --base-path for another interval)",
+            spec_path.display(),
+            spec.params.checkpoint_interval
+        );
+    }
     let validators = names
         .iter()
         .map(|name| {
@@ -241,6 +282,8 @@ fn generated_chain(base: &Path, n: usize) -> anyhow::Result<(String, Vec<Validat
                     dir.join("key.json").display().to_string(),
                     "--node-key".into(),
                     dir.join("node-key.json").display().to_string(),
+                    "--evm-key".into(),
+                    dir.join("evm-key.json").display().to_string(),
                 ],
                 peer_id: operator.peer_id.clone(),
             })

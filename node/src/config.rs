@@ -36,6 +36,23 @@ pub struct NodeConfig {
     pub network: Option<NetworkSettings>,
     /// Consensus timeouts.
     pub consensus: cdrchain_consensus::Params,
+    /// Signs RSK checkpoints, when set: this validator's secp256k1 key and the contract the
+    /// signatures are for.
+    pub checkpoints: Option<CheckpointSigning>,
+}
+
+/// What a validator signs checkpoints with.
+#[derive(Clone)]
+pub struct CheckpointSigning {
+    pub evm_key: k256::ecdsa::SigningKey,
+    /// The `CdrCheckpoint` contract (EIP-712 `verifyingContract`).
+    pub contract: cdrchain_runtime::crypto::EvmAddress,
+}
+
+impl std::fmt::Debug for CheckpointSigning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointSigning").field("contract", &self.contract).finish_non_exhaustive()
+    }
 }
 
 /// How this node joins the validators' network.

@@ -32,6 +32,7 @@ pub mod service;
 pub mod validator;
 pub mod wire;
 
+pub use config::CheckpointSigning;
 pub use config::{NetworkSettings, NodeConfig};
 
 /// Most pool transactions considered for one block.

@@ -26,9 +26,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use cdrchain_runtime::block::Header;
+use cdrchain_runtime::checkpoint::{Checkpoint, StoredSignature};
+use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{CallId, CdrId, Height, OperatorId};
 use cdrchain_runtime::input::{time_ms, CdrInput};
+use cdrchain_runtime::state::{StateKey, StateView};
 use cdrchain_storage::StoredCdr;
 use http_body_util::BodyExt;
 use hyper::body::Bytes;
@@ -38,6 +41,7 @@ use jsonrpsee::server::{
 };
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::Extensions;
+use parity_scale_codec::Encode;
 use serde_json::{json, Value};
 use tower::{Layer, Service};
 
@@ -223,6 +227,57 @@ impl RpcContext {
         submitted_response(self.ingest.submit_inputs(&inputs).await)
     }
 
+    /// The checkpoint of block `height` with the signatures gathered so far, or null.
+    fn checkpoint(&self, height: Height) -> Result<Value, ErrorObjectOwned> {
+        let storage = &self.chain.storage;
+        let read = |key: StateKey| storage.get(&key.encode()).map_err(internal);
+        let Some(bytes) = read(StateKey::Checkpoint(height))? else { return Ok(Value::Null) };
+        let checkpoint: Checkpoint = decode_exact(&bytes).map_err(internal)?;
+        let mut signatures = Vec::new();
+        for (operator, _) in &self.chain.authorities {
+            let Some(bytes) = read(StateKey::CheckpointSignature(height, operator.clone()))? else {
+                continue;
+            };
+            let stored: StoredSignature = decode_exact(&bytes).map_err(internal)?;
+            let evm_address =
+                self.chain.spec.operators.iter().find(|o| &o.id == operator).map(|o| o.evm_address.to_hex());
+            signatures.push(json!({
+                "operator": operator.to_string(),
+                "evm_address": evm_address,
+                "contract": stored.contract.to_hex(),
+                "signature": stored.signature.to_hex(),
+            }));
+        }
+        let authorities = self.chain.authorities.len();
+        Ok(json!({
+            "genesis_hash": checkpoint.genesis_hash.to_string(),
+            "height": checkpoint.height.0,
+            "block_hash": checkpoint.block_hash.to_string(),
+            "state_root": checkpoint.state_root.to_string(),
+            "cdr_log_root": checkpoint.cdr_log_root.to_string(),
+            "cdr_log_size": checkpoint.cdr_log_size,
+            "rsk_chain_id": self.chain.ctx.rsk_chain_id,
+            "signatures": signatures,
+            "validators": authorities,
+            // More than 2/3 of the validators, as the contract requires.
+            "quorum": authorities * 2 / 3 + 1,
+        }))
+    }
+
+    /// The newest recorded checkpoint (of the highest checkpoint height below the head).
+    fn checkpoint_latest(&self) -> Result<Value, ErrorObjectOwned> {
+        let interval = self.chain.ctx.checkpoint_interval;
+        let head = self.chain.storage.head().map_or(0, |h| h.header.number.0);
+        if interval == 0 || head < 2 {
+            return Ok(Value::Null);
+        }
+        let height = (head - 1) / interval * interval;
+        if height == 0 {
+            return Ok(Value::Null);
+        }
+        self.checkpoint(Height(height))
+    }
+
     fn by_call_id(&self, call_id: &str) -> Result<Value, ErrorObjectOwned> {
         let call_id = CallId::new(call_id).map_err(|e| error(INVALID_PARAMS, e.to_string(), None))?;
         let storage = &self.chain.storage;
@@ -387,6 +442,13 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<RpcContext>, NodeError> 
         .register_method("cdr_check", |params, ctx, _| {
             let values: Vec<Value> = params.sequence().next()?;
             ctx.check(values)
+        })
+        .map_err(reg)?;
+    module.register_method("checkpoint_latest", |_, ctx, _| ctx.checkpoint_latest()).map_err(reg)?;
+    module
+        .register_method("checkpoint_get", |params, ctx, _| {
+            let height: u64 = params.sequence().next()?;
+            ctx.checkpoint(Height(height))
         })
         .map_err(reg)?;
     module

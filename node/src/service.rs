@@ -123,6 +123,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         params: config.consensus,
         block_interval: std::time::Duration::from_millis(spec.params.block_interval_ms),
         idle_heartbeat: std::time::Duration::from_millis(spec.params.idle_heartbeat_ms),
+        checkpoints: config.checkpoints.clone(),
     };
     let mut authoring = tokio::spawn(validator::run(
         chain.clone(),

@@ -30,9 +30,11 @@ use cdrchain_consensus::{
 use cdrchain_network::{NetworkEvent, NetworkHandle, PeerId, Topic, Validation};
 use cdrchain_runtime::apply::{apply_block, StateChanges, TxError};
 use cdrchain_runtime::block::Block;
+use cdrchain_runtime::checkpoint::{Checkpoint, CheckpointSignature};
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId, Round};
+use cdrchain_runtime::state::{StateKey, StateView};
 use cdrchain_runtime::tx::{SignedTransaction, Transaction};
 use ed25519_dalek::SigningKey;
 use parity_scale_codec::Encode;
@@ -109,6 +111,8 @@ pub struct ValidatorSettings {
     pub params: Params,
     pub block_interval: Duration,
     pub idle_heartbeat: Duration,
+    /// Sign RSK checkpoints with this key, for this contract.
+    pub checkpoints: Option<crate::config::CheckpointSigning>,
 }
 
 /// The network side, when there is one.
@@ -519,7 +523,67 @@ impl Driver {
         Ok(())
     }
 
+    /// When the committed block recorded its parent's checkpoint, signs it (once) and puts the
+    /// signature transaction in the pool, which gossips it like our other transactions.
+    fn sign_checkpoint(&mut self, block: &Block) {
+        let Some(signing) = self.settings.checkpoints.clone() else { return };
+        let interval = self.chain.ctx.checkpoint_interval;
+        let Some(height) = block.header.number.0.checked_sub(1) else { return };
+        if interval == 0 || height == 0 || !height.is_multiple_of(interval) {
+            return;
+        }
+        let height = Height(height);
+        let storage = &self.chain.storage;
+        let read = |key: StateKey| storage.get(&key.encode());
+        match read(StateKey::CheckpointSignature(height, self.me.clone())) {
+            Ok(None) => {}
+            Ok(Some(_)) => return,
+            Err(e) => {
+                tracing::error!(target: "cdrchain::checkpoint", "reading checkpoint signatures: {e}");
+                return;
+            }
+        }
+        let checkpoint = match read(StateKey::Checkpoint(height))
+            .map(|b| b.map(|b| decode_exact::<Checkpoint>(&b)))
+        {
+            Ok(Some(Ok(checkpoint))) => checkpoint,
+            other => {
+                tracing::error!(target: "cdrchain::checkpoint", "no readable checkpoint at #{height}: {other:?}");
+                return;
+            }
+        };
+        let digest = checkpoint.digest(self.chain.ctx.rsk_chain_id, &signing.contract);
+        let signature = match cdrchain_runtime::checkpoint::sign_digest(&signing.evm_key, &digest) {
+            Ok(signature) => signature,
+            Err(e) => {
+                tracing::error!(target: "cdrchain::checkpoint", "signing the checkpoint at #{height}: {e}");
+                return;
+            }
+        };
+        let tx = Transaction::CheckpointSignature(CheckpointSignature {
+            operator: self.me.clone(),
+            height,
+            contract: signing.contract,
+            signature,
+        });
+        let genesis = self.chain.ctx.genesis_hash;
+        let signed = SignedTransaction::sign(tx, &self.key, &genesis);
+        match self.pool.add(signed.id(&genesis), signed) {
+            Ok(()) => tracing::info!(
+                target: "cdrchain::checkpoint",
+                "signed checkpoint #{height} (block {}, log size {}) for contract {}",
+                checkpoint.block_hash,
+                checkpoint.cdr_log_size,
+                signing.contract.to_hex()
+            ),
+            Err(e) => {
+                tracing::warn!(target: "cdrchain::checkpoint", "checkpoint #{height} signature not pooled: {e}")
+            }
+        }
+    }
+
     fn after_commit(&mut self, block: &Block) {
+        self.sign_checkpoint(block);
         let genesis = self.chain.ctx.genesis_hash;
         let ids: Vec<Hash32> = block.transactions.iter().map(|tx| tx.id(&genesis)).collect();
         self.pool.remove(&ids);
@@ -916,5 +980,6 @@ fn sequence_key(tx: &SignedTransaction) -> (u8, OperatorId, u64) {
         Transaction::CdrBatch(b) => (0, b.operator.clone(), b.first_sequence.0),
         Transaction::SequenceGap(g) => (0, g.operator.clone(), g.from.0),
         Transaction::CallEvent(e) => (1, e.operator.clone(), 0),
+        Transaction::CheckpointSignature(c) => (2, c.operator.clone(), c.height.0),
     }
 }

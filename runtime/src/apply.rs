@@ -11,6 +11,7 @@ use parity_scale_codec::{Decode, Encode};
 
 use crate::block::{Block, Header};
 use crate::cdr::CdrError;
+use crate::checkpoint::{Checkpoint, CheckpointSignature, StoredSignature};
 use crate::codec::{decode_exact, BoundedVec};
 use crate::crypto::{self, PublicKey, SignatureError};
 use crate::hash::Hash32;
@@ -28,6 +29,10 @@ pub struct ChainContext {
     pub genesis_hash: Hash32,
     pub max_block_bytes: usize,
     pub max_block_cdrs: usize,
+    /// Every this many blocks the chain records a checkpoint (0: never).
+    pub checkpoint_interval: u64,
+    /// The RSK chain id checkpoint signatures are made for (EIP-712 domain).
+    pub rsk_chain_id: u64,
 }
 
 /// The parent a block builds on: the previous header, or the genesis for height 1.
@@ -36,16 +41,53 @@ pub struct ParentRef {
     pub hash: Hash32,
     pub number: Height,
     pub timestamp_ms: u64,
+    /// The parent's roots, for the checkpoint a block records of its parent.
+    pub state_root: Hash32,
+    pub cdr_log_root: Hash32,
+    pub cdr_log_size: u64,
 }
 
 impl ParentRef {
-    /// The parent of block 1.
+    /// The parent of block 1 (height 0 is never checkpointed).
     pub fn genesis(genesis_hash: Hash32) -> Self {
-        Self { hash: genesis_hash, number: Height(0), timestamp_ms: 0 }
+        Self {
+            hash: genesis_hash,
+            number: Height(0),
+            timestamp_ms: 0,
+            state_root: Hash32::ZERO,
+            cdr_log_root: Hash32::ZERO,
+            cdr_log_size: 0,
+        }
     }
 
     pub fn of(header: &Header) -> Self {
-        Self { hash: header.hash(), number: header.number, timestamp_ms: header.timestamp_ms }
+        Self::with_hash(header, header.hash())
+    }
+
+    /// [`ParentRef::of`] when the header's hash is already known.
+    pub fn with_hash(header: &Header, hash: Hash32) -> Self {
+        Self {
+            hash,
+            number: header.number,
+            timestamp_ms: header.timestamp_ms,
+            state_root: header.state_root,
+            cdr_log_root: header.cdr_log_root,
+            cdr_log_size: header.cdr_log_size,
+        }
+    }
+
+    /// The checkpoint of this parent, when its height is a checkpoint height.
+    pub fn checkpoint(&self, ctx: &ChainContext) -> Option<Checkpoint> {
+        let height = self.number.0;
+        (ctx.checkpoint_interval > 0 && height > 0 && height.is_multiple_of(ctx.checkpoint_interval))
+            .then_some(Checkpoint {
+                genesis_hash: ctx.genesis_hash,
+                height: self.number,
+                block_hash: self.hash,
+                state_root: self.state_root,
+                cdr_log_root: self.cdr_log_root,
+                cdr_log_size: self.cdr_log_size,
+            })
     }
 }
 
@@ -92,6 +134,16 @@ pub enum TxError {
     CallEventBeforePrevious { call_id: CallId, at_ms: u64, previous_ms: u64 },
     #[error("transaction {id} appears twice in the block")]
     Duplicate { id: Hash32 },
+    #[error("`{0}` is not an authority: only validators sign checkpoints")]
+    NotAnAuthority(OperatorId),
+    #[error("no checkpoint at height {0} (not a checkpoint height, or its next block is not in yet)")]
+    UnknownCheckpoint(Height),
+    #[error("`{operator}` already signed the checkpoint at height {height}")]
+    AlreadySigned { operator: OperatorId, height: Height },
+    #[error("the checkpoint signature of `{operator}` at height {height} recovers to {recovered}, not its EVM address {expected}")]
+    WrongCheckpointSigner { operator: OperatorId, height: Height, recovered: String, expected: String },
+    #[error("the checkpoint signature of `{operator}` at height {height} is malformed: {reason}")]
+    BadCheckpointSignature { operator: OperatorId, height: Height, reason: String },
 }
 
 fn state_name(state: &Option<CallState>) -> &'static str {
@@ -173,9 +225,14 @@ struct Executor<'a, V: StateView> {
 }
 
 impl<'a, V: StateView> Executor<'a, V> {
-    fn new(ctx: &'a ChainContext, view: &'a V, height: Height) -> Result<Self, ApplyError> {
+    fn new(
+        ctx: &'a ChainContext,
+        view: &'a V,
+        parent: &ParentRef,
+        height: Height,
+    ) -> Result<Self, ApplyError> {
         let log = view.cdr_log().map_err(|e| ApplyError::State(Box::new(e)))?;
-        Ok(Self {
+        let mut executor = Self {
             ctx,
             view,
             writes: BTreeMap::new(),
@@ -187,7 +244,12 @@ impl<'a, V: StateView> Executor<'a, V> {
             cdr_count: 0,
             height,
             leaf_buffer: Vec::with_capacity(512),
-        })
+        };
+        // A block records its parent's checkpoint: only now is the parent's hash known.
+        if let Some(checkpoint) = parent.checkpoint(ctx) {
+            executor.write(&StateKey::Checkpoint(checkpoint.height), Some(&checkpoint));
+        }
+        Ok(executor)
     }
 
     fn read<T: Decode>(&self, key: &StateKey) -> Result<Option<T>, ApplyError> {
@@ -245,9 +307,48 @@ impl<'a, V: StateView> Executor<'a, V> {
             Transaction::CdrBatch(batch) => self.cdr_batch(batch)?,
             Transaction::SequenceGap(gap) => self.sequence_gap(gap)?,
             Transaction::CallEvent(event) => self.call_event(event)?,
+            Transaction::CheckpointSignature(signature) => self.checkpoint_signature(signature)?,
         }
         self.seen_ids.insert(id);
         self.tx_ids.push(id);
+        Ok(())
+    }
+
+    /// A validator's checkpoint signature: for a recorded checkpoint, once per validator and
+    /// height, recovering to the validator's registered EVM address for the contract it names.
+    fn checkpoint_signature(&mut self, tx: &CheckpointSignature) -> Result<(), Failure> {
+        let operator = &tx.operator;
+        let record: OperatorRecord = self
+            .read(&StateKey::Operator(operator.clone()))?
+            .ok_or_else(|| Failure::Tx(TxError::UnknownOperator(operator.clone())))?;
+        if !self.authorities()?.contains(operator) {
+            return Err(TxError::NotAnAuthority(operator.clone()).into());
+        }
+        let checkpoint: Checkpoint = self
+            .read(&StateKey::Checkpoint(tx.height))?
+            .ok_or(Failure::Tx(TxError::UnknownCheckpoint(tx.height)))?;
+        let key = StateKey::CheckpointSignature(tx.height, operator.clone());
+        if self.read::<StoredSignature>(&key)?.is_some() {
+            return Err(TxError::AlreadySigned { operator: operator.clone(), height: tx.height }.into());
+        }
+        let digest = checkpoint.digest(self.ctx.rsk_chain_id, &tx.contract);
+        let recovered = crate::checkpoint::recover(&digest, &tx.signature).map_err(|e| {
+            TxError::BadCheckpointSignature {
+                operator: operator.clone(),
+                height: tx.height,
+                reason: e.to_string(),
+            }
+        })?;
+        if recovered != record.evm_address {
+            return Err(TxError::WrongCheckpointSigner {
+                operator: operator.clone(),
+                height: tx.height,
+                recovered: recovered.to_hex(),
+                expected: record.evm_address.to_hex(),
+            }
+            .into());
+        }
+        self.write(&key, Some(&StoredSignature { contract: tx.contract, signature: tx.signature }));
         Ok(())
     }
 
@@ -410,7 +511,7 @@ pub fn apply_block<V: StateView>(
     }
     let header = &block.header;
     check_parent(parent, header)?;
-    let mut executor = Executor::new(ctx, view, header.number)?;
+    let mut executor = Executor::new(ctx, view, parent, header.number)?;
     if !executor.authorities()?.contains(&header.proposer) {
         return Err(ApplyError::ProposerNotAuthority(header.proposer.clone()));
     }
@@ -515,7 +616,7 @@ impl<'a, V: StateView> BlockBuilder<'a, V> {
             .number
             .next()
             .ok_or(ApplyError::WrongHeight { expected: parent.number, got: parent.number })?;
-        let executor = Executor::new(ctx, view, height)?;
+        let executor = Executor::new(ctx, view, &parent, height)?;
         if !executor.authorities()?.contains(&proposer) {
             return Err(ApplyError::ProposerNotAuthority(proposer));
         }

@@ -19,6 +19,7 @@
 pub mod apply;
 pub mod block;
 pub mod cdr;
+pub mod checkpoint;
 pub mod codec;
 pub mod crypto;
 pub mod hash;

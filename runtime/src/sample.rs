@@ -96,7 +96,13 @@ impl SampleChain {
         let state = genesis_state(&records, &operators).unwrap_or_default();
         let genesis_hash = hash_with(context::GENESIS, &[names.join(",").as_bytes()]);
         SampleChain {
-            ctx: ChainContext { genesis_hash, max_block_bytes: 32 * 1024 * 1024, max_block_cdrs: 200_000 },
+            ctx: ChainContext {
+                genesis_hash,
+                max_block_bytes: 32 * 1024 * 1024,
+                max_block_cdrs: 200_000,
+                checkpoint_interval: 0,
+                rsk_chain_id: 33,
+            },
             operators,
             state,
             parent: ParentRef::genesis(genesis_hash),

@@ -43,6 +43,12 @@ pub enum StateKey {
     /// A live call: [`CallRecord`].
     #[codec(index = 4)]
     Call(OperatorId, CallId),
+    /// The checkpoint of a block: [`crate::checkpoint::Checkpoint`], written by the next block.
+    #[codec(index = 5)]
+    Checkpoint(Height),
+    /// A validator's signature of a checkpoint: [`crate::checkpoint::StoredSignature`].
+    #[codec(index = 6)]
+    CheckpointSignature(Height, OperatorId),
 }
 
 impl StateKey {

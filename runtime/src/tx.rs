@@ -107,6 +107,9 @@ pub enum Transaction {
     SequenceGap(SequenceGap),
     #[codec(index = 2)]
     CallEvent(CallEvent),
+    /// A validator's signature over an RSK checkpoint ([`crate::checkpoint`]).
+    #[codec(index = 3)]
+    CheckpointSignature(crate::checkpoint::CheckpointSignature),
 }
 
 impl Transaction {
@@ -116,6 +119,7 @@ impl Transaction {
             Transaction::CdrBatch(tx) => &tx.operator,
             Transaction::SequenceGap(tx) => &tx.operator,
             Transaction::CallEvent(tx) => &tx.operator,
+            Transaction::CheckpointSignature(tx) => &tx.operator,
         }
     }
 

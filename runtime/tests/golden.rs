@@ -56,7 +56,13 @@ fn values() -> BTreeMap<&'static str, String> {
     let signed = SignedTransaction::sign(tx, &key, &genesis_hash);
     let record = OperatorRecord { signing_key: public_key(&key), evm_address: EvmAddress([0x11; 20]) };
     let state = genesis_state(&[(alice.clone(), record)], std::slice::from_ref(&alice)).unwrap();
-    let ctx = ChainContext { genesis_hash, max_block_bytes: 1 << 20, max_block_cdrs: 100 };
+    let ctx = ChainContext {
+        genesis_hash,
+        max_block_bytes: 1 << 20,
+        max_block_cdrs: 100,
+        checkpoint_interval: 600,
+        rsk_chain_id: 33,
+    };
     let mut builder =
         BlockBuilder::new(&ctx, &state, ParentRef::genesis(genesis_hash), alice, 1_795_687_500_000).unwrap();
     builder.push(signed.clone()).unwrap();

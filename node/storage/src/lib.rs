@@ -361,11 +361,7 @@ impl Storage {
     /// The parent reference for the next block (the genesis for height 1).
     pub fn parent_ref(&self) -> ParentRef {
         match &read(&self.cached).head {
-            Some(head) => ParentRef {
-                hash: head.hash,
-                number: head.header.number,
-                timestamp_ms: head.header.timestamp_ms,
-            },
+            Some(head) => ParentRef::with_hash(&head.header, head.hash),
             None => ParentRef::genesis(self.genesis_hash),
         }
     }
@@ -1030,11 +1026,7 @@ impl StorageSnapshot<'_> {
     /// The parent reference for a block on top of this snapshot.
     pub fn parent_ref(&self) -> ParentRef {
         match &self.head {
-            Some(head) => ParentRef {
-                hash: head.hash,
-                number: head.header.number,
-                timestamp_ms: head.header.timestamp_ms,
-            },
+            Some(head) => ParentRef::with_hash(&head.header, head.hash),
             None => ParentRef::genesis(self.storage.genesis_hash),
         }
     }
