@@ -4,6 +4,7 @@
 #   Debian: libclang-dev and clang (RocksDB's bindings), pkg-config; kamailio,
 #           kamailio-extra-modules (acc_json), kamailio-utils-modules (http_client) and
 #           sip-tester (sipp) for the SIP ingest end-to-end test.
+#   npm:    forge, anvil, cast and solc-js for contracts/ (scripts/contracts.sh install).
 #   Cargo:  cargo-nextest (the test runner), if absent.
 set -euo pipefail
 
@@ -22,6 +23,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+
+# The contract toolchain (forge, anvil, cast, solc-js) from the npm registry, into contracts/.
+if ! command -v npm >/dev/null 2>&1; then
+  log "npm is missing: this machine kind ships Node.js and npm; install them and re-run"
+  exit 1
+fi
+"$(dirname "$0")/contracts.sh" install
 
 if ! command -v cargo >/dev/null 2>&1; then
   log "cargo is not installed: this machine kind ships Rust; install rustup and re-run"

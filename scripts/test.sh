@@ -16,5 +16,8 @@ if [ "${CDRCHAIN_LINT:-0}" = "1" ]; then
   scripts/lint.sh
 fi
 
+echo "== contracts: forge fmt --check, forge test, committed artifact, anvil smoke test"
+scripts/contracts.sh test
+
 echo "== cargo nextest"
 cargo nextest run --locked --workspace --profile ci "$@"

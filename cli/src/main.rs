@@ -7,10 +7,13 @@ mod bench;
 mod blocks;
 mod build_spec;
 mod cdr;
+mod contract;
 mod key;
 mod node;
 mod purge_chain;
+mod relay;
 mod rpc_client;
+mod rsk;
 mod submit;
 mod testnet;
 
@@ -44,7 +47,13 @@ enum Command {
     ExportBlocks(blocks::ExportArgs),
     /// Read blocks from an export file into a database, verifying each one.
     ImportBlocks(blocks::ImportArgs),
-    /// Submit CDR files (canonical JSON, NDJSON or CSV) to a node.
+    /// Deploy the RSK checkpoint contract for a chain.
+    #[command(subcommand)]
+    Contract(contract::Command),
+    /// Copy checkpoints with a quorum of validator signatures to the RSK contract (for cron:
+    /// --once; exit 0 submitted, 10 nothing to do, 11 locked by another run, 1 error).
+    Relay(relay::Args),
+    /// Submit CDR files (canonical JSON, NDJSON or CSV, FreeSWITCH, Kamailio, Asterisk, OpenSIPS) to a node.
     Submit(submit::Args),
     /// Look up committed CDRs.
     #[command(subcommand)]
@@ -65,6 +74,11 @@ fn main() -> ExitCode {
         Command::PurgeChain(args) => purge_chain::run(args),
         Command::ExportBlocks(args) => blocks::export(args),
         Command::ImportBlocks(args) => blocks::import(args),
+        Command::Contract(command) => contract::run(command),
+        Command::Relay(args) => match relay::run(args) {
+            Ok(code) => return code,
+            Err(error) => Err(error),
+        },
         Command::Submit(args) => submit::run(args),
         Command::Cdr(command) => cdr::run(command),
         Command::Bench(args) => bench::run(args),

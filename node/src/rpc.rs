@@ -458,6 +458,8 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<RpcContext>, NodeError> 
                 "operator": ctx.ingest.operator().to_string(),
                 "genesisHash": ctx.chain.storage.genesis_hash().to_string(),
                 "ingest": ctx.ingest.parties().is_ok(),
+                "checkpointInterval": ctx.chain.ctx.checkpoint_interval,
+                "rskChainId": ctx.chain.ctx.rsk_chain_id,
             })
         })
         .map_err(reg)?;

@@ -214,6 +214,31 @@ mod tests {
         assert_eq!(recover(&digest, &high_s), Err(CheckpointError::HighS));
     }
 
+    /// The vector `contracts/README.md` records and the forge test `test_TestVector` asserts:
+    /// the contract, `cast wallet sign` and this module agree on digest and signature.
+    #[test]
+    fn the_contracts_test_vector() {
+        let contract = EvmAddress::from_hex("0x5FbDB2315678afecb367f032d93F642f64180aa3").unwrap();
+        assert_eq!(
+            hex::encode(domain_separator(33, &contract)),
+            "ed4045da7bf91e132a43f28c61741910404e36d0c051b5cde2f5aaa728753f91"
+        );
+        let digest = sample().digest(33, &contract);
+        assert_eq!(hex::encode(digest), "aecfe10b1fd0f442aea8733cfcfe080f44e85aee931e578812b8a3c0bd80dfcf");
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        let signature = sign_digest(&SigningKey::from_slice(&one).unwrap(), &digest).unwrap();
+        assert_eq!(
+            hex::encode(&signature.0[..32]),
+            "9e4db2f327f2f5d78271901b26e7604fb9bd5b1419ad24c15bf2675a33a1b135"
+        );
+        assert_eq!(
+            hex::encode(&signature.0[32..64]),
+            "2c9d77456b580d9a53652c75149bacfbc661b9991bc6fed8add395716bb2b257"
+        );
+        assert_eq!(signature.0[64], 28);
+    }
+
     #[test]
     fn a_known_key_has_its_known_address() {
         // Private key 1: the well-known address 0x7e5f…bdf.

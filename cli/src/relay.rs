@@ -1,0 +1,289 @@
+//! `cdrchain relay`: copies checkpoints that have a quorum of validator signatures from a node to
+//! the `CdrCheckpoint` contract on RSK. The relayer holds no power: the contract checks the
+//! signatures; the relayer only pays gas. Made for cron: one pass with `--once`, a lock so that
+//! overlapping runs cannot submit twice, and exit codes that say what happened.
+//!
+//! | exit code | meaning |
+//! | --- | --- |
+//! | 0 | submitted at least one checkpoint (or, with `--dry-run`, found some to submit) |
+//! | 10 | nothing to do: the contract is up to date, or no newer checkpoint has a quorum yet |
+//! | 11 | another relay run holds the lock |
+//! | 1 | error (node or RSK unreachable, a transaction failed, bad arguments) |
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use alloy::primitives::{Address, Bytes, B256};
+use anyhow::{bail, Context};
+use cdrchain_runtime::checkpoint::{recover, Checkpoint, EvmSignature};
+use cdrchain_runtime::crypto::EvmAddress;
+use cdrchain_runtime::hash::Hash32;
+use cdrchain_runtime::ids::Height;
+use serde_json::{json, Value};
+
+use crate::rpc_client::RpcClient;
+use crate::rsk::{address, CdrCheckpoint, Rsk};
+
+/// Exit code: nothing to do.
+pub const NOTHING_TO_DO: u8 = 10;
+/// Exit code: another run holds the lock.
+pub const LOCKED: u8 = 11;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The cdrchain node's JSON-RPC URL (any validator or full node of the chain).
+    #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC", value_name = "URL")]
+    pub rpc: String,
+    /// The RSK node's JSON-RPC URL.
+    #[arg(long, env = "CDRCHAIN_RSK_RPC", value_name = "URL")]
+    pub rsk_rpc: String,
+    /// The `CdrCheckpoint` contract's address.
+    #[arg(long, value_name = "ADDRESS")]
+    pub contract: String,
+    /// The relayer's secp256k1 key file: the account that pays the gas.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// One pass, then exit (for cron). Without it, a pass every --interval seconds.
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between passes when not --once.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub interval: u64,
+    /// Blocks to wait on top of each submission's block before the next.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub confirmations: u64,
+    /// Say what would be submitted; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The lock file (default: <temp dir>/cdrchain-relay-<contract>.lock).
+    #[arg(long, value_name = "FILE")]
+    pub lock_file: Option<PathBuf>,
+}
+
+/// What one pass did.
+#[derive(Debug, PartialEq, Eq)]
+enum Pass {
+    Submitted(usize),
+    NothingToDo,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let contract = address(&args.contract, "--contract")?;
+    let lock_path = args.lock_file.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("cdrchain-relay-{}.lock", contract.to_string().to_lowercase()))
+    });
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening the lock file {}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!("another relay run holds {}: not running twice", lock_path.display());
+            return Ok(ExitCode::from(LOCKED));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", lock_path.display()));
+        }
+    }
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    let result = runtime.block_on(async {
+        if args.once {
+            return pass(&args, contract).await;
+        }
+        let stop = crate::node::shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            match pass(&args, contract).await {
+                Ok(_) => {}
+                Err(e) => eprintln!("relay pass failed: {e:#}"),
+            }
+            tokio::select! {
+                () = &mut stop => return Ok(Pass::NothingToDo),
+                () = tokio::time::sleep(Duration::from_secs(args.interval)) => {}
+            }
+        }
+    });
+    drop(lock);
+    Ok(match result? {
+        Pass::Submitted(_) => ExitCode::SUCCESS,
+        Pass::NothingToDo => ExitCode::from(NOTHING_TO_DO),
+    })
+}
+
+fn hash(value: &Value, field: &str) -> anyhow::Result<Hash32> {
+    let text = value[field].as_str().with_context(|| format!("the node's checkpoint has no `{field}`"))?;
+    Hash32::from_hex(text).map_err(|e| anyhow::anyhow!("the node's checkpoint `{field}`: {e}"))
+}
+
+fn number(value: &Value, field: &str) -> anyhow::Result<u64> {
+    value[field].as_u64().with_context(|| format!("the node's checkpoint has no numeric `{field}`"))
+}
+
+/// A checkpoint the node serves, with the signatures for `contract` that recover to their
+/// validators, ascending by signer.
+fn read_checkpoint(
+    value: &Value,
+    contract: &Address,
+    chain_id: u64,
+) -> anyhow::Result<(Checkpoint, Vec<(Address, EvmSignature)>)> {
+    let checkpoint = Checkpoint {
+        genesis_hash: hash(value, "genesis_hash")?,
+        height: Height(number(value, "height")?),
+        block_hash: hash(value, "block_hash")?,
+        state_root: hash(value, "state_root")?,
+        cdr_log_root: hash(value, "cdr_log_root")?,
+        cdr_log_size: number(value, "cdr_log_size")?,
+    };
+    let ours = EvmAddress(contract.0 .0);
+    let digest = checkpoint.digest(chain_id, &ours);
+    let mut signatures = Vec::new();
+    for entry in value["signatures"].as_array().into_iter().flatten() {
+        if entry["contract"].as_str().map(str::to_lowercase) != Some(ours.to_hex()) {
+            continue;
+        }
+        let Some(signature) = entry["signature"].as_str().and_then(|s| EvmSignature::from_hex(s).ok()) else {
+            eprintln!("skipping an unreadable signature of {} at #{}", entry["operator"], checkpoint.height);
+            continue;
+        };
+        match recover(&digest, &signature) {
+            Ok(signer) if Some(signer.to_hex()) == entry["evm_address"].as_str().map(str::to_lowercase) => {
+                signatures.push((Address::from(signer.0), signature));
+            }
+            other => eprintln!(
+                "skipping the signature of {} at #{}: it does not recover to its validator ({other:?})",
+                entry["operator"], checkpoint.height
+            ),
+        }
+    }
+    signatures.sort_by_key(|(signer, _)| *signer);
+    signatures.dedup_by_key(|(signer, _)| *signer);
+    Ok((checkpoint, signatures))
+}
+
+fn to_sol(checkpoint: &Checkpoint) -> CdrCheckpoint::Checkpoint {
+    CdrCheckpoint::Checkpoint {
+        genesisHash: B256::from(checkpoint.genesis_hash.0),
+        height: checkpoint.height.0,
+        blockHash: B256::from(checkpoint.block_hash.0),
+        stateRoot: B256::from(checkpoint.state_root.0),
+        cdrLogRoot: B256::from(checkpoint.cdr_log_root.0),
+        cdrLogSize: checkpoint.cdr_log_size,
+    }
+}
+
+async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
+    let node = RpcClient::new(&args.rpc, None)?;
+    let properties =
+        node.call("system_properties", json!([])).await.context("asking the node about its chain")?;
+    let interval =
+        properties["checkpointInterval"].as_u64().context("the node reports no checkpointInterval")?;
+    let rsk_chain_id = properties["rskChainId"].as_u64().context("the node reports no rskChainId")?;
+    let rsk = Rsk::connect(&args.rsk_rpc, &args.key, Some(rsk_chain_id)).await?;
+    let contract = CdrCheckpoint::new(contract_address, &rsk.provider);
+    let on_chain: u64 =
+        contract.latestHeight().call().await.context("reading the contract's latestHeight")?;
+    let threshold =
+        usize::try_from(contract.threshold().call().await.context("reading the contract's threshold")?)
+            .context("the contract's threshold does not fit")?;
+    let genesis: B256 = contract.genesisHash().call().await.context("reading the contract's genesisHash")?;
+    let node_genesis = properties["genesisHash"].as_str().unwrap_or_default().to_lowercase();
+    if genesis.to_string().to_lowercase() != node_genesis {
+        bail!("the contract anchors chain {genesis}, but the node serves chain {node_genesis}");
+    }
+    let latest = node.call("checkpoint_latest", json!([])).await.context("checkpoint_latest")?;
+    let Some(latest_height) = latest["height"].as_u64() else {
+        println!("nothing to do: the node has no checkpoint yet (one every {interval} blocks)");
+        return Ok(Pass::NothingToDo);
+    };
+    let mut due = Vec::new();
+    let mut waiting = None;
+    let mut height = (on_chain / interval + 1) * interval;
+    while height <= latest_height {
+        let value = node
+            .call("checkpoint_get", json!([height]))
+            .await
+            .with_context(|| format!("checkpoint_get({height})"))?;
+        if !value.is_null() {
+            let (checkpoint, signatures) = read_checkpoint(&value, &contract_address, rsk_chain_id)?;
+            if signatures.len() >= threshold {
+                due.push((checkpoint, signatures));
+            } else {
+                waiting = Some((height, signatures.len()));
+            }
+        }
+        height += interval;
+    }
+    if due.is_empty() {
+        match waiting {
+            Some((height, count)) => println!(
+                "nothing to do: the contract is at #{on_chain}; checkpoint #{height} has {count} of the {threshold} \
+                 signatures it needs"
+            ),
+            None => println!("nothing to do: the contract is at #{on_chain}, the node's latest checkpoint"),
+        }
+        return Ok(Pass::NothingToDo);
+    }
+    let mut nonce = rsk.pending_nonce().await?;
+    let mut submitted = 0;
+    for (checkpoint, signatures) in due {
+        let sol = to_sol(&checkpoint);
+        let digest: B256 =
+            contract.checkpointDigest(sol.clone()).call().await.context("reading checkpointDigest")?;
+        let ours = checkpoint.digest(rsk_chain_id, &EvmAddress(contract_address.0 .0));
+        if digest.0 != ours {
+            bail!(
+                "the contract's digest of checkpoint #{} differs from ours: not the expected contract",
+                checkpoint.height
+            );
+        }
+        let chosen: Vec<Bytes> =
+            signatures.iter().take(threshold).map(|(_, s)| Bytes::copy_from_slice(&s.0)).collect();
+        if args.dry_run {
+            println!(
+                "would submit checkpoint #{} (block {}, CDR log size {}) with {} signatures",
+                checkpoint.height,
+                checkpoint.block_hash,
+                checkpoint.cdr_log_size,
+                chosen.len()
+            );
+            submitted += 1;
+            continue;
+        }
+        let gas_price = rsk.gas_price().await?;
+        let call = contract.submitCheckpoint(sol, chosen.clone()).gas_price(gas_price).nonce(nonce);
+        let gas = call
+            .estimate_gas()
+            .await
+            .with_context(|| format!("checkpoint #{}: the contract refuses it", checkpoint.height))?;
+        let pending = call
+            .gas(gas + gas / 5)
+            .send()
+            .await
+            .with_context(|| format!("sending checkpoint #{}", checkpoint.height))?;
+        let tx = *pending.tx_hash();
+        let receipt =
+            pending.with_required_confirmations(args.confirmations).get_receipt().await.with_context(
+                || format!("waiting for checkpoint #{} (transaction {tx})", checkpoint.height),
+            )?;
+        if !receipt.status() {
+            bail!("checkpoint #{}: transaction {tx} reverted", checkpoint.height);
+        }
+        nonce += 1;
+        submitted += 1;
+        println!(
+            "relayed checkpoint #{} (block {}, CDR log size {}, {} signatures) in RSK transaction {tx}, block {}, gas {}",
+            checkpoint.height,
+            checkpoint.block_hash,
+            checkpoint.cdr_log_size,
+            chosen.len(),
+            receipt.block_number.unwrap_or_default(),
+            receipt.gas_used
+        );
+    }
+    Ok(Pass::Submitted(submitted))
+}

@@ -1,0 +1,419 @@
+//! RSK anchoring end to end: anvil with RSK's regtest chain id (33), `cdrchain contract deploy`, a
+//! four-validator localnet (`cdrchain testnet`) that signs checkpoints every 4 blocks for the
+//! contract, `cdrchain relay --once` twice (the second has nothing to do), and the stored
+//! checkpoint read back with an independent client (`cast call`, from npm's foundry packages).
+//! A checkpoint with a forged or missing signature is refused by the contract.
+//!
+//! Needs `contracts/node_modules` (`scripts/contracts.sh install`, run by scripts/install-deps.sh).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure must fail the test
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{cdr, run};
+use serde_json::{json, Value};
+
+fn tool(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/node_modules/.bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-deps.sh (or scripts/contracts.sh install)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_port_run(count: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base < 60_000 && (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+/// Kills and reaps the child when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rpc(url: &str, method: &str, params: Value) -> Value {
+    let answer: Value = ureq::post(url)
+        .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
+        .into_json()
+        .unwrap();
+    assert!(answer.get("error").is_none(), "{method}: {answer}");
+    answer["result"].clone()
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn cast(args: &[&str]) -> Output {
+    Command::new(tool("cast")).args(args).output().unwrap()
+}
+
+fn key(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(format!("{name}.json"));
+    assert!(run(&["key", "generate", "--scheme", "secp256k1", "--out", path.to_str().unwrap()])
+        .status
+        .success());
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    (path, file["evm_address"].as_str().unwrap().to_string())
+}
+
+const CHECKPOINT_TUPLE: &str = "(bytes32,uint64,bytes32,bytes32,bytes32,uint64)";
+
+#[test]
+fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // anvil as RSK regtest.
+    let anvil_port = free_port();
+    let mut anvil = Command::new(tool("anvil"))
+        .args([
+            "--chain-id",
+            "33",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &anvil_port.to_string(),
+            "--hardfork",
+            "london",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = anvil.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = lines.next().expect("anvil stopped").unwrap();
+        if line.contains("Listening on") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "anvil did not start");
+    }
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let _anvil = Guard(anvil);
+    let rsk = format!("http://127.0.0.1:{anvil_port}");
+
+    // A deployer and a relayer with funds: they have no power over the contract.
+    let (deployer, deployer_address) = key(dir.path(), "deployer");
+    let (relayer, relayer_address) = key(dir.path(), "relayer");
+    for address in [&deployer_address, &relayer_address] {
+        rpc(&rsk, "anvil_setBalance", json!([address, "0x3635C9ADC5DEA00000"]));
+    }
+
+    // The chain: `local`'s four validators with a checkpoint every 4 blocks.
+    let spec = dir.path().join("spec.json");
+    let output = run(&[
+        "build-spec",
+        "--chain",
+        "local",
+        "--checkpoint-interval",
+        "4",
+        "--out",
+        spec.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let output = run(&[
+        "contract",
+        "deploy",
+        "--rsk-rpc",
+        &rsk,
+        "--key",
+        deployer.to_str().unwrap(),
+        "--chain",
+        spec.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let contract = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(contract.starts_with("0x") && contract.len() == 42, "{}", text(&output));
+    let threshold = cast(&["call", &contract, "threshold()(uint256)", "--rpc-url", &rsk]);
+    assert_eq!(String::from_utf8_lossy(&threshold.stdout).trim(), "3", "{}", text(&threshold));
+    // A deployment for another chain id is refused before anything is sent.
+    let mut other = serde_json::from_str::<Value>(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    other["params"]["rsk_chain_id"] = json!(31);
+    let other_path = dir.path().join("spec-31.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let output = run(&[
+        "contract",
+        "deploy",
+        "--rsk-rpc",
+        &rsk,
+        "--key",
+        deployer.to_str().unwrap(),
+        "--chain",
+        other_path.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success() && text(&output).contains("chain 33"), "{}", text(&output));
+
+    // Four validators signing for the contract.
+    let base = dir.path().join("net");
+    let (p2p, rpc_port, metrics) = (free_port_run(4), free_port_run(4), free_port_run(4));
+    let testnet = Command::new(common::cdrchain_binary())
+        .args(["testnet", "--validators", "4", "--base-path", base.to_str().unwrap()])
+        .args([
+            "--p2p-port",
+            &p2p.to_string(),
+            "--rpc-port",
+            &rpc_port.to_string(),
+            "--metrics-port",
+            &metrics.to_string(),
+        ])
+        .args(["--checkpoint-interval", "4", "--checkpoint-contract", &contract])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _testnet = Guard(testnet);
+    let node = format!("http://127.0.0.1:{rpc_port}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while ureq::post(&node)
+        .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": "system_health", "params": []}))
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the testnet did not come up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Relaying before any checkpoint has a quorum: nothing to do (exit 10).
+    let relay = |extra: &[&str]| {
+        let mut args = vec![
+            "relay",
+            "--once",
+            "--rpc",
+            &node,
+            "--rsk-rpc",
+            &rsk,
+            "--contract",
+            &contract,
+            "--key",
+            relayer.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.push("--lock-file");
+        let lock = dir.path().join("relay.lock");
+        let lock = lock.to_str().unwrap().to_string();
+        let mut all: Vec<String> = args.iter().map(ToString::to_string).collect();
+        all.push(lock);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        run(&refs)
+    };
+    let output = relay(&[]);
+    assert_eq!(output.status.code(), Some(10), "{}", text(&output));
+
+    // Work makes blocks; wait for checkpoint 8 to have all four signatures.
+    let mut n = 0;
+    let checkpoint = loop {
+        let _ = ureq::post(&node)
+            .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": "cdr_submit", "params": [[cdr(n)]]}));
+        n += 1;
+        std::thread::sleep(Duration::from_millis(400));
+        let eight = rpc(&node, "checkpoint_get", json!([8]));
+        if eight["signatures"].as_array().is_some_and(|s| s.len() == 4) {
+            break eight;
+        }
+        assert!(Instant::now() < deadline, "checkpoint 8 did not gather four signatures: {eight}");
+    };
+    assert_eq!(checkpoint["quorum"], 3);
+
+    // A dry run says what it would send and sends nothing.
+    let output = relay(&["--dry-run"]);
+    assert!(
+        output.status.success() && text(&output).contains("would submit checkpoint #4"),
+        "{}",
+        text(&output)
+    );
+    let height = cast(&["call", &contract, "latestHeight()(uint64)", "--rpc-url", &rsk]);
+    assert_eq!(String::from_utf8_lossy(&height.stdout).trim(), "0");
+
+    // The relay submits every checkpoint with a quorum, in order; a second run has nothing to do.
+    let output = relay(&[]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("relayed checkpoint #4") && text(&output).contains("relayed checkpoint #8"),
+        "{}",
+        text(&output)
+    );
+    let latest: u64 = String::from_utf8_lossy(
+        &cast(&["call", &contract, "latestHeight()(uint64)", "--rpc-url", &rsk]).stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    assert!(latest >= 8, "{latest}");
+    let output = relay(&[]);
+    assert_eq!(output.status.code(), Some(10), "{}", text(&output));
+    assert!(text(&output).contains("nothing to do"), "{}", text(&output));
+
+    // The crontab example runs the same pass, mapping "nothing to do" to success for cron.
+    let cron = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/relayer-cron.sh"))
+        .env("CDRCHAIN_BIN", common::cdrchain_binary())
+        .env("CDRCHAIN_RPC", &node)
+        .env("CDRCHAIN_RSK_RPC", &rsk)
+        .env("CDRCHAIN_CONTRACT", &contract)
+        .env("CDRCHAIN_RELAYER_KEY", &relayer)
+        .env("CDRCHAIN_CONFIRMATIONS", "1")
+        .output()
+        .unwrap();
+    assert!(cron.status.success() && text(&cron).contains("nothing to do"), "{}", text(&cron));
+
+    // A run while another holds the lock exits 11 and sends nothing.
+    let lock = dir.path().join("relay.lock");
+    let mut looping = Command::new(common::cdrchain_binary())
+        .args([
+            "relay",
+            "--rpc",
+            &node,
+            "--rsk-rpc",
+            &rsk,
+            "--contract",
+            &contract,
+            "--key",
+            relayer.to_str().unwrap(),
+        ])
+        .args(["--interval", "3600", "--lock-file", lock.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let output = relay(&[]);
+    let _ = looping.kill();
+    let _ = looping.wait();
+    assert_eq!(output.status.code(), Some(11), "{}", text(&output));
+    assert!(text(&output).contains("another relay run holds"), "{}", text(&output));
+
+    // cast reads checkpoint 8 back: equal to the node's, field by field.
+    let stored = cast(&[
+        "call",
+        &contract,
+        &format!("checkpointAt(uint64){CHECKPOINT_TUPLE}"),
+        "8",
+        "--rpc-url",
+        &rsk,
+    ]);
+    assert!(stored.status.success(), "{}", text(&stored));
+    let printed = String::from_utf8_lossy(&stored.stdout)
+        .trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .to_string();
+    // cast prints a returned struct one field per line (or as a tuple, by version).
+    let fields: Vec<&str> = printed
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(|f| f.split_whitespace().next().unwrap_or_default())
+        .collect();
+    let expected = [
+        checkpoint["genesis_hash"].as_str().unwrap().to_string(),
+        checkpoint["height"].to_string(),
+        checkpoint["block_hash"].as_str().unwrap().to_string(),
+        checkpoint["state_root"].as_str().unwrap().to_string(),
+        checkpoint["cdr_log_root"].as_str().unwrap().to_string(),
+        checkpoint["cdr_log_size"].to_string(),
+    ];
+    assert_eq!(fields.len(), 6, "{printed}");
+    for (got, want) in fields.iter().zip(&expected) {
+        assert_eq!(got.to_lowercase(), want.to_lowercase(), "cast read {printed}");
+    }
+
+    // The contract itself refuses a checkpoint with a forged signature or one signature short.
+    let next = (latest / 4 + 1) * 4;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let twelve = loop {
+        let _ = ureq::post(&node)
+            .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": "cdr_submit", "params": [[cdr(n)]]}));
+        n += 1;
+        std::thread::sleep(Duration::from_millis(400));
+        let twelve = rpc(&node, "checkpoint_get", json!([next]));
+        if twelve["signatures"].as_array().is_some_and(|s| s.len() >= 3) {
+            break twelve;
+        }
+        assert!(Instant::now() < deadline, "checkpoint {next} did not gather signatures: {twelve}");
+    };
+    let tuple = format!(
+        "({},{},{},{},{},{})",
+        twelve["genesis_hash"].as_str().unwrap(),
+        twelve["height"],
+        twelve["block_hash"].as_str().unwrap(),
+        twelve["state_root"].as_str().unwrap(),
+        twelve["cdr_log_root"].as_str().unwrap(),
+        twelve["cdr_log_size"]
+    );
+    let mut signatures: Vec<(String, String)> = twelve["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (s["evm_address"].as_str().unwrap().to_lowercase(), s["signature"].as_str().unwrap().to_string())
+        })
+        .collect();
+    signatures.sort();
+    let submit = |sigs: &[String]| {
+        cast(&[
+            "send",
+            &contract,
+            &format!("submitCheckpoint({CHECKPOINT_TUPLE},bytes[])"),
+            &tuple,
+            &format!("[{}]", sigs.join(",")),
+            "--rpc-url",
+            &rsk,
+            "--private-key",
+            // anvil's first well-known account.
+            "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+            "--legacy",
+        ])
+    };
+    let short: Vec<String> = signatures.iter().take(2).map(|(_, s)| s.clone()).collect();
+    let output = submit(&short);
+    assert!(!output.status.success(), "two signatures were accepted: {}", text(&output));
+    assert!(
+        text(&output).contains("NotEnoughSignatures") || text(&output).contains("revert"),
+        "{}",
+        text(&output)
+    );
+    let mut forged: Vec<String> = signatures.iter().take(3).map(|(_, s)| s.clone()).collect();
+    // Flip a byte of r in the last signature: it recovers to some other address.
+    let mut bytes = forged[2].clone().into_bytes();
+    bytes[10] = if bytes[10] == b'a' { b'b' } else { b'a' };
+    forged[2] = String::from_utf8(bytes).unwrap();
+    let output = submit(&forged);
+    assert!(!output.status.success(), "a forged signature was accepted: {}", text(&output));
+    let after: u64 = String::from_utf8_lossy(
+        &cast(&["call", &contract, "latestHeight()(uint64)", "--rpc-url", &rsk]).stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    assert_eq!(after, latest, "a refused checkpoint changed the contract");
+    // With the three real signatures it is accepted.
+    let good: Vec<String> = signatures.iter().take(3).map(|(_, s)| s.clone()).collect();
+    let output = submit(&good);
+    assert!(output.status.success(), "{}", text(&output));
+}
