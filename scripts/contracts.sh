@@ -21,6 +21,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CONTRACTS="$ROOT/contracts"
 BIN="$CONTRACTS/node_modules/.bin"
 ARTIFACT="$CONTRACTS/artifacts/CdrCheckpoint.json"
+# Every contract whose artifact is committed (CdrBaseline: the benchmark's proof-of-concept baseline).
+ARTIFACT_NAMES=(CdrCheckpoint CdrBaseline)
 STAMP="$CONTRACTS/node_modules/.cdrchain-install-stamp"
 
 log() { printf '[contracts] %s\n' "$*" >&2; }
@@ -86,7 +88,10 @@ forge() { (cd "$CONTRACTS" && "$BIN/forge" "$@"); }
 compile_src() {
   local out="$1"
   forge build --force --skip test --out "$out/out" --cache-path "$out/cache" >&2
-  [ -f "$out/out/CdrCheckpoint.sol/CdrCheckpoint.json" ] || die "forge wrote no CdrCheckpoint artifact"
+  local name
+  for name in "${ARTIFACT_NAMES[@]}"; do
+    [ -f "$out/out/$name.sol/$name.json" ] || die "forge wrote no $name artifact"
+  done
 }
 
 # Reduces a foundry artifact to its deterministic, path-independent part (foundry's shape: what
@@ -115,24 +120,35 @@ cmd_build() {
   log "compiling src alone for the committed artifact"
   compile_src "$tmp"
   mkdir -p "$(dirname "$ARTIFACT")"
-  reduce_artifact "$tmp/out/CdrCheckpoint.sol/CdrCheckpoint.json" >"$tmp/artifact.json"
-  if [ -f "$ARTIFACT" ] && cmp -s "$tmp/artifact.json" "$ARTIFACT"; then
-    log "contracts/artifacts/CdrCheckpoint.json is unchanged"
-  else
-    cp "$tmp/artifact.json" "$ARTIFACT"
-    log "wrote contracts/artifacts/CdrCheckpoint.json (commit it)"
-  fi
+  local name target
+  for name in "${ARTIFACT_NAMES[@]}"; do
+    target="$CONTRACTS/artifacts/$name.json"
+    reduce_artifact "$tmp/out/$name.sol/$name.json" >"$tmp/$name.artifact.json"
+    if [ -f "$target" ] && cmp -s "$tmp/$name.artifact.json" "$target"; then
+      log "contracts/artifacts/$name.json is unchanged"
+    else
+      cp "$tmp/$name.artifact.json" "$target"
+      log "wrote contracts/artifacts/$name.json (commit it)"
+    fi
+  done
 }
 
 cmd_check_artifact() {
   cmd_install
-  [ -f "$ARTIFACT" ] || die "contracts/artifacts/CdrCheckpoint.json is missing: run scripts/contracts.sh build"
-  local tmp
+  local tmp name
   new_tmp
   tmp="$NEW_TMP"
   log "check-artifact: compiling contracts/src into a temporary out dir"
   compile_src "$tmp"
-  reduce_artifact "$tmp/out/CdrCheckpoint.sol/CdrCheckpoint.json" >"$tmp/fresh.json"
+  for name in "${ARTIFACT_NAMES[@]}"; do
+    [ -f "$CONTRACTS/artifacts/$name.json" ] || die "contracts/artifacts/$name.json is missing: run scripts/contracts.sh build"
+    reduce_artifact "$tmp/out/$name.sol/$name.json" >"$tmp/fresh.json"
+    check_one "$name" "$CONTRACTS/artifacts/$name.json" "$tmp/fresh.json"
+  done
+}
+
+# Compares a committed artifact ($2) with a fresh one ($3) of contract $1.
+check_one() {
   node -e '
     const fs = require("fs");
     const committed = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
@@ -157,11 +173,11 @@ cmd_check_artifact() {
     }
     if (problems.length) {
       for (const p of problems) console.error("[contracts] check-artifact: " + p);
-      console.error("[contracts] check-artifact: contracts/artifacts/CdrCheckpoint.json is stale: run scripts/contracts.sh build and commit it");
+      console.error("[contracts] check-artifact: contracts/artifacts/" + process.argv[3] + ".json is stale: run scripts/contracts.sh build and commit it");
       process.exit(1);
     }
-    console.error("[contracts] check-artifact: committed abi, bytecode and deployedBytecode match a fresh compile");
-  ' "$ARTIFACT" "$tmp/fresh.json"
+    console.error("[contracts] check-artifact: " + process.argv[3] + ": committed abi, bytecode and deployedBytecode match a fresh compile");
+  ' "$2" "$3" "$1"
 }
 
 cmd_test() {

@@ -1,9 +1,14 @@
-//! `cdrchain bench SUITE`: whole-system throughput figures, printed as a table and optionally
-//! written as JSON (`--json FILE`). Suites today: `dev` (the single-validator dev chain fed
-//! through `POST /ingest/cdrs`) and `localnet` (four validators of the `local` chain started by
-//! `cdrchain testnet` on loopback, fed through all four, with a latency probe measuring
-//! submit-to-final). The others of issue #7 (`runtime`, `storage`, `evm-baseline`) are not
-//! written yet.
+//! `cdrchain bench SUITE`: throughput figures, printed as a table and optionally written as
+//! JSON (`--json FILE`). Suites:
+//! - `runtime`: `apply_block` on one core, blocks of 10 batches of 1,000 CDRs, in memory;
+//! - `storage`: the ceiling: the same blocks written with `commit_block` (the node's column
+//!   layout, one synced WriteBatch per block), no consensus, network or ingest;
+//! - `dev`: the single-validator dev chain fed through `POST /ingest/cdrs`;
+//! - `localnet`: four validators (`cdrchain testnet`) on loopback, fed through all four, with a
+//!   latency probe measuring submit-to-final.
+//! - `evm-baseline`: the original proof of concept's approach, one contract transaction per call
+//!   storing its fields as strings (`contracts/src/CdrBaseline.sol`), against anvil with RSK's
+//!   regtest chain id, from several accounts with their own nonces, until every one is mined.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -19,11 +24,19 @@ use crate::rpc_client::RpcClient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Suite {
+    /// `apply_block` CDRs/s on one core (in memory; no IO).
+    Runtime,
+    /// The storage ceiling: `commit_block` of the same blocks, synced, no consensus or network.
+    Storage,
     /// The single-validator dev chain through HTTP ingest.
     Dev,
     /// Four validators (`cdrchain testnet`) on loopback, load spread over all four, plus a probe
     /// measuring submit-to-final latency.
     Localnet,
+    /// One contract transaction per call (the proof of concept's design) on anvil, chain id 33.
+    EvmBaseline,
+    /// Every suite in turn on this machine, and the ratios between them.
+    All,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +57,10 @@ pub struct Args {
     /// queue grows and the probe waits behind it.
     #[arg(long, value_name = "CDRS_PER_S")]
     pub rate: Option<u64>,
+    /// evm-baseline: the anvil binary (default: contracts/node_modules/.bin/anvil under the
+    /// current directory, else `anvil` on PATH).
+    #[arg(long, value_name = "FILE")]
+    pub anvil: Option<PathBuf>,
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -53,8 +70,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let figures = match args.suite {
+        Suite::Runtime => runtime_suite(&args)?,
+        Suite::Storage => storage_suite(&args)?,
         Suite::Dev => runtime.block_on(dev(&args))?,
         Suite::Localnet => runtime.block_on(localnet(&args))?,
+        Suite::EvmBaseline => runtime.block_on(evm_baseline(&args))?,
+        Suite::All => {
+            let mut all = serde_json::Map::new();
+            for (name, figures) in [
+                ("runtime", runtime_suite(&args)?),
+                ("storage", storage_suite(&args)?),
+                ("dev", runtime.block_on(dev(&args))?),
+                ("localnet", runtime.block_on(localnet(&args))?),
+                ("evm-baseline", runtime.block_on(evm_baseline(&args))?),
+            ] {
+                eprintln!("{name}: {figures}");
+                all.insert(name.to_string(), figures);
+            }
+            let rate = |suite: &str, figure: &str| {
+                all.get(suite).and_then(|f| f[figure].as_f64()).unwrap_or(f64::NAN)
+            };
+            let localnet = rate("localnet", "committed_cdrs_per_s");
+            let ratio = |x: f64| (x * 100.0).round() / 100.0;
+            all.insert(
+                "ratios".into(),
+                json!({
+                    "localnet_over_storage": ratio(localnet / rate("storage", "committed_cdrs_per_s")),
+                    "localnet_over_evm_baseline": ratio(localnet / rate("evm-baseline", "committed_cdrs_per_s")),
+                    "dev_over_storage": ratio(rate("dev", "committed_cdrs_per_s") / rate("storage", "committed_cdrs_per_s")),
+                }),
+            );
+            Value::Object(all)
+        }
     };
     println!("{:<28} {:>14}", "figure", "value");
     if let Value::Object(map) = &figures {
@@ -67,6 +114,275 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+const BENCH_RECORDERS: [&str; 10] =
+    ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"];
+const CDRS_PER_BATCH: u64 = 1_000;
+
+/// Blocks of 10 batches of 1,000 sample CDRs, built (and applied) on a sample chain, with the
+/// changes each makes; enough for `--duration` seconds is not known in advance, so `count`.
+fn sample_blocks(
+    count: usize,
+) -> anyhow::Result<(
+    cdrchain_runtime::sample::SampleChain,
+    Vec<(cdrchain_runtime::block::Block, cdrchain_runtime::apply::StateChanges)>,
+)> {
+    use cdrchain_runtime::sample::SampleChain;
+    let mut chain = SampleChain::new(&BENCH_RECORDERS);
+    let start = chain.clone();
+    let mut blocks = Vec::with_capacity(count);
+    for i in 0..count {
+        let first = i as u64 * CDRS_PER_BATCH;
+        let txs = BENCH_RECORDERS.iter().map(|r| chain.batch(r, first, CDRS_PER_BATCH)).collect();
+        let (block, changes, refused) = chain
+            .build(txs, 1_000 * (i as u64 + 1))
+            .map_err(|e| anyhow::anyhow!("building a sample block: {e}"))?;
+        if !refused.is_empty() {
+            bail!("the sample block refused transactions: {refused:?}");
+        }
+        chain.import(block.clone()).map_err(|e| anyhow::anyhow!("applying a sample block: {e}"))?;
+        chain.blocks.clear();
+        blocks.push((block, changes));
+    }
+    Ok((start, blocks))
+}
+
+/// How many 10,000-CDR blocks to prepare for `--duration` seconds (a rough upper bound).
+fn blocks_for(args: &Args) -> usize {
+    (args.duration as usize * 4).clamp(5, 200)
+}
+
+fn runtime_suite(args: &Args) -> anyhow::Result<Value> {
+    let (start, blocks) = sample_blocks(blocks_for(args))?;
+    let mut state = start.state.clone();
+    let mut parent = start.parent.clone();
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs(args.duration);
+    let mut cdrs = 0usize;
+    let mut applied = 0usize;
+    for (block, _) in &blocks {
+        let changes = cdrchain_runtime::apply::apply_block(&start.ctx, &state, &parent, block)
+            .map_err(|e| anyhow::anyhow!("apply_block: {e}"))?;
+        state.apply(&changes);
+        parent = cdrchain_runtime::apply::ParentRef::of(&block.header);
+        cdrs += block.cdr_count();
+        applied += 1;
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    let seconds = began.elapsed().as_secs_f64();
+    Ok(json!({
+        "suite": "runtime",
+        "blocks": applied,
+        "cdrs_per_block": BENCH_RECORDERS.len() as u64 * CDRS_PER_BATCH,
+        "applied_cdrs": cdrs,
+        "apply_cdrs_per_s": (cdrs as f64 / seconds).round(),
+        "ms_per_block": (seconds * 1000.0 / applied.max(1) as f64 * 10.0).round() / 10.0,
+    }))
+}
+
+fn storage_suite(args: &Args) -> anyhow::Result<Value> {
+    let (start, blocks) = sample_blocks(blocks_for(args))?;
+    let dir = tempfile::Builder::new()
+        .prefix("cdrchain-bench-storage-")
+        .tempdir()
+        .context("creating a temp dir")?;
+    let storage = cdrchain_storage::Storage::open(dir.path(), start.genesis_hash(), &start.state)
+        .context("opening the benchmark database")?;
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs(args.duration);
+    let mut cdrs = 0usize;
+    let mut committed = 0usize;
+    let mut per_block = Vec::new();
+    for (block, changes) in &blocks {
+        let certificate = cdrchain_runtime::block::CommitCertificate {
+            height: block.header.number,
+            round: cdrchain_runtime::ids::Round(0),
+            block_hash: block.hash(),
+            signatures: cdrchain_runtime::codec::BoundedVec::default(),
+        };
+        let one = Instant::now();
+        storage.commit_block(block, changes, &certificate, None).context("commit_block")?;
+        per_block.push(one.elapsed().as_secs_f64() * 1000.0);
+        cdrs += block.cdr_count();
+        committed += 1;
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    let seconds = began.elapsed().as_secs_f64();
+    storage.flush().context("flushing")?;
+    per_block.sort_by(f64::total_cmp);
+    let p = |q: f64| (per_block[((per_block.len() as f64 - 1.0) * q).round() as usize] * 10.0).round() / 10.0;
+    Ok(json!({
+        "suite": "storage",
+        "blocks": committed,
+        "cdrs_per_block": BENCH_RECORDERS.len() as u64 * CDRS_PER_BATCH,
+        "committed_cdrs": cdrs,
+        "committed_cdrs_per_s": (cdrs as f64 / seconds).round(),
+        "commit_ms_p50": p(0.5),
+        "commit_ms_p99": p(0.99),
+        "bytes_on_disk_per_cdr": (storage.size_on_disk() as f64 / cdrs.max(1) as f64).round(),
+    }))
+}
+
+async fn evm_baseline(args: &Args) -> anyhow::Result<Value> {
+    use alloy::network::{EthereumWallet, TransactionBuilder};
+    use alloy::primitives::{Address, U256};
+    use alloy::providers::{Provider, ProviderBuilder};
+    use alloy::rpc::types::TransactionRequest;
+    use alloy::signers::local::PrivateKeySigner;
+    use alloy::sol_types::SolCall;
+
+    use crate::rsk::CdrBaseline;
+
+    let anvil = args.anvil.clone().unwrap_or_else(|| {
+        let local = PathBuf::from("contracts/node_modules/.bin/anvil");
+        if local.exists() {
+            local
+        } else {
+            PathBuf::from("anvil")
+        }
+    });
+    let port = free_port_run(1)?;
+    let mut child = Command::new(&anvil)
+        .args([
+            "--chain-id",
+            "33",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--hardfork",
+            "london",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!("starting {} (scripts/contracts.sh install provides it)", anvil.display())
+        })?;
+    let stdout = child.stdout.take().context("no anvil stdout")?;
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("Listening on") {
+                let _ = send.send(());
+            }
+        }
+    });
+    receive.recv_timeout(Duration::from_secs(30)).context("anvil did not start")?;
+    let url = format!("http://127.0.0.1:{port}");
+    let result = async {
+        let accounts: Vec<PrivateKeySigner> =
+            (0..args.connections.max(1)).map(|_| PrivateKeySigner::random()).collect();
+        let plain = ProviderBuilder::new().connect_http(url.parse()?);
+        for account in &accounts {
+            let _: Value = plain
+                .raw_request("anvil_setBalance".into(), (account.address(), "0x3635C9ADC5DEA00000"))
+                .await
+                .context("funding a benchmark account")?;
+        }
+        let deployer = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(accounts[0].clone()))
+            .connect_http(url.parse()?);
+        let gas_price = plain.get_gas_price().await?;
+        eprintln!("evm-baseline: anvil up at {url}; deploying CdrBaseline");
+        let contract = CdrBaseline::deploy(&deployer).await.context("deploying CdrBaseline")?;
+        eprintln!(
+            "evm-baseline: deployed at {}; {} accounts sending for {} s",
+            contract.address(),
+            args.connections.max(1),
+            args.duration
+        );
+        let address: Address = *contract.address();
+        let next = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(args.duration);
+        let mut tasks = Vec::new();
+        for account in accounts {
+            let (next, url) = (next.clone(), url.clone());
+            tasks.push(tokio::spawn(async move {
+                let from = account.address();
+                let provider = ProviderBuilder::new()
+                    .disable_recommended_fillers()
+                    .wallet(EthereumWallet::from(account))
+                    .connect_http(url.parse()?);
+                let mut nonce = provider.get_transaction_count(from).pending().await?;
+                let mut sent = 0u64;
+                let mut last = None;
+                // At most this many unmined transactions per account: the offered load follows
+                // what the node mines instead of queueing without bound.
+                let mut in_flight = std::collections::VecDeque::new();
+                while Instant::now() < deadline {
+                    if in_flight.len() >= 32 {
+                        let oldest = in_flight.pop_front().context("in-flight queue")?;
+                        while provider.get_transaction_receipt(oldest).await?.is_none() {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let start = 1_795_000_000_000u64 + n;
+                    let input = CdrBaseline::recordCallCall {
+                        callId: format!("bench-{n}@load.invalid"),
+                        caller: format!("+4420794{:05}", n % 100_000),
+                        callee: format!("+1415555{:04}", n % 10_000),
+                        startTime: start.to_string(),
+                        endTime: (start + 62_000).to_string(),
+                        disposition: "answered".into(),
+                    }
+                    .abi_encode();
+                    let tx = TransactionRequest::default()
+                        .with_from(from)
+                        .with_to(address)
+                        .with_input(input)
+                        .with_nonce(nonce)
+                        .with_gas_limit(400_000)
+                        .with_gas_price(gas_price)
+                        .with_chain_id(33)
+                        .with_value(U256::ZERO);
+                    let pending =
+                        provider.send_transaction(tx).await.context("sending a call transaction")?;
+                    last = Some(*pending.tx_hash());
+                    in_flight.push_back(*pending.tx_hash());
+                    nonce += 1;
+                    sent += 1;
+                }
+                // Mined once its last transaction is (nonces are mined in order).
+                if let Some(hash) = last {
+                    loop {
+                        if provider.get_transaction_receipt(hash).await?.is_some() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                Ok::<_, anyhow::Error>(sent)
+            }));
+        }
+        let mut total = 0u64;
+        for task in tasks {
+            total += task.await.context("load task")??;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let stored: U256 = contract.count().call().await.context("reading the contract's count")?;
+        if stored != U256::from(total) {
+            bail!("the contract counted {stored} calls, {total} were sent");
+        }
+        Ok(json!({
+            "suite": "evm-baseline",
+            "accounts": args.connections.max(1),
+            "committed_cdrs": total,
+            "committed_cdrs_per_s": (total as f64 / seconds).round(),
+            "seconds_until_all_mined": (seconds * 100.0).round() / 100.0,
+        }))
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }
 
 /// One synthetic CDR as NDJSON; `n` makes it unique.
@@ -317,8 +633,8 @@ async fn load(suite: &str, urls: &[String], args: &Args) -> anyhow::Result<Value
         "committed_cdrs_per_s": (total as f64 / committed_seconds).round(),
         "seconds_until_all_committed": (committed_seconds * 100.0).round() / 100.0,
         "latency_probes": latencies.len(),
-        "submit_to_final_ms_p50": pick(0.50),
-        "submit_to_final_ms_p99": pick(0.99),
-        "submit_to_final_ms_max": pick(1.0),
+        "latency_ms_p50": pick(0.50),
+        "latency_ms_p99": pick(0.99),
+        "latency_ms_max": pick(1.0),
     }))
 }

@@ -18,6 +18,13 @@ alloy::sol!(
     "../contracts/artifacts/CdrCheckpoint.json"
 );
 
+alloy::sol!(
+    #[sol(rpc)]
+    #[allow(missing_docs, clippy::too_many_arguments)]
+    CdrBaseline,
+    "../contracts/artifacts/CdrBaseline.json"
+);
+
 /// A provider that signs with `key` and talks to `url`.
 pub struct Rsk {
     pub provider: DynProvider,
