@@ -10,6 +10,7 @@ mod cdr;
 mod contract;
 mod key;
 mod node;
+mod proof;
 mod purge_chain;
 mod relay;
 mod rpc_client;
@@ -47,6 +48,11 @@ enum Command {
     ExportBlocks(blocks::ExportArgs),
     /// Read blocks from an export file into a database, verifying each one.
     ImportBlocks(blocks::ImportArgs),
+    /// Fetch the inclusion proof bundle of a committed CDR from a node (docs/proofs.md).
+    Proof(proof::ProofArgs),
+    /// Check a proof bundle with no network: CDR bytes, inclusion path, header, commit
+    /// certificate, and the authority set against a chain spec (exit 0 valid, 1 invalid, 2 no spec).
+    Verify(proof::VerifyArgs),
     /// Deploy the RSK checkpoint contract for a chain.
     #[command(subcommand)]
     Contract(contract::Command),
@@ -75,6 +81,11 @@ fn main() -> ExitCode {
         Command::ExportBlocks(args) => blocks::export(args),
         Command::ImportBlocks(args) => blocks::import(args),
         Command::Contract(command) => contract::run(command),
+        Command::Proof(args) => proof::proof(args),
+        Command::Verify(args) => match proof::verify_command(args) {
+            Ok(code) => return code,
+            Err(error) => Err(error),
+        },
         Command::Relay(args) => match relay::run(args) {
             Ok(code) => return code,
             Err(error) => Err(error),

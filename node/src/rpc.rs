@@ -227,6 +227,136 @@ impl RpcContext {
         submitted_response(self.ingest.submit_inputs(&inputs).await)
     }
 
+    /// The inclusion proof bundle of a committed CDR ([`cdrchain_runtime::proof`]): proven in
+    /// the header of the block that committed it.
+    fn proof(&self, id: &str) -> Result<Value, ErrorObjectOwned> {
+        let id: CdrId = id
+            .parse()
+            .map_err(|e: cdrchain_runtime::ids::CdrIdError| error(INVALID_PARAMS, e.to_string(), None))?;
+        let storage = &self.chain.storage;
+        let Some(stored) = storage.cdr(&id.recorder, id.sequence).map_err(internal)? else {
+            return Err(error(
+                INVALID_PARAMS,
+                format!("{id} is not a committed CDR (yet): no inclusion proof"),
+                None,
+            ));
+        };
+        let header = storage
+            .header(stored.height)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("no header at #{}", stored.height.0)))?;
+        let certificate = storage
+            .certificate(stored.height)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("no commit certificate at #{}", stored.height.0)))?;
+        let inclusion = cdrchain_runtime::merkle::inclusion_proof(
+            &**storage,
+            cdrchain_runtime::merkle::Domain::CDR_LOG,
+            stored.leaf_index,
+            header.cdr_log_size,
+        )
+        .map_err(internal)?;
+        let bundle = cdrchain_runtime::proof::ProofBundle::new(
+            cdrchain_runtime::proof::ChainRef {
+                id: self.chain.spec.id.clone(),
+                genesis_hash: self.chain.ctx.genesis_hash,
+            },
+            &self.chain.authorities,
+            stored.cdr,
+            inclusion,
+            header,
+            certificate,
+        );
+        serde_json::to_value(&bundle).map_err(internal)
+    }
+
+    /// The absence bundle of a CDR id that is not recorded at the head: the operator's next
+    /// sequence (or a declared gap covering it) proven from the head's state root.
+    fn absence(&self, id: &str) -> Result<Value, ErrorObjectOwned> {
+        use cdrchain_runtime::merkle::{inclusion_proof, Domain, Frontier, MemoryNodeStore};
+        use cdrchain_runtime::state::{kv_leaf, state_root, GapRecord};
+        let id: CdrId = id
+            .parse()
+            .map_err(|e: cdrchain_runtime::ids::CdrIdError| error(INVALID_PARAMS, e.to_string(), None))?;
+        let storage = &self.chain.storage;
+        let snapshot = storage.snapshot();
+        let Some(head) = snapshot.head().cloned() else {
+            return Err(error(INVALID_PARAMS, "the chain has no block yet: nothing to prove from", None));
+        };
+        let header = head.header;
+        let certificate = storage
+            .certificate(header.number)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("no commit certificate at #{}", header.number.0)))?;
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        snapshot.for_each_pair(&mut |k, v| pairs.push((k.to_vec(), v.to_vec()))).map_err(internal)?;
+        let next_key = StateKey::NextSequence(id.recorder.clone()).encode();
+        let Some(next_at) = pairs.iter().position(|(k, _)| *k == next_key) else {
+            return Err(error(
+                INVALID_PARAMS,
+                format!("`{}` is not an operator of this chain", id.recorder),
+                None,
+            ));
+        };
+        let next: cdrchain_runtime::ids::Sequence = decode_exact(&pairs[next_at].1).map_err(internal)?;
+        let index = if id.sequence.0 >= next.0 {
+            next_at
+        } else {
+            // Below the next sequence: absent only inside a declared gap.
+            let gap = pairs.iter().position(|(k, v)| match decode_exact::<StateKey>(k) {
+                Ok(StateKey::Gap(operator, from)) if operator == id.recorder && from.0 <= id.sequence.0 => {
+                    decode_exact::<GapRecord>(v).is_ok_and(|g| id.sequence.0 <= g.to.0)
+                }
+                _ => false,
+            });
+            gap.ok_or_else(|| {
+                error(
+                    INVALID_PARAMS,
+                    format!(
+                        "{id} is recorded (`{}`'s next sequence is {}): no absence proof; ask for its inclusion proof",
+                        id.recorder, next.0
+                    ),
+                    None,
+                )
+            })?
+        };
+        let mut frontier = Frontier::new();
+        let mut store = MemoryNodeStore::new();
+        for (key, value) in &pairs {
+            frontier
+                .append(Domain::STATE, kv_leaf(key, value), &mut |node, hash| {
+                    store.insert(node, hash);
+                })
+                .map_err(internal)?;
+        }
+        let kv_root = frontier.root(Domain::STATE);
+        let kv_count = frontier.size();
+        if state_root(&header.cdr_log_root, header.cdr_log_size, &kv_root, kv_count) != header.state_root {
+            return Err(internal("the state read does not give the head's state root"));
+        }
+        let inclusion = inclusion_proof(&store, Domain::STATE, index as u64, kv_count).map_err(internal)?;
+        let entry = cdrchain_runtime::proof::StateEntryProof {
+            key_scale: format!("0x{}", hex::encode(&pairs[index].0)),
+            value_scale: format!("0x{}", hex::encode(&pairs[index].1)),
+            inclusion,
+            kv_root,
+            kv_count,
+        };
+        let bundle = cdrchain_runtime::proof::AbsenceBundle::new(
+            cdrchain_runtime::proof::ChainRef {
+                id: self.chain.spec.id.clone(),
+                genesis_hash: self.chain.ctx.genesis_hash,
+            },
+            &self.chain.authorities,
+            id.recorder,
+            id.sequence,
+            entry,
+            header,
+            certificate,
+        );
+        serde_json::to_value(&bundle).map_err(internal)
+    }
+
     /// The checkpoint of block `height` with the signatures gathered so far, or null.
     fn checkpoint(&self, height: Height) -> Result<Value, ErrorObjectOwned> {
         let storage = &self.chain.storage;
@@ -442,6 +572,18 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<RpcContext>, NodeError> 
         .register_method("cdr_check", |params, ctx, _| {
             let values: Vec<Value> = params.sequence().next()?;
             ctx.check(values)
+        })
+        .map_err(reg)?;
+    module
+        .register_method("cdr_proof", |params, ctx, _| {
+            let id: String = params.sequence().next()?;
+            ctx.proof(&id)
+        })
+        .map_err(reg)?;
+    module
+        .register_method("cdr_absenceProof", |params, ctx, _| {
+            let id: String = params.sequence().next()?;
+            ctx.absence(&id)
         })
         .map_err(reg)?;
     module.register_method("checkpoint_latest", |_, ctx, _| ctx.checkpoint_latest()).map_err(reg)?;

@@ -27,6 +27,7 @@ pub mod ids;
 pub mod input;
 pub mod merkle;
 pub mod party;
+pub mod proof;
 pub mod sample;
 pub mod state;
 pub mod tx;

@@ -1,0 +1,699 @@
+//! Proof bundles: everything an auditor needs to check, with no network, that a CDR is on the
+//! chain — the CDR, its inclusion path to the CDR log root of a header, that header, and the
+//! header's commit certificate from more than two thirds of the authority set. Format in
+//! `docs/proofs.md`.
+//!
+//! The signed objects travel as their exact SCALE bytes (`*_scale`, hex), which is what the
+//! checks hash and verify; the readable JSON copies beside them must decode to the same values,
+//! so that neither can be edited alone. Everything here is pure.
+
+use parity_scale_codec::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+use crate::block::{CommitCertificate, Header};
+use crate::cdr::Cdr;
+use crate::codec::decode_exact;
+use crate::crypto::PublicKey;
+use crate::hash::Hash32;
+use crate::ids::OperatorId;
+use crate::merkle::{verify_inclusion, Domain, InclusionProof};
+
+/// The bundle format's name.
+pub const FORMAT: &str = "cdrchain-proof";
+/// The bundle format's version this code writes and reads.
+pub const VERSION: u32 = 1;
+
+/// Which chain a bundle is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainRef {
+    pub id: String,
+    pub genesis_hash: Hash32,
+}
+
+/// An authority and its key, as the bundle carries them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authority {
+    pub operator: OperatorId,
+    pub ed25519: PublicKey,
+}
+
+/// An inclusion proof bundle (version 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofBundle {
+    pub format: String,
+    pub version: u32,
+    pub chain: ChainRef,
+    /// The authority set that signed the certificate (the chain spec's authorities).
+    pub authorities: Vec<Authority>,
+    /// Readable copy of the CDR; `cdr_scale` is what is hashed.
+    pub cdr: Cdr,
+    pub cdr_scale: String,
+    /// The audit path of the CDR's leaf to the header's CDR log root.
+    pub inclusion: InclusionProof,
+    pub header: Header,
+    pub header_scale: String,
+    pub certificate: CommitCertificate,
+    pub certificate_scale: String,
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+impl ProofBundle {
+    /// Assembles a bundle; the caller takes each part from a node's storage.
+    pub fn new(
+        chain: ChainRef,
+        authorities: &[(OperatorId, PublicKey)],
+        cdr: Cdr,
+        inclusion: InclusionProof,
+        header: Header,
+        certificate: CommitCertificate,
+    ) -> ProofBundle {
+        ProofBundle {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            chain,
+            authorities: authorities
+                .iter()
+                .map(|(operator, ed25519)| Authority { operator: operator.clone(), ed25519: *ed25519 })
+                .collect(),
+            cdr_scale: hex_of(&cdr.encode()),
+            cdr,
+            inclusion,
+            header_scale: hex_of(&header.encode()),
+            header,
+            certificate_scale: hex_of(&certificate.encode()),
+            certificate,
+        }
+    }
+}
+
+/// One named check and its outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub outcome: Result<String, String>,
+}
+
+/// What the verifier knows about the chain independently of the bundle (from its chain spec).
+#[derive(Clone, Debug)]
+pub struct Expected<'a> {
+    pub genesis_hash: Hash32,
+    pub authorities: &'a [(OperatorId, PublicKey)],
+}
+
+/// The verdict of [`verify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub checks: Vec<Check>,
+    /// Every check passed.
+    pub valid: bool,
+    /// The authority set was checked against an independent chain spec.
+    pub trusted: bool,
+}
+
+fn decoded<T: Decode + PartialEq + std::fmt::Debug>(
+    hex_text: &str,
+    copy: &T,
+    what: &str,
+) -> Result<T, String> {
+    let bytes = hex::decode(hex_text.trim_start_matches("0x"))
+        .map_err(|e| format!("{what}_scale is not hex: {e}"))?;
+    let value: T = decode_exact(&bytes).map_err(|e| format!("{what}_scale does not decode: {e}"))?;
+    if &value != copy {
+        return Err(format!("the readable `{what}` differs from the signed bytes `{what}_scale`"));
+    }
+    Ok(value)
+}
+
+/// Checks a bundle, naming every check. With `expected` (from the verifier's own chain spec) the
+/// authority set and genesis hash must match it; without, the verdict is not `trusted`: anyone
+/// can make a bundle that verifies against an authority set of its own.
+pub fn verify(bundle: &ProofBundle, expected: Option<&Expected<'_>>) -> Verdict {
+    let mut checks = Vec::new();
+    let mut push = |name: &'static str, outcome: Result<String, String>| checks.push(Check { name, outcome });
+    let format_ok = bundle.format == FORMAT && bundle.version == VERSION;
+    push(
+        "format",
+        if format_ok {
+            Ok(format!("{FORMAT} version {VERSION}"))
+        } else {
+            Err(format!(
+                "`{}` version {}: this verifier reads {FORMAT} version {VERSION}",
+                bundle.format, bundle.version
+            ))
+        },
+    );
+    let cdr = decoded(&bundle.cdr_scale, &bundle.cdr, "cdr");
+    push(
+        "cdr",
+        cdr.as_ref().map(|c| format!("{} decodes from its signed bytes", c.id())).map_err(Clone::clone),
+    );
+    let header = decoded(&bundle.header_scale, &bundle.header, "header");
+    push("header", header.as_ref().map(|h| format!("#{} {}", h.number.0, h.hash())).map_err(Clone::clone));
+    let certificate = decoded(&bundle.certificate_scale, &bundle.certificate, "certificate");
+    push(
+        "certificate encoding",
+        certificate.as_ref().map(|c| format!("{} signatures", c.signatures.len())).map_err(Clone::clone),
+    );
+    // Inclusion of the CDR's leaf in the header's CDR log.
+    let inclusion = match (&cdr, &header) {
+        (Ok(_), Ok(header)) => {
+            let bytes = hex::decode(bundle.cdr_scale.trim_start_matches("0x")).unwrap_or_default();
+            let leaf = Domain::CDR_LOG.leaf(&bytes);
+            if bundle.inclusion.tree_size != header.cdr_log_size {
+                Err(format!(
+                    "the proof is for a log of {} CDRs, the header's log has {}",
+                    bundle.inclusion.tree_size, header.cdr_log_size
+                ))
+            } else {
+                verify_inclusion(Domain::CDR_LOG, &leaf, &bundle.inclusion, &header.cdr_log_root)
+                    .map(|()| {
+                        format!(
+                            "leaf {} of {} under CDR log root {}",
+                            bundle.inclusion.leaf_index, header.cdr_log_size, header.cdr_log_root
+                        )
+                    })
+                    .map_err(|e| format!("the path does not lead to the header's CDR log root: {e}"))
+            }
+        }
+        _ => Err("not checked: the CDR or header does not decode".to_string()),
+    };
+    push("inclusion", inclusion);
+    let authorities: Vec<(OperatorId, PublicKey)> =
+        bundle.authorities.iter().map(|a| (a.operator.clone(), a.ed25519)).collect();
+    let finality = match (&header, &certificate) {
+        (Ok(header), Ok(certificate)) => certificate
+            .verify(header, &bundle.chain.genesis_hash, &authorities)
+            .map(|()| {
+                format!(
+                    "{} of {} authorities signed block #{} (more than two thirds)",
+                    certificate.signatures.len(),
+                    authorities.len(),
+                    header.number.0
+                )
+            })
+            .map_err(|e| e.to_string()),
+        _ => Err("not checked: the header or certificate does not decode".to_string()),
+    };
+    push("finality", finality);
+    let trusted = expected.is_some();
+    push("chain spec", chain_check(&bundle.chain, &authorities, expected));
+    let valid = checks.iter().all(|c| c.outcome.is_ok());
+    Verdict { checks, valid, trusted }
+}
+
+/// One pair of the small state with its inclusion path in the state tree, and the tree's root
+/// and count, which with the header's CDR log root and size give the header's state root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateEntryProof {
+    pub key_scale: String,
+    pub value_scale: String,
+    pub inclusion: InclusionProof,
+    pub kv_root: Hash32,
+    pub kv_count: u64,
+}
+
+/// An absence bundle (version 1): `operator:sequence` was not recorded at the header's height,
+/// because the operator's next sequence was at most `sequence` there, or because `sequence` lies
+/// in a gap the operator declared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbsenceBundle {
+    pub format: String,
+    pub version: u32,
+    /// Always `absence`.
+    pub kind: String,
+    pub chain: ChainRef,
+    pub authorities: Vec<Authority>,
+    pub operator: OperatorId,
+    pub sequence: crate::ids::Sequence,
+    /// `NextSequence(operator)`, or the `Gap(operator, from)` covering `sequence`.
+    pub entry: StateEntryProof,
+    pub header: Header,
+    pub header_scale: String,
+    pub certificate: CommitCertificate,
+    pub certificate_scale: String,
+}
+
+impl AbsenceBundle {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        chain: ChainRef,
+        authorities: &[(OperatorId, PublicKey)],
+        operator: OperatorId,
+        sequence: crate::ids::Sequence,
+        entry: StateEntryProof,
+        header: Header,
+        certificate: CommitCertificate,
+    ) -> AbsenceBundle {
+        AbsenceBundle {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            kind: "absence".to_string(),
+            chain,
+            authorities: authorities
+                .iter()
+                .map(|(operator, ed25519)| Authority { operator: operator.clone(), ed25519: *ed25519 })
+                .collect(),
+            operator,
+            sequence,
+            entry,
+            header_scale: hex_of(&header.encode()),
+            header,
+            certificate_scale: hex_of(&certificate.encode()),
+            certificate,
+        }
+    }
+}
+
+fn bytes_of(hex_text: &str, what: &str) -> Result<Vec<u8>, String> {
+    hex::decode(hex_text.trim_start_matches("0x")).map_err(|e| format!("{what} is not hex: {e}"))
+}
+
+/// What the state entry of an absence bundle says about `operator:sequence`.
+fn absence_claim(bundle: &AbsenceBundle) -> Result<String, String> {
+    use crate::state::{GapRecord, StateKey};
+    let key_bytes = bytes_of(&bundle.entry.key_scale, "key_scale")?;
+    let value_bytes = bytes_of(&bundle.entry.value_scale, "value_scale")?;
+    let key: StateKey = decode_exact(&key_bytes).map_err(|e| format!("key_scale does not decode: {e}"))?;
+    let sequence = bundle.sequence;
+    match key {
+        StateKey::NextSequence(operator) if operator == bundle.operator => {
+            let next: crate::ids::Sequence =
+                decode_exact(&value_bytes).map_err(|e| format!("value_scale does not decode: {e}"))?;
+            if next.0 <= sequence.0 {
+                Ok(format!(
+                    "`{operator}`'s next sequence was {} at the header: {} was not recorded",
+                    next.0, sequence.0
+                ))
+            } else {
+                Err(format!(
+                    "`{operator}`'s next sequence was {}: sequence {} was recorded",
+                    next.0, sequence.0
+                ))
+            }
+        }
+        StateKey::Gap(operator, from) if operator == bundle.operator => {
+            let gap: GapRecord =
+                decode_exact(&value_bytes).map_err(|e| format!("value_scale does not decode: {e}"))?;
+            if from.0 <= sequence.0 && sequence.0 <= gap.to.0 {
+                Ok(format!(
+                    "`{operator}` declared sequences {}..={} missing at height {}: {}",
+                    from.0, gap.to.0, gap.declared_at.0, gap.reason
+                ))
+            } else {
+                Err(format!("the declared gap {}..={} does not cover {}", from.0, gap.to.0, sequence.0))
+            }
+        }
+        other => {
+            Err(format!("the state entry is {other:?}, not `{}`'s next sequence or gap", bundle.operator))
+        }
+    }
+}
+
+/// Checks an absence bundle, naming every check (as [`verify`] does for inclusion).
+pub fn verify_absence(bundle: &AbsenceBundle, expected: Option<&Expected<'_>>) -> Verdict {
+    let mut checks = Vec::new();
+    let mut push = |name: &'static str, outcome: Result<String, String>| checks.push(Check { name, outcome });
+    push(
+        "format",
+        if bundle.format == FORMAT && bundle.version == VERSION && bundle.kind == "absence" {
+            Ok(format!("{FORMAT} version {VERSION}, absence"))
+        } else {
+            Err(format!("`{}` version {} kind `{}`", bundle.format, bundle.version, bundle.kind))
+        },
+    );
+    push("claim", absence_claim(bundle));
+    let header = decoded(&bundle.header_scale, &bundle.header, "header");
+    push("header", header.as_ref().map(|h| format!("#{} {}", h.number.0, h.hash())).map_err(Clone::clone));
+    let certificate = decoded(&bundle.certificate_scale, &bundle.certificate, "certificate");
+    push(
+        "certificate encoding",
+        certificate.as_ref().map(|c| format!("{} signatures", c.signatures.len())).map_err(Clone::clone),
+    );
+    let entry = &bundle.entry;
+    let state = match (bytes_of(&entry.key_scale, "key_scale"), bytes_of(&entry.value_scale, "value_scale")) {
+        (Ok(key), Ok(value)) if entry.inclusion.tree_size == entry.kv_count => {
+            let leaf = crate::state::kv_leaf(&key, &value);
+            verify_inclusion(Domain::STATE, &leaf, &entry.inclusion, &entry.kv_root)
+                .map(|()| {
+                    format!(
+                        "pair {} of {} under state tree root {}",
+                        entry.inclusion.leaf_index, entry.kv_count, entry.kv_root
+                    )
+                })
+                .map_err(|e| format!("the path does not lead to the state tree root: {e}"))
+        }
+        (Ok(_), Ok(_)) => Err(format!(
+            "the proof is for {} pairs, the bundle says {}",
+            entry.inclusion.tree_size, entry.kv_count
+        )),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    push("state inclusion", state);
+    let root = match &header {
+        Ok(header) => {
+            let computed = crate::state::state_root(
+                &header.cdr_log_root,
+                header.cdr_log_size,
+                &entry.kv_root,
+                entry.kv_count,
+            );
+            if computed == header.state_root {
+                Ok(format!("the header's state root {}", header.state_root))
+            } else {
+                Err(format!(
+                    "the state tree gives state root {computed}, the header has {}",
+                    header.state_root
+                ))
+            }
+        }
+        Err(_) => Err("not checked: the header does not decode".to_string()),
+    };
+    push("state root", root);
+    let authorities: Vec<(OperatorId, PublicKey)> =
+        bundle.authorities.iter().map(|a| (a.operator.clone(), a.ed25519)).collect();
+    let finality = match (&header, &certificate) {
+        (Ok(header), Ok(certificate)) => certificate
+            .verify(header, &bundle.chain.genesis_hash, &authorities)
+            .map(|()| {
+                format!(
+                    "{} of {} authorities signed block #{}",
+                    certificate.signatures.len(),
+                    authorities.len(),
+                    header.number.0
+                )
+            })
+            .map_err(|e| e.to_string()),
+        _ => Err("not checked: the header or certificate does not decode".to_string()),
+    };
+    push("finality", finality);
+    let trusted = expected.is_some();
+    push("chain spec", chain_check(&bundle.chain, &authorities, expected));
+    let valid = checks.iter().all(|c| c.outcome.is_ok());
+    Verdict { checks, valid, trusted }
+}
+
+fn chain_check(
+    chain: &ChainRef,
+    authorities: &[(OperatorId, PublicKey)],
+    expected: Option<&Expected<'_>>,
+) -> Result<String, String> {
+    match expected {
+        None => {
+            Err("no chain spec given: the authority set is the bundle's own (give --chain SPEC)".to_string())
+        }
+        Some(expected) if expected.genesis_hash != chain.genesis_hash => Err(format!(
+            "the bundle is for genesis {}, the chain spec's is {}",
+            chain.genesis_hash, expected.genesis_hash
+        )),
+        Some(expected) if expected.authorities != authorities => {
+            Err("the bundle's authority set is not the chain spec's".to_string())
+        }
+        Some(_) => Ok(format!("genesis {} and its {} authorities", chain.genesis_hash, authorities.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{CommitSignature, Vote, VoteKind};
+    use crate::codec::BoundedVec;
+    use crate::crypto::{public_key, sign};
+    use crate::ids::{Height, Round};
+    use crate::merkle::{inclusion_proof, MemoryNodeStore};
+    use crate::sample::{operator_key, SampleChain};
+
+    /// A three-validator sample chain with two blocks, a bundle for one CDR of block 2, and the
+    /// verifier's expectation.
+    fn fixture() -> (ProofBundle, Vec<(OperatorId, PublicKey)>, Hash32) {
+        let names = ["alice", "bob", "carol"];
+        let mut chain = SampleChain::new(&names);
+        let mut log = crate::merkle::Frontier::new();
+        let mut store = MemoryNodeStore::new();
+        let mut cdrs = Vec::new();
+        for (i, first) in [(1u64, 0u64), (2, 5)] {
+            let (block, _, refused) = chain.build(vec![chain.batch("alice", first, 5)], 1_000 * i).unwrap();
+            assert!(refused.is_empty());
+            for tx in &block.transactions {
+                if let crate::tx::Transaction::CdrBatch(batch) = &tx.transaction {
+                    for (offset, body) in batch.cdrs.iter().enumerate() {
+                        let cdr = Cdr {
+                            recorder: batch.operator.clone(),
+                            sequence: crate::ids::Sequence(batch.first_sequence.0 + offset as u64),
+                            body: body.clone(),
+                        };
+                        log.append(Domain::CDR_LOG, cdr.leaf_hash(), &mut |id, hash| {
+                            store.insert(id, hash);
+                        })
+                        .unwrap();
+                        cdrs.push(cdr);
+                    }
+                }
+            }
+            chain.import(block).unwrap();
+        }
+        let header = chain.blocks[1].header.clone();
+        assert_eq!(header.cdr_log_size, 10);
+        let genesis = chain.genesis_hash();
+        let vote = Vote {
+            kind: VoteKind::Precommit,
+            height: header.number,
+            round: Round(0),
+            block_hash: Some(header.hash()),
+        };
+        let signatures: Vec<CommitSignature> = names
+            .iter()
+            .map(|n| CommitSignature {
+                authority: OperatorId::new(*n).unwrap(),
+                signature: sign(&operator_key(n), &vote.signing_message(&genesis)),
+            })
+            .collect();
+        let certificate = CommitCertificate {
+            height: Height(2),
+            round: Round(0),
+            block_hash: header.hash(),
+            signatures: BoundedVec::new(signatures).unwrap(),
+        };
+        let authorities: Vec<(OperatorId, PublicKey)> =
+            names.iter().map(|n| (OperatorId::new(*n).unwrap(), public_key(&operator_key(n)))).collect();
+        let inclusion = inclusion_proof(&store, Domain::CDR_LOG, 7, 10).unwrap();
+        let bundle = ProofBundle::new(
+            ChainRef { id: "sample".into(), genesis_hash: genesis },
+            &authorities,
+            cdrs[7].clone(),
+            inclusion,
+            header,
+            certificate,
+        );
+        (bundle, authorities, genesis)
+    }
+
+    fn failed(verdict: &Verdict) -> Vec<&'static str> {
+        verdict.checks.iter().filter(|c| c.outcome.is_err()).map(|c| c.name).collect()
+    }
+
+    #[test]
+    fn a_bundle_verifies_against_its_spec_and_not_another() {
+        let (bundle, authorities, genesis) = fixture();
+        let expected = Expected { genesis_hash: genesis, authorities: &authorities };
+        let verdict = verify(&bundle, Some(&expected));
+        assert!(verdict.valid && verdict.trusted, "{verdict:#?}");
+        // Through JSON and back: the format is its JSON.
+        let json = serde_json::to_string(&bundle).unwrap();
+        let again: ProofBundle = serde_json::from_str(&json).unwrap();
+        assert!(verify(&again, Some(&expected)).valid);
+        // Without a spec: valid but not trusted, and the chain-spec check says why.
+        let untrusted = verify(&bundle, None);
+        assert!(!untrusted.trusted && !untrusted.valid);
+        assert_eq!(failed(&untrusted), vec!["chain spec"]);
+        // Another chain's spec.
+        let other = Expected { genesis_hash: Hash32([9; 32]), authorities: &authorities };
+        assert_eq!(failed(&verify(&bundle, Some(&other))), vec!["chain spec"]);
+        let fewer = &authorities[..2];
+        // (A spec with another authority set.)
+        let other = Expected { genesis_hash: genesis, authorities: fewer };
+        assert_eq!(failed(&verify(&bundle, Some(&other))), vec!["chain spec"]);
+    }
+
+    #[test]
+    fn every_single_byte_change_is_caught_and_named() {
+        let (bundle, authorities, genesis) = fixture();
+        let expected = Expected { genesis_hash: genesis, authorities: &authorities };
+        let flip = |hex_text: &str, index: usize| -> String {
+            let mut bytes = hex::decode(hex_text.trim_start_matches("0x")).unwrap();
+            bytes[index] ^= 0x01;
+            hex_of(&bytes)
+        };
+        let cdr_len = hex::decode(bundle.cdr_scale.trim_start_matches("0x")).unwrap().len();
+        for i in 0..cdr_len {
+            let mut changed = bundle.clone();
+            changed.cdr_scale = flip(&bundle.cdr_scale, i);
+            let verdict = verify(&changed, Some(&expected));
+            assert!(!verdict.valid, "cdr byte {i}");
+            assert!(failed(&verdict).contains(&"cdr"), "cdr byte {i}: {:?}", failed(&verdict));
+        }
+        let header_len = hex::decode(bundle.header_scale.trim_start_matches("0x")).unwrap().len();
+        for i in 0..header_len {
+            let mut changed = bundle.clone();
+            changed.header_scale = flip(&bundle.header_scale, i);
+            let verdict = verify(&changed, Some(&expected));
+            assert!(failed(&verdict).contains(&"header"), "header byte {i}: {:?}", failed(&verdict));
+        }
+        let cert_len = hex::decode(bundle.certificate_scale.trim_start_matches("0x")).unwrap().len();
+        for i in 0..cert_len {
+            let mut changed = bundle.clone();
+            changed.certificate_scale = flip(&bundle.certificate_scale, i);
+            let verdict = verify(&changed, Some(&expected));
+            assert!(
+                failed(&verdict).contains(&"certificate encoding"),
+                "certificate byte {i}: {:?}",
+                failed(&verdict)
+            );
+        }
+        for step in 0..bundle.inclusion.path.len() {
+            for byte in 0..32 {
+                let mut changed = bundle.clone();
+                changed.inclusion.path[step].0[byte] ^= 0x01;
+                assert_eq!(
+                    failed(&verify(&changed, Some(&expected))),
+                    vec!["inclusion"],
+                    "path {step} byte {byte}"
+                );
+            }
+        }
+        // Consistent edits of both copies are caught by the hashes and signatures.
+        let mut changed = bundle.clone();
+        changed.cdr.body.end_ms += 1;
+        changed.cdr_scale = hex_of(&changed.cdr.encode());
+        assert_eq!(failed(&verify(&changed, Some(&expected))), vec!["inclusion"]);
+        let mut changed = bundle.clone();
+        changed.header.timestamp_ms += 1;
+        changed.header_scale = hex_of(&changed.header.encode());
+        assert_eq!(failed(&verify(&changed, Some(&expected))), vec!["finality"]);
+        let mut changed = bundle.clone();
+        changed.certificate.round = Round(1);
+        changed.certificate_scale = hex_of(&changed.certificate.encode());
+        assert_eq!(failed(&verify(&changed, Some(&expected))), vec!["finality"]);
+        let mut changed = bundle.clone();
+        changed.inclusion.leaf_index = 6;
+        assert_eq!(failed(&verify(&changed, Some(&expected))), vec!["inclusion"]);
+    }
+
+    /// An absence bundle built as a node builds it: every pair of the state, the chosen entry.
+    fn absence_bundle(
+        chain: &SampleChain,
+        operator: &str,
+        sequence: u64,
+        key: crate::state::StateKey,
+    ) -> AbsenceBundle {
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> =
+            chain.state.pairs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let index = pairs.iter().position(|(k, _)| *k == key.encode()).unwrap();
+        let mut frontier = crate::merkle::Frontier::new();
+        let mut store = MemoryNodeStore::new();
+        for (k, v) in &pairs {
+            frontier
+                .append(Domain::STATE, crate::state::kv_leaf(k, v), &mut |id, hash| {
+                    store.insert(id, hash);
+                })
+                .unwrap();
+        }
+        let header = chain.blocks.last().unwrap().header.clone();
+        let names: Vec<&str> = chain.operators.iter().map(|o| o.as_str()).collect();
+        let vote = Vote {
+            kind: VoteKind::Precommit,
+            height: header.number,
+            round: Round(0),
+            block_hash: Some(header.hash()),
+        };
+        let signatures: Vec<CommitSignature> = names
+            .iter()
+            .map(|n| CommitSignature {
+                authority: OperatorId::new(*n).unwrap(),
+                signature: sign(&operator_key(n), &vote.signing_message(&chain.genesis_hash())),
+            })
+            .collect();
+        let certificate = CommitCertificate {
+            height: header.number,
+            round: Round(0),
+            block_hash: header.hash(),
+            signatures: BoundedVec::new(signatures).unwrap(),
+        };
+        let authorities: Vec<(OperatorId, PublicKey)> =
+            names.iter().map(|n| (OperatorId::new(*n).unwrap(), public_key(&operator_key(n)))).collect();
+        let entry = StateEntryProof {
+            key_scale: hex_of(&pairs[index].0),
+            value_scale: hex_of(&pairs[index].1),
+            inclusion: inclusion_proof(&store, Domain::STATE, index as u64, frontier.size()).unwrap(),
+            kv_root: frontier.root(Domain::STATE),
+            kv_count: frontier.size(),
+        };
+        AbsenceBundle::new(
+            ChainRef { id: "sample".into(), genesis_hash: chain.genesis_hash() },
+            &authorities,
+            OperatorId::new(operator).unwrap(),
+            crate::ids::Sequence(sequence),
+            entry,
+            header,
+            certificate,
+        )
+    }
+
+    #[test]
+    fn absence_is_proven_from_the_state_root_for_unrecorded_sequences_and_gaps_only() {
+        use crate::state::StateKey;
+        let mut chain = SampleChain::new(&["alice", "bob"]);
+        let batch = chain.batch("alice", 0, 5);
+        let gap = chain.sign(crate::tx::Transaction::SequenceGap(crate::tx::SequenceGap {
+            operator: OperatorId::new("alice").unwrap(),
+            from: crate::ids::Sequence(5),
+            to: crate::ids::Sequence(9),
+            reason: crate::ids::ReasonText::new("switch disk lost").unwrap(),
+        }));
+        let (block, _, refused) = chain.build(vec![batch, gap], 1_000).unwrap();
+        assert!(refused.is_empty(), "{refused:?}");
+        chain.import(block).unwrap();
+        let authorities: Vec<(OperatorId, PublicKey)> = ["alice", "bob"]
+            .iter()
+            .map(|n| (OperatorId::new(*n).unwrap(), public_key(&operator_key(n))))
+            .collect();
+        let expected = Expected { genesis_hash: chain.genesis_hash(), authorities: &authorities };
+        let alice = || OperatorId::new("alice").unwrap();
+        // Next sequence is 10: 12 is not recorded.
+        let next = StateKey::NextSequence(alice());
+        let bundle = absence_bundle(&chain, "alice", 12, next.clone());
+        let verdict = verify_absence(&bundle, Some(&expected));
+        assert!(verdict.valid, "{verdict:#?}");
+        // Through JSON.
+        let again: AbsenceBundle = serde_json::from_str(&serde_json::to_string(&bundle).unwrap()).unwrap();
+        assert!(verify_absence(&again, Some(&expected)).valid);
+        // 7 lies in the declared gap 5..=9.
+        let gap = absence_bundle(&chain, "alice", 7, StateKey::Gap(alice(), crate::ids::Sequence(5)));
+        let verdict = verify_absence(&gap, Some(&expected));
+        assert!(verdict.valid, "{verdict:#?}");
+        assert!(verdict.checks[1].outcome.as_ref().unwrap().contains("switch disk lost"));
+        // 3 was recorded: neither entry proves it absent.
+        for key in [next, StateKey::Gap(alice(), crate::ids::Sequence(5))] {
+            let bundle = absence_bundle(&chain, "alice", 3, key);
+            assert_eq!(failed(&verify_absence(&bundle, Some(&expected))), vec!["claim"]);
+        }
+        // Any changed byte of the entry, path, or root breaks it.
+        let mut changed = bundle.clone();
+        changed.entry.value_scale = hex_of(&crate::ids::Sequence(13).encode());
+        assert!(failed(&verify_absence(&changed, Some(&expected))).contains(&"state inclusion"));
+        let mut changed = bundle.clone();
+        changed.entry.kv_root.0[0] ^= 1;
+        let failures = failed(&verify_absence(&changed, Some(&expected)));
+        assert!(failures.contains(&"state inclusion") && failures.contains(&"state root"), "{failures:?}");
+        let mut changed = bundle.clone();
+        changed.entry.kv_count += 1;
+        assert!(failed(&verify_absence(&changed, Some(&expected))).contains(&"state inclusion"));
+        let mut changed = bundle.clone();
+        if let Some(first) = changed.entry.inclusion.path.first_mut() {
+            first.0[5] ^= 1;
+            assert_eq!(failed(&verify_absence(&changed, Some(&expected))), vec!["state inclusion"]);
+        }
+    }
+}
