@@ -181,11 +181,24 @@ pub fn verify(bundle: &ProofBundle, expected: Option<&Expected<'_>>) -> Verdict 
         _ => Err("not checked: the CDR or header does not decode".to_string()),
     };
     push("inclusion", inclusion);
+    finish(checks, &bundle.chain, &bundle.authorities, &header, &certificate, expected)
+}
+
+/// The checks every bundle ends with: the certificate finalizes the header under the bundle's
+/// authority set (more than two thirds, distinct, valid), and that set is the chain spec's.
+fn finish(
+    mut checks: Vec<Check>,
+    chain: &ChainRef,
+    authorities: &[Authority],
+    header: &Result<Header, String>,
+    certificate: &Result<CommitCertificate, String>,
+    expected: Option<&Expected<'_>>,
+) -> Verdict {
     let authorities: Vec<(OperatorId, PublicKey)> =
-        bundle.authorities.iter().map(|a| (a.operator.clone(), a.ed25519)).collect();
-    let finality = match (&header, &certificate) {
+        authorities.iter().map(|a| (a.operator.clone(), a.ed25519)).collect();
+    let finality = match (header, certificate) {
         (Ok(header), Ok(certificate)) => certificate
-            .verify(header, &bundle.chain.genesis_hash, &authorities)
+            .verify(header, &chain.genesis_hash, &authorities)
             .map(|()| {
                 format!(
                     "{} of {} authorities signed block #{} (more than two thirds)",
@@ -197,11 +210,10 @@ pub fn verify(bundle: &ProofBundle, expected: Option<&Expected<'_>>) -> Verdict 
             .map_err(|e| e.to_string()),
         _ => Err("not checked: the header or certificate does not decode".to_string()),
     };
-    push("finality", finality);
-    let trusted = expected.is_some();
-    push("chain spec", chain_check(&bundle.chain, &authorities, expected));
+    checks.push(Check { name: "finality", outcome: finality });
+    checks.push(Check { name: "chain spec", outcome: chain_check(chain, &authorities, expected) });
     let valid = checks.iter().all(|c| c.outcome.is_ok());
-    Verdict { checks, valid, trusted }
+    Verdict { checks, valid, trusted: expected.is_some() }
 }
 
 /// One pair of the small state with its inclusion path in the state tree, and the tree's root
@@ -372,27 +384,7 @@ pub fn verify_absence(bundle: &AbsenceBundle, expected: Option<&Expected<'_>>) -
         Err(_) => Err("not checked: the header does not decode".to_string()),
     };
     push("state root", root);
-    let authorities: Vec<(OperatorId, PublicKey)> =
-        bundle.authorities.iter().map(|a| (a.operator.clone(), a.ed25519)).collect();
-    let finality = match (&header, &certificate) {
-        (Ok(header), Ok(certificate)) => certificate
-            .verify(header, &bundle.chain.genesis_hash, &authorities)
-            .map(|()| {
-                format!(
-                    "{} of {} authorities signed block #{}",
-                    certificate.signatures.len(),
-                    authorities.len(),
-                    header.number.0
-                )
-            })
-            .map_err(|e| e.to_string()),
-        _ => Err("not checked: the header or certificate does not decode".to_string()),
-    };
-    push("finality", finality);
-    let trusted = expected.is_some();
-    push("chain spec", chain_check(&bundle.chain, &authorities, expected));
-    let valid = checks.iter().all(|c| c.outcome.is_ok());
-    Verdict { checks, valid, trusted }
+    finish(checks, &bundle.chain, &bundle.authorities, &header, &certificate, expected)
 }
 
 fn chain_check(

@@ -319,6 +319,7 @@ fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixture;
 
     const FIXTURES: [&str; 6] = [
         "fs_json_cdr_cgrates_agents_fsevent_test_2018_a.json",
@@ -328,13 +329,6 @@ mod tests {
         "fs_json_cdr_cgrates_engine_fscdr_test_2015.json",
         "fs_json_cdr_cgrates_engine_fscdr_test_2018_callStats.json",
     ];
-
-    fn fixture(name: &str) -> String {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/real-cdrs")
-            .join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
 
     fn one(json: &str) -> CdrInput {
         let outcome = parse_document(json, &Context::new("alice")).unwrap();

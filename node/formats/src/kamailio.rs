@@ -582,13 +582,7 @@ pub fn parse_log(text: &str, ctx: &Context) -> Result<Outcome, FormatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/real-cdrs")
-            .join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
+    use crate::fixture;
 
     fn int(value: &Option<Value>) -> Option<u64> {
         value.as_ref().and_then(Value::as_u64)

@@ -122,6 +122,14 @@ pub fn seconds_to_ms(text: &str) -> Option<u64> {
     seconds.checked_mul(1000)?.checked_add(millis)
 }
 
+/// A real-world fixture of `tests/fixtures/real-cdrs`, for the adapters' tests.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> String {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/real-cdrs").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

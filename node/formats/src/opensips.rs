@@ -121,13 +121,7 @@ fn call_ended(line: &AccLine, ctx: &Context) -> Result<crate::CdrInput, RecordEr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/real-cdrs")
-            .join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
+    use crate::fixture;
 
     #[test]
     fn the_documentation_lines_are_refused_each_for_its_reason() {
