@@ -413,9 +413,40 @@ mod tests {
     use crate::block::{CommitSignature, Vote, VoteKind};
     use crate::codec::BoundedVec;
     use crate::crypto::{public_key, sign};
-    use crate::ids::{Height, Round};
+    use crate::ids::Round;
     use crate::merkle::{inclusion_proof, MemoryNodeStore};
     use crate::sample::{operator_key, SampleChain};
+
+    /// A commit certificate of `header` signed by every sample operator of `names`, and their
+    /// authority set.
+    fn certify(
+        header: &Header,
+        names: &[&str],
+        genesis: &Hash32,
+    ) -> (CommitCertificate, Vec<(OperatorId, PublicKey)>) {
+        let vote = Vote {
+            kind: VoteKind::Precommit,
+            height: header.number,
+            round: Round(0),
+            block_hash: Some(header.hash()),
+        };
+        let signatures: Vec<CommitSignature> = names
+            .iter()
+            .map(|n| CommitSignature {
+                authority: OperatorId::new(*n).unwrap(),
+                signature: sign(&operator_key(n), &vote.signing_message(genesis)),
+            })
+            .collect();
+        let certificate = CommitCertificate {
+            height: header.number,
+            round: Round(0),
+            block_hash: header.hash(),
+            signatures: BoundedVec::new(signatures).unwrap(),
+        };
+        let authorities =
+            names.iter().map(|n| (OperatorId::new(*n).unwrap(), public_key(&operator_key(n)))).collect();
+        (certificate, authorities)
+    }
 
     /// A three-validator sample chain with two blocks, a bundle for one CDR of block 2, and the
     /// verifier's expectation.
@@ -449,27 +480,7 @@ mod tests {
         let header = chain.blocks[1].header.clone();
         assert_eq!(header.cdr_log_size, 10);
         let genesis = chain.genesis_hash();
-        let vote = Vote {
-            kind: VoteKind::Precommit,
-            height: header.number,
-            round: Round(0),
-            block_hash: Some(header.hash()),
-        };
-        let signatures: Vec<CommitSignature> = names
-            .iter()
-            .map(|n| CommitSignature {
-                authority: OperatorId::new(*n).unwrap(),
-                signature: sign(&operator_key(n), &vote.signing_message(&genesis)),
-            })
-            .collect();
-        let certificate = CommitCertificate {
-            height: Height(2),
-            round: Round(0),
-            block_hash: header.hash(),
-            signatures: BoundedVec::new(signatures).unwrap(),
-        };
-        let authorities: Vec<(OperatorId, PublicKey)> =
-            names.iter().map(|n| (OperatorId::new(*n).unwrap(), public_key(&operator_key(n)))).collect();
+        let (certificate, authorities) = certify(&header, &names, &genesis);
         let inclusion = inclusion_proof(&store, Domain::CDR_LOG, 7, 10).unwrap();
         let bundle = ProofBundle::new(
             ChainRef { id: "sample".into(), genesis_hash: genesis },
@@ -594,27 +605,7 @@ mod tests {
         }
         let header = chain.blocks.last().unwrap().header.clone();
         let names: Vec<&str> = chain.operators.iter().map(|o| o.as_str()).collect();
-        let vote = Vote {
-            kind: VoteKind::Precommit,
-            height: header.number,
-            round: Round(0),
-            block_hash: Some(header.hash()),
-        };
-        let signatures: Vec<CommitSignature> = names
-            .iter()
-            .map(|n| CommitSignature {
-                authority: OperatorId::new(*n).unwrap(),
-                signature: sign(&operator_key(n), &vote.signing_message(&chain.genesis_hash())),
-            })
-            .collect();
-        let certificate = CommitCertificate {
-            height: header.number,
-            round: Round(0),
-            block_hash: header.hash(),
-            signatures: BoundedVec::new(signatures).unwrap(),
-        };
-        let authorities: Vec<(OperatorId, PublicKey)> =
-            names.iter().map(|n| (OperatorId::new(*n).unwrap(), public_key(&operator_key(n)))).collect();
+        let (certificate, authorities) = certify(&header, &names, &chain.genesis_hash());
         let entry = StateEntryProof {
             key_scale: hex_of(&pairs[index].0),
             value_scale: hex_of(&pairs[index].1),
