@@ -2,7 +2,8 @@
 //! four-validator localnet (`cdrchain testnet`) that signs checkpoints every 4 blocks for the
 //! contract, `cdrchain relay --once` twice (the second has nothing to do), and the stored
 //! checkpoint read back with an independent client (`cast call`, from npm's foundry packages).
-//! A checkpoint with a forged or missing signature is refused by the contract.
+//! A checkpoint with a forged or missing signature is refused by the contract. A proof bundle
+//! made with `--rsk-rpc` verifies against the anchor, and an edited one does not.
 //!
 //! Needs `contracts/node_modules` (`scripts/contracts.sh install`, run by scripts/install-deps.sh).
 
@@ -342,6 +343,70 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
     for (got, want) in fields.iter().zip(&expected) {
         assert_eq!(got.to_lowercase(), want.to_lowercase(), "cast read {printed}");
     }
+
+    // A proof bundle anchored on RSK verifies against the contract; edited, it does not.
+    let operator = rpc(&node, "system_properties", json!([]))["operator"].as_str().unwrap().to_string();
+    let id = format!("{operator}:0");
+    let spec_arg = spec.to_str().unwrap();
+    let anchored = dir.path().join("anchored.json");
+    let output = run(&[
+        "proof",
+        &id,
+        "--rpc",
+        &node,
+        "--rsk-rpc",
+        &rsk,
+        "--contract",
+        &contract,
+        "--out",
+        anchored.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(&anchored).unwrap()).unwrap();
+    let anchor_height = bundle["anchor"]["checkpoint"]["height"].as_u64().unwrap();
+    assert_eq!(anchor_height, latest, "{bundle}");
+    assert_eq!(bundle["anchor"]["rsk_chain_id"], 33);
+    let verify = |path: &Path| {
+        run(&[
+            "verify",
+            path.to_str().unwrap(),
+            "--chain",
+            spec_arg,
+            "--rsk-rpc",
+            &rsk,
+            "--contract",
+            &contract,
+        ])
+    };
+    let output = verify(&anchored);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(text(&output).contains("ok    anchor consistency"), "{}", text(&output));
+    assert!(text(&output).contains("at RSK block"), "{}", text(&output));
+    let committed_at = bundle["header"]["number"].as_u64().unwrap();
+    assert!(text(&output).contains("was never rewritten"), "{}", text(&output));
+    assert_eq!(
+        committed_at > anchor_height,
+        text(&output).contains("not anchored itself yet"),
+        "{}",
+        text(&output)
+    );
+    // The anchored root edited in the bundle: the contract says otherwise.
+    let mut edited = bundle.clone();
+    edited["anchor"]["checkpoint"]["cdr_log_root"] = json!(format!("0x{}", "11".repeat(32)));
+    let edited_path = dir.path().join("edited.json");
+    std::fs::write(&edited_path, edited.to_string()).unwrap();
+    let output = verify(&edited_path);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("FAIL  anchor "), "{}", text(&output));
+    // A bundle made without --rsk-rpc has no anchor to check.
+    let plain = dir.path().join("plain.json");
+    assert!(run(&["proof", &id, "--rpc", &node, "--out", plain.to_str().unwrap()]).status.success());
+    let output = verify(&plain);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("carries no anchor"), "{}", text(&output));
+    // ... and without --rsk-rpc, the anchored bundle is still an ordinary valid bundle.
+    let output = run(&["verify", anchored.to_str().unwrap(), "--chain", spec_arg]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 
     // The contract itself refuses a checkpoint with a forged signature or one signature short.
     let next = (latest / 4 + 1) * 4;

@@ -3,18 +3,26 @@
 //!
 //! `verify` exit codes: 0 every check passed against the given chain spec; 1 a check failed;
 //! 2 the bundle is consistent but no `--chain` was given, so its authority set is unchecked.
+//!
+//! With `--rsk-rpc URL --contract ADDR`, `proof` adds the contract's latest checkpoint and a
+//! consistency proof to each inclusion bundle, and `verify` reads that checkpoint back from the
+//! contract and checks the proof: the history up to the anchor was never rewritten.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use cdrchain_chain_spec::ChainSpec;
+use cdrchain_runtime::crypto::EvmAddress;
 use cdrchain_runtime::crypto::PublicKey;
 use cdrchain_runtime::ids::OperatorId;
-use cdrchain_runtime::proof::{verify, verify_absence, AbsenceBundle, Expected, ProofBundle, Verdict};
+use cdrchain_runtime::proof::{
+    verify, verify_absence, verify_anchored, AbsenceBundle, Anchor, Expected, OnChain, ProofBundle, Verdict,
+};
 use serde_json::{json, Value};
 
 use crate::rpc_client::RpcClient;
+use crate::rsk;
 
 #[derive(Debug, clap::Args)]
 pub struct ProofArgs {
@@ -34,6 +42,13 @@ pub struct ProofArgs {
     /// Write the bundle here instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Anchor the bundle on RSK: add the latest checkpoint stored in `--contract` and a
+    /// consistency proof between its CDR log and the bundle's, for `verify --rsk-rpc`.
+    #[arg(long, value_name = "URL", requires = "contract", conflicts_with = "absent")]
+    pub rsk_rpc: Option<String>,
+    /// The `CdrCheckpoint` contract's address (with `--rsk-rpc`).
+    #[arg(long, value_name = "ADDR", requires = "rsk_rpc")]
+    pub contract: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +59,13 @@ pub struct VerifyArgs {
     /// a file). Without it the verdict cannot be trusted (exit 2).
     #[arg(long, value_name = "dev|local|PATH")]
     pub chain: Option<String>,
+    /// Also check the bundle's RSK anchor: read the checkpoint from the contract on this RSK
+    /// node, and the consistency of the bundle's CDR log with the anchored one.
+    #[arg(long, value_name = "URL", requires = "contract")]
+    pub rsk_rpc: Option<String>,
+    /// The `CdrCheckpoint` contract to trust (with `--rsk-rpc`).
+    #[arg(long, value_name = "ADDR", requires = "rsk_rpc")]
+    pub contract: Option<String>,
 }
 
 pub fn proof(args: ProofArgs) -> anyhow::Result<()> {
@@ -79,6 +101,12 @@ pub fn proof(args: ProofArgs) -> anyhow::Result<()> {
             (None, None) => anyhow::bail!("give an id (operator:sequence) or --call-id"),
         }
     })?;
+    let value = match (&args.rsk_rpc, &args.contract) {
+        (Some(rsk_rpc), Some(contract)) => {
+            runtime.block_on(anchor_bundles(&args.rpc, rsk_rpc, contract, value))?
+        }
+        _ => value,
+    };
     let text = serde_json::to_string_pretty(&value)? + "\n";
     match &args.out {
         Some(path) => {
@@ -90,15 +118,92 @@ pub fn proof(args: ProofArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Adds the contract's latest checkpoint and a consistency proof from the node to each bundle.
+async fn anchor_bundles(rpc: &str, rsk_rpc: &str, contract: &str, value: Value) -> anyhow::Result<Value> {
+    let address = rsk::address(contract, "--contract")?;
+    let (provider, rsk_chain_id) = rsk::reader(rsk_rpc).await?;
+    let checkpoint = rsk::stored_checkpoint(&provider, address, None).await?.with_context(|| {
+        format!("contract {address} on RSK chain {rsk_chain_id} stores no checkpoint yet: run `cdrchain relay` first")
+    })?;
+    let client = RpcClient::new(rpc, None)?;
+    let one = !value.is_array();
+    let mut out = Vec::new();
+    for item in into_items(value) {
+        let mut bundle: ProofBundle =
+            serde_json::from_value(item).context("the node's bundle does not parse")?;
+        if checkpoint.genesis_hash != bundle.chain.genesis_hash {
+            anyhow::bail!(
+                "contract {address} anchors chain {}, the node serves {}",
+                checkpoint.genesis_hash,
+                bundle.chain.genesis_hash
+            );
+        }
+        let (a, b) = (checkpoint.cdr_log_size, bundle.header.cdr_log_size);
+        let proof = client
+            .call("cdr_consistencyProof", json!([a.min(b), a.max(b)]))
+            .await
+            .with_context(|| format!("cdr_consistencyProof({}, {})", a.min(b), a.max(b)))?;
+        bundle.anchor = Some(Anchor {
+            rsk_chain_id,
+            contract: EvmAddress(address.0 .0),
+            checkpoint,
+            consistency: serde_json::from_value(proof)
+                .context("the node's consistency proof does not parse")?,
+        });
+        eprintln!(
+            "anchored {} to checkpoint #{} (log of {} CDRs) in {address} on RSK chain {rsk_chain_id}",
+            bundle.cdr.id(),
+            checkpoint.height.0,
+            checkpoint.cdr_log_size
+        );
+        out.push(serde_json::to_value(&bundle)?);
+    }
+    Ok(if one { out.pop().unwrap_or(Value::Null) } else { Value::Array(out) })
+}
+
+fn into_items(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items,
+        one => vec![one],
+    }
+}
+
+/// What `verify --rsk-rpc` read from RSK for one bundle: the contract's checkpoint at the
+/// bundle's anchor height, and the RSK block that stored it with the node's current block.
+struct RskReading {
+    onchain: Result<OnChain, String>,
+    block: Option<(u64, u64)>,
+}
+
+async fn read_anchor(
+    provider: &alloy::providers::DynProvider,
+    rsk_chain_id: u64,
+    contract: alloy::primitives::Address,
+    bundle: &ProofBundle,
+) -> anyhow::Result<RskReading> {
+    let Some(anchor) = &bundle.anchor else {
+        return Ok(RskReading { onchain: Err("no anchor".into()), block: None });
+    };
+    let height = anchor.checkpoint.height.0;
+    let onchain = match rsk::stored_checkpoint(provider, contract, Some(height)).await? {
+        Some(checkpoint) => Ok(OnChain { rsk_chain_id, contract: EvmAddress(contract.0 .0), checkpoint }),
+        None => {
+            Err(format!("contract {contract} on RSK chain {rsk_chain_id} stores no checkpoint #{height}"))
+        }
+    };
+    let block = match rsk::stored_in_block(provider, contract, height).await? {
+        (Some(block), current) => Some((block, current)),
+        (None, _) => None,
+    };
+    Ok(RskReading { onchain, block })
+}
+
 pub fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.bundle)
         .with_context(|| format!("reading {}", args.bundle.display()))?;
     let value: Value =
         serde_json::from_str(&text).with_context(|| format!("{}: not JSON", args.bundle.display()))?;
-    let values = match value {
-        Value::Array(items) => items,
-        one => vec![one],
-    };
+    let values = into_items(value);
     let spec = match &args.chain {
         Some(chain) => Some(ChainSpec::load(chain).with_context(|| format!("loading chain spec `{chain}`"))?),
         None => None,
@@ -119,6 +224,18 @@ pub fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let expected =
         spec.as_ref().map(|spec| Expected { genesis_hash: spec.genesis_hash(), authorities: &authorities });
+    let rsk = match (&args.rsk_rpc, &args.contract) {
+        (Some(url), Some(contract)) => {
+            let contract = rsk::address(contract, "--contract")?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting tokio")?;
+            let (provider, chain_id) = runtime.block_on(rsk::reader(url))?;
+            Some((runtime, provider, chain_id, contract))
+        }
+        _ => None,
+    };
     let mut worst = 0u8;
     for (index, value) in values.into_iter().enumerate() {
         if value["kind"] == "absence" {
@@ -134,11 +251,17 @@ pub fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 }
             };
             let verdict = verify_absence(&bundle, expected.as_ref());
+            if rsk.is_some() {
+                println!("  note  absence is proven at the node's head, which no RSK anchor covers yet");
+            }
             println!(
                 "bundle {index}: ABSENCE of {}:{} on chain `{}`",
                 bundle.operator, bundle.sequence.0, bundle.chain.id
             );
-            let code = report(&verdict, &format!("not recorded at block #{}", bundle.header.number.0));
+            let code = report(
+                &verdict,
+                &format!("not recorded at block #{}, finalized by its authorities", bundle.header.number.0),
+            );
             worst = if worst == 1 || code == 1 { 1 } else { worst.max(code) };
             continue;
         }
@@ -150,9 +273,33 @@ pub fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let verdict = verify(&bundle, expected.as_ref());
         println!("bundle {index}: CDR {} on chain `{}`", bundle.cdr.id(), bundle.chain.id);
-        let code = report(&verdict, &format!("included in block #{}", bundle.header.number.0));
+        let included = format!("included in block #{}, finalized by its authorities", bundle.header.number.0);
+        let (verdict, claim) = match &rsk {
+            None => (verify(&bundle, expected.as_ref()), included),
+            Some((runtime, provider, rsk_chain_id, contract)) => {
+                let reading = runtime.block_on(read_anchor(provider, *rsk_chain_id, *contract, &bundle))?;
+                let verdict = verify_anchored(
+                    &bundle,
+                    expected.as_ref(),
+                    reading.onchain.as_ref().map_err(Clone::clone),
+                );
+                let at = match reading.block {
+                    Some((block, current)) => {
+                        format!("RSK block {block} ({} confirmations)", current.saturating_sub(block) + 1)
+                    }
+                    None => "RSK (its CheckpointStored event was not found)".to_string(),
+                };
+                let height = bundle.anchor.as_ref().map_or(0, |a| a.checkpoint.height.0);
+                let claim = if bundle.anchor_covers_cdr() {
+                    format!("{included}; the history up to block #{height}, anchored at {at}, was never rewritten")
+                } else {
+                    format!("{included}; the history up to block #{height}, anchored at {at}, was never rewritten (the CDR came after it and is not anchored itself yet)")
+                };
+                (verdict, claim)
+            }
+        };
+        let code = report(&verdict, &claim);
         worst = if worst == 1 || code == 1 { 1 } else { worst.max(code) };
     }
     Ok(ExitCode::from(worst))
@@ -167,7 +314,7 @@ fn report(verdict: &Verdict, claim: &str) -> u8 {
         }
     }
     if verdict.valid {
-        println!("  VALID: {claim}, finalized by its authorities");
+        println!("  VALID: {claim}");
         0
     } else if !verdict.trusted
         && verdict.checks.iter().filter(|c| c.outcome.is_err()).all(|c| c.name == "chain spec")

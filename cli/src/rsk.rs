@@ -5,11 +5,16 @@
 use std::path::Path;
 
 use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::Filter;
 use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent;
 use anyhow::{bail, Context};
 use cdrchain_chain_spec::keys::KeyFile;
+use cdrchain_runtime::checkpoint::Checkpoint;
+use cdrchain_runtime::hash::Hash32;
+use cdrchain_runtime::ids::Height;
 
 alloy::sol!(
     #[sol(rpc)]
@@ -87,6 +92,70 @@ impl Rsk {
             .await
             .context("eth_getTransactionCount(pending)")
     }
+}
+
+/// A provider for reading only (no key): `verify` and `proof` read the contract, never write.
+pub async fn reader(url: &str) -> anyhow::Result<(DynProvider, u64)> {
+    let parsed = url.parse().with_context(|| format!("--rsk-rpc {url:?} is not a URL"))?;
+    let provider = ProviderBuilder::new().connect_http(parsed).erased();
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .with_context(|| format!("asking the RSK node at {url} for its chain id"))?;
+    Ok((provider, chain_id))
+}
+
+/// Converts the contract's checkpoint to the runtime's.
+pub fn from_sol(checkpoint: &CdrCheckpoint::Checkpoint) -> Checkpoint {
+    Checkpoint {
+        genesis_hash: Hash32(checkpoint.genesisHash.0),
+        height: Height(checkpoint.height),
+        block_hash: Hash32(checkpoint.blockHash.0),
+        state_root: Hash32(checkpoint.stateRoot.0),
+        cdr_log_root: Hash32(checkpoint.cdrLogRoot.0),
+        cdr_log_size: checkpoint.cdrLogSize,
+    }
+}
+
+/// The checkpoint `contract` stores at `height` (`None` for the latest); `Ok(None)` when it
+/// stores none there.
+pub async fn stored_checkpoint(
+    provider: &DynProvider,
+    contract: Address,
+    height: Option<u64>,
+) -> anyhow::Result<Option<Checkpoint>> {
+    let instance = CdrCheckpoint::new(contract, provider);
+    let latest: u64 =
+        instance.latestHeight().call().await.with_context(|| {
+            format!("reading latestHeight from {contract}: is it a CdrCheckpoint contract?")
+        })?;
+    let height = height.unwrap_or(latest);
+    if height == 0 || height > latest {
+        return Ok(None);
+    }
+    match instance.checkpointAt(height).call().await {
+        Ok(checkpoint) => Ok(Some(from_sol(&checkpoint))),
+        // Heights between stored ones revert with UnknownCheckpoint.
+        Err(e) if e.to_string().contains("revert") => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading checkpointAt({height}) from {contract}")),
+    }
+}
+
+/// The RSK block in which `contract` stored the checkpoint of `height` (its `CheckpointStored`
+/// event), and the node's current block number.
+pub async fn stored_in_block(
+    provider: &DynProvider,
+    contract: Address,
+    height: u64,
+) -> anyhow::Result<(Option<u64>, u64)> {
+    let filter = Filter::new()
+        .address(contract)
+        .event_signature(CdrCheckpoint::CheckpointStored::SIGNATURE_HASH)
+        .topic1(B256::from(U256::from(height)))
+        .from_block(0);
+    let logs = provider.get_logs(&filter).await.context("eth_getLogs(CheckpointStored)")?;
+    let current = provider.get_block_number().await.context("eth_blockNumber")?;
+    Ok((logs.first().and_then(|log| log.block_number), current))
 }
 
 /// An EVM address from `0x…` text.

@@ -357,6 +357,30 @@ impl RpcContext {
         serde_json::to_value(&bundle).map_err(internal)
     }
 
+    /// The RFC 9162 consistency proof between the CDR log of `old_size` leaves and that of
+    /// `new_size` (at most the head's), as [`cdrchain_runtime::merkle::ConsistencyProof`]
+    /// JSON. From an empty log the proof is empty.
+    fn consistency(&self, old_size: u64, new_size: u64) -> Result<Value, ErrorObjectOwned> {
+        use cdrchain_runtime::merkle::{consistency_proof, ConsistencyProof, Domain};
+        let snapshot = self.chain.storage.snapshot();
+        let size = snapshot.head().map_or(0, |h| h.header.cdr_log_size);
+        if old_size > new_size || new_size > size {
+            return Err(error(
+                INVALID_PARAMS,
+                format!(
+                    "no consistency proof from {old_size} to {new_size} CDRs: sizes must be ascending and at most the head's log ({size})"
+                ),
+                None,
+            ));
+        }
+        let proof = if old_size == 0 {
+            ConsistencyProof { old_size, new_size, path: Vec::new() }
+        } else {
+            consistency_proof(&snapshot, Domain::CDR_LOG, old_size, new_size).map_err(internal)?
+        };
+        serde_json::to_value(&proof).map_err(internal)
+    }
+
     /// The checkpoint of block `height` with the signatures gathered so far, or null.
     fn checkpoint(&self, height: Height) -> Result<Value, ErrorObjectOwned> {
         let storage = &self.chain.storage;
@@ -584,6 +608,14 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<RpcContext>, NodeError> 
         .register_method("cdr_absenceProof", |params, ctx, _| {
             let id: String = params.sequence().next()?;
             ctx.absence(&id)
+        })
+        .map_err(reg)?;
+    module
+        .register_method("cdr_consistencyProof", |params, ctx, _| {
+            let mut params = params.sequence();
+            let old_size: u64 = params.next()?;
+            let new_size: u64 = params.next()?;
+            ctx.consistency(old_size, new_size)
         })
         .map_err(reg)?;
     module.register_method("checkpoint_latest", |_, ctx, _| ctx.checkpoint_latest()).map_err(reg)?;

@@ -12,11 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::{CommitCertificate, Header};
 use crate::cdr::Cdr;
+use crate::checkpoint::Checkpoint;
 use crate::codec::decode_exact;
+use crate::crypto::EvmAddress;
 use crate::crypto::PublicKey;
 use crate::hash::Hash32;
 use crate::ids::OperatorId;
-use crate::merkle::{verify_inclusion, Domain, InclusionProof};
+use crate::merkle::{verify_consistency, verify_inclusion, ConsistencyProof, Domain, InclusionProof};
 
 /// The bundle format's name.
 pub const FORMAT: &str = "cdrchain-proof";
@@ -54,6 +56,30 @@ pub struct ProofBundle {
     pub header_scale: String,
     pub certificate: CommitCertificate,
     pub certificate_scale: String,
+    /// Where the chain was anchored on RSK, when the bundle was made with `--rsk-rpc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Anchor>,
+}
+
+/// A checkpoint stored in the `CdrCheckpoint` contract, and a consistency proof between its CDR
+/// log and the log of the bundle's header (from the smaller size to the larger). The verifier
+/// reads the checkpoint back from the contract itself: the copy here says which one, and must
+/// equal it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub rsk_chain_id: u64,
+    pub contract: EvmAddress,
+    pub checkpoint: Checkpoint,
+    pub consistency: ConsistencyProof,
+}
+
+/// What the verifier read from RSK, independently of the bundle: the chain it talked to, the
+/// contract it asked, and the checkpoint that contract stores at the bundle's anchor height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OnChain {
+    pub rsk_chain_id: u64,
+    pub contract: EvmAddress,
+    pub checkpoint: Checkpoint,
 }
 
 fn hex_of(bytes: &[u8]) -> String {
@@ -85,7 +111,13 @@ impl ProofBundle {
             header,
             certificate_scale: hex_of(&certificate.encode()),
             certificate,
+            anchor: None,
         }
+    }
+
+    /// Whether the bundle's CDR lies within its anchor's CDR log (not just after it).
+    pub fn anchor_covers_cdr(&self) -> bool {
+        self.anchor.as_ref().is_some_and(|a| self.inclusion.leaf_index < a.checkpoint.cdr_log_size)
     }
 }
 
@@ -182,6 +214,119 @@ pub fn verify(bundle: &ProofBundle, expected: Option<&Expected<'_>>) -> Verdict 
     };
     push("inclusion", inclusion);
     finish(checks, &bundle.chain, &bundle.authorities, &header, &certificate, expected)
+}
+
+/// [`verify`], and then the bundle's anchor against what the verifier read from RSK itself
+/// (`onchain`; an error when it could not read it): the contract's checkpoint must be the
+/// bundle's, for this chain, and the bundle header's CDR log must be consistent with the anchored
+/// one, so that the history up to the anchor was never rewritten.
+pub fn verify_anchored(
+    bundle: &ProofBundle,
+    expected: Option<&Expected<'_>>,
+    onchain: Result<&OnChain, String>,
+) -> Verdict {
+    let mut verdict = verify(bundle, expected);
+    let header = decoded(&bundle.header_scale, &bundle.header, "header");
+    let (stored, consistent) = match (&bundle.anchor, onchain) {
+        (None, _) => {
+            let missing =
+                "the bundle carries no anchor: make it with `cdrchain proof --rsk-rpc URL --contract ADDR`";
+            (Err(missing.to_string()), Err("not checked: no anchor".to_string()))
+        }
+        (Some(_), Err(e)) => (Err(e), Err("not checked: the anchored checkpoint was not read".to_string())),
+        (Some(anchor), Ok(onchain)) => (
+            anchor_matches(anchor, onchain, &bundle.chain),
+            anchor_consistent(anchor, &header, bundle.inclusion.leaf_index),
+        ),
+    };
+    verdict.checks.push(Check { name: "anchor", outcome: stored });
+    verdict.checks.push(Check { name: "anchor consistency", outcome: consistent });
+    verdict.valid = verdict.checks.iter().all(|c| c.outcome.is_ok());
+    verdict
+}
+
+/// The contract's checkpoint is the one the bundle names, on the chain and contract the verifier
+/// asked, for the bundle's chain.
+fn anchor_matches(anchor: &Anchor, onchain: &OnChain, chain: &ChainRef) -> Result<String, String> {
+    if anchor.rsk_chain_id != onchain.rsk_chain_id {
+        return Err(format!(
+            "the bundle was anchored on RSK chain {}, the node asked is chain {}",
+            anchor.rsk_chain_id, onchain.rsk_chain_id
+        ));
+    }
+    if anchor.contract != onchain.contract {
+        return Err(format!(
+            "the bundle was anchored in contract {}, not in {}",
+            anchor.contract, onchain.contract
+        ));
+    }
+    if onchain.checkpoint.genesis_hash != chain.genesis_hash {
+        return Err(format!(
+            "the contract anchors genesis {}, the bundle's chain is {}",
+            onchain.checkpoint.genesis_hash, chain.genesis_hash
+        ));
+    }
+    if onchain.checkpoint != anchor.checkpoint {
+        return Err(format!(
+            "the contract's checkpoint #{} differs from the bundle's: contract {:?}, bundle {:?}",
+            anchor.checkpoint.height.0, onchain.checkpoint, anchor.checkpoint
+        ));
+    }
+    Ok(format!(
+        "checkpoint #{} (a log of {} CDRs) is stored in {} on RSK chain {}",
+        anchor.checkpoint.height.0, anchor.checkpoint.cdr_log_size, anchor.contract, anchor.rsk_chain_id
+    ))
+}
+
+/// The bundle header's CDR log and the anchored one are one history: the smaller is a prefix of
+/// the larger (RFC 9162 consistency), and at the same height they are the same block.
+fn anchor_consistent(
+    anchor: &Anchor,
+    header: &Result<Header, String>,
+    leaf_index: u64,
+) -> Result<String, String> {
+    let header = header.as_ref().map_err(|_| "not checked: the header does not decode".to_string())?;
+    let anchored = &anchor.checkpoint;
+    if anchored.height == header.number && anchored.block_hash != header.hash() {
+        return Err(format!(
+            "the anchored block #{} is {}, the bundle's block at that height is {}",
+            header.number.0,
+            anchored.block_hash,
+            header.hash()
+        ));
+    }
+    let (anchor_size, size) = (anchored.cdr_log_size, header.cdr_log_size);
+    let (old, new) = if anchor_size <= size {
+        ((anchored.cdr_log_root, anchor_size), (header.cdr_log_root, size))
+    } else {
+        ((header.cdr_log_root, size), (anchored.cdr_log_root, anchor_size))
+    };
+    let proof = &anchor.consistency;
+    if (proof.old_size, proof.new_size) != (old.1, new.1) {
+        return Err(format!(
+            "the consistency proof is from {} to {} CDRs; the anchor has {anchor_size}, the header {size}",
+            proof.old_size, proof.new_size
+        ));
+    }
+    if old.1 == 0 {
+        // Any log extends the empty one: there is nothing to check, and nothing is anchored.
+        if !proof.path.is_empty() {
+            return Err("a consistency proof from an empty log must be empty".to_string());
+        }
+    } else {
+        verify_consistency(Domain::CDR_LOG, &old.0, &new.0, proof)
+            .map_err(|e| format!("the anchored CDR log and the header's are not one history: {e}"))?;
+    }
+    let which = if anchor_size <= size { "extends" } else { "is a prefix of" };
+    let covered = if leaf_index < anchor_size {
+        format!("leaf {leaf_index} lies within the anchored log")
+    } else {
+        format!("leaf {leaf_index} came after the anchor: the CDR itself is not anchored yet")
+    };
+    Ok(format!(
+        "the header's log of {size} CDRs {which} the anchored log of {anchor_size} (block #{}); {covered}",
+        anchored.height.0
+    ))
 }
 
 /// The checks every bundle ends with: the certificate finalizes the header under the bundle's
@@ -448,15 +593,15 @@ mod tests {
         (certificate, authorities)
     }
 
-    /// A three-validator sample chain with two blocks, a bundle for one CDR of block 2, and the
-    /// verifier's expectation.
-    fn fixture() -> (ProofBundle, Vec<(OperatorId, PublicKey)>, Hash32) {
+    /// A three-validator sample chain with three blocks of five CDRs, a bundle for one CDR of
+    /// block 2, the verifier's expectation, the CDR log's node store and the three headers.
+    fn sample() -> (ProofBundle, Vec<(OperatorId, PublicKey)>, Hash32, MemoryNodeStore, Vec<Header>) {
         let names = ["alice", "bob", "carol"];
         let mut chain = SampleChain::new(&names);
         let mut log = crate::merkle::Frontier::new();
         let mut store = MemoryNodeStore::new();
         let mut cdrs = Vec::new();
-        for (i, first) in [(1u64, 0u64), (2, 5)] {
+        for (i, first) in [(1u64, 0u64), (2, 5), (3, 10)] {
             let (block, _, refused) = chain.build(vec![chain.batch("alice", first, 5)], 1_000 * i).unwrap();
             assert!(refused.is_empty());
             for tx in &block.transactions {
@@ -490,6 +635,12 @@ mod tests {
             header,
             certificate,
         );
+        let headers = chain.blocks.iter().map(|b| b.header.clone()).collect();
+        (bundle, authorities, genesis, store, headers)
+    }
+
+    fn fixture() -> (ProofBundle, Vec<(OperatorId, PublicKey)>, Hash32) {
+        let (bundle, authorities, genesis, _, _) = sample();
         (bundle, authorities, genesis)
     }
 
@@ -582,6 +733,92 @@ mod tests {
         let mut changed = bundle.clone();
         changed.inclusion.leaf_index = 6;
         assert_eq!(failed(&verify(&changed, Some(&expected))), vec!["inclusion"]);
+    }
+
+    /// The checkpoint of `header`, as the contract would store it.
+    fn checkpoint_of(header: &Header, genesis: Hash32) -> Checkpoint {
+        Checkpoint {
+            genesis_hash: genesis,
+            height: header.number,
+            block_hash: header.hash(),
+            state_root: header.state_root,
+            cdr_log_root: header.cdr_log_root,
+            cdr_log_size: header.cdr_log_size,
+        }
+    }
+
+    #[test]
+    fn an_anchor_before_at_or_after_the_block_verifies_and_any_mismatch_is_named() {
+        use crate::merkle::consistency_proof;
+        let (bundle, authorities, genesis, store, headers) = sample();
+        let expected = Expected { genesis_hash: genesis, authorities: &authorities };
+        let contract = EvmAddress([7; 20]);
+        let anchored = |at: usize| {
+            let checkpoint = checkpoint_of(&headers[at], genesis);
+            let (a, b) = (checkpoint.cdr_log_size, bundle.header.cdr_log_size);
+            let mut b2 = bundle.clone();
+            b2.anchor = Some(Anchor {
+                rsk_chain_id: 33,
+                contract,
+                checkpoint,
+                consistency: consistency_proof(&store, Domain::CDR_LOG, a.min(b), a.max(b)).unwrap(),
+            });
+            (b2, OnChain { rsk_chain_id: 33, contract, checkpoint })
+        };
+        // Blocks 1 (before: leaf 7 came after it), 2 (the block itself) and 3 (after).
+        for (at, covers) in [(0, false), (1, true), (2, true)] {
+            let (b, onchain) = anchored(at);
+            let verdict = verify_anchored(&b, Some(&expected), Ok(&onchain));
+            assert!(verdict.valid, "anchor at block {}: {verdict:#?}", at + 1);
+            assert_eq!(b.anchor_covers_cdr(), covers, "anchor at block {}", at + 1);
+            // The bundle's JSON keeps the anchor.
+            let again: ProofBundle = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+            assert!(verify_anchored(&again, Some(&expected), Ok(&onchain)).valid);
+        }
+        let (b, onchain) = anchored(2);
+        // The contract stores something else at that height (a rewritten history's root).
+        let mut other = onchain;
+        other.checkpoint.cdr_log_root.0[0] ^= 1;
+        assert_eq!(failed(&verify_anchored(&b, Some(&expected), Ok(&other))), vec!["anchor"]);
+        // Another contract, another RSK chain, another cdrchain.
+        let other = OnChain { contract: EvmAddress([8; 20]), ..onchain };
+        assert_eq!(failed(&verify_anchored(&b, Some(&expected), Ok(&other))), vec!["anchor"]);
+        let other = OnChain { rsk_chain_id: 30, ..onchain };
+        assert_eq!(failed(&verify_anchored(&b, Some(&expected), Ok(&other))), vec!["anchor"]);
+        // Edits of the bundle's anchor copy, consistently on both sides: the proof catches them.
+        let mut changed = b.clone();
+        let mut moved = onchain;
+        if let Some(anchor) = changed.anchor.as_mut() {
+            anchor.checkpoint.cdr_log_root.0[3] ^= 1;
+            moved.checkpoint = anchor.checkpoint;
+        }
+        assert_eq!(
+            failed(&verify_anchored(&changed, Some(&expected), Ok(&moved))),
+            vec!["anchor consistency"]
+        );
+        for step in 0..b.anchor.as_ref().unwrap().consistency.path.len() {
+            let mut changed = b.clone();
+            changed.anchor.as_mut().unwrap().consistency.path[step].0[0] ^= 1;
+            assert_eq!(
+                failed(&verify_anchored(&changed, Some(&expected), Ok(&onchain))),
+                vec!["anchor consistency"],
+                "path step {step}"
+            );
+        }
+        // An anchor at the bundle's height must be the bundle's block.
+        let (b, mut onchain) = anchored(1);
+        let mut changed = b.clone();
+        changed.anchor.as_mut().unwrap().checkpoint.block_hash.0[0] ^= 1;
+        onchain.checkpoint = changed.anchor.as_ref().unwrap().checkpoint;
+        assert_eq!(
+            failed(&verify_anchored(&changed, Some(&expected), Ok(&onchain))),
+            vec!["anchor consistency"]
+        );
+        // No anchor in the bundle, or nothing read from RSK: named, never valid.
+        let plain = verify_anchored(&bundle, Some(&expected), Ok(&onchain));
+        assert_eq!(failed(&plain), vec!["anchor", "anchor consistency"]);
+        let unread = verify_anchored(&b, Some(&expected), Err("RSK is down".to_string()));
+        assert_eq!(failed(&unread), vec!["anchor", "anchor consistency"]);
     }
 
     /// An absence bundle built as a node builds it: every pair of the state, the chosen entry.
