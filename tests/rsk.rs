@@ -12,12 +12,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cdr, run};
+use common::{cdr, free_port, free_port_run, run};
 use serde_json::{json, Value};
 
 fn tool(name: &str) -> PathBuf {
@@ -28,19 +27,6 @@ fn tool(name: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn free_port_run(count: u16) -> u16 {
-    loop {
-        let base = free_port();
-        if base < 60_000 && (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
 }
 
 /// Kills and reaps the child when dropped.

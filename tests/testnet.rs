@@ -6,77 +6,12 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cdrchain_chain_spec::{DevAccount, DEV_ACCOUNT_NAMES};
-use common::{cdr, Node};
+use common::{cdr, free_port, free_port_run, Net, Node};
 use serde_json::{json, Value};
 
 /// A free loopback TCP port (bound and released; the node binds it again a moment later).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The four validators' fixed settings: name, base path, p2p port.
-struct Net {
-    _dir: tempfile::TempDir,
-    base: PathBuf,
-    ports: Vec<u16>,
-}
-
-impl Net {
-    fn new() -> Net {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().to_path_buf();
-        Net { _dir: dir, base, ports: (0..4).map(|_| free_port()).collect() }
-    }
-
-    fn bootnodes(&self, except: usize) -> String {
-        (0..4)
-            .filter(|j| *j != except)
-            .map(|j| {
-                format!(
-                    "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-                    self.ports[j],
-                    DevAccount::derive(DEV_ACCOUNT_NAMES[j]).peer_id()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// Starts validator `i` (alice, bob, charlie, dave) with `env` set.
-    fn start_with(&self, i: usize, env: &[(&str, &str)]) -> Node {
-        let name = DEV_ACCOUNT_NAMES[i];
-        let base = self.base.join(name);
-        let listen = format!("/ip4/127.0.0.1/tcp/{}", self.ports[i]);
-        let bootnodes = self.bootnodes(i);
-        let args = [
-            "node",
-            "--chain",
-            "local",
-            "--dev-key",
-            name,
-            "--base-path",
-            base.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--bootnodes",
-            &bootnodes,
-            "--rpc-addr",
-            "127.0.0.1:0",
-            "--no-metrics",
-        ];
-        Node::start_env(&args, env)
-    }
-
-    fn start(&self, i: usize) -> Node {
-        self.start_with(i, &[])
-    }
-}
-
 fn height(node: &Node) -> u64 {
     node.call("chain_getHeader", json!([])).ok().and_then(|h| h["number"].as_u64()).unwrap_or(0)
 }
@@ -339,16 +274,6 @@ fn a_validator_killed_between_prevote_and_precommit_signs_nothing_conflicting() 
     // No validator holds evidence against dave (or anyone).
     for node in nodes {
         assert_eq!(node.call("consensus_evidence", json!([])).unwrap(), json!([]));
-    }
-}
-
-/// `count` consecutive free loopback ports.
-fn free_port_run(count: u16) -> u16 {
-    loop {
-        let base = free_port();
-        if base < 60_000 && (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
     }
 }
 

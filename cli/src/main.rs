@@ -12,9 +12,11 @@ mod key;
 mod node;
 mod proof;
 mod purge_chain;
+mod reconcile;
 mod relay;
 mod rpc_client;
 mod rsk;
+mod settlement;
 mod submit;
 mod testnet;
 
@@ -59,6 +61,13 @@ enum Command {
     /// Copy checkpoints with a quorum of validator signatures to the RSK contract (for cron:
     /// --once; exit 0 submitted, 10 nothing to do, 11 locked by another run, 1 error).
     Relay(relay::Args),
+    /// Compare your own CDR export with the chain's records of your calls with a partner:
+    /// matched, mismatched, missing on either side, totals per direction (exit 0 none differ,
+    /// 3 differences, 1 error).
+    Reconcile(reconcile::Args),
+    /// Settlement totals between two partners per direction and disposition, with billed time
+    /// under a rounding rule, stated with the block they were computed at.
+    Settlement(settlement::Args),
     /// Submit CDR files (canonical JSON, NDJSON or CSV, FreeSWITCH, Kamailio, Asterisk, OpenSIPS) to a node.
     Submit(submit::Args),
     /// Look up committed CDRs.
@@ -91,6 +100,11 @@ fn main() -> ExitCode {
             Err(error) => Err(error),
         },
         Command::Submit(args) => submit::run(args),
+        Command::Reconcile(args) => match reconcile::run(args) {
+            Ok(code) => return code,
+            Err(error) => Err(error),
+        },
+        Command::Settlement(args) => settlement::run(args),
         Command::Cdr(command) => cdr::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Testnet(args) => testnet::run(args),

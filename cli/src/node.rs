@@ -144,15 +144,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|o| o.id.clone())
         .with_context(|| format!("chain `{}` registers no operator with key {public}", spec.id))?;
 
-    let from_env = std::env::var_os("CDRCHAIN_CONSORTIUM_SECRET").filter(|s| !s.is_empty());
-    let secret = match (&args.consortium_secret_file, from_env, dev_chain) {
-        (Some(path), _, _) => Some(
-            std::fs::read(path)
-                .with_context(|| format!("reading the consortium secret from {}", path.display()))?,
-        ),
-        (None, Some(value), _) => Some(value.into_encoded_bytes()),
-        (None, None, true) => Some(DEV_CONSORTIUM_SECRET.to_vec()),
-        (None, None, false) => {
+    let secret = match consortium_secret(args.consortium_secret_file.as_deref(), dev_chain)? {
+        Some(secret) => Some(secret),
+        None => {
             tracing::warn!(
                 "chain `{}`: no consortium secret (--consortium-secret-file, CDRCHAIN_CONSORTIUM_SECRET_FILE or \
                  CDRCHAIN_CONSORTIUM_SECRET), so parties cannot be hashed the way the other operators hash them: \
@@ -164,8 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let parties = match secret {
         Some(secret) => Some(
-            PartyHasher::new(trim_newline(&secret), args.default_region.as_deref())
-                .context("setting up party hashing")?,
+            PartyHasher::new(&secret, args.default_region.as_deref()).context("setting up party hashing")?,
         ),
         None => None,
     };
@@ -268,6 +261,23 @@ fn network_settings(
         }
     };
     Ok(Some(cdrchain_node::NetworkSettings { secret, listen, bootnodes }))
+}
+
+/// The consortium secret parties are hashed with: `file`, else `CDRCHAIN_CONSORTIUM_SECRET`, else
+/// the public development secret on a development chain; trailing newlines dropped.
+pub(crate) fn consortium_secret(
+    file: Option<&std::path::Path>,
+    dev_chain: bool,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let from_env = std::env::var_os("CDRCHAIN_CONSORTIUM_SECRET").filter(|s| !s.is_empty());
+    let secret = match (file, from_env, dev_chain) {
+        (Some(path), _, _) => std::fs::read(path)
+            .with_context(|| format!("reading the consortium secret from {}", path.display()))?,
+        (None, Some(value), _) => value.into_encoded_bytes(),
+        (None, None, true) => DEV_CONSORTIUM_SECRET.to_vec(),
+        (None, None, false) => return Ok(None),
+    };
+    Ok(Some(trim_newline(&secret).to_vec()))
 }
 
 fn trim_newline(secret: &[u8]) -> &[u8] {

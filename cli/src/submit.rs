@@ -79,17 +79,17 @@ pub struct Args {
 }
 
 /// One record and where it came from.
-struct Record {
-    value: Value,
-    line: usize,
+pub(crate) struct Record {
+    pub(crate) value: Value,
+    pub(crate) line: usize,
 }
 
 /// What a file holds, read locally.
-struct FileRecords {
-    path: PathBuf,
-    records: Vec<Record>,
-    refused: Vec<String>,
-    skipped: usize,
+pub(crate) struct FileRecords {
+    pub(crate) path: PathBuf,
+    pub(crate) records: Vec<Record>,
+    pub(crate) refused: Vec<String>,
+    pub(crate) skipped: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -267,7 +267,7 @@ fn is_adapter(format: Format) -> bool {
     !matches!(format, Format::Auto | Format::Json | Format::Ndjson | Format::Csv)
 }
 
-fn detect(path: &Path, format: Format) -> anyhow::Result<Format> {
+pub(crate) fn detect(path: &Path, format: Format) -> anyhow::Result<Format> {
     if format != Format::Auto {
         return Ok(format);
     }
@@ -302,7 +302,7 @@ fn report(path: &Path, error: &RecordError) -> String {
     }
 }
 
-fn read(
+pub(crate) fn read(
     path: &Path,
     format: Format,
     ctx: &cdrchain_formats::Context,

@@ -1,7 +1,8 @@
 //! JSON-RPC 2.0 over HTTP and WebSocket on one port (jsonrpsee), and HTTP ingest on the same port.
 //!
 //! Parameters are positional, as in Substrate: `cdr_submit([cdr, …])`, `cdr_get("alice:42")`,
-//! `chain_getHeader(number | hash | null)`. Errors use JSON-RPC codes: -32602 (invalid params) with
+//! `chain_getHeader(number | hash | null)`, `settlement_summary(a, b, from, to, rounding?, at?)`.
+//! Errors use JSON-RPC codes: -32602 (invalid params) with
 //! a message that names the CDR and the field and `data: {index, field, line}`, -32603 (internal:
 //! storage) and -32001 (unauthorized), -32002 (unavailable: retry).
 //!
@@ -470,6 +471,91 @@ impl RpcContext {
     }
 }
 
+/// The most records `settlement_summary` reads for one answer (about 1 GiB of records in
+/// memory): a wider window is refused with advice to settle day by day.
+pub const MAX_SETTLEMENT_RECORDS: usize = 2_000_000;
+
+impl RpcContext {
+    /// `settlement_summary(a, b, from, to, rounding?, at?)`: the calls between `a` and `b` that
+    /// started in `[from, to)`, committed at or below block `at` (default: the head), each call
+    /// once ([`cdrchain_runtime::settlement`]), with the block's height, hash and roots.
+    fn settlement(&self, params: Params<'_>) -> Result<Value, ErrorObjectOwned> {
+        use cdrchain_runtime::settlement::{summarize, Rounding};
+        let mut seq = params.sequence();
+        let a: String = seq.next()?;
+        let b: String = seq.next()?;
+        let from: Value = seq.next()?;
+        let to: Value = seq.next()?;
+        let rounding: Option<String> = seq.optional_next()?;
+        let at: Option<Value> = seq.optional_next()?;
+        let invalid = |message: String| error(INVALID_PARAMS, message, None);
+        let a = OperatorId::new(a).map_err(|e| invalid(format!("operator a: {e}")))?;
+        let b = OperatorId::new(b).map_err(|e| invalid(format!("operator b: {e}")))?;
+        if a == b {
+            return Err(invalid(format!(
+                "operators a and b are both `{a}`: settlement is between two partners"
+            )));
+        }
+        let from = time_ms("from", &from).map_err(|e| invalid(e.to_string()))?;
+        let to = time_ms("to", &to).map_err(|e| invalid(e.to_string()))?;
+        let rounding: Rounding =
+            rounding.as_deref().unwrap_or("per-second").parse().map_err(|e| invalid(format!("{e}")))?;
+        let storage = &self.chain.storage;
+        let height = self.resolve(at)?.ok_or_else(|| invalid("the chain has no block yet".to_string()))?;
+        let header = storage
+            .header(height)
+            .map_err(internal)?
+            .ok_or_else(|| invalid(format!("no block #{} yet", height.0)))?;
+        let mut cdrs = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, next) = storage
+                .query_partners(&a, &b, from, to, cursor.as_deref(), cdrchain_storage::MAX_PAGE)
+                .map_err(internal)?;
+            cdrs.extend(page.into_iter().filter(|s| s.height <= height).map(|s| s.cdr));
+            if cdrs.len() > MAX_SETTLEMENT_RECORDS {
+                return Err(invalid(format!(
+                    "more than {MAX_SETTLEMENT_RECORDS} records between {a} and {b} in the window: settle a shorter \
+                     window (a day at a time) and add the totals up"
+                )));
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let summary = summarize(&a, &b, &cdrs, rounding);
+        let directions: Vec<Value> = summary
+            .directions
+            .iter()
+            .map(|d| {
+                let mut value = serde_json::to_value(d).unwrap_or(Value::Null);
+                if let Value::Object(map) = &mut value {
+                    map.insert("billed_minutes".into(), Value::String(d.totals.billed_minutes()));
+                }
+                value
+            })
+            .collect();
+        Ok(json!({
+            "a": a.to_string(),
+            "b": b.to_string(),
+            "from": from,
+            "to": to,
+            "rounding": summary.rounding,
+            "at": {
+                "height": header.number.0,
+                "block_hash": header.hash().to_string(),
+                "state_root": header.state_root.to_string(),
+                "cdr_log_root": header.cdr_log_root.to_string(),
+                "cdr_log_size": header.cdr_log_size,
+            },
+            "records": summary.records,
+            "calls": summary.calls,
+            "directions": directions,
+        }))
+    }
+}
+
 fn authorized(ctx: &RpcContext, ext: &Extensions) -> Result<(), ErrorObjectOwned> {
     if ctx.token.is_none() || ext.get::<Authorized>().is_some() {
         Ok(())
@@ -656,6 +742,10 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<RpcContext>, NodeError> 
         })
         .map_err(reg)?;
     module.register_method("cdr_query", |params, ctx, _| ctx.query(params)).map_err(reg)?;
+    // A scan of a whole window: off the async workers.
+    module
+        .register_blocking_method("settlement_summary", |params, ctx, _| ctx.settlement(params))
+        .map_err(reg)?;
     Ok(module)
 }
 

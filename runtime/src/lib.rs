@@ -28,7 +28,9 @@ pub mod input;
 pub mod merkle;
 pub mod party;
 pub mod proof;
+pub mod reconcile;
 pub mod sample;
+pub mod settlement;
 pub mod state;
 pub mod tx;
 

@@ -217,3 +217,80 @@ pub fn cdr(n: u64) -> Value {
     }
     value
 }
+
+use cdrchain_chain_spec::{DevAccount, DEV_ACCOUNT_NAMES};
+use std::net::TcpListener;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The four validators' fixed settings: name, base path, p2p port.
+/// Four validators of the `local` chain (dev keys alice, bob, charlie, dave), each a
+/// `cdrchain node` on loopback, started one by one.
+pub struct Net {
+    _dir: tempfile::TempDir,
+    pub base: PathBuf,
+    pub ports: Vec<u16>,
+}
+
+impl Net {
+    pub fn new() -> Net {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_path_buf();
+        Net { _dir: dir, base, ports: (0..4).map(|_| free_port()).collect() }
+    }
+
+    pub fn bootnodes(&self, except: usize) -> String {
+        (0..4)
+            .filter(|j| *j != except)
+            .map(|j| {
+                format!(
+                    "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+                    self.ports[j],
+                    DevAccount::derive(DEV_ACCOUNT_NAMES[j]).peer_id()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts validator `i` (alice, bob, charlie, dave) with `env` set.
+    pub fn start_with(&self, i: usize, env: &[(&str, &str)]) -> Node {
+        let name = DEV_ACCOUNT_NAMES[i];
+        let base = self.base.join(name);
+        let listen = format!("/ip4/127.0.0.1/tcp/{}", self.ports[i]);
+        let bootnodes = self.bootnodes(i);
+        let args = [
+            "node",
+            "--chain",
+            "local",
+            "--dev-key",
+            name,
+            "--base-path",
+            base.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--bootnodes",
+            &bootnodes,
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--no-metrics",
+        ];
+        Node::start_env(&args, env)
+    }
+
+    pub fn start(&self, i: usize) -> Node {
+        self.start_with(i, &[])
+    }
+}
+
+/// `count` consecutive free loopback ports.
+pub fn free_port_run(count: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base < 60_000 && (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! `cdrchain reconcile`: an operator's own CDR export (any ingest format) against the chain's
+//! records of the calls with one partner (docs/proofs.md, "Reconciliation"). The file is read
+//! and its parties hashed locally, exactly as ingest does, with the consortium secret; the chain's
+//! records come from the node (`cdr_query`). Exit 0: no differences; 3: differences reported;
+//! 1: an error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use cdrchain_runtime::cdr::Cdr;
+use cdrchain_runtime::ids::{OperatorId, Sequence};
+use cdrchain_runtime::input::CdrInput;
+use cdrchain_runtime::party::PartyHasher;
+use cdrchain_runtime::reconcile::{reconcile, Report};
+use serde_json::{json, Value};
+
+use crate::rpc_client::RpcClient;
+use crate::settlement::{time_param, when};
+use crate::submit::{self, Format};
+
+/// Exit code when differences were found.
+pub const DIFFERENCES: u8 = 3;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The interconnect partner whose calls with you are compared.
+    #[arg(long, value_name = "OP")]
+    pub partner: String,
+    /// Your own CDR export.
+    #[arg(long, value_name = "FILE")]
+    pub mine: PathBuf,
+    /// The export's format (as `cdrchain submit --format`).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: Format,
+    /// Calls that started at or after this time (RFC 3339 or ms since the Unix epoch); default:
+    /// the file's first call between you and the partner.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// ... and before this time; default: just after the file's last call.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Start times and billable durations that differ by at most this many seconds agree.
+    #[arg(long, default_value_t = 2)]
+    pub tolerance_s: u64,
+    /// You (the operator whose export this is); default: the node's operator.
+    #[arg(long, value_name = "OP")]
+    pub operator: Option<String>,
+    /// The node's RPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC")]
+    pub rpc: String,
+    /// The consortium secret parties are hashed with (as the node's); CDRCHAIN_CONSORTIUM_SECRET
+    /// may hold the secret itself. Not needed on the dev chain.
+    #[arg(long, env = "CDRCHAIN_CONSORTIUM_SECRET_FILE", value_name = "FILE")]
+    pub consortium_secret_file: Option<PathBuf>,
+    /// The region for national numbers, as the node's --default-region (e.g. GB).
+    #[arg(long, value_name = "CC")]
+    pub default_region: Option<String>,
+    /// The time zone of local times in the file (Asterisk; see `submit --timezone`).
+    #[arg(long, value_name = "TZ")]
+    pub timezone: Option<String>,
+    /// The switch's system id, for sources that do not name themselves.
+    #[arg(long, value_name = "ID")]
+    pub system_id: Option<String>,
+    /// Also write every difference as CSV (kind, line, chain id, call id, field, mine, chain).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Also write the whole report as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    let report = runtime.block_on(compare(&args))?;
+    print!("{}", table(&report));
+    if let Some(path) = &args.csv {
+        std::fs::write(path, csv(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(if report.differences() == 0 { ExitCode::SUCCESS } else { ExitCode::from(DIFFERENCES) })
+}
+
+async fn compare(args: &Args) -> anyhow::Result<Report> {
+    let client = RpcClient::new(&args.rpc, None)?;
+    let properties =
+        client.call("system_properties", json!([])).await.context("asking the node who it is")?;
+    let me = match &args.operator {
+        Some(me) => me.clone(),
+        None => properties["operator"]
+            .as_str()
+            .context("the node names no operator: give --operator")?
+            .to_string(),
+    };
+    let me = OperatorId::new(&me).with_context(|| format!("operator {me:?}"))?;
+    let partner = OperatorId::new(&args.partner).with_context(|| format!("--partner {:?}", args.partner))?;
+    if me == partner {
+        bail!("--partner is `{partner}`, which is you: name the other operator");
+    }
+    let dev_chain = properties["chain"].as_str() == Some("dev");
+    let secret = crate::node::consortium_secret(args.consortium_secret_file.as_deref(), dev_chain)?.context(
+        "parties are compared as digests keyed with the consortium secret: give --consortium-secret-file \
+         (or CDRCHAIN_CONSORTIUM_SECRET_FILE / CDRCHAIN_CONSORTIUM_SECRET), the one your node uses",
+    )?;
+    let hasher =
+        PartyHasher::new(&secret, args.default_region.as_deref()).context("setting up party hashing")?;
+    let timezone =
+        match &args.timezone {
+            Some(name) => Some(name.parse::<chrono_tz::Tz>().map_err(|e| {
+                anyhow::anyhow!("--timezone {name:?}: {e} (an IANA name such as Europe/Madrid)")
+            })?),
+            None => None,
+        };
+
+    // The file, read and hashed as ingest would.
+    let format = submit::detect(&args.mine, args.format)?;
+    let ctx = cdrchain_formats::Context { operator: me.to_string(), system_id: args.system_id.clone() };
+    let file = submit::read(&args.mine, format, &ctx, timezone)?;
+    let mut unreadable = file.refused.clone();
+    let mut mine = Vec::new();
+    for record in &file.records {
+        let body = CdrInput::from_value(record.value.clone()).and_then(|input| input.to_body(&hasher));
+        match body {
+            Ok(body) => mine.push(Cdr { recorder: me.clone(), sequence: Sequence(record.line as u64), body }),
+            Err(e) => unreadable.push(format!("{}:{}: {e}", args.mine.display(), record.line)),
+        }
+    }
+    for line in &unreadable {
+        eprintln!("not reconciled (unreadable): {line}");
+    }
+
+    // The window: given, or the file's calls with the partner.
+    let starts: Vec<u64> = mine
+        .iter()
+        .filter(|c| [&c.body.caller_operator, &c.body.callee_operator].contains(&&partner))
+        .map(|c| c.body.start_ms)
+        .collect();
+    let bound = |given: &Option<String>, what: &'static str, fallback: Option<u64>| -> anyhow::Result<u64> {
+        match given {
+            Some(text) => cdrchain_runtime::input::time_ms(what, &time_param(text))
+                .map_err(|e| anyhow::anyhow!("--{what}: {e}")),
+            None => fallback.with_context(|| {
+                format!("the file holds no call between {me} and {partner}: give --from and --to")
+            }),
+        }
+    };
+    let from = bound(&args.from, "from", starts.iter().min().copied())?;
+    let to = bound(&args.to, "to", starts.iter().max().map(|m| m + 1))?;
+    if from >= to {
+        bail!("the window [{from}, {to}) ms is empty");
+    }
+
+    // The chain's records of the pair, a tolerance wider on each side so that edge calls match.
+    let tolerance_ms = args.tolerance_s.saturating_mul(1_000);
+    let mut chain = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = client
+            .call(
+                "cdr_query",
+                json!([
+                    me.to_string(),
+                    partner.to_string(),
+                    from.saturating_sub(tolerance_ms),
+                    to.saturating_add(tolerance_ms),
+                    cursor,
+                    10_000
+                ]),
+            )
+            .await
+            .context("cdr_query")?;
+        for mut value in page["cdrs"].as_array().cloned().unwrap_or_default() {
+            if let Value::Object(map) = &mut value {
+                for extra in ["id", "height", "leaf_index"] {
+                    map.remove(extra);
+                }
+            }
+            chain.push(
+                serde_json::from_value::<Cdr>(value)
+                    .context("the node returned a CDR that does not parse")?,
+            );
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let report = reconcile(&me, &partner, &mine, &chain, tolerance_ms, (from, to));
+    eprintln!(
+        "compared {} record(s) of {} with {} chain record(s) between {me} and {partner}, calls started in [{}, {})",
+        mine.len(),
+        args.mine.display(),
+        chain.len(),
+        when(from),
+        when(to)
+    );
+    let party_only = report.mismatched.iter().all(|m| {
+        m.differences.iter().any(|d| d.field == "caller") && m.differences.iter().any(|d| d.field == "callee")
+    });
+    if !report.mismatched.is_empty() && party_only && report.matched == 0 {
+        eprintln!(
+            "hint: every matched call differs in both parties: is the consortium secret (and --default-region) the chain's?"
+        );
+    }
+    Ok(report)
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1_000, ms % 1_000)
+}
+
+/// The report as a readable text.
+pub fn table(report: &Report) -> String {
+    let mut out = format!(
+        "reconciliation of {} with {} (tolerance {} s)\n  matched {}, mismatched {}, missing on chain {}, missing in file {}\n",
+        report.me,
+        report.partner,
+        seconds(report.tolerance_ms),
+        report.matched,
+        report.mismatched.len(),
+        report.missing_on_chain.len(),
+        report.missing_in_file.len()
+    );
+    if !report.mismatched.is_empty() {
+        out.push_str("\nmismatched (line, chain id, call id: field mine / chain)\n");
+        for m in &report.mismatched {
+            let fields: Vec<String> =
+                m.differences.iter().map(|d| format!("{} {} / {}", d.field, d.mine, d.chain)).collect();
+            out.push_str(&format!(
+                "  line {:<6} {:<16} {}: {}\n",
+                m.line,
+                m.id,
+                m.call_id,
+                fields.join("; ")
+            ));
+        }
+    }
+    if !report.missing_on_chain.is_empty() {
+        out.push_str("\nmissing on chain (in your file only)\n");
+        for u in &report.missing_on_chain {
+            out.push_str(&format!(
+                "  line {:<6} {} ({} -> {}, started {})\n",
+                u.line.unwrap_or_default(),
+                u.call_id,
+                u.from,
+                u.to,
+                when(u.start_ms)
+            ));
+        }
+    }
+    if !report.missing_in_file.is_empty() {
+        out.push_str("\nmissing in file (on the chain only)\n");
+        for u in &report.missing_in_file {
+            out.push_str(&format!(
+                "  {:<16} {} ({} -> {}, started {})\n",
+                u.id.as_deref().unwrap_or_default(),
+                u.call_id,
+                u.from,
+                u.to,
+                when(u.start_ms)
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "\n{:<28} {:>12} {:>12} {:>14} {:>14} {:>16} {:>16}\n",
+        "direction",
+        "calls mine",
+        "calls chain",
+        "answered mine",
+        "answered chain",
+        "billable s mine",
+        "billable s chain"
+    ));
+    for t in &report.totals {
+        out.push_str(&format!(
+            "{:<28} {:>12} {:>12} {:>14} {:>14} {:>16} {:>16}\n",
+            format!("{} -> {}", t.from, t.to),
+            t.mine.calls,
+            t.chain.calls,
+            t.mine.answered,
+            t.chain.answered,
+            t.mine.billable_seconds,
+            t.chain.billable_seconds
+        ));
+    }
+    out
+}
+
+/// Every difference, one per CSV row.
+pub fn csv(report: &Report) -> anyhow::Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(["kind", "line", "chain_id", "call_id", "field", "mine", "chain"])?;
+    for m in &report.mismatched {
+        for d in &m.differences {
+            writer.write_record([
+                "mismatched",
+                &m.line.to_string(),
+                &m.id,
+                &m.call_id,
+                &d.field,
+                &d.mine,
+                &d.chain,
+            ])?;
+        }
+    }
+    for u in &report.missing_on_chain {
+        let line = u.line.map(|l| l.to_string()).unwrap_or_default();
+        writer.write_record(["missing-on-chain", &line, "", &u.call_id, "", "", ""])?;
+    }
+    for u in &report.missing_in_file {
+        writer.write_record([
+            "missing-in-file",
+            "",
+            u.id.as_deref().unwrap_or_default(),
+            &u.call_id,
+            "",
+            "",
+            "",
+        ])?;
+    }
+    writer.into_inner().context("writing CSV")
+}
