@@ -57,6 +57,10 @@ pub struct Args {
     /// queue grows and the probe waits behind it.
     #[arg(long, value_name = "CDRS_PER_S")]
     pub rate: Option<u64>,
+    /// dev and localnet: find the committed ceiling R with unbounded load first, then offer
+    /// 25%, 50% and 100% of R (paced), each for --duration, with its latency, CPU and memory.
+    #[arg(long)]
+    pub sweep: bool,
     /// evm-baseline: the anvil binary (default: contracts/node_modules/.bin/anvil under the
     /// current directory, else `anvil` on PATH).
     #[arg(long, value_name = "FILE")]
@@ -105,8 +109,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     println!("{:<28} {:>14}", "figure", "value");
     if let Value::Object(map) = &figures {
-        for (name, value) in map {
+        for (name, value) in map.iter().filter(|(name, _)| name.as_str() != "steps") {
             println!("{name:<28} {value:>14}");
+        }
+    }
+    if let Some(steps) = figures["steps"].as_array() {
+        println!(
+            "\n{:>12} {:>12} {:>10} {:>10} {:>24} {:>20}",
+            "offered/s", "committed/s", "p50 ms", "p99 ms", "CPU % per node", "RSS MiB per node"
+        );
+        for step in steps {
+            println!(
+                "{:>12} {:>12} {:>10} {:>10} {:>24} {:>20}",
+                step["offered_cdrs_per_s"].to_string().trim_matches('"'),
+                step["committed_cdrs_per_s"],
+                step["latency_ms_p50"],
+                step["latency_ms_p99"],
+                step["cpu_percent_per_node"].to_string(),
+                step["rss_mib_per_node"].to_string()
+            );
         }
     }
     if let Some(path) = &args.json {
@@ -405,17 +426,12 @@ fn cdr_line(n: u64) -> String {
 
 async fn dev(args: &Args) -> anyhow::Result<Value> {
     let exe = std::env::current_exe().context("locating the cdrchain binary")?;
+    let base =
+        tempfile::Builder::new().prefix("cdrchain-bench-dev-").tempdir().context("creating a base path")?;
     let mut child = Command::new(exe)
-        .args([
-            "node",
-            "--dev",
-            "--tmp",
-            "--rpc-addr",
-            "127.0.0.1:0",
-            "--no-metrics",
-            "--log",
-            "warn,cdrchain=info",
-        ])
+        .args(["node", "--dev", "--base-path"])
+        .arg(base.path())
+        .args(["--rpc-addr", "127.0.0.1:0", "--no-metrics", "--log", "warn,cdrchain=info"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -431,7 +447,8 @@ async fn dev(args: &Args) -> anyhow::Result<Value> {
     });
     let addr = receive.recv_timeout(Duration::from_secs(60)).context("the dev node did not start")?;
     let url = format!("http://{addr}");
-    let result = load("dev", &[url], args).await;
+    let procs = Procs { pids: vec![("dev".to_string(), child.id())], base: base.path().to_path_buf() };
+    let result = run_suite("dev", &[url], args, &procs).await;
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
     result
@@ -495,7 +512,11 @@ async fn localnet(args: &Args) -> anyhow::Result<Value> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-        load("localnet", &urls, args).await
+        let procs = Procs { pids: children_of(child.id()), base: base.path().join("alice") };
+        if procs.pids.len() != 4 {
+            bail!("found {} validator processes under cdrchain testnet, not 4", procs.pids.len());
+        }
+        run_suite("localnet", &urls, args, &procs).await
     }
     .await;
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
@@ -506,26 +527,33 @@ async fn localnet(args: &Args) -> anyhow::Result<Value> {
 /// Offers load to the validators at `urls` (validator i is the i-th dev account) for
 /// `--duration`, paced by `--rate` if given, with a latency probe beside it; then waits until the
 /// highest sequence acknowledged at each validator is committed.
-async fn load(suite: &str, urls: &[String], args: &Args) -> anyhow::Result<Value> {
+async fn load(
+    suite: &str,
+    urls: &[String],
+    args: &Args,
+    rate: Option<u64>,
+    next: &Arc<AtomicU64>,
+    procs: &Procs,
+) -> anyhow::Result<Value> {
     const OPERATORS: [&str; 4] = ["alice", "bob", "charlie", "dave"];
-    let next = Arc::new(AtomicU64::new(0));
+    let before = procs.sample();
     let acked: Vec<Arc<AtomicU64>> = (0..urls.len()).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let highest: Vec<Arc<AtomicU64>> = (0..urls.len()).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
+    // Paced load sends about 20 requests per second per connection, so that a low rate is not a
+    // few big bursts.
+    let batch_size = match rate {
+        Some(rate) => (rate / (args.connections.max(1) as u64 * 20)).clamp(10, args.batch.max(1) as u64),
+        None => args.batch.max(1) as u64,
+    };
     for c in 0..args.connections.max(1) {
         let node = c % urls.len();
-        let (next, acked, highest, url, batch) = (
-            next.clone(),
-            acked[node].clone(),
-            highest[node].clone(),
-            urls[node].clone(),
-            args.batch.max(1) as u64,
-        );
+        let (next, acked, highest, url, batch) =
+            (next.clone(), acked[node].clone(), highest[node].clone(), urls[node].clone(), batch_size);
         // With --rate, each connection sends one batch every `interval`.
-        let interval = args
-            .rate
+        let interval = rate
             .filter(|r| *r > 0)
             .map(|rate| Duration::from_secs_f64(batch as f64 * args.connections.max(1) as f64 / rate as f64));
         tasks.push(tokio::spawn(async move {
@@ -556,32 +584,41 @@ async fn load(suite: &str, urls: &[String], args: &Args) -> anyhow::Result<Value
     }
     // The latency probe: one CDR at a time, round robin over the validators, timed from submit
     // until cdr_status says committed (polled every 5 ms).
+    // The latency probe: every 100 ms one CDR, round robin over the validators, timed from
+    // submit until cdr_status says committed (polled every 5 ms); probes overlap.
     let probe = {
         let urls = urls.to_vec();
         let next = next.clone();
         tokio::spawn(async move {
-            let mut latencies = Vec::new();
+            let mut probes = Vec::new();
             let mut i = 0usize;
             while Instant::now() < deadline {
-                let client = RpcClient::new(&urls[i % urls.len()], None)?;
+                let (url, next) = (urls[i % urls.len()].clone(), next.clone());
                 i += 1;
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let line: Value = serde_json::from_str(&cdr_line(n))?;
-                let sent = Instant::now();
-                let ids = client.call("cdr_submit", json!([[line]])).await?;
-                let id = ids[0].as_str().context("cdr_submit returned no id")?.to_string();
-                loop {
-                    let status = client.call("cdr_status", json!([id])).await?;
-                    if status["status"] == "committed" {
-                        break;
+                probes.push(tokio::spawn(async move {
+                    let client = RpcClient::new(&url, None)?;
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let line: Value = serde_json::from_str(&cdr_line(n))?;
+                    let sent = Instant::now();
+                    let ids = client.call("cdr_submit", json!([[line]])).await?;
+                    let id = ids[0].as_str().context("cdr_submit returned no id")?.to_string();
+                    loop {
+                        let status = client.call("cdr_status", json!([id])).await?;
+                        if status["status"] == "committed" {
+                            break;
+                        }
+                        if sent.elapsed() > Duration::from_secs(120) {
+                            bail!("probe CDR {id} not committed in 120 s");
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
                     }
-                    if sent.elapsed() > Duration::from_secs(120) {
-                        bail!("probe CDR {id} not committed in 120 s");
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                    Ok::<_, anyhow::Error>(sent.elapsed().as_secs_f64() * 1000.0)
+                }));
                 tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut latencies = Vec::with_capacity(probes.len());
+            for probe in probes {
+                latencies.push(probe.await.context("probe")??);
             }
             Ok::<_, anyhow::Error>(latencies)
         })
@@ -614,6 +651,7 @@ async fn load(suite: &str, urls: &[String], args: &Args) -> anyhow::Result<Value
         }
     }
     let committed_seconds = started.elapsed().as_secs_f64();
+    let after = procs.sample();
     latencies.sort_by(f64::total_cmp);
     let pick = |q: f64| -> f64 {
         if latencies.is_empty() {
@@ -625,9 +663,9 @@ async fn load(suite: &str, urls: &[String], args: &Args) -> anyhow::Result<Value
     Ok(json!({
         "suite": suite,
         "validators": urls.len(),
-        "offered_cdrs_per_s": args.rate.map_or(json!("unbounded"), |r| json!(r)),
+        "offered_cdrs_per_s": rate.map_or(json!("unbounded"), |r| json!(r)),
         "connections": args.connections,
-        "cdrs_per_request": args.batch,
+        "cdrs_per_request": batch_size,
         "acknowledged_cdrs": total,
         "acknowledged_cdrs_per_s": (total as f64 / offered_seconds).round(),
         "committed_cdrs_per_s": (total as f64 / committed_seconds).round(),
@@ -636,5 +674,115 @@ async fn load(suite: &str, urls: &[String], args: &Args) -> anyhow::Result<Value
         "latency_ms_p50": pick(0.50),
         "latency_ms_p99": pick(0.99),
         "latency_ms_max": pick(1.0),
+        "cpu_percent_per_node": Procs::cpu_percent(&before, &after, committed_seconds),
+        "rss_mib_per_node": after.iter().map(|p| p.rss_kib / 1024).collect::<Vec<_>>(),
+        "peak_rss_mib_per_node": after.iter().map(|p| p.peak_kib / 1024).collect::<Vec<_>>(),
+        "bytes_on_disk_per_cdr": (dir_size(&procs.base) as f64 / next.load(Ordering::Relaxed).max(1) as f64).round(),
     }))
+}
+
+/// One load run (`--rate` or unbounded), or with `--sweep` the ceiling and then 25%, 50% and
+/// 100% of it: `{"steps": [...], ...the ceiling's figures}`.
+async fn run_suite(suite: &str, urls: &[String], args: &Args, procs: &Procs) -> anyhow::Result<Value> {
+    let next = Arc::new(AtomicU64::new(0));
+    if !args.sweep {
+        return load(suite, urls, args, args.rate, &next, procs).await;
+    }
+    let ceiling = load(suite, urls, args, None, &next, procs).await?;
+    eprintln!("{suite}: unbounded: {ceiling}");
+    let rate = ceiling["committed_cdrs_per_s"].as_f64().context("no committed rate")?;
+    let mut steps = vec![ceiling.clone()];
+    for fraction in [0.25, 0.5, 1.0] {
+        let offered = (rate * fraction).round().max(1.0) as u64;
+        let step = load(suite, urls, args, Some(offered), &next, procs).await?;
+        eprintln!("{suite}: offered {offered}/s: {step}");
+        steps.push(step);
+    }
+    let mut figures = ceiling;
+    figures["steps"] = Value::Array(steps);
+    Ok(figures)
+}
+
+/// Node processes to watch (name, pid) and one node's base path (for bytes on disk).
+struct Procs {
+    pids: Vec<(String, u32)>,
+    base: PathBuf,
+}
+
+/// One process's CPU time and memory, from /proc.
+struct ProcSample {
+    cpu_ticks: u64,
+    rss_kib: u64,
+    peak_kib: u64,
+}
+
+impl Procs {
+    fn sample(&self) -> Vec<ProcSample> {
+        self.pids.iter().map(|(_, pid)| ProcSample::read(*pid)).collect()
+    }
+
+    /// CPU use of each process between two samples, in percent of one core (clock ticks of
+    /// 1/100 s, the Linux USER_HZ).
+    fn cpu_percent(before: &[ProcSample], after: &[ProcSample], seconds: f64) -> Vec<f64> {
+        before
+            .iter()
+            .zip(after)
+            .map(|(b, a)| {
+                let used = a.cpu_ticks.saturating_sub(b.cpu_ticks) as f64 / 100.0;
+                (used / seconds.max(1e-9) * 1000.0).round() / 10.0
+            })
+            .collect()
+    }
+}
+
+impl ProcSample {
+    fn read(pid: u32) -> ProcSample {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start at field 3: utime is
+        // field 14 and stime 15.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kib = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        ProcSample { cpu_ticks: field(14) + field(15), rss_kib: kib("VmRSS:"), peak_kib: kib("VmHWM:") }
+    }
+}
+
+/// The child processes of `parent` (name from /proc/PID/comm), in pid order.
+fn children_of(parent: u32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            out.push((format!("node-{pid}"), pid));
+        }
+    }
+    out.sort_by_key(|(_, pid)| *pid);
+    out
+}
+
+/// Bytes of the files under `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match entry.metadata() {
+            Ok(meta) if meta.is_dir() => total += dir_size(&entry.path()),
+            Ok(meta) => total += meta.len(),
+            Err(_) => {}
+        }
+    }
+    total
 }
