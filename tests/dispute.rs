@@ -231,25 +231,15 @@ fn a_partner_export_reconciles_to_exactly_its_six_differences_and_both_sides_set
     // Settlement on both sides, same window, rounding and height: the same numbers.
     let height = alice.call("chain_getHeader", json!([])).unwrap()["number"].as_u64().unwrap();
     let (from, to) = (BASE_MS.to_string(), (BASE_MS + 20 * 60_000).to_string());
+    let settlement = |node: &Node, extra: &[&str]| {
+        let mut args = vec!["settlement", "--a", "alice", "--b", "bob", "--from", &from, "--to", &to];
+        args.extend_from_slice(&["--rpc", &node.rpc]);
+        args.extend_from_slice(extra);
+        cdrchain(&args)
+    };
+    let at = height.to_string();
     let settle = |node: &Node| {
-        let output = cdrchain(&[
-            "settlement",
-            "--a",
-            "alice",
-            "--b",
-            "bob",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--rounding",
-            "60/6",
-            "--at",
-            &height.to_string(),
-            "--rpc",
-            &node.rpc,
-            "--json",
-        ]);
+        let output = settlement(node, &["--rounding", "60/6", "--at", &at, "--json"]);
         assert!(output.status.success(), "{}", text(&output));
         serde_json::from_slice::<Value>(&output.stdout).unwrap()
     };
@@ -273,37 +263,11 @@ fn a_partner_export_reconciles_to_exactly_its_six_differences_and_both_sides_set
         assert_eq!(d["by_disposition"]["busy"].as_u64().unwrap_or(0), busy, "{d}");
     }
     // The table says where the numbers were computed.
-    let output = cdrchain(&[
-        "settlement",
-        "--a",
-        "alice",
-        "--b",
-        "bob",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--rpc",
-        &alice.rpc,
-    ]);
+    let output = settlement(alice, &[]);
     assert!(output.status.success(), "{}", text(&output));
     assert!(text(&output).contains("computed at block #"), "{}", text(&output));
     assert!(text(&output).contains("alice -> bob"), "{}", text(&output));
     // A bad rounding rule is refused with the rule named.
-    let output = cdrchain(&[
-        "settlement",
-        "--a",
-        "alice",
-        "--b",
-        "bob",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--rounding",
-        "60/0",
-        "--rpc",
-        &alice.rpc,
-    ]);
+    let output = settlement(alice, &["--rounding", "60/0"]);
     assert!(!output.status.success() && text(&output).contains("rounding rule"), "{}", text(&output));
 }

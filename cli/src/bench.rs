@@ -122,9 +122,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             println!(
                 "{:>12} {:>12} {:>10} {:>10} {:>24} {:>20}",
                 step["offered_cdrs_per_s"].to_string().trim_matches('"'),
-                step["committed_cdrs_per_s"],
-                step["latency_ms_p50"],
-                step["latency_ms_p99"],
+                step["committed_cdrs_per_s"].to_string(),
+                step["latency_ms_p50"].to_string(),
+                step["latency_ms_p99"].to_string(),
                 step["cpu_percent_per_node"].to_string(),
                 step["rss_mib_per_node"].to_string()
             );
@@ -542,10 +542,10 @@ async fn load(
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
-    // Paced load sends about 20 requests per second per connection, so that a low rate is not a
-    // few big bursts.
+    // Paced load sends about 4 requests per second per connection (each waits for its fsync),
+    // so that a low rate is not a few big bursts.
     let batch_size = match rate {
-        Some(rate) => (rate / (args.connections.max(1) as u64 * 20)).clamp(10, args.batch.max(1) as u64),
+        Some(rate) => (rate / (args.connections.max(1) as u64 * 4)).clamp(10, args.batch.max(1) as u64),
         None => args.batch.max(1) as u64,
     };
     for c in 0..args.connections.max(1) {
@@ -557,45 +557,72 @@ async fn load(
             .filter(|r| *r > 0)
             .map(|rate| Duration::from_secs_f64(batch as f64 * args.connections.max(1) as f64 / rate as f64));
         tasks.push(tokio::spawn(async move {
-            let client = RpcClient::new(&url, None)?;
+            let client = Arc::new(RpcClient::new(&url, None)?);
+            // One request: a batch of new CDRs, counted once acknowledged (durable).
+            let send = move |first: u64| {
+                let (client, acked, highest, url) =
+                    (client.clone(), acked.clone(), highest.clone(), url.clone());
+                async move {
+                    let body: Vec<String> = (first..first + batch).map(cdr_line).collect();
+                    let (status, answer) = client.post("/ingest/cdrs", body.join("\n").into_bytes()).await?;
+                    if status != 200 {
+                        bail!("ingest at {url} answered {status}: {}", String::from_utf8_lossy(&answer));
+                    }
+                    acked.fetch_add(batch, Ordering::Relaxed);
+                    // The highest sequence number acknowledged: "operator:sequence".
+                    let answer: Value = serde_json::from_slice(&answer).context("ingest answer")?;
+                    let last = answer["ids"]
+                        .as_array()
+                        .and_then(|ids| ids.last())
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if let Some(seq) = last.rsplit(':').next().and_then(|s| s.parse::<u64>().ok()) {
+                        highest.fetch_max(seq, Ordering::Relaxed);
+                    }
+                    Ok::<_, anyhow::Error>(())
+                }
+            };
             let mut due = Instant::now();
+            // Paced requests do not wait for each other (the offered rate must not depend on
+            // the answer time); unbounded load sends the next when the last is answered.
+            let mut paced = tokio::task::JoinSet::new();
             while Instant::now() < deadline {
-                if let Some(interval) = interval {
-                    tokio::time::sleep_until(due.into()).await;
-                    due += interval;
-                }
                 let first = next.fetch_add(batch, Ordering::Relaxed);
-                let body: Vec<String> = (first..first + batch).map(cdr_line).collect();
-                let (status, answer) = client.post("/ingest/cdrs", body.join("\n").into_bytes()).await?;
-                if status != 200 {
-                    bail!("ingest at {url} answered {status}: {}", String::from_utf8_lossy(&answer));
+                match interval {
+                    Some(interval) => {
+                        tokio::time::sleep_until(due.into()).await;
+                        due += interval;
+                        paced.spawn(send(first));
+                    }
+                    None => send(first).await?,
                 }
-                acked.fetch_add(batch, Ordering::Relaxed);
-                // The highest sequence number acknowledged: "operator:sequence".
-                let answer: Value = serde_json::from_slice(&answer).context("ingest answer")?;
-                let last =
-                    answer["ids"].as_array().and_then(|ids| ids.last()).and_then(Value::as_str).unwrap_or("");
-                if let Some(seq) = last.rsplit(':').next().and_then(|s| s.parse::<u64>().ok()) {
-                    highest.fetch_max(seq, Ordering::Relaxed);
-                }
+            }
+            while let Some(result) = paced.join_next().await {
+                result.context("a paced request")??;
             }
             Ok::<_, anyhow::Error>(())
         }));
     }
-    // The latency probe: one CDR at a time, round robin over the validators, timed from submit
-    // until cdr_status says committed (polled every 5 ms).
     // The latency probe: every 100 ms one CDR, round robin over the validators, timed from
-    // submit until cdr_status says committed (polled every 5 ms); probes overlap.
+    // submit until cdr_status says committed (polled every 10 ms); at most 20 overlap.
     let probe = {
         let urls = urls.to_vec();
         let next = next.clone();
         tokio::spawn(async move {
             let mut probes = Vec::new();
             let mut i = 0usize;
+            // At most this many probes wait at once, so that the probe's own polling (every
+            // 10 ms each) stays a small load when latency grows.
+            let outstanding = Arc::new(tokio::sync::Semaphore::new(20));
             while Instant::now() < deadline {
                 let (url, next) = (urls[i % urls.len()].clone(), next.clone());
                 i += 1;
+                let Ok(permit) = outstanding.clone().try_acquire_owned() else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
                 probes.push(tokio::spawn(async move {
+                    let _permit = permit;
                     let client = RpcClient::new(&url, None)?;
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     let line: Value = serde_json::from_str(&cdr_line(n))?;
@@ -607,10 +634,10 @@ async fn load(
                         if status["status"] == "committed" {
                             break;
                         }
-                        if sent.elapsed() > Duration::from_secs(120) {
-                            bail!("probe CDR {id} not committed in 120 s");
+                        if sent.elapsed() > Duration::from_secs(300) {
+                            bail!("probe CDR {id} not committed in 300 s");
                         }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                     Ok::<_, anyhow::Error>(sent.elapsed().as_secs_f64() * 1000.0)
                 }));

@@ -108,8 +108,9 @@ async fn compare(args: &Args) -> anyhow::Result<Report> {
         "parties are compared as digests keyed with the consortium secret: give --consortium-secret-file \
          (or CDRCHAIN_CONSORTIUM_SECRET_FILE / CDRCHAIN_CONSORTIUM_SECRET), the one your node uses",
     )?;
-    let hasher =
-        PartyHasher::new(&secret, args.default_region.as_deref()).context("setting up party hashing")?;
+    let hasher = PartyHasher::new(&secret, args.default_region.as_deref())
+        .context("setting up party hashing")?
+        .with_memo(100_000);
     let timezone =
         match &args.timezone {
             Some(name) => Some(name.parse::<chrono_tz::Tz>().map_err(|e| {

@@ -447,16 +447,9 @@ impl RpcContext {
 
     fn query(&self, params: Params<'_>) -> Result<Value, ErrorObjectOwned> {
         let mut seq = params.sequence();
-        let a: String = seq.next()?;
-        let b: String = seq.next()?;
-        let from: Value = seq.next()?;
-        let to: Value = seq.next()?;
+        let (a, b, from, to) = pair_window(&mut seq)?;
         let cursor: Option<String> = seq.optional_next()?;
         let limit: Option<usize> = seq.optional_next()?;
-        let a = OperatorId::new(a).map_err(|e| error(INVALID_PARAMS, format!("operator a: {e}"), None))?;
-        let b = OperatorId::new(b).map_err(|e| error(INVALID_PARAMS, format!("operator b: {e}"), None))?;
-        let from = time_ms("from", &from).map_err(|e| error(INVALID_PARAMS, e.to_string(), None))?;
-        let to = time_ms("to", &to).map_err(|e| error(INVALID_PARAMS, e.to_string(), None))?;
         let limit = limit.unwrap_or(1_000).clamp(1, 10_000);
         let (cdrs, next) =
             self.chain.storage.query_partners(&a, &b, from, to, cursor.as_deref(), limit).map_err(
@@ -482,22 +475,15 @@ impl RpcContext {
     fn settlement(&self, params: Params<'_>) -> Result<Value, ErrorObjectOwned> {
         use cdrchain_runtime::settlement::{summarize, Rounding};
         let mut seq = params.sequence();
-        let a: String = seq.next()?;
-        let b: String = seq.next()?;
-        let from: Value = seq.next()?;
-        let to: Value = seq.next()?;
+        let (a, b, from, to) = pair_window(&mut seq)?;
         let rounding: Option<String> = seq.optional_next()?;
         let at: Option<Value> = seq.optional_next()?;
         let invalid = |message: String| error(INVALID_PARAMS, message, None);
-        let a = OperatorId::new(a).map_err(|e| invalid(format!("operator a: {e}")))?;
-        let b = OperatorId::new(b).map_err(|e| invalid(format!("operator b: {e}")))?;
         if a == b {
             return Err(invalid(format!(
                 "operators a and b are both `{a}`: settlement is between two partners"
             )));
         }
-        let from = time_ms("from", &from).map_err(|e| invalid(e.to_string()))?;
-        let to = time_ms("to", &to).map_err(|e| invalid(e.to_string()))?;
         let rounding: Rounding =
             rounding.as_deref().unwrap_or("per-second").parse().map_err(|e| invalid(format!("{e}")))?;
         let storage = &self.chain.storage;
@@ -554,6 +540,23 @@ impl RpcContext {
             "directions": directions,
         }))
     }
+}
+
+/// The leading `(a, b, from, to)` of `cdr_query` and `settlement_summary`: two operators and a
+/// window of start times (RFC 3339 or ms).
+fn pair_window(
+    seq: &mut jsonrpsee::types::params::ParamsSequence<'_>,
+) -> Result<(OperatorId, OperatorId, u64, u64), ErrorObjectOwned> {
+    let invalid = |message: String| error(INVALID_PARAMS, message, None);
+    let a: String = seq.next()?;
+    let b: String = seq.next()?;
+    let from: Value = seq.next()?;
+    let to: Value = seq.next()?;
+    let a = OperatorId::new(a).map_err(|e| invalid(format!("operator a: {e}")))?;
+    let b = OperatorId::new(b).map_err(|e| invalid(format!("operator b: {e}")))?;
+    let from = time_ms("from", &from).map_err(|e| invalid(e.to_string()))?;
+    let to = time_ms("to", &to).map_err(|e| invalid(e.to_string()))?;
+    Ok((a, b, from, to))
 }
 
 fn authorized(ctx: &RpcContext, ext: &Extensions) -> Result<(), ErrorObjectOwned> {

@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the runtime's hot paths: CDR encode/decode, leaf hashing, Merkle
-//! append, batch signature verification, and `apply_block` of 10,000 CDRs in 10 batches.
+//! append, batch signature verification, `apply_block` of 10,000 CDRs in 10 batches, and party
+//! hashing (parsed, and remembered).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
 
 use cdrchain_runtime::cdr::{Cdr, CdrBody};
@@ -95,5 +96,26 @@ fn block_first_body(block: &cdrchain_runtime::block::Block) -> CdrBody {
     }
 }
 
-criterion_group!(benches, codec, merkle, signatures, apply);
+/// Party hashing as ingest does it: an E.164 number parsed and validated by libphonenumber (the
+/// memo missed), and the same number again through the memo.
+fn parties(c: &mut Criterion) {
+    use cdrchain_runtime::party::PartyHasher;
+    let plain = PartyHasher::new(b"bench consortium secret 0123456789", Some("GB")).unwrap();
+    let memo = plain.clone().with_memo(1_000);
+    let mut group = c.benchmark_group("party");
+    group.throughput(Throughput::Elements(1));
+    let mut n = 0u64;
+    group.bench_function("digest_e164_parsed", |b| {
+        b.iter(|| {
+            n = (n + 1) % 10_000;
+            plain.digest(black_box(&format!("+44207946{n:04}"))).unwrap()
+        })
+    });
+    group.bench_function("digest_e164_remembered", |b| {
+        b.iter(|| memo.digest(black_box("+442079460018")).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, codec, merkle, signatures, apply, parties);
 criterion_main!(benches);
