@@ -132,21 +132,14 @@ fn a_partner_export_reconciles_to_exactly_its_six_differences_and_both_sides_set
     std::fs::write(&file, lines.iter().map(Value::to_string).collect::<Vec<_>>().join("\n") + "\n").unwrap();
 
     let (csv, report) = (dir.path().join("diff.csv"), dir.path().join("report.json"));
-    let output = cdrchain(&[
-        "reconcile",
-        "--partner",
-        "alice",
-        "--mine",
-        file.to_str().unwrap(),
-        "--format",
-        "ndjson",
-        "--rpc",
-        &bob.rpc,
-        "--csv",
-        csv.to_str().unwrap(),
-        "--json",
-        report.to_str().unwrap(),
-    ]);
+    // Bob reconciles his file against his own node.
+    let reconcile = |mine: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["reconcile", "--partner", "alice", "--mine", mine.to_str().unwrap()];
+        args.extend_from_slice(&["--format", "ndjson", "--rpc", &bob.rpc]);
+        args.extend_from_slice(extra);
+        cdrchain(&args)
+    };
+    let output = reconcile(&file, &["--csv", csv.to_str().unwrap(), "--json", report.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(3), "differences exit 3: {}", text(&output));
     let table = text(&output);
     assert!(table.contains("matched 15, mismatched 3, missing on chain 1, missing in file 2"), "{table}");
@@ -206,17 +199,7 @@ fn a_partner_export_reconciles_to_exactly_its_six_differences_and_both_sides_set
     let faithful = dir.path().join("faithful.ndjson");
     let all: Vec<String> = calls.iter().map(|c| c.json().to_string()).collect();
     std::fs::write(&faithful, all.join("\n")).unwrap();
-    let output = cdrchain(&[
-        "reconcile",
-        "--partner",
-        "alice",
-        "--mine",
-        faithful.to_str().unwrap(),
-        "--format",
-        "ndjson",
-        "--rpc",
-        &bob.rpc,
-    ]);
+    let output = reconcile(&faithful, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     // Without the consortium secret the parties cannot be compared: a clear refusal.
     let output = Command::new(common::cdrchain_binary())

@@ -111,13 +111,7 @@ async fn compare(args: &Args) -> anyhow::Result<Report> {
     let hasher = PartyHasher::new(&secret, args.default_region.as_deref())
         .context("setting up party hashing")?
         .with_memo(100_000);
-    let timezone =
-        match &args.timezone {
-            Some(name) => Some(name.parse::<chrono_tz::Tz>().map_err(|e| {
-                anyhow::anyhow!("--timezone {name:?}: {e} (an IANA name such as Europe/Madrid)")
-            })?),
-            None => None,
-        };
+    let timezone = submit::timezone(args.timezone.as_deref())?;
 
     // The file, read and hashed as ingest would.
     let format = submit::detect(&args.mine, args.format)?;

@@ -111,12 +111,7 @@ struct Totals {
 
 async fn submit(args: Args) -> anyhow::Result<()> {
     let client = RpcClient::new(&args.rpc, args.token.clone())?;
-    let timezone = match &args.timezone {
-        Some(name) => Some(name.parse::<chrono_tz::Tz>().map_err(|e| {
-            anyhow::anyhow!("--timezone {name:?}: {e} (use an IANA name such as Europe/Madrid, or UTC)")
-        })?),
-        None => None,
-    };
+    let timezone = timezone(args.timezone.as_deref())?;
     // The recording operator, for sources that do not name the interconnect partners.
     let mut operator: Option<String> = None;
     let mut files = Vec::new();
@@ -265,6 +260,16 @@ fn line_of(report: &str) -> usize {
 
 fn is_adapter(format: Format) -> bool {
     !matches!(format, Format::Auto | Format::Json | Format::Ndjson | Format::Csv)
+}
+
+/// The `--timezone` argument, read as an IANA zone name.
+pub(crate) fn timezone(name: Option<&str>) -> anyhow::Result<Option<chrono_tz::Tz>> {
+    name.map(|name| {
+        name.parse::<chrono_tz::Tz>().map_err(|e| {
+            anyhow::anyhow!("--timezone {name:?}: {e} (use an IANA name such as Europe/Madrid, or UTC)")
+        })
+    })
+    .transpose()
 }
 
 pub(crate) fn detect(path: &Path, format: Format) -> anyhow::Result<Format> {
