@@ -61,7 +61,8 @@ pub struct OperatorSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode)]
 #[serde(deny_unknown_fields)]
 pub struct ChainParams {
-    /// Target time between blocks while there is work.
+    /// Target time between blocks while there is work: a height starts at most this long after
+    /// the previous one started (at once if that one took longer).
     pub block_interval_ms: u64,
     /// Largest encoded block.
     pub max_block_bytes: u32,

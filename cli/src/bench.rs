@@ -424,6 +424,12 @@ fn cdr_line(n: u64) -> String {
     )
 }
 
+/// The log filter of the nodes a benchmark starts: `CDRCHAIN_BENCH_LOG` if set (to look into a
+/// run, e.g. `warn,cdrchain::consensus=debug`), else warnings and cdrchain's info lines.
+fn node_log_filter() -> String {
+    std::env::var("CDRCHAIN_BENCH_LOG").unwrap_or_else(|_| "warn,cdrchain=info".to_string())
+}
+
 async fn dev(args: &Args) -> anyhow::Result<Value> {
     let exe = std::env::current_exe().context("locating the cdrchain binary")?;
     let base =
@@ -431,7 +437,7 @@ async fn dev(args: &Args) -> anyhow::Result<Value> {
     let mut child = Command::new(exe)
         .args(["node", "--dev", "--base-path"])
         .arg(base.path())
-        .args(["--rpc-addr", "127.0.0.1:0", "--no-metrics", "--log", "warn,cdrchain=info"])
+        .args(["--rpc-addr", "127.0.0.1:0", "--no-metrics", "--log", &node_log_filter()])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -487,7 +493,7 @@ async fn localnet(args: &Args) -> anyhow::Result<Value> {
             "--metrics-port",
             &metrics.to_string(),
         ])
-        .args(["--log", "warn,cdrchain=info"])
+        .args(["--log", &node_log_filter()])
         .stdout(Stdio::null())
         .spawn()
         .context("starting cdrchain testnet")?;

@@ -36,6 +36,9 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::pool::TxPool;
 
+/// Most bytes of encoded CDRs in one batch transaction: half the default transaction gossip
+/// limit (4 MiB), so that every batch can be gossiped. 2,000 typical CDRs take about 0.5 MiB.
+pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Most CDRs in one submission (one RPC call or HTTP request).
 pub const MAX_CDRS_PER_SUBMISSION: usize = 100_000;
 /// Most bytes in one submission body.
@@ -212,6 +215,10 @@ pub struct IngestSettings {
     pub batch_max: usize,
     /// How long a partial batch waits.
     pub linger: Duration,
+    /// Most of this node's CDRs signed into batches and not yet committed. The rest wait in the
+    /// durable queue: the pool (memory) and the gossip of waiting batches stay bounded however
+    /// far ingest runs ahead of the chain. The node uses two blocks' worth.
+    pub max_in_flight: u64,
 }
 
 impl std::fmt::Debug for IngestSettings {
@@ -261,7 +268,8 @@ impl Ingest {
         settings: IngestSettings,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Started, String> {
-        let IngestSettings { operator, key, parties, genesis_hash, batch_max, linger } = settings;
+        let IngestSettings { operator, key, parties, genesis_hash, batch_max, linger, max_in_flight } =
+            settings;
         let committed = committed_next(&storage, &operator)?;
         let last_queued = storage.last_queued().map_err(|e| e.to_string())?;
         let next = match last_queued {
@@ -286,6 +294,7 @@ impl Ingest {
             genesis_hash,
             batch_max: batch_max.clamp(1, MAX_CDRS_PER_BATCH),
             linger,
+            max_in_flight: max_in_flight.max(1),
             notify,
             next_to_batch: committed,
             in_flight: Vec::new(),
@@ -472,6 +481,7 @@ struct Batcher {
     genesis_hash: Hash32,
     batch_max: usize,
     linger: Duration,
+    max_in_flight: u64,
     notify: Arc<Notify>,
     /// The next queued sequence not yet in a batch.
     next_to_batch: Sequence,
@@ -524,12 +534,18 @@ impl Batcher {
             self.next_to_batch = committed;
         }
         while self.pool.has_space() {
-            let items = storage.queued(self.next_to_batch, self.batch_max).map_err(|e| e.to_string())?;
+            let in_flight = self.next_to_batch.0.saturating_sub(committed.0);
+            if in_flight >= self.max_in_flight {
+                return Ok(());
+            }
+            let room = usize::try_from(self.max_in_flight - in_flight).unwrap_or(usize::MAX);
+            let want = self.batch_max.min(room);
+            let items = storage.queued(self.next_to_batch, want).map_err(|e| e.to_string())?;
             if items.is_empty() {
                 *waiting_since = None;
                 return Ok(());
             }
-            if items.len() < self.batch_max {
+            if items.len() < want {
                 let since = *waiting_since.get_or_insert_with(Instant::now);
                 if since.elapsed() < self.linger {
                     return Ok(());
@@ -541,8 +557,18 @@ impl Batcher {
         Ok(())
     }
 
-    fn batch(&mut self, items: Vec<(Sequence, Vec<u8>)>) -> Result<(), String> {
+    fn batch(&mut self, mut items: Vec<(Sequence, Vec<u8>)>) -> Result<(), String> {
         let first = self.next_to_batch;
+        // At most MAX_BATCH_BYTES of CDRs (at least one); the rest goes in the next batch.
+        let mut bytes = 0usize;
+        let fit = items
+            .iter()
+            .position(|(_, body)| {
+                bytes += body.len();
+                bytes > MAX_BATCH_BYTES
+            })
+            .map_or(items.len(), |over| over.max(1));
+        items.truncate(fit);
         let mut cdrs = Vec::with_capacity(items.len());
         for (offset, (sequence, bytes)) in items.iter().enumerate() {
             if sequence.0 != first.0 + offset as u64 {

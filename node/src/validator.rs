@@ -10,7 +10,7 @@
 //! - gossips this operator's transactions (and again while they wait, since gossip can lose
 //!   them) and puts other operators' transactions, once their signatures check, in the pool;
 //! - starts a height's round 0 only when there is work (the pool is not empty and the block
-//!   interval has passed since the last block) or the idle heartbeat is due;
+//!   interval has passed since the previous height started) or the idle heartbeat is due;
 //! - syncs: when a peer is at a later height, or nothing was committed for a while, it asks a
 //!   peer for committed blocks with their certificates, checks each (`Chain::import`) and moves
 //!   the machine past them; and it answers other nodes' sync requests from storage;
@@ -44,7 +44,8 @@ use tokio::sync::{mpsc, watch};
 use crate::chain::Chain;
 use crate::pool::TxPool;
 use crate::wire::{
-    ConsensusWire, SyncRequest, SyncResponse, TxWire, MAX_BLOCKS_PER_SYNC, MAX_TXS_PER_GOSSIP,
+    BlockWire, CompactBlock, ConsensusWire, SyncRequest, SyncResponse, TxWire, MAX_BLOCKS_PER_SYNC,
+    MAX_TXS_PER_GOSSIP,
 };
 use crate::NodeError;
 
@@ -56,6 +57,9 @@ pub const EVIDENCE_KEY: &str = "consensus-evidence";
 pub const MAX_EVIDENCE: usize = 1_024;
 /// Blocks asked for in one sync request.
 const SYNC_BATCH: u32 = 64;
+/// A proposal's first sends carry its block compact (header and transaction ids); later
+/// re-broadcasts carry it whole, for a validator that still lacks some of its transactions.
+const COMPACT_SENDS: u32 = 2;
 /// A block whose timestamp is further ahead of our clock than this is refused.
 const MAX_CLOCK_DRIFT_MS: u64 = 60_000;
 
@@ -176,9 +180,24 @@ pub async fn run(
         }
         None => Consensus::new(validators.clone(), Some(me.clone()), settings.params, height, wal),
     };
-    let (net_handle, mut events, operators) = match net {
+    let (net_handle, events, operators) = match net {
         Some(net) => (Some(net.handle), Some(net.events), net.operators),
         None => (None, None, HashMap::new()),
+    };
+    // Transaction gossip is checked beside consensus, not on its task: a proposal or vote never
+    // waits behind megabytes of batches being decoded and verified.
+    let pooled = Arc::new(tokio::sync::Notify::new());
+    let mut events = match (events, &net_handle) {
+        (Some(events), Some(handle)) => Some(route_events(
+            events,
+            TxIntake {
+                chain: chain.clone(),
+                pool: pool.clone(),
+                net: handle.clone(),
+                pooled: pooled.clone(),
+            },
+        )),
+        _ => None,
     };
     let (sync_tx, mut sync_rx) = mpsc::channel::<(PeerId, Result<Vec<u8>, String>)>(4);
     let mut driver = Driver {
@@ -195,9 +214,13 @@ pub async fn run(
         timers: BinaryHeap::new(),
         timer_seq: 0,
         blocks: HashMap::new(),
+        incomplete: HashMap::new(),
+        wanted: HashMap::new(),
+        sent: HashMap::new(),
         held: HashMap::new(),
         executed: HashMap::new(),
         last_commit: Instant::now(),
+        last_ready: Instant::now(),
         ready_sent: false,
         nonce: initial_nonce(),
         connected: BTreeSet::new(),
@@ -206,6 +229,7 @@ pub async fn run(
         last_sync: None,
         sync_tx,
         announced: HashMap::new(),
+        announcing: None,
         status,
         inputs: Vec::new(),
     };
@@ -238,6 +262,7 @@ pub async fn run(
             Some((peer, response)) = sync_rx.recv() => driver.on_sync_response(peer, response).await?,
             _ = sleep, if next_timer.is_some() => driver.fire_timers().await?,
             _ = housekeeping.tick() => driver.housekeeping().await?,
+            _ = pooled.notified() => driver.complete_proposals().await?,
         }
     }
 }
@@ -297,11 +322,21 @@ struct Driver {
     timer_seq: u64,
     /// Proposed blocks by hash (ours and others'), for the current and next height.
     blocks: HashMap<Hash32, Block>,
+    /// Proposals that arrived compact while some of their transactions were not in the pool:
+    /// completed when the transactions arrive by gossip, or a whole copy of the block does.
+    incomplete: HashMap<Hash32, CompactBlock>,
+    /// Blocks the machine asked to execute before they were complete here: executed on arrival.
+    wanted: HashMap<Hash32, Height>,
+    /// Our proposals' blocks in compact form, and how often each was sent.
+    sent: HashMap<Hash32, (u32, CompactBlock)>,
     /// The (height, round) each held block was proposed for: at most two per slot from peers.
     held: HashMap<Hash32, (Height, Round)>,
     /// State changes of blocks that were built or checked, ready to commit.
     executed: HashMap<Hash32, StateChanges>,
     last_commit: Instant,
+    /// When this node last started a height's round 0 (fed `Ready`): the block interval counts
+    /// from there, so a height whose work took longer than the interval is followed at once.
+    last_ready: Instant,
     ready_sent: bool,
     nonce: u64,
     connected: BTreeSet<PeerId>,
@@ -311,6 +346,8 @@ struct Driver {
     sync_tx: mpsc::Sender<(PeerId, Result<Vec<u8>, String>)>,
     /// Our own pool transactions and when they were last gossiped.
     announced: HashMap<Hash32, Instant>,
+    /// The task publishing the last announcement, while it runs.
+    announcing: Option<tokio::task::JoinHandle<()>>,
     status: Arc<ConsensusStatus>,
     /// Inputs produced while carrying out outputs (answers to Build and Execute).
     inputs: Vec<Input>,
@@ -403,12 +440,25 @@ impl Driver {
     async fn broadcast(&mut self, message: ConsensusMessage) {
         let Some(net) = self.net.clone() else { return };
         let block = match &message {
-            ConsensusMessage::Proposal(p) => match self.blocks.get(&p.proposal.block_hash) {
-                Some(block) => Some(block.clone()),
+            ConsensusMessage::Proposal(p) => {
+                let hash = p.proposal.block_hash;
                 // After a restart we may have signed a proposal whose block we no longer hold:
                 // without it the proposal is useless to others.
-                None => return,
-            },
+                let Some(block) = self.blocks.get(&hash) else { return };
+                let genesis = self.chain.ctx.genesis_hash;
+                let entry = self.sent.entry(hash).or_insert_with(|| {
+                    let ids = block.transactions.iter().map(|tx| tx.id(&genesis)).collect();
+                    let tx_ids = BoundedVec::new(ids).unwrap_or_else(|_| BoundedVec::default());
+                    (0, CompactBlock { header: block.header.clone(), tx_ids })
+                });
+                entry.0 += 1;
+                let complete = entry.1.tx_ids.len() == block.transactions.len();
+                Some(if entry.0 <= COMPACT_SENDS && complete {
+                    BlockWire::Compact(entry.1.clone())
+                } else {
+                    BlockWire::Full(block.clone())
+                })
+            }
             ConsensusMessage::Vote(_) => None,
         };
         tracing::debug!(target: "cdrchain::consensus", "sending {}", message.describe());
@@ -474,9 +524,11 @@ impl Driver {
         }
         let verdict = match self.blocks.get(&block_hash) {
             None => {
-                // Not held (never arrived, or not kept): no verdict, so never a decision on a
-                // block this node could not commit.
-                tracing::debug!(target: "cdrchain::consensus", "no block {block_hash} to check for height {height}");
+                // Not held (never arrived, not kept, or still missing transactions): no verdict
+                // yet, so never a decision on a block this node could not commit; it is checked
+                // if it arrives while this height lasts.
+                tracing::debug!(target: "cdrchain::consensus", "no block {block_hash} to check for height {height} yet");
+                self.wanted.insert(block_hash, height);
                 return;
             }
             Some(block) if block.header.timestamp_ms > now_ms().saturating_add(MAX_CLOCK_DRIFT_MS) => {
@@ -592,6 +644,9 @@ impl Driver {
         }
         let height = block.header.number;
         self.blocks.retain(|_, b| b.header.number > height);
+        self.incomplete.retain(|_, c| c.header.number > height);
+        self.wanted.retain(|_, h| *h > height);
+        self.sent.retain(|_, (_, c)| c.header.number > height);
         self.held.retain(|_, (h, _)| *h > height);
         self.executed.clear();
         self.last_commit = Instant::now();
@@ -640,13 +695,14 @@ impl Driver {
         // Readiness: round 0 starts when there is work, or for the idle heartbeat.
         if !self.ready_sent {
             let since = self.last_commit.elapsed();
-            let work = !self.pool.is_empty() && since >= self.settings.block_interval;
+            let work = !self.pool.is_empty() && self.last_ready.elapsed() >= self.settings.block_interval;
             if work || since >= self.settings.idle_heartbeat {
                 self.ready_sent = true;
+                self.last_ready = Instant::now();
                 self.feed(Input::Ready).await?;
             }
         }
-        self.announce_transactions().await;
+        self.announce_transactions();
         // Nothing committed for a while although others may have: ask a peer.
         let stalled = self.last_commit.elapsed() > Duration::from_secs(3);
         if stalled && !self.connected.is_empty() {
@@ -656,9 +712,9 @@ impl Driver {
     }
 
     /// Gossips our own pool transactions: new ones at once, waiting ones again every few seconds.
-    async fn announce_transactions(&mut self) {
+    fn announce_transactions(&mut self) {
         let Some(net) = self.net.clone() else { return };
-        if self.connected.is_empty() {
+        if self.connected.is_empty() || self.announcing.as_ref().is_some_and(|task| !task.is_finished()) {
             return;
         }
         let now = Instant::now();
@@ -678,14 +734,21 @@ impl Driver {
             self.announced.insert(*id, now);
         }
         let due = self.pool.get_many(&ids);
-        for chunk in due.chunks(MAX_TXS_PER_GOSSIP) {
-            let Ok(txs) = BoundedVec::new(chunk.to_vec()) else { continue };
-            let wire = TxWire { nonce: self.next_nonce(), txs };
-            let bytes = wire.encode();
-            if let Err(e) = net.publish(Topic::Transactions, bytes).await {
-                tracing::debug!(target: "cdrchain::consensus", "transactions not gossiped: {e}");
+        let messages: Vec<(u64, Vec<SignedTransaction>)> = gossip_chunks(due, net.limit(Topic::Transactions))
+            .into_iter()
+            .map(|chunk| (self.next_nonce(), chunk))
+            .collect();
+        // Published from their own task: the consensus task never waits for the network to take
+        // megabytes of batches (one announcement at a time; the next tick skips while it runs).
+        self.announcing = Some(tokio::spawn(async move {
+            for (nonce, chunk) in messages {
+                let Ok(txs) = BoundedVec::new(chunk) else { continue };
+                let bytes = TxWire { nonce, txs }.encode();
+                if let Err(e) = net.publish(Topic::Transactions, bytes).await {
+                    tracing::warn!(target: "cdrchain::consensus", "transactions not gossiped: {e}");
+                }
             }
-        }
+        }));
     }
 
     async fn on_network(&mut self, event: NetworkEvent) -> Result<(), NodeError> {
@@ -696,10 +759,10 @@ impl Driver {
                     net.report(id, source, verdict);
                 }
             }
-            NetworkEvent::Gossip { topic: Topic::Transactions, source, id, data } => {
-                let verdict = self.on_tx_gossip(&data);
+            NetworkEvent::Gossip { topic: Topic::Transactions, source, id, .. } => {
+                // `route_events` sends these to the transaction intake; none should come here.
                 if let Some(net) = &self.net {
-                    net.report(id, source, verdict);
+                    net.report(id, source, Validation::Ignore);
                 }
             }
             NetworkEvent::SyncRequest { peer, request, reply } => {
@@ -746,45 +809,74 @@ impl Driver {
             }
         };
         let mut held = None;
+        let mut arrived = None;
         if let ConsensusMessage::Proposal(p) = &wire.message {
             let (h, r) = (p.proposal.height, p.proposal.round);
             let current = self.machine.height();
             let useful = (h == current && r.0 <= self.machine.round().0.saturating_add(1))
                 || (Some(h) == current.next() && r.0 == 0);
-            let already = self.blocks.contains_key(&p.proposal.block_hash);
+            let already = self.blocks.contains_key(&p.proposal.block_hash)
+                || self.incomplete.contains_key(&p.proposal.block_hash);
             let same_slot = self.held.values().filter(|slot| **slot == (h, r)).count();
             if !already && (!useful || same_slot >= 2) {
                 // A proposal we could not use now (too far ahead) or a third block for one
                 // (height, round): not kept; the proposer re-sends when it matters.
                 return Ok(Validation::Ignore);
             }
+            let hash = p.proposal.block_hash;
             match wire.block {
-                Some(block) if block.header.number != h => {
-                    tracing::warn!(target: "cdrchain::consensus", "refused {}: its block is for height {}", wire.message.describe(), block.header.number);
+                Some(block) if block.header().number != h => {
+                    tracing::warn!(target: "cdrchain::consensus", "refused {}: its block is for height {}", wire.message.describe(), block.header().number);
                     return Ok(Validation::Reject);
                 }
-                Some(block) if block.hash() == p.proposal.block_hash => {
-                    let size = block.encoded_size();
-                    let max = self.chain.spec.params.max_block_bytes as usize;
-                    if size > max {
-                        tracing::warn!(target: "cdrchain::consensus", "refused {}: its block is {size} bytes, over the chain's {max}", wire.message.describe());
-                        return Ok(Validation::Reject);
-                    }
-                    if !already {
-                        held = Some(p.proposal.block_hash);
-                        self.held.insert(p.proposal.block_hash, (h, r));
-                        self.blocks.insert(p.proposal.block_hash, block);
-                    }
-                }
-                Some(_) => {
+                Some(block) if block.header().hash() != hash => {
                     tracing::warn!(target: "cdrchain::consensus", "refused {}: the attached block has another hash", wire.message.describe());
                     return Ok(Validation::Reject);
                 }
+                Some(BlockWire::Full(block)) => {
+                    if let Err(reason) = self.fits(&block) {
+                        tracing::warn!(target: "cdrchain::consensus", "refused {}: {reason}", wire.message.describe());
+                        return Ok(Validation::Reject);
+                    }
+                    if !self.blocks.contains_key(&hash) {
+                        self.incomplete.remove(&hash);
+                        if !already {
+                            held = Some(hash);
+                            self.held.insert(hash, (h, r));
+                        }
+                        self.blocks.insert(hash, block);
+                    }
+                }
+                Some(BlockWire::Compact(compact)) => {
+                    if !already {
+                        held = Some(hash);
+                        self.held.insert(hash, (h, r));
+                        match self.assemble(&compact) {
+                            Some(block) => {
+                                if let Err(reason) = self.fits(&block) {
+                                    tracing::warn!(target: "cdrchain::consensus", "refused {}: {reason}", wire.message.describe());
+                                    self.held.remove(&hash);
+                                    return Ok(Validation::Reject);
+                                }
+                                self.blocks.insert(hash, block);
+                            }
+                            None => {
+                                tracing::debug!(target: "cdrchain::consensus", "{}: waiting for some of its transactions", wire.message.describe());
+                                self.incomplete.insert(hash, compact);
+                            }
+                        }
+                    }
+                }
                 None => return Ok(Validation::Reject),
             }
+            arrived = Some(hash);
         }
         let description = wire.message.describe();
         let verdict = self.feed(Input::Message(wire.message)).await?;
+        if let Some(hash) = arrived {
+            // A re-sent proposal the machine already had, whose block only now became complete.
+            self.execute_wanted(hash).await?;
+        }
         Ok(match verdict {
             Verdict::Accepted => Validation::Accept,
             Verdict::Ignored => Validation::Ignore,
@@ -792,6 +884,7 @@ impl Driver {
                 tracing::warn!(target: "cdrchain::consensus", "refused {description}: {error}");
                 if let Some(hash) = held {
                     self.blocks.remove(&hash);
+                    self.incomplete.remove(&hash);
                     self.held.remove(&hash);
                 }
                 Validation::Reject
@@ -799,36 +892,62 @@ impl Driver {
         })
     }
 
-    fn on_tx_gossip(&mut self, data: &[u8]) -> Validation {
-        let wire: TxWire = match decode_exact(data) {
-            Ok(wire) => wire,
-            Err(e) => {
-                tracing::warn!(target: "cdrchain::consensus", "refused gossiped transactions ({} bytes): {e}", data.len());
-                return Validation::Reject;
-            }
-        };
-        let genesis = self.chain.ctx.genesis_hash;
-        let mut added = 0;
-        for tx in wire.txs.into_inner() {
-            let operator = tx.transaction.operator().clone();
-            let Some((_, key)) = self.chain.authorities_and_operators().find(|(id, _)| *id == operator)
-            else {
-                tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of unknown operator `{operator}`");
-                return Validation::Reject;
+    /// The block of a compact proposal, from the pool; `None` while a transaction is missing.
+    fn assemble(&self, compact: &CompactBlock) -> Option<Block> {
+        let txs = self.pool.get_many(&compact.tx_ids);
+        if txs.len() != compact.tx_ids.len() {
+            return None;
+        }
+        let transactions = BoundedVec::new(txs).ok()?;
+        Some(Block { header: compact.header.clone(), transactions })
+    }
+
+    /// Whether a proposed block is within the chain's size limit.
+    fn fits(&self, block: &Block) -> Result<(), String> {
+        let size = block.encoded_size();
+        let max = self.chain.spec.params.max_block_bytes as usize;
+        if size > max {
+            return Err(format!("its block is {size} bytes, over the chain's {max}"));
+        }
+        Ok(())
+    }
+
+    /// Completes the compact proposals whose transactions have all arrived, and checks those
+    /// the machine is waiting for.
+    async fn complete_proposals(&mut self) -> Result<(), NodeError> {
+        let ready: Vec<Hash32> = self
+            .incomplete
+            .iter()
+            .filter(|(_, compact)| compact.tx_ids.iter().all(|id| self.pool.contains(id)))
+            .map(|(hash, _)| *hash)
+            .collect();
+        for hash in ready {
+            let Some(compact) = self.incomplete.remove(&hash) else { continue };
+            let Some(block) = self.assemble(&compact) else {
+                self.incomplete.insert(hash, compact);
+                continue;
             };
-            if let Err(e) = tx.verify(&key, &genesis) {
-                tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of `{operator}`: {e}");
-                return Validation::Reject;
+            if let Err(reason) = self.fits(&block) {
+                tracing::warn!(target: "cdrchain::consensus", "dropping proposed block #{} {hash}: {reason}", compact.header.number);
+                continue;
             }
-            if self.pool.add(tx.id(&genesis), tx).is_ok() {
-                added += 1;
-            }
+            tracing::debug!(target: "cdrchain::consensus", "block #{} {hash} complete: its last transactions arrived", compact.header.number);
+            self.blocks.insert(hash, block);
+            self.execute_wanted(hash).await?;
         }
-        if added > 0 {
-            Validation::Accept
-        } else {
-            Validation::Ignore
+        Ok(())
+    }
+
+    /// Checks a block the machine asked about before it was complete here, now that it is.
+    async fn execute_wanted(&mut self, hash: Hash32) -> Result<(), NodeError> {
+        if !self.blocks.contains_key(&hash) {
+            return Ok(());
         }
+        if let Some(height) = self.wanted.remove(&hash) {
+            self.execute(height, hash);
+            self.carry_out(Vec::new()).await?;
+        }
+        Ok(())
     }
 
     /// Asks `peer` (or any connected peer) for the blocks after our head, unless a request is in
@@ -975,11 +1094,169 @@ fn serve_sync(chain: &Chain, peer: PeerId, request: &[u8]) -> Vec<u8> {
 }
 
 /// Sorts transactions of one operator by sequence; call events keep their place at the end.
+/// Where the transaction gossip goes: checked off the consensus task, into the pool.
+struct TxIntake {
+    chain: Arc<Chain>,
+    pool: Arc<TxPool>,
+    net: NetworkHandle,
+    /// Told when transactions entered the pool (a compact proposal may now be complete).
+    pooled: Arc<tokio::sync::Notify>,
+}
+
+/// Transaction gossip messages waiting to be checked; beyond this they are dropped (the owner
+/// gossips waiting transactions again every few seconds).
+const TX_INTAKE_QUEUE: usize = 64;
+
+/// Splits the network's events: transaction gossip to a task that checks it (decoding and
+/// signature checks on the blocking pool), everything else to the consensus driver, which gets
+/// the returned receiver.
+fn route_events(mut events: mpsc::Receiver<NetworkEvent>, intake: TxIntake) -> mpsc::Receiver<NetworkEvent> {
+    let (to_driver, driver_events) = mpsc::channel(1024);
+    let (to_intake, mut intake_events) =
+        mpsc::channel::<(PeerId, cdrchain_network::MessageId, Vec<u8>)>(TX_INTAKE_QUEUE);
+    let net = intake.net.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                NetworkEvent::Gossip { topic: Topic::Transactions, source, id, data } => {
+                    if let Err(mpsc::error::TrySendError::Full((source, id, _))) =
+                        to_intake.try_send((source, id, data))
+                    {
+                        tracing::debug!(target: "cdrchain::consensus", "transaction gossip queue full: a message from {source} dropped");
+                        net.report(id, source, Validation::Ignore);
+                    }
+                }
+                other => {
+                    if to_driver.send(other).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let intake = Arc::new(intake);
+        while let Some((source, id, data)) = intake_events.recv().await {
+            let checker = intake.clone();
+            let verdict =
+                tokio::task::spawn_blocking(move || check_tx_gossip(&checker.chain, &checker.pool, &data))
+                    .await
+                    .unwrap_or(Validation::Ignore);
+            intake.net.report(id, source, verdict);
+            if verdict == Validation::Accept {
+                intake.pooled.notify_one();
+            }
+        }
+    });
+    driver_events
+}
+
+/// Decodes gossiped transactions, checks each one's signature against its registered operator,
+/// and pools them. One bad transaction rejects the message.
+fn check_tx_gossip(chain: &Chain, pool: &TxPool, data: &[u8]) -> Validation {
+    let wire: TxWire = match decode_exact(data) {
+        Ok(wire) => wire,
+        Err(e) => {
+            tracing::warn!(target: "cdrchain::consensus", "refused gossiped transactions ({} bytes): {e}", data.len());
+            return Validation::Reject;
+        }
+    };
+    let genesis = chain.ctx.genesis_hash;
+    let mut added = 0;
+    for tx in wire.txs.into_inner() {
+        let operator = tx.transaction.operator().clone();
+        let Some((_, key)) = chain.authorities_and_operators().find(|(id, _)| *id == operator) else {
+            tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of unknown operator `{operator}`");
+            return Validation::Reject;
+        };
+        if let Err(e) = tx.verify(&key, &genesis) {
+            tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of `{operator}`: {e}");
+            return Validation::Reject;
+        }
+        if pool.add(tx.id(&genesis), tx).is_ok() {
+            added += 1;
+        }
+    }
+    if added > 0 {
+        Validation::Accept
+    } else {
+        Validation::Ignore
+    }
+}
+
+/// Splits transactions into gossip messages of at most `limit` bytes and [`MAX_TXS_PER_GOSSIP`]
+/// transactions each, in order. A transaction too large for any message is left out with a
+/// warning (the batcher keeps batches far below the limit, so this is a misconfiguration).
+fn gossip_chunks(txs: Vec<SignedTransaction>, limit: usize) -> Vec<Vec<SignedTransaction>> {
+    // A TxWire is a u64 nonce and a compact length prefix (at most 5 bytes) before the list.
+    let room = limit.saturating_sub(16);
+    let mut chunks = Vec::new();
+    let mut chunk = Vec::new();
+    let mut bytes = 0usize;
+    for tx in txs {
+        let size = tx.encoded_size();
+        if size > room {
+            tracing::warn!(
+                target: "cdrchain::consensus",
+                "a transaction of `{}` is {size} bytes, over the gossip limit of {room}: other validators get it only in a block this node proposes",
+                tx.transaction.operator()
+            );
+            continue;
+        }
+        if !chunk.is_empty() && (bytes + size > room || chunk.len() == MAX_TXS_PER_GOSSIP) {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += size;
+        chunk.push(tx);
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
 fn sequence_key(tx: &SignedTransaction) -> (u8, OperatorId, u64) {
     match &tx.transaction {
         Transaction::CdrBatch(b) => (0, b.operator.clone(), b.first_sequence.0),
         Transaction::SequenceGap(g) => (0, g.operator.clone(), g.from.0),
         Transaction::CallEvent(e) => (1, e.operator.clone(), 0),
         Transaction::CheckpointSignature(c) => (2, c.operator.clone(), c.height.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cdrchain_runtime::sample::SampleChain;
+
+    #[test]
+    fn gossip_chunks_respect_the_byte_limit_and_keep_order() {
+        let chain = SampleChain::new(&["alice"]);
+        let txs: Vec<SignedTransaction> = (0..7).map(|i| chain.batch("alice", i * 100, 100)).collect();
+        let size = txs[0].encoded_size();
+        assert!(txs.iter().all(|tx| tx.encoded_size() == size), "equal-size batches for this test");
+        // Room for two transactions per message.
+        let limit = 2 * size + 16;
+        let chunks = gossip_chunks(txs.clone(), limit);
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 2, 1]);
+        for chunk in &chunks {
+            let wire = TxWire { nonce: u64::MAX, txs: BoundedVec::new(chunk.clone()).unwrap() };
+            assert!(wire.encoded_size() <= limit, "{} > {limit}", wire.encoded_size());
+        }
+        assert_eq!(chunks.concat(), txs);
+        // A transaction over the limit is left out; the others still go.
+        let mut mixed = vec![txs[0].clone(), chain.batch("alice", 700, 1_000), txs[1].clone()];
+        let big = mixed[1].encoded_size();
+        assert!(big > limit);
+        assert_eq!(
+            gossip_chunks(std::mem::take(&mut mixed), limit),
+            vec![vec![txs[0].clone(), txs[1].clone()]]
+        );
+        // Many small ones: at most MAX_TXS_PER_GOSSIP per message.
+        let small: Vec<SignedTransaction> =
+            (0..(MAX_TXS_PER_GOSSIP as u64 + 3)).map(|i| chain.batch("alice", i, 1)).collect();
+        let counts: Vec<usize> = gossip_chunks(small, usize::MAX).iter().map(Vec::len).collect();
+        assert_eq!(counts, vec![MAX_TXS_PER_GOSSIP, 3]);
     }
 }

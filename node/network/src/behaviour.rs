@@ -64,7 +64,7 @@ pub(crate) fn build_swarm(
                 .with_push_listen_addr_updates(true),
         ),
         ping: ping::Behaviour::default(),
-        gossip: gossip::behaviour(&keypair, topics, limits)?,
+        gossip: gossip::behaviour(topics, limits)?,
         sync: request_response::Behaviour::with_codec(
             SyncCodec { max_request: limits.max_sync_request, max_response: limits.max_sync_response },
             iter::once((sync_protocol(genesis_hash)?, ProtocolSupport::Full)),

@@ -44,7 +44,13 @@ impl NetworkHandle {
         self.local_peer_id
     }
 
-    /// Publishes `data` on `topic`, signed by this node.
+    /// The largest payload `publish` accepts on `topic`.
+    pub fn limit(&self, topic: Topic) -> usize {
+        topic.limit(&self.limits)
+    }
+
+    /// Publishes `data` on `topic` (an anonymous gossipsub envelope: the payload carries its own
+    /// signature).
     ///
     /// `Ok` also when there is nobody to send to yet, or when identical bytes were already
     /// published or received on this topic within the duplicate window (ids are content

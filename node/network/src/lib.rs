@@ -20,8 +20,10 @@
 //! connection, inbound or outbound. libp2p's allow list (`allow_block_list::Behaviour<AllowedPeers>`)
 //! checks the peer id once the Noise handshake has authenticated it, before any protocol runs on
 //! the connection; refused peers are logged at info with their id and address, and the node never
-//! sees a [`NetworkEvent::PeerConnected`] for them. Gossip authored (signed) by a peer outside the
-//! set is rejected even when an allowed peer relays it. Connection counts are bounded per peer,
+//! sees a [`NetworkEvent::PeerConnected`] for them. Gossip envelopes are anonymous (no
+//! gossipsub author or signature): every payload carries its own signature by an operator or
+//! validator of the chain, which the node checks before the message is forwarded, and gossip
+//! from a connection outside the set is rejected. Connection counts are bounded per peer,
 //! in total, and during handshakes ([`Limits`]). Bootnodes are dialled at start and redialled
 //! every [`Limits::redial_interval`] while disconnected, as are allowed peers whose listen
 //! addresses identify reported, so a restarted peer is found again. No peer discovery beyond
@@ -29,7 +31,7 @@
 //!
 //! # Topic scoping
 //!
-//! Gossip topics are `/cdrchain/<genesis hex>/tx/1` and `/cdrchain/<genesis hex>/consensus/1`,
+//! Gossip topics are `/cdrchain/<genesis hex>/tx/2` and `/cdrchain/<genesis hex>/consensus/2`,
 //! the sync protocol is `/cdrchain/<genesis hex>/sync/1`, and identify announces
 //! `/cdrchain/<genesis hex>/1`. A node of another chain (or a stale chain with the same peer ids)
 //! may connect if allowed, but shares no topic or protocol with us: its messages never reach the

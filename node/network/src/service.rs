@@ -389,8 +389,9 @@ impl Service {
         }
     }
 
-    /// The network's checks on a message gossipsub has verified (signature, strict fields):
-    /// our chain's topic, within the topic's size limit, authored by an allowed peer.
+    /// The network's checks on a message gossipsub has decoded (anonymous: no author field):
+    /// our chain's topic, within the topic's size limit, relayed by an allowed peer. Whose it is
+    /// the node decides from the payload's own signature before it reports it valid.
     fn on_gossip_message(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
         let Some(topic) = self.topics.topic_of(&message.topic) else {
             tracing::debug!(peer = %source, topic = %message.topic, "ignoring gossip on a foreign topic");
@@ -409,13 +410,8 @@ impl Service {
             self.validate(&id, &source, MessageAcceptance::Reject);
             return;
         }
-        if !message.source.is_some_and(|author| self.allowed.contains(&author)) {
-            tracing::warn!(
-                peer = %source,
-                author = ?message.source,
-                %topic,
-                "rejecting gossip authored outside the allowed set"
-            );
+        if !self.allowed.contains(&source) {
+            tracing::warn!(peer = %source, %topic, "rejecting gossip relayed by a peer outside the allowed set");
             self.validate(&id, &source, MessageAcceptance::Reject);
             return;
         }

@@ -106,6 +106,9 @@ struct QueueState {
     /// No entry sorts below this sequence: scans start here, not at the range tombstones of
     /// dequeued entries.
     floor: u64,
+    /// No entry sorts at or above this sequence: an item enqueued there is new without a lookup
+    /// (the ingest writer only ever appends above the last sequence it gave out).
+    ceiling: u64,
 }
 
 /// The node's database. See the crate docs for the layout and guarantees.
@@ -232,7 +235,7 @@ impl Storage {
             genesis_hash,
             cached: RwLock::new(Cached { head: None, frontier: Frontier::new() }),
             commit_lock: Mutex::new(()),
-            queue: Mutex::new(QueueState { len: 0, floor: 0 }),
+            queue: Mutex::new(QueueState { len: 0, floor: 0, ceiling: 0 }),
         };
         match storage.get_decoded::<u32>(&storage.db, layout::META, layout::META_SCHEMA_VERSION)? {
             None => storage.initialize(genesis)?,
@@ -333,8 +336,9 @@ impl Storage {
             Some(len) => len,
             None => self.count_queue(0, u64::MAX)?.0,
         };
+        let ceiling = self.last_queued()?.map_or(0, |last| last.0.saturating_add(1));
         *write(&self.cached) = Cached { head, frontier };
-        *lock(&self.queue) = QueueState { len, floor: 0 };
+        *lock(&self.queue) = QueueState { len, floor: 0, ceiling };
         Ok(())
     }
 
@@ -686,14 +690,19 @@ impl Storage {
         let mut batch = WriteBatch::default();
         let mut added = BTreeSet::new();
         let mut floor = queue.floor;
+        let mut ceiling = queue.ceiling;
         for (sequence, bytes) in items {
             let key = layout::sequence_key(*sequence);
+            // At or above the ceiling nothing is stored yet; below it, only a lookup can tell
+            // whether this overwrites an entry (the counter must stay exact).
             if !added.contains(sequence)
-                && self.db.pinned(cf, &key).map_err(self.db_error(layout::QUEUE, "get"))?.is_none()
+                && ((sequence.0 >= queue.ceiling && sequence.0 < u64::MAX)
+                    || self.db.pinned(cf, &key).map_err(self.db_error(layout::QUEUE, "get"))?.is_none())
             {
                 added.insert(*sequence);
             }
             floor = floor.min(sequence.0);
+            ceiling = ceiling.max(sequence.0.saturating_add(1));
             batch.put_cf(cf, key, bytes);
         }
         for (key, sequence) in keys {
@@ -702,7 +711,7 @@ impl Storage {
         let len = queue.len.saturating_add(added.len() as u64);
         batch.put_cf(self.column(layout::META)?, layout::META_QUEUE_LEN, len.encode());
         self.db.write_opt(batch, &options::synced()).map_err(self.db_error(layout::QUEUE, "write"))?;
-        *queue = QueueState { len, floor };
+        *queue = QueueState { len, floor, ceiling };
         Ok(())
     }
 
@@ -773,7 +782,7 @@ impl Storage {
     ) -> Result<QueueState, StorageError> {
         let (count, keys) = self.count_queue(queue.floor, last.0)?;
         if count == 0 {
-            return Ok(QueueState { len: queue.len, floor: queue.floor });
+            return Ok(QueueState { len: queue.len, floor: queue.floor, ceiling: queue.ceiling });
         }
         let cf = self.column(layout::QUEUE)?;
         // One range tombstone instead of one tombstone per entry: scans skip it in one step.
@@ -787,7 +796,7 @@ impl Storage {
         }
         let len = queue.len.saturating_sub(count);
         batch.put_cf(self.column(layout::META)?, layout::META_QUEUE_LEN, len.encode());
-        Ok(QueueState { len, floor: last.0.saturating_add(1).max(queue.floor) })
+        Ok(QueueState { len, floor: last.0.saturating_add(1).max(queue.floor), ceiling: queue.ceiling })
     }
 
     /// Counts queue entries in `from..=through`; also returns their keys when `through` is

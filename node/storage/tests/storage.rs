@@ -568,6 +568,9 @@ fn the_ingest_queue_is_durable_and_counted() {
     assert_eq!(storage.queue_len().unwrap(), 2);
     assert_eq!(storage.queued(Sequence(0), 10).unwrap(), vec![item(2, "c"), item(3, "D")]);
     assert_eq!(storage.last_queued().unwrap(), Some(Sequence(3)));
+    // The reopened queue knows its highest entry: rewriting it is not counted as new.
+    storage.enqueue(&[item(3, "D")]).unwrap();
+    assert_eq!(storage.queue_len().unwrap(), 2);
     // An entry below what was dequeued is found again.
     storage.dequeue_through(Sequence(2)).unwrap();
     storage.enqueue(&[item(0, "again"), item(u64::MAX, "last")]).unwrap();
