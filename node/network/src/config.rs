@@ -52,8 +52,9 @@ pub struct Limits {
     /// Largest transaction gossip payload. Default 4 MiB: a `CdrBatch` of a few thousand CDRs
     /// with room to spare, yet small enough that a flood of them cannot exhaust memory quickly.
     pub max_tx_message: usize,
-    /// Largest consensus gossip payload. Default 20 MiB: a proposal carries a whole block (at
-    /// most 16 MiB) plus header, certificate and signatures.
+    /// Largest consensus gossip payload. Default 20 MiB: a proposal's re-broadcast may carry a
+    /// whole block (at most 16 MiB) plus header, certificate and signatures (its first sends
+    /// carry the compact form, a few KiB).
     pub max_consensus_message: usize,
     /// Largest block-sync request. Default 64 KiB: requests name heights or hashes, never data.
     pub max_sync_request: usize,

@@ -40,7 +40,7 @@
 //! # Size limits
 //!
 //! Every message has a deliberate ceiling ([`Limits`], defaults in brackets): transaction gossip
-//! [4 MiB], consensus gossip [20 MiB, since a proposal carries a whole block of up to 16 MiB],
+//! [4 MiB], consensus gossip [20 MiB, since a proposal may carry a whole block of up to 16 MiB],
 //! sync requests [64 KiB] and responses [64 MiB]. Gossipsub's own frame limit is the largest topic
 //! limit plus an envelope allowance; on receipt the exact per-topic limit is checked and a message
 //! over it is rejected with a warn log. Sync frames carry a u32 big-endian length prefix that is

@@ -27,7 +27,7 @@
 //! |----------------|-----|-------|-----|
 //! | `meta`         | `sys/schema_version`, `sys/genesis_hash`, `sys/head`, `sys/log_frontier`, `sys/queue_len`; `user/<key>` | `u32`, `Hash32`, `Height`, `Frontier`, `u64`; opaque | what the database is (checked at open), where the chain is (head, frontier for the next block), the queue counter; the node's own settings (e.g. next ingest sequence) |
 //! | `headers`      | height BE | `Header` | headers by height: sync, RPC, light clients |
-//! | `bodies`       | height BE | `BoundedVec<SignedTransaction>` | full blocks for peers catching up and for re-execution |
+//! | `bodies`       | height BE | `BoundedVec<StoredTx>`: CDR batches as (operator, first sequence, count, signature), other transactions whole | blocks for peers catching up, export and RPC, rebuilt with the batches' CDRs from `cdrs` (each CDR is stored once) and checked against the header's `tx_root` |
 //! | `certificates` | height BE | `CommitCertificate` | proof of finality of each block, served with it |
 //! | `hash_index`   | header hash | `Height` | block by hash (RPC, votes and proposals name hashes) |
 //! | `cdrs`         | `SCALE(recorder) ‖ sequence BE` | [`StoredCdr`] | every CDR by its chain-wide id, with its block and log position (for proofs) |
@@ -50,10 +50,11 @@ use cdrchain_runtime::apply::{ParentRef, StateChanges};
 use cdrchain_runtime::block::{Block, CommitCertificate, Header, MAX_TRANSACTIONS_PER_BLOCK};
 use cdrchain_runtime::cdr::{Cdr, CdrBody};
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
+use cdrchain_runtime::crypto::Signature;
 use cdrchain_runtime::ids::{CallId, CdrId, Height, OperatorId, Sequence};
 use cdrchain_runtime::merkle::{Frontier, NodeId, NodeStore};
 use cdrchain_runtime::state::{MemoryState, StateView};
-use cdrchain_runtime::tx::{SignedTransaction, Transaction};
+use cdrchain_runtime::tx::{tx_root, CdrBatch, SignedTransaction, Transaction};
 use cdrchain_runtime::Hash32;
 use parity_scale_codec::{Decode, Encode};
 use rocksdb::{
@@ -68,8 +69,8 @@ mod options;
 pub use error::StorageError;
 
 /// The version of the layout described in the crate docs. A database written with another
-/// version is refused at open.
-pub const SCHEMA_VERSION: u32 = 2;
+/// version is refused at open. 3: `bodies` keeps CDR batches without their CDRs (issue #7).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The most CDRs one [`Storage::query_partners`] page returns.
 pub const MAX_PAGE: usize = 10_000;
@@ -199,7 +200,31 @@ fn encode_stored_cdr(
     leaf_index.encode_to(out);
 }
 
-type Body = BoundedVec<SignedTransaction, MAX_TRANSACTIONS_PER_BLOCK>;
+/// A transaction as the `bodies` column keeps it. A CDR batch is stored without its CDRs, which
+/// the `cdrs` column already holds (by recorder and sequence, with the same bodies): each CDR is
+/// written once, not twice, and `block` puts the batch back together. Other transactions whole.
+#[derive(Debug, Encode, Decode)]
+enum StoredTx {
+    Whole(SignedTransaction),
+    CdrBatch { operator: OperatorId, first_sequence: Sequence, count: u32, signature: Signature },
+}
+
+impl StoredTx {
+    fn of(tx: &SignedTransaction) -> StoredTx {
+        match &tx.transaction {
+            Transaction::CdrBatch(batch) => StoredTx::CdrBatch {
+                operator: batch.operator.clone(),
+                first_sequence: batch.first_sequence,
+                // A batch holds at most MAX_CDRS_PER_BATCH (10,000) CDRs.
+                count: u32::try_from(batch.cdrs.len()).unwrap_or(u32::MAX),
+                signature: tx.signature,
+            },
+            _ => StoredTx::Whole(tx.clone()),
+        }
+    }
+}
+
+type Body = BoundedVec<StoredTx, MAX_TRANSACTIONS_PER_BLOCK>;
 
 impl Storage {
     /// Opens (creating if absent) the database at `path` for the chain with `genesis_hash`. A new
@@ -435,7 +460,8 @@ impl Storage {
         let mut batch = WriteBatch::default();
         let height_key = layout::height_key(header.number);
         batch.put_cf(self.column(layout::HEADERS)?, height_key, header.encode());
-        batch.put_cf(self.column(layout::BODIES)?, height_key, block.transactions.encode());
+        let body: Vec<StoredTx> = block.transactions.iter().map(StoredTx::of).collect();
+        batch.put_cf(self.column(layout::BODIES)?, height_key, body.encode());
         batch.put_cf(self.column(layout::CERTIFICATES)?, height_key, certificate.encode());
         batch.put_cf(self.column(layout::HASH_INDEX)?, hash.0, header.number.encode());
         self.put_cdrs(&mut batch, block, changes.first_leaf_index)?;
@@ -532,18 +558,85 @@ impl Storage {
         self.get_decoded(&self.db, layout::HASH_INDEX, &hash.0)
     }
 
-    /// The block at `height`.
+    /// The block at `height`: its stored body with each CDR batch's CDRs read back from the
+    /// `cdrs` column, checked against the header's transaction root.
     pub fn block(&self, height: Height) -> Result<Option<Block>, StorageError> {
         let Some(header) = self.header(height)? else { return Ok(None) };
         let key = layout::height_key(height);
-        let transactions = self.get_decoded::<Body>(&self.db, layout::BODIES, &key)?.ok_or_else(|| {
+        let body = self.get_decoded::<Body>(&self.db, layout::BODIES, &key)?.ok_or_else(|| {
             StorageError::corrupt(
                 layout::BODIES,
                 &key,
                 format!("the body of stored header {height} is missing"),
             )
         })?;
+        let mut transactions = Vec::with_capacity(body.len());
+        for stored in body.into_inner() {
+            transactions.push(match stored {
+                StoredTx::Whole(tx) => tx,
+                StoredTx::CdrBatch { operator, first_sequence, count, signature } => {
+                    let cdrs = self.batch_cdrs(&operator, first_sequence, count, height)?;
+                    let cdrs = BoundedVec::new(cdrs).map_err(|cdrs| {
+                        StorageError::corrupt(layout::BODIES, &key, format!("a batch of {} CDRs", cdrs.len()))
+                    })?;
+                    let batch = CdrBatch { operator, first_sequence, cdrs };
+                    SignedTransaction { transaction: Transaction::CdrBatch(batch), signature }
+                }
+            });
+        }
+        let ids: Vec<Hash32> = transactions.iter().map(|tx| tx.id(&self.genesis_hash)).collect();
+        if tx_root(&ids) != header.tx_root {
+            return Err(StorageError::corrupt(
+                layout::BODIES,
+                &key,
+                format!(
+                    "the transactions of block {height}, rebuilt from its body and the cdrs column, do not \
+                     match its header's tx_root"
+                ),
+            ));
+        }
+        let transactions = BoundedVec::new(transactions).map_err(|txs| {
+            StorageError::corrupt(layout::BODIES, &key, format!("{} transactions", txs.len()))
+        })?;
         Ok(Some(Block { header, transactions }))
+    }
+
+    /// The bodies of `count` CDRs of `operator` from `first`, all committed in block `height`.
+    fn batch_cdrs(
+        &self,
+        operator: &OperatorId,
+        first: Sequence,
+        count: u32,
+        height: Height,
+    ) -> Result<Vec<CdrBody>, StorageError> {
+        let mut iter = self.db.raw_iter(self.column(layout::CDRS)?, ReadOptions::default());
+        iter.seek(layout::cdr_key(operator, first));
+        let mut bodies = Vec::with_capacity(count as usize);
+        for sequence in (first.0..).take(count as usize) {
+            let expected = layout::cdr_key(operator, Sequence(sequence));
+            let Some((key, value)) = iter.item().filter(|(key, _)| *key == expected.as_slice()) else {
+                iter.status().map_err(self.db_error(layout::CDRS, "scan"))?;
+                return Err(StorageError::corrupt(
+                    layout::CDRS,
+                    &expected,
+                    format!("CDR {operator}:{sequence} of block {height} is missing"),
+                ));
+            };
+            let stored: StoredCdr = decode(layout::CDRS, key, value)?;
+            if stored.height != height {
+                return Err(StorageError::corrupt(
+                    layout::CDRS,
+                    key,
+                    format!(
+                        "CDR {operator}:{sequence} says block {}, its batch is in block {height}",
+                        stored.height
+                    ),
+                ));
+            }
+            bodies.push(stored.cdr.body);
+            iter.next();
+        }
+        Ok(bodies)
     }
 
     /// The commit certificate of the block at `height`.

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use cdrchain_runtime::apply::{apply_block, BlockBuilder};
 use cdrchain_runtime::cdr::Cdr;
+use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::ids::{CallId, CdrId, Height, OperatorId, ReasonText, Sequence};
 use cdrchain_runtime::merkle::{
     consistency_proof, inclusion_proof, root_at, verify_consistency, verify_inclusion, Domain, NodeId,
@@ -695,6 +696,8 @@ fn corrupt_values_are_errors_naming_the_column_not_panics() {
     corrupt_in(storage.certificate(Height(1)).unwrap_err(), "certificates");
     corrupt_in(storage.height_of(&fx.chain.blocks[0].hash()).unwrap_err(), "hash_index");
     corrupt_in(storage.cdr(&op("alice"), Sequence(10)).unwrap_err(), "cdrs");
+    // Blocks are rebuilt with their CDRs from the cdrs column: block 1 reaches the corrupt one.
+    corrupt_in(storage.block(Height(1)).unwrap_err(), "cdrs");
     // The partner query reaches the corrupt CDR.
     corrupt_in(storage.query_partners(&op("alice"), &op("bob"), 0, u64::MAX, None, 100).unwrap_err(), "cdrs");
     corrupt_in(storage.node(NodeId::leaf(3)).unwrap_err(), "log_nodes");
@@ -714,10 +717,31 @@ fn corrupt_values_are_errors_naming_the_column_not_panics() {
         let cdrs = db.cf_handle(layout::CDRS).unwrap();
         let bob_1 = db.get_cf(cdrs, layout::cdr_key(&op("bob"), Sequence(1))).unwrap().unwrap();
         db.put_cf(cdrs, layout::cdr_key(&op("bob"), Sequence(2)), bob_1).unwrap();
+        // Blocks are rebuilt from the cdrs column: a changed CDR body and a missing CDR.
+        let bob_35 = db.get_cf(cdrs, layout::cdr_key(&op("bob"), Sequence(35))).unwrap().unwrap();
+        let mut changed: StoredCdr = decode_exact(&bob_35).unwrap();
+        changed.cdr.body.end_ms += 1;
+        db.put_cf(cdrs, layout::cdr_key(&op("bob"), Sequence(36)), {
+            changed.cdr.sequence = Sequence(36);
+            changed.encode()
+        })
+        .unwrap();
     }
     let storage = fx.open();
     let error = storage.cdr(&op("bob"), Sequence(2)).unwrap_err();
     assert!(error.to_string().contains("bob:1"), "{error}");
+    let error = storage.block(Height(4)).unwrap_err();
+    assert!(error.to_string().contains("tx_root"), "{error}");
+    corrupt_in(error, "bodies");
+    drop(storage);
+    {
+        let db = raw(fx.dir.path());
+        db.delete_cf(db.cf_handle(layout::CDRS).unwrap(), layout::cdr_key(&op("bob"), Sequence(36))).unwrap();
+    }
+    let storage = fx.open();
+    let error = storage.block(Height(4)).unwrap_err();
+    assert!(error.to_string().contains("bob:36 of block 4 is missing"), "{error}");
+    corrupt_in(error, "cdrs");
     drop(storage);
     {
         let db = raw(fx.dir.path());
