@@ -85,6 +85,12 @@ pub(crate) fn column_options(column: &str, cache: &Cache) -> Options {
             // answered from a bit array (1.6 MiB of the 16 MiB memtable).
             options.set_memtable_whole_key_filtering(true);
             options.set_memtable_prefix_bloom_ratio(0.1);
+            // Filters stay in the table readers, not the shared block cache. Cached, the full
+            // filter block of an SST (~1.2 MiB per million keys) was evicted by CDR data and read
+            // back from disk with its checksum on nearly every lookup: 76 % of the dev node's CPU
+            // once a million keys were stored, and ingest fell from 44k to 8k CDRs/s. Resident,
+            // filters cost ~10 bits per ingested record (~125 MiB per 100 million records).
+            table.set_cache_index_and_filter_blocks(false);
         }
         // The queue holds encoded CDRs waiting for a block: compressible, short-lived.
         layout::QUEUE => {
