@@ -849,22 +849,19 @@ impl Driver {
                 }
                 Some(BlockWire::Compact(compact)) => {
                     if !already {
+                        self.incomplete.insert(hash, compact);
+                        match self.complete(hash) {
+                            Err(reason) => {
+                                tracing::warn!(target: "cdrchain::consensus", "refused {}: {reason}", wire.message.describe());
+                                return Ok(Validation::Reject);
+                            }
+                            Ok(false) => {
+                                tracing::debug!(target: "cdrchain::consensus", "{}: waiting for some of its transactions", wire.message.describe());
+                            }
+                            Ok(true) => {}
+                        }
                         held = Some(hash);
                         self.held.insert(hash, (h, r));
-                        match self.assemble(&compact) {
-                            Some(block) => {
-                                if let Err(reason) = self.fits(&block) {
-                                    tracing::warn!(target: "cdrchain::consensus", "refused {}: {reason}", wire.message.describe());
-                                    self.held.remove(&hash);
-                                    return Ok(Validation::Reject);
-                                }
-                                self.blocks.insert(hash, block);
-                            }
-                            None => {
-                                tracing::debug!(target: "cdrchain::consensus", "{}: waiting for some of its transactions", wire.message.describe());
-                                self.incomplete.insert(hash, compact);
-                            }
-                        }
                     }
                 }
                 None => return Ok(Validation::Reject),
@@ -892,14 +889,28 @@ impl Driver {
         })
     }
 
-    /// The block of a compact proposal, from the pool; `None` while a transaction is missing.
-    fn assemble(&self, compact: &CompactBlock) -> Option<Block> {
-        let txs = self.pool.get_many(&compact.tx_ids);
-        if txs.len() != compact.tx_ids.len() {
-            return None;
+    /// Moves the incomplete proposal `hash` to the held blocks once the pool has all its
+    /// transactions: `Ok(true)` when it did, `Ok(false)` while one is missing (it stays
+    /// incomplete), `Err` when the rebuilt block is over the size limit (it is dropped).
+    fn complete(&mut self, hash: Hash32) -> Result<bool, String> {
+        let Some(compact) = self.incomplete.get(&hash) else { return Ok(self.blocks.contains_key(&hash)) };
+        // Checked before anything is cloned: batches are large.
+        if !compact.tx_ids.iter().all(|id| self.pool.contains(id)) {
+            return Ok(false);
         }
-        let transactions = BoundedVec::new(txs).ok()?;
-        Some(Block { header: compact.header.clone(), transactions })
+        let txs = self.pool.get_many(&compact.tx_ids);
+        let (Some(compact), Ok(transactions)) = (self.incomplete.remove(&hash), BoundedVec::new(txs)) else {
+            return Ok(false);
+        };
+        if transactions.len() != compact.tx_ids.len() {
+            // Evicted between the two looks: wait for it again.
+            self.incomplete.insert(hash, compact);
+            return Ok(false);
+        }
+        let block = Block { header: compact.header, transactions };
+        self.fits(&block)?;
+        self.blocks.insert(hash, block);
+        Ok(true)
     }
 
     /// Whether a proposed block is within the chain's size limit.
@@ -915,25 +926,18 @@ impl Driver {
     /// Completes the compact proposals whose transactions have all arrived, and checks those
     /// the machine is waiting for.
     async fn complete_proposals(&mut self) -> Result<(), NodeError> {
-        let ready: Vec<Hash32> = self
-            .incomplete
-            .iter()
-            .filter(|(_, compact)| compact.tx_ids.iter().all(|id| self.pool.contains(id)))
-            .map(|(hash, _)| *hash)
-            .collect();
-        for hash in ready {
-            let Some(compact) = self.incomplete.remove(&hash) else { continue };
-            let Some(block) = self.assemble(&compact) else {
-                self.incomplete.insert(hash, compact);
-                continue;
-            };
-            if let Err(reason) = self.fits(&block) {
-                tracing::warn!(target: "cdrchain::consensus", "dropping proposed block #{} {hash}: {reason}", compact.header.number);
-                continue;
+        let waiting: Vec<Hash32> = self.incomplete.keys().copied().collect();
+        for hash in waiting {
+            match self.complete(hash) {
+                Ok(true) => {
+                    tracing::debug!(target: "cdrchain::consensus", "block {hash} complete: its last transactions arrived");
+                    self.execute_wanted(hash).await?;
+                }
+                Ok(false) => {}
+                Err(reason) => {
+                    tracing::warn!(target: "cdrchain::consensus", "dropping proposed block {hash}: {reason}")
+                }
             }
-            tracing::debug!(target: "cdrchain::consensus", "block #{} {hash} complete: its last transactions arrived", compact.header.number);
-            self.blocks.insert(hash, block);
-            self.execute_wanted(hash).await?;
         }
         Ok(())
     }
@@ -1093,7 +1097,6 @@ fn serve_sync(chain: &Chain, peer: PeerId, request: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Sorts transactions of one operator by sequence; call events keep their place at the end.
 /// Where the transaction gossip goes: checked off the consensus task, into the pool.
 struct TxIntake {
     chain: Arc<Chain>,
@@ -1169,11 +1172,14 @@ fn check_tx_gossip(chain: &Chain, pool: &TxPool, data: &[u8]) -> Validation {
             tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of unknown operator `{operator}`");
             return Validation::Reject;
         };
-        if let Err(e) = tx.verify(&key, &genesis) {
-            tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of `{operator}`: {e}");
-            return Validation::Reject;
-        }
-        if pool.add(tx.id(&genesis), tx).is_ok() {
+        let id = match tx.verify(&key, &genesis) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of `{operator}`: {e}");
+                return Validation::Reject;
+            }
+        };
+        if pool.add(id, tx).is_ok() {
             added += 1;
         }
     }
@@ -1216,6 +1222,7 @@ fn gossip_chunks(txs: Vec<SignedTransaction>, limit: usize) -> Vec<Vec<SignedTra
     chunks
 }
 
+/// Sorts transactions of one operator by sequence; call events keep their place at the end.
 fn sequence_key(tx: &SignedTransaction) -> (u8, OperatorId, u64) {
     match &tx.transaction {
         Transaction::CdrBatch(b) => (0, b.operator.clone(), b.first_sequence.0),

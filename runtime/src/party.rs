@@ -266,14 +266,13 @@ impl PartyHasher {
 
     /// The keyed digest of `raw`'s canonical form.
     pub fn digest(&self, raw: &str) -> Result<PartyDigest, PartyError> {
-        let Some(memo) = &self.memo else {
-            return Ok(self.digest_normalized(&self.normalize(raw)?));
-        };
-        if let Some(digest) = memo.get(raw) {
+        if let Some(digest) = self.memo.as_ref().and_then(|memo| memo.get(raw)) {
             return Ok(digest);
         }
         let digest = self.digest_normalized(&self.normalize(raw)?);
-        memo.insert(raw.to_string(), digest);
+        if let Some(memo) = &self.memo {
+            memo.insert(raw.to_string(), digest);
+        }
         Ok(digest)
     }
 

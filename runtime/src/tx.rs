@@ -158,9 +158,12 @@ impl SignedTransaction {
         self.transaction.id(genesis_hash)
     }
 
-    /// Strict verification against the signer's registered key.
-    pub fn verify(&self, key: &PublicKey, genesis_hash: &Hash32) -> Result<(), SignatureError> {
-        crypto::verify(key, &self.id(genesis_hash), &self.signature)
+    /// Strict verification against the signer's registered key; answers the transaction's id
+    /// (hashing a batch costs as much as checking its signature: callers need not do it again).
+    pub fn verify(&self, key: &PublicKey, genesis_hash: &Hash32) -> Result<Hash32, SignatureError> {
+        let id = self.id(genesis_hash);
+        crypto::verify(key, &id, &self.signature)?;
+        Ok(id)
     }
 }
 
