@@ -510,3 +510,39 @@ fn national_numbers_become_e164_with_the_nodes_region() {
     assert!(stdout.contains("\"ch1\" is not a party identity"), "{stdout}");
     assert!(!stdout.contains("needs a default region"), "{stdout}");
 }
+
+fn ndjson(range: std::ops::Range<u64>) -> String {
+    range.map(|n| common::cdr(n).to_string()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_takes_the_cdrs_once_blocks_commit() {
+    // Alice alone has no quorum (one of four validators): nothing commits, so her queue fills.
+    let net = common::Net::new();
+    let alice = net.start_full(0, &[], &["--max-queue", "5"]);
+    let (status, answer) = alice.post("/ingest/cdrs", &ndjson(0..4));
+    assert_eq!(status, 200, "{answer}");
+
+    let url = format!("{}/ingest/cdrs", alice.rpc);
+    let refused = ureq::post(&url).set("Content-Type", "application/x-ndjson").send_string(&ndjson(4..6));
+    let Err(ureq::Error::Status(503, response)) = refused else {
+        panic!("a submission beyond --max-queue was not refused with 503: {refused:?}")
+    };
+    assert_eq!(response.header("Retry-After"), Some("1"));
+    let answer: Value = response.into_json().unwrap();
+    assert_eq!(answer["retry_after_s"], 1, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("4 CDRs acknowledged here wait") && error.contains("limit 5"), "{error}");
+    // JSON-RPC says the same with its own code; nothing of either refusal was numbered.
+    let busy = alice.call("cdr_submit", json!([[common::cdr(4), common::cdr(5)]])).unwrap_err();
+    assert_eq!(busy["code"], -32005, "{busy}");
+    let (status, answer) = alice.post("/ingest/cdrs", &ndjson(4..5));
+    assert_eq!((status, answer["ids"].clone()), (200, json!(["alice:4"])), "{answer}");
+
+    // With the other three up, blocks commit and the queue drains: the refused CDRs go in.
+    let _others: Vec<Node> = (1..4).map(|i| net.start(i)).collect();
+    alice.wait_committed("alice:4", Duration::from_secs(60));
+    let (status, answer) = alice.post("/ingest/cdrs", &ndjson(5..7));
+    assert_eq!((status, answer["ids"].clone()), (200, json!(["alice:5", "alice:6"])), "{answer}");
+    alice.wait_committed("alice:6", Duration::from_secs(60));
+}

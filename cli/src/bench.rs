@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use crate::rpc_client::RpcClient;
+use crate::rpc_client::{is_busy, RpcClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Suite {
@@ -57,6 +57,12 @@ pub struct Args {
     /// queue grows and the probe waits behind it.
     #[arg(long, value_name = "CDRS_PER_S")]
     pub rate: Option<u64>,
+    /// dev and localnet: each node's `--max-queue`, the most CDRs it acknowledges ahead of the
+    /// chain before it answers 503 (the load generator then retries after 50 ms). One block's
+    /// worth by default, so that unbounded load finds the ceiling without a queue (and latency)
+    /// that grows for the whole run.
+    #[arg(long, default_value_t = 50_000, value_name = "CDRS")]
+    pub max_queue: u64,
     /// dev and localnet: find the committed ceiling R with unbounded load first, then offer
     /// 25%, 50% and 100% of R (paced), each for --duration, with its latency, CPU and memory.
     #[arg(long)]
@@ -424,6 +430,11 @@ fn cdr_line(n: u64) -> String {
     )
 }
 
+/// Whether an ingest answer says the node's queue is full (`retry_after_s` in a 503).
+fn queue_full(answer: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(answer).is_ok_and(|v| v["retry_after_s"].is_u64())
+}
+
 /// The log filter of the nodes a benchmark starts: `CDRCHAIN_BENCH_LOG` if set (to look into a
 /// run, e.g. `warn,cdrchain::consensus=debug`), else warnings and cdrchain's info lines.
 fn node_log_filter() -> String {
@@ -438,6 +449,7 @@ async fn dev(args: &Args) -> anyhow::Result<Value> {
         .args(["node", "--dev", "--base-path"])
         .arg(base.path())
         .args(["--rpc-addr", "127.0.0.1:0", "--no-metrics", "--log", &node_log_filter()])
+        .args(["--max-queue", &args.max_queue.to_string()])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -494,6 +506,7 @@ async fn localnet(args: &Args) -> anyhow::Result<Value> {
             &metrics.to_string(),
         ])
         .args(["--log", &node_log_filter()])
+        .args(["--max-queue", &args.max_queue.to_string()])
         .stdout(Stdio::null())
         .spawn()
         .context("starting cdrchain testnet")?;
@@ -545,6 +558,8 @@ async fn load(
     let before = procs.sample();
     let acked: Vec<Arc<AtomicU64>> = (0..urls.len()).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let highest: Vec<Arc<AtomicU64>> = (0..urls.len()).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    // Requests answered 503 (queue full) and sent again.
+    let busy = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
@@ -556,8 +571,14 @@ async fn load(
     };
     for c in 0..args.connections.max(1) {
         let node = c % urls.len();
-        let (next, acked, highest, url, batch) =
-            (next.clone(), acked[node].clone(), highest[node].clone(), urls[node].clone(), batch_size);
+        let (next, acked, highest, url, batch, busy) = (
+            next.clone(),
+            acked[node].clone(),
+            highest[node].clone(),
+            urls[node].clone(),
+            batch_size,
+            busy.clone(),
+        );
         // With --rate, each connection sends one batch every `interval`.
         let interval = rate
             .filter(|r| *r > 0)
@@ -566,11 +587,23 @@ async fn load(
             let client = Arc::new(RpcClient::new(&url, None)?);
             // One request: a batch of new CDRs, counted once acknowledged (durable).
             let send = move |first: u64| {
-                let (client, acked, highest, url) =
-                    (client.clone(), acked.clone(), highest.clone(), url.clone());
+                let (client, acked, highest, url, busy) =
+                    (client.clone(), acked.clone(), highest.clone(), url.clone(), busy.clone());
                 async move {
-                    let body: Vec<String> = (first..first + batch).map(cdr_line).collect();
-                    let (status, answer) = client.post("/ingest/cdrs", body.join("\n").into_bytes()).await?;
+                    let body =
+                        (first..first + batch).map(cdr_line).collect::<Vec<_>>().join("\n").into_bytes();
+                    let (status, answer) = loop {
+                        let (status, answer) = client.post("/ingest/cdrs", body.clone()).await?;
+                        // 503 with Retry-After: the node's queue is full; offer the same batch
+                        // again soon (sooner than Retry-After asks: a benchmark looks for the
+                        // ceiling, and ingest is idempotent).
+                        if status == 503 && queue_full(&answer) {
+                            busy.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                        break (status, answer);
+                    };
                     if status != 200 {
                         bail!("ingest at {url} answered {status}: {}", String::from_utf8_lossy(&answer));
                     }
@@ -633,7 +666,14 @@ async fn load(
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     let line: Value = serde_json::from_str(&cdr_line(n))?;
                     let sent = Instant::now();
-                    let ids = client.call("cdr_submit", json!([[line]])).await?;
+                    // Latency counts from the first attempt: a refusal (queue full) is part of
+                    // what a sender waits.
+                    let ids = loop {
+                        match client.call("cdr_submit", json!([[line.clone()]])).await {
+                            Err(e) if is_busy(&e) => tokio::time::sleep(Duration::from_millis(50)).await,
+                            other => break other?,
+                        }
+                    };
                     let id = ids[0].as_str().context("cdr_submit returned no id")?.to_string();
                     loop {
                         let status = client.call("cdr_status", json!([id])).await?;
@@ -700,6 +740,8 @@ async fn load(
         "connections": args.connections,
         "cdrs_per_request": batch_size,
         "acknowledged_cdrs": total,
+        "max_queue_per_node": args.max_queue,
+        "requests_refused_busy": busy.load(Ordering::Relaxed),
         "acknowledged_cdrs_per_s": (total as f64 / offered_seconds).round(),
         "committed_cdrs_per_s": (total as f64 / committed_seconds).round(),
         "seconds_until_all_committed": (committed_seconds * 100.0).round() / 100.0,

@@ -117,6 +117,14 @@ pub struct Args {
     #[arg(long, default_value_t = 4_096, value_name = "N")]
     pub pool_size: usize,
 
+    /// Most CDRs acknowledged by ingest and not yet in a committed block (they wait, durable,
+    /// in the queue on disk). Beyond it ingest refuses submissions whole with HTTP 503 and
+    /// Retry-After (JSON-RPC error -32002) until blocks catch up, so a sender faster than the
+    /// chain is slowed down rather than every queued CDR waiting longer. The default holds
+    /// over an hour of 2,000 calls/s while the chain cannot commit (no quorum).
+    #[arg(long, default_value_t = 10_000_000, value_name = "CDRS")]
+    pub max_queue: u64,
+
     /// Log filter: `info`, `debug`, `cdrchain=debug,info`, …
     #[arg(long, default_value = "info", value_name = "FILTER")]
     pub log: String,
@@ -216,6 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch_max_cdrs: args.batch_size,
         batch_linger: Duration::from_millis(args.batch_linger_ms),
         pool_max_txs: args.pool_size,
+        max_queue: args.max_queue,
         network,
         consensus: cdrchain_consensus::Params::default(),
         checkpoints,

@@ -23,6 +23,12 @@ impl std::fmt::Display for RpcError {
 
 impl std::error::Error for RpcError {}
 
+/// Whether `error` is the node's "ingest queue full" answer: the same CDRs may be sent again
+/// shortly (ingest is idempotent, so a retry never stores a record twice).
+pub fn is_busy(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<RpcError>().is_some_and(|e| e.code == i64::from(cdrchain_node::rpc::BUSY))
+}
+
 /// A client for one node.
 pub struct RpcClient {
     url: hyper::Uri,

@@ -14,7 +14,10 @@ use anyhow::{bail, Context};
 use cdrchain_formats::{asterisk, freeswitch, kamailio, opensips, Outcome, RecordError};
 use serde_json::{json, Map, Value};
 
-use crate::rpc_client::RpcClient;
+use crate::rpc_client::{is_busy, RpcClient};
+
+/// How long one chunk is offered again while the node answers that its ingest queue is full.
+const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -231,13 +234,25 @@ async fn submit_file(
     let good: Vec<(usize, &Record)> = records.iter().enumerate().filter(|(i, _)| !bad[*i]).collect();
     for chunk in good.chunks(args.chunk.max(1)) {
         let values: Vec<&Value> = chunk.iter().map(|(_, r)| &r.value).collect();
-        let ids = client.call("cdr_submit", json!([values])).await.with_context(|| {
-            format!(
-                "{}: the node refused a chunk from line {}",
-                path.display(),
-                chunk.first().map_or(0, |(_, r)| r.line)
-            )
-        })?;
+        let from_line = chunk.first().map_or(0, |(_, r)| r.line);
+        let waited = std::time::Instant::now();
+        let ids = loop {
+            match client.call("cdr_submit", json!([values])).await {
+                // The node's queue is full: it takes the chunk once blocks catch up.
+                Err(e) if is_busy(&e) && waited.elapsed() < BUSY_PATIENCE => {
+                    bar.set_message(format!(
+                        "node busy (queue full), retrying the chunk from line {from_line}"
+                    ));
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                other => {
+                    break other.with_context(|| {
+                        format!("{}: the node refused a chunk from line {from_line}", path.display())
+                    })?
+                }
+            }
+        };
+        bar.set_message("");
         let ids: Vec<String> =
             serde_json::from_value(ids).context("the node's answer is not a list of ids")?;
         for ((index, _), id) in chunk.iter().zip(&ids) {

@@ -47,6 +47,11 @@ pub struct Args {
     #[arg(long, value_name = "ADDRESS")]
     pub checkpoint_contract: Option<String>,
 
+    /// Passed to every validator (`cdrchain node --max-queue`): most CDRs acknowledged and not
+    /// yet committed before ingest answers 503. Default: the node's.
+    #[arg(long, value_name = "CDRS")]
+    pub max_queue: Option<u64>,
+
     /// Log filter passed to every validator.
     #[arg(long, default_value = "info", value_name = "FILTER")]
     pub log: String,
@@ -103,6 +108,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe().context("finding the cdrchain executable")?;
     common.extend(["--log".to_string(), args.log.clone()]);
+    if let Some(max_queue) = args.max_queue {
+        common.extend(["--max-queue".to_string(), max_queue.to_string()]);
+    }
 
     let p2p = |i: usize| format!("/ip4/127.0.0.1/tcp/{}", args.p2p_port as usize + i);
     let mut children: Vec<(String, Child)> = Vec::new();

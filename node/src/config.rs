@@ -32,6 +32,8 @@ pub struct NodeConfig {
     pub batch_linger: Duration,
     /// Most transactions waiting in the pool.
     pub pool_max_txs: usize,
+    /// Most CDRs acknowledged by ingest and not yet committed; beyond it ingest answers 503.
+    pub max_queue: u64,
     /// The p2p network; `None` runs without one (a single-validator chain only).
     pub network: Option<NetworkSettings>,
     /// Consensus timeouts.

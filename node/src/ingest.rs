@@ -58,6 +58,11 @@ pub enum IngestError {
     #[error("CDRs were not stored: {0}")]
     Unavailable(String),
     #[error(
+        "CDRs were not stored: {queued} CDRs acknowledged here wait for the chain (limit {max}, \
+         --max-queue); send them again shortly"
+    )]
+    Busy { queued: u64, max: u64 },
+    #[error(
         "this node has no consortium secret, so it cannot hash parties the way the other operators do: \
          ingest is off (start it with --consortium-secret-file or CDRCHAIN_CONSORTIUM_SECRET_FILE)"
     )]
@@ -71,7 +76,7 @@ fn line_suffix(line: Option<usize>) -> String {
 impl IngestError {
     /// Whether the client may retry the same submission (the node, not the data, failed).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, IngestError::Unavailable(_) | IngestError::NoSecret)
+        matches!(self, IngestError::Unavailable(_) | IngestError::NoSecret | IngestError::Busy { .. })
     }
 
     /// The offending field, where there is one.
@@ -219,6 +224,12 @@ pub struct IngestSettings {
     /// durable queue: the pool (memory) and the gossip of waiting batches stay bounded however
     /// far ingest runs ahead of the chain. The node uses two blocks' worth.
     pub max_in_flight: u64,
+    /// Most CDRs acknowledged and not yet committed (the durable queue). A submission that
+    /// would go beyond it is refused whole with [`IngestError::Busy`] (HTTP 503, Retry-After),
+    /// so that a sender faster than the chain is slowed down instead of the queue, and the wait
+    /// of every CDR in it, growing without end. One submission is always taken into an empty
+    /// queue, whatever its size.
+    pub max_queue: u64,
 }
 
 impl std::fmt::Debug for IngestSettings {
@@ -227,6 +238,8 @@ impl std::fmt::Debug for IngestSettings {
             .field("operator", &self.operator)
             .field("batch_max", &self.batch_max)
             .field("linger", &self.linger)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("max_queue", &self.max_queue)
             .finish_non_exhaustive()
     }
 }
@@ -268,8 +281,16 @@ impl Ingest {
         settings: IngestSettings,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Started, String> {
-        let IngestSettings { operator, key, parties, genesis_hash, batch_max, linger, max_in_flight } =
-            settings;
+        let IngestSettings {
+            operator,
+            key,
+            parties,
+            genesis_hash,
+            batch_max,
+            linger,
+            max_in_flight,
+            max_queue,
+        } = settings;
         let committed = committed_next(&storage, &operator)?;
         let last_queued = storage.last_queued().map_err(|e| e.to_string())?;
         let next = match last_queued {
@@ -285,7 +306,16 @@ impl Ingest {
         let next_assigned = Arc::new(AtomicU64::new(next));
         let notify = Arc::new(Notify::new());
         let (requests, receiver) = mpsc::channel(1024);
-        let writer = tokio::spawn(writer(storage.clone(), receiver, next_assigned.clone(), notify.clone()));
+        let writer = tokio::spawn(writer(
+            Writer {
+                storage: storage.clone(),
+                operator: operator.clone(),
+                next_assigned: next_assigned.clone(),
+                notify: notify.clone(),
+                max_queue: max_queue.max(1),
+            },
+            receiver,
+        ));
         let batcher = tokio::spawn(batcher(Batcher {
             storage: storage.clone(),
             pool,
@@ -380,25 +410,64 @@ impl Ingest {
 /// Most CDRs written in one group commit.
 const MAX_GROUP_CDRS: usize = 200_000;
 
-async fn writer(
+struct Writer {
     storage: Arc<Storage>,
-    mut receiver: mpsc::Receiver<Request>,
+    operator: OperatorId,
+    /// The next sequence to assign (everything below is durable).
     next_assigned: Arc<AtomicU64>,
+    /// Wakes the batcher.
     notify: Arc<Notify>,
-) {
+    max_queue: u64,
+}
+
+/// How often, at most, the writer logs that it refuses submissions because the queue is full.
+const BUSY_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+async fn writer(state: Writer, mut receiver: mpsc::Receiver<Request>) {
+    let Writer { storage, operator, next_assigned, notify, max_queue } = state;
+    let mut busy_since_log = 0u64;
+    let mut busy_logged: Option<Instant> = None;
     while let Some(first) = receiver.recv().await {
-        let mut group = vec![first];
-        let mut total = group[0].cdrs.len();
+        let mut pending = vec![first];
+        let mut total = pending[0].cdrs.len();
         while total < MAX_GROUP_CDRS {
             match receiver.try_recv() {
                 Ok(request) => {
                     total += request.cdrs.len();
-                    group.push(request);
+                    pending.push(request);
                 }
                 Err(_) => break,
             }
         }
         let start = next_assigned.load(Ordering::Acquire);
+        // Admission: the queue (acknowledged, not committed) stays within max_queue. Counting
+        // duplicates as new over-counts a little, never under.
+        let committed = committed_next(&storage, &operator);
+        let mut queued = committed.map_or(0, |c| start.saturating_sub(c.0));
+        let mut group = Vec::with_capacity(pending.len());
+        for request in pending {
+            let count = request.cdrs.len() as u64;
+            if queued == 0 || queued + count <= max_queue {
+                queued += count;
+                group.push(request);
+            } else {
+                busy_since_log += count;
+                let _ = request.reply.send(Err(IngestError::Busy { queued, max: max_queue }));
+            }
+        }
+        if busy_since_log > 0 && busy_logged.is_none_or(|at| at.elapsed() >= BUSY_LOG_INTERVAL) {
+            tracing::warn!(
+                target: "cdrchain::ingest",
+                "queue full ({queued} CDRs wait for the chain, limit {max_queue}): refused {busy_since_log} \
+                 CDRs with 503 since the last such line; senders retry"
+            );
+            busy_since_log = 0;
+            busy_logged = Some(Instant::now());
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let total: usize = group.iter().map(|request| request.cdrs.len()).sum();
         let (submissions, replies): (Vec<Vec<Keyed>>, Vec<_>) =
             group.into_iter().map(|request| (request.cdrs, request.reply)).unzip();
         let storage2 = storage.clone();
@@ -596,5 +665,118 @@ impl Batcher {
         self.in_flight.push((id, last));
         self.next_to_batch = Sequence(last.0 + 1);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use cdrchain_chain_spec::{ChainSpec, DevAccount};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        storage: Arc<Storage>,
+        pool: Arc<TxPool>,
+        ingest: Arc<Ingest>,
+        _stop: watch::Sender<bool>,
+    }
+
+    fn start(batch_max: usize, max_in_flight: u64, max_queue: u64) -> Fixture {
+        let spec = ChainSpec::dev();
+        let dir = tempfile::tempdir().unwrap();
+        let storage =
+            Arc::new(Storage::open(dir.path(), spec.genesis_hash(), &spec.genesis_state().unwrap()).unwrap());
+        let pool = Arc::new(TxPool::new(1_000));
+        let (stop, stopping) = watch::channel(false);
+        let settings = IngestSettings {
+            operator: "alice".parse().unwrap(),
+            key: DevAccount::derive("alice").signing_key,
+            parties: Some(PartyHasher::new(b"unit-test consortium secret", None).unwrap()),
+            genesis_hash: spec.genesis_hash(),
+            batch_max,
+            linger: Duration::from_millis(10),
+            max_in_flight,
+            max_queue,
+        };
+        let (ingest, _, _) = Ingest::start(storage.clone(), pool.clone(), settings, stopping).unwrap();
+        Fixture { _dir: dir, storage, pool, ingest, _stop: stop }
+    }
+
+    /// `count` distinct CDRs from `from`; `pad` characters of call id and linked id each.
+    fn cdrs(from: u64, count: u64, pad: usize) -> Vec<(CdrInput, Option<usize>)> {
+        (from..from + count)
+            .map(|n| {
+                let tail = "x".repeat(pad);
+                let text = format!(
+                    r#"{{"call_id":"u-{n}-{tail}","linked_id":"l-{n}-{tail}","caller":"+442079460{m:03}",
+                        "callee":"+14155550100","caller_operator":"alice","callee_operator":"bob",
+                        "start":1795000000000,"end":1795000060000,"disposition":"no-answer"}}"#,
+                    m = n % 1_000
+                );
+                (CdrInput::from_json(&text).unwrap(), None)
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_whole_submissions_and_numbers_none_of_their_cdrs() {
+        // Nothing is batched (max_in_flight 1 and no chain), so the queue only grows.
+        let f = start(2_000, 1, 10);
+        assert_eq!(f.ingest.submit_inputs(&cdrs(0, 6, 0)).await.unwrap().len(), 6);
+        let refused = f.ingest.submit_inputs(&cdrs(6, 5, 0)).await.unwrap_err();
+        assert!(matches!(refused, IngestError::Busy { queued: 6, max: 10 }), "{refused:?}");
+        assert!(refused.is_retryable());
+        assert!(refused.to_string().contains("--max-queue"), "{refused}");
+        // Nothing of the refused submission was numbered: the next one continues at 6.
+        let placed = f.ingest.submit_inputs(&cdrs(6, 4, 0)).await.unwrap();
+        assert_eq!(placed.first().unwrap().id.sequence, Sequence(6));
+        assert_eq!(f.ingest.queue_depth(), 10);
+        assert!(matches!(
+            f.ingest.submit_inputs(&cdrs(10, 1, 0)).await,
+            Err(IngestError::Busy { queued: 10, max: 10 })
+        ));
+        assert_eq!(f.storage.queue_len().unwrap(), 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_queue_takes_one_submission_larger_than_the_limit() {
+        let f = start(2_000, 1, 3);
+        assert_eq!(f.ingest.submit_inputs(&cdrs(0, 5, 0)).await.unwrap().len(), 5);
+        assert!(matches!(
+            f.ingest.submit_inputs(&cdrs(5, 1, 0)).await,
+            Err(IngestError::Busy { queued: 5, max: 3 })
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_stay_under_the_byte_cap_whatever_their_count() {
+        // ~620-byte CDRs: 4,000 of them (2.4 MiB) fit the count limit of one batch but not its
+        // byte limit, so they go out as two contiguous batches, each within MAX_BATCH_BYTES.
+        let f = start(MAX_CDRS_PER_BATCH, 10_000, 100_000);
+        f.ingest.submit_inputs(&cdrs(0, 4_000, 240)).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while f.pool.cdr_count() < 4_000 {
+            assert!(Instant::now() < deadline, "batched only {} CDRs", f.pool.cdr_count());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut batches: Vec<CdrBatch> = f
+            .pool
+            .snapshot(100)
+            .into_iter()
+            .map(|(_, signed)| match signed.transaction {
+                Transaction::CdrBatch(batch) => batch,
+                other => panic!("not a CDR batch: {other:?}"),
+            })
+            .collect();
+        batches.sort_by_key(|b| b.first_sequence);
+        assert_eq!(batches.len(), 2, "{:?}", batches.iter().map(|b| b.cdrs.len()).collect::<Vec<_>>());
+        assert_eq!(batches[0].first_sequence, Sequence(0));
+        assert_eq!(batches[1].first_sequence.0, batches[0].cdrs.len() as u64);
+        let bytes: Vec<usize> =
+            batches.iter().map(|batch| batch.cdrs.iter().map(|cdr| cdr.encoded_size()).sum()).collect();
+        assert!(bytes.iter().all(|b| *b <= MAX_BATCH_BYTES), "{bytes:?} bytes per batch");
+        // The first is full: one more CDR would not have fitted.
+        assert!(bytes[0] + 1_000 > MAX_BATCH_BYTES, "{bytes:?}: the cap cut too early");
     }
 }

@@ -55,6 +55,8 @@ const INVALID_PARAMS: i32 = -32602;
 const INTERNAL: i32 = -32603;
 const UNAUTHORIZED: i32 = -32001;
 const UNAVAILABLE: i32 = -32002;
+/// The ingest queue is full ([`IngestError::Busy`]): send the same CDRs again shortly.
+pub const BUSY: i32 = -32005;
 
 /// What the RPC handlers read and write.
 pub struct RpcContext {
@@ -93,7 +95,12 @@ fn ingest_error(e: &IngestError) -> ErrorObjectOwned {
         IngestError::Malformed { line, .. } => Some(json!({"line": line})),
         _ => None,
     };
-    error(if e.is_retryable() { UNAVAILABLE } else { INVALID_PARAMS }, e.to_string(), data)
+    let code = match e {
+        IngestError::Busy { .. } => BUSY,
+        _ if e.is_retryable() => UNAVAILABLE,
+        _ => INVALID_PARAMS,
+    };
+    error(code, e.to_string(), data)
 }
 
 fn header_json(header: &Header) -> Value {
@@ -899,7 +906,8 @@ fn format_refused(e: &cdrchain_formats::FormatError) -> HttpResponse {
 }
 
 /// The HTTP answer to a submission: 200 with the ids once durable; 400 for bad data; 503 when
-/// the node could not store them (the sender retries).
+/// the node could not store them (the sender retries), with `Retry-After: 1` when its queue is
+/// full.
 fn submitted_response(result: Result<Vec<ingest::Submitted>, IngestError>) -> HttpResponse {
     match result {
         Ok(submitted) => {
@@ -929,10 +937,19 @@ fn submitted_response(result: Result<Vec<ingest::Submitted>, IngestError>) -> Ht
                 IngestError::Malformed { line, .. } => (None, *line),
                 _ => (None, None),
             };
-            json_response(
-                status,
-                &json!({"error": e.to_string(), "index": index, "line": line, "field": e.field()}),
-            )
+            let busy = matches!(e, IngestError::Busy { .. });
+            let mut body = json!({"error": e.to_string(), "index": index, "line": line, "field": e.field()});
+            if busy {
+                body["retry_after_s"] = json!(1);
+            }
+            let mut response = json_response(status, &body);
+            if busy {
+                // The queue drains a block at a time: a second is about one block.
+                response
+                    .headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+            }
+            response
         }
     }
 }

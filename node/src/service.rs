@@ -83,6 +83,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         batch_max: config.batch_max_cdrs,
         linger: config.batch_linger,
         max_in_flight: 2 * u64::from(spec.params.max_block_cdrs),
+        max_queue: config.max_queue,
     };
     let (ingest, writer, batcher) = Ingest::start(storage.clone(), pool.clone(), settings, stopping.clone())
         .map_err(NodeError::Config)?;

@@ -257,6 +257,11 @@ impl Net {
 
     /// Starts validator `i` (alice, bob, charlie, dave) with `env` set.
     pub fn start_with(&self, i: usize, env: &[(&str, &str)]) -> Node {
+        self.start_full(i, env, &[])
+    }
+
+    /// Starts validator `i` with `env` set and `extra` arguments.
+    pub fn start_full(&self, i: usize, env: &[(&str, &str)], extra: &[&str]) -> Node {
         let name = DEV_ACCOUNT_NAMES[i];
         let base = self.base.join(name);
         let listen = format!("/ip4/127.0.0.1/tcp/{}", self.ports[i]);
@@ -277,6 +282,7 @@ impl Net {
             "127.0.0.1:0",
             "--no-metrics",
         ];
+        let args: Vec<&str> = args.iter().chain(extra).copied().collect();
         Node::start_env(&args, env)
     }
 
