@@ -12,6 +12,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::{TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,6 +39,24 @@ struct Guard(Child);
 impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Kamailio forks its worker processes: killing the main one would leave them running (a
+/// previous version of this test leaked one per run). It runs in its own process group, and the
+/// whole group is stopped: SIGTERM (Kamailio stops its children), then SIGKILL for stragglers.
+struct GroupGuard(Child);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.0.wait();
     }
 }
@@ -150,10 +169,11 @@ fn kamailio_and_sipp_calls_land_on_the_chain_exactly_once() {
         .args(["-A", "SYSTEM_ID=\"kamailio-e2e\""])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
+        .process_group(0)
         .spawn()
         .unwrap();
-    wait_udp_bound(sip_port, "kamailio", &mut kamailio);
-    let _kamailio = Guard(kamailio);
+    let mut kamailio = GroupGuard(kamailio);
+    wait_udp_bound(sip_port, "kamailio", &mut kamailio.0);
     let kamailio_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
 
     // The first call while the node is down: Kamailio must keep its CDR.
