@@ -159,7 +159,7 @@ fn kamailio_and_sipp_calls_land_on_the_chain_exactly_once() {
 
     let config = root().join("scripts/kamailio/kamailio.cfg");
     let log_path = dir.join("kamailio.log");
-    let mut kamailio = Command::new("kamailio")
+    let kamailio = Command::new("kamailio")
         .args(["-f", config.to_str().unwrap(), "-DD", "-E", "-m", "64", "-M", "8"])
         .args(["-w", dir.to_str().unwrap(), "-Y", dir.join("run").to_str().unwrap()])
         .args(["-P", dir.join("kamailio.pid").to_str().unwrap()])

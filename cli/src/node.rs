@@ -119,7 +119,7 @@ pub struct Args {
 
     /// Most CDRs acknowledged by ingest and not yet in a committed block (they wait, durable,
     /// in the queue on disk). Beyond it ingest refuses submissions whole with HTTP 503 and
-    /// Retry-After (JSON-RPC error -32002) until blocks catch up, so a sender faster than the
+    /// Retry-After (JSON-RPC error -32005) until blocks catch up, so a sender faster than the
     /// chain is slowed down rather than every queued CDR waiting longer. The default holds
     /// over an hour of 2,000 calls/s while the chain cannot commit (no quorum).
     #[arg(long, default_value_t = 10_000_000, value_name = "CDRS")]
