@@ -53,8 +53,8 @@ pub struct Args {
     #[arg(long, default_value_t = 2_000)]
     pub batch: usize,
     /// Offer this many CDRs per second in total (paced), instead of as many as the chain takes.
-    /// Latency figures mean something only below saturation: with unbounded load the ingest
-    /// queue grows and the probe waits behind it.
+    /// Latency figures mean something only below saturation: with unbounded load each node's
+    /// queue stays full (--max-queue) and the probe waits for room in it and then behind it.
     #[arg(long, value_name = "CDRS_PER_S")]
     pub rate: Option<u64>,
     /// dev and localnet: each node's `--max-queue`, the most CDRs it acknowledges ahead of the
@@ -590,8 +590,10 @@ async fn load(
                 let (client, acked, highest, url, busy) =
                     (client.clone(), acked.clone(), highest.clone(), url.clone(), busy.clone());
                 async move {
-                    let body =
-                        (first..first + batch).map(cdr_line).collect::<Vec<_>>().join("\n").into_bytes();
+                    // Shared, so that a re-offer does not copy the batch.
+                    let body = hyper::body::Bytes::from(
+                        (first..first + batch).map(cdr_line).collect::<Vec<_>>().join("\n"),
+                    );
                     let (status, answer) = loop {
                         let (status, answer) = client.post("/ingest/cdrs", body.clone()).await?;
                         // 503 with Retry-After: the node's queue is full; offer the same batch

@@ -46,7 +46,7 @@ impl RpcClient {
     }
 
     /// POSTs `body` to `path` on the node; returns the status and the body.
-    pub async fn post(&self, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Vec<u8>)> {
+    pub async fn post(&self, path: &str, body: impl Into<Bytes>) -> anyhow::Result<(u16, Vec<u8>)> {
         let mut parts = self.url.clone().into_parts();
         parts.path_and_query = Some(path.parse().with_context(|| format!("bad path {path}"))?);
         let uri = hyper::Uri::from_parts(parts).context("building the request URL")?;
@@ -54,7 +54,7 @@ impl RpcClient {
         if let Some(token) = &self.token {
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let request = request.body(Full::new(Bytes::from(body))).context("building the request")?;
+        let request = request.body(Full::new(body.into())).context("building the request")?;
         let response =
             self.client.request(request).await.with_context(|| format!("connecting to {}", self.url))?;
         let status = response.status().as_u16();

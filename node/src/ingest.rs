@@ -402,9 +402,14 @@ impl Ingest {
 
     /// CDRs assigned but not yet committed.
     pub fn queue_depth(&self) -> u64 {
-        let committed = committed_next(&self.storage, &self.operator).map(|s| s.0).unwrap_or(0);
-        self.next_assigned.load(Ordering::Acquire).saturating_sub(committed)
+        queue_depth(&self.storage, &self.operator, self.next_assigned.load(Ordering::Acquire))
     }
+}
+
+/// CDRs assigned below `next` and not yet committed (all of them if the state cannot be read).
+fn queue_depth(storage: &Storage, operator: &OperatorId, next: u64) -> u64 {
+    let committed = committed_next(storage, operator).map(|s| s.0).unwrap_or(0);
+    next.saturating_sub(committed)
 }
 
 /// Most CDRs written in one group commit.
@@ -442,8 +447,7 @@ async fn writer(state: Writer, mut receiver: mpsc::Receiver<Request>) {
         let start = next_assigned.load(Ordering::Acquire);
         // Admission: the queue (acknowledged, not committed) stays within max_queue. Counting
         // duplicates as new over-counts a little, never under.
-        let committed = committed_next(&storage, &operator);
-        let mut queued = committed.map_or(0, |c| start.saturating_sub(c.0));
+        let mut queued = queue_depth(&storage, &operator, start);
         let mut group = Vec::with_capacity(pending.len());
         for request in pending {
             let count = request.cdrs.len() as u64;

@@ -899,14 +899,14 @@ impl Driver {
             return Ok(false);
         }
         let txs = self.pool.get_many(&compact.tx_ids);
-        let (Some(compact), Ok(transactions)) = (self.incomplete.remove(&hash), BoundedVec::new(txs)) else {
-            return Ok(false);
-        };
-        if transactions.len() != compact.tx_ids.len() {
-            // Evicted between the two looks: wait for it again.
-            self.incomplete.insert(hash, compact);
+        if txs.len() != compact.tx_ids.len() {
+            // Evicted between the two looks: it stays incomplete until it arrives again.
             return Ok(false);
         }
+        let Some(compact) = self.incomplete.remove(&hash) else { return Ok(false) };
+        // As many transactions as the compact block's (bounded) ids: this always fits.
+        let transactions = BoundedVec::new(txs)
+            .map_err(|txs| format!("{} transactions, more than a block holds", txs.len()))?;
         let block = Block { header: compact.header, transactions };
         self.fits(&block)?;
         self.blocks.insert(hash, block);
