@@ -660,7 +660,7 @@ impl Batcher {
         let tx = Transaction::CdrBatch(CdrBatch {
             operator: self.operator.clone(),
             first_sequence: first,
-            cdrs: BoundedVec::new(cdrs).map_err(|v| format!("{} CDRs exceed a batch", v.len()))?,
+            cdrs: BoundedVec::new(cdrs).map_err(|v| format!("{} CDRs exceed a batch", v.len()))?.into(),
         });
         let signed = SignedTransaction::sign(tx, &self.key, &self.genesis_hash);
         let id = signed.id(&self.genesis_hash);

@@ -122,7 +122,7 @@ impl SampleChain {
             (first_sequence..first_sequence + count).map(|i| cdr_body(i, &recorder, &partner)).collect();
         let tx = Transaction::CdrBatch(CdrBatch {
             first_sequence: Sequence(first_sequence),
-            cdrs: BoundedVec::new(cdrs).unwrap_or_default(),
+            cdrs: BoundedVec::new(cdrs).unwrap_or_default().into(),
             operator: recorder.clone(),
         });
         self.sign(tx)

@@ -180,9 +180,9 @@ fn signatures_are_checked_and_bound_to_the_chain() {
     let chain = chain();
     let mut tampered = chain.batch("alice", 0, 2);
     if let Transaction::CdrBatch(batch) = &mut tampered.transaction {
-        let mut cdrs = batch.cdrs.clone().into_inner();
+        let mut cdrs = (*batch.cdrs).clone().into_inner();
         cdrs[1].end_ms += 1; // alter one CDR after signing
-        batch.cdrs = BoundedVec::new(cdrs).unwrap();
+        batch.cdrs = BoundedVec::new(cdrs).unwrap().into();
     }
     let block = forged(&chain, vec![chain.batch("bob", 0, 1), tampered]);
     let (index, error) = tx_error(refuse(&chain, &block));
@@ -193,7 +193,7 @@ fn signatures_are_checked_and_bound_to_the_chain() {
     let tx = Transaction::CdrBatch(CdrBatch {
         operator: op("alice"),
         first_sequence: Sequence(0),
-        cdrs: BoundedVec::new(vec![cdr_body(0, &op("alice"), &op("bob"))]).unwrap(),
+        cdrs: BoundedVec::new(vec![cdr_body(0, &op("alice"), &op("bob"))]).unwrap().into(),
     });
     let by_bob = SignedTransaction::sign(tx.clone(), &operator_key("bob"), &chain.genesis_hash());
     assert!(matches!(tx_error(refuse(&chain, &forged(&chain, vec![by_bob]))).1, TxError::BadSignature(_)));
@@ -236,7 +236,7 @@ fn sequences_are_contiguous_per_recorder() {
     let empty = chain.sign(Transaction::CdrBatch(CdrBatch {
         operator: op("alice"),
         first_sequence: Sequence(10),
-        cdrs: BoundedVec::default(),
+        cdrs: BoundedVec::default().into(),
     }));
     assert_eq!(tx_error(refuse(&chain, &forged(&chain, vec![empty]))).1, TxError::EmptyBatch);
 }
@@ -279,7 +279,7 @@ fn invalid_cdrs_are_refused_even_when_signed() {
     let bad = chain.sign(Transaction::CdrBatch(CdrBatch {
         operator: op("alice"),
         first_sequence: Sequence(0),
-        cdrs: BoundedVec::new(vec![cdr_body(1, &op("alice"), &op("bob")), body]).unwrap(),
+        cdrs: BoundedVec::new(vec![cdr_body(1, &op("alice"), &op("bob")), body]).unwrap().into(),
     }));
     match tx_error(refuse(&chain, &forged(&chain, vec![bad]))).1 {
         TxError::InvalidCdr { index, error } => {
@@ -293,7 +293,7 @@ fn invalid_cdrs_are_refused_even_when_signed() {
     let bad = chain.sign(Transaction::CdrBatch(CdrBatch {
         operator: op("alice"),
         first_sequence: Sequence(0),
-        cdrs: BoundedVec::new(vec![unanswered]).unwrap(),
+        cdrs: BoundedVec::new(vec![unanswered]).unwrap().into(),
     }));
     assert!(matches!(
         tx_error(refuse(&chain, &forged(&chain, vec![bad]))).1,

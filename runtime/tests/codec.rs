@@ -109,7 +109,7 @@ fn transaction() -> impl Strategy<Value = Transaction> {
                 Transaction::CdrBatch(CdrBatch {
                     operator,
                     first_sequence: Sequence(first),
-                    cdrs: BoundedVec::new(cdrs).unwrap(),
+                    cdrs: BoundedVec::new(cdrs).unwrap().into(),
                 })
             }
         ),
@@ -275,7 +275,7 @@ fn decoding_enforces_limits_before_allocating() {
     let mut bytes = Transaction::CdrBatch(CdrBatch {
         operator: OperatorId::new("alice").unwrap(),
         first_sequence: Sequence(0),
-        cdrs: BoundedVec::default(),
+        cdrs: BoundedVec::default().into(),
     })
     .encode();
     bytes.truncate(bytes.len() - 1); // drop the empty vector's length

@@ -51,7 +51,7 @@ fn values() -> BTreeMap<&'static str, String> {
     let tx = Transaction::CdrBatch(CdrBatch {
         operator: alice.clone(),
         first_sequence: Sequence(0),
-        cdrs: BoundedVec::new(vec![body.clone(), body]).unwrap(),
+        cdrs: BoundedVec::new(vec![body.clone(), body]).unwrap().into(),
     });
     let signed = SignedTransaction::sign(tx, &key, &genesis_hash);
     let record = OperatorRecord { signing_key: public_key(&key), evm_address: EvmAddress([0x11; 20]) };

@@ -579,7 +579,7 @@ impl Storage {
                     let cdrs = BoundedVec::new(cdrs).map_err(|cdrs| {
                         StorageError::corrupt(layout::BODIES, &key, format!("a batch of {} CDRs", cdrs.len()))
                     })?;
-                    let batch = CdrBatch { operator, first_sequence, cdrs };
+                    let batch = CdrBatch { operator, first_sequence, cdrs: cdrs.into() };
                     SignedTransaction { transaction: Transaction::CdrBatch(batch), signature }
                 }
             });
