@@ -255,6 +255,10 @@ pub struct Ingest {
     /// The next sequence number the writer will assign (everything below is durable).
     next_assigned: Arc<AtomicU64>,
     storage: Arc<Storage>,
+    max_queue: u64,
+    /// Submissions refused unread (the queue was full) since the last log line, and when that
+    /// line was written.
+    refused_unread: std::sync::Mutex<(u64, Option<Instant>)>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -330,7 +334,15 @@ impl Ingest {
             in_flight: Vec::new(),
             shutdown,
         }));
-        let ingest = Arc::new(Ingest { operator, parties, requests, next_assigned, storage });
+        let ingest = Arc::new(Ingest {
+            operator,
+            parties,
+            requests,
+            next_assigned,
+            storage,
+            max_queue: max_queue.max(1),
+            refused_unread: std::sync::Mutex::new((0, None)),
+        });
         Ok((ingest, writer, batcher))
     }
 
@@ -345,6 +357,7 @@ impl Ingest {
 
     /// Parses, validates and durably queues a submission body; answers where the CDRs went.
     pub async fn submit_body(&self, body: &[u8]) -> Result<Vec<Submitted>, IngestError> {
+        self.admit()?;
         let inputs = parse_documents(body)?;
         self.submit_inputs(&inputs).await
     }
@@ -354,6 +367,7 @@ impl Ingest {
         &self,
         inputs: &[(CdrInput, Option<usize>)],
     ) -> Result<Vec<Submitted>, IngestError> {
+        self.admit()?;
         let cdrs = validate(inputs, self.parties()?)?;
         self.submit(cdrs).await
     }
@@ -398,6 +412,30 @@ impl Ingest {
         } else {
             Status::Unknown
         }
+    }
+
+    /// Refuses a submission before it is read when the queue is already full: [`IngestError::Busy`].
+    /// Senders retry a full node many times a second; parsing and validating each retry only to
+    /// refuse it took three quarters of the CPU of an overloaded localnet, and starved consensus
+    /// until blocks stopped. The writer still checks each submission's exact count.
+    pub fn admit(&self) -> Result<(), IngestError> {
+        let queued = self.queue_depth();
+        if queued < self.max_queue {
+            return Ok(());
+        }
+        let mut refused = self.refused_unread.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        refused.0 += 1;
+        if refused.1.is_none_or(|at| at.elapsed() >= BUSY_LOG_INTERVAL) {
+            tracing::warn!(
+                target: "cdrchain::ingest",
+                "queue full ({queued} CDRs wait for the chain, limit {}): refused {} submissions unread \
+                 with 503 since the last such line; senders retry",
+                self.max_queue,
+                refused.0
+            );
+            *refused = (0, Some(Instant::now()));
+        }
+        Err(IngestError::Busy { queued, max: self.max_queue })
     }
 
     /// CDRs assigned but not yet committed.
@@ -741,6 +779,24 @@ mod tests {
             Err(IngestError::Busy { queued: 10, max: 10 })
         ));
         assert_eq!(f.storage.queue_len().unwrap(), 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_before_reading_the_submission() {
+        let f = start(2_000, 1, 4);
+        assert_eq!(f.ingest.submit_inputs(&cdrs(0, 4, 0)).await.unwrap().len(), 4);
+        // Not even parsed: garbage gets the same answer as good CDRs would.
+        assert!(matches!(
+            f.ingest.submit_body(b"{not json").await,
+            Err(IngestError::Busy { queued: 4, max: 4 })
+        ));
+        assert!(matches!(f.ingest.admit(), Err(IngestError::Busy { queued: 4, max: 4 })));
+        // Below the limit, the same garbage is read and refused for what it is.
+        let g = start(2_000, 1, 5);
+        g.ingest.submit_inputs(&cdrs(0, 4, 0)).await.unwrap();
+        assert!(g.ingest.admit().is_ok());
+        let refused = g.ingest.submit_body(b"{not json").await.unwrap_err();
+        assert!(!refused.is_retryable(), "{refused:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -866,6 +866,10 @@ where
                     ))
                 }
             };
+            // A full queue refuses before any parsing (see `Ingest::admit`).
+            if let Err(e) = ctx.ingest.admit() {
+                return Ok(submitted_response(Err(e)));
+            }
             let adapter_context = || cdrchain_formats::Context::new(ctx.ingest.operator().to_string());
             Ok(match path.as_str() {
                 "/ingest/cdrs" => submitted_response(ctx.ingest.submit_body(&body).await),
