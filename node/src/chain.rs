@@ -115,13 +115,14 @@ impl Chain {
     }
 
     /// Checks and commits a block from elsewhere: its transactions and roots through
-    /// `apply_block`, its finality through the certificate against the authority set.
+    /// `apply_block`, its finality through the certificate against the authority set. Answers
+    /// the block's transaction ids.
     pub fn import(
         &self,
         block: &Block,
         certificate: &CommitCertificate,
         own: &OperatorId,
-    ) -> Result<(), NodeError> {
+    ) -> Result<Vec<Hash32>, NodeError> {
         let started = Instant::now();
         let height = block.header.number.0;
         certificate
@@ -133,7 +134,7 @@ impl Chain {
         let dequeue = last_sequence_of(block, own);
         self.storage.commit_block(block, &changes, certificate, dequeue)?;
         self.after_commit(block, started);
-        Ok(())
+        Ok(changes.tx_ids)
     }
 
     fn after_commit(&self, block: &Block, started: Instant) {

@@ -446,8 +446,15 @@ impl Driver {
                 // without it the proposal is useless to others.
                 let Some(block) = self.blocks.get(&hash) else { return };
                 let genesis = self.chain.ctx.genesis_hash;
+                let executed = self.executed.get(&hash);
                 let entry = self.sent.entry(hash).or_insert_with(|| {
-                    let ids = block.transactions.iter().map(|tx| tx.id(&genesis)).collect();
+                    // Our own block: its build computed the ids (else hash each batch again).
+                    let ids = match executed {
+                        Some(changes) if changes.tx_ids.len() == block.transactions.len() => {
+                            changes.tx_ids.clone()
+                        }
+                        _ => block.transactions.iter().map(|tx| tx.id(&genesis)).collect(),
+                    };
                     let tx_ids = BoundedVec::new(ids).unwrap_or_else(|_| BoundedVec::default());
                     (0, CompactBlock { header: block.header.clone(), tx_ids })
                 });
@@ -571,7 +578,7 @@ impl Driver {
         let chain = self.chain.clone();
         let me = self.me.clone();
         tokio::task::block_in_place(|| chain.commit_decided(&block, &changes, &certificate, &me))?;
-        self.after_commit(&block);
+        self.after_commit(&block, &changes.tx_ids);
         Ok(())
     }
 
@@ -634,12 +641,11 @@ impl Driver {
         }
     }
 
-    fn after_commit(&mut self, block: &Block) {
+    /// `ids`: the block's transaction ids, as its execution computed them.
+    fn after_commit(&mut self, block: &Block, ids: &[Hash32]) {
         self.sign_checkpoint(block);
-        let genesis = self.chain.ctx.genesis_hash;
-        let ids: Vec<Hash32> = block.transactions.iter().map(|tx| tx.id(&genesis)).collect();
-        self.pool.remove(&ids);
-        for id in &ids {
+        self.pool.remove(ids);
+        for id in ids {
             self.announced.remove(id);
         }
         let height = block.header.number;
@@ -1017,8 +1023,8 @@ impl Driver {
             let chain = self.chain.clone();
             let me = self.me.clone();
             match tokio::task::block_in_place(|| chain.import(&block, &certificate, &me)) {
-                Ok(()) => {
-                    self.after_commit(&block);
+                Ok(ids) => {
+                    self.after_commit(&block, &ids);
                     imported = Some(block.header.number);
                 }
                 Err(NodeError::Storage(e)) => return Err(NodeError::Storage(e)),

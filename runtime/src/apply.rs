@@ -102,6 +102,9 @@ pub struct StateChanges {
     pub new_log_nodes: Vec<(NodeId, Hash32)>,
     /// Log index of the block's first CDR (the parent's log size).
     pub first_leaf_index: u64,
+    /// The ids of the block's transactions, in order (the leaves of `tx_root`): computed once
+    /// here, so the node need not encode and hash every batch again after the block.
+    pub tx_ids: Vec<Hash32>,
     pub tx_root: Hash32,
     pub cdr_log_root: Hash32,
     pub state_root: Hash32,
@@ -463,6 +466,7 @@ impl<'a, V: StateView> Executor<'a, V> {
         Ok(StateChanges {
             state_root: state_root(&cdr_log_root, self.log.size(), &kv_root, leaves.size()),
             tx_root: tx_root(&self.tx_ids),
+            tx_ids: self.tx_ids,
             cdr_log_root,
             cdr_log: self.log,
             new_log_nodes: self.new_log_nodes,
