@@ -33,7 +33,7 @@
 //! | `cdrs`         | `SCALE(recorder) ‖ sequence BE` | [`StoredCdr`] | every CDR by its chain-wide id, with its block and log position (for proofs) |
 //! | `call_ids`     | `SCALE(call_id) ‖ SCALE(recorder) ‖ sequence BE` | empty | all legs of a call, from any recorder (reconciliation, `cdr_byCallId`) |
 //! | `partners`     | `SCALE(min(a,b)) ‖ SCALE(max(a,b)) ‖ start_ms BE ‖ SCALE(recorder) ‖ sequence BE` | empty | CDRs between two interconnect partners in a time window, in start order (settlement) |
-//! | `log_nodes`    | `level ‖ index BE` | `Hash32` | perfect subtrees of the CDR log: inclusion and consistency proofs at any size |
+//! | `log_nodes`    | `level ‖ index BE` | `Hash32` | perfect subtrees of the CDR log at levels 0 and ≥ 4 (1-3 are folded from leaves on read): inclusion and consistency proofs at any size |
 //! | `state`        | `SCALE(StateKey)` | its SCALE value | the small state the runtime reads through [`StateView`] |
 //! | `queue`        | sequence BE | opaque bytes | CDRs this node accepted but that are not yet in a block: survives restarts |
 //! | `wal`          | opaque | opaque | consensus write-ahead log: what this validator voted for (no double signing after a crash) |
@@ -52,7 +52,7 @@ use cdrchain_runtime::cdr::{Cdr, CdrBody};
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
 use cdrchain_runtime::crypto::Signature;
 use cdrchain_runtime::ids::{CallId, CdrId, Height, OperatorId, Sequence};
-use cdrchain_runtime::merkle::{Frontier, NodeId, NodeStore};
+use cdrchain_runtime::merkle::{Domain, Frontier, NodeId, NodeStore};
 use cdrchain_runtime::state::{MemoryState, StateView};
 use cdrchain_runtime::tx::{tx_root, CdrBatch, SignedTransaction, Transaction};
 use cdrchain_runtime::Hash32;
@@ -468,7 +468,9 @@ impl Storage {
         let log_nodes = self.column(layout::LOG_NODES)?;
         // Level by level (the runtime hands them over leaf by leaf, each followed by the
         // subtrees it completes): in key order, for the memtable as above.
-        let mut new_log_nodes: Vec<_> = changes.new_log_nodes.iter().collect();
+        // Levels 1-3 are not stored (see `DERIVED_LEVELS`).
+        let mut new_log_nodes: Vec<_> =
+            changes.new_log_nodes.iter().filter(|(id, _)| !DERIVED_LEVELS.contains(&id.level)).collect();
         new_log_nodes.sort_unstable_by_key(|(id, _)| *id);
         for (id, node) in new_log_nodes {
             batch.put_cf(log_nodes, layout::node_key(*id), node.0);
@@ -1045,6 +1047,9 @@ impl Storage {
     }
 
     fn log_node(&self, reader: &impl Reader, id: NodeId) -> Result<Option<Hash32>, StorageError> {
+        if DERIVED_LEVELS.contains(&id.level) {
+            return self.derived_log_node(reader, id);
+        }
         let key = layout::node_key(id);
         match reader
             .pinned(self.column(layout::LOG_NODES)?, &key)
@@ -1059,6 +1064,52 @@ impl Storage {
             }),
             None => Ok(None),
         }
+    }
+}
+
+/// Levels of the CDR log's perfect subtrees that are not stored: each is recomputed from the at
+/// most 8 leaf hashes under it (one short range scan and 7 hashes), when a proof or a frontier
+/// needs it. Storing every level put two log nodes per CDR; without levels 1-3 it is 1.125, and
+/// the log-node column, which flushed twice the bytes of the CDRs themselves (hashes do not
+/// compress), shrinks by 44 %. Databases written with every level read the same.
+const DERIVED_LEVELS: std::ops::RangeInclusive<u8> = 1..=3;
+
+impl Storage {
+    /// Perfect subtree `id` (level in [`DERIVED_LEVELS`]) folded from its stored leaf hashes;
+    /// `None` if a leaf under it is not stored (the log is not that large).
+    fn derived_log_node(&self, reader: &impl Reader, id: NodeId) -> Result<Option<Hash32>, StorageError> {
+        let width = 1u64 << id.level;
+        let Some(first) = id.index.checked_mul(width) else { return Ok(None) };
+        let column = self.column(layout::LOG_NODES)?;
+        let mut iter = reader.raw_iter(column, ReadOptions::default());
+        iter.seek(layout::node_key(NodeId::leaf(first)));
+        let mut hashes = Vec::with_capacity(8);
+        for offset in 0..width {
+            let Some(index) = first.checked_add(offset) else { return Ok(None) };
+            let key = layout::node_key(NodeId::leaf(index));
+            match iter.item() {
+                Some((found, bytes)) if found == key.as_slice() => {
+                    let hash = <[u8; 32]>::try_from(bytes).map_err(|_| {
+                        StorageError::corrupt(
+                            layout::LOG_NODES,
+                            &key,
+                            format!("a node hash is 32 bytes, not {}", bytes.len()),
+                        )
+                    })?;
+                    hashes.push(Hash32(hash));
+                }
+                _ => {
+                    iter.status().map_err(self.db_error(layout::LOG_NODES, "scan"))?;
+                    return Ok(None);
+                }
+            }
+            iter.next();
+        }
+        iter.status().map_err(self.db_error(layout::LOG_NODES, "scan"))?;
+        while hashes.len() > 1 {
+            hashes = hashes.chunks_exact(2).map(|pair| Domain::CDR_LOG.node(&pair[0], &pair[1])).collect();
+        }
+        Ok(hashes.pop())
     }
 }
 

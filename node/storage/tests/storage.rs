@@ -765,3 +765,50 @@ fn storage_is_shareable_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Storage>();
 }
+
+#[test]
+fn log_levels_one_to_three_are_folded_from_leaves_not_stored() {
+    let mut fx = Fixture::new();
+    let storage = fx.open();
+    // 37 + 64 + 19 = 120 leaves: perfect subtrees at every level up to 6, and partial ones.
+    let mut expected = BTreeMap::new();
+    for (i, (operator, first, count)) in
+        [("alice", 0, 37), ("bob", 0, 64), ("alice", 37, 19)].into_iter().enumerate()
+    {
+        let txs = vec![fx.chain.batch(operator, first, count)];
+        let (block, changes) = fx.next_block(txs, 1_000 * (i as u64 + 1));
+        storage.commit_block(&block, &changes, &certificate(&block), None).unwrap();
+        expected.extend(changes.new_log_nodes.iter().copied());
+    }
+    assert!(expected.keys().any(|id| (1..=3).contains(&id.level)) && expected.keys().any(|id| id.level >= 4));
+    let check = |storage: &Storage| {
+        for (id, hash) in &expected {
+            assert_eq!(storage.node(*id).unwrap(), Some(*hash), "node {id:?}");
+        }
+        // Past the log's end: leaves 120.. are not there, so (3, 15) = leaves 120-127 is not either.
+        assert_eq!(storage.node(NodeId::new(3, 15)).unwrap(), None);
+        assert_eq!(storage.node(NodeId::new(1, 60)).unwrap(), None);
+        assert_eq!(storage.node(NodeId::new(3, u64::MAX)).unwrap(), None);
+        // Proofs at every size still verify against the roots.
+        for size in [1u64, 7, 8, 9, 16, 37, 101, 120] {
+            let root = root_at(storage, Domain::CDR_LOG, size).unwrap();
+            for leaf in [0, size / 2, size - 1] {
+                let proof = inclusion_proof(storage, Domain::CDR_LOG, leaf, size).unwrap();
+                let leaf_hash = storage.node(NodeId::leaf(leaf)).unwrap().unwrap();
+                verify_inclusion(Domain::CDR_LOG, &leaf_hash, &proof, &root).unwrap();
+            }
+        }
+    };
+    check(&storage);
+    drop(storage);
+    // On disk: levels 0 and >= 4 only.
+    {
+        let db = raw(fx.dir.path());
+        let levels: BTreeSet<u8> = db
+            .iterator_cf(db.cf_handle(layout::LOG_NODES).unwrap(), rocksdb::IteratorMode::Start)
+            .map(|item| item.unwrap().0[0])
+            .collect();
+        assert_eq!(levels, BTreeSet::from([0, 4, 5, 6]));
+    }
+    check(&fx.open());
+}
