@@ -22,12 +22,12 @@ mod testnet;
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
 /// mimalloc instead of the system allocator: every validator decodes, applies, stores and frees
 /// each CDR with its strings, and glibc's malloc and free were ~14 % of a loaded localnet's CPU.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use clap::{Parser, Subcommand};
 
 /// cdrchain: a permissioned blockchain that makes VoIP call detail records tamper-evident, shared
 /// and provable among the operators that run it.

@@ -466,9 +466,9 @@ impl Storage {
         batch.put_cf(self.column(layout::HASH_INDEX)?, hash.0, header.number.encode());
         self.put_cdrs(&mut batch, block, changes.first_leaf_index)?;
         let log_nodes = self.column(layout::LOG_NODES)?;
-        // Level by level (the runtime hands them over leaf by leaf, each followed by the
-        // subtrees it completes): in key order, for the memtable as above.
-        // Levels 1-3 are not stored (see `DERIVED_LEVELS`).
+        // Levels 1-3 are not stored (see `DERIVED_LEVELS`). The rest go in level by level, in
+        // key order, for the memtable (see `put_cdrs`); the runtime hands them over leaf by leaf,
+        // each followed by the subtrees it completes.
         let mut new_log_nodes: Vec<_> =
             changes.new_log_nodes.iter().filter(|(id, _)| !DERIVED_LEVELS.contains(&id.level)).collect();
         new_log_nodes.sort_unstable_by_key(|(id, _)| *id);
