@@ -256,9 +256,7 @@ pub struct Ingest {
     next_assigned: Arc<AtomicU64>,
     storage: Arc<Storage>,
     max_queue: u64,
-    /// Submissions refused unread (the queue was full) since the last log line, and when that
-    /// line was written.
-    refused_unread: std::sync::Mutex<(u64, Option<Instant>)>,
+    busy_log: Arc<BusyLog>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -310,6 +308,7 @@ impl Ingest {
         let next_assigned = Arc::new(AtomicU64::new(next));
         let notify = Arc::new(Notify::new());
         let (requests, receiver) = mpsc::channel(1024);
+        let busy_log = Arc::new(BusyLog::default());
         let writer = tokio::spawn(writer(
             Writer {
                 storage: storage.clone(),
@@ -317,6 +316,7 @@ impl Ingest {
                 next_assigned: next_assigned.clone(),
                 notify: notify.clone(),
                 max_queue: max_queue.max(1),
+                busy_log: busy_log.clone(),
             },
             receiver,
         ));
@@ -341,7 +341,7 @@ impl Ingest {
             next_assigned,
             storage,
             max_queue: max_queue.max(1),
-            refused_unread: std::sync::Mutex::new((0, None)),
+            busy_log,
         });
         Ok((ingest, writer, batcher))
     }
@@ -359,7 +359,7 @@ impl Ingest {
     pub async fn submit_body(&self, body: &[u8]) -> Result<Vec<Submitted>, IngestError> {
         self.admit()?;
         let inputs = parse_documents(body)?;
-        self.submit_inputs(&inputs).await
+        self.queue_inputs(&inputs).await
     }
 
     /// Validates and durably queues canonical inputs (all or nothing).
@@ -368,6 +368,15 @@ impl Ingest {
         inputs: &[(CdrInput, Option<usize>)],
     ) -> Result<Vec<Submitted>, IngestError> {
         self.admit()?;
+        self.queue_inputs(inputs).await
+    }
+
+    /// [`Ingest::submit_inputs`] for a caller that called [`Ingest::admit`] before it read the
+    /// submission (the HTTP adapters): validates and durably queues, without a second look.
+    pub(crate) async fn queue_inputs(
+        &self,
+        inputs: &[(CdrInput, Option<usize>)],
+    ) -> Result<Vec<Submitted>, IngestError> {
         let cdrs = validate(inputs, self.parties()?)?;
         self.submit(cdrs).await
     }
@@ -423,18 +432,7 @@ impl Ingest {
         if queued < self.max_queue {
             return Ok(());
         }
-        let mut refused = self.refused_unread.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        refused.0 += 1;
-        if refused.1.is_none_or(|at| at.elapsed() >= BUSY_LOG_INTERVAL) {
-            tracing::warn!(
-                target: "cdrchain::ingest",
-                "queue full ({queued} CDRs wait for the chain, limit {}): refused {} submissions unread \
-                 with 503 since the last such line; senders retry",
-                self.max_queue,
-                refused.0
-            );
-            *refused = (0, Some(Instant::now()));
-        }
+        self.busy_log.refused(queued, self.max_queue, None);
         Err(IngestError::Busy { queued, max: self.max_queue })
     }
 
@@ -461,15 +459,47 @@ struct Writer {
     /// Wakes the batcher.
     notify: Arc<Notify>,
     max_queue: u64,
+    busy_log: Arc<BusyLog>,
 }
 
-/// How often, at most, the writer logs that it refuses submissions because the queue is full.
+/// How often, at most, the node logs that it refuses submissions because the queue is full.
 const BUSY_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The "queue full" warning, at most every [`BUSY_LOG_INTERVAL`], counting what was refused in
+/// between: whole submissions by the writer (CDRs counted) and unread ones by [`Ingest::admit`].
+#[derive(Default)]
+struct BusyLog(std::sync::Mutex<BusyCounts>);
+
+#[derive(Default)]
+struct BusyCounts {
+    cdrs: u64,
+    unread: u64,
+    logged: Option<Instant>,
+}
+
+impl BusyLog {
+    /// One refusal: of `cdrs` CDRs, or of a submission not read (`None`).
+    fn refused(&self, queued: u64, max: u64, cdrs: Option<u64>) {
+        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match cdrs {
+            Some(cdrs) => counts.cdrs += cdrs,
+            None => counts.unread += 1,
+        }
+        if counts.logged.is_none_or(|at| at.elapsed() >= BUSY_LOG_INTERVAL) {
+            tracing::warn!(
+                target: "cdrchain::ingest",
+                "queue full ({queued} CDRs wait for the chain, limit {max}): refused {} CDRs and {} \
+                 submissions unread with 503 since the last such line; senders retry",
+                counts.cdrs,
+                counts.unread
+            );
+            *counts = BusyCounts { logged: Some(Instant::now()), ..BusyCounts::default() };
+        }
+    }
+}
+
 async fn writer(state: Writer, mut receiver: mpsc::Receiver<Request>) {
-    let Writer { storage, operator, next_assigned, notify, max_queue } = state;
-    let mut busy_since_log = 0u64;
-    let mut busy_logged: Option<Instant> = None;
+    let Writer { storage, operator, next_assigned, notify, max_queue, busy_log } = state;
     while let Some(first) = receiver.recv().await {
         let mut pending = vec![first];
         let mut total = pending[0].cdrs.len();
@@ -493,18 +523,9 @@ async fn writer(state: Writer, mut receiver: mpsc::Receiver<Request>) {
                 queued += count;
                 group.push(request);
             } else {
-                busy_since_log += count;
+                busy_log.refused(queued, max_queue, Some(count));
                 let _ = request.reply.send(Err(IngestError::Busy { queued, max: max_queue }));
             }
-        }
-        if busy_since_log > 0 && busy_logged.is_none_or(|at| at.elapsed() >= BUSY_LOG_INTERVAL) {
-            tracing::warn!(
-                target: "cdrchain::ingest",
-                "queue full ({queued} CDRs wait for the chain, limit {max_queue}): refused {busy_since_log} \
-                 CDRs with 503 since the last such line; senders retry"
-            );
-            busy_since_log = 0;
-            busy_logged = Some(Instant::now());
         }
         if group.is_empty() {
             continue;

@@ -215,7 +215,8 @@ impl RpcContext {
         Ok(json!({"errors": errors, "duplicates": duplicates}))
     }
 
-    /// Durably queues what an adapter read from one request; the HTTP answer.
+    /// Durably queues what an adapter read from one request (admitted before it was parsed); the
+    /// HTTP answer.
     async fn ingest_outcome(&self, outcome: cdrchain_formats::Outcome) -> HttpResponse {
         if let Some(first) = outcome.errors.first() {
             return json_response(
@@ -232,7 +233,7 @@ impl RpcContext {
         }
         let inputs: Vec<(CdrInput, Option<usize>)> =
             outcome.cdrs.into_iter().map(|p| (p.input, Some(p.line))).collect();
-        submitted_response(self.ingest.submit_inputs(&inputs).await)
+        submitted_response(self.ingest.queue_inputs(&inputs).await)
     }
 
     /// The inclusion proof bundle of a committed CDR ([`cdrchain_runtime::proof`]): proven in
@@ -866,34 +867,34 @@ where
                     ))
                 }
             };
-            // A full queue refuses before any parsing (see `Ingest::admit`).
-            if let Err(e) = ctx.ingest.admit() {
-                return Ok(submitted_response(Err(e)));
-            }
             let adapter_context = || cdrchain_formats::Context::new(ctx.ingest.operator().to_string());
             Ok(match path.as_str() {
                 "/ingest/cdrs" => submitted_response(ctx.ingest.submit_body(&body).await),
-                "/ingest/freeswitch" => {
-                    let parsed = cdrchain_formats::freeswitch::decode_body(&body).and_then(|json| {
-                        cdrchain_formats::freeswitch::parse_document(&json, &adapter_context())
-                    });
-                    match parsed {
-                        Ok(outcome) => ctx.ingest_outcome(outcome).await,
-                        Err(e) => format_refused(&e),
+                // A full queue refuses before the document is parsed (see `Ingest::admit`);
+                // `submit_body` does the same for canonical CDRs.
+                adapter @ ("/ingest/freeswitch" | "/ingest/kamailio") => match ctx.ingest.admit() {
+                    Err(e) => submitted_response(Err(e)),
+                    Ok(()) => {
+                        let parsed = if adapter == "/ingest/freeswitch" {
+                            cdrchain_formats::freeswitch::decode_body(&body).and_then(|json| {
+                                cdrchain_formats::freeswitch::parse_document(&json, &adapter_context())
+                            })
+                        } else {
+                            std::str::from_utf8(&body)
+                                .map_err(|e| cdrchain_formats::FormatError::Unreadable {
+                                    format: "Kamailio acc_json",
+                                    reason: format!("the body is not UTF-8: {e}"),
+                                })
+                                .and_then(|text| {
+                                    cdrchain_formats::kamailio::parse_json(text, &adapter_context())
+                                })
+                        };
+                        match parsed {
+                            Ok(outcome) => ctx.ingest_outcome(outcome).await,
+                            Err(e) => format_refused(&e),
+                        }
                     }
-                }
-                "/ingest/kamailio" => {
-                    let parsed = std::str::from_utf8(&body)
-                        .map_err(|e| cdrchain_formats::FormatError::Unreadable {
-                            format: "Kamailio acc_json",
-                            reason: format!("the body is not UTF-8: {e}"),
-                        })
-                        .and_then(|text| cdrchain_formats::kamailio::parse_json(text, &adapter_context()));
-                    match parsed {
-                        Ok(outcome) => ctx.ingest_outcome(outcome).await,
-                        Err(e) => format_refused(&e),
-                    }
-                }
+                },
                 other => json_response(
                     hyper::StatusCode::NOT_FOUND,
                     &json!({"error": format!(
