@@ -872,7 +872,9 @@ where
                 "/ingest/cdrs" => submitted_response(ctx.ingest.submit_body(&body).await),
                 // A full queue refuses before the document is parsed (see `Ingest::admit`);
                 // `submit_body` does the same for canonical CDRs.
-                adapter @ ("/ingest/freeswitch" | "/ingest/kamailio") => match ctx.ingest.admit() {
+                // One record is the least an adapter's document holds (a FreeSWITCH CDR is
+                // one pretty-printed document): the writer's exact check does the rest.
+                adapter @ ("/ingest/freeswitch" | "/ingest/kamailio") => match ctx.ingest.admit(1) {
                     Err(e) => submitted_response(Err(e)),
                     Ok(()) => {
                         let parsed = if adapter == "/ingest/freeswitch" {

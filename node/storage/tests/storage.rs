@@ -610,6 +610,14 @@ fn ingest_keys_are_written_with_the_queue_and_survive_the_commit() {
     drop(storage);
     let storage = fx.open();
     assert_eq!(storage.ingest_key(&k2).unwrap(), Some(Sequence(1)));
+    // The batched lookup answers in the order asked, repeats and absent keys included, from the
+    // memtable and (after a flush) from the files.
+    let asked = [[3u8; 32], k2, k1, k2, [0u8; 32]];
+    let expected = vec![None, Some(Sequence(1)), Some(Sequence(0)), Some(Sequence(1)), None];
+    assert_eq!(storage.ingest_keys(&asked).unwrap(), expected);
+    storage.flush().unwrap();
+    assert_eq!(storage.ingest_keys(&asked).unwrap(), expected);
+    assert_eq!(storage.ingest_keys(&[]).unwrap(), Vec::new());
 }
 
 #[test]
