@@ -591,11 +591,7 @@ fn place(
     for cdrs in submissions {
         let mut answers = Vec::with_capacity(cdrs.len());
         for cdr in cdrs {
-            let before = stored.next().flatten();
-            let earlier = match seen.get(&cdr.key) {
-                Some(sequence) => Some(*sequence),
-                None => before,
-            };
+            let earlier = stored.next().flatten().or_else(|| seen.get(&cdr.key).copied());
             match earlier {
                 Some(sequence) => {
                     duplicates += 1;

@@ -216,8 +216,15 @@ impl RpcContext {
     }
 
     /// Durably queues what an adapter read from one request (admitted before it was parsed); the
-    /// HTTP answer.
-    async fn ingest_outcome(&self, outcome: cdrchain_formats::Outcome) -> HttpResponse {
+    /// HTTP answer, a refusal naming the format's error if the document did not read.
+    async fn ingest_outcome(
+        &self,
+        parsed: Result<cdrchain_formats::Outcome, cdrchain_formats::FormatError>,
+    ) -> HttpResponse {
+        let outcome = match parsed {
+            Ok(outcome) => outcome,
+            Err(e) => return format_refused(&e),
+        };
         if let Some(first) = outcome.errors.first() {
             return json_response(
                 hyper::StatusCode::BAD_REQUEST,
@@ -870,31 +877,30 @@ where
             let adapter_context = || cdrchain_formats::Context::new(ctx.ingest.operator().to_string());
             Ok(match path.as_str() {
                 "/ingest/cdrs" => submitted_response(ctx.ingest.submit_body(&body).await),
-                // A full queue refuses before the document is parsed (see `Ingest::admit`);
-                // `submit_body` does the same for canonical CDRs.
-                // One record is the least an adapter's document holds (a FreeSWITCH CDR is
-                // one pretty-printed document): the writer's exact check does the rest.
-                adapter @ ("/ingest/freeswitch" | "/ingest/kamailio") => match ctx.ingest.admit(1) {
+                // Adapters are admitted before their document is parsed, as `submit_body` does
+                // (see `Ingest::admit`): a FreeSWITCH request is one (pretty-printed) CDR, a
+                // Kamailio one is NDJSON, a record per line.
+                "/ingest/freeswitch" => match ctx.ingest.admit(1) {
                     Err(e) => submitted_response(Err(e)),
                     Ok(()) => {
-                        let parsed = if adapter == "/ingest/freeswitch" {
-                            cdrchain_formats::freeswitch::decode_body(&body).and_then(|json| {
-                                cdrchain_formats::freeswitch::parse_document(&json, &adapter_context())
+                        let parsed = cdrchain_formats::freeswitch::decode_body(&body).and_then(|json| {
+                            cdrchain_formats::freeswitch::parse_document(&json, &adapter_context())
+                        });
+                        ctx.ingest_outcome(parsed).await
+                    }
+                },
+                "/ingest/kamailio" => match ctx.ingest.admit(ingest::estimated_records(&body)) {
+                    Err(e) => submitted_response(Err(e)),
+                    Ok(()) => {
+                        let parsed = std::str::from_utf8(&body)
+                            .map_err(|e| cdrchain_formats::FormatError::Unreadable {
+                                format: "Kamailio acc_json",
+                                reason: format!("the body is not UTF-8: {e}"),
                             })
-                        } else {
-                            std::str::from_utf8(&body)
-                                .map_err(|e| cdrchain_formats::FormatError::Unreadable {
-                                    format: "Kamailio acc_json",
-                                    reason: format!("the body is not UTF-8: {e}"),
-                                })
-                                .and_then(|text| {
-                                    cdrchain_formats::kamailio::parse_json(text, &adapter_context())
-                                })
-                        };
-                        match parsed {
-                            Ok(outcome) => ctx.ingest_outcome(outcome).await,
-                            Err(e) => format_refused(&e),
-                        }
+                            .and_then(|text| {
+                                cdrchain_formats::kamailio::parse_json(text, &adapter_context())
+                            });
+                        ctx.ingest_outcome(parsed).await
                     }
                 },
                 other => json_response(

@@ -839,9 +839,7 @@ impl Storage {
         let cf = self.column(layout::INGEST_KEYS)?;
         match self.db.pinned(cf, key).map_err(self.db_error(layout::INGEST_KEYS, "get"))? {
             None => Ok(None),
-            Some(value) => layout::be_u64_exact(&value).map(|s| Some(Sequence(s))).ok_or_else(|| {
-                StorageError::corrupt(layout::INGEST_KEYS, key, "value is not an 8-byte sequence")
-            }),
+            Some(value) => ingest_sequence(key, &value).map(Some),
         }
     }
 
@@ -856,13 +854,9 @@ impl Storage {
         let found = self.db.batched_multi_get_cf(cf, sorted, true);
         let mut answers = vec![None; keys.len()];
         for (&i, value) in order.iter().zip(found) {
-            let Some(value) = value.map_err(self.db_error(layout::INGEST_KEYS, "multi_get"))? else {
-                continue;
-            };
-            let sequence = layout::be_u64_exact(&value).ok_or_else(|| {
-                StorageError::corrupt(layout::INGEST_KEYS, &keys[i], "value is not an 8-byte sequence")
-            })?;
-            answers[i] = Some(Sequence(sequence));
+            if let Some(value) = value.map_err(self.db_error(layout::INGEST_KEYS, "multi_get"))? {
+                answers[i] = Some(ingest_sequence(&keys[i], &value)?);
+            }
         }
         Ok(answers)
     }
@@ -1136,6 +1130,13 @@ impl Storage {
         }
         Ok(hashes.pop())
     }
+}
+
+/// The sequence stored under ingest key `key`.
+fn ingest_sequence(key: &[u8; 32], value: &[u8]) -> Result<Sequence, StorageError> {
+    layout::be_u64_exact(value)
+        .map(Sequence)
+        .ok_or_else(|| StorageError::corrupt(layout::INGEST_KEYS, key, "value is not an 8-byte sequence"))
 }
 
 /// Checks that `changes` are the changes of a block with `header` on a log of `log_size` leaves.
