@@ -33,6 +33,7 @@ fn the_runtime_storage_and_evm_baseline_suites_report_their_figures() {
     let evm = suite("evm-baseline", &["--connections", "2", "--anvil", anvil.to_str().unwrap()]);
     // The contract's own count equals the transactions sent (the suite checks it), and some were.
     assert!(evm["committed_cdrs"].as_u64().unwrap() > 0, "{evm}");
+    assert!(evm["resent_after_stall"].is_u64(), "{evm}");
 }
 
 #[test]

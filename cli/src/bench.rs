@@ -17,6 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alloy::network::TransactionBuilder;
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
@@ -256,10 +260,8 @@ fn storage_suite(args: &Args) -> anyhow::Result<Value> {
 }
 
 async fn evm_baseline(args: &Args) -> anyhow::Result<Value> {
-    use alloy::network::{EthereumWallet, TransactionBuilder};
-    use alloy::primitives::{Address, U256};
-    use alloy::providers::{Provider, ProviderBuilder};
-    use alloy::rpc::types::TransactionRequest;
+    use alloy::network::EthereumWallet;
+    use alloy::providers::ProviderBuilder;
     use alloy::signers::local::PrivateKeySigner;
     use alloy::sol_types::SolCall;
 
@@ -273,35 +275,8 @@ async fn evm_baseline(args: &Args) -> anyhow::Result<Value> {
             PathBuf::from("anvil")
         }
     });
-    let port = free_port_run(1)?;
-    let mut child = Command::new(&anvil)
-        .args([
-            "--chain-id",
-            "33",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--hardfork",
-            "london",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| {
-            format!("starting {} (scripts/contracts.sh install provides it)", anvil.display())
-        })?;
-    let stdout = child.stdout.take().context("no anvil stdout")?;
-    let (send, receive) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("Listening on") {
-                let _ = send.send(());
-            }
-        }
-    });
-    receive.recv_timeout(Duration::from_secs(30)).context("anvil did not start")?;
-    let url = format!("http://127.0.0.1:{port}");
+    let anvil = Anvil::start(&anvil)?;
+    let url = anvil.url.clone();
     let result = async {
         let accounts: Vec<PrivateKeySigner> =
             (0..args.connections.max(1)).map(|_| PrivateKeySigner::random()).collect();
@@ -337,18 +312,13 @@ async fn evm_baseline(args: &Args) -> anyhow::Result<Value> {
                     .disable_recommended_fillers()
                     .wallet(EthereumWallet::from(account))
                     .connect_http(url.parse()?);
-                let mut nonce = provider.get_transaction_count(from).pending().await?;
-                let mut sent = 0u64;
-                let mut last = None;
-                // At most this many unmined transactions per account: the offered load follows
-                // what the node mines instead of queueing without bound.
-                let mut in_flight = std::collections::VecDeque::new();
+                let first = provider.get_transaction_count(from).pending().await?;
+                let mut sender = BaselineSender::new(from, address, gas_price, first);
                 while Instant::now() < deadline {
-                    if in_flight.len() >= 32 {
-                        let oldest = in_flight.pop_front().context("in-flight queue")?;
-                        while provider.get_transaction_receipt(oldest).await?.is_none() {
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
+                    // At most this many unmined transactions per account: the offered load
+                    // follows what the node mines instead of queueing without bound.
+                    while sender.unmined.len() >= 32 {
+                        sender.settle(&provider).await?;
                     }
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     let start = 1_795_000_000_000u64 + n;
@@ -361,37 +331,19 @@ async fn evm_baseline(args: &Args) -> anyhow::Result<Value> {
                         disposition: "answered".into(),
                     }
                     .abi_encode();
-                    let tx = TransactionRequest::default()
-                        .with_from(from)
-                        .with_to(address)
-                        .with_input(input)
-                        .with_nonce(nonce)
-                        .with_gas_limit(400_000)
-                        .with_gas_price(gas_price)
-                        .with_chain_id(33)
-                        .with_value(U256::ZERO);
-                    let pending =
-                        provider.send_transaction(tx).await.context("sending a call transaction")?;
-                    last = Some(*pending.tx_hash());
-                    in_flight.push_back(*pending.tx_hash());
-                    nonce += 1;
-                    sent += 1;
+                    sender.send(&provider, input.into()).await?;
                 }
-                // Mined once its last transaction is (nonces are mined in order).
-                if let Some(hash) = last {
-                    loop {
-                        if provider.get_transaction_receipt(hash).await?.is_some() {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
+                while !sender.unmined.is_empty() {
+                    sender.settle(&provider).await?;
                 }
-                Ok::<_, anyhow::Error>(sent)
+                Ok::<_, anyhow::Error>((sender.sent, sender.resent))
             }));
         }
-        let mut total = 0u64;
+        let (mut total, mut resent) = (0u64, 0u64);
         for task in tasks {
-            total += task.await.context("load task")??;
+            let (sent, again) = task.await.context("load task")??;
+            total += sent;
+            resent += again;
         }
         let seconds = started.elapsed().as_secs_f64();
         let stored: U256 = contract.count().call().await.context("reading the contract's count")?;
@@ -403,13 +355,182 @@ async fn evm_baseline(args: &Args) -> anyhow::Result<Value> {
             "accounts": args.connections.max(1),
             "committed_cdrs": total,
             "committed_cdrs_per_s": (total as f64 / seconds).round(),
+            "resent_after_stall": resent,
             "seconds_until_all_mined": (seconds * 100.0).round() / 100.0,
         }))
     }
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(anvil);
     result
+}
+
+/// An anvil with RSK's regtest chain id on a free loopback port, killed when dropped.
+struct Anvil {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Anvil {
+    fn start(anvil: &std::path::Path) -> anyhow::Result<Anvil> {
+        let port = free_port_run(1)?;
+        let mut child = Command::new(anvil)
+            .args([
+                "--chain-id",
+                "33",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--hardfork",
+                "london",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!("starting {} (scripts/contracts.sh install provides it)", anvil.display())
+            })?;
+        let stdout = child.stdout.take().context("no anvil stdout")?;
+        let anvil = Anvil { child, url: format!("http://127.0.0.1:{port}") };
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("Listening on") {
+                    let _ = send.send(());
+                }
+            }
+        });
+        receive.recv_timeout(Duration::from_secs(30)).context("anvil did not start")?;
+        Ok(anvil)
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// No progress for this long means anvil lost or parked a transaction (below).
+const STALL: Duration = Duration::from_secs(3);
+/// Resend rounds before the suite gives up with an error instead of waiting forever.
+const MAX_RESENDS: u32 = 8;
+
+/// One evm-baseline account's transactions, tracked by nonce rather than by hash.
+///
+/// Anvil's automine (1.7.1 here) races with concurrent submissions: now and then a transaction
+/// is parked in the pool's queue although its nonce is next (foundry-rs/foundry#10122), or a
+/// block whose receipts were already served is lost, and the account never advances. Waiting on
+/// receipts then waits forever (it hung CI for 600 s). So "mined" means the account's mined
+/// transaction count passed the nonce, and after `STALL` without progress every unmined
+/// transaction is sent again as a replacement with twice the gas price, which puts the next
+/// nonce back in the ready queue. `resent` counts the resends anvil accepted; the contract's own
+/// count still has to equal what was sent, once each.
+struct BaselineSender {
+    from: Address,
+    to: Address,
+    gas_price: u128,
+    next_nonce: u64,
+    /// Sent and not yet mined, oldest first: (nonce, calldata).
+    unmined: std::collections::VecDeque<(u64, Bytes)>,
+    progress_at: Instant,
+    rounds: u32,
+    sent: u64,
+    resent: u64,
+}
+
+impl BaselineSender {
+    fn new(from: Address, to: Address, gas_price: u128, nonce: u64) -> Self {
+        BaselineSender {
+            from,
+            to,
+            gas_price,
+            next_nonce: nonce,
+            unmined: std::collections::VecDeque::new(),
+            progress_at: Instant::now(),
+            rounds: 0,
+            sent: 0,
+            resent: 0,
+        }
+    }
+
+    fn request(&self, nonce: u64, input: Bytes) -> TransactionRequest {
+        TransactionRequest::default()
+            .with_from(self.from)
+            .with_to(self.to)
+            .with_input(input)
+            .with_nonce(nonce)
+            .with_gas_limit(400_000)
+            .with_gas_price(self.gas_price)
+            .with_chain_id(33)
+            .with_value(U256::ZERO)
+    }
+
+    async fn send(&mut self, provider: &impl Provider, input: Bytes) -> anyhow::Result<()> {
+        let nonce = self.next_nonce;
+        let _pending = provider
+            .send_transaction(self.request(nonce, input.clone()))
+            .await
+            .with_context(|| format!("sending call transaction nonce {nonce} from {}", self.from))?;
+        self.unmined.push_back((nonce, input));
+        self.next_nonce += 1;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Drops what is mined; after a stall, resends the rest; gives up after `MAX_RESENDS` rounds.
+    async fn settle(&mut self, provider: &impl Provider) -> anyhow::Result<()> {
+        let mined = provider
+            .get_transaction_count(self.from)
+            .latest()
+            .await
+            .with_context(|| format!("reading the mined nonce of {}", self.from))?;
+        let before = self.unmined.len();
+        while self.unmined.front().is_some_and(|(nonce, _)| *nonce < mined) {
+            self.unmined.pop_front();
+        }
+        if self.unmined.len() < before {
+            self.progress_at = Instant::now();
+            return Ok(());
+        }
+        if self.progress_at.elapsed() < STALL {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            return Ok(());
+        }
+        if self.rounds == MAX_RESENDS {
+            bail!(
+                "anvil left nonce {mined} of {} unmined ({} transactions waiting) through {MAX_RESENDS} resends {} s apart",
+                self.from,
+                self.unmined.len(),
+                STALL.as_secs()
+            );
+        }
+        self.rounds += 1;
+        self.gas_price *= 2;
+        let (mut accepted, mut refused, mut last_error) = (0u64, 0u64, None);
+        for (nonce, input) in self.unmined.clone() {
+            // A transaction mined meanwhile is refused ("nonce too low"); the next settle sees it.
+            match provider.send_transaction(self.request(nonce, input)).await {
+                Ok(_) => accepted += 1,
+                Err(error) => {
+                    refused += 1;
+                    last_error = Some(error.to_string());
+                }
+            }
+        }
+        self.resent += accepted;
+        eprintln!(
+            "evm-baseline: {} stuck at nonce {mined} for {} s; resent its {} unmined transactions at {} wei gas: {accepted} accepted, {refused} refused (last: {})",
+            self.from,
+            STALL.as_secs(),
+            self.unmined.len(),
+            self.gas_price,
+            last_error.as_deref().unwrap_or("none")
+        );
+        self.progress_at = Instant::now();
+        Ok(())
+    }
 }
 
 /// One synthetic CDR as NDJSON; `n` makes it unique.
@@ -862,4 +983,53 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure must fail the test
+mod tests {
+    use super::*;
+
+    use alloy::network::EthereumWallet;
+    use alloy::providers::ProviderBuilder;
+    use alloy::signers::local::PrivateKeySigner;
+
+    /// A transaction anvil never got (as when it loses a block) leaves the next one queued behind
+    /// a nonce gap forever: the sender notices the stall, resends both and sees them mined.
+    #[test]
+    fn a_lost_transaction_is_resent_after_a_stall() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/node_modules/.bin/anvil");
+        assert!(path.exists(), "run scripts/install-deps.sh: {} is missing", path.display());
+        let anvil = Anvil::start(&path).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let account = PrivateKeySigner::random();
+            let from = account.address();
+            let provider = ProviderBuilder::new()
+                .disable_recommended_fillers()
+                .wallet(EthereumWallet::from(account))
+                .connect_http(anvil.url.parse().unwrap());
+            let _: Value = provider
+                .raw_request("anvil_setBalance".into(), (from, "0x3635C9ADC5DEA00000"))
+                .await
+                .unwrap();
+            let gas_price = provider.get_gas_price().await.unwrap();
+            let mut sender = BaselineSender::new(from, Address::repeat_byte(0x42), gas_price, 0);
+            // Nonce 0 "sent" but lost; nonce 1 really sent, and parked behind the gap.
+            sender.unmined.push_back((0, Bytes::from_static(b"lost")));
+            sender.next_nonce = 1;
+            sender.sent = 1;
+            sender.send(&provider, Bytes::from_static(b"parked")).await.unwrap();
+            let started = Instant::now();
+            while !sender.unmined.is_empty() {
+                sender.settle(&provider).await.unwrap();
+                assert!(started.elapsed() < STALL * 3, "not recovered: {:?}", sender.unmined);
+            }
+            assert!(started.elapsed() >= STALL, "resent before a stall");
+            // Nonce 0 is accepted; nonce 1's replacement too, unless the original was mined first.
+            assert_eq!(sender.rounds, 1);
+            assert!((1..=2).contains(&sender.resent), "{}", sender.resent);
+            assert_eq!(provider.get_transaction_count(from).latest().await.unwrap(), 2);
+        });
+    }
 }
