@@ -33,6 +33,9 @@ pub struct DeployArgs {
     /// Blocks to wait on top of the deployment's block.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub confirmations: u64,
+    /// Seconds to wait for the deployment's receipt (and confirmations) before giving up.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub receipt_timeout: u64,
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -88,11 +91,19 @@ async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         "deployment sent: transaction {hash}, gas price {gas_price} wei; waiting for {} confirmation(s)",
         args.confirmations
     );
-    let receipt = pending
-        .with_required_confirmations(args.confirmations)
-        .get_receipt()
-        .await
-        .context("waiting for the deployment's receipt")?;
+    let receipt = tokio::time::timeout(
+        std::time::Duration::from_secs(args.receipt_timeout),
+        pending.with_required_confirmations(args.confirmations).get_receipt(),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "no receipt for the deployment (transaction {hash}) within {} s (--receipt-timeout); \
+             it may still be mined: look it up before deploying again",
+            args.receipt_timeout
+        )
+    })?
+    .context("waiting for the deployment's receipt")?;
     if !receipt.status() {
         bail!("the deployment transaction {hash} failed (reverted) in block {:?}", receipt.block_number);
     }

@@ -53,6 +53,11 @@ pub struct Args {
     /// Blocks to wait on top of each submission's block before the next.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub confirmations: u64,
+    /// Seconds to wait for a submission's receipt (and confirmations) before the pass fails. The
+    /// transaction may still be mined later; the next pass starts from the contract's latest
+    /// height either way. A run that waited forever would hold the lock and stop every later run.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub receipt_timeout: u64,
     /// Say what would be submitted; send nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -266,10 +271,21 @@ async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
             .await
             .with_context(|| format!("sending checkpoint #{}", checkpoint.height))?;
         let tx = *pending.tx_hash();
+        let wait = std::time::Duration::from_secs(args.receipt_timeout);
         let receipt =
-            pending.with_required_confirmations(args.confirmations).get_receipt().await.with_context(
-                || format!("waiting for checkpoint #{} (transaction {tx})", checkpoint.height),
-            )?;
+            tokio::time::timeout(wait, pending.with_required_confirmations(args.confirmations).get_receipt())
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "no receipt for checkpoint #{} (transaction {tx}) within {} s (--receipt-timeout); \
+                 it may still be mined, and the next pass starts from the contract's latest height",
+                        checkpoint.height,
+                        args.receipt_timeout
+                    )
+                })?
+                .with_context(|| {
+                    format!("waiting for checkpoint #{} (transaction {tx})", checkpoint.height)
+                })?;
         if !receipt.status() {
             bail!("checkpoint #{}: transaction {tx} reverted", checkpoint.height);
         }
