@@ -43,7 +43,7 @@ pub enum Suite {
     All,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[arg(value_enum)]
     pub suite: Suite,
@@ -63,10 +63,10 @@ pub struct Args {
     pub rate: Option<u64>,
     /// dev and localnet: each node's `--max-queue`, the most CDRs it acknowledges ahead of the
     /// chain before it answers 503 (the load generator then retries after 50 ms). One block's
-    /// worth by default, so that unbounded load finds the ceiling without a queue (and latency)
-    /// that grows for the whole run.
-    #[arg(long, default_value_t = 50_000, value_name = "CDRS")]
-    pub max_queue: u64,
+    /// worth of the chain's spec by default (dev 200,000, local 50,000), so that unbounded load
+    /// finds the ceiling without a queue (and latency) that grows for the whole run.
+    #[arg(long, value_name = "CDRS")]
+    pub max_queue: Option<u64>,
     /// dev and localnet: find the committed ceiling R with unbounded load first, then offer
     /// 25%, 50% and 100% of R (paced), each for --duration, with its latency, CPU and memory.
     #[arg(long)]
@@ -78,6 +78,16 @@ pub struct Args {
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+impl Args {
+    /// These arguments with `--max-queue` defaulted to one block of `spec`.
+    fn with_block_queue(&self, spec: &cdrchain_chain_spec::ChainSpec) -> Args {
+        Args {
+            max_queue: Some(self.max_queue.unwrap_or(u64::from(spec.params.max_block_cdrs))),
+            ..self.clone()
+        }
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -533,10 +543,38 @@ impl BaselineSender {
     }
 }
 
+/// The ids an ingest answer acknowledges (the rest of the answer is not needed here).
+#[derive(serde::Deserialize)]
+struct Acknowledged<'a> {
+    #[serde(borrow)]
+    ids: Vec<&'a str>,
+}
+
+/// Synthetic CDRs `range` as one NDJSON body, written into one buffer.
+fn ndjson(range: std::ops::Range<u64>) -> String {
+    let mut body = String::with_capacity(300 * range.clone().count());
+    for n in range {
+        if !body.is_empty() {
+            body.push('\n');
+        }
+        write_cdr_line(&mut body, n);
+    }
+    body
+}
+
 /// One synthetic CDR as NDJSON; `n` makes it unique.
 fn cdr_line(n: u64) -> String {
+    let mut line = String::with_capacity(300);
+    write_cdr_line(&mut line, n);
+    line
+}
+
+fn write_cdr_line(out: &mut String, n: u64) {
+    use std::fmt::Write as _;
     let start = 1_795_000_000_000u64 + n;
-    format!(
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
         concat!(
             r#"{{"call_id":"bench-{n}@load.invalid","caller":"+4420794{p:05}","callee":"+1415555{q:04}","#,
             r#""caller_operator":"alice","callee_operator":"bob","start":{s},"answer":{a},"end":{e},"#,
@@ -548,7 +586,7 @@ fn cdr_line(n: u64) -> String {
         s = start,
         a = start + 2_000,
         e = start + 62_000,
-    )
+    );
 }
 
 /// Whether an ingest answer says the node's queue is full (`retry_after_s` in a 503).
@@ -563,6 +601,7 @@ fn node_log_filter() -> String {
 }
 
 async fn dev(args: &Args) -> anyhow::Result<Value> {
+    let args = &args.with_block_queue(&cdrchain_chain_spec::ChainSpec::dev());
     let exe = std::env::current_exe().context("locating the cdrchain binary")?;
     let base =
         tempfile::Builder::new().prefix("cdrchain-bench-dev-").tempdir().context("creating a base path")?;
@@ -570,7 +609,7 @@ async fn dev(args: &Args) -> anyhow::Result<Value> {
         .args(["node", "--dev", "--base-path"])
         .arg(base.path())
         .args(["--rpc-addr", "127.0.0.1:0", "--no-metrics", "--log", &node_log_filter()])
-        .args(["--max-queue", &args.max_queue.to_string()])
+        .args(args.max_queue.into_iter().flat_map(|q| ["--max-queue".to_string(), q.to_string()]))
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -610,6 +649,7 @@ fn free_port_run(count: u16) -> anyhow::Result<u16> {
 }
 
 async fn localnet(args: &Args) -> anyhow::Result<Value> {
+    let args = &args.with_block_queue(&cdrchain_chain_spec::ChainSpec::local());
     let exe = std::env::current_exe().context("locating the cdrchain binary")?;
     let base =
         tempfile::Builder::new().prefix("cdrchain-bench-").tempdir().context("creating a base path")?;
@@ -627,7 +667,7 @@ async fn localnet(args: &Args) -> anyhow::Result<Value> {
             &metrics.to_string(),
         ])
         .args(["--log", &node_log_filter()])
-        .args(["--max-queue", &args.max_queue.to_string()])
+        .args(args.max_queue.into_iter().flat_map(|q| ["--max-queue".to_string(), q.to_string()]))
         .stdout(Stdio::null())
         .spawn()
         .context("starting cdrchain testnet")?;
@@ -712,9 +752,7 @@ async fn load(
                     (client.clone(), acked.clone(), highest.clone(), url.clone(), busy.clone());
                 async move {
                     // Shared, so that a re-offer does not copy the batch.
-                    let body = hyper::body::Bytes::from(
-                        (first..first + batch).map(cdr_line).collect::<Vec<_>>().join("\n"),
-                    );
+                    let body = hyper::body::Bytes::from(ndjson(first..first + batch));
                     let (status, answer) = loop {
                         let (status, answer) = client.post("/ingest/cdrs", body.clone()).await?;
                         // 503 with Retry-After: the node's queue is full; offer the same batch
@@ -732,12 +770,10 @@ async fn load(
                     }
                     acked.fetch_add(batch, Ordering::Relaxed);
                     // The highest sequence number acknowledged: "operator:sequence".
-                    let answer: Value = serde_json::from_slice(&answer).context("ingest answer")?;
-                    let last = answer["ids"]
-                        .as_array()
-                        .and_then(|ids| ids.last())
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
+                    // Typed and borrowed: the generator shares the machine with the nodes.
+                    let answer: Acknowledged<'_> =
+                        serde_json::from_slice(&answer).context("ingest answer")?;
+                    let last = answer.ids.last().copied().unwrap_or("");
                     if let Some(seq) = last.rsplit(':').next().and_then(|s| s.parse::<u64>().ok()) {
                         highest.fetch_max(seq, Ordering::Relaxed);
                     }
