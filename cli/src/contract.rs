@@ -91,19 +91,14 @@ async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         "deployment sent: transaction {hash}, gas price {gas_price} wei; waiting for {} confirmation(s)",
         args.confirmations
     );
-    let receipt = tokio::time::timeout(
-        std::time::Duration::from_secs(args.receipt_timeout),
-        pending.with_required_confirmations(args.confirmations).get_receipt(),
+    let receipt = crate::rsk::receipt_within(
+        pending,
+        args.confirmations,
+        args.receipt_timeout,
+        "the deployment",
+        "look it up before deploying again",
     )
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!(
-            "no receipt for the deployment (transaction {hash}) within {} s (--receipt-timeout); \
-             it may still be mined: look it up before deploying again",
-            args.receipt_timeout
-        )
-    })?
-    .context("waiting for the deployment's receipt")?;
+    .await?;
     if !receipt.status() {
         bail!("the deployment transaction {hash} failed (reverted) in block {:?}", receipt.block_number);
     }

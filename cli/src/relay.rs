@@ -271,21 +271,14 @@ async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
             .await
             .with_context(|| format!("sending checkpoint #{}", checkpoint.height))?;
         let tx = *pending.tx_hash();
-        let wait = std::time::Duration::from_secs(args.receipt_timeout);
-        let receipt =
-            tokio::time::timeout(wait, pending.with_required_confirmations(args.confirmations).get_receipt())
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "no receipt for checkpoint #{} (transaction {tx}) within {} s (--receipt-timeout); \
-                 it may still be mined, and the next pass starts from the contract's latest height",
-                        checkpoint.height,
-                        args.receipt_timeout
-                    )
-                })?
-                .with_context(|| {
-                    format!("waiting for checkpoint #{} (transaction {tx})", checkpoint.height)
-                })?;
+        let receipt = crate::rsk::receipt_within(
+            pending,
+            args.confirmations,
+            args.receipt_timeout,
+            &format!("checkpoint #{}", checkpoint.height),
+            "the next pass starts from the contract's latest height either way",
+        )
+        .await?;
         if !receipt.status() {
             bail!("checkpoint #{}: transaction {tx} reverted", checkpoint.height);
         }

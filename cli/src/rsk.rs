@@ -159,6 +159,27 @@ pub async fn stored_in_block(
 }
 
 /// An EVM address from `0x…` text.
+/// `pending`'s receipt once `confirmations` blocks are on top of it, waiting at most `timeout_s`
+/// seconds: a transaction that is never mined (underpriced, dropped) must not hang a cron run.
+/// `what` names the transaction in errors; `then` says what to do about a timeout.
+pub async fn receipt_within(
+    pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+    confirmations: u64,
+    timeout_s: u64,
+    what: &str,
+    then: &str,
+) -> anyhow::Result<alloy::rpc::types::TransactionReceipt> {
+    let hash = *pending.tx_hash();
+    let wait = pending.with_required_confirmations(confirmations).get_receipt();
+    match tokio::time::timeout(std::time::Duration::from_secs(timeout_s), wait).await {
+        Ok(receipt) => receipt.with_context(|| format!("waiting for {what} (transaction {hash})")),
+        Err(_) => bail!(
+            "no receipt for {what} (transaction {hash}) within {timeout_s} s (--receipt-timeout); \
+             it may still be mined: {then}"
+        ),
+    }
+}
+
 pub fn address(text: &str, what: &str) -> anyhow::Result<Address> {
     text.trim().parse().with_context(|| format!("{what} {text:?} is not a 0x-prefixed 20-byte address"))
 }
