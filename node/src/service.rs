@@ -199,9 +199,12 @@ fn start_network(config: &NodeConfig, settings: &crate::NetworkSettings) -> Resu
         ),
     }
     let mut limits = Limits::default();
-    // A proposal carries a whole block.
+    // A proposal carries a whole block, and so does a sync response (at least one block, with
+    // its certificate, whatever the response budget): both must fit the chain's largest block
+    // (the dev chain's is 64 MiB, the sync default).
     let block_room = spec.params.max_block_bytes as usize + 64 * 1024;
     limits.max_consensus_message = limits.max_consensus_message.max(block_room);
+    limits.max_sync_response = limits.max_sync_response.max(block_room);
     let network_config = NetworkConfig {
         secret: settings.secret,
         listen: settings.listen.clone(),
