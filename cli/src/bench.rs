@@ -519,9 +519,9 @@ impl BaselineSender {
         self.rounds += 1;
         self.gas_price *= 2;
         let (mut accepted, mut refused, mut last_error) = (0u64, 0u64, None);
-        for (nonce, input) in self.unmined.clone() {
+        for (nonce, input) in &self.unmined {
             // A transaction mined meanwhile is refused ("nonce too low"); the next settle sees it.
-            match provider.send_transaction(self.request(nonce, input)).await {
+            match provider.send_transaction(self.request(*nonce, input.clone())).await {
                 Ok(_) => accepted += 1,
                 Err(error) => {
                     refused += 1;
@@ -563,12 +563,6 @@ fn ndjson(range: std::ops::Range<u64>) -> String {
 }
 
 /// One synthetic CDR as NDJSON; `n` makes it unique.
-fn cdr_line(n: u64) -> String {
-    let mut line = String::with_capacity(300);
-    write_cdr_line(&mut line, n);
-    line
-}
-
 fn write_cdr_line(out: &mut String, n: u64) {
     use std::fmt::Write as _;
     let start = 1_795_000_000_000u64 + n;
@@ -823,7 +817,7 @@ async fn load(
                     let _permit = permit;
                     let client = RpcClient::new(&url, None)?;
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    let line: Value = serde_json::from_str(&cdr_line(n))?;
+                    let line: Value = serde_json::from_str(&ndjson(n..n + 1))?;
                     let sent = Instant::now();
                     // Latency counts from the first attempt: a refusal (queue full) is part of
                     // what a sender waits.

@@ -215,13 +215,18 @@ impl RpcContext {
         Ok(json!({"errors": errors, "duplicates": duplicates}))
     }
 
-    /// Durably queues what an adapter read from one request (admitted before it was parsed); the
-    /// HTTP answer, a refusal naming the format's error if the document did not read.
-    async fn ingest_outcome(
+    /// One adapter request of about `records` CDRs: admitted before `parse` reads it (see
+    /// `Ingest::admit`), then durably queued; the HTTP answer, a refusal naming the format's
+    /// error if the document did not read.
+    async fn ingest_document(
         &self,
-        parsed: Result<cdrchain_formats::Outcome, cdrchain_formats::FormatError>,
+        records: u64,
+        parse: impl FnOnce() -> Result<cdrchain_formats::Outcome, cdrchain_formats::FormatError>,
     ) -> HttpResponse {
-        let outcome = match parsed {
+        if let Err(e) = self.ingest.admit(records) {
+            return submitted_response(Err(e));
+        }
+        let outcome = match parse() {
             Ok(outcome) => outcome,
             Err(e) => return format_refused(&e),
         };
@@ -877,32 +882,27 @@ where
             let adapter_context = || cdrchain_formats::Context::new(ctx.ingest.operator().to_string());
             Ok(match path.as_str() {
                 "/ingest/cdrs" => submitted_response(ctx.ingest.submit_body(&body).await),
-                // Adapters are admitted before their document is parsed, as `submit_body` does
-                // (see `Ingest::admit`): a FreeSWITCH request is one (pretty-printed) CDR, a
-                // Kamailio one is NDJSON, a record per line.
-                "/ingest/freeswitch" => match ctx.ingest.admit(1) {
-                    Err(e) => submitted_response(Err(e)),
-                    Ok(()) => {
-                        let parsed = cdrchain_formats::freeswitch::decode_body(&body).and_then(|json| {
+                // A FreeSWITCH request is one (pretty-printed) CDR; a Kamailio one is NDJSON, a
+                // record per line.
+                "/ingest/freeswitch" => {
+                    ctx.ingest_document(1, || {
+                        cdrchain_formats::freeswitch::decode_body(&body).and_then(|json| {
                             cdrchain_formats::freeswitch::parse_document(&json, &adapter_context())
-                        });
-                        ctx.ingest_outcome(parsed).await
-                    }
-                },
-                "/ingest/kamailio" => match ctx.ingest.admit(ingest::estimated_records(&body)) {
-                    Err(e) => submitted_response(Err(e)),
-                    Ok(()) => {
-                        let parsed = std::str::from_utf8(&body)
+                        })
+                    })
+                    .await
+                }
+                "/ingest/kamailio" => {
+                    ctx.ingest_document(ingest::estimated_records(&body), || {
+                        std::str::from_utf8(&body)
                             .map_err(|e| cdrchain_formats::FormatError::Unreadable {
                                 format: "Kamailio acc_json",
                                 reason: format!("the body is not UTF-8: {e}"),
                             })
-                            .and_then(|text| {
-                                cdrchain_formats::kamailio::parse_json(text, &adapter_context())
-                            });
-                        ctx.ingest_outcome(parsed).await
-                    }
-                },
+                            .and_then(|text| cdrchain_formats::kamailio::parse_json(text, &adapter_context()))
+                    })
+                    .await
+                }
                 other => json_response(
                     hyper::StatusCode::NOT_FOUND,
                     &json!({"error": format!(
