@@ -68,14 +68,13 @@ fn enqueue(c: &mut Criterion) {
         let bob = chain.operators[1].clone();
         let mut next = 0u64;
         b.iter(|| {
-            let items: Vec<_> = (next..next + 1_000)
-                .map(|i| {
-                    let body = cdrchain_runtime::sample::cdr_body(i, &alice, &bob);
-                    (Sequence(i), parity_scale_codec::Encode::encode(&body))
-                })
-                .collect();
+            let mut run = cdrchain_storage::QueueRun::new(Sequence(next));
+            for i in next..next + 1_000 {
+                let body = cdrchain_runtime::sample::cdr_body(i, &alice, &bob);
+                run.push_with(|out| parity_scale_codec::Encode::encode_to(&body, out));
+            }
             next += 1_000;
-            storage.enqueue(&items).unwrap();
+            storage.enqueue(&run).unwrap();
         });
     });
     group.finish();

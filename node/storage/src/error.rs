@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use cdrchain_runtime::ids::Height;
+use cdrchain_runtime::ids::{Height, Sequence};
 use cdrchain_runtime::Hash32;
 
 /// Why a storage operation failed.
@@ -68,6 +68,13 @@ pub enum StorageError {
     /// `commit_block` was given `StateChanges` that do not belong to the block or the head.
     #[error("the state changes given for block {height} do not fit: {reason}")]
     ChangesMismatch { height: Height, reason: String },
+
+    /// The ingest queue only grows at its end.
+    #[error(
+        "cannot queue {count} entries from sequence {first}: the ingest queue takes new entries from \
+         sequence {next} up (it only grows at its end)"
+    )]
+    QueueOrder { first: Sequence, count: u64, next: Sequence },
 
     /// A pagination cursor that this storage did not hand out (or for another window).
     #[error("invalid cursor `{cursor}`: {reason}")]

@@ -28,7 +28,8 @@ pub const PARTNERS: &str = "partners";
 pub const LOG_NODES: &str = "log_nodes";
 /// Column family: the small state, encoded state key → encoded value.
 pub const STATE: &str = "state";
-/// Column family: this node's durable ingest queue, sequence → opaque bytes.
+/// Column family: this node's durable ingest queue, in chunks of consecutive sequences: first
+/// sequence → the items (see `queue.rs`).
 pub const QUEUE: &str = "queue";
 /// Column family: the consensus write-ahead log, opaque key → opaque value.
 pub const WAL: &str = "wal";
@@ -63,6 +64,9 @@ pub const META_HEAD: &[u8] = b"sys/head";
 pub const META_LOG_FRONTIER: &[u8] = b"sys/log_frontier";
 /// Metadata key: the number of entries in the ingest queue, SCALE `u64`.
 pub const META_QUEUE_LEN: &[u8] = b"sys/queue_len";
+/// Metadata key: the ingest queue's floor, SCALE `u64`: entries below it are dequeued, although
+/// the chunk that holds the first live entry may still hold some of them.
+pub const META_QUEUE_FLOOR: &[u8] = b"sys/queue_floor";
 /// Prefix of the node's own metadata keys (`meta_put`), so they never collide with `sys/…`.
 pub const META_USER_PREFIX: &[u8] = b"user/";
 

@@ -21,9 +21,10 @@ use cdrchain_runtime::sample::SampleChain;
 use cdrchain_runtime::state::{MemoryState, StateKey, StateView};
 use cdrchain_runtime::tx::{CallEvent, CallState, SequenceGap, Transaction};
 use cdrchain_runtime::Hash32;
-use cdrchain_storage::{layout, Storage, StorageError, StoredCdr, SCHEMA_VERSION};
+use cdrchain_storage::{layout, QueueRun, Storage, StorageError, StoredCdr, SCHEMA_VERSION};
 use common::{certificate, Fixture};
 use parity_scale_codec::Encode;
+use proptest::prelude::*;
 
 fn op(name: &str) -> OperatorId {
     OperatorId::new(name).unwrap()
@@ -538,53 +539,179 @@ fn commit_refuses_blocks_that_do_not_extend_the_head() {
     assert_eq!(storage.height(), Height(3));
 }
 
+/// A queue run of `items` from `first`.
+fn run_of(first: u64, items: &[&[u8]]) -> QueueRun {
+    let mut run = QueueRun::new(Sequence(first));
+    for item in items {
+        run.push(item);
+    }
+    run
+}
+
+fn item(s: u64, text: &str) -> (Sequence, Vec<u8>) {
+    (Sequence(s), text.as_bytes().to_vec())
+}
+
 #[test]
 fn the_ingest_queue_is_durable_and_counted() {
     let fx = Fixture::new();
     let storage = fx.open();
-    let item = |s: u64, text: &str| (Sequence(s), text.as_bytes().to_vec());
     assert_eq!(storage.queue_len().unwrap(), 0);
     assert_eq!(storage.last_queued().unwrap(), None);
     assert!(storage.queued(Sequence(0), 10).unwrap().is_empty());
-    storage.enqueue(&[item(0, "a"), item(1, "b"), item(2, "c")]).unwrap();
-    // Overwriting an entry does not count twice; neither does a duplicate within one call.
-    storage.enqueue(&[item(1, "B"), item(3, "d"), item(3, "D")]).unwrap();
-    storage.enqueue(&[]).unwrap();
+    storage.enqueue(&run_of(0, &[b"a", b"b", b"c"])).unwrap();
+    storage.enqueue(&run_of(3, &[b"d"])).unwrap();
+    storage.enqueue(&run_of(9, &[])).unwrap();
     assert_eq!(storage.queue_len().unwrap(), 4);
     assert_eq!(
         storage.queued(Sequence(0), 10).unwrap(),
-        vec![item(0, "a"), item(1, "B"), item(2, "c"), item(3, "D")]
+        vec![item(0, "a"), item(1, "b"), item(2, "c"), item(3, "d")]
     );
+    // From inside a chunk, and across chunks.
     assert_eq!(storage.queued(Sequence(2), 1).unwrap(), vec![item(2, "c")]);
+    assert_eq!(storage.queued(Sequence(1), 3).unwrap(), vec![item(1, "b"), item(2, "c"), item(3, "d")]);
     assert_eq!(storage.last_queued().unwrap(), Some(Sequence(3)));
+    // The queue only grows at its end: a run over queued entries is refused, nothing written.
+    let error = storage.enqueue(&run_of(3, &[b"D"])).unwrap_err();
+    assert!(matches!(error, StorageError::QueueOrder { next: Sequence(4), .. }), "{error:?}");
+    assert!(error.to_string().contains("from sequence 4 up"), "{error}");
+    assert_eq!(storage.queued(Sequence(3), 10).unwrap(), vec![item(3, "d")]);
+    // Dequeuing inside a chunk keeps the chunk's later entries.
     storage.dequeue_through(Sequence(1)).unwrap();
     assert_eq!(storage.queue_len().unwrap(), 2);
-    assert_eq!(storage.queued(Sequence(0), 10).unwrap(), vec![item(2, "c"), item(3, "D")]);
+    assert_eq!(storage.queued(Sequence(0), 10).unwrap(), vec![item(2, "c"), item(3, "d")]);
     // Dequeuing what is already gone changes nothing.
     storage.dequeue_through(Sequence(1)).unwrap();
     assert_eq!(storage.queue_len().unwrap(), 2);
     drop(storage);
 
+    // The counter, the floor inside the first chunk and the end survive a restart.
     let storage = fx.open();
     assert_eq!(storage.queue_len().unwrap(), 2);
-    assert_eq!(storage.queued(Sequence(0), 10).unwrap(), vec![item(2, "c"), item(3, "D")]);
+    assert_eq!(storage.queued(Sequence(0), 10).unwrap(), vec![item(2, "c"), item(3, "d")]);
     assert_eq!(storage.last_queued().unwrap(), Some(Sequence(3)));
-    // The reopened queue knows its highest entry: rewriting it is not counted as new.
-    storage.enqueue(&[item(3, "D")]).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 2);
-    // An entry below what was dequeued is found again.
+    assert!(storage.enqueue(&run_of(2, &[b"x"])).is_err());
     storage.dequeue_through(Sequence(2)).unwrap();
-    storage.enqueue(&[item(0, "again"), item(u64::MAX, "last")]).unwrap();
+    assert_eq!(storage.queue_len().unwrap(), 1);
+    storage.enqueue(&run_of(4, &[b"e", b"f"])).unwrap();
     assert_eq!(storage.queue_len().unwrap(), 3);
-    assert_eq!(
-        storage.queued(Sequence(0), 10).unwrap(),
-        vec![item(0, "again"), item(3, "D"), item(u64::MAX, "last")]
-    );
+    assert_eq!(storage.queued(Sequence(0), 10).unwrap(), vec![item(3, "d"), item(4, "e"), item(5, "f")]);
+    // Below the floor nothing can be queued again, even into an empty queue.
+    storage.dequeue_through(Sequence(5)).unwrap();
+    assert_eq!(storage.queue_len().unwrap(), 0);
+    assert_eq!(storage.last_queued().unwrap(), None);
+    assert!(storage.enqueue(&run_of(5, &[b"again"])).is_err());
+    // The end of the sequence space: a run must end below u64::MAX.
+    storage.enqueue(&run_of(u64::MAX - 2, &[b"next to last", b"last"])).unwrap();
+    assert_eq!(storage.queue_len().unwrap(), 2);
+    assert_eq!(storage.last_queued().unwrap(), Some(Sequence(u64::MAX - 1)));
+    assert!(storage.enqueue(&run_of(u64::MAX, &[b"over"])).is_err());
     storage.dequeue_through(Sequence(u64::MAX)).unwrap();
     assert_eq!(storage.queue_len().unwrap(), 0);
     assert_eq!(storage.last_queued().unwrap(), None);
     drop(storage);
     assert_eq!(fx.open().queue_len().unwrap(), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Against a model (a map of live entries): any sequence of runs and dequeues, with restarts,
+    /// reads back the live entries, counts them exactly and knows the last one.
+    #[test]
+    fn the_queue_matches_a_model(
+        steps in proptest::collection::vec((0u8..4, 0u64..2_500, 0u64..3_000), 1..12),
+    ) {
+        let fx = Fixture::new();
+        let mut storage = fx.open();
+        let mut model = std::collections::BTreeMap::new();
+        let mut next = 0u64;
+        let mut floor = 0u64;
+        for (kind, a, b) in steps {
+            match kind {
+                0 | 1 => {
+                    // A run of `a` entries, `b % 3` sequences after the end of the last one.
+                    let first = next.max(floor) + b % 3;
+                    let mut run = QueueRun::new(Sequence(first));
+                    for s in first..first + a {
+                        let bytes = s.to_le_bytes().repeat(1 + (s % 5) as usize);
+                        run.push(&bytes);
+                        model.insert(s, bytes);
+                    }
+                    storage.enqueue(&run).unwrap();
+                    if a > 0 {
+                        next = first + a;
+                    }
+                }
+                2 => {
+                    let last = floor + b;
+                    storage.dequeue_through(Sequence(last)).unwrap();
+                    model.retain(|s, _| *s > last);
+                    floor = floor.max(last + 1);
+                }
+                _ => {
+                    drop(storage);
+                    storage = fx.open();
+                }
+            }
+            prop_assert_eq!(storage.queue_len().unwrap(), model.len() as u64);
+            prop_assert_eq!(storage.last_queued().unwrap(), model.keys().next_back().map(|s| Sequence(*s)));
+            let from = floor + b % 1_500;
+            let expected: Vec<_> =
+                model.range(from..).take(700).map(|(s, v)| (Sequence(*s), v.clone())).collect();
+            prop_assert_eq!(storage.queued(Sequence(from), 700).unwrap(), expected);
+        }
+    }
+}
+
+#[test]
+fn a_schema_3_queue_is_rewritten_in_chunks_and_kept() {
+    let fx = Fixture::new();
+    drop(fx.open());
+    {
+        // What a schema-3 build left: one queue entry per CDR, two runs.
+        let db = raw(fx.dir.path());
+        let queue = db.cf_handle(layout::QUEUE).unwrap();
+        let meta = db.cf_handle(layout::META).unwrap();
+        for s in (5..2_005).chain([3_000]) {
+            db.put_cf(queue, (s as u64).to_be_bytes(), format!("cdr {s}")).unwrap();
+        }
+        db.put_cf(meta, layout::META_QUEUE_LEN, 2_001u64.encode()).unwrap();
+        db.delete_cf(meta, layout::META_QUEUE_FLOOR).unwrap();
+        db.put_cf(meta, layout::META_SCHEMA_VERSION, 3u32.encode()).unwrap();
+    }
+    let storage = fx.open();
+    assert_eq!(storage.queue_len().unwrap(), 2_001);
+    assert_eq!(storage.last_queued().unwrap(), Some(Sequence(3_000)));
+    let all = storage.queued(Sequence(0), 10_000).unwrap();
+    assert_eq!(all.len(), 2_001);
+    assert_eq!(all[0], item(5, "cdr 5"));
+    assert_eq!(all[1_999], item(2_004, "cdr 2004"));
+    assert_eq!(all[2_000], item(3_000, "cdr 3000"));
+    storage.dequeue_through(Sequence(1_000)).unwrap();
+    assert_eq!(storage.queue_len().unwrap(), 1_005);
+    drop(storage);
+    let storage = fx.open();
+    assert_eq!(storage.queue_len().unwrap(), 1_005);
+    assert_eq!(storage.queued(Sequence(0), 1).unwrap(), vec![item(1_001, "cdr 1001")]);
+    drop(storage);
+    let db = raw(fx.dir.path());
+    let version = db.get_cf(db.cf_handle(layout::META).unwrap(), layout::META_SCHEMA_VERSION).unwrap();
+    assert_eq!(version, Some(SCHEMA_VERSION.encode()));
+}
+
+#[test]
+fn a_damaged_queue_chunk_is_named_not_a_panic() {
+    let fx = Fixture::new();
+    let storage = fx.open();
+    storage.enqueue(&run_of(0, &[b"a", b"b"])).unwrap();
+    drop(storage);
+    {
+        let db = raw(fx.dir.path());
+        let queue = db.cf_handle(layout::QUEUE).unwrap();
+        db.put_cf(queue, 7u64.to_be_bytes(), [3, 0, 0, 0, 9, 0]).unwrap();
+    }
+    let error = Storage::open(fx.dir.path(), fx.chain.genesis_hash(), &fx.genesis).unwrap_err().to_string();
+    assert!(error.contains("corrupt entry in column family `queue` under key 0000000000000007"), "{error}");
 }
 
 #[test]
@@ -593,12 +720,7 @@ fn ingest_keys_are_written_with_the_queue_and_survive_the_commit() {
     let storage = fx.open();
     let (k1, k2) = ([1u8; 32], [2u8; 32]);
     assert_eq!(storage.ingest_key(&k1).unwrap(), None);
-    storage
-        .enqueue_keyed(
-            &[(Sequence(0), b"a".to_vec()), (Sequence(1), b"b".to_vec())],
-            &[(k1, Sequence(0)), (k2, Sequence(1))],
-        )
-        .unwrap();
+    storage.enqueue_keyed(&run_of(0, &[b"a", b"b"]), &[(k1, Sequence(0)), (k2, Sequence(1))]).unwrap();
     assert_eq!(storage.ingest_key(&k1).unwrap(), Some(Sequence(0)));
     assert_eq!(storage.ingest_key(&k2).unwrap(), Some(Sequence(1)));
     assert_eq!(storage.ingest_key(&[3u8; 32]).unwrap(), None);
@@ -624,8 +746,11 @@ fn ingest_keys_are_written_with_the_queue_and_survive_the_commit() {
 fn committing_a_block_dequeues_atomically() {
     let mut fx = Fixture::new();
     let storage = fx.open();
-    let items: Vec<_> = (10..20).map(|s| (Sequence(s), vec![s as u8; 3])).collect();
-    storage.enqueue(&items).unwrap();
+    let bytes: Vec<Vec<u8>> = (10..20).map(|s| vec![s as u8; 3]).collect();
+    let mut run = QueueRun::new(Sequence(10));
+    bytes.iter().for_each(|b| run.push(b));
+    storage.enqueue(&run).unwrap();
+    let items: Vec<_> = (10..20).zip(bytes).map(|(s, b)| (Sequence(s), b)).collect();
     let (b1, c1) = fx.next_block(vec![fx.chain.batch("alice", 0, 5)], 1_000);
     let (b2, c2) = fx.next_block(vec![fx.chain.batch("alice", 5, 5)], 2_000);
     // A refused commit dequeues nothing.
