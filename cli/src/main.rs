@@ -24,12 +24,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of the system allocator: every validator decodes, applies, stores and frees
-/// each CDR with its strings, and glibc's malloc and free were ~14 % of a loaded localnet's CPU.
-/// The workspace builds it with `override`, so RocksDB's C++ allocates from it too: under glibc,
-/// write batches and memtable arenas freed across threads kept a saturated validator near 1 GiB.
+/// mimalloc, and RocksDB's C++ on it too (see `cdrchain-alloc`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: cdrchain_alloc::Allocator = cdrchain_alloc::ALLOCATOR;
 
 /// cdrchain: a permissioned blockchain that makes VoIP call detail records tamper-evident, shared
 /// and provable among the operators that run it.
@@ -88,6 +85,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    cdrchain_alloc::tune();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Node(args) => node::run(*args),
