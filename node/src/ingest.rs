@@ -11,8 +11,9 @@
 //!    source id, or call id and leg, [`CdrInput::source_key`]); the writer looks the key up and
 //!    answers the first record's id for a record it has seen before, without queueing it again
 //!    (idempotent re-posts and re-imports). Keys are written in the queue's batch.
-//! 3. The batcher reads the queue in order, signs `CdrBatch` transactions and puts them in the
-//!    pool. Committing a block removes its CDRs from the queue in the same storage batch. After a
+//! 3. The batcher takes the queued CDRs in order (the writer's decoded copy of what it just
+//!    wrote when it holds the next sequence, else the queue itself), signs `CdrBatch`
+//!    transactions and puts them in the pool. Committing a block removes its CDRs from the queue in the same storage batch. After a
 //!    crash the queue holds exactly the acknowledged CDRs not yet committed, and the batcher starts
 //!    again from the committed sequence: every acknowledged CDR is committed once (the runtime
 //!    refuses a second copy of a sequence number), and nothing unacknowledged was ever numbered.
