@@ -82,9 +82,11 @@ pub(crate) fn column_options(column: &str, cache: &Cache) -> Options {
             table.set_bloom_filter(10.0, false);
             // The memtable too: without a filter each lookup walks its skip list (a profile of
             // the dev node under load showed ~7 % of its CPU there); with one, an absent key is
-            // answered from a bit array (1.6 MiB of the 16 MiB memtable).
+            // answered from a bit array. 2 % of the memtable (320 KiB, ~10 bits for each of the
+            // ~270,000 keys a 16 MiB memtable holds, ~1 % false positives): at 10 % (48 bits per
+            // key) its random inserts missed the CPU caches, 1.5 % of the dev node's CPU.
             options.set_memtable_whole_key_filtering(true);
-            options.set_memtable_prefix_bloom_ratio(0.1);
+            options.set_memtable_prefix_bloom_ratio(0.02);
             // Filters stay in the table readers, not the shared block cache. Cached, the full
             // filter block of an SST (~1.2 MiB per million keys) was evicted by CDR data and read
             // back from disk with its checksum on nearly every lookup: 76 % of the dev node's CPU
@@ -126,6 +128,15 @@ pub(crate) fn column_options(column: &str, cache: &Cache) -> Options {
         // rewrites, at the price of up to eight more L0 bloom-filter checks per read. Measured in
         // the four-validator benchmark: ~45k → ~48k CDRs/s (docs/benchmarks.md, sixth round).
         options.set_level_zero_file_num_compaction_trigger(8);
+    }
+    if matches!(column, layout::CDRS | layout::CALL_IDS | layout::PARTNERS) {
+        // Flushes write L0 uncompressed; the merge into the base level compresses (LZ4) as
+        // before. Each L0 file lives only until that merge, so compressing it at flush was a
+        // second compression of every byte (2.3 % of the dev node's CPU), and the merge then
+        // decompressed it again. L0 takes up to ~2.5x the disk for those few files.
+        let mut per_level = [DBCompressionType::Lz4; 7];
+        per_level[0] = DBCompressionType::None;
+        options.set_compression_per_level(&per_level);
     }
     options
 }
