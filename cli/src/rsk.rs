@@ -158,7 +158,6 @@ pub async fn stored_in_block(
     Ok((logs.first().and_then(|log| log.block_number), current))
 }
 
-/// An EVM address from `0x…` text.
 /// `pending`'s receipt once `confirmations` blocks are on top of it, waiting at most `timeout_s`
 /// seconds: a transaction that is never mined (underpriced, dropped) must not hang a cron run.
 /// `what` names the transaction in errors; `then` says what to do about a timeout.
@@ -180,6 +179,7 @@ pub async fn receipt_within(
     }
 }
 
+/// An EVM address from `0x…` text.
 pub fn address(text: &str, what: &str) -> anyhow::Result<Address> {
     text.trim().parse().with_context(|| format!("{what} {text:?} is not a 0x-prefixed 20-byte address"))
 }

@@ -687,33 +687,59 @@ impl Handoff {
         if held.runs.front().is_none_or(|(first, _)| *first != from) {
             return None;
         }
-        let mut cdrs = Vec::with_capacity(want.min(MAX_CDRS_PER_BATCH));
-        let mut bytes = 0usize;
-        let mut full = false;
+        let mut gather = Gather::new(want);
         // Across runs while they follow on from each other.
         while let Some((first, run)) = held.runs.front_mut() {
-            if *first != from + cdrs.len() as u64 {
+            if *first != from + gather.cdrs.len() as u64 {
                 break;
             }
             while let Some((_, size)) = run.front() {
-                if cdrs.len() >= want || (!cdrs.is_empty() && bytes + size > MAX_BATCH_BYTES) {
-                    full = true;
-                    break;
+                if !gather.fits(*size) {
+                    return Some(gather.finish());
                 }
-                bytes += size;
-                if let Some((body, _)) = run.pop_front() {
-                    cdrs.push(body);
+                if let Some((body, size)) = run.pop_front() {
+                    gather.push(body, size);
                 }
                 *first += 1;
                 held.held -= 1;
             }
-            if full {
-                break;
-            }
             held.runs.pop_front();
         }
-        full = full || cdrs.len() >= want;
-        Some((cdrs, full))
+        Some(gather.finish())
+    }
+}
+
+/// One batch being gathered: up to `want` CDRs and at most [`MAX_BATCH_BYTES`] of them (at
+/// least one), whether they come from the hand-off or from the queue.
+struct Gather {
+    cdrs: Vec<CdrBody>,
+    bytes: usize,
+    want: usize,
+    full: bool,
+}
+
+impl Gather {
+    fn new(want: usize) -> Gather {
+        Gather { cdrs: Vec::with_capacity(want.min(MAX_CDRS_PER_BATCH)), bytes: 0, want, full: false }
+    }
+
+    /// Whether a CDR of `size` encoded bytes still fits; if not, the batch is full.
+    fn fits(&mut self, size: usize) -> bool {
+        if self.cdrs.len() >= self.want || (!self.cdrs.is_empty() && self.bytes + size > MAX_BATCH_BYTES) {
+            self.full = true;
+        }
+        !self.full
+    }
+
+    fn push(&mut self, body: CdrBody, size: usize) {
+        self.bytes += size;
+        self.cdrs.push(body);
+    }
+
+    /// The CDRs, and whether they make a full batch (more may be waiting).
+    fn finish(self) -> (Vec<CdrBody>, bool) {
+        let full = self.full || self.cdrs.len() >= self.want;
+        (self.cdrs, full)
     }
 }
 
@@ -809,27 +835,22 @@ impl Batcher {
             return Ok(taken);
         }
         let first = self.next_to_batch.0;
-        let mut cdrs = Vec::with_capacity(want.min(MAX_CDRS_PER_BATCH));
-        let mut bytes = 0usize;
-        let mut full = false;
+        let mut gather = Gather::new(want);
         let mut failure = None;
         storage
             .visit_queued(self.next_to_batch, |sequence, item| {
-                let expected = first + cdrs.len() as u64;
+                let expected = first + gather.cdrs.len() as u64;
                 if sequence.0 != expected {
                     failure = Some(format!("the ingest queue skips from {expected} to {}", sequence.0));
                     return false;
                 }
-                if !cdrs.is_empty() && bytes + item.len() > MAX_BATCH_BYTES {
-                    full = true;
+                if !gather.fits(item.len()) {
                     return false;
                 }
                 match decode_exact::<CdrBody>(item) {
                     Ok(body) => {
-                        bytes += item.len();
-                        cdrs.push(body);
-                        full = cdrs.len() >= want;
-                        !full
+                        gather.push(body, item.len());
+                        true
                     }
                     Err(e) => {
                         failure = Some(format!("queued CDR {} does not decode: {e}", sequence.0));
@@ -840,7 +861,7 @@ impl Batcher {
             .map_err(|e| e.to_string())?;
         match failure {
             Some(reason) => Err(reason),
-            None => Ok((cdrs, full)),
+            None => Ok(gather.finish()),
         }
     }
 
@@ -982,8 +1003,9 @@ mod tests {
     }
 
     #[test]
-    fn the_handoff_gives_what_follows_and_defers_to_the_queue_otherwise() {
-        let (a, b): (OperatorId, OperatorId) = ("alice".parse().unwrap(), "bob".parse().unwrap());
+    fn the_handoff_gives_what_follows_and_defers_to_the_queue_otherwise(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let (a, b): (OperatorId, OperatorId) = ("alice".parse()?, "bob".parse()?);
         let run = |first: u64, count: u64, size: usize| -> Vec<(CdrBody, usize)> {
             (first..first + count).map(|i| (cdrchain_runtime::sample::cdr_body(i, &a, &b), size)).collect()
         };
@@ -996,7 +1018,7 @@ mod tests {
         // Not the first held: the queue answers.
         assert!(handoff.take(9, 10).is_none());
         // Across two runs that follow on; a short take is not full.
-        let (cdrs, full) = handoff.take(12, 100).unwrap();
+        let (cdrs, full) = handoff.take(12, 100).ok_or("nothing held")?;
         assert_eq!(
             sequences(&cdrs),
             sequences(&run(12, 8, 0).into_iter().map(|(c, _)| c).collect::<Vec<_>>())
@@ -1006,28 +1028,29 @@ mod tests {
         // A gap (a run the writer kept no copy of) ends a take; the queue fills the gap.
         handoff.put(20, run(20, 3, 100));
         handoff.put(30, run(30, 3, 100));
-        let (cdrs, full) = handoff.take(20, 2).unwrap();
+        let (cdrs, full) = handoff.take(20, 2).ok_or("nothing held")?;
         assert_eq!((cdrs.len(), full), (2, true));
-        let (cdrs, full) = handoff.take(22, 10).unwrap();
+        let (cdrs, full) = handoff.take(22, 10).ok_or("nothing held")?;
         assert_eq!((cdrs.len(), full), (1, false));
         assert!(handoff.take(23, 10).is_none());
         // Taking from further on drops what lies below.
-        let (cdrs, _) = handoff.take(31, 10).unwrap();
+        let (cdrs, _) = handoff.take(31, 10).ok_or("nothing held")?;
         assert_eq!(cdrs.len(), 2);
         assert_eq!(handoff.lock().held, 0);
         // The byte cap: at least one, then no more than MAX_BATCH_BYTES.
         handoff.put(40, run(40, 4, MAX_BATCH_BYTES / 2));
-        let (cdrs, full) = handoff.take(40, 10).unwrap();
+        let (cdrs, full) = handoff.take(40, 10).ok_or("nothing held")?;
         assert_eq!((cdrs.len(), full), (2, true));
         handoff.put(50, run(50, 1, MAX_BATCH_BYTES * 2));
-        let (cdrs, _) = handoff.take(42, 10).unwrap();
+        let (cdrs, _) = handoff.take(42, 10).ok_or("nothing held")?;
         assert_eq!(cdrs.len(), 2);
-        let (cdrs, _) = handoff.take(50, 10).unwrap();
+        let (cdrs, _) = handoff.take(50, 10).ok_or("nothing held")?;
         assert_eq!(cdrs.len(), 1);
         // Bounded: a run that would go beyond the limit is not kept.
         handoff.put(100, run(100, 10, 1));
         handoff.put(110, (0..HANDOFF_MAX_CDRS).map(|_| run(0, 1, 1).remove(0)).collect());
         assert_eq!(handoff.lock().held, 10);
+        Ok(())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

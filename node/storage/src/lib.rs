@@ -964,17 +964,15 @@ impl Storage {
         let mut iter = self.db.raw_iter(cf, options);
         iter.seek(queue.base.to_be_bytes());
         let mut count = 0u64;
-        // Where the chunks that stay begin: the one holding `last + 1`, else past `last`.
+        // Where the chunks that stay begin: the one holding `last + 1`, else past `last`. A run
+        // ends below u64::MAX (see `enqueue_keyed`), so every chunk key is below this end.
         let mut new_base = last.0.saturating_add(1);
-        let mut keys = Vec::new();
         while let Some((key, value)) = iter.item() {
             let chunk = Chunk::parse(key, value)?;
             let (from, through) = (chunk.first.max(queue.floor), chunk.last().min(last.0));
             count += (through + 1).saturating_sub(from);
             if chunk.last() > last.0 {
                 new_base = chunk.first;
-            } else if last.0 == u64::MAX {
-                keys.push(chunk.first);
             }
             iter.next();
         }
@@ -982,12 +980,7 @@ impl Storage {
         if count == 0 && new_base <= queue.base {
             return Ok(unchanged);
         }
-        if last.0 == u64::MAX {
-            // A range delete cannot name the end of this range: one tombstone per chunk.
-            for key in keys {
-                batch.delete_cf(cf, key.to_be_bytes());
-            }
-        } else if new_base > queue.base {
+        if new_base > queue.base {
             batch.delete_range_cf(cf, queue.base.to_be_bytes(), new_base.to_be_bytes());
         }
         let len = queue.len.saturating_sub(count);

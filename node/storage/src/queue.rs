@@ -158,20 +158,18 @@ mod tests {
     use cdrchain_runtime::ids::Sequence;
     use proptest::prelude::*;
 
-    fn items_of(run: &QueueRun) -> Vec<(u64, Vec<u8>)> {
+    fn items_of(run: &QueueRun) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
         let mut out = Vec::new();
         for (first, value) in run.chunks() {
             let key = first.to_be_bytes();
-            let chunk = Chunk::parse(&key, value).unwrap();
+            let chunk = Chunk::parse(&key, value)?;
             assert_eq!(chunk.first, *first);
-            chunk
-                .visit(0, |s, item| {
-                    out.push((s, item.to_vec()));
-                    true
-                })
-                .unwrap();
+            chunk.visit(0, |s, item| {
+                out.push((s, item.to_vec()));
+                true
+            })?;
         }
-        out
+        Ok(out)
     }
 
     proptest! {
@@ -186,7 +184,7 @@ mod tests {
             }
             prop_assert_eq!(run.len(), items.len() as u64);
             let expected: Vec<_> = items.iter().cloned().enumerate().map(|(i, v)| (first + i as u64, v)).collect();
-            prop_assert_eq!(items_of(&run), expected);
+            prop_assert_eq!(items_of(&run).map_err(|e| TestCaseError::fail(e.to_string()))?, expected);
             for (_, value) in run.chunks() {
                 let count = item_count(value);
                 prop_assert!((1..=CHUNK_ITEMS).contains(&count));
@@ -209,7 +207,7 @@ mod tests {
     }
 
     #[test]
-    fn damaged_chunks_are_corrupt_not_panics() {
+    fn damaged_chunks_are_corrupt_not_panics() -> Result<(), StorageError> {
         let key = 5u64.to_be_bytes();
         let mut run = QueueRun::new(Sequence(5));
         run.push(b"abc");
@@ -230,14 +228,13 @@ mod tests {
         let overflow = u64::MAX.to_be_bytes();
         assert!(Chunk::parse(&overflow, &good).is_err());
         // A visit may stop early and may start inside the chunk.
-        let chunk = Chunk::parse(&key, &good).unwrap();
+        let chunk = Chunk::parse(&key, &good)?;
         let mut seen = Vec::new();
-        chunk
-            .visit(6, |s, item| {
-                seen.push((s, item.to_vec()));
-                false
-            })
-            .unwrap();
+        chunk.visit(6, |s, item| {
+            seen.push((s, item.to_vec()));
+            false
+        })?;
         assert_eq!(seen, vec![(6, b"de".to_vec())]);
+        Ok(())
     }
 }

@@ -553,64 +553,65 @@ fn item(s: u64, text: &str) -> (Sequence, Vec<u8>) {
 }
 
 #[test]
-fn the_ingest_queue_is_durable_and_counted() {
+fn the_ingest_queue_is_durable_and_counted() -> Result<(), Box<dyn std::error::Error>> {
     let fx = Fixture::new();
     let storage = fx.open();
-    assert_eq!(storage.queue_len().unwrap(), 0);
-    assert_eq!(storage.last_queued().unwrap(), None);
-    assert!(storage.queued(Sequence(0), 10).unwrap().is_empty());
-    storage.enqueue(&run_of(0, &[b"a", b"b", b"c"])).unwrap();
-    storage.enqueue(&run_of(3, &[b"d"])).unwrap();
-    storage.enqueue(&run_of(9, &[])).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 4);
+    assert_eq!(storage.queue_len()?, 0);
+    assert_eq!(storage.last_queued()?, None);
+    assert!(storage.queued(Sequence(0), 10)?.is_empty());
+    storage.enqueue(&run_of(0, &[b"a", b"b", b"c"]))?;
+    storage.enqueue(&run_of(3, &[b"d"]))?;
+    storage.enqueue(&run_of(9, &[]))?;
+    assert_eq!(storage.queue_len()?, 4);
     assert_eq!(
-        storage.queued(Sequence(0), 10).unwrap(),
+        storage.queued(Sequence(0), 10)?,
         vec![item(0, "a"), item(1, "b"), item(2, "c"), item(3, "d")]
     );
     // From inside a chunk, and across chunks.
-    assert_eq!(storage.queued(Sequence(2), 1).unwrap(), vec![item(2, "c")]);
-    assert_eq!(storage.queued(Sequence(1), 3).unwrap(), vec![item(1, "b"), item(2, "c"), item(3, "d")]);
-    assert_eq!(storage.last_queued().unwrap(), Some(Sequence(3)));
+    assert_eq!(storage.queued(Sequence(2), 1)?, vec![item(2, "c")]);
+    assert_eq!(storage.queued(Sequence(1), 3)?, vec![item(1, "b"), item(2, "c"), item(3, "d")]);
+    assert_eq!(storage.last_queued()?, Some(Sequence(3)));
     // The queue only grows at its end: a run over queued entries is refused, nothing written.
     let error = storage.enqueue(&run_of(3, &[b"D"])).unwrap_err();
     assert!(matches!(error, StorageError::QueueOrder { next: Sequence(4), .. }), "{error:?}");
     assert!(error.to_string().contains("from sequence 4 up"), "{error}");
-    assert_eq!(storage.queued(Sequence(3), 10).unwrap(), vec![item(3, "d")]);
+    assert_eq!(storage.queued(Sequence(3), 10)?, vec![item(3, "d")]);
     // Dequeuing inside a chunk keeps the chunk's later entries.
-    storage.dequeue_through(Sequence(1)).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 2);
-    assert_eq!(storage.queued(Sequence(0), 10).unwrap(), vec![item(2, "c"), item(3, "d")]);
+    storage.dequeue_through(Sequence(1))?;
+    assert_eq!(storage.queue_len()?, 2);
+    assert_eq!(storage.queued(Sequence(0), 10)?, vec![item(2, "c"), item(3, "d")]);
     // Dequeuing what is already gone changes nothing.
-    storage.dequeue_through(Sequence(1)).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 2);
+    storage.dequeue_through(Sequence(1))?;
+    assert_eq!(storage.queue_len()?, 2);
     drop(storage);
 
     // The counter, the floor inside the first chunk and the end survive a restart.
     let storage = fx.open();
-    assert_eq!(storage.queue_len().unwrap(), 2);
-    assert_eq!(storage.queued(Sequence(0), 10).unwrap(), vec![item(2, "c"), item(3, "d")]);
-    assert_eq!(storage.last_queued().unwrap(), Some(Sequence(3)));
+    assert_eq!(storage.queue_len()?, 2);
+    assert_eq!(storage.queued(Sequence(0), 10)?, vec![item(2, "c"), item(3, "d")]);
+    assert_eq!(storage.last_queued()?, Some(Sequence(3)));
     assert!(storage.enqueue(&run_of(2, &[b"x"])).is_err());
-    storage.dequeue_through(Sequence(2)).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 1);
-    storage.enqueue(&run_of(4, &[b"e", b"f"])).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 3);
-    assert_eq!(storage.queued(Sequence(0), 10).unwrap(), vec![item(3, "d"), item(4, "e"), item(5, "f")]);
+    storage.dequeue_through(Sequence(2))?;
+    assert_eq!(storage.queue_len()?, 1);
+    storage.enqueue(&run_of(4, &[b"e", b"f"]))?;
+    assert_eq!(storage.queue_len()?, 3);
+    assert_eq!(storage.queued(Sequence(0), 10)?, vec![item(3, "d"), item(4, "e"), item(5, "f")]);
     // Below the floor nothing can be queued again, even into an empty queue.
-    storage.dequeue_through(Sequence(5)).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 0);
-    assert_eq!(storage.last_queued().unwrap(), None);
+    storage.dequeue_through(Sequence(5))?;
+    assert_eq!(storage.queue_len()?, 0);
+    assert_eq!(storage.last_queued()?, None);
     assert!(storage.enqueue(&run_of(5, &[b"again"])).is_err());
     // The end of the sequence space: a run must end below u64::MAX.
-    storage.enqueue(&run_of(u64::MAX - 2, &[b"next to last", b"last"])).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 2);
-    assert_eq!(storage.last_queued().unwrap(), Some(Sequence(u64::MAX - 1)));
+    storage.enqueue(&run_of(u64::MAX - 2, &[b"next to last", b"last"]))?;
+    assert_eq!(storage.queue_len()?, 2);
+    assert_eq!(storage.last_queued()?, Some(Sequence(u64::MAX - 1)));
     assert!(storage.enqueue(&run_of(u64::MAX, &[b"over"])).is_err());
-    storage.dequeue_through(Sequence(u64::MAX)).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 0);
-    assert_eq!(storage.last_queued().unwrap(), None);
+    storage.dequeue_through(Sequence(u64::MAX))?;
+    assert_eq!(storage.queue_len()?, 0);
+    assert_eq!(storage.last_queued()?, None);
     drop(storage);
-    assert_eq!(fx.open().queue_len().unwrap(), 0);
+    assert_eq!(fx.open().queue_len()?, 0);
+    Ok(())
 }
 
 proptest! {
@@ -621,6 +622,7 @@ proptest! {
     fn the_queue_matches_a_model(
         steps in proptest::collection::vec((0u8..4, 0u64..2_500, 0u64..3_000), 1..12),
     ) {
+        let fail = |e: StorageError| TestCaseError::fail(e.to_string());
         let fx = Fixture::new();
         let mut storage = fx.open();
         let mut model = std::collections::BTreeMap::new();
@@ -637,14 +639,14 @@ proptest! {
                         run.push(&bytes);
                         model.insert(s, bytes);
                     }
-                    storage.enqueue(&run).unwrap();
+                    storage.enqueue(&run).map_err(fail)?;
                     if a > 0 {
                         next = first + a;
                     }
                 }
                 2 => {
                     let last = floor + b;
-                    storage.dequeue_through(Sequence(last)).unwrap();
+                    storage.dequeue_through(Sequence(last)).map_err(fail)?;
                     model.retain(|s, _| *s > last);
                     floor = floor.max(last + 1);
                 }
@@ -653,119 +655,124 @@ proptest! {
                     storage = fx.open();
                 }
             }
-            prop_assert_eq!(storage.queue_len().unwrap(), model.len() as u64);
-            prop_assert_eq!(storage.last_queued().unwrap(), model.keys().next_back().map(|s| Sequence(*s)));
+            prop_assert_eq!(storage.queue_len().map_err(fail)?, model.len() as u64);
+            prop_assert_eq!(storage.last_queued().map_err(fail)?, model.keys().next_back().map(|s| Sequence(*s)));
             let from = floor + b % 1_500;
             let expected: Vec<_> =
                 model.range(from..).take(700).map(|(s, v)| (Sequence(*s), v.clone())).collect();
-            prop_assert_eq!(storage.queued(Sequence(from), 700).unwrap(), expected);
+            prop_assert_eq!(storage.queued(Sequence(from), 700).map_err(fail)?, expected);
         }
     }
 }
 
 #[test]
-fn a_schema_3_queue_is_rewritten_in_chunks_and_kept() {
+fn a_schema_3_queue_is_rewritten_in_chunks_and_kept() -> Result<(), Box<dyn std::error::Error>> {
     let fx = Fixture::new();
     drop(fx.open());
     {
         // What a schema-3 build left: one queue entry per CDR, two runs.
         let db = raw(fx.dir.path());
-        let queue = db.cf_handle(layout::QUEUE).unwrap();
-        let meta = db.cf_handle(layout::META).unwrap();
+        let queue = db.cf_handle(layout::QUEUE).ok_or("no such column family")?;
+        let meta = db.cf_handle(layout::META).ok_or("no such column family")?;
         for s in (5..2_005).chain([3_000]) {
-            db.put_cf(queue, (s as u64).to_be_bytes(), format!("cdr {s}")).unwrap();
+            db.put_cf(queue, (s as u64).to_be_bytes(), format!("cdr {s}"))?;
         }
-        db.put_cf(meta, layout::META_QUEUE_LEN, 2_001u64.encode()).unwrap();
-        db.delete_cf(meta, layout::META_QUEUE_FLOOR).unwrap();
-        db.put_cf(meta, layout::META_SCHEMA_VERSION, 3u32.encode()).unwrap();
+        db.put_cf(meta, layout::META_QUEUE_LEN, 2_001u64.encode())?;
+        db.delete_cf(meta, layout::META_QUEUE_FLOOR)?;
+        db.put_cf(meta, layout::META_SCHEMA_VERSION, 3u32.encode())?;
     }
     let storage = fx.open();
-    assert_eq!(storage.queue_len().unwrap(), 2_001);
-    assert_eq!(storage.last_queued().unwrap(), Some(Sequence(3_000)));
-    let all = storage.queued(Sequence(0), 10_000).unwrap();
+    assert_eq!(storage.queue_len()?, 2_001);
+    assert_eq!(storage.last_queued()?, Some(Sequence(3_000)));
+    let all = storage.queued(Sequence(0), 10_000)?;
     assert_eq!(all.len(), 2_001);
     assert_eq!(all[0], item(5, "cdr 5"));
     assert_eq!(all[1_999], item(2_004, "cdr 2004"));
     assert_eq!(all[2_000], item(3_000, "cdr 3000"));
-    storage.dequeue_through(Sequence(1_000)).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 1_005);
+    storage.dequeue_through(Sequence(1_000))?;
+    assert_eq!(storage.queue_len()?, 1_005);
     drop(storage);
     let storage = fx.open();
-    assert_eq!(storage.queue_len().unwrap(), 1_005);
-    assert_eq!(storage.queued(Sequence(0), 1).unwrap(), vec![item(1_001, "cdr 1001")]);
+    assert_eq!(storage.queue_len()?, 1_005);
+    assert_eq!(storage.queued(Sequence(0), 1)?, vec![item(1_001, "cdr 1001")]);
     drop(storage);
     let db = raw(fx.dir.path());
-    let version = db.get_cf(db.cf_handle(layout::META).unwrap(), layout::META_SCHEMA_VERSION).unwrap();
+    let version =
+        db.get_cf(db.cf_handle(layout::META).ok_or("no such column family")?, layout::META_SCHEMA_VERSION)?;
     assert_eq!(version, Some(SCHEMA_VERSION.encode()));
+    Ok(())
 }
 
 #[test]
-fn a_damaged_queue_chunk_is_named_not_a_panic() {
+fn a_damaged_queue_chunk_is_named_not_a_panic() -> Result<(), Box<dyn std::error::Error>> {
     let fx = Fixture::new();
     let storage = fx.open();
-    storage.enqueue(&run_of(0, &[b"a", b"b"])).unwrap();
+    storage.enqueue(&run_of(0, &[b"a", b"b"]))?;
     drop(storage);
     {
         let db = raw(fx.dir.path());
-        let queue = db.cf_handle(layout::QUEUE).unwrap();
-        db.put_cf(queue, 7u64.to_be_bytes(), [3, 0, 0, 0, 9, 0]).unwrap();
+        let queue = db.cf_handle(layout::QUEUE).ok_or("no such column family")?;
+        db.put_cf(queue, 7u64.to_be_bytes(), [3, 0, 0, 0, 9, 0])?;
     }
     let error = Storage::open(fx.dir.path(), fx.chain.genesis_hash(), &fx.genesis).unwrap_err().to_string();
     assert!(error.contains("corrupt entry in column family `queue` under key 0000000000000007"), "{error}");
+    Ok(())
 }
 
 #[test]
-fn ingest_keys_are_written_with_the_queue_and_survive_the_commit() {
+fn ingest_keys_are_written_with_the_queue_and_survive_the_commit() -> Result<(), Box<dyn std::error::Error>> {
     let mut fx = Fixture::new();
     let storage = fx.open();
     let (k1, k2) = ([1u8; 32], [2u8; 32]);
-    assert_eq!(storage.ingest_key(&k1).unwrap(), None);
-    storage.enqueue_keyed(&run_of(0, &[b"a", b"b"]), &[(k1, Sequence(0)), (k2, Sequence(1))]).unwrap();
-    assert_eq!(storage.ingest_key(&k1).unwrap(), Some(Sequence(0)));
-    assert_eq!(storage.ingest_key(&k2).unwrap(), Some(Sequence(1)));
-    assert_eq!(storage.ingest_key(&[3u8; 32]).unwrap(), None);
-    assert_eq!(storage.queue_len().unwrap(), 2);
+    assert_eq!(storage.ingest_key(&k1)?, None);
+    storage.enqueue_keyed(&run_of(0, &[b"a", b"b"]), &[(k1, Sequence(0)), (k2, Sequence(1))])?;
+    assert_eq!(storage.ingest_key(&k1)?, Some(Sequence(0)));
+    assert_eq!(storage.ingest_key(&k2)?, Some(Sequence(1)));
+    assert_eq!(storage.ingest_key(&[3u8; 32])?, None);
+    assert_eq!(storage.queue_len()?, 2);
     // Committing the CDRs empties the queue but keeps the keys: a later re-post is still known.
     let (b1, c1) = fx.next_block(vec![fx.chain.batch("alice", 0, 2)], 1_000);
-    storage.commit_block(&b1, &c1, &certificate(&b1), Some(Sequence(1))).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 0);
+    storage.commit_block(&b1, &c1, &certificate(&b1), Some(Sequence(1)))?;
+    assert_eq!(storage.queue_len()?, 0);
     drop(storage);
     let storage = fx.open();
-    assert_eq!(storage.ingest_key(&k2).unwrap(), Some(Sequence(1)));
+    assert_eq!(storage.ingest_key(&k2)?, Some(Sequence(1)));
     // The batched lookup answers in the order asked, repeats and absent keys included, from the
     // memtable and (after a flush) from the files.
     let asked = [[3u8; 32], k2, k1, k2, [0u8; 32]];
     let expected = vec![None, Some(Sequence(1)), Some(Sequence(0)), Some(Sequence(1)), None];
-    assert_eq!(storage.ingest_keys(&asked).unwrap(), expected);
-    storage.flush().unwrap();
-    assert_eq!(storage.ingest_keys(&asked).unwrap(), expected);
-    assert_eq!(storage.ingest_keys(&[]).unwrap(), Vec::new());
+    assert_eq!(storage.ingest_keys(&asked)?, expected);
+    storage.flush()?;
+    assert_eq!(storage.ingest_keys(&asked)?, expected);
+    assert_eq!(storage.ingest_keys(&[])?, Vec::new());
+    Ok(())
 }
 
 #[test]
-fn committing_a_block_dequeues_atomically() {
+fn committing_a_block_dequeues_atomically() -> Result<(), Box<dyn std::error::Error>> {
     let mut fx = Fixture::new();
     let storage = fx.open();
     let bytes: Vec<Vec<u8>> = (10..20).map(|s| vec![s as u8; 3]).collect();
     let mut run = QueueRun::new(Sequence(10));
     bytes.iter().for_each(|b| run.push(b));
-    storage.enqueue(&run).unwrap();
+    storage.enqueue(&run)?;
     let items: Vec<_> = (10..20).zip(bytes).map(|(s, b)| (Sequence(s), b)).collect();
     let (b1, c1) = fx.next_block(vec![fx.chain.batch("alice", 0, 5)], 1_000);
     let (b2, c2) = fx.next_block(vec![fx.chain.batch("alice", 5, 5)], 2_000);
     // A refused commit dequeues nothing.
     assert!(storage.commit_block(&b2, &c2, &certificate(&b2), Some(Sequence(14))).is_err());
-    assert_eq!(storage.queue_len().unwrap(), 10);
-    storage.commit_block(&b1, &c1, &certificate(&b1), Some(Sequence(14))).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 5);
-    assert_eq!(storage.queued(Sequence(0), 100).unwrap(), items[5..].to_vec());
-    storage.commit_block(&b2, &c2, &certificate(&b2), None).unwrap();
-    assert_eq!(storage.queue_len().unwrap(), 5);
+    assert_eq!(storage.queue_len()?, 10);
+    storage.commit_block(&b1, &c1, &certificate(&b1), Some(Sequence(14)))?;
+    assert_eq!(storage.queue_len()?, 5);
+    assert_eq!(storage.queued(Sequence(0), 100)?, items[5..].to_vec());
+    storage.commit_block(&b2, &c2, &certificate(&b2), None)?;
+    assert_eq!(storage.queue_len()?, 5);
     drop(storage);
     let storage = fx.open();
     assert_eq!(storage.height(), Height(2));
-    assert_eq!(storage.queue_len().unwrap(), 5);
-    assert_eq!(storage.queued(Sequence(0), 100).unwrap(), items[5..].to_vec());
+    assert_eq!(storage.queue_len()?, 5);
+    assert_eq!(storage.queued(Sequence(0), 100)?, items[5..].to_vec());
+    Ok(())
 }
 
 #[test]
