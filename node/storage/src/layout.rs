@@ -62,7 +62,8 @@ pub const META_GENESIS_HASH: &[u8] = b"sys/genesis_hash";
 pub const META_HEAD: &[u8] = b"sys/head";
 /// Metadata key: the CDR log frontier at the head, SCALE `Frontier`.
 pub const META_LOG_FRONTIER: &[u8] = b"sys/log_frontier";
-/// Metadata key: the number of entries in the ingest queue, SCALE `u64`.
+/// Metadata key: the number of entries in the ingest queue, SCALE `u64`, as builds before
+/// this one kept it. Deleted at open: the count is taken from the queue's chunks.
 pub const META_QUEUE_LEN: &[u8] = b"sys/queue_len";
 /// Metadata key: the ingest queue's floor, SCALE `u64`: entries below it are dequeued, although
 /// the chunk that holds the first live entry may still hold some of them.

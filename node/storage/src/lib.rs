@@ -26,7 +26,7 @@
 //!
 //! | Column family  | Key | Value | Why |
 //! |----------------|-----|-------|-----|
-//! | `meta`         | `sys/schema_version`, `sys/genesis_hash`, `sys/head`, `sys/log_frontier`, `sys/queue_len`, `sys/queue_floor`; `user/<key>` | `u32`, `Hash32`, `Height`, `Frontier`, `u64`, `u64`; opaque | what the database is (checked at open), where the chain is (head, frontier for the next block), the queue counter; the node's own settings (e.g. next ingest sequence) |
+//! | `meta`         | `sys/schema_version`, `sys/genesis_hash`, `sys/head`, `sys/log_frontier`, `sys/queue_floor`; `user/<key>` | `u32`, `Hash32`, `Height`, `Frontier`, `u64`; opaque | what the database is (checked at open), where the chain is (head, frontier for the next block), where the queue's live entries begin (its length is counted from its chunks at open); the node's own settings (e.g. next ingest sequence) |
 //! | `headers`      | height BE | `Header` | headers by height: sync, RPC, light clients |
 //! | `bodies`       | height BE | `BoundedVec<StoredTx>`: CDR batches as (operator, first sequence, count, signature), other transactions whole | blocks for peers catching up, export and RPC, rebuilt with the batches' CDRs from `cdrs` (each CDR is stored once) and checked against the header's `tx_root` |
 //! | `certificates` | height BE | `CommitCertificate` | proof of finality of each block, served with it |
@@ -105,10 +105,13 @@ struct Cached {
     frontier: Frontier,
 }
 
-/// The ingest queue's bookkeeping, guarded by one mutex so that the counter stays exact.
+/// The ingest queue's bookkeeping, in memory. Its mutex is held only to read or update these
+/// numbers, never across a database write: a block commit (which dequeues) writes tens of
+/// megabytes, and the ingest writer, the batcher and admission must not wait for it.
 #[derive(Debug)]
 struct QueueState {
-    /// Entries in the queue.
+    /// Entries in the queue. Counted from the chunks at open (not persisted: enqueue and dequeue
+    /// would then both write one counter, and their writes would have to be serialized).
     len: u64,
     /// Entries below this sequence are dequeued (a chunk may still hold some, with later
     /// entries). Persisted, so that the counter stays exact across a restart.
@@ -121,6 +124,23 @@ struct QueueState {
     ceiling: u64,
 }
 
+/// What a dequeue changes in [`QueueState`], applied once its batch is written.
+#[derive(Debug)]
+struct Dequeued {
+    /// Entries removed.
+    count: u64,
+    floor: u64,
+    base: u64,
+}
+
+impl Dequeued {
+    fn apply(&self, queue: &mut QueueState) {
+        queue.len = queue.len.saturating_sub(self.count);
+        queue.floor = queue.floor.max(self.floor);
+        queue.base = queue.base.max(self.base);
+    }
+}
+
 /// The node's database. See the crate docs for the layout and guarantees.
 ///
 /// Thread-safe: reads run concurrently; commits are serialized; the queue has its own lock.
@@ -129,8 +149,12 @@ pub struct Storage {
     path: PathBuf,
     genesis_hash: Hash32,
     cached: RwLock<Cached>,
-    /// Serializes `commit_block`: the head check and the write must not interleave.
+    /// Serializes `commit_block` (the head check and the write must not interleave) and every
+    /// dequeue (each reads the queue's floor and writes the next).
     commit_lock: Mutex<()>,
+    /// Serializes enqueues: each checks the queue's end and writes past it.
+    enqueue_lock: Mutex<()>,
+    /// Taken last, and only briefly (see [`QueueState`]).
     queue: Mutex<QueueState>,
 }
 
@@ -269,6 +293,7 @@ impl Storage {
             genesis_hash,
             cached: RwLock::new(Cached { head: None, frontier: Frontier::new() }),
             commit_lock: Mutex::new(()),
+            enqueue_lock: Mutex::new(()),
             queue: Mutex::new(QueueState { len: 0, floor: 0, base: 0, ceiling: 0 }),
         };
         match storage.get_decoded::<u32>(&storage.db, layout::META, layout::META_SCHEMA_VERSION)? {
@@ -327,7 +352,6 @@ impl Storage {
         batch.put_cf(meta, layout::META_SCHEMA_VERSION, SCHEMA_VERSION.encode());
         batch.put_cf(meta, layout::META_GENESIS_HASH, self.genesis_hash.encode());
         batch.put_cf(meta, layout::META_LOG_FRONTIER, genesis.cdr_log.encode());
-        batch.put_cf(meta, layout::META_QUEUE_LEN, 0u64.encode());
         batch.put_cf(meta, layout::META_QUEUE_FLOOR, 0u64.encode());
         for (key, value) in &genesis.pairs {
             batch.put_cf(state, key, value);
@@ -370,8 +394,20 @@ impl Storage {
             }
         }
         let floor = self.get_decoded::<u64>(&self.db, layout::META, layout::META_QUEUE_FLOOR)?.unwrap_or(0);
-        let (base, ceiling, counted) = self.scan_queue(floor)?;
-        let len = self.get_decoded::<u64>(&self.db, layout::META, layout::META_QUEUE_LEN)?.unwrap_or(counted);
+        let (base, ceiling, len) = self.scan_queue(floor)?;
+        // Builds before this one kept the count in metadata; the count is taken from the chunks
+        // now, and a stale copy must not mislead an older build that opens this database again.
+        let meta = self.column(layout::META)?;
+        if self
+            .db
+            .get_pinned_cf(meta, layout::META_QUEUE_LEN)
+            .map_err(self.db_error(layout::META, "get"))?
+            .is_some()
+        {
+            self.db
+                .delete_cf_opt(meta, layout::META_QUEUE_LEN, &options::synced())
+                .map_err(self.db_error(layout::META, "delete"))?;
+        }
         *write(&self.cached) = Cached { head, frontier };
         *lock(&self.queue) = QueueState { len, floor, base, ceiling };
         Ok(())
@@ -499,11 +535,11 @@ impl Storage {
         batch.put_cf(meta, layout::META_LOG_FRONTIER, changes.cdr_log.encode());
         batch.put_cf(meta, layout::META_HEAD, header.number.encode());
 
-        // The queue lock is taken after the commit lock, never the other way round.
-        let mut queue = dequeue_through.map(|_| lock(&self.queue));
-        let dequeued = match (&mut queue, dequeue_through) {
-            (Some(queue), Some(last)) => Some(self.dequeue_into(&mut batch, queue, last)?),
-            _ => None,
+        // Under the commit lock, which serializes dequeues; the queue's own lock is not held
+        // while the batch is written (enqueues go on meanwhile, above the dequeued range).
+        let dequeued = match dequeue_through {
+            Some(last) => Some(self.dequeue_into(&mut batch, last)?),
+            None => None,
         };
         {
             let mut cached = write(&self.cached);
@@ -513,8 +549,8 @@ impl Storage {
                 frontier: changes.cdr_log.clone(),
             };
         }
-        if let (Some(queue), Some(new)) = (&mut queue, dequeued) {
-            **queue = new;
+        if let Some(dequeued) = dequeued {
+            dequeued.apply(&mut lock(&self.queue));
         }
         Ok(())
     }
@@ -810,9 +846,12 @@ impl Storage {
         }
         let cf = self.column(layout::QUEUE)?;
         let keys_cf = self.column(layout::INGEST_KEYS)?;
-        let mut queue = lock(&self.queue);
+        let _enqueue = lock(&self.enqueue_lock);
         let first = run.first().0;
-        let next = queue.ceiling.max(queue.floor);
+        let next = {
+            let queue = lock(&self.queue);
+            queue.ceiling.max(queue.floor)
+        };
         let end = match first.checked_add(run.len()) {
             Some(end) if run.is_empty() || first >= next => end,
             _ => {
@@ -830,16 +869,24 @@ impl Storage {
             batch.put_cf(cf, layout::sequence_key(Sequence(*chunk_first)), value);
         }
         // In key order, as in `put_cdrs`: random digests, each inserted next to the previous.
-        let mut keys: Vec<_> = keys.iter().collect();
-        keys.sort_unstable_by_key(|(key, _)| *key);
-        for (key, sequence) in keys {
-            batch.put_cf(keys_cf, key, layout::sequence_key(*sequence));
+        // The ingest writer passes them sorted already.
+        if keys.is_sorted_by_key(|(key, _)| key) {
+            for (key, sequence) in keys {
+                batch.put_cf(keys_cf, key, layout::sequence_key(*sequence));
+            }
+        } else {
+            let mut keys: Vec<_> = keys.iter().collect();
+            keys.sort_unstable_by_key(|(key, _)| *key);
+            for (key, sequence) in keys {
+                batch.put_cf(keys_cf, key, layout::sequence_key(*sequence));
+            }
         }
-        let len = queue.len.saturating_add(run.len());
-        batch.put_cf(self.column(layout::META)?, layout::META_QUEUE_LEN, len.encode());
         self.db.write_opt(batch, &options::synced()).map_err(self.db_error(layout::QUEUE, "write"))?;
         if !run.is_empty() {
-            *queue = QueueState { len, floor: queue.floor, base: queue.base.min(first), ceiling: end };
+            let mut queue = lock(&self.queue);
+            queue.len = queue.len.saturating_add(run.len());
+            queue.base = queue.base.min(first);
+            queue.ceiling = end;
         }
         Ok(())
     }
@@ -856,10 +903,13 @@ impl Storage {
     /// [`Storage::ingest_key`] of each of `keys`, answered in their order. One batched lookup:
     /// RocksDB probes each file's bloom filter for all keys at once, instead of walking the
     /// memtables and files once per key (the ingest writer looks up every CDR it is given).
+    /// Sorted keys (as the ingest writer passes them) are looked up without sorting them again.
     pub fn ingest_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<Option<Sequence>>, StorageError> {
         let cf = self.column(layout::INGEST_KEYS)?;
         let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_unstable_by_key(|&i| keys[i]);
+        if !keys.is_sorted() {
+            order.sort_unstable_by_key(|&i| keys[i]);
+        }
         let sorted = order.iter().map(|&i| &keys[i]);
         let found = self.db.batched_multi_get_cf(cf, sorted, true);
         let mut answers = vec![None; keys.len()];
@@ -933,43 +983,43 @@ impl Storage {
 
     /// Deletes the queued entries with sequence <= `last`. Synced before returning.
     pub fn dequeue_through(&self, last: Sequence) -> Result<(), StorageError> {
-        let mut queue = lock(&self.queue);
+        let _commit = lock(&self.commit_lock);
         let mut batch = WriteBatch::default();
-        let new = self.dequeue_into(&mut batch, &queue, last)?;
+        let dequeued = self.dequeue_into(&mut batch, last)?;
         self.db.write_opt(batch, &options::synced()).map_err(self.db_error(layout::QUEUE, "write"))?;
-        *queue = new;
+        dequeued.apply(&mut lock(&self.queue));
         Ok(())
     }
 
-    /// Adds the deletion of queue entries <= `last` to `batch`; returns the queue state after it.
-    /// Chunks wholly at or below `last` go (one range tombstone: scans skip it in one step); a
-    /// chunk that also holds later entries stays, and the persisted floor says where its live
-    /// entries begin.
-    fn dequeue_into(
-        &self,
-        batch: &mut WriteBatch,
-        queue: &QueueState,
-        last: Sequence,
-    ) -> Result<QueueState, StorageError> {
-        let unchanged = QueueState { ..*queue };
-        if last.0 < queue.floor {
+    /// Adds the deletion of queue entries <= `last` to `batch`; answers what to apply to the
+    /// queue's numbers once the batch is written. Chunks wholly at or below `last` go (one range
+    /// tombstone: scans skip it in one step); a chunk that also holds later entries stays, and the
+    /// persisted floor says where its live entries begin. The caller holds the commit lock, so
+    /// no other dequeue moves the floor meanwhile; enqueues may go on, above `last`.
+    fn dequeue_into(&self, batch: &mut WriteBatch, last: Sequence) -> Result<Dequeued, StorageError> {
+        let (floor, base) = {
+            let queue = lock(&self.queue);
+            (queue.floor, queue.base)
+        };
+        let unchanged = Dequeued { count: 0, floor, base };
+        if last.0 < floor {
             return Ok(unchanged);
         }
         let cf = self.column(layout::QUEUE)?;
         let mut options = ReadOptions::default();
-        options.set_iterate_lower_bound(queue.base.to_be_bytes());
+        options.set_iterate_lower_bound(base.to_be_bytes());
         if let Some(end) = last.0.checked_add(1) {
             options.set_iterate_upper_bound(end.to_be_bytes());
         }
         let mut iter = self.db.raw_iter(cf, options);
-        iter.seek(queue.base.to_be_bytes());
+        iter.seek(base.to_be_bytes());
         let mut count = 0u64;
         // Where the chunks that stay begin: the one holding `last + 1`, else past `last`. A run
         // ends below u64::MAX (see `enqueue_keyed`), so every chunk key is below this end.
         let mut new_base = last.0.saturating_add(1);
         while let Some((key, value)) = iter.item() {
             let chunk = Chunk::parse(key, value)?;
-            let (from, through) = (chunk.first.max(queue.floor), chunk.last().min(last.0));
+            let (from, through) = (chunk.first.max(floor), chunk.last().min(last.0));
             count += (through + 1).saturating_sub(from);
             if chunk.last() > last.0 {
                 new_base = chunk.first;
@@ -977,26 +1027,24 @@ impl Storage {
             iter.next();
         }
         iter.status().map_err(self.db_error(layout::QUEUE, "scan"))?;
-        if count == 0 && new_base <= queue.base {
+        if count == 0 && new_base <= base {
             return Ok(unchanged);
         }
-        if new_base > queue.base {
-            batch.delete_range_cf(cf, queue.base.to_be_bytes(), new_base.to_be_bytes());
+        if new_base > base {
+            batch.delete_range_cf(cf, base.to_be_bytes(), new_base.to_be_bytes());
         }
-        let len = queue.len.saturating_sub(count);
-        let floor = last.0.saturating_add(1).max(queue.floor);
-        let meta = self.column(layout::META)?;
-        batch.put_cf(meta, layout::META_QUEUE_LEN, len.encode());
-        batch.put_cf(meta, layout::META_QUEUE_FLOOR, floor.encode());
-        Ok(QueueState { len, floor, base: new_base.max(queue.base), ceiling: queue.ceiling })
+        let floor = last.0.saturating_add(1).max(floor);
+        batch.put_cf(self.column(layout::META)?, layout::META_QUEUE_FLOOR, floor.encode());
+        Ok(Dequeued { count, floor, base: new_base.max(base) })
     }
 
     /// Schema 3 → 4 in one synced batch: the queue in chunks, its floor, the version.
     fn upgrade_from_v3(&self) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        let count = self.chunk_v3_queue(&mut batch)?;
+        self.chunk_v3_queue(&mut batch)?;
         let meta = self.column(layout::META)?;
-        batch.put_cf(meta, layout::META_QUEUE_LEN, count.encode());
+        // Schema 3 kept the queue's length here; it is counted at open now (see `QueueState`).
+        batch.delete_cf(meta, layout::META_QUEUE_LEN);
         batch.put_cf(meta, layout::META_QUEUE_FLOOR, 0u64.encode());
         batch.put_cf(meta, layout::META_SCHEMA_VERSION, SCHEMA_VERSION.encode());
         self.db.write_opt(batch, &options::synced()).map_err(self.db_error("*", "write"))
@@ -1022,12 +1070,11 @@ impl Storage {
     }
 
     /// Rewrites a schema-3 queue (one entry per item) as chunks in `batch`, so that the CDRs an
-    /// older build acknowledged and had not yet committed are kept. Answers how many there are.
-    fn chunk_v3_queue(&self, batch: &mut WriteBatch) -> Result<u64, StorageError> {
+    /// older build acknowledged and had not yet committed are kept.
+    fn chunk_v3_queue(&self, batch: &mut WriteBatch) -> Result<(), StorageError> {
         let cf = self.column(layout::QUEUE)?;
         let mut iter = self.db.raw_iter(cf, ReadOptions::default());
         iter.seek_to_first();
-        let mut count = 0u64;
         let mut run: Option<QueueRun> = None;
         while let Some((key, value)) = iter.item() {
             let sequence = layout::be_u64_exact(key)
@@ -1043,14 +1090,13 @@ impl Storage {
                 }
             }
             run.get_or_insert_with(|| QueueRun::new(Sequence(sequence))).push(value);
-            count += 1;
             iter.next();
         }
         iter.status().map_err(self.db_error(layout::QUEUE, "scan"))?;
         for (first, chunk) in run.iter().flat_map(QueueRun::chunks) {
             batch.put_cf(cf, first.to_be_bytes(), chunk);
         }
-        Ok(count)
+        Ok(())
     }
 
     /// Stores a consensus WAL record. Synced before returning.

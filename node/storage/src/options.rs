@@ -1,6 +1,6 @@
 //! RocksDB options, chosen per column family. Each choice says why.
 
-use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options, WriteOptions};
+use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Env, Options, WriteOptions};
 
 use crate::layout;
 
@@ -28,6 +28,15 @@ pub(crate) fn db_options() -> Options {
     options.set_bytes_per_sync(MIB as u64);
     // Keep a few info logs for diagnosis, not an unbounded directory of them.
     options.set_keep_log_file_num(4);
+    // Compactions run at the lowest CPU priority (nice 19): they keep up in the time the
+    // foreground leaves, and under load they no longer take a core from the ingest writer, which
+    // all acknowledgements wait for (a serial stage, busy nearly all the time at the dev chain's
+    // ceiling). Flushes keep normal priority: writes stop when memtables cannot be flushed.
+    // Alternating dev runs: 176k -> 186k CDRs/s mean, higher in each of five pairs.
+    if let Ok(mut env) = Env::new() {
+        env.lower_thread_pool_cpu_priority();
+        options.set_env(&env);
+    }
     options
 }
 

@@ -704,6 +704,30 @@ fn a_schema_3_queue_is_rewritten_in_chunks_and_kept() -> Result<(), Box<dyn std:
 }
 
 #[test]
+fn the_queue_length_is_counted_at_open_and_a_stored_count_is_dropped(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let fx = Fixture::new();
+    let storage = fx.open();
+    storage.enqueue(&run_of(0, &[b"a", b"b", b"c"]))?;
+    storage.dequeue_through(Sequence(0))?;
+    drop(storage);
+    {
+        // What builds before this one kept: a count in metadata, here a wrong one.
+        let db = raw(fx.dir.path());
+        let meta = db.cf_handle(layout::META).ok_or("no such column family")?;
+        db.put_cf(meta, layout::META_QUEUE_LEN, 99u64.encode())?;
+    }
+    let storage = fx.open();
+    assert_eq!(storage.queue_len()?, 2);
+    assert_eq!(storage.queued(Sequence(0), 10)?, vec![item(1, "b"), item(2, "c")]);
+    drop(storage);
+    let db = raw(fx.dir.path());
+    let meta = db.cf_handle(layout::META).ok_or("no such column family")?;
+    assert_eq!(db.get_cf(meta, layout::META_QUEUE_LEN)?, None, "the stale count was not removed");
+    Ok(())
+}
+
+#[test]
 fn a_damaged_queue_chunk_is_named_not_a_panic() -> Result<(), Box<dyn std::error::Error>> {
     let fx = Fixture::new();
     let storage = fx.open();
