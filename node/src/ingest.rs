@@ -587,38 +587,62 @@ fn place(
     start: u64,
     submissions: Vec<Vec<Keyed>>,
 ) -> Result<(u64, Vec<Vec<(Sequence, bool)>>, Vec<(CdrBody, usize)>), String> {
-    let mut seen: std::collections::HashMap<[u8; 32], Sequence> = std::collections::HashMap::new();
+    let all_keys: Vec<[u8; 32]> = submissions.iter().flatten().map(|cdr| cdr.key).collect();
+    // The group's keys in key order, once (equal keys by position): the batched lookup and the
+    // ingest-key inserts both take them in that order, and a key repeated within the group sits
+    // right after its first occurrence, so no hash set is needed to find repeats.
+    let mut order: Vec<usize> = (0..all_keys.len()).collect();
+    order.sort_unstable_by_key(|&i| (all_keys[i], i));
+    let sorted: Vec<[u8; 32]> = order.iter().map(|&i| all_keys[i]).collect();
+    let found = storage.ingest_keys(&sorted).map_err(|e| e.to_string())?;
+    let mut earlier = vec![Earlier::New; all_keys.len()];
+    for (rank, (&i, found)) in order.iter().zip(found).enumerate() {
+        earlier[i] = match found {
+            Some(sequence) => Earlier::Stored(sequence),
+            None if rank > 0 && sorted[rank - 1] == sorted[rank] => Earlier::Repeats(order[rank - 1]),
+            None => Earlier::New,
+        };
+    }
     let mut run = QueueRun::new(Sequence(start));
-    let mut keys = Vec::new();
     let mut next = start;
     let mut placed = Vec::with_capacity(submissions.len());
     let mut duplicates = 0usize;
-    // Every key of the group is looked up in one batch; repeats within the group are `seen`.
-    let all_keys: Vec<[u8; 32]> = submissions.iter().flatten().map(|cdr| cdr.key).collect();
-    let mut stored = storage.ingest_keys(&all_keys).map_err(|e| e.to_string())?.into_iter();
+    let mut given = vec![Sequence(0); all_keys.len()];
+    let mut new = vec![false; all_keys.len()];
     let mut queued = Vec::with_capacity(all_keys.len());
+    let mut i = 0;
     for cdrs in submissions {
         let mut answers = Vec::with_capacity(cdrs.len());
         for cdr in cdrs {
-            let earlier = stored.next().flatten().or_else(|| seen.get(&cdr.key).copied());
-            match earlier {
+            let sequence = match earlier[i] {
+                Earlier::Stored(sequence) => Some(sequence),
+                // Positions are visited in order, so the first occurrence has its sequence.
+                Earlier::Repeats(first) => Some(given[first]),
+                Earlier::New => None,
+            };
+            match sequence {
                 Some(sequence) => {
                     duplicates += 1;
+                    given[i] = sequence;
                     answers.push((sequence, true));
                 }
                 None => {
                     let sequence = Sequence(next);
                     next += 1;
-                    seen.insert(cdr.key, sequence);
+                    given[i] = sequence;
+                    new[i] = true;
                     let size = run.push_with(|out| cdr.body.encode_to(out));
-                    keys.push((cdr.key, sequence));
                     answers.push((sequence, false));
                     queued.push((cdr.body, size));
                 }
             }
+            i += 1;
         }
         placed.push(answers);
     }
+    // In key order (see `Storage::enqueue_keyed`).
+    let keys: Vec<([u8; 32], Sequence)> =
+        order.iter().filter(|&&i| new[i]).map(|&i| (all_keys[i], given[i])).collect();
     storage.enqueue_keyed(&run, &keys).map_err(|e| e.to_string())?;
     if duplicates > 0 {
         tracing::info!(
@@ -627,6 +651,17 @@ fn place(
         );
     }
     Ok((next, placed, queued))
+}
+
+/// What the writer knows of a CDR's ingest key before it places the CDR.
+#[derive(Clone, Copy, Debug)]
+enum Earlier {
+    /// Not seen: the CDR is new.
+    New,
+    /// Stored before: the CDR is a re-submission of that sequence.
+    Stored(Sequence),
+    /// Repeats the key of the CDR at this (earlier) position of the group.
+    Repeats(usize),
 }
 
 /// Most CDRs the writer hands to the batcher in memory (about 30 MiB of typical CDRs).
@@ -932,6 +967,57 @@ mod tests {
                 (CdrInput::from_json(&text).unwrap(), None)
             })
             .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// `place` against a model: a key seen before (stored, earlier in the group, or earlier
+        /// in the same submission) answers its first sequence; new keys get the next ones, in
+        /// order, and are stored with them.
+        #[test]
+        fn placing_answers_first_sequences_like_a_model(
+            groups in proptest::collection::vec(
+                proptest::collection::vec(proptest::collection::vec(0u8..6, 1..6), 1..4),
+                1..4,
+            )
+        ) {
+            let spec = ChainSpec::dev();
+            let dir = tempfile::tempdir()?;
+            let storage = Storage::open(dir.path(), spec.genesis_hash(), &spec.genesis_state()?)?;
+            let parties = PartyHasher::new(b"unit-test consortium secret", None)?;
+            let body = validate(&cdrs(0, 1, 0), &parties)?.remove(0).body;
+            let mut model = std::collections::HashMap::new();
+            let mut next = 0u64;
+            for group in groups {
+                let mut expected = Vec::new();
+                let mut submissions = Vec::new();
+                for submission in &group {
+                    let mut answers = Vec::new();
+                    for &k in submission {
+                        let duplicate = model.contains_key(&k);
+                        let sequence = *model.entry(k).or_insert_with(|| {
+                            next += 1;
+                            Sequence(next - 1)
+                        });
+                        answers.push((sequence, duplicate));
+                    }
+                    expected.push(answers);
+                    submissions.push(
+                        submission.iter().map(|&k| Keyed { body: body.clone(), key: [k; 32] }).collect(),
+                    );
+                }
+                let start = storage.last_queued()?.map_or(0, |s| s.0 + 1);
+                let (end, placed, queued) =
+                    place(&storage, start, submissions).map_err(proptest::test_runner::TestCaseError::fail)?;
+                proptest::prop_assert_eq!(end, next);
+                proptest::prop_assert_eq!(queued.len() as u64, end - start);
+                proptest::prop_assert_eq!(placed, expected);
+            }
+            for (k, sequence) in &model {
+                proptest::prop_assert_eq!(storage.ingest_key(&[*k; 32])?, Some(*sequence));
+            }
+            proptest::prop_assert_eq!(storage.queue_len()?, next);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
