@@ -589,7 +589,8 @@ fn queue_full(answer: &[u8]) -> bool {
 }
 
 /// The log filter of the nodes a benchmark starts: `CDRCHAIN_BENCH_LOG` if set (to look into a
-/// run, e.g. `warn,cdrchain::consensus=debug`), else warnings and cdrchain's info lines.
+/// run, e.g. `warn,cdrchain::consensus=debug`; the dev node's log is then shown on stderr),
+/// else warnings and cdrchain's info lines.
 fn node_log_filter() -> String {
     std::env::var("CDRCHAIN_BENCH_LOG").unwrap_or_else(|_| "warn,cdrchain=info".to_string())
 }
@@ -610,8 +611,13 @@ async fn dev(args: &Args) -> anyhow::Result<Value> {
         .context("starting the dev node")?;
     let stderr = child.stderr.take().context("no stderr")?;
     let (send, receive) = std::sync::mpsc::channel();
+    // The node's log is read for its RPC address; shown too when CDRCHAIN_BENCH_LOG asks for it.
+    let show = std::env::var_os("CDRCHAIN_BENCH_LOG").is_some();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if show {
+                eprintln!("{line}");
+            }
             if let Some(rest) = line.split("RPC listening on http://").nth(1) {
                 let _ = send.send(rest.split_whitespace().next().unwrap_or_default().to_string());
             }
