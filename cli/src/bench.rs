@@ -62,9 +62,13 @@ pub struct Args {
     #[arg(long, value_name = "CDRS_PER_S")]
     pub rate: Option<u64>,
     /// dev and localnet: each node's `--max-queue`, the most CDRs it acknowledges ahead of the
-    /// chain before it answers 503 (the load generator then retries after 50 ms). One block's
-    /// worth of the chain's spec by default (dev 200,000, local 50,000), so that unbounded load
-    /// finds the ceiling without a queue (and latency) that grows for the whole run.
+    /// chain before it answers 503 (the load generator then retries after 50 ms). Bounded, so
+    /// that unbounded load finds the ceiling without a queue (and latency) that grows for the
+    /// whole run. Default: dev two blocks of its spec (400,000): a queued CDR waits for the next
+    /// proposal (up to one 500 ms interval) and then for its block's commit, so at the ceiling the
+    /// queue holds about one block filling and one committing, and one block's worth refused
+    /// submissions the chain could take. Localnet one block (50,000): two raised its peak memory
+    /// near 1 GiB per node without more throughput.
     #[arg(long, value_name = "CDRS")]
     pub max_queue: Option<u64>,
     /// dev and localnet: find the committed ceiling R with unbounded load first, then offer
@@ -81,10 +85,12 @@ pub struct Args {
 }
 
 impl Args {
-    /// These arguments with `--max-queue` defaulted to one block of `spec`.
-    fn with_block_queue(&self, spec: &cdrchain_chain_spec::ChainSpec) -> Args {
+    /// These arguments with `--max-queue` defaulted to `blocks` blocks of `spec`.
+    fn with_block_queue(&self, spec: &cdrchain_chain_spec::ChainSpec, blocks: u64) -> Args {
         Args {
-            max_queue: Some(self.max_queue.unwrap_or(u64::from(spec.params.max_block_cdrs))),
+            max_queue: Some(
+                self.max_queue.unwrap_or(blocks.saturating_mul(u64::from(spec.params.max_block_cdrs))),
+            ),
             ..self.clone()
         }
     }
@@ -596,7 +602,7 @@ fn node_log_filter() -> String {
 }
 
 async fn dev(args: &Args) -> anyhow::Result<Value> {
-    let args = &args.with_block_queue(&cdrchain_chain_spec::ChainSpec::dev());
+    let args = &args.with_block_queue(&cdrchain_chain_spec::ChainSpec::dev(), 2);
     let exe = std::env::current_exe().context("locating the cdrchain binary")?;
     let base =
         tempfile::Builder::new().prefix("cdrchain-bench-dev-").tempdir().context("creating a base path")?;
@@ -649,7 +655,7 @@ fn free_port_run(count: u16) -> anyhow::Result<u16> {
 }
 
 async fn localnet(args: &Args) -> anyhow::Result<Value> {
-    let args = &args.with_block_queue(&cdrchain_chain_spec::ChainSpec::local());
+    let args = &args.with_block_queue(&cdrchain_chain_spec::ChainSpec::local(), 1);
     let exe = std::env::current_exe().context("locating the cdrchain binary")?;
     let base =
         tempfile::Builder::new().prefix("cdrchain-bench-").tempdir().context("creating a base path")?;
