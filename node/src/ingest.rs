@@ -13,10 +13,11 @@
 //!    (idempotent re-posts and re-imports). Keys are written in the queue's batch.
 //! 3. The batcher takes the queued CDRs in order (the writer's decoded copy of what it just
 //!    wrote when it holds the next sequence, else the queue itself), signs `CdrBatch`
-//!    transactions and puts them in the pool. Committing a block removes its CDRs from the queue in the same storage batch. After a
-//!    crash the queue holds exactly the acknowledged CDRs not yet committed, and the batcher starts
-//!    again from the committed sequence: every acknowledged CDR is committed once (the runtime
-//!    refuses a second copy of a sequence number), and nothing unacknowledged was ever numbered.
+//!    transactions and puts them in the pool. Committing a block removes its CDRs from the queue
+//!    in the same storage batch. After a crash the queue holds exactly the acknowledged CDRs not
+//!    yet committed, and the batcher starts again from the committed sequence: every acknowledged
+//!    CDR is committed once (the runtime refuses a second copy of a sequence number), and nothing
+//!    unacknowledged was ever numbered.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -608,7 +609,6 @@ fn place(
     let mut placed = Vec::with_capacity(submissions.len());
     let mut duplicates = 0usize;
     let mut given = vec![Sequence(0); all_keys.len()];
-    let mut new = vec![false; all_keys.len()];
     let mut queued = Vec::with_capacity(all_keys.len());
     let mut i = 0;
     for cdrs in submissions {
@@ -630,7 +630,6 @@ fn place(
                     let sequence = Sequence(next);
                     next += 1;
                     given[i] = sequence;
-                    new[i] = true;
                     let size = run.push_with(|out| cdr.body.encode_to(out));
                     answers.push((sequence, false));
                     queued.push((cdr.body, size));
@@ -641,8 +640,11 @@ fn place(
         placed.push(answers);
     }
     // In key order (see `Storage::enqueue_keyed`).
-    let keys: Vec<([u8; 32], Sequence)> =
-        order.iter().filter(|&&i| new[i]).map(|&i| (all_keys[i], given[i])).collect();
+    let keys: Vec<([u8; 32], Sequence)> = order
+        .iter()
+        .filter(|&&i| matches!(earlier[i], Earlier::New))
+        .map(|&i| (all_keys[i], given[i]))
+        .collect();
     storage.enqueue_keyed(&run, &keys).map_err(|e| e.to_string())?;
     if duplicates > 0 {
         tracing::info!(

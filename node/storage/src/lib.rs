@@ -184,6 +184,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Puts a queue run's chunks into `batch`, each under its first sequence.
+fn put_run(batch: &mut WriteBatch, queue: &ColumnFamily, run: &QueueRun) {
+    for (first, chunk) in run.chunks() {
+        batch.put_cf(queue, layout::sequence_key(Sequence(*first)), chunk);
+    }
+}
+
 /// Point reads and iterators, from the live database or from a snapshot.
 trait Reader {
     fn pinned(&self, cf: &ColumnFamily, key: &[u8]) -> Result<Option<DBPinnableSlice<'_>>, rocksdb::Error>;
@@ -865,21 +872,18 @@ impl Storage {
         // Sized up front: a group of 20,000 CDRs is ~6 MiB, regrown a dozen times otherwise.
         let bytes: usize = run.chunks().iter().map(|(_, value)| value.len() + 32).sum();
         let mut batch = WriteBatch::with_capacity_bytes(bytes + keys.len() * 64 + 256);
-        for (chunk_first, value) in run.chunks() {
-            batch.put_cf(cf, layout::sequence_key(Sequence(*chunk_first)), value);
-        }
+        put_run(&mut batch, cf, run);
         // In key order, as in `put_cdrs`: random digests, each inserted next to the previous.
         // The ingest writer passes them sorted already.
-        if keys.is_sorted_by_key(|(key, _)| key) {
-            for (key, sequence) in keys {
-                batch.put_cf(keys_cf, key, layout::sequence_key(*sequence));
-            }
+        let keys: std::borrow::Cow<'_, [([u8; 32], Sequence)]> = if keys.is_sorted_by_key(|(key, _)| key) {
+            keys.into()
         } else {
-            let mut keys: Vec<_> = keys.iter().collect();
-            keys.sort_unstable_by_key(|(key, _)| *key);
-            for (key, sequence) in keys {
-                batch.put_cf(keys_cf, key, layout::sequence_key(*sequence));
-            }
+            let mut sorted = keys.to_vec();
+            sorted.sort_unstable_by_key(|(key, _)| *key);
+            sorted.into()
+        };
+        for (key, sequence) in keys.iter() {
+            batch.put_cf(keys_cf, key, layout::sequence_key(*sequence));
         }
         self.db.write_opt(batch, &options::synced()).map_err(self.db_error(layout::QUEUE, "write"))?;
         if !run.is_empty() {
@@ -1019,8 +1023,7 @@ impl Storage {
         let mut new_base = last.0.saturating_add(1);
         while let Some((key, value)) = iter.item() {
             let chunk = Chunk::parse(key, value)?;
-            let (from, through) = (chunk.first.max(floor), chunk.last().min(last.0));
-            count += (through + 1).saturating_sub(from);
+            count += chunk.count_between(floor, last.0);
             if chunk.last() > last.0 {
                 new_base = chunk.first;
             }
@@ -1062,7 +1065,7 @@ impl Storage {
             chunk.visit(u64::MAX, |_, _| true)?;
             base.get_or_insert(chunk.first);
             ceiling = chunk.last().saturating_add(1);
-            count += (chunk.last() + 1).saturating_sub(chunk.first.max(floor));
+            count += chunk.count_between(floor, u64::MAX);
             iter.next();
         }
         iter.status().map_err(self.db_error(layout::QUEUE, "scan"))?;
@@ -1084,17 +1087,15 @@ impl Storage {
                 run.as_ref().is_some_and(|run| run.first().0.checked_add(run.len()) == Some(sequence));
             if !continues {
                 if let Some(done) = run.take() {
-                    for (first, chunk) in done.chunks() {
-                        batch.put_cf(cf, first.to_be_bytes(), chunk);
-                    }
+                    put_run(batch, cf, &done);
                 }
             }
             run.get_or_insert_with(|| QueueRun::new(Sequence(sequence))).push(value);
             iter.next();
         }
         iter.status().map_err(self.db_error(layout::QUEUE, "scan"))?;
-        for (first, chunk) in run.iter().flat_map(QueueRun::chunks) {
-            batch.put_cf(cf, first.to_be_bytes(), chunk);
+        if let Some(done) = run {
+            put_run(batch, cf, &done);
         }
         Ok(())
     }

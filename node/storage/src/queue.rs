@@ -119,6 +119,11 @@ impl<'a> Chunk<'a> {
         self.first + (self.count - 1)
     }
 
+    /// How many of its items have a sequence in `from..=through`.
+    pub fn count_between(&self, from: u64, through: u64) -> u64 {
+        (self.last().min(through) + 1).saturating_sub(self.first.max(from))
+    }
+
     /// Visits the items with sequence >= `from`, in order, until `visit` answers `false`.
     pub fn visit(&self, from: u64, mut visit: impl FnMut(u64, &'a [u8]) -> bool) -> Result<(), StorageError> {
         let mut rest = self.items;
