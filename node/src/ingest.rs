@@ -455,9 +455,10 @@ impl Ingest {
 /// How many records a submission body holds, read without parsing it: its lines (NDJSON has one
 /// record per line), at least one. Pretty-printed JSON over-counts, which only refuses it a little
 /// earlier near a full queue; a one-line array under-counts, and the writer's exact check refuses
-/// it after parsing.
+/// it after parsing. Counted with `memchr` (SIMD): a byte-by-byte count of each ~0.5 MiB body,
+/// twice per submission, was ~4 % of the dev node's CPU at its ceiling.
 pub fn estimated_records(body: &[u8]) -> u64 {
-    let newlines = body.iter().filter(|&&byte| byte == b'\n').count() as u64;
+    let newlines = memchr::memchr_iter(b'\n', body).count() as u64;
     let unterminated = u64::from(body.last().is_some_and(|&byte| byte != b'\n'));
     (newlines + unterminated).max(1)
 }

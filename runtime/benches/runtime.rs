@@ -126,6 +126,29 @@ fn parties(c: &mut Criterion) {
     group.bench_function("digest_e164_remembered", |b| {
         b.iter(|| memo.digest(black_box("+442079460018")).unwrap())
     });
+    // The memo as `cdrchain bench dev` uses it: 110,000 distinct numbers (100,000 callers and
+    // 10,000 callees) in a memo of the node's default size, looked up in turn, so that most
+    // lookups miss the CPU caches as they do in a loaded node.
+    let numbers: Vec<String> = (0..100_000u64)
+        .map(|n| format!("+4420794{n:05}"))
+        .chain((0..10_000u64).map(|n| format!("+1415555{n:04}")))
+        .collect();
+    let large = plain.clone().with_memo(200_000);
+    for number in &numbers {
+        large.digest(number).unwrap();
+    }
+    // Each number is written afresh, as a parsed submission hands it over (in the CPU caches).
+    let mut k = 0u64;
+    let mut number = String::with_capacity(16);
+    group.bench_function("digest_e164_remembered_110k", |b| {
+        b.iter(|| {
+            use std::fmt::Write as _;
+            k = (k + 7_919) % 100_000;
+            number.clear();
+            let _ = write!(number, "+4420794{k:05}");
+            large.digest(black_box(&number)).unwrap()
+        })
+    });
     group.finish();
 }
 

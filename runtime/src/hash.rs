@@ -90,7 +90,7 @@ pub mod context {
 
 /// BLAKE3 in derive-key mode over `parts`, concatenated.
 pub fn hash_with(context: &str, parts: &[&[u8]]) -> Hash32 {
-    let mut hasher = blake3::Hasher::new_derive_key(context);
+    let mut hasher = hasher(context);
     for part in parts {
         hasher.update(part);
     }
@@ -98,9 +98,38 @@ pub fn hash_with(context: &str, parts: &[&[u8]]) -> Hash32 {
 }
 
 /// A fresh hasher for `context`, for callers that stream many parts.
+///
+/// The contexts of [`context`] are set up once per process and cloned: `new_derive_key` hashes
+/// the context string first (one BLAKE3 compression), and the chain hashes several short inputs
+/// per CDR (its leaf, its ingest key, a Merkle node), each only two to four compressions long.
+/// A clone is the same hasher, so the digests are the same (the golden fixtures check them).
 pub fn hasher(context: &str) -> blake3::Hasher {
-    blake3::Hasher::new_derive_key(context)
+    match PREPARED.iter().find(|(known, _)| *known == context) {
+        Some((_, hasher)) => hasher.clone(),
+        None => blake3::Hasher::new_derive_key(context),
+    }
 }
+
+/// The hashers of the chain's own contexts, in their initial state.
+static PREPARED: std::sync::LazyLock<Vec<(&'static str, blake3::Hasher)>> = std::sync::LazyLock::new(|| {
+    // The most frequent first: a CDR's leaf and Merkle nodes, then its ingest key.
+    [
+        context::CDR_LOG,
+        context::INGEST_KEY,
+        context::TRANSACTION,
+        context::STATE,
+        context::TX_ROOT,
+        context::STATE_ROOT,
+        context::HEADER,
+        context::VOTE,
+        context::PROPOSAL,
+        context::GENESIS,
+        context::PARTY,
+    ]
+    .into_iter()
+    .map(|context| (context, blake3::Hasher::new_derive_key(context)))
+    .collect()
+});
 
 /// RFC 6962 / RFC 9162 leaf hash of a Merkle tree whose nodes use `context`: `H(0x00 || data)`.
 pub fn merkle_leaf_hash(context: &str, data: &[u8]) -> Hash32 {
@@ -129,6 +158,20 @@ mod tests {
         let err = Hash32::from_hex("0x1234").unwrap_err();
         assert!(err.to_string().contains("0x1234"), "{err}");
         assert!(Hash32::from_hex(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn a_prepared_context_hashes_as_a_fresh_one() {
+        for context in [context::CDR_LOG, context::INGEST_KEY, context::PARTY, "not a chain context"] {
+            for input in [&b""[..], b"x", &[7u8; 200], &[9u8; 5000]] {
+                let mut fresh = blake3::Hasher::new_derive_key(context);
+                fresh.update(input);
+                let mut prepared = hasher(context);
+                prepared.update(input);
+                assert_eq!(prepared.finalize(), fresh.finalize(), "{context} over {} bytes", input.len());
+                assert_eq!(hash_with(context, &[input]).0, blake3::derive_key(context, input));
+            }
+        }
     }
 
     #[test]
