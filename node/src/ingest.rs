@@ -3,10 +3,10 @@
 //! 1. [`parse_documents`] reads a JSON array, one JSON object, or NDJSON; every CDR is validated
 //!    ([`cdrchain_runtime::input::CdrInput::to_body`]) before any is accepted: a submission is all
 //!    or nothing, and an error names the CDR (index, NDJSON line) and the field.
-//! 2. [`Ingest::submit`] hands the bodies to the writer task, which gathers every submission
-//!    waiting at that moment, gives them this operator's next sequence numbers, and writes them to
-//!    the durable queue in one synced batch (group commit). Only then does the submitter get its
-//!    ids. The writer is the only place sequence numbers are assigned, so they are contiguous.
+//! 2. [`Ingest::submit`] hands the bodies to the writer (a thread of its own), which gathers
+//!    every submission waiting at that moment, gives them this operator's next sequence numbers,
+//!    and writes them to the durable queue in one synced batch (group commit). Only then does the
+//!    submitter get its ids. The writer is the only place sequence numbers are assigned, so they are contiguous.
 //!    Each CDR carries its ingest key (a digest of its identity in the source: system id and
 //!    source id, or call id and leg, [`CdrInput::source_key`]); the writer looks the key up and
 //!    answers the first record's id for a record it has seen before, without queueing it again
@@ -313,18 +313,31 @@ impl Ingest {
         let (requests, receiver) = mpsc::channel(1024);
         let busy_log = Arc::new(BusyLog::default());
         let handoff = Arc::new(Handoff::default());
-        let writer = tokio::spawn(writer(
-            Writer {
-                storage: storage.clone(),
-                operator: operator.clone(),
-                next_assigned: next_assigned.clone(),
-                notify: notify.clone(),
-                max_queue: max_queue.max(1),
-                busy_log: busy_log.clone(),
-                handoff: handoff.clone(),
-            },
-            receiver,
-        ));
+        let state = Writer {
+            storage: storage.clone(),
+            operator: operator.clone(),
+            next_assigned: next_assigned.clone(),
+            notify: notify.clone(),
+            max_queue: max_queue.max(1),
+            busy_log: busy_log.clone(),
+            handoff: handoff.clone(),
+        };
+        // The writer is a serial stage that every acknowledgement waits for: a thread of its own,
+        // blocked on the channel between groups, instead of a task that handed each group to
+        // the blocking pool (a wake-up and a thread hand-off per group). Not in the blocking
+        // pool either: the runtime would wait for it at shutdown. The task below only ends with
+        // it; aborting that task leaves the thread to end when the last sender is dropped.
+        let (finished, writer_done) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("ingest-writer".into())
+            .spawn(move || {
+                writer(state, receiver);
+                let _ = finished.send(());
+            })
+            .map_err(|e| format!("starting the ingest writer thread: {e}"))?;
+        let writer = tokio::spawn(async move {
+            let _ = writer_done.await;
+        });
         let batcher = tokio::spawn(batcher(Batcher {
             storage: storage.clone(),
             pool,
@@ -520,9 +533,11 @@ impl BusyLog {
     }
 }
 
-async fn writer(state: Writer, mut receiver: mpsc::Receiver<Request>) {
+/// The writer's loop, on its own thread: one group of waiting submissions at a time, until the
+/// last sender is dropped.
+fn writer(state: Writer, mut receiver: mpsc::Receiver<Request>) {
     let Writer { storage, operator, next_assigned, notify, max_queue, busy_log, handoff } = state;
-    while let Some(first) = receiver.recv().await {
+    while let Some(first) = receiver.blocking_recv() {
         let mut pending = vec![first];
         let mut total = pending[0].cdrs.len();
         while total < MAX_GROUP_CDRS {
@@ -555,11 +570,11 @@ async fn writer(state: Writer, mut receiver: mpsc::Receiver<Request>) {
         let total: usize = group.iter().map(|request| request.cdrs.len()).sum();
         let (submissions, replies): (Vec<Vec<Keyed>>, Vec<_>) =
             group.into_iter().map(|request| (request.cdrs, request.reply)).unzip();
-        let storage2 = storage.clone();
-        let written = tokio::task::spawn_blocking(move || place(&storage2, start, submissions))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r);
+        // A panic in one group (a bug) refuses that group, as a failed write does, and the
+        // writer goes on: it is not the thread's end, which would refuse all ingest from then on.
+        let written =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| place(&storage, start, submissions)))
+                .unwrap_or_else(|_| Err("the ingest writer panicked placing this group".to_string()));
         match written {
             Ok((next, placed, queued)) => {
                 handoff.put(start, queued);

@@ -138,11 +138,17 @@ pub(crate) fn column_options(column: &str, cache: &Cache) -> Options {
         // the four-validator benchmark: ~45k → ~48k CDRs/s (docs/benchmarks.md, sixth round).
         options.set_level_zero_file_num_compaction_trigger(8);
     }
-    if matches!(column, layout::CDRS | layout::CALL_IDS | layout::PARTNERS) {
+    if matches!(column, layout::CALL_IDS | layout::PARTNERS) {
         // Flushes write L0 uncompressed; the merge into the base level compresses (LZ4) as
         // before. Each L0 file lives only until that merge, so compressing it at flush was a
         // second compression of every byte (2.3 % of the dev node's CPU), and the merge then
         // decompressed it again. L0 takes up to ~2.5x the disk for those few files.
+        //
+        // Not for `cdrs`: its keys (recorder, sequence) grow with each block, so a recorder's
+        // new L0 files lie above everything stored, and RocksDB moves such files to the base
+        // level without rewriting them, but only when no per-level compression is set. With
+        // one recorder (a dev chain) that removed the whole of its compaction: the compaction
+        // thread's CPU fell from 19 % to 6 % of a core (docs/benchmarks.md, tenth round).
         let mut per_level = [DBCompressionType::Lz4; 7];
         per_level[0] = DBCompressionType::None;
         options.set_compression_per_level(&per_level);
