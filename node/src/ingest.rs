@@ -6,11 +6,12 @@
 //! 2. [`Ingest::submit`] hands the bodies to the writer (a thread of its own), which gathers
 //!    every submission waiting at that moment, gives them this operator's next sequence numbers,
 //!    and writes them to the durable queue in one synced batch (group commit). Only then does the
-//!    submitter get its ids. The writer is the only place sequence numbers are assigned, so they are contiguous.
-//!    Each CDR carries its ingest key (a digest of its identity in the source: system id and
-//!    source id, or call id and leg, [`CdrInput::source_key`]); the writer looks the key up and
-//!    answers the first record's id for a record it has seen before, without queueing it again
-//!    (idempotent re-posts and re-imports). Keys are written in the queue's batch.
+//!    submitter get its ids. The writer is the only place sequence numbers are assigned, so they
+//!    are contiguous. Each CDR carries its ingest key (a digest of its identity in the source:
+//!    system id and source id, or call id and leg, [`CdrInput::source_key`]); the writer looks
+//!    the key up and answers the first record's id for a record it has seen before, without
+//!    queueing it again (idempotent re-posts and re-imports). Keys are written in the queue's
+//!    batch.
 //! 3. The batcher takes the queued CDRs in order (the writer's decoded copy of what it just
 //!    wrote when it holds the next sequence, else the queue itself), signs `CdrBatch`
 //!    transactions and puts them in the pool. Committing a block removes its CDRs from the queue
