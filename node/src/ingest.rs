@@ -248,8 +248,8 @@ impl std::fmt::Debug for IngestSettings {
     }
 }
 
-/// The ingest handle and its two tasks (writer, batcher).
-pub type Started = (Arc<Ingest>, tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>);
+/// The ingest handle, the writer's thread and the batcher's task.
+pub type Started = (Arc<Ingest>, std::thread::JoinHandle<()>, tokio::task::JoinHandle<()>);
 
 /// The ingest front: submit CDRs, learn where they stand.
 pub struct Ingest {
@@ -326,19 +326,12 @@ impl Ingest {
         // The writer is a serial stage that every acknowledgement waits for: a thread of its own,
         // blocked on the channel between groups, instead of a task that handed each group to
         // the blocking pool (a wake-up and a thread hand-off per group). Not in the blocking
-        // pool either: the runtime would wait for it at shutdown. The task below only ends with
-        // it; aborting that task leaves the thread to end when the last sender is dropped.
-        let (finished, writer_done) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
+        // pool either: the runtime would wait for it at shutdown. It ends when the last sender
+        // (the last `Ingest` handle) is dropped.
+        let writer = std::thread::Builder::new()
             .name("ingest-writer".into())
-            .spawn(move || {
-                writer(state, receiver);
-                let _ = finished.send(());
-            })
+            .spawn(move || writer(state, receiver))
             .map_err(|e| format!("starting the ingest writer thread: {e}"))?;
-        let writer = tokio::spawn(async move {
-            let _ = writer_done.await;
-        });
         let batcher = tokio::spawn(batcher(Batcher {
             storage: storage.clone(),
             pool,

@@ -151,8 +151,11 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         None => authoring.await,
     };
     let _ = batcher.await;
+    // The writer's thread ends once the last handle is gone. Not joined: a handle still held
+    // elsewhere would hold up the shutdown, and a group being written when the process exits
+    // was not acknowledged, so nothing acknowledged is lost.
     drop(ingest);
-    writer.abort();
+    drop(writer);
     if let Some(task) = metrics_task {
         let _ = task.await;
     }

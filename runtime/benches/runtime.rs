@@ -126,9 +126,9 @@ fn parties(c: &mut Criterion) {
     group.bench_function("digest_e164_remembered", |b| {
         b.iter(|| memo.digest(black_box("+442079460018")).unwrap())
     });
-    // The memo as `cdrchain bench dev` uses it: 110,000 distinct numbers (100,000 callers and
-    // 10,000 callees) in a memo of the node's default size, looked up in turn, so that most
-    // lookups miss the CPU caches as they do in a loaded node.
+    // The memo as `cdrchain bench dev` fills it: 110,000 distinct numbers (100,000 callers and
+    // 10,000 callees) in a memo of the node's default size; the callers are looked up in a
+    // scattered order, so that most lookups miss the CPU caches as they do in a loaded node.
     let numbers: Vec<String> = (0..100_000u64)
         .map(|n| format!("+4420794{n:05}"))
         .chain((0..10_000u64).map(|n| format!("+1415555{n:04}")))

@@ -99,37 +99,38 @@ pub fn hash_with(context: &str, parts: &[&[u8]]) -> Hash32 {
 
 /// A fresh hasher for `context`, for callers that stream many parts.
 ///
-/// The contexts of [`context`] are set up once per process and cloned: `new_derive_key` hashes
-/// the context string first (one BLAKE3 compression), and the chain hashes several short inputs
-/// per CDR (its leaf, its ingest key, a Merkle node), each only two to four compressions long.
-/// A clone is the same hasher, so the digests are the same (the golden fixtures check them).
+/// The context keys of [`context`] are derived once per process: `new_derive_key` hashes the
+/// context string first (one BLAKE3 compression), and the chain hashes several short inputs per
+/// CDR (its leaf, its ingest key, a Merkle node), each only two to four compressions long. BLAKE3
+/// builds the same hasher from the derived key (`hazmat::HasherExt::new_from_context_key`), so the
+/// digests are the same (the golden fixtures check them).
 pub fn hasher(context: &str) -> blake3::Hasher {
-    match PREPARED.iter().find(|(known, _)| *known == context) {
-        Some((_, hasher)) => hasher.clone(),
+    use blake3::hazmat::HasherExt as _;
+    match CONTEXT_KEYS.iter().find(|(known, _)| *known == context) {
+        Some((_, key)) => blake3::Hasher::new_from_context_key(key),
         None => blake3::Hasher::new_derive_key(context),
     }
 }
 
-/// The hashers of the chain's own contexts, in their initial state.
-static PREPARED: std::sync::LazyLock<Vec<(&'static str, blake3::Hasher)>> = std::sync::LazyLock::new(|| {
-    // The most frequent first: a CDR's leaf and Merkle nodes, then its ingest key.
-    [
-        context::CDR_LOG,
-        context::INGEST_KEY,
-        context::TRANSACTION,
-        context::STATE,
-        context::TX_ROOT,
-        context::STATE_ROOT,
-        context::HEADER,
-        context::VOTE,
-        context::PROPOSAL,
-        context::GENESIS,
-        context::PARTY,
-    ]
-    .into_iter()
-    .map(|context| (context, blake3::Hasher::new_derive_key(context)))
-    .collect()
-});
+/// The derived keys of the chain's own contexts.
+static CONTEXT_KEYS: std::sync::LazyLock<[(&str, blake3::hazmat::ContextKey); 11]> =
+    std::sync::LazyLock::new(|| {
+        // The most frequent first: a CDR's leaf and Merkle nodes, then its ingest key.
+        [
+            context::CDR_LOG,
+            context::INGEST_KEY,
+            context::TRANSACTION,
+            context::STATE,
+            context::TX_ROOT,
+            context::STATE_ROOT,
+            context::HEADER,
+            context::VOTE,
+            context::PROPOSAL,
+            context::GENESIS,
+            context::PARTY,
+        ]
+        .map(|context| (context, blake3::hazmat::hash_derive_key_context(context)))
+    });
 
 /// RFC 6962 / RFC 9162 leaf hash of a Merkle tree whose nodes use `context`: `H(0x00 || data)`.
 pub fn merkle_leaf_hash(context: &str, data: &[u8]) -> Hash32 {
