@@ -26,6 +26,37 @@ pub fn open_storage(config: &NodeConfig) -> Result<Storage, NodeError> {
     Ok(Storage::open(&path, config.spec.genesis_hash(), &genesis)?)
 }
 
+/// Loads the stored ingest keys into storage's in-memory filter, on a thread of its own: a scan
+/// of the whole column, seconds per ten million records. Ingest goes on meanwhile, its duplicate
+/// checks answered by the database alone until the filter is ready (slower, not wrong). A failure
+/// leaves it so, and says why.
+fn load_ingest_filter(storage: Arc<Storage>) {
+    let spawned = std::thread::Builder::new().name("ingest-filter".into()).spawn(move || {
+        let started = std::time::Instant::now();
+        match storage.load_ingest_filter() {
+            Ok(keys) => tracing::info!(
+                target: "cdrchain::storage",
+                "ingest-key filter ready: {keys} stored keys loaded in {:.1} s ({:.1} MiB); duplicate \
+                 checks of new records no longer read the database",
+                started.elapsed().as_secs_f64(),
+                storage.ingest_filter_bytes() as f64 / (1024.0 * 1024.0)
+            ),
+            Err(error) => tracing::warn!(
+                target: "cdrchain::storage",
+                "ingest-key filter not loaded ({error}); duplicate checks read the database for \
+                 every record, which is correct but slower"
+            ),
+        }
+    });
+    if let Err(error) = spawned {
+        tracing::warn!(
+            target: "cdrchain::storage",
+            "cannot start the thread that loads the ingest-key filter ({error}); duplicate checks \
+             read the database for every record, which is correct but slower"
+        );
+    }
+}
+
 /// Runs the node until `shutdown` resolves, then stops it cleanly.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let spec = &config.spec;
@@ -66,6 +97,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         storage.path().display(),
         storage.head().map_or(0, |h| h.header.number.0)
     );
+    load_ingest_filter(storage.clone());
     let metrics = Arc::new(Metrics::new());
     if let Some(head) = storage.head() {
         metrics.best_height.set(i64::try_from(head.header.number.0).unwrap_or(i64::MAX));

@@ -38,12 +38,13 @@
 //! | `state`        | `SCALE(StateKey)` | its SCALE value | the small state the runtime reads through [`StateView`] |
 //! | `queue`        | first sequence BE | a chunk: up to 1,024 consecutive entries, each opaque bytes (`queue.rs`) | CDRs this node accepted but that are not yet in a block: survives restarts. In chunks, not one entry per CDR: a tenth of the dev node's CPU went to per-entry memtable, flush and scan work |
 //! | `wal`          | opaque | opaque | consensus write-ahead log: what this validator voted for (no double signing after a crash) |
-//! | `ingest_keys`  | 32-byte digest of a record's source identity | sequence BE | this node's ingested records by their identity in the source switch: a re-submitted record gets its first sequence back instead of a second one |
+//! | `ingest_keys`  | 32-byte digest of a record's source identity | sequence BE | this node's ingested records by their identity in the source switch: a re-submitted record gets its first sequence back instead of a second one. Mirrored by an in-memory filter (`filter.rs`, loaded by [`Storage::load_ingest_filter`]), so that a new record's key is found absent without reading the column |
 //!
 //! RocksDB options are chosen per column family in `options.rs` (compression, memtable sizes,
 //! bloom filters, a shared block cache, a bounded number of open files); each choice says why.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cdrchain_runtime::apply::{ParentRef, StateChanges};
@@ -63,17 +64,22 @@ use rocksdb::{
 };
 
 mod error;
+mod filter;
 pub mod layout;
 mod options;
 mod queue;
 
 pub use error::StorageError;
+use filter::KeyFilter;
 use queue::Chunk;
 pub use queue::{QueueRun, CHUNK_BYTES, CHUNK_ITEMS};
 
 /// The version of the layout described in the crate docs. A database written with another
 /// version is refused at open. 3: `bodies` keeps CDR batches without their CDRs (issue #7).
 pub const SCHEMA_VERSION: u32 = 4;
+/// Keys [`Storage::load_ingest_filter`] inserts per hold of the filter's lock.
+const FILTER_LOAD_STEP: usize = 65_536;
+
 /// The oldest schema version [`Storage::open`] upgrades in place: 3 differs only in the queue's
 /// form (one entry per item), which is rewritten in chunks.
 pub const OLDEST_UPGRADABLE_SCHEMA: u32 = 3;
@@ -156,6 +162,11 @@ pub struct Storage {
     enqueue_lock: Mutex<()>,
     /// Taken last, and only briefly (see [`QueueState`]).
     queue: Mutex<QueueState>,
+    /// The keys of `ingest_keys` in memory (`filter.rs`): every key written since open goes in
+    /// before its write, and [`Storage::load_ingest_filter`] adds the stored ones. Lookups trust
+    /// its "absent" once `ingest_filter_ready` is set, at the end of that load.
+    ingest_filter: RwLock<KeyFilter>,
+    ingest_filter_ready: AtomicBool,
 }
 
 impl std::fmt::Debug for Storage {
@@ -302,6 +313,8 @@ impl Storage {
             commit_lock: Mutex::new(()),
             enqueue_lock: Mutex::new(()),
             queue: Mutex::new(QueueState { len: 0, floor: 0, base: 0, ceiling: 0 }),
+            ingest_filter: RwLock::new(KeyFilter::default()),
+            ingest_filter_ready: AtomicBool::new(false),
         };
         match storage.get_decoded::<u32>(&storage.db, layout::META, layout::META_SCHEMA_VERSION)? {
             None => storage.initialize(genesis)?,
@@ -885,6 +898,14 @@ impl Storage {
         for (key, sequence) in keys.iter() {
             batch.put_cf(keys_cf, key, layout::sequence_key(*sequence));
         }
+        // Into the filter before the write: from the moment a key can be read from the database,
+        // the filter does not call it absent. A failed write leaves it in, which costs a lookup.
+        if !keys.is_empty() {
+            let mut filter = write(&self.ingest_filter);
+            for (key, _) in keys.iter() {
+                filter.insert(key);
+            }
+        }
         self.db.write_opt(batch, &options::synced()).map_err(self.db_error(layout::QUEUE, "write"))?;
         if !run.is_empty() {
             let mut queue = lock(&self.queue);
@@ -897,6 +918,9 @@ impl Storage {
 
     /// The sequence this node gave the record with ingest key `key`, if it ingested one.
     pub fn ingest_key(&self, key: &[u8; 32]) -> Result<Option<Sequence>, StorageError> {
+        if self.ingest_filter_ready.load(Ordering::Acquire) && !read(&self.ingest_filter).may_contain(key) {
+            return Ok(None);
+        }
         let cf = self.column(layout::INGEST_KEYS)?;
         match self.db.pinned(cf, key).map_err(self.db_error(layout::INGEST_KEYS, "get"))? {
             None => Ok(None),
@@ -908,7 +932,85 @@ impl Storage {
     /// RocksDB probes each file's bloom filter for all keys at once, instead of walking the
     /// memtables and files once per key (the ingest writer looks up every CDR it is given).
     /// Sorted keys (as the ingest writer passes them) are looked up without sorting them again.
+    /// Once [`Storage::load_ingest_filter`] has run, only the keys the in-memory filter may hold
+    /// are looked up in the database: nearly all new keys are answered from memory.
     pub fn ingest_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<Option<Sequence>>, StorageError> {
+        if !self.ingest_filter_ready.load(Ordering::Acquire) {
+            return self.lookup_ingest_keys(keys);
+        }
+        let maybe: Vec<usize> = {
+            let filter = read(&self.ingest_filter);
+            (0..keys.len()).filter(|&i| filter.may_contain(&keys[i])).collect()
+        };
+        let mut answers = vec![None; keys.len()];
+        if maybe.is_empty() {
+            return Ok(answers);
+        }
+        // A subsequence of sorted keys is sorted: no sort again.
+        let candidates: Vec<[u8; 32]> = maybe.iter().map(|&i| keys[i]).collect();
+        for (i, found) in maybe.into_iter().zip(self.lookup_ingest_keys(&candidates)?) {
+            answers[i] = found;
+        }
+        Ok(answers)
+    }
+
+    /// Loads the keys stored in `ingest_keys` into the in-memory filter that
+    /// [`Storage::ingest_keys`] and [`Storage::ingest_key`] consult before the database, and
+    /// answers how many it loaded. Until it returns, lookups go to the database alone (correct,
+    /// only slower); keys written meanwhile are not missed, as every write adds its keys to the
+    /// filter first. A scan of the whole column (a few seconds per ten million keys, at ~1.5
+    /// bytes of memory each): the node runs it on its own thread at start. A second call loads
+    /// nothing.
+    pub fn load_ingest_filter(&self) -> Result<u64, StorageError> {
+        if self.ingest_filter_ready.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        let cf = self.column(layout::INGEST_KEYS)?;
+        let estimate = self
+            .db
+            .property_int_value_cf(cf, "rocksdb.estimate-num-keys")
+            .map_err(self.db_error(layout::INGEST_KEYS, "estimate-num-keys"))?
+            .unwrap_or(0);
+        write(&self.ingest_filter).reserve(estimate);
+        let mut options = ReadOptions::default();
+        // One pass over the column: its blocks must not push the working set out of the cache.
+        options.fill_cache(false);
+        let mut iter = self.db.raw_iter(cf, options);
+        iter.seek_to_first();
+        let mut loaded = 0u64;
+        // Inserted a slice at a time, so that the ingest writer is never kept waiting long.
+        let mut pending: Vec<[u8; 32]> = Vec::with_capacity(FILTER_LOAD_STEP);
+        let mut insert = |pending: &mut Vec<[u8; 32]>| {
+            let mut filter = write(&self.ingest_filter);
+            for key in pending.iter() {
+                filter.insert(key);
+            }
+            loaded += pending.len() as u64;
+            pending.clear();
+        };
+        while let Some(key) = iter.key() {
+            let key: [u8; 32] = key
+                .try_into()
+                .map_err(|_| StorageError::corrupt(layout::INGEST_KEYS, key, "the key is not 32 bytes"))?;
+            pending.push(key);
+            if pending.len() == FILTER_LOAD_STEP {
+                insert(&mut pending);
+            }
+            iter.next();
+        }
+        iter.status().map_err(self.db_error(layout::INGEST_KEYS, "scan"))?;
+        insert(&mut pending);
+        self.ingest_filter_ready.store(true, Ordering::Release);
+        Ok(loaded)
+    }
+
+    /// Bytes held by the in-memory ingest-key filter.
+    pub fn ingest_filter_bytes(&self) -> u64 {
+        read(&self.ingest_filter).bytes()
+    }
+
+    /// [`Storage::ingest_keys`] from the database alone.
+    fn lookup_ingest_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<Option<Sequence>>, StorageError> {
         let cf = self.column(layout::INGEST_KEYS)?;
         let mut order: Vec<usize> = (0..keys.len()).collect();
         if !keys.is_sorted() {
