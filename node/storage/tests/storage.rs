@@ -12,6 +12,7 @@ use std::path::Path;
 use cdrchain_runtime::apply::{apply_block, BlockBuilder};
 use cdrchain_runtime::cdr::Cdr;
 use cdrchain_runtime::codec::decode_exact;
+use cdrchain_runtime::hash::{context, hash_with};
 use cdrchain_runtime::ids::{CallId, CdrId, Height, OperatorId, ReasonText, Sequence};
 use cdrchain_runtime::merkle::{
     consistency_proof, inclusion_proof, root_at, verify_consistency, verify_inclusion, Domain, NodeId,
@@ -772,18 +773,10 @@ fn ingest_keys_are_written_with_the_queue_and_survive_the_commit() -> Result<(),
     Ok(())
 }
 
-/// A uniform 32-byte ingest key for `n` (a digest stands in: SplitMix64 outputs).
+/// The ingest key of the `n`th record: a digest under the chain's ingest-key context, as the node
+/// makes them.
 fn digest(n: u64) -> [u8; 32] {
-    let mut state = n;
-    let mut out = [0u8; 32];
-    for word in out.chunks_exact_mut(8) {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        word.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    out
+    hash_with(context::INGEST_KEY, &[&n.to_le_bytes()]).0
 }
 
 /// Enqueues keys `from..to` (key `digest(n)` at sequence `n`) as one keyed run.
