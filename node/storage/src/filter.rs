@@ -21,7 +21,7 @@
 const BITS_PER_KEY: u64 = 12;
 
 /// Keys the smallest segment is sized for (6 MiB at 12 bits per key).
-pub(crate) const MIN_SEGMENT_KEYS: u64 = 1 << 22;
+const MIN_SEGMENT_KEYS: u64 = 1 << 22;
 
 /// The multipliers of Parquet's split block bloom filter: one per word of a block, each giving
 /// an independent bit position from the same 32-bit hash.

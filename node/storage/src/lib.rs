@@ -77,15 +77,15 @@ pub use queue::{QueueRun, CHUNK_BYTES, CHUNK_ITEMS};
 /// The version of the layout described in the crate docs. A database written with another
 /// version is refused at open. 3: `bodies` keeps CDR batches without their CDRs (issue #7).
 pub const SCHEMA_VERSION: u32 = 4;
-/// Keys [`Storage::load_ingest_filter`] inserts per hold of the filter's lock.
-const FILTER_LOAD_STEP: usize = 65_536;
-
 /// The oldest schema version [`Storage::open`] upgrades in place: 3 differs only in the queue's
 /// form (one entry per item), which is rewritten in chunks.
 pub const OLDEST_UPGRADABLE_SCHEMA: u32 = 3;
 
 /// The most CDRs one [`Storage::query_partners`] page returns.
 pub const MAX_PAGE: usize = 10_000;
+
+/// Keys [`Storage::load_ingest_filter`] inserts per hold of the filter's lock.
+const FILTER_LOAD_STEP: usize = 65_536;
 
 /// A committed CDR with where it was committed: its block and its leaf in the CDR log.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
