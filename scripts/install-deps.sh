@@ -6,12 +6,27 @@
 #           sip-tester (sipp) for the SIP ingest end-to-end test.
 #   npm:    forge, anvil, cast and solc-js for contracts/ (scripts/contracts.sh install).
 #   Cargo:  cargo-nextest (the test runner), if absent.
+#
+# With --build-only (scripts/run.sh, scripts/testnet.sh) it installs only what building the
+# binary needs (the Debian packages for RocksDB's bindings): a first `scripts/run.sh` does not
+# wait for Kamailio, sipp, the contract toolchain or the test runner, which only tests use.
 set -euo pipefail
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 
+build_only=0
+case "${1:-}" in
+  --build-only) build_only=1 ;;
+  "") ;;
+  *) log "usage: $0 [--build-only]"; exit 2 ;;
+esac
+
+apt_packages=(libclang-dev clang pkg-config)
+if [ "$build_only" -eq 0 ]; then
+  apt_packages+=(kamailio kamailio-extra-modules kamailio-utils-modules sip-tester)
+fi
 need_apt=()
-for pkg in libclang-dev clang pkg-config kamailio kamailio-extra-modules kamailio-utils-modules sip-tester; do
+for pkg in "${apt_packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     need_apt+=("$pkg")
   fi
@@ -22,6 +37,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [ "$build_only" -eq 1 ]; then
+  if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo is not installed: this machine kind ships Rust; install rustup and re-run"
+    exit 1
+  fi
+  exit 0
 fi
 
 # The contract toolchain (forge, anvil, cast, solc-js) from the npm registry, into contracts/.

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+scripts/install-deps.sh --build-only
 cargo build --locked --release -p cdrchain-cli
 target_dir="${CARGO_TARGET_DIR:-target}"
 exec "$target_dir/release/cdrchain" node --dev "$@"

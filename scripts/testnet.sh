@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 base="${BASE:-/tmp/cdrchain-testnet}"
 mode="${1:-}"
 
-scripts/install-deps.sh
+scripts/install-deps.sh --build-only
 cargo build --locked --release -p cdrchain-cli
 bin="${CARGO_TARGET_DIR:-target}/release/cdrchain"
 
