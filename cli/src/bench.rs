@@ -1043,6 +1043,7 @@ mod tests {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/node_modules/.bin/anvil");
         assert!(path.exists(), "run scripts/install-deps.sh: {} is missing", path.display());
         let anvil = Anvil::start(&path).unwrap();
+        crate::rsk::install_tls_provider();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let account = PrivateKeySigner::random();

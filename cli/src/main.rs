@@ -86,6 +86,7 @@ enum Command {
 
 fn main() -> ExitCode {
     cdrchain_alloc::tune();
+    rsk::install_tls_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Node(args) => node::run(*args),

@@ -16,6 +16,19 @@ use cdrchain_runtime::checkpoint::Checkpoint;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::Height;
 
+/// Makes ring rustls's process-wide crypto provider, once; later calls do nothing.
+///
+/// alloy's HTTP transport (reqwest, built with `rustls-no-provider`) takes TLS from rustls's
+/// process default and panics when a client is built without one, so `main` calls this before
+/// any command runs, and so does every test that builds an RSK provider.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only if another provider is already the default: that one serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 alloy::sol!(
     #[sol(rpc)]
     #[allow(missing_docs, clippy::too_many_arguments)]
