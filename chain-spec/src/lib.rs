@@ -29,6 +29,18 @@ pub use keys::{DevAccount, DEV_ACCOUNT_NAMES};
 
 /// RSK regtest's chain id, used by the built-in specs (and by anvil in tests).
 pub const RSK_REGTEST_CHAIN_ID: u64 = 33;
+/// Smallest `max_block_bytes` a spec may set, so that a batch of CDRs fits in a block.
+pub const MIN_BLOCK_BYTES: u32 = 64 * 1024;
+/// Longest chain id, in characters.
+pub const MAX_CHAIN_ID_CHARS: usize = 32;
+/// The dev chain's blocks: the node's ceiling in bytes, and four times the default in CDRs (see
+/// [`ChainSpec::dev`]).
+const DEV_MAX_BLOCK_CDRS: u32 = 200_000;
+
+// Some block size is valid: the smallest allowed is within the node's ceiling.
+const _: () = assert!(MIN_BLOCK_BYTES as usize <= MAX_BLOCK_BYTES_CEILING);
+// The ceiling is a valid `max_block_bytes` (a u32), so the dev chain can use it.
+const _: () = assert!(MAX_BLOCK_BYTES_CEILING <= u32::MAX as usize);
 
 /// A chain specification.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +116,7 @@ pub enum SpecError {
     Json { origin: String, field: String, line: usize, column: usize, reason: String },
     #[error("chain spec `name` is empty")]
     EmptyName,
-    #[error("chain spec `id` `{0}` must be 1 to 32 lower-case letters, digits or '-'")]
+    #[error("chain spec `id` `{0}` must be 1 to {MAX_CHAIN_ID_CHARS} lower-case letters, digits or '-'")]
     BadId(String),
     #[error("operator `{operator}`: ed25519 key {key} is not usable: {reason}")]
     BadKey { operator: OperatorId, key: PublicKey, reason: String },
@@ -174,7 +186,7 @@ impl ChainSpec {
             return Err(SpecError::EmptyName);
         }
         let id_ok = !self.id.is_empty()
-            && self.id.len() <= 32
+            && self.id.len() <= MAX_CHAIN_ID_CHARS
             && self.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !id_ok {
             return Err(SpecError::BadId(self.id.clone()));
@@ -306,7 +318,7 @@ impl ChainSpec {
     pub fn dev() -> ChainSpec {
         let mut spec =
             ChainSpec::from_dev_accounts("Development (INSECURE well-known key)", "dev", &["alice"]);
-        spec.params.max_block_cdrs = 200_000;
+        spec.params.max_block_cdrs = DEV_MAX_BLOCK_CDRS;
         spec.params.max_block_bytes = u32::try_from(MAX_BLOCK_BYTES_CEILING).unwrap_or(u32::MAX);
         spec
     }
@@ -353,11 +365,11 @@ impl ChainParams {
                 reason: format!("the node's ceiling is {ceiling} bytes"),
             });
         }
-        if u64::from(self.max_block_bytes) < 64 * 1024 {
+        if self.max_block_bytes < MIN_BLOCK_BYTES {
             return Err(SpecError::ParameterOutOfRange {
                 name: "max_block_bytes",
                 value: u64::from(self.max_block_bytes),
-                reason: "at least 65536 bytes, so that a batch of CDRs fits".into(),
+                reason: format!("at least {MIN_BLOCK_BYTES} bytes, so that a batch of CDRs fits"),
             });
         }
         if self.idle_heartbeat_ms < self.block_interval_ms {

@@ -148,3 +148,14 @@ fn genesis_state_holds_operators_and_sequences() {
     }
     assert_eq!(spec.authority_keys().len(), 4);
 }
+
+#[test]
+fn block_limits_are_checked_against_the_minimum_and_the_ceiling() {
+    let at = |bytes: u32| mutate(|v| v["params"]["max_block_bytes"] = bytes.into());
+    at(MIN_BLOCK_BYTES).unwrap();
+    let error = at(MIN_BLOCK_BYTES - 1).unwrap_err().to_string();
+    assert!(error.contains("max_block_bytes") && error.contains(&MIN_BLOCK_BYTES.to_string()), "{error}");
+    at(u32::try_from(MAX_BLOCK_BYTES_CEILING).unwrap()).unwrap();
+    let error = at(u32::try_from(MAX_BLOCK_BYTES_CEILING + 1).unwrap()).unwrap_err().to_string();
+    assert!(error.contains(&MAX_BLOCK_BYTES_CEILING.to_string()), "{error}");
+}

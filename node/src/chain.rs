@@ -35,13 +35,24 @@ pub struct BuiltBlock {
     pub build_seconds: f64,
 }
 
+/// Finalized heads a subscriber may fall behind by; one that falls further behind misses the
+/// oldest (it reads the head from storage instead).
+const MAX_UNREAD_HEADS: usize = 256;
+
 /// The chain as this node holds it.
 pub struct Chain {
+    /// Blocks, state and the ingest queue; every commit is one batch of it.
     pub storage: Arc<Storage>,
+    /// The chain spec this node runs (its genesis hash is storage's).
     pub spec: ChainSpec,
+    /// What `apply_block` needs from the spec, derived once.
     pub ctx: ChainContext,
+    /// The authorities with their keys, in proposer order: what commit certificates are checked
+    /// against.
     pub authorities: Vec<(OperatorId, PublicKey)>,
+    /// Announces each committed header to the subscribers (RPC subscriptions).
     heads: broadcast::Sender<Header>,
+    /// Build and import timings, heights, CDR counts.
     pub metrics: Arc<Metrics>,
 }
 
@@ -53,7 +64,7 @@ impl std::fmt::Debug for Chain {
 
 impl Chain {
     pub fn new(storage: Arc<Storage>, spec: ChainSpec, metrics: Arc<Metrics>) -> Self {
-        let (heads, _) = broadcast::channel(256);
+        let (heads, _) = broadcast::channel(MAX_UNREAD_HEADS);
         Self { ctx: spec.chain_context(), authorities: spec.authority_keys(), storage, spec, heads, metrics }
     }
 

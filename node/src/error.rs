@@ -1,8 +1,14 @@
 //! The node's error type.
 
+use std::path::PathBuf;
+
+use cdrchain_network::NetworkError;
 use cdrchain_runtime::apply::ApplyError;
 use cdrchain_runtime::block::CertificateError;
 use cdrchain_storage::StorageError;
+
+use crate::config::LimitError;
+use crate::ingest::StartError;
 
 /// What went wrong in the node, with enough context to act on.
 #[derive(Debug, thiserror::Error)]
@@ -13,8 +19,37 @@ pub enum NodeError {
     InvalidBlock { height: u64, source: ApplyError },
     #[error("block {height} has no valid commit certificate: {source}")]
     BadCertificate { height: u64, source: CertificateError },
+    /// The operator's configuration (chain spec, keys, flags) does not work.
     #[error("configuration: {0}")]
     Config(String),
+    /// Configured limits that contradict each other or the chain's (see
+    /// [`crate::config::check_limits`]).
+    #[error("configuration: {0}")]
+    Limits(#[from] LimitError),
+    /// The database directory cannot be created.
+    #[error("cannot create the database directory {}: {source}", path.display())]
+    DatabaseDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something the node stored does not decode: the database is damaged.
+    #[error(
+        "{what} does not decode ({source}); the database is damaged — restore it or purge the chain \
+         and sync again"
+    )]
+    Corrupt {
+        /// What was read, e.g. "the consensus WAL record".
+        what: &'static str,
+        #[source]
+        source: parity_scale_codec::Error,
+    },
+    /// The p2p network did not start.
+    #[error("cannot start the p2p network: {0}")]
+    Network(#[source] NetworkError),
+    /// Ingest did not start.
+    #[error("ingest cannot start: {0}")]
+    Ingest(#[from] StartError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
     #[error("a node task failed: {0}")]

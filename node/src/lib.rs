@@ -1,10 +1,12 @@
 //! The cdrchain node: everything with IO around the pure runtime.
 //!
 //! Tasks (all on one tokio runtime; the CPU- and disk-heavy parts in `spawn_blocking`):
-//! - **ingest** ([`ingest`]): parses and validates submitted CDRs, hashes their parties, gives them
-//!   this operator's next sequence numbers and writes them to the durable queue (synced, one group
-//!   commit for all concurrent requests) *before* answering; a batcher signs `CdrBatch`
-//!   transactions from the queue and puts them in the pool until they are committed.
+//! - **ingest** ([`ingest`]), one module per stage: `submission` parses and validates submitted
+//!   CDRs and hashes their parties; the `writer` (a thread) gives them this operator's next
+//!   sequence numbers and writes them to the durable queue (synced, one group commit for all
+//!   concurrent requests) *before* answering; the `batcher` signs `CdrBatch` transactions from
+//!   the queue (or the writer's `handoff` copy) and puts them in the pool until they are
+//!   committed.
 //! - **pool** ([`pool`]): bounded, de-duplicated transactions waiting for a block.
 //! - **validator** ([`validator`]): the consensus driver around `cdrchain-consensus`'s pure state
 //!   machine: feeds it network messages and timers, builds and checks proposed blocks, writes its
@@ -16,7 +18,9 @@
 //! - **rpc** ([`rpc`]): JSON-RPC 2.0 over HTTP and WebSocket on one port, and `POST /ingest/…`.
 //! - **metrics** ([`metrics`]): Prometheus text format on its own port.
 //!
-//! [`service::run`] wires them and shuts them down in order on SIGINT/SIGTERM.
+//! [`service::run`] wires them and shuts them down in order on SIGINT/SIGTERM; before anything
+//! starts, [`config::check_limits`] refuses a configuration whose limits contradict each other or
+//! the chain's.
 //!
 //! What the node does not do: decide validity (the runtime does), or trust a peer's block without
 //! `apply_block` and a commit certificate check.

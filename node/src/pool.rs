@@ -17,16 +17,28 @@ pub enum PoolError {
 
 #[derive(Default)]
 struct Inner {
+    /// Ids in arrival order: what blocks take first.
     order: VecDeque<Hash32>,
+    /// The transactions by id (the same set as `order`).
     txs: HashMap<Hash32, SignedTransaction>,
+    /// CDRs over all transactions held, kept for the metrics without a walk of the pool.
     cdrs: usize,
+}
+
+impl Inner {
+    /// The invariant (in part: the cheap half): `order` and `txs` hold the same ids.
+    fn check(&self) {
+        debug_assert_eq!(self.order.len(), self.txs.len(), "the pool's order and its map disagree");
+    }
 }
 
 /// Transactions waiting for a block. Removal happens only once a block holding them is
 /// committed (or they are found invalid), so a crash of the block author loses nothing here that
 /// the durable ingest queue does not hold.
 pub struct TxPool {
+    /// The transactions; one lock, held only for map and queue operations.
     inner: Mutex<Inner>,
+    /// Most transactions held: the pool's memory is bounded by this times the largest transaction.
     max_txs: usize,
 }
 
@@ -58,6 +70,7 @@ impl TxPool {
         inner.cdrs += tx.transaction.cdr_count();
         inner.order.push_back(id);
         inner.txs.insert(id, tx);
+        inner.check();
         Ok(())
     }
 
@@ -79,6 +92,7 @@ impl TxPool {
         }
         let Inner { order, txs, .. } = &mut *inner;
         order.retain(|id| txs.contains_key(id));
+        inner.check();
     }
 
     /// Ids of the transactions `keep` selects, oldest first (nothing is cloned but the ids).

@@ -3,13 +3,16 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cdrchain_runtime::crypto::public_key;
 use cdrchain_storage::Storage;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::chain::Chain;
-use crate::ingest::{Ingest, IngestSettings};
+use crate::config::check_limits;
+use crate::ingest::{self, Ingest, IngestSettings};
 use crate::metrics::Metrics;
 use crate::pool::TxPool;
 use crate::rpc::{self, RpcContext};
@@ -20,9 +23,8 @@ use crate::{NodeConfig, NodeError};
 pub fn open_storage(config: &NodeConfig) -> Result<Storage, NodeError> {
     let genesis = config.spec.genesis_state().map_err(|e| NodeError::Config(e.to_string()))?;
     let path = config.database_path();
-    std::fs::create_dir_all(&path).map_err(|e| {
-        NodeError::Config(format!("cannot create the database directory {}: {e}", path.display()))
-    })?;
+    std::fs::create_dir_all(&path)
+        .map_err(|source| NodeError::DatabaseDirectory { path: path.clone(), source })?;
     Ok(Storage::open(&path, config.spec.genesis_hash(), &genesis)?)
 }
 
@@ -60,114 +62,41 @@ fn load_ingest_filter(storage: Arc<Storage>) {
 /// Runs the node until `shutdown` resolves, then stops it cleanly.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let spec = &config.spec;
-    let operator = spec.operator(&config.operator).ok_or_else(|| {
-        NodeError::Config(format!("operator `{}` is not in chain `{}`", config.operator, spec.id))
-    })?;
-    if operator.ed25519 != public_key(&config.signing_key) {
-        return Err(NodeError::Config(format!(
-            "the key given is {}, but chain `{}` registers {} for `{}`",
-            public_key(&config.signing_key),
-            spec.id,
-            operator.ed25519,
-            config.operator
-        )));
-    }
-    if !spec.authorities.contains(&config.operator) {
-        return Err(NodeError::Config(format!(
-            "operator `{}` is not an authority of chain `{}` (authorities: {}); this build runs validators only",
-            config.operator,
-            spec.id,
-            spec.authorities.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-        )));
-    }
-    if spec.authorities.len() > 1 && config.network.is_none() {
-        return Err(NodeError::Config(format!(
-            "chain `{}` has {} authorities: this validator needs the p2p network (a node key and --listen)",
-            spec.id,
-            spec.authorities.len()
-        )));
-    }
-
-    let storage = Arc::new(open_storage(&config)?);
-    tracing::info!(
-        target: "cdrchain::node",
-        "chain `{}` genesis {}; database {}; best block #{}",
-        spec.id,
-        spec.genesis_hash(),
-        storage.path().display(),
-        storage.head().map_or(0, |h| h.header.number.0)
-    );
-    load_ingest_filter(storage.clone());
-    let metrics = Arc::new(Metrics::new());
-    if let Some(head) = storage.head() {
-        metrics.best_height.set(i64::try_from(head.header.number.0).unwrap_or(i64::MAX));
-        metrics.finalized_height.set(i64::try_from(head.header.number.0).unwrap_or(i64::MAX));
-    }
+    check_operator(&config)?;
+    let network_limits = check_limits(&config)?;
+    let (storage, metrics) = open_chain(&config)?;
     let chain = Arc::new(Chain::new(storage.clone(), spec.clone(), metrics.clone()));
     let pool = Arc::new(TxPool::new(config.pool_max_txs));
     let (stop, stopping) = watch::channel(false);
-
-    let settings = IngestSettings {
-        operator: config.operator.clone(),
-        key: config.signing_key.clone(),
-        parties: config.parties.clone(),
-        genesis_hash: spec.genesis_hash(),
-        batch_max: config.batch_max_cdrs,
-        linger: config.batch_linger,
-        max_in_flight: 2 * u64::from(spec.params.max_block_cdrs),
-        max_queue: config.max_queue,
-    };
-    let (ingest, writer, batcher) = Ingest::start(storage.clone(), pool.clone(), settings, stopping.clone())
-        .map_err(NodeError::Config)?;
-
+    let ingest::Started { ingest, writer, batcher } =
+        Ingest::start(storage.clone(), pool.clone(), ingest_settings(&config), stopping.clone())?;
     let status = Arc::new(ConsensusStatus::default());
     let net = match &config.network {
-        Some(settings) => Some(start_network(&config, settings)?),
+        Some(settings) => Some(start_network(&config, settings, network_limits)?),
         None => None,
     };
-
-    let ctx = Arc::new(RpcContext {
+    let rpc_context = Arc::new(RpcContext {
         chain: chain.clone(),
         ingest: ingest.clone(),
         pool: pool.clone(),
         token: config.rpc_token.clone(),
         status: status.clone(),
     });
-    let (rpc_handle, rpc_addr) = rpc::start(config.rpc_addr, ctx).await?;
+    let (rpc_handle, rpc_addr) = rpc::start(config.rpc_addr, rpc_context).await?;
     tracing::info!(target: "cdrchain::node", "RPC listening on http://{rpc_addr} (JSON-RPC over HTTP and ws://{rpc_addr}, POST /ingest/cdrs)");
-
     let metrics_task = match config.metrics_addr {
-        Some(addr) => {
-            let (storage2, pool2, ingest2, metrics2) =
-                (storage.clone(), pool.clone(), ingest.clone(), metrics.clone());
-            let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-                metrics2.tx_pool_depth.set(i64::try_from(pool2.len()).unwrap_or(i64::MAX));
-                metrics2.ingest_queue_depth.set(i64::try_from(ingest2.queue_depth()).unwrap_or(i64::MAX));
-                metrics2.rocksdb_size_bytes.set(i64::try_from(storage2.size_on_disk()).unwrap_or(i64::MAX));
-            });
-            let (bound, task) =
-                crate::metrics::serve(addr, metrics.clone(), refresh, stopping.clone()).await?;
-            tracing::info!(target: "cdrchain::node", "metrics on http://{bound}/metrics");
-            Some(task)
-        }
+        Some(addr) => Some(serve_metrics(addr, &metrics, &storage, &pool, &ingest, &stopping).await?),
         None => None,
     };
-
     let settings = ValidatorSettings {
         params: config.consensus,
-        block_interval: std::time::Duration::from_millis(spec.params.block_interval_ms),
-        idle_heartbeat: std::time::Duration::from_millis(spec.params.idle_heartbeat_ms),
+        block_interval: Duration::from_millis(spec.params.block_interval_ms),
+        idle_heartbeat: Duration::from_millis(spec.params.idle_heartbeat_ms),
         checkpoints: config.checkpoints.clone(),
     };
-    let mut authoring = tokio::spawn(validator::run(
-        chain.clone(),
-        pool.clone(),
-        (config.operator.clone(), config.signing_key.clone()),
-        settings,
-        net,
-        status,
-        stopping.clone(),
-    ));
+    let me = (config.operator.clone(), config.signing_key.clone());
+    let mut authoring =
+        tokio::spawn(validator::run(chain, pool, me, settings, net, status, stopping.clone()));
 
     // Run until asked to stop, or until authoring fails (a node that cannot commit must stop).
     let failure = tokio::select! {
@@ -202,9 +131,105 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
 }
 
-/// Starts libp2p with the spec's operators as the only peers allowed.
-fn start_network(config: &NodeConfig, settings: &crate::NetworkSettings) -> Result<Net, NodeError> {
-    use cdrchain_network::{Limits, NetworkConfig, PeerId};
+/// Checks that this node is an authority of its chain, with the key the chain registers, and
+/// has the network a chain of several authorities needs.
+fn check_operator(config: &NodeConfig) -> Result<(), NodeError> {
+    let spec = &config.spec;
+    let operator = spec.operator(&config.operator).ok_or_else(|| {
+        NodeError::Config(format!("operator `{}` is not in chain `{}`", config.operator, spec.id))
+    })?;
+    if operator.ed25519 != public_key(&config.signing_key) {
+        return Err(NodeError::Config(format!(
+            "the key given is {}, but chain `{}` registers {} for `{}`",
+            public_key(&config.signing_key),
+            spec.id,
+            operator.ed25519,
+            config.operator
+        )));
+    }
+    if !spec.authorities.contains(&config.operator) {
+        return Err(NodeError::Config(format!(
+            "operator `{}` is not an authority of chain `{}` (authorities: {}); this build runs validators only",
+            config.operator,
+            spec.id,
+            spec.authorities.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if spec.authorities.len() > 1 && config.network.is_none() {
+        return Err(NodeError::Config(format!(
+            "chain `{}` has {} authorities: this validator needs the p2p network (a node key and --listen)",
+            spec.id,
+            spec.authorities.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Opens storage (starting the ingest-key filter's load) and the metrics, set to its head.
+fn open_chain(config: &NodeConfig) -> Result<(Arc<Storage>, Arc<Metrics>), NodeError> {
+    let spec = &config.spec;
+    let storage = Arc::new(open_storage(config)?);
+    tracing::info!(
+        target: "cdrchain::node",
+        "chain `{}` genesis {}; database {}; best block #{}",
+        spec.id,
+        spec.genesis_hash(),
+        storage.path().display(),
+        storage.head().map_or(0, |h| h.header.number.0)
+    );
+    load_ingest_filter(storage.clone());
+    let metrics = Arc::new(Metrics::new());
+    if let Some(head) = storage.head() {
+        metrics.best_height.set(i64::try_from(head.header.number.0).unwrap_or(i64::MAX));
+        metrics.finalized_height.set(i64::try_from(head.header.number.0).unwrap_or(i64::MAX));
+    }
+    Ok((storage, metrics))
+}
+
+/// What ingest takes from the node's configuration.
+fn ingest_settings(config: &NodeConfig) -> IngestSettings {
+    IngestSettings {
+        operator: config.operator.clone(),
+        key: config.signing_key.clone(),
+        parties: config.parties.clone(),
+        genesis_hash: config.spec.genesis_hash(),
+        batch_max: config.batch_max_cdrs,
+        linger: config.batch_linger,
+        // Two blocks' worth: one being committed, one being built.
+        max_in_flight: 2 * u64::from(config.spec.params.max_block_cdrs),
+        max_queue: config.max_queue,
+    }
+}
+
+/// Serves Prometheus metrics on `addr` until `stopping`; the gauges that are read rather than
+/// counted (pool, queue, database size) are refreshed at each scrape.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: &Arc<Metrics>,
+    storage: &Arc<Storage>,
+    pool: &Arc<TxPool>,
+    ingest: &Arc<Ingest>,
+    stopping: &watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, NodeError> {
+    let (gauges, storage, pool, ingest) = (metrics.clone(), storage.clone(), pool.clone(), ingest.clone());
+    let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        gauges.tx_pool_depth.set(i64::try_from(pool.len()).unwrap_or(i64::MAX));
+        gauges.ingest_queue_depth.set(i64::try_from(ingest.queue_depth()).unwrap_or(i64::MAX));
+        gauges.rocksdb_size_bytes.set(i64::try_from(storage.size_on_disk()).unwrap_or(i64::MAX));
+    });
+    let (bound, task) = crate::metrics::serve(addr, metrics.clone(), refresh, stopping.clone()).await?;
+    tracing::info!(target: "cdrchain::node", "metrics on http://{bound}/metrics");
+    Ok(task)
+}
+
+/// Starts libp2p with the spec's operators as the only peers allowed, within `limits` (from
+/// [`check_limits`]).
+fn start_network(
+    config: &NodeConfig,
+    settings: &crate::NetworkSettings,
+    limits: cdrchain_network::Limits,
+) -> Result<Net, NodeError> {
+    use cdrchain_network::{NetworkConfig, PeerId};
     let spec = &config.spec;
     let mut operators = std::collections::HashMap::new();
     for operator in &spec.operators {
@@ -233,13 +258,6 @@ fn start_network(config: &NodeConfig, settings: &crate::NetworkSettings) -> Resu
             config.operator
         ),
     }
-    let mut limits = Limits::default();
-    // A proposal carries a whole block, and so does a sync response (at least one block, with
-    // its certificate, whatever the response budget): both must fit the chain's largest block
-    // (the dev chain's is 64 MiB, the sync default).
-    let block_room = spec.params.max_block_bytes as usize + 64 * 1024;
-    limits.max_consensus_message = limits.max_consensus_message.max(block_room);
-    limits.max_sync_response = limits.max_sync_response.max(block_room);
     let network_config = NetworkConfig {
         secret: settings.secret,
         listen: settings.listen.clone(),
@@ -248,8 +266,7 @@ fn start_network(config: &NodeConfig, settings: &crate::NetworkSettings) -> Resu
         genesis_hash: spec.genesis_hash().0,
         limits,
     };
-    let (handle, events) = cdrchain_network::start(network_config)
-        .map_err(|e| NodeError::Config(format!("cannot start the p2p network: {e}")))?;
+    let (handle, events) = cdrchain_network::start(network_config).map_err(NodeError::Network)?;
     tracing::info!(target: "cdrchain::network", "local peer id {local}");
     Ok(Net { handle, events, operators })
 }

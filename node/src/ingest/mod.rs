@@ -1,0 +1,516 @@
+//! Durable ingest: CDRs in, sequence numbers out, nothing lost.
+//!
+//! The pipeline has three stages, one module each, and a hand-off between the last two:
+//!
+//! 1. `submission`: [`parse_documents`] reads a JSON array, one JSON object, or NDJSON; every
+//!    CDR is validated ([`cdrchain_runtime::input::CdrInput::to_body`]) before any is accepted:
+//!    a submission is all or nothing, and an error names the CDR (index, NDJSON line) and the
+//!    field.
+//! 2. `writer`: [`Ingest::submit`] hands the bodies to the writer (a thread of its own), which
+//!    gathers every submission waiting at that moment, gives them this operator's next sequence
+//!    numbers, and writes them to the durable queue in one synced batch (group commit). Only
+//!    then does the submitter get its ids. The writer is the only place sequence numbers are
+//!    assigned, so they are contiguous. Each CDR carries its ingest key (a digest of its
+//!    identity in the source: system id and source id, or call id and leg,
+//!    [`CdrInput::source_key`]); the writer looks the key up and answers the first record's id
+//!    for a record it has seen before, without queueing it again (idempotent re-posts and
+//!    re-imports). Keys are written in the queue's batch.
+//! 3. `batcher`: the batcher takes the queued CDRs in order (the writer's decoded copy of what
+//!    it just wrote when it holds the next sequence, `handoff`, else the queue itself), signs
+//!    `CdrBatch` transactions and puts them in the pool. Committing a block removes its CDRs from
+//!    the queue in the same storage batch. After a crash the queue holds exactly the
+//!    acknowledged CDRs not yet committed, and the batcher starts again from the committed
+//!    sequence: every acknowledged CDR is committed once (the runtime refuses a second copy of a
+//!    sequence number), and nothing unacknowledged was ever numbered.
+//!
+//! This module holds the front ([`Ingest`]: submit, admit, status), the start of the stages
+//! ([`Ingest::start`]) and ingest's limits.
+
+mod batcher;
+mod handoff;
+mod submission;
+mod writer;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdrchain_runtime::block::MAX_BLOCK_BYTES_CEILING;
+use cdrchain_runtime::codec::decode_exact;
+use cdrchain_runtime::hash::Hash32;
+use cdrchain_runtime::ids::{CdrId, OperatorId, Sequence};
+use cdrchain_runtime::input::CdrInput;
+use cdrchain_runtime::party::PartyHasher;
+use cdrchain_runtime::state::{StateKey, StateView};
+use cdrchain_runtime::tx::MAX_CDRS_PER_BATCH;
+use cdrchain_storage::{Storage, StorageError};
+use ed25519_dalek::SigningKey;
+use parity_scale_codec::Encode;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+
+pub use submission::{
+    estimated_records, ingest_key, parse_documents, validate, IngestError, Keyed, Submitted,
+};
+
+use crate::pool::TxPool;
+use batcher::Batcher;
+use handoff::Handoff;
+use writer::{BusyLog, Request, Writer};
+
+// Ingest's limits. Each bounds memory or work that a sender (or a chain slower than its
+// senders) could otherwise grow without end.
+
+/// Most bytes of encoded CDRs in one batch transaction: half the default transaction gossip
+/// limit (4 MiB, checked at start by [`crate::config::check_limits`]), so that every batch can
+/// be gossiped. 2,000 typical CDRs take about 0.5 MiB.
+pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Most CDRs in one submission (one RPC call or HTTP request).
+pub const MAX_CDRS_PER_SUBMISSION: usize = 100_000;
+/// Most bytes in one submission body.
+pub const MAX_SUBMISSION_BYTES: usize = 64 * 1024 * 1024;
+/// Most CDRs the writer gathers into one group commit (it stops taking submissions once past it).
+const MAX_GROUP_CDRS: usize = 200_000;
+/// Most CDRs the writer hands to the batcher in memory (about 30 MiB of typical CDRs).
+const MAX_HANDOFF_CDRS: usize = 65_536;
+/// Most submissions waiting for the writer (the channel's capacity); a submitter beyond it waits
+/// for room.
+const MAX_WAITING_SUBMISSIONS: usize = 1_024;
+/// How often, at most, the node logs that it refuses submissions because the queue is full.
+const BUSY_LOG_INTERVAL_MS: u64 = 10_000;
+/// How long the batcher waits after a failed pass before it tries again.
+const BATCHER_ERROR_BACKOFF_MS: u64 = 500;
+/// Bounds of the batcher's tick (half the linger): often enough to honour a short linger, rarely
+/// enough not to spin.
+const MIN_BATCHER_TICK_MS: u64 = 5;
+const MAX_BATCHER_TICK_MS: u64 = 100;
+
+// A full batch can be gathered from the hand-off alone.
+const _: () = assert!(MAX_HANDOFF_CDRS >= MAX_CDRS_PER_BATCH);
+// A batch fits the largest block a chain may have.
+const _: () = assert!(MAX_BATCH_BYTES <= MAX_BLOCK_BYTES_CEILING);
+// The RPC server's request body limit is a u32.
+const _: () = assert!(MAX_SUBMISSION_BYTES <= u32::MAX as usize);
+const _: () = assert!(MIN_BATCHER_TICK_MS <= MAX_BATCHER_TICK_MS);
+
+/// Why this operator's committed next sequence (what the chain expects next) cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NextSequenceError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The state holds bytes that are not a sequence (the database is damaged).
+    #[error("the next sequence of `{operator}` in the chain state does not decode: {source}")]
+    Decode {
+        operator: OperatorId,
+        #[source]
+        source: parity_scale_codec::Error,
+    },
+    /// The chain does not know the operator.
+    #[error("operator `{operator}` is not registered on this chain")]
+    NotRegistered { operator: OperatorId },
+}
+
+/// Why ingest could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    NextSequence(#[from] NextSequenceError),
+    /// The end of the durable queue cannot be read.
+    #[error("cannot read the end of the ingest queue: {0}")]
+    Queue(#[source] StorageError),
+    /// The operating system refused a thread.
+    #[error("cannot start the ingest writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
+}
+
+/// Where a CDR submitted here stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Durable in the queue, not yet in a committed block.
+    Queued,
+    /// Not known to this node (another operator's CDR is only known once committed).
+    Unknown,
+}
+
+/// What ingest needs besides storage and the pool.
+pub struct IngestSettings {
+    /// This node's operator: the recorder of every CDR it ingests.
+    pub operator: OperatorId,
+    /// Signs the batches.
+    pub key: SigningKey,
+    /// Normalizes and hashes parties; `None` (no consortium secret): ingest refuses, clearly.
+    pub parties: Option<PartyHasher>,
+    /// Bound into every signature.
+    pub genesis_hash: Hash32,
+    /// Most CDRs per batch (taken as 1 to `MAX_CDRS_PER_BATCH`).
+    pub batch_max: usize,
+    /// How long a partial batch waits.
+    pub linger: Duration,
+    /// Most of this node's CDRs signed into batches and not yet committed. The rest wait in the
+    /// durable queue: the pool (memory) and the gossip of waiting batches stay bounded however
+    /// far ingest runs ahead of the chain. The node uses two blocks' worth.
+    pub max_in_flight: u64,
+    /// Most CDRs acknowledged and not yet committed (the durable queue). A submission that
+    /// would go beyond it is refused whole with [`IngestError::Busy`] (HTTP 503, Retry-After),
+    /// so that a sender faster than the chain is slowed down instead of the queue, and the wait
+    /// of every CDR in it, growing without end. One submission is always taken into an empty
+    /// queue, whatever its size (so 0 acts as 1).
+    pub max_queue: u64,
+}
+
+impl std::fmt::Debug for IngestSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestSettings")
+            .field("operator", &self.operator)
+            .field("batch_max", &self.batch_max)
+            .field("linger", &self.linger)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("max_queue", &self.max_queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ingest once started: the handle and the two stages that run on their own.
+#[derive(Debug)]
+pub struct Started {
+    /// The front: submit, admit, status.
+    pub ingest: Arc<Ingest>,
+    /// The writer's thread; it ends once the last [`Ingest`] handle is dropped.
+    pub writer: std::thread::JoinHandle<()>,
+    /// The batcher's task; it ends at shutdown.
+    pub batcher: tokio::task::JoinHandle<()>,
+}
+
+/// The ingest front: submit CDRs, learn where they stand.
+pub struct Ingest {
+    /// This node's operator: the recorder of every CDR submitted here.
+    operator: OperatorId,
+    /// Normalizes and hashes parties; `None` refuses ingest ([`IngestError::NoSecret`]).
+    parties: Option<PartyHasher>,
+    /// To the writer's thread.
+    requests: mpsc::Sender<Request>,
+    /// The next sequence number the writer will assign (everything below is durable).
+    next_assigned: Arc<AtomicU64>,
+    /// For the committed sequence (the queue's depth) and ingest-key look-ups.
+    storage: Arc<Storage>,
+    /// The queue's limit, at least 1 (see [`IngestSettings::max_queue`]).
+    max_queue: u64,
+    /// The "queue full" warning, shared with the writer so both kinds of refusal count.
+    busy_log: Arc<BusyLog>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest").field("operator", &self.operator).finish_non_exhaustive()
+    }
+}
+
+/// The committed next sequence of `operator` (what the chain expects next).
+pub fn committed_next(storage: &Storage, operator: &OperatorId) -> Result<Sequence, NextSequenceError> {
+    let key = StateKey::NextSequence(operator.clone()).encode();
+    match storage.get(&key)? {
+        Some(bytes) => decode_exact(&bytes)
+            .map_err(|source| NextSequenceError::Decode { operator: operator.clone(), source }),
+        None => Err(NextSequenceError::NotRegistered { operator: operator.clone() }),
+    }
+}
+
+/// CDRs assigned below `next` and not yet committed (all of them if the state cannot be read).
+fn queue_depth(storage: &Storage, operator: &OperatorId, next: u64) -> u64 {
+    let committed = committed_next(storage, operator).map(|s| s.0).unwrap_or(0);
+    next.saturating_sub(committed)
+}
+
+impl Ingest {
+    /// Starts the writer and the batcher. `shutdown` stops the batcher; the writer stops when the
+    /// last `Ingest` handle is dropped.
+    pub fn start(
+        storage: Arc<Storage>,
+        pool: Arc<TxPool>,
+        settings: IngestSettings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Started, StartError> {
+        let IngestSettings {
+            operator,
+            key,
+            parties,
+            genesis_hash,
+            batch_max,
+            linger,
+            max_in_flight,
+            max_queue,
+        } = settings;
+        let committed = committed_next(&storage, &operator)?;
+        let next = match storage.last_queued().map_err(StartError::Queue)? {
+            Some(last) if last >= committed => last.0 + 1,
+            _ => committed.0,
+        };
+        tracing::info!(
+            target: "cdrchain::ingest",
+            "`{operator}`: next sequence {next}, committed up to {}, {} queued",
+            committed.0,
+            next - committed.0
+        );
+        let max_queue = max_queue.max(1);
+        let next_assigned = Arc::new(AtomicU64::new(next));
+        let notify = Arc::new(Notify::new());
+        let (requests, receiver) = mpsc::channel(MAX_WAITING_SUBMISSIONS);
+        let busy_log = Arc::new(BusyLog::default());
+        let handoff = Arc::new(Handoff::default());
+        let writer = spawn_writer(
+            Writer {
+                storage: storage.clone(),
+                operator: operator.clone(),
+                next_assigned: next_assigned.clone(),
+                notify: notify.clone(),
+                max_queue,
+                busy_log: busy_log.clone(),
+                handoff: handoff.clone(),
+            },
+            receiver,
+        )?;
+        let batcher = tokio::spawn(batcher::batcher(Batcher {
+            storage: storage.clone(),
+            pool,
+            operator: operator.clone(),
+            key,
+            genesis_hash,
+            batch_max: batch_max.clamp(1, MAX_CDRS_PER_BATCH),
+            linger,
+            max_in_flight: max_in_flight.max(1),
+            notify,
+            next_to_batch: committed,
+            in_flight: Vec::new(),
+            shutdown,
+            handoff,
+        }));
+        let ingest =
+            Arc::new(Ingest { operator, parties, requests, next_assigned, storage, max_queue, busy_log });
+        Ok(Started { ingest, writer, batcher })
+    }
+
+    pub fn operator(&self) -> &OperatorId {
+        &self.operator
+    }
+
+    /// The party hasher; [`IngestError::NoSecret`] when the node has no consortium secret.
+    pub fn parties(&self) -> Result<&PartyHasher, IngestError> {
+        self.parties.as_ref().ok_or(IngestError::NoSecret)
+    }
+
+    /// Parses, validates and durably queues a submission body; answers where the CDRs went.
+    pub async fn submit_body(&self, body: &[u8]) -> Result<Vec<Submitted>, IngestError> {
+        self.admit(estimated_records(body))?;
+        let inputs = parse_documents(body)?;
+        self.queue_inputs(&inputs).await
+    }
+
+    /// Validates and durably queues canonical inputs (all or nothing).
+    pub async fn submit_inputs(
+        &self,
+        inputs: &[(CdrInput, Option<usize>)],
+    ) -> Result<Vec<Submitted>, IngestError> {
+        self.admit(inputs.len() as u64)?;
+        self.queue_inputs(inputs).await
+    }
+
+    /// [`Ingest::submit_inputs`] for a caller that called [`Ingest::admit`] before it read the
+    /// submission (the HTTP adapters): validates and durably queues, without a second look.
+    pub(crate) async fn queue_inputs(
+        &self,
+        inputs: &[(CdrInput, Option<usize>)],
+    ) -> Result<Vec<Submitted>, IngestError> {
+        let cdrs = validate(inputs, self.parties()?)?;
+        self.submit(cdrs).await
+    }
+
+    /// Whether a canonical input was ingested here before: its first id.
+    pub fn already_ingested(&self, input: &CdrInput) -> Result<Option<CdrId>, IngestError> {
+        let sequence = self
+            .storage
+            .ingest_key(&ingest_key(input))
+            .map_err(|e| IngestError::Unavailable(e.to_string()))?;
+        Ok(sequence.map(|sequence| CdrId { recorder: self.operator.clone(), sequence }))
+    }
+
+    /// Durably queues validated CDRs; answers their ids once they are synced to disk. A CDR
+    /// whose ingest key is known (or repeats one earlier in the submission) is not queued again:
+    /// its answer is the first record's id, marked `duplicate`.
+    pub async fn submit(&self, cdrs: Vec<Keyed>) -> Result<Vec<Submitted>, IngestError> {
+        if cdrs.is_empty() {
+            return Err(IngestError::Empty);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request { cdrs, reply })
+            .await
+            .map_err(|_| IngestError::Unavailable("the node is shutting down".into()))?;
+        let placed =
+            answer.await.map_err(|_| IngestError::Unavailable("the node is shutting down".into()))??;
+        Ok(placed
+            .into_iter()
+            .map(|(sequence, duplicate)| Submitted {
+                id: CdrId { recorder: self.operator.clone(), sequence },
+                duplicate,
+            })
+            .collect())
+    }
+
+    /// Whether one of this operator's sequence numbers is queued (durable, not yet committed).
+    pub fn status(&self, sequence: Sequence) -> Status {
+        let committed = committed_next(&self.storage, &self.operator).map(|s| s.0).unwrap_or(u64::MAX);
+        if sequence.0 >= committed && sequence.0 < self.next_assigned.load(Ordering::Acquire) {
+            Status::Queued
+        } else {
+            Status::Unknown
+        }
+    }
+
+    /// Refuses a submission of about `records` CDRs before it is read when it would not fit the
+    /// queue: [`IngestError::Busy`], by the writer's rule (an empty queue takes anything).
+    /// Senders retry a full node many times a second; parsing and validating each retry only to
+    /// refuse it took three quarters of the CPU of an overloaded localnet, and starved consensus
+    /// until blocks stopped. Refusing only a queue already at its limit was not enough: a queue
+    /// a little under it (48,736 of 50,000) refused every 2,000-CDR retry only after parsing it,
+    /// and a four-validator chain stopped committing for good. `records` is an estimate (see
+    /// [`estimated_records`]); the writer still checks each submission's exact count.
+    pub fn admit(&self, records: u64) -> Result<(), IngestError> {
+        let queued = self.queue_depth();
+        if queued == 0 || (queued < self.max_queue && queued.saturating_add(records) <= self.max_queue) {
+            return Ok(());
+        }
+        self.busy_log.refused(queued, self.max_queue, None);
+        Err(IngestError::Busy { queued, max: self.max_queue })
+    }
+
+    /// CDRs assigned but not yet committed.
+    pub fn queue_depth(&self) -> u64 {
+        queue_depth(&self.storage, &self.operator, self.next_assigned.load(Ordering::Acquire))
+    }
+}
+
+/// Starts the writer on a thread of its own. The writer is a serial stage that every
+/// acknowledgement waits for: a thread blocked on the channel between groups, instead of a task
+/// that handed each group to the blocking pool (a wake-up and a thread hand-off per group). Not
+/// in the blocking pool either: the runtime would wait for it at shutdown. It ends when the last
+/// sender (the last `Ingest` handle) is dropped.
+fn spawn_writer(
+    state: Writer,
+    receiver: mpsc::Receiver<Request>,
+) -> Result<std::thread::JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name("ingest-writer".into())
+        .spawn(move || writer::writer(state, receiver))
+        .map_err(StartError::WriterThread)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+pub(crate) mod tests {
+    use super::*;
+    use cdrchain_chain_spec::{ChainSpec, DevAccount};
+
+    /// A dev chain's storage and pool with ingest started on them.
+    pub(crate) struct Fixture {
+        _dir: tempfile::TempDir,
+        pub(crate) storage: Arc<Storage>,
+        pub(crate) pool: Arc<TxPool>,
+        pub(crate) ingest: Arc<Ingest>,
+        _stop: watch::Sender<bool>,
+    }
+
+    pub(crate) fn start(batch_max: usize, max_in_flight: u64, max_queue: u64) -> Fixture {
+        let spec = ChainSpec::dev();
+        let dir = tempfile::tempdir().unwrap();
+        let storage =
+            Arc::new(Storage::open(dir.path(), spec.genesis_hash(), &spec.genesis_state().unwrap()).unwrap());
+        let pool = Arc::new(TxPool::new(1_000));
+        let (stop, stopping) = watch::channel(false);
+        let settings = IngestSettings {
+            operator: "alice".parse().unwrap(),
+            key: DevAccount::derive("alice").signing_key,
+            parties: Some(PartyHasher::new(b"unit-test consortium secret", None).unwrap()),
+            genesis_hash: spec.genesis_hash(),
+            batch_max,
+            linger: Duration::from_millis(10),
+            max_in_flight,
+            max_queue,
+        };
+        let Started { ingest, .. } =
+            Ingest::start(storage.clone(), pool.clone(), settings, stopping).unwrap();
+        Fixture { _dir: dir, storage, pool, ingest, _stop: stop }
+    }
+
+    /// `count` distinct CDRs from `from`; `pad` characters of call id and linked id each.
+    pub(crate) fn cdrs(from: u64, count: u64, pad: usize) -> Vec<(CdrInput, Option<usize>)> {
+        (from..from + count)
+            .map(|n| {
+                let tail = "x".repeat(pad);
+                let text = format!(
+                    r#"{{"call_id":"u-{n}-{tail}","linked_id":"l-{n}-{tail}","caller":"+442079460{m:03}",
+                        "callee":"+14155550100","caller_operator":"alice","callee_operator":"bob",
+                        "start":1795000000000,"end":1795000060000,"disposition":"no-answer"}}"#,
+                    m = n % 1_000
+                );
+                (CdrInput::from_json(&text).unwrap(), None)
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_whole_submissions_and_numbers_none_of_their_cdrs() {
+        // Nothing is batched (max_in_flight 1 and no chain), so the queue only grows.
+        let f = start(2_000, 1, 10);
+        assert_eq!(f.ingest.submit_inputs(&cdrs(0, 6, 0)).await.unwrap().len(), 6);
+        let refused = f.ingest.submit_inputs(&cdrs(6, 5, 0)).await.unwrap_err();
+        assert!(matches!(refused, IngestError::Busy { queued: 6, max: 10 }), "{refused:?}");
+        assert!(refused.is_retryable());
+        assert!(refused.to_string().contains("--max-queue"), "{refused}");
+        // Nothing of the refused submission was numbered: the next one continues at 6.
+        let placed = f.ingest.submit_inputs(&cdrs(6, 4, 0)).await.unwrap();
+        assert_eq!(placed.first().unwrap().id.sequence, Sequence(6));
+        assert_eq!(f.ingest.queue_depth(), 10);
+        assert!(matches!(
+            f.ingest.submit_inputs(&cdrs(10, 1, 0)).await,
+            Err(IngestError::Busy { queued: 10, max: 10 })
+        ));
+        assert_eq!(f.storage.queue_len().unwrap(), 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_before_reading_the_submission() {
+        let f = start(2_000, 1, 4);
+        assert_eq!(f.ingest.submit_inputs(&cdrs(0, 4, 0)).await.unwrap().len(), 4);
+        // Not even parsed: garbage gets the same answer as good CDRs would.
+        assert!(matches!(
+            f.ingest.submit_body(b"{not json").await,
+            Err(IngestError::Busy { queued: 4, max: 4 })
+        ));
+        assert!(matches!(f.ingest.admit(1), Err(IngestError::Busy { queued: 4, max: 4 })));
+        // Below the limit, the same garbage is read and refused for what it is.
+        let g = start(2_000, 1, 5);
+        g.ingest.submit_inputs(&cdrs(0, 4, 0)).await.unwrap();
+        assert!(g.ingest.admit(1).is_ok());
+        let refused = g.ingest.submit_body(b"{not json").await.unwrap_err();
+        assert!(!refused.is_retryable(), "{refused:?}");
+        // Under the limit but without room for the submission's lines: refused unread too (the
+        // retry storm that stopped an overloaded localnet; see `Ingest::admit`).
+        assert!(matches!(g.ingest.admit(2), Err(IngestError::Busy { queued: 4, max: 5 })));
+        assert!(matches!(
+            g.ingest.submit_body(b"{not json\n{not json either\n").await,
+            Err(IngestError::Busy { queued: 4, max: 5 })
+        ));
+        // An empty queue takes a submission of any size (the writer's rule).
+        let h = start(2_000, 1, 3);
+        assert!(h.ingest.admit(10).is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_queue_takes_one_submission_larger_than_the_limit() {
+        let f = start(2_000, 1, 3);
+        assert_eq!(f.ingest.submit_inputs(&cdrs(0, 5, 0)).await.unwrap().len(), 5);
+        assert!(matches!(
+            f.ingest.submit_inputs(&cdrs(5, 1, 0)).await,
+            Err(IngestError::Busy { queued: 5, max: 3 })
+        ));
+    }
+}
