@@ -10,6 +10,7 @@
 mod common;
 
 mod blocks;
+mod conformance;
 mod corruption;
 mod ingest_keys;
 mod queries;
