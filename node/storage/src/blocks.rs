@@ -8,13 +8,23 @@ use cdrchain_runtime::cdr::CdrBody;
 use cdrchain_runtime::codec::BoundedVec;
 use cdrchain_runtime::crypto::Signature;
 use cdrchain_runtime::ids::{Height, OperatorId, Sequence};
-use cdrchain_runtime::tx::{tx_root, CdrBatch, SignedTransaction, Transaction};
+use cdrchain_runtime::tx::{tx_root, CdrBatch, SignedTransaction, Transaction, MAX_CDRS_PER_BATCH};
 use cdrchain_runtime::Hash32;
 use parity_scale_codec::{Decode, Encode};
 use rocksdb::{ReadOptions, WriteBatch};
 
 use crate::view::{Reader, DERIVED_LEVELS};
 use crate::{decode, layout, lock, options, read, write, Cached, Head, Storage, StorageError, StoredCdr};
+
+/// Bytes a committed CDR adds to its block's write batch, about: its value, its keys and its two
+/// index entries. Sizes the batch up front.
+const COMMIT_BATCH_BYTES_PER_CDR: usize = 448;
+/// Bytes of a block's write batch beyond its CDRs: header, body, certificate, log nodes, state.
+const COMMIT_BATCH_BASE_BYTES: usize = 64 * 1024;
+/// Capacity of the buffer each CDR's value is encoded into (a sample CDR is ~300 bytes).
+const STORED_CDR_BUFFER_BYTES: usize = 512;
+// A stored CDR batch keeps its CDR count as a `u32`.
+const _: () = assert!(MAX_CDRS_PER_BATCH <= u32::MAX as usize);
 
 /// Appends `SCALE(StoredCdr { cdr: Cdr { recorder, sequence, body }, height, leaf_index })`
 /// without cloning the body: a struct's encoding is its fields' encodings in order.
@@ -45,13 +55,16 @@ enum StoredTx {
 impl StoredTx {
     fn of(tx: &SignedTransaction) -> StoredTx {
         match &tx.transaction {
-            Transaction::CdrBatch(batch) => StoredTx::CdrBatch {
-                operator: batch.operator.clone(),
-                first_sequence: batch.first_sequence,
-                // A batch holds at most MAX_CDRS_PER_BATCH (10,000) CDRs.
-                count: u32::try_from(batch.cdrs.len()).unwrap_or(u32::MAX),
-                signature: tx.signature,
-            },
+            Transaction::CdrBatch(batch) => {
+                debug_assert!(batch.cdrs.len() <= MAX_CDRS_PER_BATCH, "a batch decodes bounded");
+                StoredTx::CdrBatch {
+                    operator: batch.operator.clone(),
+                    first_sequence: batch.first_sequence,
+                    // A batch holds at most MAX_CDRS_PER_BATCH (10,000) CDRs.
+                    count: u32::try_from(batch.cdrs.len()).unwrap_or(u32::MAX),
+                    signature: tx.signature,
+                }
+            }
             _ => StoredTx::Whole(tx.clone()),
         }
     }
@@ -141,8 +154,12 @@ impl Storage {
 
         // Sized up front (about 450 bytes per CDR with its keys and index entries): a block of
         // 50,000 CDRs otherwise regrows and copies the batch's buffer a dozen times.
-        let mut batch =
-            WriteBatch::with_capacity_bytes(block.cdr_count().saturating_mul(448).saturating_add(64 * 1024));
+        let mut batch = WriteBatch::with_capacity_bytes(
+            block
+                .cdr_count()
+                .saturating_mul(COMMIT_BATCH_BYTES_PER_CDR)
+                .saturating_add(COMMIT_BATCH_BASE_BYTES),
+        );
         let height_key = layout::height_key(header.number);
         batch.put_cf(self.column(layout::HEADERS)?, height_key, header.encode());
         let body: Vec<StoredTx> = block.transactions.iter().map(StoredTx::of).collect();
@@ -203,7 +220,7 @@ impl Storage {
         let partners = self.column(layout::PARTNERS)?;
         let height = block.header.number;
         let mut leaf_index = first_leaf_index;
-        let mut value = Vec::with_capacity(512);
+        let mut value = Vec::with_capacity(STORED_CDR_BUFFER_BYTES);
         let count = block.cdr_count();
         let mut call_id_keys = Vec::with_capacity(count);
         let mut partner_keys = Vec::with_capacity(count);
@@ -227,6 +244,11 @@ impl Storage {
                 leaf_index = leaf_index.saturating_add(1);
             }
         }
+        debug_assert_eq!(
+            Some(leaf_index),
+            first_leaf_index.checked_add(count as u64),
+            "block {height}: the leaves put are not the block's CDRs"
+        );
         // Index keys go in in key order: the memtable's skip list starts each insert from the
         // position of the previous one, so a key close to it is placed without a search from the
         // top (random-order inserts were ~8 % of a localnet validator's CPU; the storage bench

@@ -9,7 +9,11 @@ use crate::view::Reader;
 use crate::{layout, Storage, StorageError, StoredCdr};
 
 /// The most CDRs one [`Storage::query_partners`] page returns.
-pub const MAX_PAGE: usize = 10_000;
+pub const MAX_PAGE_CDRS: usize = 10_000;
+/// [`MAX_PAGE_CDRS`] under the name the node's RPC uses.
+pub const MAX_PAGE: usize = MAX_PAGE_CDRS;
+// `query_partners` clamps a page to `1..=MAX_PAGE_CDRS`, which panics on an empty range.
+const _: () = assert!(MAX_PAGE_CDRS >= 1);
 
 impl Storage {
     /// The CDR `recorder:sequence`, with its block height and log leaf index.
@@ -55,7 +59,7 @@ impl Storage {
     /// CDRs between partners `a` and `b` (either direction: caller/callee operator `a`/`b` or
     /// `b`/`a`) whose `start_ms` is in `[from_ms, to_ms)`, in start-time order (ties in index key
     /// order: SCALE-encoded recorder, then sequence), at most `limit` (clamped to
-    /// `1..=MAX_PAGE`), after `cursor` (the opaque string the previous page returned). Returns the
+    /// `1..=MAX_PAGE_CDRS`), after `cursor` (the opaque string the previous page returned). Returns the
     /// page and the cursor of the next page, `None` when nothing follows (a page that ends exactly
     /// at the last match has none). A cursor that does not parse, or lies outside the window,
     /// gives [`StorageError::BadCursor`]. Cursors are derived from index keys, so they stay valid
@@ -97,7 +101,7 @@ impl Storage {
         }
         let mut upper = prefix.clone();
         upper.extend_from_slice(&to_ms.to_be_bytes());
-        let limit = limit.clamp(1, MAX_PAGE);
+        let limit = limit.clamp(1, MAX_PAGE_CDRS);
 
         let cf = self.column(layout::PARTNERS)?;
         let mut options = ReadOptions::default();

@@ -11,7 +11,8 @@ use crate::view::Reader;
 use crate::{layout, read, write, Storage, StorageError};
 
 /// Keys [`Storage::load_ingest_filter`] inserts per hold of the filter's lock.
-const FILTER_LOAD_STEP: usize = 65_536;
+const FILTER_LOAD_STEP_KEYS: usize = 65_536;
+const _: () = assert!(FILTER_LOAD_STEP_KEYS > 0);
 
 /// The sequence stored under ingest key `key`.
 fn ingest_sequence(key: &[u8; 32], value: &[u8]) -> Result<Sequence, StorageError> {
@@ -84,7 +85,7 @@ impl Storage {
         iter.seek_to_first();
         let mut loaded = 0u64;
         // Inserted a slice at a time, so that the ingest writer is never kept waiting long.
-        let mut pending: Vec<[u8; 32]> = Vec::with_capacity(FILTER_LOAD_STEP);
+        let mut pending: Vec<[u8; 32]> = Vec::with_capacity(FILTER_LOAD_STEP_KEYS);
         let mut insert = |pending: &mut Vec<[u8; 32]>| {
             let mut filter = write(&self.ingest_filter);
             for key in pending.iter() {
@@ -98,7 +99,7 @@ impl Storage {
                 .try_into()
                 .map_err(|_| StorageError::corrupt(layout::INGEST_KEYS, key, "the key is not 32 bytes"))?;
             pending.push(key);
-            if pending.len() == FILTER_LOAD_STEP {
+            if pending.len() == FILTER_LOAD_STEP_KEYS {
                 insert(&mut pending);
             }
             iter.next();

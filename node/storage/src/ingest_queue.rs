@@ -9,6 +9,13 @@ use crate::queue::Chunk;
 use crate::view::Reader;
 use crate::{layout, lock, options, QueueRun, Storage, StorageError};
 
+/// Bytes a queue chunk adds to an enqueue's write batch beyond its value (key and framing).
+const ENQUEUE_BATCH_BYTES_PER_CHUNK: usize = 32;
+/// Bytes an ingest key adds to an enqueue's write batch (32-byte key, 8-byte value, framing).
+const ENQUEUE_BATCH_BYTES_PER_KEY: usize = 64;
+/// Bytes of an enqueue's write batch beyond its chunks and keys.
+const ENQUEUE_BATCH_BASE_BYTES: usize = 256;
+
 /// The ingest queue's bookkeeping, in memory. Its mutex is held only to read or update these
 /// numbers, never across a database write: a block commit (which dequeues) writes tens of
 /// megabytes, and the ingest writer, the batcher and admission must not wait for it.
@@ -28,20 +35,37 @@ pub(crate) struct QueueState {
     pub(crate) ceiling: u64,
 }
 
+impl QueueState {
+    /// The numbers agree: the live entries lie in `floor..ceiling`, so there are at most that
+    /// many (fewer where a run skipped sequences). The floor passes the ceiling only when a
+    /// dequeue went past the queue's end, which leaves nothing live.
+    pub(crate) fn debug_check(&self) {
+        debug_assert!(
+            self.len <= self.ceiling.saturating_sub(self.floor),
+            "queue numbers disagree: {self:?}"
+        );
+    }
+}
+
 /// What a dequeue changes in [`QueueState`], applied once its batch is written.
 #[derive(Debug)]
 pub(crate) struct Dequeued {
     /// Entries removed.
     count: u64,
+    /// The new floor (persisted in the same batch).
     floor: u64,
+    /// The new base: where the first chunk that stays begins.
     base: u64,
 }
 
 impl Dequeued {
     pub(crate) fn apply(&self, queue: &mut QueueState) {
+        // Only this dequeue removes these entries (dequeues are serialized by the commit lock).
+        debug_assert!(queue.len >= self.count, "dequeued {} of {} entries", self.count, queue.len);
         queue.len = queue.len.saturating_sub(self.count);
         queue.floor = queue.floor.max(self.floor);
         queue.base = queue.base.max(self.base);
+        queue.debug_check();
     }
 }
 
@@ -86,8 +110,11 @@ impl Storage {
             }
         };
         // Sized up front: a group of 20,000 CDRs is ~6 MiB, regrown a dozen times otherwise.
-        let bytes: usize = run.chunks().iter().map(|(_, value)| value.len() + 32).sum();
-        let mut batch = WriteBatch::with_capacity_bytes(bytes + keys.len() * 64 + 256);
+        let bytes: usize =
+            run.chunks().iter().map(|(_, value)| value.len() + ENQUEUE_BATCH_BYTES_PER_CHUNK).sum();
+        let mut batch = WriteBatch::with_capacity_bytes(
+            bytes + keys.len() * ENQUEUE_BATCH_BYTES_PER_KEY + ENQUEUE_BATCH_BASE_BYTES,
+        );
         put_run(&mut batch, cf, run);
         self.put_ingest_keys(&mut batch, keys_cf, keys);
         self.db.write_opt(batch, &options::synced()).map_err(self.db_error(layout::QUEUE, "write"))?;
@@ -96,6 +123,7 @@ impl Storage {
             queue.len = queue.len.saturating_add(run.len());
             queue.base = queue.base.min(first);
             queue.ceiling = end;
+            queue.debug_check();
         }
         Ok(())
     }

@@ -91,7 +91,7 @@ mod schema;
 mod view;
 mod wal;
 
-pub use cdrs::MAX_PAGE;
+pub use cdrs::{MAX_PAGE, MAX_PAGE_CDRS};
 pub use error::StorageError;
 use filter::KeyFilter;
 use ingest_queue::QueueState;
@@ -109,14 +109,18 @@ pub const OLDEST_UPGRADABLE_SCHEMA: u32 = 3;
 /// A committed CDR with where it was committed: its block and its leaf in the CDR log.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct StoredCdr {
+    /// The CDR as its recorder signed it.
     pub cdr: Cdr,
+    /// The block that committed it.
     pub height: Height,
+    /// Its leaf in the CDR Merkle log, for inclusion proofs.
     pub leaf_index: u64,
 }
 
 /// The head: the best block, which is also the finalized one (the chain has instant finality).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Head {
+    /// The head block's header.
     pub header: Header,
     /// `header.hash()`, computed once.
     pub hash: Hash32,
@@ -125,6 +129,7 @@ pub struct Head {
 /// What is cached in memory from the metadata: changed only after a commit's batch is written.
 #[derive(Clone, Debug)]
 struct Cached {
+    /// The head; `None` before block 1.
     head: Option<Head>,
     /// The CDR log's frontier at the head.
     frontier: Frontier,
@@ -134,9 +139,14 @@ struct Cached {
 ///
 /// Thread-safe: reads run concurrently; commits are serialized; the queue has its own lock.
 pub struct Storage {
+    /// The RocksDB handle, opened with every column family of [`layout::COLUMNS`].
     db: DB,
+    /// The database directory, named in every error.
     path: PathBuf,
+    /// The chain the database belongs to: checked at open, and the parent of block 1.
     genesis_hash: Hash32,
+    /// The head and log frontier, so that reads of them need no database lookup; replaced under
+    /// its write lock together with each commit's write (read-your-writes).
     cached: RwLock<Cached>,
     /// Serializes `commit_block` (the head check and the write must not interleave) and every
     /// dequeue (each reads the queue's floor and writes the next).
@@ -149,6 +159,8 @@ pub struct Storage {
     /// before its write, and [`Storage::load_ingest_filter`] adds the stored ones. Lookups trust
     /// its "absent" once `ingest_filter_ready` is set, at the end of that load.
     ingest_filter: RwLock<KeyFilter>,
+    /// Set once [`Storage::load_ingest_filter`] has loaded the stored keys: from then on the
+    /// filter's "absent" is trusted.
     ingest_filter_ready: AtomicBool,
 }
 

@@ -174,7 +174,9 @@ impl Storage {
                 .map_err(self.db_error(layout::META, "delete"))?;
         }
         *write(&self.cached) = Cached { head, frontier };
-        *lock(&self.queue) = QueueState { len, floor, base, ceiling };
+        let queue = QueueState { len, floor, base, ceiling };
+        queue.debug_check();
+        *lock(&self.queue) = queue;
         Ok(())
     }
 

@@ -42,6 +42,10 @@ impl Reader for Snapshot<'_> {
 /// the log-node column, which flushed twice the bytes of the CDRs themselves (hashes do not
 /// compress), shrinks by 44 %. Databases written with every level read the same.
 pub(crate) const DERIVED_LEVELS: std::ops::RangeInclusive<u8> = 1..=3;
+/// Leaf hashes under the highest derived level: the most one derived node is folded from.
+const MAX_FOLDED_LEAVES: usize = 1 << *DERIVED_LEVELS.end();
+// Leaves (level 0) are what derived nodes are folded from: they must be stored.
+const _: () = assert!(*DERIVED_LEVELS.start() >= 1);
 
 impl Storage {
     /// A consistent read-only view at the current head that later commits do not change: use it
@@ -101,12 +105,13 @@ impl Storage {
     /// Perfect subtree `id` (level in [`DERIVED_LEVELS`]) folded from its stored leaf hashes;
     /// `None` if a leaf under it is not stored (the log is not that large).
     fn derived_log_node(&self, reader: &impl Reader, id: NodeId) -> Result<Option<Hash32>, StorageError> {
+        debug_assert!(DERIVED_LEVELS.contains(&id.level), "level {} is stored, not derived", id.level);
         let width = 1u64 << id.level;
         let Some(first) = id.index.checked_mul(width) else { return Ok(None) };
         let column = self.column(layout::LOG_NODES)?;
         let mut iter = reader.raw_iter(column, ReadOptions::default());
         iter.seek(layout::node_key(NodeId::leaf(first)));
-        let mut hashes = Vec::with_capacity(8);
+        let mut hashes = Vec::with_capacity(MAX_FOLDED_LEAVES);
         for offset in 0..width {
             let Some(index) = first.checked_add(offset) else { return Ok(None) };
             let key = layout::node_key(NodeId::leaf(index));
@@ -167,9 +172,13 @@ impl NodeStore for Storage {
 /// A read-only view of the state, the log and the head at one block, unaffected by later
 /// commits (a RocksDB snapshot). Made by [`Storage::snapshot`].
 pub struct StorageSnapshot<'a> {
+    /// The database the snapshot reads (column handles, the genesis hash, error context).
     storage: &'a Storage,
+    /// The RocksDB snapshot all reads go through.
     snapshot: Snapshot<'a>,
+    /// The head when the snapshot was taken.
     head: Option<Head>,
+    /// The CDR log's frontier at that head.
     frontier: Frontier,
 }
 
