@@ -22,6 +22,12 @@ const BITS_PER_KEY: u64 = 12;
 
 /// Keys the smallest segment is sized for (6 MiB at 12 bits per key).
 const MIN_SEGMENT_KEYS: u64 = 1 << 22;
+// The size the comment above gives.
+const _: () = assert!(MIN_SEGMENT_KEYS * BITS_PER_KEY / 8 == 6 * 1024 * 1024);
+
+/// Bits of one block: eight 32-bit words, one bit set in each per key.
+const BLOCK_BITS: u64 = 256;
+const _: () = assert!(BLOCK_BITS == 8 * u32::BITS as u64);
 
 /// The multipliers of Parquet's split block bloom filter: one per word of a block, each giving
 /// an independent bit position from the same 32-bit hash.
@@ -32,6 +38,7 @@ type Block = [u32; 8];
 
 #[derive(Debug)]
 struct Segment {
+    /// The bit array, one 256-bit block per ~21 keys at capacity.
     blocks: Vec<Block>,
     /// Keys inserted.
     len: u64,
@@ -41,7 +48,7 @@ struct Segment {
 
 impl Segment {
     fn new(capacity: u64) -> Segment {
-        let blocks = capacity.saturating_mul(BITS_PER_KEY).div_ceil(256).max(1);
+        let blocks = capacity.saturating_mul(BITS_PER_KEY).div_ceil(BLOCK_BITS).max(1);
         Segment { blocks: vec![[0; 8]; usize::try_from(blocks).unwrap_or(usize::MAX)], len: 0, capacity }
     }
 
@@ -52,6 +59,7 @@ impl Segment {
         let low = u32::from_le_bytes([x0, x1, x2, x3]);
         // Multiply-shift maps the 64-bit hash onto 0..blocks without a division.
         let index = ((u128::from(high) * self.blocks.len() as u128) >> 64) as usize;
+        debug_assert!(index < self.blocks.len(), "multiply-shift maps below the length");
         let mut mask = [0u32; 8];
         for (word, salt) in mask.iter_mut().zip(SALT) {
             *word = 1 << (low.wrapping_mul(salt) >> 27);
@@ -80,6 +88,7 @@ impl Segment {
 /// The filter: segments, newest last.
 #[derive(Debug, Default)]
 pub(crate) struct KeyFilter {
+    /// Every segment is checked on lookup; only the last takes inserts.
     segments: Vec<Segment>,
 }
 
@@ -118,7 +127,7 @@ impl KeyFilter {
 
     /// Bytes of filter held.
     pub(crate) fn bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.blocks.len() as u64 * 32).sum()
+        self.segments.iter().map(|s| s.blocks.len() as u64 * (BLOCK_BITS / 8)).sum()
     }
 
     #[cfg(test)]

@@ -14,12 +14,18 @@ use crate::StorageError;
 pub const CHUNK_ITEMS: usize = 1_024;
 /// A chunk is closed once its value reaches this many bytes (a chunk holds at least one item).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
+/// Bytes reserved per item when a chunk is opened: a typical CDR is ~300 bytes.
+const CHUNK_RESERVE_BYTES_PER_ITEM: usize = 384;
+// A chunk stores its item count as a `u32`.
+const _: () = assert!(CHUNK_ITEMS <= u32::MAX as usize);
 
 /// Items to append to the ingest queue: consecutive sequences from a first one, laid out in
 /// chunks as they are pushed (no per-item allocation). See [`crate::Storage::enqueue_keyed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueRun {
+    /// The first item's sequence.
     first: u64,
+    /// Items pushed.
     count: u64,
     /// (first sequence, value) per chunk; the last one is open.
     chunks: Vec<(u64, Vec<u8>)>,
@@ -47,15 +53,19 @@ impl QueueRun {
         if !open {
             // Room for a full chunk of typical CDRs (~300 bytes): no regrowing. Pages that are
             // never written are never touched.
-            let mut value = Vec::with_capacity(CHUNK_ITEMS * 384);
+            let mut value = Vec::with_capacity(CHUNK_ITEMS * CHUNK_RESERVE_BYTES_PER_ITEM);
             value.extend_from_slice(&0u32.to_le_bytes());
             self.chunks.push((sequence, value));
         }
-        let Some((_, value)) = self.chunks.last_mut() else { return 0 };
+        let Some((_, value)) = self.chunks.last_mut() else {
+            debug_assert!(false, "a chunk was opened above");
+            return 0;
+        };
         let at = value.len();
         value.extend_from_slice(&0u32.to_le_bytes());
         write(value);
         // Items are bounded far below 4 GiB (a CDR is a few hundred bytes, a submission 64 MiB).
+        debug_assert!(u32::try_from(value.len() - at - 4).is_ok(), "an item of 4 GiB or more");
         let len = u32::try_from(value.len() - at - 4).unwrap_or(u32::MAX);
         value[at..at + 4].copy_from_slice(&len.to_le_bytes());
         let count = item_count(value) as u32 + 1;
@@ -89,9 +99,13 @@ fn item_count(value: &[u8]) -> usize {
 
 /// A stored chunk, checked: its first sequence, its item count, and its items in order.
 pub(crate) struct Chunk<'a> {
+    /// The first item's sequence (the key).
     pub first: u64,
+    /// Items it holds, at least one.
     pub count: u64,
+    /// The stored key, named in errors.
     key: &'a [u8],
+    /// The framed items after the count.
     items: &'a [u8],
 }
 

@@ -1,0 +1,130 @@
+//! Ingest keys: written with the queue, kept past the commit, answered the same with or without
+//! the in-memory filter.
+
+use cdrchain_runtime::hash::{context, hash_with};
+use cdrchain_runtime::ids::Sequence;
+use cdrchain_storage::{QueueRun, Storage, StorageError};
+use proptest::prelude::*;
+
+use crate::common::{certificate, Fixture};
+use crate::run_of;
+
+#[test]
+fn ingest_keys_are_written_with_the_queue_and_survive_the_commit() -> Result<(), Box<dyn std::error::Error>> {
+    let mut fx = Fixture::new();
+    let storage = fx.open();
+    let (k1, k2) = ([1u8; 32], [2u8; 32]);
+    assert_eq!(storage.ingest_key(&k1)?, None);
+    storage.enqueue_keyed(&run_of(0, &[b"a", b"b"]), &[(k1, Sequence(0)), (k2, Sequence(1))])?;
+    assert_eq!(storage.ingest_key(&k1)?, Some(Sequence(0)));
+    assert_eq!(storage.ingest_key(&k2)?, Some(Sequence(1)));
+    assert_eq!(storage.ingest_key(&[3u8; 32])?, None);
+    assert_eq!(storage.queue_len()?, 2);
+    // Committing the CDRs empties the queue but keeps the keys: a later re-post is still known.
+    let (b1, c1) = fx.next_block(vec![fx.chain.batch("alice", 0, 2)], 1_000);
+    storage.commit_block(&b1, &c1, &certificate(&b1), Some(Sequence(1)))?;
+    assert_eq!(storage.queue_len()?, 0);
+    drop(storage);
+    let storage = fx.open();
+    assert_eq!(storage.ingest_key(&k2)?, Some(Sequence(1)));
+    // The batched lookup answers in the order asked, repeats and absent keys included, from the
+    // memtable and (after a flush) from the files.
+    let asked = [[3u8; 32], k2, k1, k2, [0u8; 32]];
+    let expected = vec![None, Some(Sequence(1)), Some(Sequence(0)), Some(Sequence(1)), None];
+    assert_eq!(storage.ingest_keys(&asked)?, expected);
+    storage.flush()?;
+    assert_eq!(storage.ingest_keys(&asked)?, expected);
+    assert_eq!(storage.ingest_keys(&[])?, Vec::new());
+    Ok(())
+}
+
+/// The ingest key of the `n`th record: a digest under the chain's ingest-key context, as the node
+/// makes them.
+fn digest(n: u64) -> [u8; 32] {
+    hash_with(context::INGEST_KEY, &[&n.to_le_bytes()]).0
+}
+
+/// Enqueues keys `from..to` (key `digest(n)` at sequence `n`) as one keyed run.
+fn enqueue_digests(storage: &Storage, from: u64, to: u64) -> Result<(), StorageError> {
+    let mut run = QueueRun::new(Sequence(from));
+    let mut keys = Vec::new();
+    for n in from..to {
+        run.push(b"x");
+        keys.push((digest(n), Sequence(n)));
+    }
+    storage.enqueue_keyed(&run, &keys)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    /// The in-memory ingest-key filter changes how keys are looked up, never the answers: keys
+    /// written before it is loaded (across a restart or not) and after it, asked one at a time
+    /// and in batches, sorted or not, answer as a map of what was written.
+    #[test]
+    fn ingest_key_answers_do_not_depend_on_the_filter(
+        before in 0u64..3_000,
+        after in 0u64..3_000,
+        reopen: bool,
+        asked in proptest::collection::vec(0u64..8_000, 1..300),
+    ) {
+        let fail = |e: StorageError| TestCaseError::fail(e.to_string());
+        let fx = Fixture::new();
+        let mut storage = fx.open();
+        enqueue_digests(&storage, 0, before).map_err(fail)?;
+        if reopen {
+            drop(storage);
+            storage = fx.open();
+        }
+        let check = |storage: &Storage, written: u64| -> Result<(), TestCaseError> {
+            let keys: Vec<[u8; 32]> = asked.iter().map(|&n| digest(n)).collect();
+            let expected: Vec<Option<Sequence>> =
+                asked.iter().map(|&n| (n < written).then_some(Sequence(n))).collect();
+            prop_assert_eq!(storage.ingest_keys(&keys).map_err(fail)?, expected.clone());
+            let mut sorted: Vec<([u8; 32], Option<Sequence>)> = keys.iter().copied().zip(expected.clone()).collect();
+            sorted.sort_unstable();
+            let sorted_keys: Vec<[u8; 32]> = sorted.iter().map(|(k, _)| *k).collect();
+            let sorted_expected: Vec<Option<Sequence>> = sorted.iter().map(|(_, e)| *e).collect();
+            prop_assert_eq!(storage.ingest_keys(&sorted_keys).map_err(fail)?, sorted_expected);
+            for (key, expected) in keys.iter().zip(&expected).take(20) {
+                prop_assert_eq!(storage.ingest_key(key).map_err(fail)?, *expected);
+            }
+            Ok(())
+        };
+        check(&storage, before)?;
+        prop_assert_eq!(storage.load_ingest_filter().map_err(fail)?, before);
+        prop_assert_eq!(storage.load_ingest_filter().map_err(fail)?, 0, "a second load loads nothing");
+        check(&storage, before)?;
+        enqueue_digests(&storage, before, before + after).map_err(fail)?;
+        check(&storage, before + after)?;
+        storage.flush().map_err(fail)?;
+        check(&storage, before + after)?;
+    }
+}
+
+/// Keys written while the filter loads (another thread) are found once it is ready: each write
+/// puts its keys in the filter before the database has them.
+#[test]
+fn keys_written_while_the_filter_loads_are_not_missed() -> Result<(), Box<dyn std::error::Error>> {
+    let fx = Fixture::new();
+    let storage = std::sync::Arc::new(fx.open());
+    let stored = 100_000;
+    enqueue_digests(&storage, 0, stored)?;
+    storage.flush()?;
+    let loader = {
+        let storage = storage.clone();
+        std::thread::spawn(move || storage.load_ingest_filter())
+    };
+    let mut end = stored;
+    for _ in 0..200 {
+        enqueue_digests(&storage, end, end + 50)?;
+        end += 50;
+    }
+    let loaded = loader.join().map_err(|_| "the loader panicked")??;
+    assert!(loaded >= stored, "loaded {loaded} of {stored} keys stored before the load");
+    let keys: Vec<[u8; 32]> = (0..end).map(digest).collect();
+    let found = storage.ingest_keys(&keys)?;
+    let missing = found.iter().zip(0..).filter(|(f, n)| **f != Some(Sequence(*n))).count();
+    assert_eq!(missing, 0, "of {end} keys written");
+    assert_eq!(storage.ingest_key(&digest(end))?, None);
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! What `open` refuses (another genesis, another schema version, data without metadata, a second
+//! open) and the schema-3 upgrade.
+
+use cdrchain_runtime::ids::{Height, Sequence};
+use cdrchain_runtime::sample::SampleChain;
+use cdrchain_storage::{layout, Storage, StorageError, SCHEMA_VERSION};
+use parity_scale_codec::Encode;
+
+use crate::common::{self, Fixture};
+use crate::{item, path_text, raw};
+
+#[test]
+fn another_genesis_is_refused_naming_both_hashes_and_the_path() {
+    let mut fx = Fixture::new();
+    let storage = fx.open();
+    let txs = vec![fx.chain.batch("alice", 0, 3)];
+    fx.commit(&storage, txs, 1_000);
+    drop(storage);
+    let other = SampleChain::new(&["alice", "bob"]);
+    let error = Storage::open(fx.dir.path(), other.genesis_hash(), &other.state).unwrap_err();
+    match &error {
+        StorageError::WrongGenesis { path, expected, found } => {
+            assert_eq!(path, fx.dir.path());
+            assert_eq!(*expected, other.genesis_hash());
+            assert_eq!(*found, fx.chain.genesis_hash());
+        }
+        other => panic!("expected WrongGenesis, got {other:?}"),
+    }
+    let message = error.to_string();
+    for needle in [other.genesis_hash().to_hex(), fx.chain.genesis_hash().to_hex(), path_text(fx.dir.path())]
+    {
+        assert!(message.contains(&needle), "`{message}` lacks `{needle}`");
+    }
+    // The refusal changed nothing: the right chain still opens.
+    assert_eq!(fx.open().height(), Height(1));
+}
+
+#[test]
+fn another_schema_version_is_refused_naming_both_versions_and_the_path() {
+    let fx = Fixture::new();
+    drop(fx.open());
+    {
+        let mut db = raw(fx.dir.path());
+        let meta = db.cf_handle(layout::META).unwrap();
+        db.put_cf(meta, layout::META_SCHEMA_VERSION, 7u32.encode()).unwrap();
+        // A future schema may add column families: they must not hide the version check.
+        db.create_cf("from_the_future", &rocksdb::Options::default()).unwrap();
+    }
+    let error = Storage::open(fx.dir.path(), fx.chain.genesis_hash(), &fx.genesis).unwrap_err();
+    match &error {
+        StorageError::WrongSchema { path, expected, found } => {
+            assert_eq!(path, fx.dir.path());
+            assert_eq!((*expected, *found), (SCHEMA_VERSION, 7));
+        }
+        other => panic!("expected WrongSchema, got {other:?}"),
+    }
+    let message = error.to_string();
+    assert!(
+        message.contains("version 7") && message.contains(&format!("version {SCHEMA_VERSION}")),
+        "{message}"
+    );
+    assert!(message.contains(&path_text(fx.dir.path())), "{message}");
+}
+
+#[test]
+fn a_database_with_data_but_no_metadata_is_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(&options, dir.path(), layout::COLUMNS).unwrap();
+        db.put_cf(db.cf_handle(layout::HEADERS).unwrap(), [0u8; 8], b"something").unwrap();
+    }
+    let chain = SampleChain::new(&common::OPERATORS);
+    let error = Storage::open(dir.path(), chain.genesis_hash(), &chain.state).unwrap_err();
+    assert!(matches!(error, StorageError::Corrupt { column: "headers", .. }), "{error:?}");
+}
+
+#[test]
+fn a_schema_3_queue_is_rewritten_in_chunks_and_kept() -> Result<(), Box<dyn std::error::Error>> {
+    let fx = Fixture::new();
+    drop(fx.open());
+    {
+        // What a schema-3 build left: one queue entry per CDR, two runs.
+        let db = raw(fx.dir.path());
+        let queue = db.cf_handle(layout::QUEUE).ok_or("no such column family")?;
+        let meta = db.cf_handle(layout::META).ok_or("no such column family")?;
+        for s in (5..2_005).chain([3_000]) {
+            db.put_cf(queue, (s as u64).to_be_bytes(), format!("cdr {s}"))?;
+        }
+        db.put_cf(meta, layout::META_QUEUE_LEN, 2_001u64.encode())?;
+        db.delete_cf(meta, layout::META_QUEUE_FLOOR)?;
+        db.put_cf(meta, layout::META_SCHEMA_VERSION, 3u32.encode())?;
+    }
+    let storage = fx.open();
+    assert_eq!(storage.queue_len()?, 2_001);
+    assert_eq!(storage.last_queued()?, Some(Sequence(3_000)));
+    let all = storage.queued(Sequence(0), 10_000)?;
+    assert_eq!(all.len(), 2_001);
+    assert_eq!(all[0], item(5, "cdr 5"));
+    assert_eq!(all[1_999], item(2_004, "cdr 2004"));
+    assert_eq!(all[2_000], item(3_000, "cdr 3000"));
+    storage.dequeue_through(Sequence(1_000))?;
+    assert_eq!(storage.queue_len()?, 1_005);
+    drop(storage);
+    let storage = fx.open();
+    assert_eq!(storage.queue_len()?, 1_005);
+    assert_eq!(storage.queued(Sequence(0), 1)?, vec![item(1_001, "cdr 1001")]);
+    drop(storage);
+    let db = raw(fx.dir.path());
+    let version =
+        db.get_cf(db.cf_handle(layout::META).ok_or("no such column family")?, layout::META_SCHEMA_VERSION)?;
+    assert_eq!(version, Some(SCHEMA_VERSION.encode()));
+    Ok(())
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let fx = Fixture::new();
+    let _storage = fx.open();
+    let error = Storage::open(fx.dir.path(), fx.chain.genesis_hash(), &fx.genesis).unwrap_err();
+    assert!(matches!(error, StorageError::Open { .. }), "{error:?}");
+    assert!(error.to_string().contains(&path_text(fx.dir.path())), "{error}");
+}
