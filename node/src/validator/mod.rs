@@ -18,35 +18,36 @@
 //!
 //! A single-validator chain runs the same machine without a network.
 
+mod checkpoint;
+mod gossip;
+mod status;
+mod sync;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdrchain_consensus::{
-    Consensus, ConsensusMessage, Decision, Evidence, Input, Output, Params, Timeout, Validators, Verdict,
-    WalRecord,
+    Consensus, ConsensusMessage, Decision, Input, Output, Params, Timeout, Validators, Verdict, WalRecord,
 };
-use cdrchain_network::{NetworkEvent, NetworkHandle, PeerId, Topic, Validation};
+use cdrchain_network::{NetworkEvent, NetworkHandle, PeerId, Topic};
 use cdrchain_runtime::apply::{apply_block, StateChanges, TxError};
 use cdrchain_runtime::block::Block;
-use cdrchain_runtime::checkpoint::{Checkpoint, CheckpointSignature};
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId, Round};
-use cdrchain_runtime::state::{StateKey, StateView};
 use cdrchain_runtime::tx::{SignedTransaction, Transaction};
 use ed25519_dalek::SigningKey;
 use parity_scale_codec::Encode;
-use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+use self::gossip::{route_events, TxIntake};
+use self::status::load_evidence;
+pub use self::status::{ConsensusStatus, PeerSummary, StatusInner};
 use crate::chain::Chain;
 use crate::pool::TxPool;
-use crate::wire::{
-    BlockWire, CompactBlock, ConsensusWire, SyncRequest, SyncResponse, TxWire, MAX_BLOCKS_PER_SYNC,
-    MAX_TXS_PER_GOSSIP,
-};
+use crate::wire::{BlockWire, CompactBlock, ConsensusWire};
 use crate::NodeError;
 
 /// WAL key of the consensus state machine's record.
@@ -55,59 +56,11 @@ pub const WAL_KEY: &[u8] = b"consensus";
 pub const EVIDENCE_KEY: &str = "consensus-evidence";
 /// Most evidence records kept.
 pub const MAX_EVIDENCE: usize = 1_024;
-/// Blocks asked for in one sync request.
-const SYNC_BATCH: u32 = 64;
 /// A proposal's first sends carry its block compact (header and transaction ids); later
 /// re-broadcasts carry it whole, for a validator that still lacks some of its transactions.
 const COMPACT_SENDS: u32 = 2;
 /// A block whose timestamp is further ahead of our clock than this is refused.
 const MAX_CLOCK_DRIFT_MS: u64 = 60_000;
-
-/// What the RPC and metrics read about consensus and peers.
-#[derive(Debug, Default)]
-pub struct ConsensusStatus {
-    inner: Mutex<StatusInner>,
-}
-
-#[derive(Debug, Default, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusInner {
-    pub height: u64,
-    pub round: u32,
-    pub step: String,
-    pub is_syncing: bool,
-    pub peers: Vec<PeerSummary>,
-    #[serde(skip)]
-    pub evidence: Vec<Evidence>,
-}
-
-/// A connected peer, for `system_peers`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PeerSummary {
-    pub peer_id: String,
-    pub operator: Option<String>,
-    pub address: String,
-    pub direction: String,
-}
-
-impl ConsensusStatus {
-    fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub fn snapshot(&self) -> StatusInner {
-        self.lock().clone()
-    }
-
-    pub fn peer_count(&self) -> usize {
-        self.lock().peers.len()
-    }
-
-    pub fn evidence(&self) -> Vec<Evidence> {
-        self.lock().evidence.clone()
-    }
-}
 
 /// How the driver paces blocks.
 #[derive(Debug, Clone)]
@@ -296,14 +249,6 @@ fn now_ms() -> u64 {
 /// gossip ids.
 fn initial_nonce() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0))
-}
-
-fn load_evidence(chain: &Chain) -> Result<Vec<Evidence>, NodeError> {
-    match chain.storage.meta_get(EVIDENCE_KEY)? {
-        Some(bytes) => decode_exact::<Vec<Evidence>>(&bytes)
-            .map_err(|e| NodeError::Config(format!("stored consensus evidence does not decode: {e}"))),
-        None => Ok(Vec::new()),
-    }
 }
 
 struct Driver {
@@ -582,65 +527,6 @@ impl Driver {
         Ok(())
     }
 
-    /// When the committed block recorded its parent's checkpoint, signs it (once) and puts the
-    /// signature transaction in the pool, which gossips it like our other transactions.
-    fn sign_checkpoint(&mut self, block: &Block) {
-        let Some(signing) = self.settings.checkpoints.clone() else { return };
-        let interval = self.chain.ctx.checkpoint_interval;
-        let Some(height) = block.header.number.0.checked_sub(1) else { return };
-        if interval == 0 || height == 0 || !height.is_multiple_of(interval) {
-            return;
-        }
-        let height = Height(height);
-        let storage = &self.chain.storage;
-        let read = |key: StateKey| storage.get(&key.encode());
-        match read(StateKey::CheckpointSignature(height, self.me.clone())) {
-            Ok(None) => {}
-            Ok(Some(_)) => return,
-            Err(e) => {
-                tracing::error!(target: "cdrchain::checkpoint", "reading checkpoint signatures: {e}");
-                return;
-            }
-        }
-        let checkpoint = match read(StateKey::Checkpoint(height))
-            .map(|b| b.map(|b| decode_exact::<Checkpoint>(&b)))
-        {
-            Ok(Some(Ok(checkpoint))) => checkpoint,
-            other => {
-                tracing::error!(target: "cdrchain::checkpoint", "no readable checkpoint at #{height}: {other:?}");
-                return;
-            }
-        };
-        let digest = checkpoint.digest(self.chain.ctx.rsk_chain_id, &signing.contract);
-        let signature = match cdrchain_runtime::checkpoint::sign_digest(&signing.evm_key, &digest) {
-            Ok(signature) => signature,
-            Err(e) => {
-                tracing::error!(target: "cdrchain::checkpoint", "signing the checkpoint at #{height}: {e}");
-                return;
-            }
-        };
-        let tx = Transaction::CheckpointSignature(CheckpointSignature {
-            operator: self.me.clone(),
-            height,
-            contract: signing.contract,
-            signature,
-        });
-        let genesis = self.chain.ctx.genesis_hash;
-        let signed = SignedTransaction::sign(tx, &self.key, &genesis);
-        match self.pool.add(signed.id(&genesis), signed) {
-            Ok(()) => tracing::info!(
-                target: "cdrchain::checkpoint",
-                "signed checkpoint #{height} (block {}, log size {}) for contract {}",
-                checkpoint.block_hash,
-                checkpoint.cdr_log_size,
-                signing.contract.to_hex()
-            ),
-            Err(e) => {
-                tracing::warn!(target: "cdrchain::checkpoint", "checkpoint #{height} signature not pooled: {e}")
-            }
-        }
-    }
-
     /// `ids`: the block's transaction ids, as its execution computed them.
     fn after_commit(&mut self, block: &Block, ids: &[Hash32]) {
         self.sign_checkpoint(block);
@@ -657,29 +543,6 @@ impl Driver {
         self.executed.clear();
         self.last_commit = Instant::now();
         self.ready_sent = false;
-    }
-
-    fn record_evidence(&mut self, evidence: Evidence) -> Result<(), NodeError> {
-        tracing::warn!(
-            target: "cdrchain::consensus",
-            "EQUIVOCATION: `{}` signed two different {}s at height {} round {}; evidence kept",
-            evidence.offender(),
-            evidence.step(),
-            evidence.height(),
-            evidence.round().0
-        );
-        self.chain.metrics.equivocations.inc();
-        let all = {
-            let mut status = self.status.lock();
-            if !status.evidence.contains(&evidence) {
-                status.evidence.push(evidence);
-                let excess = status.evidence.len().saturating_sub(MAX_EVIDENCE);
-                status.evidence.drain(..excess);
-            }
-            status.evidence.clone()
-        };
-        self.chain.storage.meta_put(EVIDENCE_KEY, &all.encode())?;
-        Ok(())
     }
 
     async fn fire_timers(&mut self) -> Result<(), NodeError> {
@@ -715,184 +578,6 @@ impl Driver {
             self.start_sync(None, Duration::from_secs(2));
         }
         Ok(())
-    }
-
-    /// Gossips our own pool transactions: new ones at once, waiting ones again every few seconds.
-    fn announce_transactions(&mut self) {
-        let Some(net) = self.net.clone() else { return };
-        if self.connected.is_empty() || self.announcing.as_ref().is_some_and(|task| !task.is_finished()) {
-            return;
-        }
-        let now = Instant::now();
-        let me = self.me.clone();
-        let ids: Vec<Hash32> = self
-            .pool
-            .ids_where(|tx| tx.transaction.operator() == &me)
-            .into_iter()
-            .filter(|id| {
-                self.announced.get(id).is_none_or(|at| now.duration_since(*at) > Duration::from_secs(3))
-            })
-            .collect();
-        if ids.is_empty() {
-            return;
-        }
-        for id in &ids {
-            self.announced.insert(*id, now);
-        }
-        let due = self.pool.get_many(&ids);
-        let messages: Vec<(u64, Vec<SignedTransaction>)> = gossip_chunks(due, net.limit(Topic::Transactions))
-            .into_iter()
-            .map(|chunk| (self.next_nonce(), chunk))
-            .collect();
-        // Published from their own task: the consensus task never waits for the network to take
-        // megabytes of batches (one announcement at a time; the next tick skips while it runs).
-        self.announcing = Some(tokio::spawn(async move {
-            for (nonce, chunk) in messages {
-                let Ok(txs) = BoundedVec::new(chunk) else { continue };
-                let bytes = TxWire { nonce, txs }.encode();
-                if let Err(e) = net.publish(Topic::Transactions, bytes).await {
-                    tracing::warn!(target: "cdrchain::consensus", "transactions not gossiped: {e}");
-                }
-            }
-        }));
-    }
-
-    async fn on_network(&mut self, event: NetworkEvent) -> Result<(), NodeError> {
-        match event {
-            NetworkEvent::Gossip { topic: Topic::Consensus, source, id, data } => {
-                let verdict = self.on_consensus_gossip(&data).await?;
-                if let Some(net) = &self.net {
-                    net.report(id, source, verdict);
-                }
-            }
-            NetworkEvent::Gossip { topic: Topic::Transactions, source, id, .. } => {
-                // `route_events` sends these to the transaction intake; none should come here.
-                if let Some(net) = &self.net {
-                    net.report(id, source, Validation::Ignore);
-                }
-            }
-            NetworkEvent::SyncRequest { peer, request, reply } => {
-                // Reading blocks can take a while: not on the consensus task.
-                if let Some(net) = self.net.clone() {
-                    let chain = self.chain.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let response = serve_sync(&chain, peer, &request);
-                        net.respond(reply, response);
-                    });
-                }
-            }
-            NetworkEvent::PeerConnected(peer) => {
-                tracing::info!(target: "cdrchain::network", "peer connected: {peer} ({})", self.operator_name(&peer));
-                self.connected.insert(peer);
-                // Let it have our waiting transactions soon.
-                self.announced.clear();
-                self.refresh_peers().await;
-            }
-            NetworkEvent::PeerDisconnected(peer) => {
-                tracing::info!(target: "cdrchain::network", "peer disconnected: {peer} ({})", self.operator_name(&peer));
-                self.connected.remove(&peer);
-                self.refresh_peers().await;
-            }
-            NetworkEvent::Listening(address) => {
-                tracing::info!(target: "cdrchain::network", "p2p listening on {address}");
-            }
-        }
-        Ok(())
-    }
-
-    fn operator_name(&self, peer: &PeerId) -> String {
-        self.operators
-            .get(peer)
-            .map_or_else(|| "not in the chain spec".to_string(), |op| format!("operator `{op}`"))
-    }
-
-    async fn on_consensus_gossip(&mut self, data: &[u8]) -> Result<Validation, NodeError> {
-        let wire: ConsensusWire = match decode_exact(data) {
-            Ok(wire) => wire,
-            Err(e) => {
-                tracing::warn!(target: "cdrchain::consensus", "refused a consensus message of {} bytes: {e}", data.len());
-                return Ok(Validation::Reject);
-            }
-        };
-        let mut held = None;
-        let mut arrived = None;
-        if let ConsensusMessage::Proposal(p) = &wire.message {
-            let (h, r) = (p.proposal.height, p.proposal.round);
-            let current = self.machine.height();
-            let useful = (h == current && r.0 <= self.machine.round().0.saturating_add(1))
-                || (Some(h) == current.next() && r.0 == 0);
-            let already = self.blocks.contains_key(&p.proposal.block_hash)
-                || self.incomplete.contains_key(&p.proposal.block_hash);
-            let same_slot = self.held.values().filter(|slot| **slot == (h, r)).count();
-            if !already && (!useful || same_slot >= 2) {
-                // A proposal we could not use now (too far ahead) or a third block for one
-                // (height, round): not kept; the proposer re-sends when it matters.
-                return Ok(Validation::Ignore);
-            }
-            let hash = p.proposal.block_hash;
-            match wire.block {
-                Some(block) if block.header().number != h => {
-                    tracing::warn!(target: "cdrchain::consensus", "refused {}: its block is for height {}", wire.message.describe(), block.header().number);
-                    return Ok(Validation::Reject);
-                }
-                Some(block) if block.header().hash() != hash => {
-                    tracing::warn!(target: "cdrchain::consensus", "refused {}: the attached block has another hash", wire.message.describe());
-                    return Ok(Validation::Reject);
-                }
-                Some(BlockWire::Full(block)) => {
-                    if let Err(reason) = self.fits(&block) {
-                        tracing::warn!(target: "cdrchain::consensus", "refused {}: {reason}", wire.message.describe());
-                        return Ok(Validation::Reject);
-                    }
-                    if !self.blocks.contains_key(&hash) {
-                        self.incomplete.remove(&hash);
-                        if !already {
-                            held = Some(hash);
-                            self.held.insert(hash, (h, r));
-                        }
-                        self.blocks.insert(hash, block);
-                    }
-                }
-                Some(BlockWire::Compact(compact)) => {
-                    if !already {
-                        self.incomplete.insert(hash, compact);
-                        match self.complete(hash) {
-                            Err(reason) => {
-                                tracing::warn!(target: "cdrchain::consensus", "refused {}: {reason}", wire.message.describe());
-                                return Ok(Validation::Reject);
-                            }
-                            Ok(false) => {
-                                tracing::debug!(target: "cdrchain::consensus", "{}: waiting for some of its transactions", wire.message.describe());
-                            }
-                            Ok(true) => {}
-                        }
-                        held = Some(hash);
-                        self.held.insert(hash, (h, r));
-                    }
-                }
-                None => return Ok(Validation::Reject),
-            }
-            arrived = Some(hash);
-        }
-        let description = wire.message.describe();
-        let verdict = self.feed(Input::Message(wire.message)).await?;
-        if let Some(hash) = arrived {
-            // A re-sent proposal the machine already had, whose block only now became complete.
-            self.execute_wanted(hash).await?;
-        }
-        Ok(match verdict {
-            Verdict::Accepted => Validation::Accept,
-            Verdict::Ignored => Validation::Ignore,
-            Verdict::Rejected(error) => {
-                tracing::warn!(target: "cdrchain::consensus", "refused {description}: {error}");
-                if let Some(hash) = held {
-                    self.blocks.remove(&hash);
-                    self.incomplete.remove(&hash);
-                    self.held.remove(&hash);
-                }
-                Validation::Reject
-            }
-        })
     }
 
     /// Moves the incomplete proposal `hash` to the held blocks once the pool has all its
@@ -959,273 +644,6 @@ impl Driver {
         }
         Ok(())
     }
-
-    /// Asks `peer` (or any connected peer) for the blocks after our head, unless a request is in
-    /// flight or one was sent less than `spacing` ago.
-    fn start_sync(&mut self, peer: Option<PeerId>, spacing: Duration) {
-        let Some(net) = self.net.clone() else { return };
-        if self.sync_in_flight || self.last_sync.is_some_and(|at| at.elapsed() < spacing) {
-            return;
-        }
-        let peer = match peer.filter(|p| self.connected.contains(p)) {
-            Some(peer) => peer,
-            None => {
-                // Rotate through the connected peers.
-                let list: Vec<PeerId> = self.connected.iter().copied().collect();
-                if list.is_empty() {
-                    return;
-                }
-                self.sync_turn = self.sync_turn.wrapping_add(1);
-                let index = self.sync_turn % list.len();
-                list[index]
-            }
-        };
-        self.sync_in_flight = true;
-        self.last_sync = Some(Instant::now());
-        let request = SyncRequest { from: next_height(&self.chain), max: SYNC_BATCH }.encode();
-        let tx = self.sync_tx.clone();
-        tokio::spawn(async move {
-            let response = net.request(peer, request).await.map_err(|e| e.to_string());
-            let _ = tx.send((peer, response)).await;
-        });
-    }
-
-    async fn on_sync_response(
-        &mut self,
-        peer: PeerId,
-        response: Result<Vec<u8>, String>,
-    ) -> Result<(), NodeError> {
-        self.sync_in_flight = false;
-        let bytes = match response {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::debug!(target: "cdrchain::network", "sync request to {peer} failed: {e}");
-                return Ok(());
-            }
-        };
-        let response: SyncResponse = match decode_exact(&bytes) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(target: "cdrchain::network", "sync response from {peer} does not decode: {e}");
-                return Ok(());
-            }
-        };
-        let count = response.blocks.len();
-        let mut imported = None;
-        for (block, certificate) in response.blocks.into_inner() {
-            let expected = next_height(&self.chain);
-            if block.header.number < expected {
-                continue;
-            }
-            if block.header.number != expected {
-                break;
-            }
-            let chain = self.chain.clone();
-            let me = self.me.clone();
-            match tokio::task::block_in_place(|| chain.import(&block, &certificate, &me)) {
-                Ok(ids) => {
-                    self.after_commit(&block, &ids);
-                    imported = Some(block.header.number);
-                }
-                Err(NodeError::Storage(e)) => return Err(NodeError::Storage(e)),
-                Err(e) => {
-                    tracing::warn!(target: "cdrchain::network", "refused block #{} from {peer}: {e}", block.header.number);
-                    break;
-                }
-            }
-        }
-        if let Some(height) = imported {
-            tracing::info!(target: "cdrchain::network", "synced up to block #{height} from {peer}");
-            self.feed(Input::Committed { height }).await?;
-            if count as u32 >= SYNC_BATCH {
-                // There may be more.
-                self.start_sync(Some(peer), Duration::ZERO);
-            }
-        }
-        Ok(())
-    }
-
-    async fn refresh_peers(&mut self) {
-        let Some(net) = &self.net else { return };
-        let peers = net.peers().await;
-        let summaries = peers
-            .into_iter()
-            .map(|p| PeerSummary {
-                peer_id: p.peer_id.to_string(),
-                operator: self.operators.get(&p.peer_id).map(ToString::to_string),
-                address: p.address.to_string(),
-                direction: format!("{:?}", p.direction).to_lowercase(),
-            })
-            .collect::<Vec<_>>();
-        self.chain.metrics.peers.set(i64::try_from(summaries.len()).unwrap_or(i64::MAX));
-        self.status.lock().peers = summaries;
-    }
-
-    fn refresh_status(&self) {
-        let mut status = self.status.lock();
-        status.height = self.machine.height().0;
-        status.round = self.machine.round().0;
-        status.step = format!("{:?}", self.machine.step()).to_lowercase();
-        status.is_syncing = self.sync_in_flight;
-        self.chain.metrics.consensus_round.set(i64::from(self.machine.round().0));
-    }
-}
-
-/// Answers a peer's sync request from storage.
-fn serve_sync(chain: &Chain, peer: PeerId, request: &[u8]) -> Vec<u8> {
-    let empty = || SyncResponse { blocks: BoundedVec::default() }.encode();
-    let Ok(request) = decode_exact::<SyncRequest>(request) else {
-        tracing::warn!(target: "cdrchain::network", "malformed sync request from {peer}");
-        return empty();
-    };
-    let max = (request.max as usize).min(MAX_BLOCKS_PER_SYNC);
-    let budget = 32 * 1024 * 1024;
-    let mut blocks = Vec::new();
-    let mut bytes = 0usize;
-    let mut height = request.from;
-    while blocks.len() < max && height.0 > 0 {
-        let (Ok(Some(block)), Ok(Some(certificate))) =
-            (chain.storage.block(height), chain.storage.certificate(height))
-        else {
-            break;
-        };
-        bytes += block.encoded_size();
-        if !blocks.is_empty() && bytes > budget {
-            break;
-        }
-        blocks.push((block, certificate));
-        height = Height(height.0 + 1);
-    }
-    tracing::debug!(target: "cdrchain::network", "serving {} blocks from #{} to {peer}", blocks.len(), request.from);
-    match BoundedVec::new(blocks) {
-        Ok(blocks) => SyncResponse { blocks }.encode(),
-        Err(_) => empty(),
-    }
-}
-
-/// Where the transaction gossip goes: checked off the consensus task, into the pool.
-struct TxIntake {
-    chain: Arc<Chain>,
-    pool: Arc<TxPool>,
-    net: NetworkHandle,
-    /// Told when transactions entered the pool (a compact proposal may now be complete).
-    pooled: Arc<tokio::sync::Notify>,
-}
-
-/// Transaction gossip messages waiting to be checked; beyond this they are dropped (the owner
-/// gossips waiting transactions again every few seconds).
-const TX_INTAKE_QUEUE: usize = 64;
-
-/// Splits the network's events: transaction gossip to a task that checks it (decoding and
-/// signature checks on the blocking pool), everything else to the consensus driver, which gets
-/// the returned receiver.
-fn route_events(mut events: mpsc::Receiver<NetworkEvent>, intake: TxIntake) -> mpsc::Receiver<NetworkEvent> {
-    let (to_driver, driver_events) = mpsc::channel(1024);
-    let (to_intake, mut intake_events) =
-        mpsc::channel::<(PeerId, cdrchain_network::MessageId, Vec<u8>)>(TX_INTAKE_QUEUE);
-    let net = intake.net.clone();
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            match event {
-                NetworkEvent::Gossip { topic: Topic::Transactions, source, id, data } => {
-                    if let Err(mpsc::error::TrySendError::Full((source, id, _))) =
-                        to_intake.try_send((source, id, data))
-                    {
-                        tracing::debug!(target: "cdrchain::consensus", "transaction gossip queue full: a message from {source} dropped");
-                        net.report(id, source, Validation::Ignore);
-                    }
-                }
-                other => {
-                    if to_driver.send(other).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    tokio::spawn(async move {
-        let intake = Arc::new(intake);
-        while let Some((source, id, data)) = intake_events.recv().await {
-            let checker = intake.clone();
-            let verdict =
-                tokio::task::spawn_blocking(move || check_tx_gossip(&checker.chain, &checker.pool, &data))
-                    .await
-                    .unwrap_or(Validation::Ignore);
-            intake.net.report(id, source, verdict);
-            if verdict == Validation::Accept {
-                intake.pooled.notify_one();
-            }
-        }
-    });
-    driver_events
-}
-
-/// Decodes gossiped transactions, checks each one's signature against its registered operator,
-/// and pools them. One bad transaction rejects the message.
-fn check_tx_gossip(chain: &Chain, pool: &TxPool, data: &[u8]) -> Validation {
-    let wire: TxWire = match decode_exact(data) {
-        Ok(wire) => wire,
-        Err(e) => {
-            tracing::warn!(target: "cdrchain::consensus", "refused gossiped transactions ({} bytes): {e}", data.len());
-            return Validation::Reject;
-        }
-    };
-    let genesis = chain.ctx.genesis_hash;
-    let mut added = 0;
-    for tx in wire.txs.into_inner() {
-        let operator = tx.transaction.operator().clone();
-        let Some((_, key)) = chain.authorities_and_operators().find(|(id, _)| *id == operator) else {
-            tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of unknown operator `{operator}`");
-            return Validation::Reject;
-        };
-        let id = match tx.verify(&key, &genesis) {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of `{operator}`: {e}");
-                return Validation::Reject;
-            }
-        };
-        if pool.add(id, tx).is_ok() {
-            added += 1;
-        }
-    }
-    if added > 0 {
-        Validation::Accept
-    } else {
-        Validation::Ignore
-    }
-}
-
-/// Splits transactions into gossip messages of at most `limit` bytes and [`MAX_TXS_PER_GOSSIP`]
-/// transactions each, in order. A transaction too large for any message is left out with a
-/// warning (the batcher keeps batches far below the limit, so this is a misconfiguration).
-fn gossip_chunks(txs: Vec<SignedTransaction>, limit: usize) -> Vec<Vec<SignedTransaction>> {
-    // A TxWire is a u64 nonce and a compact length prefix (at most 5 bytes) before the list.
-    let room = limit.saturating_sub(16);
-    let mut chunks = Vec::new();
-    let mut chunk = Vec::new();
-    let mut bytes = 0usize;
-    for tx in txs {
-        let size = tx.encoded_size();
-        if size > room {
-            tracing::warn!(
-                target: "cdrchain::consensus",
-                "a transaction of `{}` is {size} bytes, over the gossip limit of {room}: other validators get it only in a block this node proposes",
-                tx.transaction.operator()
-            );
-            continue;
-        }
-        if !chunk.is_empty() && (bytes + size > room || chunk.len() == MAX_TXS_PER_GOSSIP) {
-            chunks.push(std::mem::take(&mut chunk));
-            bytes = 0;
-        }
-        bytes += size;
-        chunk.push(tx);
-    }
-    if !chunk.is_empty() {
-        chunks.push(chunk);
-    }
-    chunks
 }
 
 /// Sorts transactions of one operator by sequence; call events keep their place at the end.
@@ -1235,41 +653,5 @@ fn sequence_key(tx: &SignedTransaction) -> (u8, OperatorId, u64) {
         Transaction::SequenceGap(g) => (0, g.operator.clone(), g.from.0),
         Transaction::CallEvent(e) => (1, e.operator.clone(), 0),
         Transaction::CheckpointSignature(c) => (2, c.operator.clone(), c.height.0),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cdrchain_runtime::sample::SampleChain;
-
-    #[test]
-    fn gossip_chunks_respect_the_byte_limit_and_keep_order() {
-        let chain = SampleChain::new(&["alice"]);
-        let txs: Vec<SignedTransaction> = (0..7).map(|i| chain.batch("alice", i * 100, 100)).collect();
-        let size = txs[0].encoded_size();
-        assert!(txs.iter().all(|tx| tx.encoded_size() == size), "equal-size batches for this test");
-        // Room for two transactions per message.
-        let limit = 2 * size + 16;
-        let chunks = gossip_chunks(txs.clone(), limit);
-        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 2, 1]);
-        for chunk in &chunks {
-            let wire = TxWire { nonce: u64::MAX, txs: BoundedVec::new(chunk.clone()).unwrap() };
-            assert!(wire.encoded_size() <= limit, "{} > {limit}", wire.encoded_size());
-        }
-        assert_eq!(chunks.concat(), txs);
-        // A transaction over the limit is left out; the others still go.
-        let mut mixed = vec![txs[0].clone(), chain.batch("alice", 700, 1_000), txs[1].clone()];
-        let big = mixed[1].encoded_size();
-        assert!(big > limit);
-        assert_eq!(
-            gossip_chunks(std::mem::take(&mut mixed), limit),
-            vec![vec![txs[0].clone(), txs[1].clone()]]
-        );
-        // Many small ones: at most MAX_TXS_PER_GOSSIP per message.
-        let small: Vec<SignedTransaction> =
-            (0..(MAX_TXS_PER_GOSSIP as u64 + 3)).map(|i| chain.batch("alice", i, 1)).collect();
-        let counts: Vec<usize> = gossip_chunks(small, usize::MAX).iter().map(Vec::len).collect();
-        assert_eq!(counts, vec![MAX_TXS_PER_GOSSIP, 3]);
     }
 }
