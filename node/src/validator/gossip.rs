@@ -12,11 +12,12 @@ use cdrchain_runtime::tx::SignedTransaction;
 use parity_scale_codec::Encode;
 use tokio::sync::mpsc;
 
+use super::proposals::{Refusal, Slot};
 use super::sync::serve_sync;
 use super::Driver;
 use crate::chain::Chain;
 use crate::pool::TxPool;
-use crate::wire::{BlockWire, ConsensusWire, TxWire, MAX_TXS_PER_GOSSIP};
+use crate::wire::{ConsensusWire, TxWire, MAX_TXS_PER_GOSSIP};
 use crate::NodeError;
 
 impl Driver {
@@ -117,65 +118,31 @@ impl Driver {
                 return Ok(Validation::Reject);
             }
         };
-        let mut held = None;
+        let mut claimed = None;
         let mut arrived = None;
         if let ConsensusMessage::Proposal(p) = &wire.message {
-            let (h, r) = (p.proposal.height, p.proposal.round);
-            let current = self.machine.height();
-            let useful = (h == current && r.0 <= self.machine.round().0.saturating_add(1))
-                || (Some(h) == current.next() && r.0 == 0);
-            let already = self.blocks.contains_key(&p.proposal.block_hash)
-                || self.incomplete.contains_key(&p.proposal.block_hash);
-            let same_slot = self.held.values().filter(|slot| **slot == (h, r)).count();
-            if !already && (!useful || same_slot >= 2) {
+            let slot = Slot { height: p.proposal.height, round: p.proposal.round };
+            let current = Slot { height: self.machine.height(), round: self.machine.round() };
+            let hash = p.proposal.block_hash;
+            match self.proposals.on_wire(slot, hash, wire.block, current, &self.pool) {
+                Ok(arrival) => {
+                    if arrival.claimed {
+                        if !arrival.complete {
+                            tracing::debug!(target: "cdrchain::consensus", "{}: waiting for some of its transactions", wire.message.describe());
+                        }
+                        claimed = Some(hash);
+                    }
+                    arrived = Some(hash);
+                }
                 // A proposal we could not use now (too far ahead) or a third block for one
                 // (height, round): not kept; the proposer re-sends when it matters.
-                return Ok(Validation::Ignore);
-            }
-            let hash = p.proposal.block_hash;
-            match wire.block {
-                Some(block) if block.header().number != h => {
-                    tracing::warn!(target: "cdrchain::consensus", "refused {}: its block is for height {}", wire.message.describe(), block.header().number);
+                Err(refusal) if !refusal.is_fault() => return Ok(Validation::Ignore),
+                Err(Refusal::NoBlock) => return Ok(Validation::Reject),
+                Err(refusal) => {
+                    tracing::warn!(target: "cdrchain::consensus", "refused {}: {refusal}", wire.message.describe());
                     return Ok(Validation::Reject);
                 }
-                Some(block) if block.header().hash() != hash => {
-                    tracing::warn!(target: "cdrchain::consensus", "refused {}: the attached block has another hash", wire.message.describe());
-                    return Ok(Validation::Reject);
-                }
-                Some(BlockWire::Full(block)) => {
-                    if let Err(reason) = self.fits(&block) {
-                        tracing::warn!(target: "cdrchain::consensus", "refused {}: {reason}", wire.message.describe());
-                        return Ok(Validation::Reject);
-                    }
-                    if !self.blocks.contains_key(&hash) {
-                        self.incomplete.remove(&hash);
-                        if !already {
-                            held = Some(hash);
-                            self.held.insert(hash, (h, r));
-                        }
-                        self.blocks.insert(hash, block);
-                    }
-                }
-                Some(BlockWire::Compact(compact)) => {
-                    if !already {
-                        self.incomplete.insert(hash, compact);
-                        match self.complete(hash) {
-                            Err(reason) => {
-                                tracing::warn!(target: "cdrchain::consensus", "refused {}: {reason}", wire.message.describe());
-                                return Ok(Validation::Reject);
-                            }
-                            Ok(false) => {
-                                tracing::debug!(target: "cdrchain::consensus", "{}: waiting for some of its transactions", wire.message.describe());
-                            }
-                            Ok(true) => {}
-                        }
-                        held = Some(hash);
-                        self.held.insert(hash, (h, r));
-                    }
-                }
-                None => return Ok(Validation::Reject),
             }
-            arrived = Some(hash);
         }
         let description = wire.message.describe();
         let verdict = self.feed(Input::Message(wire.message)).await?;
@@ -188,10 +155,8 @@ impl Driver {
             Verdict::Ignored => Validation::Ignore,
             Verdict::Rejected(error) => {
                 tracing::warn!(target: "cdrchain::consensus", "refused {description}: {error}");
-                if let Some(hash) = held {
-                    self.blocks.remove(&hash);
-                    self.incomplete.remove(&hash);
-                    self.held.remove(&hash);
+                if let Some(hash) = claimed {
+                    self.proposals.forget(&hash);
                 }
                 Validation::Reject
             }

@@ -20,6 +20,7 @@
 
 mod checkpoint;
 mod gossip;
+mod proposals;
 mod status;
 mod sync;
 
@@ -32,9 +33,9 @@ use cdrchain_consensus::{
     Consensus, ConsensusMessage, Decision, Input, Output, Params, Timeout, Validators, Verdict, WalRecord,
 };
 use cdrchain_network::{NetworkEvent, NetworkHandle, PeerId, Topic};
-use cdrchain_runtime::apply::{apply_block, StateChanges, TxError};
+use cdrchain_runtime::apply::{apply_block, TxError};
 use cdrchain_runtime::block::Block;
-use cdrchain_runtime::codec::{decode_exact, BoundedVec};
+use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId, Round};
 use cdrchain_runtime::tx::{SignedTransaction, Transaction};
@@ -43,11 +44,12 @@ use parity_scale_codec::Encode;
 use tokio::sync::{mpsc, watch};
 
 use self::gossip::{route_events, TxIntake};
+use self::proposals::ProposalStore;
 use self::status::load_evidence;
 pub use self::status::{ConsensusStatus, PeerSummary, StatusInner};
 use crate::chain::Chain;
 use crate::pool::TxPool;
-use crate::wire::{BlockWire, CompactBlock, ConsensusWire};
+use crate::wire::ConsensusWire;
 use crate::NodeError;
 
 /// WAL key of the consensus state machine's record.
@@ -56,9 +58,6 @@ pub const WAL_KEY: &[u8] = b"consensus";
 pub const EVIDENCE_KEY: &str = "consensus-evidence";
 /// Most evidence records kept.
 pub const MAX_EVIDENCE: usize = 1_024;
-/// A proposal's first sends carry its block compact (header and transaction ids); later
-/// re-broadcasts carry it whole, for a validator that still lacks some of its transactions.
-const COMPACT_SENDS: u32 = 2;
 /// A block whose timestamp is further ahead of our clock than this is refused.
 const MAX_CLOCK_DRIFT_MS: u64 = 60_000;
 
@@ -153,6 +152,7 @@ pub async fn run(
         _ => None,
     };
     let (sync_tx, mut sync_rx) = mpsc::channel::<(PeerId, Result<Vec<u8>, String>)>(4);
+    let proposals = ProposalStore::new(chain.spec.params.max_block_bytes as usize, chain.ctx.genesis_hash);
     let mut driver = Driver {
         chain,
         pool,
@@ -166,12 +166,7 @@ pub async fn run(
         machine,
         timers: BinaryHeap::new(),
         timer_seq: 0,
-        blocks: HashMap::new(),
-        incomplete: HashMap::new(),
-        wanted: HashMap::new(),
-        sent: HashMap::new(),
-        held: HashMap::new(),
-        executed: HashMap::new(),
+        proposals,
         last_commit: Instant::now(),
         last_ready: Instant::now(),
         ready_sent: false,
@@ -265,19 +260,9 @@ struct Driver {
     machine: Consensus,
     timers: BinaryHeap<Reverse<(Instant, u64, Timeout)>>,
     timer_seq: u64,
-    /// Proposed blocks by hash (ours and others'), for the current and next height.
-    blocks: HashMap<Hash32, Block>,
-    /// Proposals that arrived compact while some of their transactions were not in the pool:
-    /// completed when the transactions arrive by gossip, or a whole copy of the block does.
-    incomplete: HashMap<Hash32, CompactBlock>,
-    /// Blocks the machine asked to execute before they were complete here: executed on arrival.
-    wanted: HashMap<Hash32, Height>,
-    /// Our proposals' blocks in compact form, and how often each was sent.
-    sent: HashMap<Hash32, (u32, CompactBlock)>,
-    /// The (height, round) each held block was proposed for: at most two per slot from peers.
-    held: HashMap<Hash32, (Height, Round)>,
-    /// State changes of blocks that were built or checked, ready to commit.
-    executed: HashMap<Hash32, StateChanges>,
+    /// Proposed blocks (ours and others') of the current and next height, through their
+    /// lifecycle: compact, whole, executed.
+    proposals: ProposalStore,
     last_commit: Instant,
     /// When this node last started a height's round 0 (fed `Ready`): the block interval counts
     /// from there, so a height whose work took longer than the interval is followed at once.
@@ -386,30 +371,10 @@ impl Driver {
         let Some(net) = self.net.clone() else { return };
         let block = match &message {
             ConsensusMessage::Proposal(p) => {
-                let hash = p.proposal.block_hash;
                 // After a restart we may have signed a proposal whose block we no longer hold:
                 // without it the proposal is useless to others.
-                let Some(block) = self.blocks.get(&hash) else { return };
-                let genesis = self.chain.ctx.genesis_hash;
-                let executed = self.executed.get(&hash);
-                let entry = self.sent.entry(hash).or_insert_with(|| {
-                    // Our own block: its build computed the ids (else hash each batch again).
-                    let ids = match executed {
-                        Some(changes) if changes.tx_ids.len() == block.transactions.len() => {
-                            changes.tx_ids.clone()
-                        }
-                        _ => block.transactions.iter().map(|tx| tx.id(&genesis)).collect(),
-                    };
-                    let tx_ids = BoundedVec::new(ids).unwrap_or_else(|_| BoundedVec::default());
-                    (0, CompactBlock { header: block.header.clone(), tx_ids })
-                });
-                entry.0 += 1;
-                let complete = entry.1.tx_ids.len() == block.transactions.len();
-                Some(if entry.0 <= COMPACT_SENDS && complete {
-                    BlockWire::Compact(entry.1.clone())
-                } else {
-                    BlockWire::Full(block.clone())
-                })
+                let Some(block) = self.proposals.next_send(&p.proposal.block_hash) else { return };
+                Some(block)
             }
             ConsensusMessage::Vote(_) => None,
         };
@@ -441,8 +406,7 @@ impl Driver {
             built.block.cdr_count(),
             built.block.transactions.len()
         );
-        self.hold_block(built.block);
-        self.executed.insert(hash, built.changes);
+        self.proposals.insert_built(built.block, self.machine.round(), built.changes);
         self.inputs.push(Input::Built { height, round, block_hash: hash });
         Ok(())
     }
@@ -461,12 +425,6 @@ impl Driver {
         self.pool.remove(&dead);
     }
 
-    fn hold_block(&mut self, block: Block) {
-        let hash = block.hash();
-        self.held.insert(hash, (block.header.number, self.machine.round()));
-        self.blocks.insert(hash, block);
-    }
-
     /// The machine's valid(v): does the proposed block apply on our head?
     fn execute(&mut self, height: Height, block_hash: Hash32) {
         if next_height(&self.chain) != height {
@@ -474,13 +432,13 @@ impl Driver {
             // machine cannot decide this block, and sync will bring it.
             return;
         }
-        let verdict = match self.blocks.get(&block_hash) {
+        let verdict = match self.proposals.block(&block_hash) {
             None => {
                 // Not held (never arrived, not kept, or still missing transactions): no verdict
                 // yet, so never a decision on a block this node could not commit; it is checked
                 // if it arrives while this height lasts.
                 tracing::debug!(target: "cdrchain::consensus", "no block {block_hash} to check for height {height} yet");
-                self.wanted.insert(block_hash, height);
+                self.proposals.want(block_hash, height);
                 return;
             }
             Some(block) if block.header.timestamp_ms > now_ms().saturating_add(MAX_CLOCK_DRIFT_MS) => {
@@ -500,7 +458,7 @@ impl Driver {
         };
         let valid = match verdict {
             Ok(changes) => {
-                self.executed.insert(block_hash, changes);
+                self.proposals.record_execution(block_hash, changes);
                 true
             }
             Err(reason) => {
@@ -513,13 +471,11 @@ impl Driver {
 
     fn commit(&mut self, decision: Decision) -> Result<(), NodeError> {
         let Decision { height, block_hash, certificate, .. } = decision;
-        let (Some(block), Some(changes)) = (self.blocks.get(&block_hash), self.executed.remove(&block_hash))
-        else {
+        let Some((block, changes)) = self.proposals.take_for_commit(&block_hash) else {
             tracing::warn!(target: "cdrchain::consensus", "decided block #{height} {block_hash} is not held here; syncing it");
             self.start_sync(None, Duration::ZERO);
             return Ok(());
         };
-        let block = block.clone();
         let chain = self.chain.clone();
         let me = self.me.clone();
         tokio::task::block_in_place(|| chain.commit_decided(&block, &changes, &certificate, &me))?;
@@ -535,12 +491,7 @@ impl Driver {
             self.announced.remove(id);
         }
         let height = block.header.number;
-        self.blocks.retain(|_, b| b.header.number > height);
-        self.incomplete.retain(|_, c| c.header.number > height);
-        self.wanted.retain(|_, h| *h > height);
-        self.sent.retain(|_, (_, c)| c.header.number > height);
-        self.held.retain(|_, (h, _)| *h > height);
-        self.executed.clear();
+        self.proposals.prune_through(height);
         self.last_commit = Instant::now();
         self.ready_sent = false;
     }
@@ -580,65 +531,23 @@ impl Driver {
         Ok(())
     }
 
-    /// Moves the incomplete proposal `hash` to the held blocks once the pool has all its
-    /// transactions: `Ok(true)` when it did, `Ok(false)` while one is missing (it stays
-    /// incomplete), `Err` when the rebuilt block is over the size limit (it is dropped).
-    fn complete(&mut self, hash: Hash32) -> Result<bool, String> {
-        let Some(compact) = self.incomplete.get(&hash) else { return Ok(self.blocks.contains_key(&hash)) };
-        // Checked before anything is cloned: batches are large.
-        if !compact.tx_ids.iter().all(|id| self.pool.contains(id)) {
-            return Ok(false);
-        }
-        let txs = self.pool.get_many(&compact.tx_ids);
-        if txs.len() != compact.tx_ids.len() {
-            // Evicted between the two looks: it stays incomplete until it arrives again.
-            return Ok(false);
-        }
-        let Some(compact) = self.incomplete.remove(&hash) else { return Ok(false) };
-        // As many transactions as the compact block's (bounded) ids: this always fits.
-        let transactions = BoundedVec::new(txs)
-            .map_err(|txs| format!("{} transactions, more than a block holds", txs.len()))?;
-        let block = Block { header: compact.header, transactions };
-        self.fits(&block)?;
-        self.blocks.insert(hash, block);
-        Ok(true)
-    }
-
-    /// Whether a proposed block is within the chain's size limit.
-    fn fits(&self, block: &Block) -> Result<(), String> {
-        let size = block.encoded_size();
-        let max = self.chain.spec.params.max_block_bytes as usize;
-        if size > max {
-            return Err(format!("its block is {size} bytes, over the chain's {max}"));
-        }
-        Ok(())
-    }
-
     /// Completes the compact proposals whose transactions have all arrived, and checks those
     /// the machine is waiting for.
     async fn complete_proposals(&mut self) -> Result<(), NodeError> {
-        let waiting: Vec<Hash32> = self.incomplete.keys().copied().collect();
-        for hash in waiting {
-            match self.complete(hash) {
-                Ok(true) => {
-                    tracing::debug!(target: "cdrchain::consensus", "block {hash} complete: its last transactions arrived");
-                    self.execute_wanted(hash).await?;
-                }
-                Ok(false) => {}
-                Err(reason) => {
-                    tracing::warn!(target: "cdrchain::consensus", "dropping proposed block {hash}: {reason}")
-                }
-            }
+        let completion = self.proposals.complete_from(&self.pool);
+        for (hash, error) in completion.dropped {
+            tracing::warn!(target: "cdrchain::consensus", "dropping proposed block {hash}: {error}");
+        }
+        for hash in completion.completed {
+            tracing::debug!(target: "cdrchain::consensus", "block {hash} complete: its last transactions arrived");
+            self.execute_wanted(hash).await?;
         }
         Ok(())
     }
 
     /// Checks a block the machine asked about before it was complete here, now that it is.
     async fn execute_wanted(&mut self, hash: Hash32) -> Result<(), NodeError> {
-        if !self.blocks.contains_key(&hash) {
-            return Ok(());
-        }
-        if let Some(height) = self.wanted.remove(&hash) {
+        if let Some(height) = self.proposals.take_wanted(&hash) {
             self.execute(height, hash);
             self.carry_out(Vec::new()).await?;
         }
