@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::proposals::{Refusal, Slot};
 use super::sync::serve_sync;
-use super::Driver;
+use super::{Driver, MAX_QUEUED_DRIVER_EVENTS, MAX_QUEUED_TX_GOSSIP_MESSAGES, REANNOUNCE_AFTER_MS};
 use crate::chain::Chain;
 use crate::pool::TxPool;
 use crate::wire::{ConsensusWire, TxWire, MAX_TXS_PER_GOSSIP};
@@ -34,7 +34,9 @@ impl Driver {
             .ids_where(|tx| tx.transaction.operator() == &me)
             .into_iter()
             .filter(|id| {
-                self.announced.get(id).is_none_or(|at| now.duration_since(*at) > Duration::from_secs(3))
+                self.announced
+                    .get(id)
+                    .is_none_or(|at| now.duration_since(*at) > Duration::from_millis(REANNOUNCE_AFTER_MS))
             })
             .collect();
         if ids.is_empty() {
@@ -52,7 +54,11 @@ impl Driver {
         // megabytes of batches (one announcement at a time; the next tick skips while it runs).
         self.announcing = Some(tokio::spawn(async move {
             for (nonce, chunk) in messages {
-                let Ok(txs) = BoundedVec::new(chunk) else { continue };
+                // `gossip_chunks` made at most MAX_TXS_PER_GOSSIP per chunk: this always fits.
+                let Ok(txs) = BoundedVec::new(chunk) else {
+                    debug_assert!(false, "a gossip chunk over {MAX_TXS_PER_GOSSIP} transactions");
+                    continue;
+                };
                 let bytes = TxWire { nonce, txs }.encode();
                 if let Err(e) = net.publish(Topic::Transactions, bytes).await {
                     tracing::warn!(target: "cdrchain::consensus", "transactions not gossiped: {e}");
@@ -70,7 +76,8 @@ impl Driver {
                 }
             }
             NetworkEvent::Gossip { topic: Topic::Transactions, source, id, .. } => {
-                // `route_events` sends these to the transaction intake; none should come here.
+                // `route_events` sends these to the transaction intake; none comes here.
+                debug_assert!(false, "transaction gossip reached the consensus driver");
                 if let Some(net) = &self.net {
                     net.report(id, source, Validation::Ignore);
                 }
@@ -166,16 +173,15 @@ impl Driver {
 
 /// Where the transaction gossip goes: checked off the consensus task, into the pool.
 pub(super) struct TxIntake {
+    /// The registered operators' keys, to check each transaction's signature.
     pub(super) chain: Arc<Chain>,
+    /// Where checked transactions go.
     pub(super) pool: Arc<TxPool>,
+    /// To report each message's verdict to gossipsub.
     pub(super) net: NetworkHandle,
     /// Told when transactions entered the pool (a compact proposal may now be complete).
     pub(super) pooled: Arc<tokio::sync::Notify>,
 }
-
-/// Transaction gossip messages waiting to be checked; beyond this they are dropped (the owner
-/// gossips waiting transactions again every few seconds).
-const TX_INTAKE_QUEUE: usize = 64;
 
 /// Splits the network's events: transaction gossip to a task that checks it (decoding and
 /// signature checks on the blocking pool), everything else to the consensus driver, which gets
@@ -184,9 +190,9 @@ pub(super) fn route_events(
     mut events: mpsc::Receiver<NetworkEvent>,
     intake: TxIntake,
 ) -> mpsc::Receiver<NetworkEvent> {
-    let (to_driver, driver_events) = mpsc::channel(1024);
+    let (to_driver, driver_events) = mpsc::channel(MAX_QUEUED_DRIVER_EVENTS);
     let (to_intake, mut intake_events) =
-        mpsc::channel::<(PeerId, cdrchain_network::MessageId, Vec<u8>)>(TX_INTAKE_QUEUE);
+        mpsc::channel::<(PeerId, cdrchain_network::MessageId, Vec<u8>)>(MAX_QUEUED_TX_GOSSIP_MESSAGES);
     let net = intake.net.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
@@ -260,12 +266,17 @@ pub(super) fn check_tx_gossip(chain: &Chain, pool: &TxPool, data: &[u8]) -> Vali
     }
 }
 
+/// What a [`TxWire`] holds besides its transactions: a u64 nonce and the list's compact length
+/// prefix (at most 5 bytes), rounded up.
+const TX_WIRE_OVERHEAD_BYTES: usize = 16;
+
+const _: () = assert!(TX_WIRE_OVERHEAD_BYTES >= 8 + 5);
+
 /// Splits transactions into gossip messages of at most `limit` bytes and [`MAX_TXS_PER_GOSSIP`]
 /// transactions each, in order. A transaction too large for any message is left out with a
 /// warning (the batcher keeps batches far below the limit, so this is a misconfiguration).
 pub(super) fn gossip_chunks(txs: Vec<SignedTransaction>, limit: usize) -> Vec<Vec<SignedTransaction>> {
-    // A TxWire is a u64 nonce and a compact length prefix (at most 5 bytes) before the list.
-    let room = limit.saturating_sub(16);
+    let room = limit.saturating_sub(TX_WIRE_OVERHEAD_BYTES);
     let mut chunks = Vec::new();
     let mut chunk = Vec::new();
     let mut bytes = 0usize;

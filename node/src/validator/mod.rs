@@ -17,10 +17,19 @@
 //! - records equivocation evidence (storage, metrics, `consensus_evidence`).
 //!
 //! A single-validator chain runs the same machine without a network.
+//!
+//! Files: this one has [`run`], the event loop and the carrying out of the machine's outputs,
+//! with the driver's limits; `resume` starts the machine from the WAL; `blocks` builds, checks
+//! and commits blocks for the machine; `proposals` is the pure store of proposed blocks;
+//! `gossip` announces transactions, routes the network's events and takes consensus messages in;
+//! `sync` is the block-sync client and server; `checkpoint` signs RSK checkpoints; `status` is
+//! what the RPC and metrics read, with the equivocation evidence.
 
+mod blocks;
 mod checkpoint;
 mod gossip;
 mod proposals;
+mod resume;
 mod status;
 mod sync;
 
@@ -30,26 +39,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdrchain_consensus::{
-    Consensus, ConsensusMessage, Decision, Input, Output, Params, Timeout, Validators, Verdict, WalRecord,
+    Consensus, ConsensusMessage, Input, Output, Params, Timeout, Validators, Verdict, WalRecord,
 };
 use cdrchain_network::{NetworkEvent, NetworkHandle, PeerId, Topic};
-use cdrchain_runtime::apply::{apply_block, TxError};
-use cdrchain_runtime::block::Block;
-use cdrchain_runtime::codec::decode_exact;
+use cdrchain_runtime::block::VoteKind;
 use cdrchain_runtime::hash::Hash32;
-use cdrchain_runtime::ids::{Height, OperatorId, Round};
-use cdrchain_runtime::tx::{SignedTransaction, Transaction};
+use cdrchain_runtime::ids::{Height, OperatorId};
 use ed25519_dalek::SigningKey;
 use parity_scale_codec::Encode;
 use tokio::sync::{mpsc, watch};
 
 use self::gossip::{route_events, TxIntake};
 use self::proposals::ProposalStore;
+use self::resume::resume;
 use self::status::load_evidence;
 pub use self::status::{ConsensusStatus, PeerSummary, StatusInner};
+use self::sync::SyncResponseFrom;
 use crate::chain::Chain;
 use crate::pool::TxPool;
-use crate::wire::ConsensusWire;
+use crate::wire::{ConsensusWire, MAX_BLOCKS_PER_SYNC};
 use crate::NodeError;
 
 /// WAL key of the consensus state machine's record.
@@ -58,8 +66,64 @@ pub const WAL_KEY: &[u8] = b"consensus";
 pub const EVIDENCE_KEY: &str = "consensus-evidence";
 /// Most evidence records kept.
 pub const MAX_EVIDENCE: usize = 1_024;
+
+// Limits and periods of the driver, units last. The proposal store's rules
+// (`MAX_BLOCKS_PER_SLOT`, `COMPACT_SENDS`) are in `proposals`.
+
 /// A block whose timestamp is further ahead of our clock than this is refused.
 const MAX_CLOCK_DRIFT_MS: u64 = 60_000;
+/// How often the driver checks readiness, announces transactions and looks for a stall.
+const HOUSEKEEPING_INTERVAL_MS: u64 = 50;
+/// The timer branch's deadline while no timeout is scheduled: that branch is disabled then, so
+/// this only has to be far off.
+const IDLE_SLEEP_MS: u64 = 3_600_000;
+/// Nothing committed for longer than this (while peers are connected): ask a peer for blocks,
+/// since others may have committed without us.
+const STALLED_AFTER_MS: u64 = 3_000;
+/// Least time between two sync requests started because we stalled.
+const STALLED_SYNC_SPACING_MS: u64 = 2_000;
+/// Least time between two sync requests started because a peer signed at a later height.
+const AHEAD_SYNC_SPACING_MS: u64 = 500;
+/// Our own transactions still in the pool are gossiped again after this long (gossip can lose
+/// them, and a peer that restarted lacks them).
+const REANNOUNCE_AFTER_MS: u64 = 3_000;
+/// Sync responses waiting for the driver (one request is in flight at a time).
+const MAX_QUEUED_SYNC_RESPONSES: usize = 4;
+/// Network events other than transaction gossip waiting for the driver; when full, the router
+/// waits (consensus messages are never dropped here).
+const MAX_QUEUED_DRIVER_EVENTS: usize = 1_024;
+/// Transaction gossip messages waiting to be checked; beyond this they are dropped (the owner
+/// gossips waiting transactions again every [`REANNOUNCE_AFTER_MS`]).
+const MAX_QUEUED_TX_GOSSIP_MESSAGES: usize = 64;
+/// Blocks asked for in one sync request.
+const SYNC_BATCH_BLOCKS: u32 = 64;
+/// Block bytes one sync response carries at most, unless its first block alone is larger (it
+/// goes alone). Half the network's default `max_sync_response` (64 MiB, which the node only
+/// raises): the other half is room for the blocks' certificates and the framing.
+const SYNC_RESPONSE_BUDGET_BYTES: usize = 32 * 1024 * 1024;
+/// The failpoint `exit-after-prevote` waits this long after the prevote, so that it leaves the
+/// node, before it exits.
+const FAILPOINT_EXIT_DELAY_MS: u64 = 300;
+/// The failpoint's exit status: that of a process killed by SIGKILL (128 + 9).
+const FAILPOINT_EXIT_STATUS: i32 = 137;
+
+const _: () = assert!(
+    SYNC_BATCH_BLOCKS as usize <= MAX_BLOCKS_PER_SYNC,
+    "a full batch must be servable, or sync never asks for more"
+);
+const _: () = assert!(
+    HOUSEKEEPING_INTERVAL_MS < AHEAD_SYNC_SPACING_MS
+        && AHEAD_SYNC_SPACING_MS <= STALLED_SYNC_SPACING_MS
+        && STALLED_SYNC_SPACING_MS <= STALLED_AFTER_MS
+        && HOUSEKEEPING_INTERVAL_MS < REANNOUNCE_AFTER_MS,
+    "housekeeping must tick more often than the periods it checks"
+);
+
+/// The relations between the driver's limits and the network's configurable ones; a mismatch is
+/// a programming error, caught at start in debug builds, and by a unit test in `sync`.
+fn check_limits(network: &cdrchain_network::Limits) -> bool {
+    SYNC_RESPONSE_BUDGET_BYTES.saturating_mul(2) <= network.max_sync_response
+}
 
 /// How the driver paces blocks.
 #[derive(Debug, Clone)]
@@ -88,50 +152,16 @@ pub async fn run(
     settings: ValidatorSettings,
     net: Option<Net>,
     status: Arc<ConsensusStatus>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), NodeError> {
+    debug_assert!(
+        check_limits(&cdrchain_network::Limits::default()),
+        "the sync response budget does not fit the network's sync response limit"
+    );
     let validators = Validators::new(chain.ctx.genesis_hash, chain.authorities.clone())
         .ok_or_else(|| NodeError::Config("the chain spec has no authorities".into()))?;
-    let height = next_height(&chain);
-    let wal = match chain.storage.wal_get(WAL_KEY)? {
-        Some(bytes) => Some(decode_exact::<WalRecord>(&bytes).map_err(|e| {
-            NodeError::Config(format!(
-                "the consensus WAL record does not decode ({e}); the database is damaged — restore it or \
-                 purge the chain and sync again"
-            ))
-        })?),
-        None => None,
-    };
-    if let Some(record) = &wal {
-        if record.height == height {
-            tracing::info!(
-                target: "cdrchain::consensus",
-                "resuming height {} round {} from the WAL ({} signed messages, lock {:?})",
-                record.height,
-                record.round.0,
-                record.signed.len(),
-                record.locked.map(|(r, h)| (r.0, h))
-            );
-        }
-    }
-    let evidence = load_evidence(&chain)?;
-    status.lock().evidence = evidence;
-    // A WAL record of a later height than storage's next one: the machine decided a block the
-    // node did not commit before it stopped. Until sync brings storage there, follow without
-    // signing anything, so that nothing signed at those heights can be contradicted.
-    let ahead = wal.as_ref().filter(|record| record.height > height).cloned();
-    let (machine, outputs) = match &ahead {
-        Some(record) => {
-            tracing::warn!(
-                target: "cdrchain::consensus",
-                "the WAL is at height {} but storage at {}: following as an observer until synced",
-                record.height,
-                height.0 - 1
-            );
-            Consensus::new(validators.clone(), None, settings.params, height, None)
-        }
-        None => Consensus::new(validators.clone(), Some(me.clone()), settings.params, height, wal),
-    };
+    let resumed = resume(&chain, &validators, &me, settings.params)?;
+    status.lock().evidence = load_evidence(&chain)?;
     let (net_handle, events, operators) = match net {
         Some(net) => (Some(net.handle), Some(net.events), net.operators),
         None => (None, None, HashMap::new()),
@@ -139,7 +169,7 @@ pub async fn run(
     // Transaction gossip is checked beside consensus, not on its task: a proposal or vote never
     // waits behind megabytes of batches being decoded and verified.
     let pooled = Arc::new(tokio::sync::Notify::new());
-    let mut events = match (events, &net_handle) {
+    let events = match (events, &net_handle) {
         (Some(events), Some(handle)) => Some(route_events(
             events,
             TxIntake {
@@ -151,19 +181,19 @@ pub async fn run(
         )),
         _ => None,
     };
-    let (sync_tx, mut sync_rx) = mpsc::channel::<(PeerId, Result<Vec<u8>, String>)>(4);
+    let (sync_tx, sync_rx) = mpsc::channel(MAX_QUEUED_SYNC_RESPONSES);
     let proposals = ProposalStore::new(chain.spec.params.max_block_bytes as usize, chain.ctx.genesis_hash);
     let mut driver = Driver {
         chain,
         pool,
-        me: me.0.clone(),
+        me: me.0,
         key: me.1,
         validators,
-        pending_wal: ahead,
+        pending_wal: resumed.pending_wal,
         settings,
         net: net_handle,
         operators,
-        machine,
+        machine: resumed.machine,
         timers: BinaryHeap::new(),
         timer_seq: 0,
         proposals,
@@ -181,38 +211,9 @@ pub async fn run(
         status,
         inputs: Vec::new(),
     };
-    driver.carry_out(outputs).await?;
+    driver.carry_out(resumed.outputs).await?;
     driver.refresh_status();
-    let mut housekeeping = tokio::time::interval(Duration::from_millis(50));
-    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let next_timer = driver.timers.peek().map(|Reverse((at, _, _))| *at);
-        let sleep = tokio::time::sleep_until(
-            next_timer.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)).into(),
-        );
-        tokio::select! {
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
-                    tracing::info!(target: "cdrchain::consensus", "consensus stopped at height {}", driver.machine.height());
-                    if let Some(net) = &driver.net {
-                        net.shutdown();
-                    }
-                    return Ok(());
-                }
-            }
-            event = recv(&mut events) => match event {
-                Some(event) => driver.on_network(event).await?,
-                None => {
-                    events = None;
-                    tracing::error!(target: "cdrchain::consensus", "the network stopped; this validator is cut off");
-                }
-            },
-            Some((peer, response)) = sync_rx.recv() => driver.on_sync_response(peer, response).await?,
-            _ = sleep, if next_timer.is_some() => driver.fire_timers().await?,
-            _ = housekeeping.tick() => driver.housekeeping().await?,
-            _ = pooled.notified() => driver.complete_proposals().await?,
-        }
-    }
+    driver.event_loop(events, sync_rx, pooled, shutdown).await
 }
 
 async fn recv(events: &mut Option<mpsc::Receiver<NetworkEvent>>) -> Option<NetworkEvent> {
@@ -234,56 +235,114 @@ fn next_height(chain: &Chain) -> Height {
     Height(chain.storage.head().map_or(0, |h| h.header.number.0) + 1)
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// Nonces start at the clock in microseconds, so a restarted node does not reuse its earlier
 /// gossip ids.
 fn initial_nonce() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0))
 }
 
+/// The consensus task's state: the machine and everything around it.
 struct Driver {
+    /// Storage, the chain spec, block building and import: what the machine's decisions act on.
     chain: Arc<Chain>,
+    /// Transactions waiting for a block: blocks are built from it, compact ones completed.
     pool: Arc<TxPool>,
+    /// This validator's operator id, the authority it signs as.
     me: OperatorId,
+    /// This validator's signing key: for its transactions (checkpoint signatures), and to make
+    /// the machine a signer again once storage reaches `pending_wal`.
     key: SigningKey,
+    /// The chain's authorities, kept to start the machine again (see `pending_wal`).
     validators: Validators,
     /// A WAL record ahead of storage: the machine runs as an observer until storage reaches it.
     pending_wal: Option<WalRecord>,
+    /// Block pacing, the machine's parameters and checkpoint signing.
     settings: ValidatorSettings,
+    /// The p2p network; `None` on a single-validator chain.
     net: Option<NetworkHandle>,
+    /// Operators by their nodes' peer ids (from the chain spec), to name peers.
     operators: HashMap<PeerId, OperatorId>,
+    /// The consensus state machine, owned by this task alone.
     machine: Consensus,
+    /// The machine's scheduled timeouts, earliest first.
     timers: BinaryHeap<Reverse<(Instant, u64, Timeout)>>,
+    /// Counts scheduled timeouts, so that those due at the same instant fire in order.
     timer_seq: u64,
     /// Proposed blocks (ours and others') of the current and next height, through their
     /// lifecycle: compact, whole, executed.
     proposals: ProposalStore,
+    /// When a block was last committed (decided or synced): the idle heartbeat and the stall
+    /// check count from there.
     last_commit: Instant,
     /// When this node last started a height's round 0 (fed `Ready`): the block interval counts
     /// from there, so a height whose work took longer than the interval is followed at once.
     last_ready: Instant,
+    /// `Ready` was fed for the current height (reset at each commit): round 0 starts once.
     ready_sent: bool,
+    /// The last gossip nonce used (see [`initial_nonce`]).
     nonce: u64,
+    /// The peers connected now: sync asks them, announcements wait for one.
     connected: BTreeSet<PeerId>,
+    /// A sync request is out (one at a time); shown as `isSyncing`.
     sync_in_flight: bool,
+    /// Rotates sync requests through the connected peers, so that one peer cannot stall us.
     sync_turn: usize,
+    /// When the last sync request went out, to space them.
     last_sync: Option<Instant>,
-    sync_tx: mpsc::Sender<(PeerId, Result<Vec<u8>, String>)>,
+    /// Where the sync request tasks send their responses, for the loop.
+    sync_tx: mpsc::Sender<SyncResponseFrom>,
     /// Our own pool transactions and when they were last gossiped.
     announced: HashMap<Hash32, Instant>,
     /// The task publishing the last announcement, while it runs.
     announcing: Option<tokio::task::JoinHandle<()>>,
+    /// What the RPC and metrics read, refreshed after every step of the machine.
     status: Arc<ConsensusStatus>,
     /// Inputs produced while carrying out outputs (answers to Build and Execute).
     inputs: Vec<Input>,
 }
 
 impl Driver {
+    /// Waits for whatever comes first (shutdown, a network event, a sync response, a timer, the
+    /// housekeeping tick, transactions pooled) and handles it, until shutdown or an error.
+    async fn event_loop(
+        mut self,
+        mut events: Option<mpsc::Receiver<NetworkEvent>>,
+        mut sync_responses: mpsc::Receiver<SyncResponseFrom>,
+        pooled: Arc<tokio::sync::Notify>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), NodeError> {
+        let mut housekeeping = tokio::time::interval(Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let sleep = tokio::time::sleep_until(
+                next_timer.unwrap_or_else(|| Instant::now() + Duration::from_millis(IDLE_SLEEP_MS)).into(),
+            );
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        tracing::info!(target: "cdrchain::consensus", "consensus stopped at height {}", self.machine.height());
+                        if let Some(net) = &self.net {
+                            net.shutdown();
+                        }
+                        return Ok(());
+                    }
+                }
+                event = recv(&mut events) => match event {
+                    Some(event) => self.on_network(event).await?,
+                    None => {
+                        events = None;
+                        tracing::error!(target: "cdrchain::consensus", "the network stopped; this validator is cut off");
+                    }
+                },
+                Some(response) = sync_responses.recv() => self.on_sync_response(response).await?,
+                _ = sleep, if next_timer.is_some() => self.fire_timers().await?,
+                _ = housekeeping.tick() => self.housekeeping().await?,
+                _ = pooled.notified() => self.complete_proposals().await?,
+            }
+        }
+    }
+
     fn next_nonce(&mut self) -> u64 {
         self.nonce = self.nonce.wrapping_add(1);
         self.nonce
@@ -296,27 +355,15 @@ impl Driver {
         Ok(verdict)
     }
 
+    /// Carries out `outputs` in order, then what follows from the inputs they produced (answers
+    /// to Build and Execute), until nothing is left; then publishes the status.
     async fn carry_out(&mut self, outputs: Vec<Output>) -> Result<(), NodeError> {
         let mut queue = std::collections::VecDeque::from(outputs);
         loop {
             while let Some(output) = queue.pop_front() {
                 self.carry_out_one(output).await?;
             }
-            if let Some(record) = self.pending_wal.take_if(|r| r.height == next_height(&self.chain)) {
-                tracing::info!(
-                    target: "cdrchain::consensus",
-                    "storage reached height {}: signing again, from the WAL",
-                    record.height.0 - 1
-                );
-                let me = Some((self.me.clone(), self.key.clone()));
-                let (machine, outputs) = Consensus::new(
-                    self.validators.clone(),
-                    me,
-                    self.settings.params,
-                    record.height,
-                    Some(record),
-                );
-                self.machine = machine;
+            if let Some(outputs) = self.rejoin_when_synced() {
                 queue.extend(outputs);
                 continue;
             }
@@ -332,6 +379,7 @@ impl Driver {
         Ok(())
     }
 
+    /// The one `match` where the machine's effects happen.
     async fn carry_out_one(&mut self, output: Output) -> Result<(), NodeError> {
         match output {
             Output::Wal(record) => {
@@ -341,12 +389,12 @@ impl Driver {
             }
             Output::Broadcast(message) => {
                 let own_prevote = matches!(&message, ConsensusMessage::Vote(v)
-                    if v.voter == self.me && v.vote.kind == cdrchain_runtime::block::VoteKind::Prevote && v.vote.height.0 >= 2);
+                    if v.voter == self.me && v.vote.kind == VoteKind::Prevote && v.vote.height.0 >= 2);
                 self.broadcast(message).await;
                 if own_prevote && failpoint_exit_after_prevote() {
                     tracing::warn!(target: "cdrchain::consensus", "failpoint exit-after-prevote: stopping dead after sending a prevote");
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    std::process::exit(137);
+                    tokio::time::sleep(Duration::from_millis(FAILPOINT_EXIT_DELAY_MS)).await;
+                    std::process::exit(FAILPOINT_EXIT_STATUS);
                 }
             }
             Output::Schedule { timeout, after_ms } => {
@@ -361,21 +409,22 @@ impl Driver {
             Output::Ahead { height, from } => {
                 tracing::debug!(target: "cdrchain::consensus", "`{from}` is at height {height}; we are at {}", self.machine.height());
                 // Any connected peer, in rotation: the signer could be Byzantine and stall us.
-                self.start_sync(None, Duration::from_millis(500));
+                self.start_sync(None, Duration::from_millis(AHEAD_SYNC_SPACING_MS));
             }
         }
         Ok(())
     }
 
+    /// Publishes a consensus message; a proposal carries its block (see `ProposalStore::next_send`).
     async fn broadcast(&mut self, message: ConsensusMessage) {
         let Some(net) = self.net.clone() else { return };
         let block = match &message {
-            ConsensusMessage::Proposal(p) => {
+            ConsensusMessage::Proposal(p) => match self.proposals.next_send(&p.proposal.block_hash) {
+                Some(block) => Some(block),
                 // After a restart we may have signed a proposal whose block we no longer hold:
                 // without it the proposal is useless to others.
-                let Some(block) = self.proposals.next_send(&p.proposal.block_hash) else { return };
-                Some(block)
-            }
+                None => return,
+            },
             ConsensusMessage::Vote(_) => None,
         };
         tracing::debug!(target: "cdrchain::consensus", "sending {}", message.describe());
@@ -385,117 +434,7 @@ impl Driver {
         }
     }
 
-    /// The proposer's getValue(): a block on the head from the pool.
-    fn build(&mut self, height: Height, round: Round) -> Result<(), NodeError> {
-        if next_height(&self.chain) != height {
-            return Ok(());
-        }
-        let mut candidates = self.pool.snapshot(crate::MAX_TXS_PER_BUILD);
-        // Per operator in sequence order, so that batches gossiped out of order still chain.
-        candidates.sort_by_key(|(_, a)| sequence_key(a));
-        let parent_ts = self.chain.storage.parent_ref().timestamp_ms;
-        let built =
-            tokio::task::block_in_place(|| self.chain.build(&self.me, candidates, now_ms().max(parent_ts)))?;
-        self.drop_refused(&built.refused);
-        let hash = built.block.hash();
-        tracing::info!(
-            target: "cdrchain::consensus",
-            "proposing block #{height} round {} {}… with {} CDRs in {} txs",
-            round.0,
-            &hash.to_hex()[..12],
-            built.block.cdr_count(),
-            built.block.transactions.len()
-        );
-        self.proposals.insert_built(built.block, self.machine.round(), built.changes);
-        self.inputs.push(Input::Built { height, round, block_hash: hash });
-        Ok(())
-    }
-
-    /// Drops transactions that can never apply (stale sequences, bad data); keeps those that only
-    /// wait for an earlier one (a gap may close when the missing batch arrives).
-    fn drop_refused(&self, refused: &[(Hash32, TxError)]) {
-        let dead: Vec<Hash32> = refused
-            .iter()
-            .filter(|(_, e)| !matches!(e, TxError::SequenceGap { .. }))
-            .map(|(id, e)| {
-                tracing::warn!(target: "cdrchain::consensus", "dropping transaction {id}: {e}");
-                *id
-            })
-            .collect();
-        self.pool.remove(&dead);
-    }
-
-    /// The machine's valid(v): does the proposed block apply on our head?
-    fn execute(&mut self, height: Height, block_hash: Hash32) {
-        if next_height(&self.chain) != height {
-            // Storage is not where the machine is (a sync is under way): no verdict yet; the
-            // machine cannot decide this block, and sync will bring it.
-            return;
-        }
-        let verdict = match self.proposals.block(&block_hash) {
-            None => {
-                // Not held (never arrived, not kept, or still missing transactions): no verdict
-                // yet, so never a decision on a block this node could not commit; it is checked
-                // if it arrives while this height lasts.
-                tracing::debug!(target: "cdrchain::consensus", "no block {block_hash} to check for height {height} yet");
-                self.proposals.want(block_hash, height);
-                return;
-            }
-            Some(block) if block.header.timestamp_ms > now_ms().saturating_add(MAX_CLOCK_DRIFT_MS) => {
-                Err(format!(
-                    "its timestamp {} is more than {} s ahead of this node's clock",
-                    block.header.timestamp_ms,
-                    MAX_CLOCK_DRIFT_MS / 1000
-                ))
-            }
-            Some(block) => {
-                let parent = self.chain.storage.parent_ref();
-                tokio::task::block_in_place(|| {
-                    apply_block(&self.chain.ctx, &*self.chain.storage, &parent, block)
-                        .map_err(|e| e.to_string())
-                })
-            }
-        };
-        let valid = match verdict {
-            Ok(changes) => {
-                self.proposals.record_execution(block_hash, changes);
-                true
-            }
-            Err(reason) => {
-                tracing::warn!(target: "cdrchain::consensus", "proposed block #{height} {block_hash} is invalid: {reason}");
-                false
-            }
-        };
-        self.inputs.push(Input::Executed { height, block_hash, valid });
-    }
-
-    fn commit(&mut self, decision: Decision) -> Result<(), NodeError> {
-        let Decision { height, block_hash, certificate, .. } = decision;
-        let Some((block, changes)) = self.proposals.take_for_commit(&block_hash) else {
-            tracing::warn!(target: "cdrchain::consensus", "decided block #{height} {block_hash} is not held here; syncing it");
-            self.start_sync(None, Duration::ZERO);
-            return Ok(());
-        };
-        let chain = self.chain.clone();
-        let me = self.me.clone();
-        tokio::task::block_in_place(|| chain.commit_decided(&block, &changes, &certificate, &me))?;
-        self.after_commit(&block, &changes.tx_ids);
-        Ok(())
-    }
-
-    /// `ids`: the block's transaction ids, as its execution computed them.
-    fn after_commit(&mut self, block: &Block, ids: &[Hash32]) {
-        self.sign_checkpoint(block);
-        self.pool.remove(ids);
-        for id in ids {
-            self.announced.remove(id);
-        }
-        let height = block.header.number;
-        self.proposals.prune_through(height);
-        self.last_commit = Instant::now();
-        self.ready_sent = false;
-    }
-
+    /// Feeds the machine the timeouts that are due (those of past heights are dropped).
     async fn fire_timers(&mut self) -> Result<(), NodeError> {
         let now = Instant::now();
         while let Some(Reverse((at, _, timeout))) = self.timers.peek().copied() {
@@ -511,6 +450,8 @@ impl Driver {
         Ok(())
     }
 
+    /// Every [`HOUSEKEEPING_INTERVAL_MS`]: starts round 0 when due, announces transactions and
+    /// syncs when stalled.
     async fn housekeeping(&mut self) -> Result<(), NodeError> {
         // Readiness: round 0 starts when there is work, or for the idle heartbeat.
         if !self.ready_sent {
@@ -524,43 +465,10 @@ impl Driver {
         }
         self.announce_transactions();
         // Nothing committed for a while although others may have: ask a peer.
-        let stalled = self.last_commit.elapsed() > Duration::from_secs(3);
+        let stalled = self.last_commit.elapsed() > Duration::from_millis(STALLED_AFTER_MS);
         if stalled && !self.connected.is_empty() {
-            self.start_sync(None, Duration::from_secs(2));
+            self.start_sync(None, Duration::from_millis(STALLED_SYNC_SPACING_MS));
         }
         Ok(())
-    }
-
-    /// Completes the compact proposals whose transactions have all arrived, and checks those
-    /// the machine is waiting for.
-    async fn complete_proposals(&mut self) -> Result<(), NodeError> {
-        let completion = self.proposals.complete_from(&self.pool);
-        for (hash, error) in completion.dropped {
-            tracing::warn!(target: "cdrchain::consensus", "dropping proposed block {hash}: {error}");
-        }
-        for hash in completion.completed {
-            tracing::debug!(target: "cdrchain::consensus", "block {hash} complete: its last transactions arrived");
-            self.execute_wanted(hash).await?;
-        }
-        Ok(())
-    }
-
-    /// Checks a block the machine asked about before it was complete here, now that it is.
-    async fn execute_wanted(&mut self, hash: Hash32) -> Result<(), NodeError> {
-        if let Some(height) = self.proposals.take_wanted(&hash) {
-            self.execute(height, hash);
-            self.carry_out(Vec::new()).await?;
-        }
-        Ok(())
-    }
-}
-
-/// Sorts transactions of one operator by sequence; call events keep their place at the end.
-fn sequence_key(tx: &SignedTransaction) -> (u8, OperatorId, u64) {
-    match &tx.transaction {
-        Transaction::CdrBatch(b) => (0, b.operator.clone(), b.first_sequence.0),
-        Transaction::SequenceGap(g) => (0, g.operator.clone(), g.from.0),
-        Transaction::CallEvent(e) => (1, e.operator.clone(), 0),
-        Transaction::CheckpointSignature(c) => (2, c.operator.clone(), c.height.0),
     }
 }

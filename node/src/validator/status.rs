@@ -15,17 +15,24 @@ use crate::NodeError;
 /// What the RPC and metrics read about consensus and peers.
 #[derive(Debug, Default)]
 pub struct ConsensusStatus {
+    /// Written by the consensus task, read by the RPC and metrics.
     inner: Mutex<StatusInner>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusInner {
+    /// The height the machine is deciding.
     pub height: u64,
+    /// Its round at that height.
     pub round: u32,
+    /// Its step in that round, lower case (`propose`, `prevote`, …).
     pub step: String,
+    /// A sync request is out.
     pub is_syncing: bool,
+    /// The peers connected now.
     pub peers: Vec<PeerSummary>,
+    /// Equivocation evidence seen, oldest first, at most `MAX_EVIDENCE` (also in storage).
     #[serde(skip)]
     pub evidence: Vec<Evidence>,
 }
@@ -34,9 +41,13 @@ pub struct StatusInner {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerSummary {
+    /// Its libp2p peer id.
     pub peer_id: String,
+    /// The operator the chain spec registers it for, if any.
     pub operator: Option<String>,
+    /// The address of the connection.
     pub address: String,
+    /// `inbound` (the peer dialled us) or `outbound` (we dialled it).
     pub direction: String,
 }
 
@@ -58,6 +69,7 @@ impl ConsensusStatus {
     }
 }
 
+/// The evidence kept in storage by earlier runs.
 pub(super) fn load_evidence(chain: &Chain) -> Result<Vec<Evidence>, NodeError> {
     match chain.storage.meta_get(EVIDENCE_KEY)? {
         Some(bytes) => decode_exact::<Vec<Evidence>>(&bytes)
@@ -67,6 +79,7 @@ pub(super) fn load_evidence(chain: &Chain) -> Result<Vec<Evidence>, NodeError> {
 }
 
 impl Driver {
+    /// Publishes the connected peers (`system_peers`, the peer gauge).
     pub(super) async fn refresh_peers(&mut self) {
         let Some(net) = &self.net else { return };
         let peers = net.peers().await;
@@ -83,6 +96,7 @@ impl Driver {
         self.status.lock().peers = summaries;
     }
 
+    /// Publishes the machine's height, round and step, and whether a sync is out.
     pub(super) fn refresh_status(&self) {
         let mut status = self.status.lock();
         status.height = self.machine.height().0;
@@ -92,6 +106,8 @@ impl Driver {
         self.chain.metrics.consensus_round.set(i64::from(self.machine.round().0));
     }
 
+    /// Keeps new equivocation evidence (at most [`MAX_EVIDENCE`], oldest dropped first) in the
+    /// status and in storage, and counts it.
     pub(super) fn record_evidence(&mut self, evidence: Evidence) -> Result<(), NodeError> {
         tracing::warn!(
             target: "cdrchain::consensus",

@@ -4,18 +4,24 @@
 use std::time::{Duration, Instant};
 
 use cdrchain_consensus::Input;
-use cdrchain_network::PeerId;
+use cdrchain_network::{NetworkError, PeerId};
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
 use cdrchain_runtime::ids::Height;
 use parity_scale_codec::Encode;
 
-use super::{next_height, Driver};
+use super::{next_height, Driver, SYNC_BATCH_BLOCKS, SYNC_RESPONSE_BUDGET_BYTES};
 use crate::chain::Chain;
 use crate::wire::{SyncRequest, SyncResponse, MAX_BLOCKS_PER_SYNC};
 use crate::NodeError;
 
-/// Blocks asked for in one sync request.
-const SYNC_BATCH: u32 = 64;
+/// A sync request's outcome, from the task that sent it to the driver.
+#[derive(Debug)]
+pub(super) struct SyncResponseFrom {
+    /// The peer asked.
+    pub(super) peer: PeerId,
+    /// Its encoded [`SyncResponse`], or why none came.
+    pub(super) response: Result<Vec<u8>, NetworkError>,
+}
 
 impl Driver {
     /// Asks `peer` (or any connected peer) for the blocks after our head, unless a request is in
@@ -40,19 +46,18 @@ impl Driver {
         };
         self.sync_in_flight = true;
         self.last_sync = Some(Instant::now());
-        let request = SyncRequest { from: next_height(&self.chain), max: SYNC_BATCH }.encode();
+        let request = SyncRequest { from: next_height(&self.chain), max: SYNC_BATCH_BLOCKS }.encode();
         let tx = self.sync_tx.clone();
         tokio::spawn(async move {
-            let response = net.request(peer, request).await.map_err(|e| e.to_string());
-            let _ = tx.send((peer, response)).await;
+            let response = net.request(peer, request).await;
+            let _ = tx.send(SyncResponseFrom { peer, response }).await;
         });
     }
 
-    pub(super) async fn on_sync_response(
-        &mut self,
-        peer: PeerId,
-        response: Result<Vec<u8>, String>,
-    ) -> Result<(), NodeError> {
+    /// Imports the blocks of a sync response that follow our head, and asks the same peer for
+    /// more when the batch was full.
+    pub(super) async fn on_sync_response(&mut self, from: SyncResponseFrom) -> Result<(), NodeError> {
+        let SyncResponseFrom { peer, response } = from;
         self.sync_in_flight = false;
         let bytes = match response {
             Ok(bytes) => bytes,
@@ -95,7 +100,7 @@ impl Driver {
         if let Some(height) = imported {
             tracing::info!(target: "cdrchain::network", "synced up to block #{height} from {peer}");
             self.feed(Input::Committed { height }).await?;
-            if count as u32 >= SYNC_BATCH {
+            if count >= SYNC_BATCH_BLOCKS as usize {
                 // There may be more.
                 self.start_sync(Some(peer), Duration::ZERO);
             }
@@ -112,7 +117,6 @@ pub(super) fn serve_sync(chain: &Chain, peer: PeerId, request: &[u8]) -> Vec<u8>
         return empty();
     };
     let max = (request.max as usize).min(MAX_BLOCKS_PER_SYNC);
-    let budget = 32 * 1024 * 1024;
     let mut blocks = Vec::new();
     let mut bytes = 0usize;
     let mut height = request.from;
@@ -123,7 +127,7 @@ pub(super) fn serve_sync(chain: &Chain, peer: PeerId, request: &[u8]) -> Vec<u8>
             break;
         };
         bytes += block.encoded_size();
-        if !blocks.is_empty() && bytes > budget {
+        if !blocks.is_empty() && bytes > SYNC_RESPONSE_BUDGET_BYTES {
             break;
         }
         blocks.push((block, certificate));
@@ -132,6 +136,22 @@ pub(super) fn serve_sync(chain: &Chain, peer: PeerId, request: &[u8]) -> Vec<u8>
     tracing::debug!(target: "cdrchain::network", "serving {} blocks from #{} to {peer}", blocks.len(), request.from);
     match BoundedVec::new(blocks) {
         Ok(blocks) => SyncResponse { blocks }.encode(),
-        Err(_) => empty(),
+        Err(blocks) => {
+            // At most MAX_BLOCKS_PER_SYNC were read: this always fits.
+            debug_assert!(false, "{} blocks read for one sync response", blocks.len());
+            empty()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::check_limits;
+
+    #[test]
+    fn the_sync_response_budget_fits_the_network_default_limit() {
+        assert!(check_limits(&cdrchain_network::Limits::default()));
+        let tight = cdrchain_network::Limits { max_sync_response: 32 * 1024 * 1024, ..Default::default() };
+        assert!(!check_limits(&tight), "half the limit is left for certificates and framing");
     }
 }
