@@ -140,14 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let spec = ChainSpec::load(&chain).with_context(|| format!("loading chain spec `{chain}`"))?;
     let dev_chain = spec.uses_dev_keys();
 
-    let key_arg = match (&args.key, &args.dev_key) {
-        (Some(key), _) => Some(key.clone()),
-        (None, Some(name)) => Some(format!("dev:{name}")),
-        (None, None) => args.dev.then(|| "dev:alice".to_string()),
-    };
-    let Some(key_arg) = key_arg else {
-        bail!("--key FILE is required: the operator key this node signs with (or --dev-key NAME on dev and local chains)")
-    };
+    let key_arg = key_arg(&args)?;
     let signing_key = load_key(&key_arg, dev_chain)?;
     let public = public_key(&signing_key);
     let operator = spec
@@ -156,51 +149,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .find(|o| o.ed25519 == public)
         .map(|o| o.id.clone())
         .with_context(|| format!("chain `{}` registers no operator with key {public}", spec.id))?;
+    let parties = party_hasher(&args, &spec)?;
+    check_rpc_exposure(&args)?;
 
-    let secret = match consortium_secret(args.consortium_secret_file.as_deref(), dev_chain)? {
-        Some(secret) => Some(secret),
-        None => {
-            tracing::warn!(
-                "chain `{}`: no consortium secret (--consortium-secret-file, CDRCHAIN_CONSORTIUM_SECRET_FILE or \
-                 CDRCHAIN_CONSORTIUM_SECRET), so parties cannot be hashed the way the other operators hash them: \
-                 this node validates and serves the chain but REFUSES INGEST (503) until it is restarted with one",
-                spec.id
-            );
-            None
-        }
-    };
-    let parties = match secret {
-        Some(secret) => Some(
-            PartyHasher::new(&secret, args.default_region.as_deref())
-                .context("setting up party hashing")?
-                .with_memo(args.party_cache),
-        ),
-        None => None,
-    };
-
-    if !args.rpc_addr.ip().is_loopback() && args.rpc_token.as_deref().is_none_or(str::is_empty) {
-        bail!(
-            "--rpc-addr {} is reachable beyond this machine: set --rpc-token (or CDRCHAIN_RPC_TOKEN) so that \
-             cdr_submit and /ingest need `Authorization: Bearer <token>`",
-            args.rpc_addr
-        );
-    }
-
-    let temporary = if args.tmp || (args.dev && args.base_path.is_none()) {
-        Some(
-            tempfile::Builder::new()
-                .prefix("cdrchain-")
-                .tempdir()
-                .context("creating a temporary base path")?,
-        )
-    } else {
-        None
-    };
-    let base_path = match (&temporary, &args.base_path) {
-        (Some(dir), _) => dir.path().to_path_buf(),
-        (None, Some(path)) => path.clone(),
-        (None, None) => bail!("--base-path DIR is required (or --tmp for a throwaway database)"),
-    };
+    let (base_path, temporary) = base_path(&args)?;
     if dev_chain {
         tracing::warn!(
             "chain `{}` uses the public development keys and secret: for development only",
@@ -234,6 +186,66 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let result = runtime.block_on(cdrchain_node::service::run(config, shutdown_signal()));
     drop(temporary);
     result.context("the node stopped with an error")
+}
+
+/// The operator key to sign with, as `--key` takes it (`FILE` or `dev:NAME`).
+fn key_arg(args: &Args) -> anyhow::Result<String> {
+    let key_arg = match (&args.key, &args.dev_key) {
+        (Some(key), _) => Some(key.clone()),
+        (None, Some(name)) => Some(format!("dev:{name}")),
+        (None, None) => args.dev.then(|| "dev:alice".to_string()),
+    };
+    key_arg.context(
+        "--key FILE is required: the operator key this node signs with (or --dev-key NAME on dev and local chains)",
+    )
+}
+
+/// How parties are hashed: `None` (and a warning) without a consortium secret, which leaves the
+/// node unable to take ingest.
+fn party_hasher(args: &Args, spec: &ChainSpec) -> anyhow::Result<Option<PartyHasher>> {
+    let Some(secret) = consortium_secret(args.consortium_secret_file.as_deref(), spec.uses_dev_keys())?
+    else {
+        tracing::warn!(
+            "chain `{}`: no consortium secret (--consortium-secret-file, CDRCHAIN_CONSORTIUM_SECRET_FILE or \
+             CDRCHAIN_CONSORTIUM_SECRET), so parties cannot be hashed the way the other operators hash them: \
+             this node validates and serves the chain but REFUSES INGEST (503) until it is restarted with one",
+            spec.id
+        );
+        return Ok(None);
+    };
+    Ok(Some(
+        PartyHasher::new(&secret, args.default_region.as_deref())
+            .context("setting up party hashing")?
+            .with_memo(args.party_cache),
+    ))
+}
+
+/// Refuses an RPC address reachable from other machines without a token.
+fn check_rpc_exposure(args: &Args) -> anyhow::Result<()> {
+    if !args.rpc_addr.ip().is_loopback() && args.rpc_token.as_deref().is_none_or(str::is_empty) {
+        bail!(
+            "--rpc-addr {} is reachable beyond this machine: set --rpc-token (or CDRCHAIN_RPC_TOKEN) so that \
+             cdr_submit and /ingest need `Authorization: Bearer <token>`",
+            args.rpc_addr
+        );
+    }
+    Ok(())
+}
+
+/// The base path, and the temporary directory holding it (deleted when dropped) for `--tmp` and
+/// `--dev` without `--base-path`.
+fn base_path(args: &Args) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if args.tmp || (args.dev && args.base_path.is_none()) {
+        let dir = tempfile::Builder::new()
+            .prefix("cdrchain-")
+            .tempdir()
+            .context("creating a temporary base path")?;
+        return Ok((dir.path().to_path_buf(), Some(dir)));
+    }
+    match &args.base_path {
+        Some(path) => Ok((path.clone(), None)),
+        None => bail!("--base-path DIR is required (or --tmp for a throwaway database)"),
+    }
 }
 
 /// The p2p settings: `None` for a single-validator chain started without `--listen`.

@@ -141,12 +141,83 @@ pub fn reconcile(
     let in_window = |cdr: &Cdr| window.0 <= cdr.body.start_ms && cdr.body.start_ms < window.1;
     let mine = count_once(mine.iter().filter(|c| between(c, me, partner)));
     let chain = count_once(chain.iter().filter(|c| between(c, me, partner)));
+    let pairing = pair(&mine, &chain, tolerance_ms);
+    let unmatched = |cdr: &Cdr, line: Option<u64>, id: Option<String>| Unmatched {
+        line,
+        id,
+        call_id: cdr.body.call_id.as_str().to_string(),
+        start_ms: cdr.body.start_ms,
+        from: cdr.body.caller_operator.clone(),
+        to: cdr.body.callee_operator.clone(),
+    };
+    let mut matched = 0;
+    let mut mismatched = Vec::new();
+    for (index, at, by) in pairing.pairs {
+        let (m, c) = (mine[index], chain[at]);
+        if !in_window(m) && !in_window(c) {
+            continue;
+        }
+        let differences = compare(m, c, tolerance_ms);
+        if differences.is_empty() {
+            matched += 1;
+        } else {
+            mismatched.push(Matched {
+                line: m.sequence.0,
+                id: c.id().to_string(),
+                call_id: c.body.call_id.as_str().to_string(),
+                by: by.to_string(),
+                differences,
+            });
+        }
+    }
+    let missing_on_chain = pairing
+        .unmatched_mine
+        .into_iter()
+        .map(|index| mine[index])
+        .filter(|c| in_window(c))
+        .map(|c| unmatched(c, Some(c.sequence.0), None))
+        .collect();
+    let missing_in_file = chain
+        .iter()
+        .enumerate()
+        .filter(|(at, c)| !pairing.taken[*at] && in_window(c))
+        .map(|(_, c)| unmatched(c, None, Some(c.id().to_string())))
+        .collect();
+    let mine_in_window: Vec<&Cdr> = mine.iter().copied().filter(|c| in_window(c)).collect();
+    let chain_in_window: Vec<&Cdr> = chain.iter().copied().filter(|c| in_window(c)).collect();
+    let totals = totals(me, partner, &mine_in_window, &chain_in_window);
+    Report {
+        me: me.clone(),
+        partner: partner.clone(),
+        tolerance_ms,
+        matched,
+        mismatched,
+        missing_on_chain,
+        missing_in_file,
+        totals,
+    }
+}
+
+/// How the records of the two sides were paired.
+struct Pairing {
+    /// (index in mine, index in chain, how it was matched), in the order of mine.
+    pairs: Vec<(usize, usize, &'static str)>,
+    /// For each chain record, whether it was paired.
+    taken: Vec<bool>,
+    /// The indexes in mine of the records without a partner on the chain.
+    unmatched_mine: Vec<usize>,
+}
+
+/// Pairs each of `mine` with a record of `chain`: by call key first, then, for what has no common
+/// call key, by the same parties and direction with the nearest start within `tolerance_ms`
+/// (ties: the chain's earlier record).
+fn pair(mine: &[&Cdr], chain: &[&Cdr], tolerance_ms: u64) -> Pairing {
     let mut by_key: HashMap<&crate::ids::CallId, usize> = HashMap::new();
     for (index, cdr) in chain.iter().enumerate() {
         by_key.insert(cdr.body.call_key(), index);
     }
     let mut taken = vec![false; chain.len()];
-    let mut pairs: Vec<(usize, usize, &str)> = Vec::new();
+    let mut pairs: Vec<(usize, usize, &'static str)> = Vec::new();
     let mut left = Vec::new();
     for (index, cdr) in mine.iter().enumerate() {
         match by_key.get(cdr.body.call_key()) {
@@ -157,8 +228,6 @@ pub fn reconcile(
             _ => left.push(index),
         }
     }
-    // What has no common call key: the same parties and direction, the nearest start within
-    // the tolerance (ties: the chain's earlier record).
     let mut unmatched_mine = Vec::new();
     for index in left {
         let m = &mine[index].body;
@@ -182,54 +251,17 @@ pub fn reconcile(
             None => unmatched_mine.push(index),
         }
     }
-    let unmatched = |cdr: &Cdr, line: Option<u64>, id: Option<String>| Unmatched {
-        line,
-        id,
-        call_id: cdr.body.call_id.as_str().to_string(),
-        start_ms: cdr.body.start_ms,
-        from: cdr.body.caller_operator.clone(),
-        to: cdr.body.callee_operator.clone(),
-    };
-    let mut matched = 0;
-    let mut mismatched = Vec::new();
     pairs.sort_by_key(|&(index, _, _)| index);
-    for (index, at, by) in pairs {
-        let (m, c) = (mine[index], chain[at]);
-        if !in_window(m) && !in_window(c) {
-            continue;
-        }
-        let differences = compare(m, c, tolerance_ms);
-        if differences.is_empty() {
-            matched += 1;
-        } else {
-            mismatched.push(Matched {
-                line: m.sequence.0,
-                id: c.id().to_string(),
-                call_id: c.body.call_id.as_str().to_string(),
-                by: by.to_string(),
-                differences,
-            });
-        }
-    }
-    let missing_on_chain = unmatched_mine
-        .into_iter()
-        .map(|index| mine[index])
-        .filter(|c| in_window(c))
-        .map(|c| unmatched(c, Some(c.sequence.0), None))
-        .collect();
-    let missing_in_file = chain
-        .iter()
-        .enumerate()
-        .filter(|(at, c)| !taken[*at] && in_window(c))
-        .map(|(_, c)| unmatched(c, None, Some(c.id().to_string())))
-        .collect();
-    let side = |records: &[&Cdr]| {
-        summarize(me, partner, records.iter().copied().filter(|c| in_window(c)), Rounding::PER_SECOND)
-            .directions
-    };
-    let [mine_out, mine_in] = side(&mine);
-    let [chain_out, chain_in] = side(&chain);
-    let totals = [
+    Pairing { pairs, taken, unmatched_mine }
+}
+
+/// The totals of each direction on each side: `me → partner`, then `partner → me`.
+fn totals(me: &OperatorId, partner: &OperatorId, mine: &[&Cdr], chain: &[&Cdr]) -> [DirectionTotals; 2] {
+    let side =
+        |records: &[&Cdr]| summarize(me, partner, records.iter().copied(), Rounding::PER_SECOND).directions;
+    let [mine_out, mine_in] = side(mine);
+    let [chain_out, chain_in] = side(chain);
+    [
         DirectionTotals {
             from: me.clone(),
             to: partner.clone(),
@@ -242,17 +274,7 @@ pub fn reconcile(
             mine: mine_in.totals,
             chain: chain_in.totals,
         },
-    ];
-    Report {
-        me: me.clone(),
-        partner: partner.clone(),
-        tolerance_ms,
-        matched,
-        mismatched,
-        missing_on_chain,
-        missing_in_file,
-        totals,
-    }
+    ]
 }
 
 #[cfg(test)]

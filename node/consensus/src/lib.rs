@@ -4,6 +4,7 @@
 //! - [`machine`]: one validator's state machine ([`Consensus`]): inputs are messages, timeouts
 //!   and answers to its requests; outputs are messages to send, timers, WAL records (durable
 //!   before anything after them leaves the node), blocks to build or check, decisions, evidence.
+//!   Its inputs, outputs and WAL record are defined in `types.rs` and re-exported from it.
 //! - [`messages`]: signed proposals and votes, evidence of equivocation, the authority set.
 //! - [`sim`]: a deterministic simulator that drives n machines over a seeded lossy network with
 //!   crashes, restarts and Byzantine validators, and checks agreement, validity, progress and
@@ -15,6 +16,7 @@
 pub mod machine;
 pub mod messages;
 pub mod sim;
+mod types;
 mod votes;
 
 pub use machine::{

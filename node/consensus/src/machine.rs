@@ -18,170 +18,41 @@
 //!   validator seen still in that round; re-sending a signed message is always safe.
 //! - Messages for the next height are kept (bounded) and replayed after the decision; messages
 //!   further ahead only raise [`Output::Ahead`] so the node can sync.
+//!
+//! This file holds the state and the transitions on each input; the upon-rules are in
+//! `machine/rules.rs`, the types that go in and out in `types.rs` (re-exported here).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use cdrchain_runtime::block::{CommitCertificate, CommitSignature, Vote, VoteKind};
-use cdrchain_runtime::codec::BoundedVec;
+use cdrchain_runtime::block::{Vote, VoteKind};
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId, Round};
 use ed25519_dalek::SigningKey;
-use parity_scale_codec::{Decode, Encode};
-use serde::{Deserialize, Serialize};
 
-use crate::messages::{
-    ConsensusMessage, Evidence, MessageError, Proposal, SignedProposal, SignedVote, Validators,
-};
+use crate::messages::{ConsensusMessage, Evidence, Proposal, SignedProposal, SignedVote, Validators};
 use crate::votes::{Added, VoteKeeper};
+
+mod rules;
+
+pub use crate::types::{Decision, Input, Output, Params, Step, Timeout, TimeoutKind, Verdict, WalRecord};
 
 /// Rounds further ahead of ours than this are ignored (bounds memory per height).
 pub const MAX_ROUNDS_AHEAD: u32 = 1_024;
 /// Distinct proposals kept per round: the first, and one conflicting (the evidence).
 pub const MAX_PROPOSALS_PER_ROUND: usize = 2;
+/// Rounds of the next height whose messages are kept until we get there: a few, so that a
+/// validator that finishes a height a little before us does not have to resend its first rounds.
+pub const NEXT_HEIGHT_BUFFER_ROUNDS: usize = 8;
+/// Messages one validator signs per round: a proposal, a prevote and a precommit.
+const MESSAGES_PER_VALIDATOR_ROUND: usize = 3;
+/// Next-height messages kept per signer; the whole buffer holds this many per validator.
+pub const MAX_NEXT_HEIGHT_MESSAGES_PER_VALIDATOR: usize =
+    MESSAGES_PER_VALIDATOR_ROUND * NEXT_HEIGHT_BUFFER_ROUNDS;
+/// Passes of the upon-rules per input. Each rule fires only when it changes the state and none
+/// can fire forever, so evaluation ends by itself well before; this is a second guard.
+const MAX_RULE_PASSES: usize = 64;
 
-/// Timeouts, in milliseconds: `base + delta × round`, so that rounds lengthen until the network's
-/// real delay fits in them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Params {
-    pub propose_ms: u64,
-    pub propose_delta_ms: u64,
-    pub prevote_ms: u64,
-    pub prevote_delta_ms: u64,
-    pub precommit_ms: u64,
-    pub precommit_delta_ms: u64,
-    /// How often own messages of the current round are sent again.
-    pub rebroadcast_ms: u64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Self {
-            propose_ms: 2_000,
-            propose_delta_ms: 500,
-            prevote_ms: 1_000,
-            prevote_delta_ms: 500,
-            precommit_ms: 1_000,
-            precommit_delta_ms: 500,
-            rebroadcast_ms: 1_500,
-        }
-    }
-}
-
-impl Params {
-    /// How long to wait for `kind` in `round`.
-    pub fn duration_ms(&self, kind: TimeoutKind, round: Round) -> u64 {
-        let r = u64::from(round.0);
-        let (base, delta) = match kind {
-            TimeoutKind::Propose => (self.propose_ms, self.propose_delta_ms),
-            TimeoutKind::Prevote => (self.prevote_ms, self.prevote_delta_ms),
-            TimeoutKind::Precommit => (self.precommit_ms, self.precommit_delta_ms),
-            TimeoutKind::Rebroadcast => (self.rebroadcast_ms, 0),
-        };
-        base.saturating_add(delta.saturating_mul(r))
-    }
-}
-
-/// The step within a round.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Encode, Decode, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Step {
-    #[codec(index = 0)]
-    Propose,
-    #[codec(index = 1)]
-    Prevote,
-    #[codec(index = 2)]
-    Precommit,
-}
-
-/// Which timer.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Encode, Decode)]
-pub enum TimeoutKind {
-    Propose,
-    Prevote,
-    Precommit,
-    Rebroadcast,
-}
-
-/// A timer, named by what it is for.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Encode, Decode)]
-pub struct Timeout {
-    pub height: Height,
-    pub round: Round,
-    pub kind: TimeoutKind,
-}
-
-/// What the machine needs to survive a crash: its position, its lock and every message it signed
-/// at this height (so that it sends the same ones again and never different ones).
-#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
-pub struct WalRecord {
-    pub height: Height,
-    pub round: Round,
-    pub step: Step,
-    pub locked: Option<(Round, Hash32)>,
-    pub valid: Option<(Round, Hash32)>,
-    pub signed: Vec<ConsensusMessage>,
-    /// The quorum of prevotes for the valid value: the proof of lock this validator re-proposes
-    /// it with. Without it a restarted, locked validator could not convince the others.
-    pub polka: Vec<SignedVote>,
-}
-
-/// A block decided at a height, with the precommits that make it final.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Decision {
-    pub height: Height,
-    pub round: Round,
-    pub block_hash: Hash32,
-    pub certificate: CommitCertificate,
-}
-
-/// Something that happened to the machine.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum Input {
-    /// The node has work for a block (or the idle heartbeat is due): round 0 may start.
-    Ready,
-    /// A message from another validator (or one of ours, echoed back: it is a duplicate).
-    Message(ConsensusMessage),
-    /// A timer requested by [`Output::Schedule`] fired.
-    Timeout(Timeout),
-    /// The block this node was asked to build ([`Output::Build`]).
-    Built { height: Height, round: Round, block_hash: Hash32 },
-    /// The verdict on a proposed block ([`Output::Execute`]): did it apply on the head?
-    Executed { height: Height, block_hash: Hash32, valid: bool },
-    /// The node committed `height` by other means (block sync): move past it.
-    Committed { height: Height },
-}
-
-/// What the driver must do, in order.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum Output {
-    /// Make this record durable (fsync) before carrying out any later output.
-    Wal(WalRecord),
-    /// Send a signed message to all validators.
-    Broadcast(ConsensusMessage),
-    /// Feed `Input::Timeout(timeout)` back after `after_ms`.
-    Schedule { timeout: Timeout, after_ms: u64 },
-    /// This validator proposes at (height, round): build a block on the head; answer `Built`.
-    Build { height: Height, round: Round },
-    /// Check the proposed block with this hash against the head; answer `Executed`.
-    Execute { height: Height, block_hash: Hash32 },
-    /// A block is final: commit it with the certificate. The machine has moved to the next height.
-    Decide(Decision),
-    /// A validator equivocated; the evidence verifies against the authority set.
-    Evidence(Evidence),
-    /// A validator is at a later height than ours: we are behind and should sync.
-    Ahead { height: Height, from: OperatorId },
-}
-
-/// What became of an input message, for gossip validation: forward, drop quietly, or penalize.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum Verdict {
-    /// Valid and new (or for a height we are not at yet): forward it.
-    Accepted,
-    /// Valid but of no use (an old height, a duplicate, a round too far ahead): do not forward.
-    Ignored,
-    /// Invalid (bad signature, not an authority, wrong proposer): do not forward.
-    Rejected(MessageError),
-}
+const _: () = assert!(MAX_PROPOSALS_PER_ROUND >= 2, "a conflicting proposal is kept as evidence");
 
 /// The rules that fire only once per round ("for the first time").
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -191,42 +62,69 @@ enum Once {
     PrecommitTimer,
 }
 
+/// The message a validator signs at most once per round: the key of what it signed. The order
+/// (proposal, prevote, precommit) is the order `WalRecord::signed` lists a round's messages in.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Slot {
+    Proposal,
+    Prevote,
+    Precommit,
+}
+
+impl Slot {
+    fn of_vote(kind: VoteKind) -> Slot {
+        match kind {
+            VoteKind::Prevote => Slot::Prevote,
+            VoteKind::Precommit => Slot::Precommit,
+        }
+    }
+}
+
 /// One validator's consensus state. Observers (`me = None`) follow without signing.
 #[derive(Debug)]
 pub struct Consensus {
+    /// The authority set: who may sign, who proposes when, and the quorums.
     validators: Validators,
+    /// This validator's identity and signing key; `None` for an observer, which never signs.
     me: Option<(OperatorId, SigningKey)>,
+    /// Timeout durations.
     params: Params,
 
+    /// The height being decided (the paper's h_p).
     height: Height,
+    /// The round within it (round_p).
     round: Round,
+    /// The step within the round (step_p).
     step: Step,
+    /// The value this validator is locked on and the round it locked in (lockedValue/Round_p).
     locked: Option<(Round, Hash32)>,
+    /// The last value seen with a quorum of prevotes, and its round (validValue/Round_p): what
+    /// this validator re-proposes.
     valid: Option<(Round, Hash32)>,
+    /// Whether round 0 may start: the node has work, or another validator has started.
     ready: bool,
 
+    /// Proposals received per round of this height: the first, and at most one conflicting.
     proposals: BTreeMap<Round, Vec<SignedProposal>>,
+    /// The node's verdict on each proposed block (the paper's valid(v)).
     validity: BTreeMap<Hash32, bool>,
+    /// Blocks handed to the node for execution whose verdict has not come back.
     executing: BTreeSet<Hash32>,
+    /// Every vote of this height, by round.
     votes: VoteKeeper,
-    signed: BTreeMap<(Round, u8), ConsensusMessage>,
+    /// What this validator signed at this height, at most one per (round, slot): it re-sends
+    /// these and never signs a different one.
+    signed: BTreeMap<(Round, Slot), ConsensusMessage>,
+    /// The once-per-round rules that have fired.
     fired: BTreeSet<(Round, Once)>,
-    evidence_seen: BTreeSet<(OperatorId, Round, u8)>,
+    /// Equivocations already reported, so that each gives one piece of evidence.
+    evidence_seen: BTreeSet<(OperatorId, Round, Slot)>,
+    /// Messages of the next height, replayed once we get there (bounded, see
+    /// `MAX_NEXT_HEIGHT_MESSAGES_PER_VALIDATOR`).
     next_height: VecDeque<ConsensusMessage>,
     /// (validator, round) pairs we re-sent our messages of that round for, since the last
     /// re-broadcast timer.
     helped: BTreeSet<(OperatorId, Round)>,
-}
-
-const SLOT_PROPOSAL: u8 = 0;
-const SLOT_PREVOTE: u8 = 1;
-const SLOT_PRECOMMIT: u8 = 2;
-
-fn slot(kind: VoteKind) -> u8 {
-    match kind {
-        VoteKind::Prevote => SLOT_PREVOTE,
-        VoteKind::Precommit => SLOT_PRECOMMIT,
-    }
 }
 
 impl Consensus {
@@ -374,13 +272,13 @@ impl Consensus {
         for message in record.signed {
             match &message {
                 ConsensusMessage::Proposal(p) => {
-                    self.signed.insert((p.proposal.round, SLOT_PROPOSAL), message.clone());
+                    self.signed.insert((p.proposal.round, Slot::Proposal), message.clone());
                     // Judged again like anyone's: the node may no longer hold the block it built,
                     // and must not decide a block it cannot commit.
                     self.record_proposal(p.clone(), out);
                 }
                 ConsensusMessage::Vote(v) => {
-                    self.signed.insert((v.vote.round, slot(v.vote.kind)), message.clone());
+                    self.signed.insert((v.vote.round, Slot::of_vote(v.vote.kind)), message.clone());
                     self.votes.add(v.clone());
                 }
             }
@@ -446,7 +344,7 @@ impl Consensus {
     fn round_actions(&mut self, out: &mut Vec<Output>) {
         self.schedule(TimeoutKind::Rebroadcast, out);
         if self.is_proposer() {
-            if let Some(message) = self.signed.get(&(self.round, SLOT_PROPOSAL)) {
+            if let Some(message) = self.signed.get(&(self.round, Slot::Proposal)) {
                 // Already proposed in this round (before a restart): the same proposal again.
                 out.push(Output::Broadcast(message.clone()));
             } else if let Some((valid_round, value)) = self.valid {
@@ -475,7 +373,7 @@ impl Consensus {
 
     fn on_built(&mut self, height: Height, round: Round, block_hash: Hash32, out: &mut Vec<Output>) {
         let current = height == self.height && round == self.round && self.step == Step::Propose;
-        if !current || !self.is_proposer() || self.signed.contains_key(&(round, SLOT_PROPOSAL)) {
+        if !current || !self.is_proposer() || self.signed.contains_key(&(round, Slot::Proposal)) {
             return;
         }
         // We built it on our head, so it is valid.
@@ -490,7 +388,7 @@ impl Consensus {
         let proposal = Proposal { height: self.height, round: self.round, block_hash, pol_round };
         let signed = self.validators.sign_proposal(key, id, proposal);
         let message = ConsensusMessage::Proposal(signed.clone());
-        self.signed.insert((self.round, SLOT_PROPOSAL), message.clone());
+        self.signed.insert((self.round, Slot::Proposal), message.clone());
         out.push(Output::Wal(self.wal_record()));
         out.push(Output::Broadcast(message));
         if let Some(vr) = pol_round {
@@ -531,7 +429,7 @@ impl Consensus {
                 return Verdict::Ignored;
             }
             let from_signer = self.next_height.iter().filter(|m| m.signer() == message.signer()).count();
-            if from_signer >= 3 * 8 || self.next_height.contains(&message) {
+            if from_signer >= MAX_NEXT_HEIGHT_MESSAGES_PER_VALIDATOR || self.next_height.contains(&message) {
                 return Verdict::Ignored;
             }
             if self.next_height.len() < self.next_height_capacity() {
@@ -563,7 +461,7 @@ impl Consensus {
 
     fn next_height_capacity(&self) -> usize {
         // A few rounds' worth of every validator's messages.
-        self.validators.len().saturating_mul(3 * 8)
+        self.validators.len().saturating_mul(MAX_NEXT_HEIGHT_MESSAGES_PER_VALIDATOR)
     }
 
     /// Records a message of the current height whose signature is checked.
@@ -591,7 +489,7 @@ impl Consensus {
         if let Some(first) = list.first().cloned() {
             // The proposer is fixed per round, so any other proposal is an equivocation.
             let evidence = Evidence::ConflictingProposals { first, second: proposal.clone() };
-            if self.evidence_seen.insert((proposal.proposer.clone(), round, SLOT_PROPOSAL)) {
+            if self.evidence_seen.insert((proposal.proposer.clone(), round, Slot::Proposal)) {
                 out.push(Output::Evidence(evidence));
             }
             if list.len() >= MAX_PROPOSALS_PER_ROUND {
@@ -612,7 +510,7 @@ impl Consensus {
             Added::New => Verdict::Accepted,
             Added::Duplicate => Verdict::Ignored,
             Added::Conflict(first) => {
-                if self.evidence_seen.insert((voter, round, slot(kind))) {
+                if self.evidence_seen.insert((voter, round, Slot::of_vote(kind))) {
                     out.push(Output::Evidence(Evidence::ConflictingVotes { first: *first, second: vote }));
                     // Forward the first conflicting vote: others need to see the equivocation.
                     Verdict::Accepted
@@ -674,14 +572,17 @@ impl Consensus {
     }
 
     fn own_messages_of(&self, round: Round) -> Vec<ConsensusMessage> {
-        self.signed.range((round, 0)..=(round, u8::MAX)).map(|(_, m)| m.clone()).collect()
+        self.signed
+            .range((round, Slot::Proposal)..=(round, Slot::Precommit))
+            .map(|(_, m)| m.clone())
+            .collect()
     }
 
     /// Signs and sends a vote for the current round, unless one of this kind was signed already:
     /// then the same one is sent again, and a different one is never signed.
     fn vote(&mut self, kind: VoteKind, block_hash: Option<Hash32>, out: &mut Vec<Output>) {
         let Some((id, key)) = &self.me else { return };
-        let key_slot = (self.round, slot(kind));
+        let key_slot = (self.round, Slot::of_vote(kind));
         if let Some(existing) = self.signed.get(&key_slot) {
             // Only reachable after a restart that resumed mid-step: never sign a second,
             // different vote for the same (height, round, step).
@@ -701,201 +602,5 @@ impl Consensus {
         out.push(Output::Wal(record));
         out.push(Output::Broadcast(message));
         self.votes.add(signed);
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // The upon-rules, evaluated until none fires.
-
-    fn evaluate(&mut self, out: &mut Vec<Output>) {
-        // Each rule returns true only when it changed the state, and none can fire forever, so
-        // this terminates; the bound is a second guard.
-        for _ in 0..64 {
-            let fired = self.rule_decide(out)
-                || self.rule_skip_round(out)
-                || self.rule_prevote_proposal(out)
-                || self.rule_prevote_pol(out)
-                || self.rule_prevote_timer(out)
-                || self.rule_lock(out)
-                || self.rule_precommit_nil(out)
-                || self.rule_precommit_timer(out);
-            if !fired {
-                return;
-            }
-        }
-    }
-
-    /// The first proposal of the current round, if its block has been judged.
-    fn current_proposal(&self) -> Option<(&SignedProposal, Option<bool>)> {
-        let proposal = self.proposals.get(&self.round)?.first()?;
-        Some((proposal, self.validity.get(&proposal.proposal.block_hash).copied()))
-    }
-
-    /// Lines 49–54: upon PROPOSAL(h, r, v, *) and 2f+1 PRECOMMIT(h, r, id(v)), decide v.
-    fn rule_decide(&mut self, out: &mut Vec<Output>) -> bool {
-        let quorum = self.validators.quorum();
-        let mut found = None;
-        for (round, votes) in self.votes.rounds() {
-            for hash in votes.values_with(VoteKind::Precommit, quorum) {
-                let proposed = self
-                    .proposals
-                    .get(round)
-                    .is_some_and(|list| list.iter().any(|p| p.proposal.block_hash == hash));
-                if proposed && self.validity.get(&hash) == Some(&true) {
-                    let signatures: Vec<CommitSignature> = votes
-                        .votes_for(VoteKind::Precommit, &Some(hash))
-                        .into_iter()
-                        .map(|v| CommitSignature { authority: v.voter.clone(), signature: v.signature })
-                        .collect();
-                    found = Some((*round, hash, signatures));
-                    break;
-                }
-            }
-            if found.is_some() {
-                break;
-            }
-        }
-        let Some((round, block_hash, signatures)) = found else { return false };
-        let Ok(signatures) = BoundedVec::new(signatures) else { return false };
-        let certificate = CommitCertificate { height: self.height, round, block_hash, signatures };
-        out.push(Output::Decide(Decision { height: self.height, round, block_hash, certificate }));
-        match self.height.next() {
-            Some(next) => self.enter_height(next, out),
-            None => return false,
-        }
-        true
-    }
-
-    /// Line 55: upon f+1 messages of a later round, StartRound(that round).
-    fn rule_skip_round(&mut self, out: &mut Vec<Output>) -> bool {
-        let threshold = self.validators.one_honest();
-        let target = self
-            .votes
-            .rounds()
-            .filter(|(round, votes)| **round > self.round && votes.senders() >= threshold)
-            .map(|(round, _)| *round)
-            .max();
-        match target {
-            Some(round) => {
-                self.ready = true;
-                self.start_round(round, out);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Lines 22–27: upon PROPOSAL(h, r, v, -1) while step = propose, prevote v if it is valid
-    /// and we are unlocked or locked on v; otherwise prevote nil.
-    fn rule_prevote_proposal(&mut self, out: &mut Vec<Output>) -> bool {
-        if self.step != Step::Propose {
-            return false;
-        }
-        let Some((proposal, Some(valid))) = self.current_proposal() else { return false };
-        if proposal.proposal.pol_round.is_some() {
-            return false;
-        }
-        let v = proposal.proposal.block_hash;
-        let acceptable = valid && self.locked.is_none_or(|(_, locked)| locked == v);
-        self.vote(VoteKind::Prevote, acceptable.then_some(v), out);
-        self.step = Step::Prevote;
-        true
-    }
-
-    /// Lines 28–33: upon PROPOSAL(h, r, v, vr) and 2f+1 PREVOTE(h, vr, id(v)) while step =
-    /// propose and 0 ≤ vr < r, prevote v if it is valid and our lock is no newer than vr (or is
-    /// on v); otherwise prevote nil.
-    fn rule_prevote_pol(&mut self, out: &mut Vec<Output>) -> bool {
-        if self.step != Step::Propose {
-            return false;
-        }
-        let Some((proposal, Some(valid))) = self.current_proposal() else { return false };
-        let Some(vr) = proposal.proposal.pol_round else { return false };
-        if vr >= self.round {
-            return false;
-        }
-        let v = proposal.proposal.block_hash;
-        let quorum = self.validators.quorum();
-        let polka = self.votes.round(vr).is_some_and(|r| r.count_for(VoteKind::Prevote, &Some(v)) >= quorum);
-        if !polka {
-            return false;
-        }
-        let acceptable =
-            valid && self.locked.is_none_or(|(locked_round, locked)| locked_round <= vr || locked == v);
-        self.vote(VoteKind::Prevote, acceptable.then_some(v), out);
-        self.step = Step::Prevote;
-        true
-    }
-
-    /// Lines 34–35: upon 2f+1 PREVOTE(h, r, *) while step = prevote for the first time, schedule
-    /// OnTimeoutPrevote.
-    fn rule_prevote_timer(&mut self, out: &mut Vec<Output>) -> bool {
-        if self.step != Step::Prevote || self.fired.contains(&(self.round, Once::PrevoteTimer)) {
-            return false;
-        }
-        let count = self.votes.round(self.round).map_or(0, |r| r.count_any(VoteKind::Prevote));
-        if count < self.validators.quorum() {
-            return false;
-        }
-        self.fired.insert((self.round, Once::PrevoteTimer));
-        self.schedule(TimeoutKind::Prevote, out);
-        true
-    }
-
-    /// Lines 36–43: upon PROPOSAL(h, r, v, *) and 2f+1 PREVOTE(h, r, id(v)) while valid(v) and
-    /// step ≥ prevote for the first time: if step = prevote, lock on v and precommit it; in any
-    /// case v becomes the valid value.
-    fn rule_lock(&mut self, out: &mut Vec<Output>) -> bool {
-        if self.step < Step::Prevote || self.fired.contains(&(self.round, Once::Lock)) {
-            return false;
-        }
-        let quorum = self.validators.quorum();
-        let Some(votes) = self.votes.round(self.round) else { return false };
-        let Some(list) = self.proposals.get(&self.round) else { return false };
-        let value = list.iter().map(|p| p.proposal.block_hash).find(|v| {
-            self.validity.get(v) == Some(&true) && votes.count_for(VoteKind::Prevote, &Some(*v)) >= quorum
-        });
-        let Some(v) = value else { return false };
-        self.fired.insert((self.round, Once::Lock));
-        self.valid = Some((self.round, v));
-        if self.step == Step::Prevote {
-            self.locked = Some((self.round, v));
-            // The WAL record written with the precommit carries the lock and the valid value.
-            self.vote(VoteKind::Precommit, Some(v), out);
-            self.step = Step::Precommit;
-        } else {
-            // Not needed for safety, but a restart must remember the valid value and its proof
-            // so that it can re-propose it.
-            out.push(Output::Wal(self.wal_record()));
-        }
-        true
-    }
-
-    /// Lines 44–46: upon 2f+1 PREVOTE(h, r, nil) while step = prevote, precommit nil.
-    fn rule_precommit_nil(&mut self, out: &mut Vec<Output>) -> bool {
-        if self.step != Step::Prevote {
-            return false;
-        }
-        let nil = self.votes.round(self.round).map_or(0, |r| r.count_for(VoteKind::Prevote, &None));
-        if nil < self.validators.quorum() {
-            return false;
-        }
-        self.vote(VoteKind::Precommit, None, out);
-        self.step = Step::Precommit;
-        true
-    }
-
-    /// Lines 47–48: upon 2f+1 PRECOMMIT(h, r, *) for the first time, schedule
-    /// OnTimeoutPrecommit.
-    fn rule_precommit_timer(&mut self, out: &mut Vec<Output>) -> bool {
-        if self.fired.contains(&(self.round, Once::PrecommitTimer)) {
-            return false;
-        }
-        let count = self.votes.round(self.round).map_or(0, |r| r.count_any(VoteKind::Precommit));
-        if count < self.validators.quorum() {
-            return false;
-        }
-        self.fired.insert((self.round, Once::PrecommitTimer));
-        self.schedule(TimeoutKind::Precommit, out);
-        true
     }
 }

@@ -377,10 +377,13 @@ impl Row<'_> {
     }
 }
 
-/// A value for an error message: quoted, and cut after 64 characters.
+/// Characters of a value an error message shows; longer values are cut.
+const MAX_SHOWN_CHARS: usize = 64;
+
+/// A value for an error message: quoted, and cut after `MAX_SHOWN_CHARS` characters.
 fn shown(text: &str) -> String {
     let mut chars = text.chars();
-    let head: String = chars.by_ref().take(64).collect();
+    let head: String = chars.by_ref().take(MAX_SHOWN_CHARS).collect();
     if chars.next().is_some() {
         format!("`{head}…`")
     } else {
@@ -428,7 +431,11 @@ fn clid_number(clid: &str) -> Option<&str> {
     (!number.is_empty() && !number.contains(char::REPLACEMENT_CHARACTER)).then_some(number)
 }
 
-/// Checks a `duration` or `billsec` column against the times: within 1 s.
+/// How far `duration` and `billsec` may be from the times: Asterisk truncates both to whole
+/// seconds (see the module docs).
+const SECONDS_TOLERANCE_MS: u64 = 1_000;
+
+/// Checks a `duration` or `billsec` column against the times: within `SECONDS_TOLERANCE_MS`.
 fn check_seconds(
     row: &Row<'_>,
     index: usize,
@@ -437,7 +444,7 @@ fn check_seconds(
     what: &str,
 ) -> Result<(), RecordError> {
     let difference = i128::from(measured_ms) - i128::from(seconds) * 1000;
-    if difference.abs() > 1000 {
+    if difference.abs() > i128::from(SECONDS_TOLERANCE_MS) {
         return Err(row.error(
             index,
             format!(
@@ -451,7 +458,6 @@ fn check_seconds(
     Ok(())
 }
 
-/// One row to a CDR (without `source_id`) and its source key.
 /// Asterisk's special dialplan extensions, which a CDR's `dst` holds when a call entered a
 /// context without a dialled number of its own.
 fn special_extension(exten: &str) -> Option<&'static str> {
@@ -468,13 +474,58 @@ fn special_extension(exten: &str) -> Option<&'static str> {
     })
 }
 
+/// One row to a CDR (without `source_id`) and its source key. The first problem found, in
+/// column order, then the cross-checks, is the row's error.
 fn read_row(
     row: &Row<'_>,
     layout: Layout,
     ctx: &Context,
     options: &Options,
 ) -> Result<(CdrInput, String), RecordError> {
-    let caller = match row.text(SRC)? {
+    let caller = caller(row)?;
+    let callee = callee(row)?;
+    let channel = row.text(CHANNEL)?;
+    let dstchannel = row.text(DSTCHANNEL)?;
+    let start_text = row.text(START)?;
+    let start = row.required_time(START, options)?;
+    let answer = row.time(ANSWER, options)?;
+    let end = row.required_time(END, options)?;
+    let duration = row.seconds(DURATION)?;
+    let billsec = row.seconds(BILLSEC)?;
+    let (disposition, q850_cause) = row_disposition(row)?;
+    let identity = identity(row, layout, channel, dstchannel, start_text)?;
+    if end < start {
+        return Err(
+            row.error(END, format!("{} is before start {}", shown(row.text(END)?), shown(start_text)))
+        );
+    }
+    check_seconds(row, DURATION, duration, end - start, "end - start")?;
+    let answer = if disposition == Disposition::Answered {
+        Some(answered_at(row, answer, start_text, start, end, billsec)?)
+    } else {
+        None
+    };
+    let input = CdrInput {
+        call_id: identity.call_id,
+        caller,
+        callee: callee.to_string(),
+        caller_operator: ctx.operator.clone(),
+        callee_operator: ctx.operator.clone(),
+        system_id: Some(ctx.system_id(None, "asterisk")),
+        start: serde_json::Value::from(start),
+        answer: answer.map(serde_json::Value::from),
+        end: serde_json::Value::from(end),
+        disposition: disposition.as_str().to_string(),
+        q850_cause: q850_cause.map(serde_json::Value::from),
+        linked_id: identity.linked_id,
+        ..CdrInput::default()
+    };
+    Ok((input, identity.key))
+}
+
+/// The caller: `src`, else the number of `clid`, else `anonymous`.
+fn caller(row: &Row<'_>) -> Result<String, RecordError> {
+    Ok(match row.text(SRC)? {
         // No caller id presented: the call still happened and is billable; its caller is
         // `anonymous` (what the node's party rules make of a withheld identity).
         "" => {
@@ -482,7 +533,11 @@ fn read_row(
             clid_number(&clid).unwrap_or("anonymous").to_string()
         }
         src => src.to_string(),
-    };
+    })
+}
+
+/// The callee: `dst`, which must be a dialled number.
+fn callee<'a>(row: &'a Row<'_>) -> Result<&'a str, RecordError> {
     let callee = row.text(DST)?;
     if callee.is_empty() {
         return Err(row.error(DST, "empty: no dialled number"));
@@ -496,24 +551,39 @@ fn read_row(
             ),
         ));
     }
-    let channel = row.text(CHANNEL)?;
-    let dstchannel = row.text(DSTCHANNEL)?;
-    let start_text = row.text(START)?;
-    let start = row.required_time(START, options)?;
-    let answer = row.time(ANSWER, options)?;
-    let end = row.required_time(END, options)?;
-    let duration = row.seconds(DURATION)?;
-    let billsec = row.seconds(BILLSEC)?;
-    let disposition_text = row.text(DISPOSITION)?;
-    let (disposition, q850_cause) = disposition(disposition_text).ok_or_else(|| {
+    Ok(callee)
+}
+
+/// The row's canonical disposition and Q.850 cause.
+fn row_disposition(row: &Row<'_>) -> Result<(Disposition, Option<u8>), RecordError> {
+    let text = row.text(DISPOSITION)?;
+    disposition(text).ok_or_else(|| {
         row.error(
             DISPOSITION,
             format!(
                 "{} is not an Asterisk disposition (ANSWERED, NO ANSWER, BUSY, FAILED, CONGESTION)",
-                shown(disposition_text)
+                shown(text)
             ),
         )
-    })?;
+    })
+}
+
+/// Who a row is: its call id, its source key (see the module docs), and the id linking it to the
+/// other rows of its call.
+struct Identity {
+    call_id: String,
+    key: String,
+    linked_id: Option<String>,
+}
+
+/// A row's identity in `layout`; `start_text` is the start as written.
+fn identity(
+    row: &Row<'_>,
+    layout: Layout,
+    channel: &str,
+    dstchannel: &str,
+    start_text: &str,
+) -> Result<Identity, RecordError> {
     let (call_id, key, linked_id) = match layout {
         Layout::Base => {
             if channel.is_empty() {
@@ -539,46 +609,33 @@ fn read_row(
             }
         }
     };
-    if end < start {
-        return Err(
-            row.error(END, format!("{} is before start {}", shown(row.text(END)?), shown(start_text)))
-        );
+    Ok(Identity { call_id, key, linked_id })
+}
+
+/// The answer time of an `ANSWERED` row: present, within [start, end], and `billsec` within
+/// 1 s of `end - answer`. `start_text` is the start as written, `start` and `end` in ms.
+fn answered_at(
+    row: &Row<'_>,
+    answer: Option<u64>,
+    start_text: &str,
+    start: u64,
+    end: u64,
+    billsec: u64,
+) -> Result<u64, RecordError> {
+    let answer = answer.ok_or_else(|| row.error(ANSWER, "empty, but the row is ANSWERED"))?;
+    if answer < start || answer > end {
+        return Err(row.error(
+            ANSWER,
+            format!(
+                "{} is outside [start, end] = [{}, {}]",
+                shown(row.text(ANSWER)?),
+                shown(start_text),
+                shown(row.text(END)?)
+            ),
+        ));
     }
-    check_seconds(row, DURATION, duration, end - start, "end - start")?;
-    let answer = if disposition == Disposition::Answered {
-        let answer = answer.ok_or_else(|| row.error(ANSWER, "empty, but the row is ANSWERED"))?;
-        if answer < start || answer > end {
-            return Err(row.error(
-                ANSWER,
-                format!(
-                    "{} is outside [start, end] = [{}, {}]",
-                    shown(row.text(ANSWER)?),
-                    shown(start_text),
-                    shown(row.text(END)?)
-                ),
-            ));
-        }
-        check_seconds(row, BILLSEC, billsec, end - answer, "end - answer")?;
-        Some(answer)
-    } else {
-        None
-    };
-    let input = CdrInput {
-        call_id,
-        caller,
-        callee: callee.to_string(),
-        caller_operator: ctx.operator.clone(),
-        callee_operator: ctx.operator.clone(),
-        system_id: Some(ctx.system_id(None, "asterisk")),
-        start: serde_json::Value::from(start),
-        answer: answer.map(serde_json::Value::from),
-        end: serde_json::Value::from(end),
-        disposition: disposition.as_str().to_string(),
-        q850_cause: q850_cause.map(serde_json::Value::from),
-        linked_id,
-        ..CdrInput::default()
-    };
-    Ok((input, key))
+    check_seconds(row, BILLSEC, billsec, end - answer, "end - answer")?;
+    Ok(answer)
 }
 
 /// Gives each row its source id: its key, with `#n` appended to the n-th row of a file with the

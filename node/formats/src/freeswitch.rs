@@ -182,6 +182,7 @@ fn sip_uri(user: Option<String>, host: Option<String>) -> Option<String> {
     }
 }
 
+/// Reads one document (see the mapping in the module docs).
 fn read(
     object: &Map<String, Value>,
     variables: &Map<String, Value>,
@@ -195,52 +196,9 @@ fn read(
         .or_else(|| original.and_then(|p| profile_text(p, "uuid")))
         .ok_or_else(|| RecordError::new(1, Some("variables.uuid"), "the channel has no uuid"))?;
     let call_id = doc.var("sip_call_id").unwrap_or_else(|| uuid.clone());
-
-    // Legs.
-    let originator_uuid = profiles.iter().find_map(|p| {
-        let originator = p.get("originator")?;
-        let list = originator.get("originator_caller_profiles")?.as_array()?;
-        list.iter().find_map(|o| o.get("uuid")?.as_str().map(decode_value))
-    });
-    let is_b = doc.var("originating_leg_uuid").is_some() || originator_uuid.is_some();
-    let bridged = ["bridge_uuid", "signal_bond", "last_bridge_to"].iter().any(|v| doc.var(v).is_some())
-        || profiles.iter().any(|p| p.contains_key("originatee"));
-    let (leg, linked_id) = if is_b {
-        let a_leg = doc
-            .var("originating_leg_uuid")
-            .or(originator_uuid)
-            .or_else(|| doc.var("bridge_uuid"))
-            .or_else(|| doc.var("signal_bond"))
-            .or_else(|| doc.var("call_uuid").filter(|c| *c != uuid));
-        let a_leg = a_leg.ok_or_else(|| {
-            RecordError::new(1, Some("variables.originating_leg_uuid"), "a B leg that names no A leg")
-        })?;
-        (Some("b".to_string()), Some(a_leg))
-    } else if bridged {
-        (Some("a".to_string()), Some(uuid.clone()))
-    } else {
-        (None, None)
-    };
-
-    // Parties.
-    let caller_number =
-        original.and_then(|p| profile_text(p, "caller_id_number")).or_else(|| doc.var("caller_id_number"));
-    let caller = match caller_number {
-        Some(number) if looks_like_number(&number) => number,
-        other => sip_uri(doc.var("sip_from_user"), doc.var("sip_from_host"))
-            .or(other)
-            .ok_or_else(|| RecordError::new(1, Some("caller_id_number"), "the document names no caller"))?,
-    };
-    let destination = original
-        .and_then(|p| profile_text(p, "destination_number"))
-        .or_else(|| doc.var("destination_number"));
-    let callee = match destination {
-        Some(number) if looks_like_number(&number) => number,
-        other => sip_uri(doc.var("sip_req_user"), doc.var("sip_req_host"))
-            .or_else(|| sip_uri(doc.var("sip_to_user"), doc.var("sip_to_host")))
-            .or(other)
-            .ok_or_else(|| RecordError::new(1, Some("destination_number"), "the document names no callee"))?,
-    };
+    let (leg, linked_id) = doc.leg(&profiles, &uuid)?;
+    let caller = doc.caller(original)?;
+    let callee = doc.callee(original)?;
 
     // Times.
     let start = doc
@@ -251,42 +209,11 @@ fn read(
         .ok_or_else(|| RecordError::new(1, Some("variables.end_uepoch"), "no end time"))?;
     let answer = doc.time_ms("answer_uepoch", "answer_epoch")?.filter(|a| *a > 0);
 
-    // Causes.
-    let hangup_cause = doc.var("hangup_cause");
-    let q850 = doc
-        .var("hangup_cause_q850")
-        .and_then(|c| c.parse::<u8>().ok())
-        .filter(|c| (1..=127).contains(c))
-        .or_else(|| hangup_cause.as_deref().and_then(causes::freeswitch_cause_q850));
-    let stated_sip = doc
-        .var("sip_term_status")
-        .or_else(|| {
-            doc.var("proto_specific_hangup_cause").and_then(|c| c.strip_prefix("sip:").map(str::to_string))
-        })
-        .or_else(|| {
-            doc.var("last_bridge_proto_specific_hangup_cause")
-                .and_then(|c| c.strip_prefix("sip:").map(str::to_string))
-        })
-        .and_then(|s| s.trim().parse::<u16>().ok())
-        .filter(|s| (100..=699).contains(s));
-    let cancelled = hangup_cause.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("ORIGINATOR_CANCEL"));
-    let disposition = if answer.is_some() {
-        "answered"
-    } else if cancelled {
-        "cancelled"
-    } else if let Some(status) = stated_sip.filter(|s| *s >= 300) {
-        causes::unanswered_disposition_for_sip(status).as_str()
-    } else if let Some(cause) = q850 {
-        causes::unanswered_disposition_for_q850(cause).as_str()
-    } else {
-        "failed"
-    };
-    let sip_status = stated_sip.or(answer.map(|_| 200));
+    let ending = doc.ending(answer.is_some());
     let mos = answer
         .and(doc.var("rtp_audio_in_mos"))
         .and_then(|m| m.parse::<f64>().ok())
-        .filter(|m| (1.0..=5.0).contains(m));
-
+        .filter(|m| MOS_RANGE.contains(m));
     let system_id = ctx.system_id(
         object
             .get("switchname")
@@ -304,9 +231,9 @@ fn read(
         start: Value::from(start),
         answer: answer.map(Value::from),
         end: Value::from(end),
-        disposition: disposition.to_string(),
-        q850_cause: q850.map(Value::from),
-        sip_status: sip_status.map(Value::from),
+        disposition: ending.disposition.to_string(),
+        q850_cause: ending.q850.map(Value::from),
+        sip_status: ending.sip_status.map(Value::from),
         mos: mos.map(Value::from),
         fault: None,
         redirect_reason: None,
@@ -314,6 +241,118 @@ fn read(
         linked_id,
         source_id: Some(uuid),
     })
+}
+
+/// Q.850 cause values (ITU-T Q.850 numbers them 1 to 127).
+const Q850_RANGE: std::ops::RangeInclusive<u8> = 1..=127;
+/// SIP status codes (RFC 3261: 1xx to 6xx).
+const SIP_STATUS_RANGE: std::ops::RangeInclusive<u16> = 100..=699;
+/// The lowest final SIP status that is a failure (3xx to 6xx).
+const FIRST_FAILURE_SIP_STATUS: u16 = 300;
+/// The status of an answered call whose document states none.
+const ANSWERED_SIP_STATUS: u16 = 200;
+/// Mean opinion scores (ITU-T P.800: 1 bad to 5 excellent).
+const MOS_RANGE: std::ops::RangeInclusive<f64> = 1.0..=5.0;
+
+/// How a call ended: its disposition, Q.850 cause and SIP status (see the module docs).
+struct Ending {
+    disposition: &'static str,
+    q850: Option<u8>,
+    sip_status: Option<u16>,
+}
+
+impl Document<'_> {
+    /// The leg (`a`, `b` or none) and the id linking it to the other leg of its call.
+    fn leg(
+        &self,
+        profiles: &[&Map<String, Value>],
+        uuid: &str,
+    ) -> Result<(Option<String>, Option<String>), RecordError> {
+        let originator_uuid = profiles.iter().find_map(|p| {
+            let originator = p.get("originator")?;
+            let list = originator.get("originator_caller_profiles")?.as_array()?;
+            list.iter().find_map(|o| o.get("uuid")?.as_str().map(decode_value))
+        });
+        let is_b = self.var("originating_leg_uuid").is_some() || originator_uuid.is_some();
+        let bridged = ["bridge_uuid", "signal_bond", "last_bridge_to"].iter().any(|v| self.var(v).is_some())
+            || profiles.iter().any(|p| p.contains_key("originatee"));
+        if is_b {
+            let a_leg = self
+                .var("originating_leg_uuid")
+                .or(originator_uuid)
+                .or_else(|| self.var("bridge_uuid"))
+                .or_else(|| self.var("signal_bond"))
+                .or_else(|| self.var("call_uuid").filter(|c| c != uuid));
+            let a_leg = a_leg.ok_or_else(|| {
+                RecordError::new(1, Some("variables.originating_leg_uuid"), "a B leg that names no A leg")
+            })?;
+            Ok((Some("b".to_string()), Some(a_leg)))
+        } else if bridged {
+            Ok((Some("a".to_string()), Some(uuid.to_string())))
+        } else {
+            Ok((None, None))
+        }
+    }
+
+    /// The caller number of the `original` profile, else a `sip:` URI of the From header.
+    fn caller(&self, original: Option<&Map<String, Value>>) -> Result<String, RecordError> {
+        let number = original
+            .and_then(|p| profile_text(p, "caller_id_number"))
+            .or_else(|| self.var("caller_id_number"));
+        match number {
+            Some(number) if looks_like_number(&number) => Ok(number),
+            other => sip_uri(self.var("sip_from_user"), self.var("sip_from_host"))
+                .or(other)
+                .ok_or_else(|| RecordError::new(1, Some("caller_id_number"), "the document names no caller")),
+        }
+    }
+
+    /// The destination number of the `original` profile, else a `sip:` URI of the request.
+    fn callee(&self, original: Option<&Map<String, Value>>) -> Result<String, RecordError> {
+        let destination = original
+            .and_then(|p| profile_text(p, "destination_number"))
+            .or_else(|| self.var("destination_number"));
+        match destination {
+            Some(number) if looks_like_number(&number) => Ok(number),
+            other => sip_uri(self.var("sip_req_user"), self.var("sip_req_host"))
+                .or_else(|| sip_uri(self.var("sip_to_user"), self.var("sip_to_host")))
+                .or(other)
+                .ok_or_else(|| {
+                    RecordError::new(1, Some("destination_number"), "the document names no callee")
+                }),
+        }
+    }
+
+    /// How the call ended, from the hangup cause and SIP status variables.
+    fn ending(&self, answered: bool) -> Ending {
+        let hangup_cause = self.var("hangup_cause");
+        let q850 = self
+            .var("hangup_cause_q850")
+            .and_then(|c| c.parse::<u8>().ok())
+            .filter(|c| Q850_RANGE.contains(c))
+            .or_else(|| hangup_cause.as_deref().and_then(causes::freeswitch_cause_q850));
+        let sip_of = |name: &str| self.var(name).and_then(|c| c.strip_prefix("sip:").map(str::to_string));
+        let stated_sip = self
+            .var("sip_term_status")
+            .or_else(|| sip_of("proto_specific_hangup_cause"))
+            .or_else(|| sip_of("last_bridge_proto_specific_hangup_cause"))
+            .and_then(|s| s.trim().parse::<u16>().ok())
+            .filter(|s| SIP_STATUS_RANGE.contains(s));
+        let cancelled = hangup_cause.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("ORIGINATOR_CANCEL"));
+        let disposition = if answered {
+            "answered"
+        } else if cancelled {
+            "cancelled"
+        } else if let Some(status) = stated_sip.filter(|s| *s >= FIRST_FAILURE_SIP_STATUS) {
+            causes::unanswered_disposition_for_sip(status).as_str()
+        } else if let Some(cause) = q850 {
+            causes::unanswered_disposition_for_q850(cause).as_str()
+        } else {
+            "failed"
+        };
+        let sip_status = stated_sip.or(answered.then_some(ANSWERED_SIP_STATUS));
+        Ending { disposition, q850, sip_status }
+    }
 }
 
 #[cfg(test)]

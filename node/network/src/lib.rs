@@ -52,9 +52,10 @@
 //!
 //! # Validation before forwarding
 //!
-//! Gossipsub runs with signed messages in strict mode (every message carries its author and a
-//! signature, checked on receipt) and with `validate_messages`: a received message is delivered
-//! to the node as [`NetworkEvent::Gossip`] and forwarded to other peers only after the node calls
+//! Gossipsub runs in anonymous mode (envelopes carry no author, sequence number or signature:
+//! every payload is signed by the operator or validator it speaks for, see the permission model)
+//! and with `validate_messages`: a received message is delivered to the node as
+//! [`NetworkEvent::Gossip`] and forwarded to other peers only after the node calls
 //! [`NetworkHandle::report`] with [`Validation::Accept`]. `Reject` and `Ignore` drop it. A message
 //! not reported within about 5 s (`HISTORY_LENGTH` heartbeats) leaves the cache and is never
 //! forwarded. Message ids are BLAKE3 hashes of topic and payload, so the same bytes published by

@@ -3,7 +3,7 @@
 //! validators crash (sometimes between writing their WAL and sending) and restart from their WAL;
 //! up to f validators are Byzantine ([`byzantine`]).
 //!
-//! Checkers, run as the simulation goes and at its end:
+//! Checkers (`checks.rs`), run as the simulation goes and at its end:
 //! - **agreement**: no two validators commit different blocks at one height;
 //! - **validity**: only blocks that execute correctly are committed, each with a certificate of
 //!   more than 2/3 valid precommit signatures;
@@ -18,19 +18,20 @@
 //! --example simulate -- --seed N` replays it.
 
 pub mod byzantine;
+mod checks;
 pub mod rng;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use cdrchain_runtime::block::{CommitCertificate, Vote, VoteKind};
+use cdrchain_runtime::block::CommitCertificate;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId, Round};
 use ed25519_dalek::SigningKey;
 use parity_scale_codec::Encode;
 
 use crate::machine::{Consensus, Input, Output, Params, Timeout, WalRecord};
-use crate::messages::{ConsensusMessage, SignedVote, Validators};
+use crate::messages::{ConsensusMessage, Validators};
 use byzantine::{Adversary, Context, EquivocatingProposer, EquivocatingVoter, Silent};
 use rng::Rng;
 
@@ -152,21 +153,28 @@ enum Event {
     SyncResponse { requester: usize, entries: Vec<(Hash32, CommitCertificate)>, first: u64 },
 }
 
+/// One simulated validator.
 #[derive(Debug)]
 struct SimNode {
     id: OperatorId,
     key: SigningKey,
     behaviour: Behaviour,
+    /// What a Byzantine validator does to its own broadcasts; `None` when honest.
     adversary: Option<Box<dyn Adversary>>,
+    /// The state machine; `None` while crashed (and always for a silent validator).
     machine: Option<Consensus>,
+    /// Counts boots and crashes: events scheduled in an earlier life are dropped.
     epoch: u64,
     /// Durable: the last WAL record and the committed chain.
     wal: Option<WalRecord>,
     chain: Vec<(Hash32, CommitCertificate)>,
+    /// Simulated time before which it sends no other sync request.
     next_sync_at: u64,
+    /// The evidence it emitted: (offender, height, round, step).
     evidence: BTreeSet<(OperatorId, Height, Round, &'static str)>,
     /// Digests of messages handled at their own height, per epoch (for the evidence checker).
     handled: BTreeSet<(u64, Hash32)>,
+    /// The epoch each of those digests was last handled in.
     handled_epoch: BTreeMap<Hash32, u64>,
 }
 
@@ -183,33 +191,47 @@ pub fn sim_params() -> Params {
     }
 }
 
+/// The whole simulation: the validators, the scheduler, the network model and the checkers.
 struct World {
     config: SimConfig,
+    /// The only source of randomness: the seed decides everything.
     rng: Rng,
+    /// Simulated time, in ms.
     now: u64,
+    /// Scheduling order among events due at the same time.
     seq: u64,
+    /// Due events: (time, seq, index into `events`), earliest first.
     queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    /// The scheduled events; taken (`None`) once handled.
     events: Vec<Option<Event>>,
     nodes: Vec<SimNode>,
     validators: Validators,
     values: Values,
     params: Params,
+    /// BLAKE3 over every event handled and every output produced: the run's digest.
     trace: blake3::Hasher,
-    /// Network model.
+    /// Network model: delays of 1 to `max_delay` ms; `loss` and `duplicate` in thousandths.
     max_delay: u64,
     loss: u64,
     duplicate: u64,
+    /// A partition: (from, until, the side of each validator).
     partition: Option<(u64, u64, Vec<bool>)>,
+    /// When the network has healed and every crashed validator is back.
     heal_at: u64,
+    /// When the run stops, done or not.
     deadline: u64,
-    /// Checkers' state.
+    /// Checkers' state: the block first committed at each height.
     decided: BTreeMap<u64, Hash32>,
+    /// Every equivocation a Byzantine validator sent.
     equivocations: Vec<(ConsensusMessage, ConsensusMessage)>,
     /// Every message an honest validator signed, across all its lives, by (validator, height,
     /// round, step): a second, different one is a safety violation even if nobody saw both.
     honest_signed: BTreeMap<(usize, u64, u32, u8), ConsensusMessage>,
+    /// What the checkers found.
     violations: Vec<String>,
+    /// Crashes injected.
     crashes: usize,
+    /// Events handled.
     processed: u64,
 }
 
@@ -242,6 +264,60 @@ fn message_digest(message: &ConsensusMessage) -> Hash32 {
     Hash32(*blake3::hash(&message.encode()).as_bytes())
 }
 
+/// How long a run goes on after the network has healed before the progress check fails it.
+const RUN_AFTER_HEAL_MS: u64 = 120_000;
+/// Simulated ms between two sync requests of one validator.
+const SYNC_SPACING_MS: u64 = 200;
+
+/// Who is Byzantine, and how: `config.byzantine` validators drawn from the seed, each with a
+/// drawn behaviour, unless `config.behaviours` fixes them.
+fn draw_behaviours(rng: &mut Rng, n: usize, config: &SimConfig) -> Vec<Behaviour> {
+    let mut behaviours = vec![Behaviour::Honest; n];
+    let byzantine = config.byzantine.min(n);
+    let mut chosen = BTreeSet::new();
+    while chosen.len() < byzantine {
+        chosen.insert(rng.index(n));
+    }
+    for i in chosen {
+        behaviours[i] = match rng.range(0, 2) {
+            0 => Behaviour::EquivocatingProposer,
+            1 => Behaviour::EquivocatingVoter,
+            _ => Behaviour::Silent,
+        };
+    }
+    if let Some(forced) = &config.behaviours {
+        for (slot, b) in behaviours.iter_mut().zip(forced) {
+            *slot = *b;
+        }
+    }
+    behaviours
+}
+
+impl SimNode {
+    /// A validator before its first boot.
+    fn new(id: OperatorId, key: SigningKey, behaviour: Behaviour) -> SimNode {
+        SimNode {
+            id,
+            key,
+            behaviour,
+            adversary: match behaviour {
+                Behaviour::Honest => None,
+                Behaviour::EquivocatingProposer => Some(Box::new(EquivocatingProposer::default())),
+                Behaviour::EquivocatingVoter => Some(Box::new(EquivocatingVoter::default())),
+                Behaviour::Silent => Some(Box::new(Silent)),
+            },
+            machine: None,
+            epoch: 0,
+            wal: None,
+            chain: Vec::new(),
+            next_sync_at: 0,
+            evidence: BTreeSet::new(),
+            handled: BTreeSet::new(),
+            handled_epoch: BTreeMap::new(),
+        }
+    }
+}
+
 impl World {
     fn new(config: SimConfig) -> Result<World, String> {
         let mut rng = Rng::new(config.seed);
@@ -257,48 +333,11 @@ impl World {
             keys.iter().map(|(id, key)| (id.clone(), cdrchain_runtime::crypto::public_key(key))).collect();
         let validators = Validators::new(genesis, list).ok_or("no validators")?;
 
-        // Who is Byzantine, and how.
-        let mut behaviours = vec![Behaviour::Honest; n];
-        let byzantine = config.byzantine.min(n);
-        let mut chosen = BTreeSet::new();
-        while chosen.len() < byzantine {
-            chosen.insert(rng.index(n));
-        }
-        for i in chosen {
-            behaviours[i] = match rng.range(0, 2) {
-                0 => Behaviour::EquivocatingProposer,
-                1 => Behaviour::EquivocatingVoter,
-                _ => Behaviour::Silent,
-            };
-        }
-        if let Some(forced) = &config.behaviours {
-            for (slot, b) in behaviours.iter_mut().zip(forced) {
-                *slot = *b;
-            }
-        }
-
+        let behaviours = draw_behaviours(&mut rng, n, &config);
         let nodes = keys
             .into_iter()
             .zip(behaviours)
-            .map(|((id, key), behaviour)| SimNode {
-                id,
-                key,
-                behaviour,
-                adversary: match behaviour {
-                    Behaviour::Honest => None,
-                    Behaviour::EquivocatingProposer => Some(Box::new(EquivocatingProposer::default())),
-                    Behaviour::EquivocatingVoter => Some(Box::new(EquivocatingVoter::default())),
-                    Behaviour::Silent => Some(Box::new(Silent)),
-                },
-                machine: None,
-                epoch: 0,
-                wal: None,
-                chain: Vec::new(),
-                next_sync_at: 0,
-                evidence: BTreeSet::new(),
-                handled: BTreeSet::new(),
-                handled_epoch: BTreeMap::new(),
-            })
+            .map(|((id, key), behaviour)| SimNode::new(id, key, behaviour))
             .collect();
 
         let faults = config.faults;
@@ -314,7 +353,7 @@ impl World {
         } else {
             None
         };
-        let deadline = heal_at + 120_000;
+        let deadline = heal_at + RUN_AFTER_HEAL_MS;
         Ok(World {
             config,
             rng,
@@ -573,57 +612,26 @@ impl World {
                 }
                 Output::Evidence(evidence) => {
                     self.trace_event(i, 26, &evidence.encode());
-                    if let Err(error) = evidence.verify(&self.validators) {
-                        self.violations.push(format!("v{i} emitted evidence that does not verify: {error}"));
-                    }
-                    let offender = evidence.offender().clone();
-                    let culprit = self.nodes.iter().find(|n| n.id == offender).map(|n| n.behaviour);
-                    if culprit == Some(Behaviour::Honest) {
-                        self.violations
-                            .push(format!("v{i} accused honest validator {offender}: {evidence:?}"));
-                    }
-                    self.nodes[i].evidence.insert((
-                        offender,
-                        evidence.height(),
-                        evidence.round(),
-                        evidence.step(),
-                    ));
+                    self.check_evidence_emitted(i, evidence);
                 }
                 Output::Ahead { height, from } => {
                     self.trace_event(i, 27, &height.encode());
-                    let Some(responder) = self.nodes.iter().position(|n| n.id == from) else { continue };
-                    if self.now >= self.nodes[i].next_sync_at {
-                        self.nodes[i].next_sync_at = self.now + 200;
-                        let next = self.nodes[i].chain.len() as u64 + 1;
-                        if self.connected(i, responder) && !self.rng.chance(self.loss) {
-                            let at = self.now + self.delay();
-                            self.push(at, Event::SyncRequest { responder, requester: i, from: next });
-                        }
-                    }
+                    self.request_sync(i, &from);
                 }
             }
         }
     }
 
-    fn check_signed_once(&mut self, i: usize, message: &ConsensusMessage) {
-        if !self.honest(i) {
-            return;
-        }
-        let slot = match message {
-            ConsensusMessage::Proposal(_) => 0,
-            ConsensusMessage::Vote(v) if v.vote.kind == VoteKind::Prevote => 1,
-            ConsensusMessage::Vote(_) => 2,
-        };
-        let key = (i, message.height().0, message.round().0, slot);
-        match self.honest_signed.get(&key) {
-            Some(first) if first != message => self.violations.push(format!(
-                "SAFETY: honest v{i} signed two different messages: {} and {}",
-                first.describe(),
-                message.describe()
-            )),
-            Some(_) => {}
-            None => {
-                self.honest_signed.insert(key, message.clone());
+    /// Validator `i` is behind `from`: asks it for the blocks after its chain (at most once per
+    /// `SYNC_SPACING_MS`, through the lossy network).
+    fn request_sync(&mut self, i: usize, from: &OperatorId) {
+        let Some(responder) = self.nodes.iter().position(|n| &n.id == from) else { return };
+        if self.now >= self.nodes[i].next_sync_at {
+            self.nodes[i].next_sync_at = self.now + SYNC_SPACING_MS;
+            let next = self.nodes[i].chain.len() as u64 + 1;
+            if self.connected(i, responder) && !self.rng.chance(self.loss) {
+                let at = self.now + self.delay();
+                self.push(at, Event::SyncRequest { responder, requester: i, from: next });
             }
         }
     }
@@ -657,69 +665,6 @@ impl World {
         }
     }
 
-    /// Checks and records a commit: agreement, validity, certificate.
-    fn commit(&mut self, i: usize, height: Height, hash: Hash32, certificate: CommitCertificate, how: &str) {
-        let expected = self.nodes[i].chain.len() as u64 + 1;
-        if height.0 != expected {
-            self.violations
-                .push(format!("v{i} committed height {height} by {how} but its next height is {expected}"));
-            return;
-        }
-        if let Some(first) = self.decided.get(&height.0) {
-            if *first != hash {
-                self.violations.push(format!(
-                    "AGREEMENT: v{i} committed {hash} at height {height} by {how}, another validator committed {first}"
-                ));
-            }
-        } else {
-            self.decided.insert(height.0, hash);
-        }
-        if !self.values.is_valid(&hash) {
-            self.violations.push(format!("VALIDITY: v{i} committed invalid block {hash} at height {height}"));
-        }
-        if let Err(reason) = self.check_certificate(&certificate, height, hash) {
-            self.violations.push(format!("v{i} committed height {height} with a bad certificate: {reason}"));
-        }
-        self.nodes[i].chain.push((hash, certificate));
-        if self.nodes[i].machine.is_some() {
-            let epoch = self.nodes[i].epoch;
-            let at = self.now + 10;
-            self.push(at, Event::Ready { node: i, epoch });
-        }
-    }
-
-    fn check_certificate(
-        &self,
-        certificate: &CommitCertificate,
-        height: Height,
-        hash: Hash32,
-    ) -> Result<(), String> {
-        if certificate.height != height || certificate.block_hash != hash {
-            return Err("certificate is for another block".into());
-        }
-        let mut signers = BTreeSet::new();
-        for entry in &certificate.signatures {
-            let vote = SignedVote {
-                vote: Vote {
-                    kind: VoteKind::Precommit,
-                    height,
-                    round: certificate.round,
-                    block_hash: Some(hash),
-                },
-                voter: entry.authority.clone(),
-                signature: entry.signature,
-            };
-            self.validators.verify_vote(&vote).map_err(|e| e.to_string())?;
-            if !signers.insert(entry.authority.clone()) {
-                return Err(format!("{} signed twice", entry.authority));
-            }
-        }
-        if signers.len() < self.validators.quorum() {
-            return Err(format!("{} signatures, {} needed", signers.len(), self.validators.quorum()));
-        }
-        Ok(())
-    }
-
     /// Block sync: commits the entries that follow the requester's chain and tells its machine.
     fn apply_sync(&mut self, i: usize, entries: Vec<(Hash32, CommitCertificate)>, first: u64) {
         if self.nodes[i].machine.is_none() {
@@ -744,43 +689,8 @@ impl World {
     }
 
     fn finish(mut self) -> Report {
-        let target = self.config.target_height as usize;
-        for (i, node) in self.nodes.iter().enumerate() {
-            if node.behaviour == Behaviour::Honest && node.chain.len() < target {
-                self.violations.push(format!(
-                    "PROGRESS: honest v{i} reached height {} of {target} by {} ms (network healed at {} ms)",
-                    node.chain.len(),
-                    self.now,
-                    self.heal_at
-                ));
-            }
-        }
-        // Every equivocation both halves of which an honest validator handled at that height (in
-        // one life) is in its evidence.
-        for (first, second) in &self.equivocations {
-            let (d1, d2) = (message_digest(first), message_digest(second));
-            for (i, node) in self.nodes.iter().enumerate() {
-                if node.behaviour != Behaviour::Honest {
-                    continue;
-                }
-                let both = node.handled_epoch.get(&d1).is_some_and(|e| node.handled.contains(&(*e, d2)));
-                if !both {
-                    continue;
-                }
-                let step = match first {
-                    ConsensusMessage::Proposal(_) => "proposal",
-                    ConsensusMessage::Vote(v) if v.vote.kind == VoteKind::Prevote => "prevote",
-                    ConsensusMessage::Vote(_) => "precommit",
-                };
-                let key = (first.signer().clone(), first.height(), first.round(), step);
-                if !node.evidence.contains(&key) {
-                    self.violations.push(format!(
-                        "EVIDENCE: v{i} handled both halves of {}'s {step} equivocation at height {} round {} but recorded no evidence",
-                        key.0, key.1, key.2 .0
-                    ));
-                }
-            }
-        }
+        self.check_progress();
+        self.check_evidence();
         let evidence_recorded = self.nodes.iter().map(|n| n.evidence.len()).sum();
         Report {
             seed: self.config.seed,
