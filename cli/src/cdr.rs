@@ -1,7 +1,8 @@
 //! `cdrchain cdr get`: look up committed CDRs on a node.
 
 use anyhow::Context;
-use serde_json::json;
+use cdrchain_node::rpc::api::CdrApiClient;
+use serde_json::Value;
 
 use crate::rpc_client::RpcClient;
 
@@ -27,9 +28,10 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async {
         let client = RpcClient::new(&rpc, None)?;
+        let node = client.api();
         let result = match (&id, &call_id) {
-            (Some(id), _) => client.call("cdr_get", json!([id])).await?,
-            (None, Some(call_id)) => client.call("cdr_byCallId", json!([call_id])).await?,
+            (Some(id), _) => client.ask(node.cdr(id.clone())).await?.unwrap_or(Value::Null),
+            (None, Some(call_id)) => Value::Array(client.ask(node.by_call_id(call_id.clone())).await?),
             (None, None) => anyhow::bail!("give an id or --call-id"),
         };
         if result.is_null() || result.as_array().is_some_and(Vec::is_empty) {

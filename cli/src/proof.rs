@@ -13,13 +13,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use cdrchain_chain_spec::ChainSpec;
+use cdrchain_node::rpc::api::CdrApiClient;
 use cdrchain_runtime::crypto::EvmAddress;
 use cdrchain_runtime::crypto::PublicKey;
 use cdrchain_runtime::ids::OperatorId;
 use cdrchain_runtime::proof::{
     verify, verify_absence, verify_anchored, AbsenceBundle, Anchor, Expected, OnChain, ProofBundle, Verdict,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::rpc_client::RpcClient;
 use crate::rsk;
@@ -71,36 +72,7 @@ pub struct VerifyArgs {
 pub fn proof(args: ProofArgs) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
-    let value = runtime.block_on(async {
-        let client = RpcClient::new(&args.rpc, None)?;
-        match (&args.id, &args.call_id) {
-            (Some(id), _) if args.absent => client
-                .call("cdr_absenceProof", json!([id]))
-                .await
-                .with_context(|| format!("cdr_absenceProof({id})")),
-            (Some(id), _) => {
-                client.call("cdr_proof", json!([id])).await.with_context(|| format!("cdr_proof({id})"))
-            }
-            (None, Some(call_id)) => {
-                let records = client.call("cdr_byCallId", json!([call_id])).await.context("cdr_byCallId")?;
-                let mut bundles = Vec::new();
-                for record in records.as_array().into_iter().flatten() {
-                    let id = record["id"].as_str().context("a record without id")?;
-                    bundles.push(
-                        client
-                            .call("cdr_proof", json!([id]))
-                            .await
-                            .with_context(|| format!("cdr_proof({id})"))?,
-                    );
-                }
-                if bundles.is_empty() {
-                    anyhow::bail!("no committed record of call id {call_id:?}");
-                }
-                Ok(Value::Array(bundles))
-            }
-            (None, None) => anyhow::bail!("give an id (operator:sequence) or --call-id"),
-        }
-    })?;
+    let value = runtime.block_on(fetch_bundles(&args))?;
     let value = match (&args.rsk_rpc, &args.contract) {
         (Some(rsk_rpc), Some(contract)) => {
             runtime.block_on(anchor_bundles(&args.rpc, rsk_rpc, contract, value))?
@@ -116,6 +88,44 @@ pub fn proof(args: ProofArgs) -> anyhow::Result<()> {
         None => print!("{text}"),
     }
     Ok(())
+}
+
+/// The bundle(s) `args` ask for, from the node: an inclusion or absence bundle of one id, or
+/// an array of the inclusion bundles of a call id's records.
+async fn fetch_bundles(args: &ProofArgs) -> anyhow::Result<Value> {
+    let client = RpcClient::new(&args.rpc, None)?;
+    let node = client.api();
+    match (&args.id, &args.call_id) {
+        (Some(id), _) if args.absent => client
+            .ask(node.absence_proof(id.clone()))
+            .await
+            .with_context(|| format!("asking the node for the absence proof of {id}")),
+        (Some(id), _) => client
+            .ask(node.proof(id.clone()))
+            .await
+            .with_context(|| format!("asking the node for the inclusion proof of {id}")),
+        (None, Some(call_id)) => {
+            let records = client
+                .ask(node.by_call_id(call_id.clone()))
+                .await
+                .with_context(|| format!("asking the node for the records of call id {call_id:?}"))?;
+            let mut bundles = Vec::new();
+            for record in &records {
+                let id = record["id"].as_str().context("a record without id")?;
+                bundles.push(
+                    client
+                        .ask(node.proof(id.to_string()))
+                        .await
+                        .with_context(|| format!("asking the node for the inclusion proof of {id}"))?,
+                );
+            }
+            if bundles.is_empty() {
+                anyhow::bail!("no committed record of call id {call_id:?}");
+            }
+            Ok(Value::Array(bundles))
+        }
+        (None, None) => anyhow::bail!("give an id (operator:sequence) or --call-id"),
+    }
 }
 
 /// Adds the contract's latest checkpoint and a consistency proof from the node to each bundle.
@@ -139,10 +149,11 @@ async fn anchor_bundles(rpc: &str, rsk_rpc: &str, contract: &str, value: Value) 
             );
         }
         let (a, b) = (checkpoint.cdr_log_size, bundle.header.cdr_log_size);
-        let proof = client
-            .call("cdr_consistencyProof", json!([a.min(b), a.max(b)]))
-            .await
-            .with_context(|| format!("cdr_consistencyProof({}, {})", a.min(b), a.max(b)))?;
+        let (old_size, new_size) = (a.min(b), a.max(b));
+        let proof =
+            client.ask(client.api().consistency_proof(old_size, new_size)).await.with_context(|| {
+                format!("asking the node for a consistency proof from {old_size} to {new_size} CDRs")
+            })?;
         bundle.anchor = Some(Anchor {
             rsk_chain_id,
             contract: EvmAddress(address.0 .0),
@@ -198,6 +209,14 @@ async fn read_anchor(
     Ok(RskReading { onchain, block })
 }
 
+/// The RSK node and contract `verify --rsk-rpc` reads anchors from, with the runtime to read.
+struct RskReader {
+    runtime: tokio::runtime::Runtime,
+    provider: alloy::providers::DynProvider,
+    rsk_chain_id: u64,
+    contract: alloy::primitives::Address,
+}
+
 pub fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.bundle)
         .with_context(|| format!("reading {}", args.bundle.display()))?;
@@ -208,18 +227,8 @@ pub fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         Some(chain) => Some(ChainSpec::load(chain).with_context(|| format!("loading chain spec `{chain}`"))?),
         None => None,
     };
-    let authorities: Vec<(OperatorId, PublicKey)> = match &spec {
-        Some(spec) => spec
-            .authorities
-            .iter()
-            .map(|id| {
-                spec.operators
-                    .iter()
-                    .find(|o| &o.id == id)
-                    .map(|o| (id.clone(), o.ed25519))
-                    .with_context(|| format!("authority `{id}` is not an operator of the spec"))
-            })
-            .collect::<anyhow::Result<_>>()?,
+    let authorities = match &spec {
+        Some(spec) => authorities(spec)?,
         None => Vec::new(),
     };
     let expected =
@@ -231,78 +240,97 @@ pub fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting tokio")?;
-            let (provider, chain_id) = runtime.block_on(rsk::reader(url))?;
-            Some((runtime, provider, chain_id, contract))
+            let (provider, rsk_chain_id) = runtime.block_on(rsk::reader(url))?;
+            Some(RskReader { runtime, provider, rsk_chain_id, contract })
         }
         _ => None,
     };
     let mut worst = 0u8;
     for (index, value) in values.into_iter().enumerate() {
-        if value["kind"] == "absence" {
-            let bundle: AbsenceBundle = match serde_json::from_value(value) {
-                Ok(bundle) => bundle,
-                Err(e) => {
-                    println!(
-                        "bundle {index}: INVALID: not a {} absence bundle: {e}",
-                        cdrchain_runtime::proof::FORMAT
-                    );
-                    worst = worst.max(1);
-                    continue;
-                }
-            };
-            let verdict = verify_absence(&bundle, expected.as_ref());
-            if rsk.is_some() {
-                println!("  note  absence is proven at the node's head, which no RSK anchor covers yet");
-            }
-            println!(
-                "bundle {index}: ABSENCE of {}:{} on chain `{}`",
-                bundle.operator, bundle.sequence.0, bundle.chain.id
-            );
-            let code = report(
-                &verdict,
-                &format!("not recorded at block #{}, finalized by its authorities", bundle.header.number.0),
-            );
-            worst = if worst == 1 || code == 1 { 1 } else { worst.max(code) };
-            continue;
-        }
-        let bundle: ProofBundle = match serde_json::from_value(value) {
-            Ok(bundle) => bundle,
-            Err(e) => {
-                println!("bundle {index}: INVALID: not a {} bundle: {e}", cdrchain_runtime::proof::FORMAT);
-                worst = worst.max(1);
-                continue;
-            }
+        let code = if value["kind"] == "absence" {
+            verify_absence_bundle(index, value, expected.as_ref(), rsk.is_some())
+        } else {
+            verify_inclusion_bundle(index, value, expected.as_ref(), rsk.as_ref())?
         };
-        println!("bundle {index}: CDR {} on chain `{}`", bundle.cdr.id(), bundle.chain.id);
-        let included = format!("included in block #{}, finalized by its authorities", bundle.header.number.0);
-        let (verdict, claim) = match &rsk {
-            None => (verify(&bundle, expected.as_ref()), included),
-            Some((runtime, provider, rsk_chain_id, contract)) => {
-                let reading = runtime.block_on(read_anchor(provider, *rsk_chain_id, *contract, &bundle))?;
-                let verdict = verify_anchored(
-                    &bundle,
-                    expected.as_ref(),
-                    reading.onchain.as_ref().map_err(Clone::clone),
-                );
-                let at = match reading.block {
-                    Some((block, current)) => {
-                        format!("RSK block {block} ({} confirmations)", current.saturating_sub(block) + 1)
-                    }
-                    None => "RSK (its CheckpointStored event was not found)".to_string(),
-                };
-                let height = bundle.anchor.as_ref().map_or(0, |a| a.checkpoint.height.0);
-                let claim = if bundle.anchor_covers_cdr() {
-                    format!("{included}; the history up to block #{height}, anchored at {at}, was never rewritten")
-                } else {
-                    format!("{included}; the history up to block #{height}, anchored at {at}, was never rewritten (the CDR came after it and is not anchored itself yet)")
-                };
-                (verdict, claim)
-            }
-        };
-        let code = report(&verdict, &claim);
         worst = if worst == 1 || code == 1 { 1 } else { worst.max(code) };
     }
     Ok(ExitCode::from(worst))
+}
+
+/// The spec's authorities with their keys.
+fn authorities(spec: &ChainSpec) -> anyhow::Result<Vec<(OperatorId, PublicKey)>> {
+    spec.authorities
+        .iter()
+        .map(|id| {
+            spec.operators
+                .iter()
+                .find(|o| &o.id == id)
+                .map(|o| (id.clone(), o.ed25519))
+                .with_context(|| format!("authority `{id}` is not an operator of the spec"))
+        })
+        .collect()
+}
+
+/// Checks and reports one absence bundle; its exit code (see [`report`]).
+fn verify_absence_bundle(index: usize, value: Value, expected: Option<&Expected<'_>>, anchored: bool) -> u8 {
+    let bundle: AbsenceBundle = match serde_json::from_value(value) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            println!(
+                "bundle {index}: INVALID: not a {} absence bundle: {e}",
+                cdrchain_runtime::proof::FORMAT
+            );
+            return 1;
+        }
+    };
+    let verdict = verify_absence(&bundle, expected);
+    if anchored {
+        println!("  note  absence is proven at the node's head, which no RSK anchor covers yet");
+    }
+    println!(
+        "bundle {index}: ABSENCE of {}:{} on chain `{}`",
+        bundle.operator, bundle.sequence.0, bundle.chain.id
+    );
+    report(
+        &verdict,
+        &format!("not recorded at block #{}, finalized by its authorities", bundle.header.number.0),
+    )
+}
+
+/// Checks and reports one inclusion bundle, against its RSK anchor with `rsk`; its exit code
+/// (see [`report`]).
+fn verify_inclusion_bundle(
+    index: usize,
+    value: Value,
+    expected: Option<&Expected<'_>>,
+    rsk: Option<&RskReader>,
+) -> anyhow::Result<u8> {
+    let bundle: ProofBundle = match serde_json::from_value(value) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            println!("bundle {index}: INVALID: not a {} bundle: {e}", cdrchain_runtime::proof::FORMAT);
+            return Ok(1);
+        }
+    };
+    println!("bundle {index}: CDR {} on chain `{}`", bundle.cdr.id(), bundle.chain.id);
+    let included = format!("included in block #{}, finalized by its authorities", bundle.header.number.0);
+    let Some(rsk) = rsk else { return Ok(report(&verify(&bundle, expected), &included)) };
+    let reading =
+        rsk.runtime.block_on(read_anchor(&rsk.provider, rsk.rsk_chain_id, rsk.contract, &bundle))?;
+    let verdict = verify_anchored(&bundle, expected, reading.onchain.as_ref().map_err(Clone::clone));
+    let at = match reading.block {
+        Some((block, current)) => {
+            format!("RSK block {block} ({} confirmations)", current.saturating_sub(block) + 1)
+        }
+        None => "RSK (its CheckpointStored event was not found)".to_string(),
+    };
+    let height = bundle.anchor.as_ref().map_or(0, |a| a.checkpoint.height.0);
+    let claim = if bundle.anchor_covers_cdr() {
+        format!("{included}; the history up to block #{height}, anchored at {at}, was never rewritten")
+    } else {
+        format!("{included}; the history up to block #{height}, anchored at {at}, was never rewritten (the CDR came after it and is not anchored itself yet)")
+    };
+    Ok(report(&verdict, &claim))
 }
 
 /// Prints every check and the verdict; answers the exit code (0 valid, 1 invalid, 2 untrusted).

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use cdrchain_node::rpc::api::{CdrApiClient, SystemApiClient};
 use cdrchain_runtime::cdr::Cdr;
 use cdrchain_runtime::ids::{OperatorId, Sequence};
 use cdrchain_runtime::input::CdrInput;
 use cdrchain_runtime::party::PartyHasher;
 use cdrchain_runtime::reconcile::{reconcile, Report};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::rpc_client::RpcClient;
 use crate::settlement::{time_param, when};
@@ -21,6 +22,9 @@ use crate::submit::{self, Format};
 
 /// Exit code when differences were found.
 pub const DIFFERENCES: u8 = 3;
+
+/// CDRs asked for per `cdr_query` page (the node's largest page).
+const QUERY_PAGE_CDRS: usize = 10_000;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -89,103 +93,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn compare(args: &Args) -> anyhow::Result<Report> {
     let client = RpcClient::new(&args.rpc, None)?;
-    let properties =
-        client.call("system_properties", json!([])).await.context("asking the node who it is")?;
-    let me = match &args.operator {
-        Some(me) => me.clone(),
-        None => properties["operator"]
-            .as_str()
-            .context("the node names no operator: give --operator")?
-            .to_string(),
-    };
+    let properties = client.ask(client.api().properties()).await.context("asking the node who it is")?;
+    let me = args.operator.clone().unwrap_or(properties.operator);
     let me = OperatorId::new(&me).with_context(|| format!("operator {me:?}"))?;
     let partner = OperatorId::new(&args.partner).with_context(|| format!("--partner {:?}", args.partner))?;
     if me == partner {
         bail!("--partner is `{partner}`, which is you: name the other operator");
     }
-    let dev_chain = properties["chain"].as_str() == Some("dev");
-    let secret = crate::node::consortium_secret(args.consortium_secret_file.as_deref(), dev_chain)?.context(
-        "parties are compared as digests keyed with the consortium secret: give --consortium-secret-file \
-         (or CDRCHAIN_CONSORTIUM_SECRET_FILE / CDRCHAIN_CONSORTIUM_SECRET), the one your node uses",
-    )?;
-    let hasher = PartyHasher::new(&secret, args.default_region.as_deref())
-        .context("setting up party hashing")?
-        .with_memo(100_000);
-    let timezone = submit::timezone(args.timezone.as_deref())?;
-
-    // The file, read and hashed as ingest would.
-    let format = submit::detect(&args.mine, args.format)?;
-    let ctx = cdrchain_formats::Context { operator: me.to_string(), system_id: args.system_id.clone() };
-    let file = submit::read(&args.mine, format, &ctx, timezone)?;
-    let mut unreadable = file.refused.clone();
-    let mut mine = Vec::new();
-    for record in &file.records {
-        let body = CdrInput::from_value(record.value.clone()).and_then(|input| input.to_body(&hasher));
-        match body {
-            Ok(body) => mine.push(Cdr { recorder: me.clone(), sequence: Sequence(record.line as u64), body }),
-            Err(e) => unreadable.push(format!("{}:{}: {e}", args.mine.display(), record.line)),
-        }
-    }
-    for line in &unreadable {
-        eprintln!("not reconciled (unreadable): {line}");
-    }
-
-    // The window: given, or the file's calls with the partner.
-    let starts: Vec<u64> = mine
-        .iter()
-        .filter(|c| [&c.body.caller_operator, &c.body.callee_operator].contains(&&partner))
-        .map(|c| c.body.start_ms)
-        .collect();
-    let bound = |given: &Option<String>, what: &'static str, fallback: Option<u64>| -> anyhow::Result<u64> {
-        match given {
-            Some(text) => cdrchain_runtime::input::time_ms(what, &time_param(text))
-                .map_err(|e| anyhow::anyhow!("--{what}: {e}")),
-            None => fallback.with_context(|| {
-                format!("the file holds no call between {me} and {partner}: give --from and --to")
-            }),
-        }
-    };
-    let from = bound(&args.from, "from", starts.iter().min().copied())?;
-    let to = bound(&args.to, "to", starts.iter().max().map(|m| m + 1))?;
-    if from >= to {
-        bail!("the window [{from}, {to}) ms is empty");
-    }
+    let mine = read_mine(args, &me, properties.chain == "dev")?;
+    let (from, to) = window(args, &mine, &me, &partner)?;
 
     // The chain's records of the pair, a tolerance wider on each side so that edge calls match.
     let tolerance_ms = args.tolerance_s.saturating_mul(1_000);
-    let mut chain = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = client
-            .call(
-                "cdr_query",
-                json!([
-                    me.to_string(),
-                    partner.to_string(),
-                    from.saturating_sub(tolerance_ms),
-                    to.saturating_add(tolerance_ms),
-                    cursor,
-                    10_000
-                ]),
-            )
-            .await
-            .context("cdr_query")?;
-        for mut value in page["cdrs"].as_array().cloned().unwrap_or_default() {
-            if let Value::Object(map) = &mut value {
-                for extra in ["id", "height", "leaf_index"] {
-                    map.remove(extra);
-                }
-            }
-            chain.push(
-                serde_json::from_value::<Cdr>(value)
-                    .context("the node returned a CDR that does not parse")?,
-            );
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => break,
-        }
-    }
+    let window = (from.saturating_sub(tolerance_ms), to.saturating_add(tolerance_ms));
+    let chain = chain_records(&client, &me, &partner, window).await?;
     let report = reconcile(&me, &partner, &mine, &chain, tolerance_ms, (from, to));
     eprintln!(
         "compared {} record(s) of {} with {} chain record(s) between {me} and {partner}, calls started in [{}, {})",
@@ -204,6 +125,98 @@ async fn compare(args: &Args) -> anyhow::Result<Report> {
         );
     }
     Ok(report)
+}
+
+/// The file, read and its parties hashed as ingest would; what does not read is reported on
+/// standard error and left out.
+fn read_mine(args: &Args, me: &OperatorId, dev_chain: bool) -> anyhow::Result<Vec<Cdr>> {
+    let secret = crate::node::consortium_secret(args.consortium_secret_file.as_deref(), dev_chain)?.context(
+        "parties are compared as digests keyed with the consortium secret: give --consortium-secret-file \
+         (or CDRCHAIN_CONSORTIUM_SECRET_FILE / CDRCHAIN_CONSORTIUM_SECRET), the one your node uses",
+    )?;
+    let hasher = PartyHasher::new(&secret, args.default_region.as_deref())
+        .context("setting up party hashing")?
+        .with_memo(100_000);
+    let timezone = submit::timezone(args.timezone.as_deref())?;
+    let format = submit::detect(&args.mine, args.format)?;
+    let ctx = cdrchain_formats::Context { operator: me.to_string(), system_id: args.system_id.clone() };
+    let file = submit::read(&args.mine, format, &ctx, timezone)?;
+    let mut unreadable = file.refused.clone();
+    let mut mine = Vec::new();
+    for record in &file.records {
+        let body = CdrInput::from_value(record.value.clone()).and_then(|input| input.to_body(&hasher));
+        match body {
+            Ok(body) => mine.push(Cdr { recorder: me.clone(), sequence: Sequence(record.line as u64), body }),
+            Err(e) => unreadable.push(format!("{}:{}: {e}", args.mine.display(), record.line)),
+        }
+    }
+    for line in &unreadable {
+        eprintln!("not reconciled (unreadable): {line}");
+    }
+    Ok(mine)
+}
+
+/// The window of start times compared, `[from, to)` in ms: given, or the file's calls with the
+/// partner.
+fn window(args: &Args, mine: &[Cdr], me: &OperatorId, partner: &OperatorId) -> anyhow::Result<(u64, u64)> {
+    let starts: Vec<u64> = mine
+        .iter()
+        .filter(|c| [&c.body.caller_operator, &c.body.callee_operator].contains(&partner))
+        .map(|c| c.body.start_ms)
+        .collect();
+    let bound = |given: &Option<String>, what: &'static str, fallback: Option<u64>| -> anyhow::Result<u64> {
+        match given {
+            Some(text) => cdrchain_runtime::input::time_ms(what, &time_param(text))
+                .map_err(|e| anyhow::anyhow!("--{what}: {e}")),
+            None => fallback.with_context(|| {
+                format!("the file holds no call between {me} and {partner}: give --from and --to")
+            }),
+        }
+    };
+    let from = bound(&args.from, "from", starts.iter().min().copied())?;
+    let to = bound(&args.to, "to", starts.iter().max().map(|m| m + 1))?;
+    if from >= to {
+        bail!("the window [{from}, {to}) ms is empty");
+    }
+    Ok((from, to))
+}
+
+/// Every CDR the node holds between `me` and `partner` that started in `[from, to)`, page by
+/// page.
+async fn chain_records(
+    client: &RpcClient,
+    me: &OperatorId,
+    partner: &OperatorId,
+    (from, to): (u64, u64),
+) -> anyhow::Result<Vec<Cdr>> {
+    let mut chain = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let call = client.api().query(
+            me.to_string(),
+            partner.to_string(),
+            Value::from(from),
+            Value::from(to),
+            cursor.clone(),
+            Some(QUERY_PAGE_CDRS),
+        );
+        let page = client.ask(call).await.context("asking the node for the pair's CDRs")?;
+        for mut value in page.cdrs {
+            if let Value::Object(map) = &mut value {
+                for extra in ["id", "height", "leaf_index"] {
+                    map.remove(extra);
+                }
+            }
+            chain.push(
+                serde_json::from_value::<Cdr>(value)
+                    .context("the node returned a CDR that does not parse")?,
+            );
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(chain),
+        }
+    }
 }
 
 fn seconds(ms: u64) -> String {

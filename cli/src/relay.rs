@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, Bytes, B256};
 use anyhow::{bail, Context};
+use cdrchain_node::rpc::api::{CheckpointApiClient, SystemApiClient};
 use cdrchain_runtime::checkpoint::{recover, Checkpoint, EvmSignature};
 use cdrchain_runtime::crypto::EvmAddress;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::Height;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::rpc_client::RpcClient;
 use crate::rsk::{address, CdrCheckpoint, Rsk};
@@ -181,13 +182,18 @@ fn to_sol(checkpoint: &Checkpoint) -> CdrCheckpoint::Checkpoint {
     }
 }
 
+/// Checkpoints with enough signatures to submit, ascending, and the newest one still short of
+/// them (height, signatures).
+struct Due {
+    ready: Vec<(Checkpoint, Vec<(Address, EvmSignature)>)>,
+    waiting: Option<(u64, usize)>,
+}
+
 async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
     let node = RpcClient::new(&args.rpc, None)?;
-    let properties =
-        node.call("system_properties", json!([])).await.context("asking the node about its chain")?;
-    let interval =
-        properties["checkpointInterval"].as_u64().context("the node reports no checkpointInterval")?;
-    let rsk_chain_id = properties["rskChainId"].as_u64().context("the node reports no rskChainId")?;
+    let properties = node.ask(node.api().properties()).await.context("asking the node about its chain")?;
+    let interval = properties.checkpoint_interval;
+    let rsk_chain_id = properties.rsk_chain_id;
     let rsk = Rsk::connect(&args.rsk_rpc, &args.key, Some(rsk_chain_id)).await?;
     let contract = CdrCheckpoint::new(contract_address, &rsk.provider);
     let on_chain: u64 =
@@ -196,35 +202,22 @@ async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
         usize::try_from(contract.threshold().call().await.context("reading the contract's threshold")?)
             .context("the contract's threshold does not fit")?;
     let genesis: B256 = contract.genesisHash().call().await.context("reading the contract's genesisHash")?;
-    let node_genesis = properties["genesisHash"].as_str().unwrap_or_default().to_lowercase();
+    let node_genesis = properties.genesis_hash.to_lowercase();
     if genesis.to_string().to_lowercase() != node_genesis {
         bail!("the contract anchors chain {genesis}, but the node serves chain {node_genesis}");
     }
-    let latest = node.call("checkpoint_latest", json!([])).await.context("checkpoint_latest")?;
+    let latest = node
+        .ask(node.api().latest_checkpoint())
+        .await
+        .context("asking the node for its latest checkpoint")?;
     let Some(latest_height) = latest["height"].as_u64() else {
         println!("nothing to do: the node has no checkpoint yet (one every {interval} blocks)");
         return Ok(Pass::NothingToDo);
     };
-    let mut due = Vec::new();
-    let mut waiting = None;
-    let mut height = (on_chain / interval + 1) * interval;
-    while height <= latest_height {
-        let value = node
-            .call("checkpoint_get", json!([height]))
-            .await
-            .with_context(|| format!("checkpoint_get({height})"))?;
-        if !value.is_null() {
-            let (checkpoint, signatures) = read_checkpoint(&value, &contract_address, rsk_chain_id)?;
-            if signatures.len() >= threshold {
-                due.push((checkpoint, signatures));
-            } else {
-                waiting = Some((height, signatures.len()));
-            }
-        }
-        height += interval;
-    }
-    if due.is_empty() {
-        match waiting {
+    let heights = ((on_chain / interval + 1) * interval..=latest_height).step_by(usize::try_from(interval)?);
+    let due = due(&node, heights, &contract_address, rsk_chain_id, threshold).await?;
+    if due.ready.is_empty() {
+        match due.waiting {
             Some((height, count)) => println!(
                 "nothing to do: the contract is at #{on_chain}; checkpoint #{height} has {count} of the {threshold} \
                  signatures it needs"
@@ -235,7 +228,7 @@ async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
     }
     let mut nonce = rsk.pending_nonce().await?;
     let mut submitted = 0;
-    for (checkpoint, signatures) in due {
+    for (checkpoint, signatures) in due.ready {
         let sol = to_sol(&checkpoint);
         let digest: B256 =
             contract.checkpointDigest(sol.clone()).call().await.context("reading checkpointDigest")?;
@@ -256,43 +249,84 @@ async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
                 checkpoint.cdr_log_size,
                 chosen.len()
             );
-            submitted += 1;
-            continue;
+        } else {
+            submit(args, &rsk, &contract, &checkpoint, chosen, nonce).await?;
+            nonce += 1;
         }
-        let gas_price = rsk.gas_price().await?;
-        let call = contract.submitCheckpoint(sol, chosen.clone()).gas_price(gas_price).nonce(nonce);
-        let gas = call
-            .estimate_gas()
-            .await
-            .with_context(|| format!("checkpoint #{}: the contract refuses it", checkpoint.height))?;
-        let pending = call
-            .gas(gas + gas / 5)
-            .send()
-            .await
-            .with_context(|| format!("sending checkpoint #{}", checkpoint.height))?;
-        let tx = *pending.tx_hash();
-        let receipt = crate::rsk::receipt_within(
-            pending,
-            args.confirmations,
-            args.receipt_timeout,
-            &format!("checkpoint #{}", checkpoint.height),
-            "the next pass starts from the contract's latest height either way",
-        )
-        .await?;
-        if !receipt.status() {
-            bail!("checkpoint #{}: transaction {tx} reverted", checkpoint.height);
-        }
-        nonce += 1;
         submitted += 1;
-        println!(
-            "relayed checkpoint #{} (block {}, CDR log size {}, {} signatures) in RSK transaction {tx}, block {}, gas {}",
-            checkpoint.height,
-            checkpoint.block_hash,
-            checkpoint.cdr_log_size,
-            chosen.len(),
-            receipt.block_number.unwrap_or_default(),
-            receipt.gas_used
-        );
     }
     Ok(Pass::Submitted(submitted))
+}
+
+/// The checkpoints at `heights` the node serves, sorted into those with `threshold` signatures
+/// that recover to their validators, and the last one without.
+async fn due(
+    node: &RpcClient,
+    heights: impl Iterator<Item = u64>,
+    contract_address: &Address,
+    rsk_chain_id: u64,
+    threshold: usize,
+) -> anyhow::Result<Due> {
+    let mut due = Due { ready: Vec::new(), waiting: None };
+    for height in heights {
+        let value = node
+            .ask(node.api().checkpoint(height))
+            .await
+            .with_context(|| format!("asking the node for checkpoint #{height}"))?;
+        if value.is_null() {
+            continue;
+        }
+        let (checkpoint, signatures) = read_checkpoint(&value, contract_address, rsk_chain_id)?;
+        if signatures.len() >= threshold {
+            due.ready.push((checkpoint, signatures));
+        } else {
+            due.waiting = Some((height, signatures.len()));
+        }
+    }
+    Ok(due)
+}
+
+/// Sends one checkpoint with its chosen signatures at `nonce` and waits for its receipt and
+/// confirmations.
+async fn submit(
+    args: &Args,
+    rsk: &Rsk,
+    contract: &CdrCheckpoint::CdrCheckpointInstance<&alloy::providers::DynProvider>,
+    checkpoint: &Checkpoint,
+    chosen: Vec<Bytes>,
+    nonce: u64,
+) -> anyhow::Result<()> {
+    let signatures = chosen.len();
+    let gas_price = rsk.gas_price().await?;
+    let call = contract.submitCheckpoint(to_sol(checkpoint), chosen).gas_price(gas_price).nonce(nonce);
+    let gas = call
+        .estimate_gas()
+        .await
+        .with_context(|| format!("checkpoint #{}: the contract refuses it", checkpoint.height))?;
+    let pending = call
+        .gas(gas + gas / 5)
+        .send()
+        .await
+        .with_context(|| format!("sending checkpoint #{}", checkpoint.height))?;
+    let tx = *pending.tx_hash();
+    let receipt = crate::rsk::receipt_within(
+        pending,
+        args.confirmations,
+        args.receipt_timeout,
+        &format!("checkpoint #{}", checkpoint.height),
+        "the next pass starts from the contract's latest height either way",
+    )
+    .await?;
+    if !receipt.status() {
+        bail!("checkpoint #{}: transaction {tx} reverted", checkpoint.height);
+    }
+    println!(
+        "relayed checkpoint #{} (block {}, CDR log size {}, {signatures} signatures) in RSK transaction {tx}, block {}, gas {}",
+        checkpoint.height,
+        checkpoint.block_hash,
+        checkpoint.cdr_log_size,
+        receipt.block_number.unwrap_or_default(),
+        receipt.gas_used
+    );
+    Ok(())
 }

@@ -1,12 +1,22 @@
-//! A small JSON-RPC 2.0 client over plain HTTP (hyper), for `submit`, `cdr get` and the tests.
-//! For a node behind TLS, put a TLS-terminating proxy in front of it or tunnel to it.
+//! The node's JSON-RPC client for `submit`, `cdr get`, `proof`, `relay` and the rest: the
+//! clients `#[rpc(client)]` generates from `cdrchain_node::rpc::api` (so the method names and
+//! parameters are the node's own), over jsonrpsee's plain-HTTP client; and a POST to the node's
+//! HTTP ingest. For a node behind TLS, put a TLS-terminating proxy in front of it or tunnel to it.
+
+use std::future::Future;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value};
+use jsonrpsee::core::client::Error as ClientError;
+use jsonrpsee_http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
+
+/// How long one call may take: long enough for the heaviest answer (a settlement summary over
+/// millions of records); a node that has not answered by then is treated as gone.
+const REQUEST_TIMEOUT_S: u64 = 3_600;
 
 /// A JSON-RPC error the node answered with.
 #[derive(Debug)]
@@ -31,18 +41,56 @@ pub fn is_busy(error: &anyhow::Error) -> bool {
 
 /// A client for one node.
 pub struct RpcClient {
+    /// The node's RPC URL (`http://` only).
     url: hyper::Uri,
+    /// Sent as `Authorization: Bearer <token>` on every request when set.
     token: Option<String>,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    /// For [`Self::post`] to the HTTP ingest endpoints.
+    http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    /// For the generated JSON-RPC clients ([`Self::api`]).
+    rpc: HttpClient,
 }
 
 impl RpcClient {
     pub fn new(url: &str, token: Option<String>) -> anyhow::Result<Self> {
-        let url: hyper::Uri = url.parse().with_context(|| format!("`{url}` is not a URL"))?;
-        if url.scheme_str() != Some("http") {
-            bail!("`{url}`: only http:// URLs are supported (use a TLS-terminating proxy for https)");
+        let parsed: hyper::Uri = url.parse().with_context(|| format!("`{url}` is not a URL"))?;
+        if parsed.scheme_str() != Some("http") {
+            bail!("`{parsed}`: only http:// URLs are supported (use a TLS-terminating proxy for https)");
         }
-        Ok(Self { url, token, client: Client::builder(TokioExecutor::new()).build_http() })
+        let mut headers = HeaderMap::new();
+        if let Some(token) = &token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("the RPC token cannot be sent in an HTTP header")?;
+            headers.insert(hyper::header::AUTHORIZATION, value);
+        }
+        // The node bounds requests and answers itself; the client adds no lower bound.
+        let rpc = HttpClientBuilder::default()
+            .set_headers(headers)
+            .max_request_size(u32::MAX)
+            .max_response_size(u32::MAX)
+            .request_timeout(Duration::from_secs(REQUEST_TIMEOUT_S))
+            .build(url)
+            .with_context(|| format!("`{url}`: cannot make a JSON-RPC client for it"))?;
+        Ok(Self { url: parsed, token, http: Client::builder(TokioExecutor::new()).build_http(), rpc })
+    }
+
+    /// The node's JSON-RPC methods: call them through the `cdrchain_node::rpc::api::…Client`
+    /// traits, and pass the call to [`Self::ask`].
+    pub fn api(&self) -> &HttpClient {
+        &self.rpc
+    }
+
+    /// Awaits a call made through [`Self::api`]: the node's refusal as [`RpcError`] (see
+    /// [`is_busy`]), anything else naming the node's URL.
+    pub async fn ask<T>(&self, call: impl Future<Output = Result<T, ClientError>>) -> anyhow::Result<T> {
+        call.await.map_err(|e| match e {
+            ClientError::Call(error) => {
+                anyhow!(RpcError { code: i64::from(error.code()), message: error.message().to_string() })
+            }
+            ClientError::ParseError(e) => anyhow!(e)
+                .context(format!("the node at {} answered something this client cannot read", self.url)),
+            other => anyhow!(other).context(format!("connecting to {}", self.url)),
+        })
     }
 
     /// POSTs `body` to `path` on the node; returns the status and the body.
@@ -56,24 +104,9 @@ impl RpcClient {
         }
         let request = request.body(Full::new(body.into())).context("building the request")?;
         let response =
-            self.client.request(request).await.with_context(|| format!("connecting to {}", self.url))?;
+            self.http.request(request).await.with_context(|| format!("connecting to {}", self.url))?;
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.context("reading the answer")?.to_bytes();
         Ok((status, bytes.to_vec()))
-    }
-
-    /// Calls `method` with positional `params`.
-    pub async fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
-        let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let (status, body) = self.post("/", serde_json::to_vec(&request)?).await?;
-        let answer: Value = serde_json::from_slice(&body)
-            .with_context(|| format!("the node answered HTTP {status} with something that is not JSON"))?;
-        if let Some(error) = answer.get("error") {
-            return Err(anyhow!(RpcError {
-                code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
-                message: error.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_string(),
-            }));
-        }
-        answer.get("result").cloned().ok_or_else(|| anyhow!("the node's answer has neither result nor error"))
     }
 }

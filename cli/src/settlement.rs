@@ -4,6 +4,7 @@
 //! computed at.
 
 use anyhow::Context;
+use cdrchain_node::rpc::api::SettlementApiClient;
 use serde_json::{json, Value};
 
 use crate::rpc_client::RpcClient;
@@ -61,13 +62,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     let summary = runtime.block_on(async {
         let client = RpcClient::new(&args.rpc, None)?;
-        client
-            .call(
-                "settlement_summary",
-                json!([args.a, args.b, time_param(&args.from), time_param(&args.to), args.rounding, args.at]),
-            )
-            .await
-            .context("settlement_summary")
+        let call = client.api().summary(
+            args.a.clone(),
+            args.b.clone(),
+            time_param(&args.from),
+            time_param(&args.to),
+            Some(args.rounding.clone()),
+            args.at.map(Value::from),
+        );
+        client.ask(call).await.context("asking the node for the settlement summary")
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

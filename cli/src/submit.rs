@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use cdrchain_formats::{asterisk, freeswitch, kamailio, opensips, Outcome, RecordError};
+use cdrchain_node::rpc::api::{CdrApiClient, SystemApiClient};
 use serde_json::{json, Map, Value};
 
 use crate::rpc_client::{is_busy, RpcClient};
@@ -122,14 +123,8 @@ async fn submit(args: Args) -> anyhow::Result<()> {
         let format = detect(path, args.format)?;
         if is_adapter(format) && operator.is_none() {
             let properties =
-                client.call("system_properties", json!([])).await.context("asking the node who it is")?;
-            operator = Some(
-                properties
-                    .get("operator")
-                    .and_then(Value::as_str)
-                    .context("the node's system_properties names no operator")?
-                    .to_string(),
-            );
+                client.ask(client.api().properties()).await.context("asking the node who it is")?;
+            operator = Some(properties.operator);
         }
         let ctx = cdrchain_formats::Context {
             operator: operator.clone().unwrap_or_default(),
@@ -195,27 +190,16 @@ async fn submit_file(
     let mut duplicate = vec![false; records.len()];
     for (chunk_index, chunk) in records.chunks(args.chunk.max(1)).enumerate() {
         let offset = chunk_index * args.chunk.max(1);
-        let values: Vec<&Value> = chunk.iter().map(|r| &r.value).collect();
-        let answer =
-            client.call("cdr_check", json!([values])).await.context("checking CDRs with the node")?;
-        for error in answer.get("errors").and_then(Value::as_array).into_iter().flatten() {
-            let Some(index) =
-                error.get("index").and_then(Value::as_u64).and_then(|i| usize::try_from(i).ok())
-            else {
-                continue;
-            };
-            let Some(record) = chunk.get(index) else { continue };
-            bad[offset + index] = true;
-            let message = error.get("message").and_then(Value::as_str).unwrap_or("refused");
-            refused.push(format!("{}:{}: {message}", path.display(), record.line));
+        let values: Vec<Value> = chunk.iter().map(|r| r.value.clone()).collect();
+        let answer = client.ask(client.api().check(values)).await.context("checking CDRs with the node")?;
+        for error in &answer.errors {
+            let Some(record) = chunk.get(error.index) else { continue };
+            bad[offset + error.index] = true;
+            refused.push(format!("{}:{}: {}", path.display(), record.line, error.message));
         }
-        for found in answer.get("duplicates").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(index) =
-                found.get("index").and_then(Value::as_u64).and_then(|i| usize::try_from(i).ok())
-            {
-                if index < chunk.len() {
-                    duplicate[offset + index] = true;
-                }
+        for found in &answer.duplicates {
+            if found.index < chunk.len() {
+                duplicate[offset + found.index] = true;
             }
         }
     }
@@ -233,11 +217,11 @@ async fn submit_file(
     totals.refused.extend(refused);
     let good: Vec<(usize, &Record)> = records.iter().enumerate().filter(|(i, _)| !bad[*i]).collect();
     for chunk in good.chunks(args.chunk.max(1)) {
-        let values: Vec<&Value> = chunk.iter().map(|(_, r)| &r.value).collect();
+        let values: Vec<Value> = chunk.iter().map(|(_, r)| r.value.clone()).collect();
         let from_line = chunk.first().map_or(0, |(_, r)| r.line);
         let waited = std::time::Instant::now();
         let ids = loop {
-            match client.call("cdr_submit", json!([values])).await {
+            match client.ask(client.api().submit(values.clone())).await {
                 // The node's queue is full: it takes the chunk once blocks catch up.
                 Err(e) if is_busy(&e) && waited.elapsed() < BUSY_PATIENCE => {
                     bar.set_message(format!(
@@ -253,8 +237,6 @@ async fn submit_file(
             }
         };
         bar.set_message("");
-        let ids: Vec<String> =
-            serde_json::from_value(ids).context("the node's answer is not a list of ids")?;
         for ((index, _), id) in chunk.iter().zip(&ids) {
             if duplicate[*index] || !seen_ids.insert(id.clone()) {
                 totals.duplicates += 1;

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use super::procfs::{dir_size, Procs};
 use super::{quantile, Args};
 use crate::rpc_client::{is_busy, RpcClient};
+use cdrchain_node::rpc::api::{CdrApiClient, SystemApiClient};
 
 /// The operators of the validators, in order: the dev node is alice, the localnet's validator i
 /// the i-th. An ingest answer's ids are `operator:sequence`.
@@ -358,14 +359,15 @@ async fn wait_committed(urls: &[String], tally: &Tally, deadline: Instant) -> an
 
 /// JSON-RPC `system_health`: how many peers the node has (`None` when it does not answer).
 pub(super) async fn peer_count(client: &RpcClient) -> Option<u64> {
-    client.call("system_health", json!([])).await.ok().and_then(|h| h["peers"].as_u64())
+    let health = client.ask(client.api().health()).await.ok()?;
+    u64::try_from(health.peers).ok()
 }
 
 /// JSON-RPC `cdr_submit` of `lines` (CDRs as JSON): their ids, or `None` when the node refused
 /// them because its queue is full.
 async fn submit_lines(client: &RpcClient, lines: &[Value]) -> anyhow::Result<Option<Vec<String>>> {
-    match client.call("cdr_submit", json!([lines])).await {
-        Ok(ids) => Ok(Some(serde_json::from_value(ids).context("cdr_submit answered no list of ids")?)),
+    match client.ask(client.api().submit(lines.to_vec())).await {
+        Ok(ids) => Ok(Some(ids)),
         Err(e) if is_busy(&e) => Ok(None),
         Err(e) => Err(e),
     }
@@ -374,7 +376,7 @@ async fn submit_lines(client: &RpcClient, lines: &[Value]) -> anyhow::Result<Opt
 /// JSON-RPC `cdr_status` of the CDR `id` (`operator:sequence`): its status, `committed` once it
 /// is in a committed block.
 async fn cdr_status(client: &RpcClient, id: &str) -> anyhow::Result<String> {
-    let status = client.call("cdr_status", json!([id])).await?;
+    let status = client.ask(client.api().cdr_status(id.to_string())).await?;
     Ok(status["status"].as_str().map_or_else(|| status.to_string(), str::to_string))
 }
 

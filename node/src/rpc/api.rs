@@ -1,0 +1,234 @@
+//! The JSON-RPC API: one trait per namespace, with jsonrpsee's `#[rpc(server, client)]`.
+//!
+//! The server side (`…Server`) is implemented in this module's namespace files; the client side
+//! (`…Client`, over any jsonrpsee client) is what the `cdrchain` commands call, so the two cannot
+//! drift. Every name on the wire is `<namespace>_<method>`, as in Substrate (`chain_getHeader`).
+//!
+//! Parameters are positional (a JSON array, as the generated clients send them); an object with
+//! the parameters by name is accepted too. Trailing `Option` parameters may be left out.
+//! The Rust names are unique across the traits, so that one client can call them all.
+//! Results that the node builds from several parts keep their JSON shape as `serde_json::Value`;
+//! the small fixed ones are typed below.
+
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
+use jsonrpsee::proc_macros::rpc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `system_health`: what a load balancer or an operator's probe asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// Connected peers.
+    pub peers: usize,
+    /// Whether the node is catching up with its peers' blocks.
+    pub is_syncing: bool,
+    /// Whether the chain has other validators to talk to (a single-validator chain has none).
+    pub should_have_peers: bool,
+    /// The head's height.
+    pub best: u64,
+    /// The finalized head's height: the head, as every committed block is final.
+    pub finalized: u64,
+}
+
+/// `system_properties`: which chain and operator the node serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Properties {
+    /// The chain spec's id (`dev`, `local`, …).
+    pub chain: String,
+    /// The operator whose node this is: the recorder of the CDRs it ingests.
+    pub operator: String,
+    /// The genesis hash, `0x…`.
+    pub genesis_hash: String,
+    /// Whether the node can ingest (it has the consortium secret to hash parties with).
+    pub ingest: bool,
+    /// Blocks between RSK checkpoints (0: none).
+    pub checkpoint_interval: u64,
+    /// The RSK chain id checkpoints are signed for.
+    pub rsk_chain_id: u64,
+}
+
+/// `consensus_status`: where the validator's consensus is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsensusStatus {
+    /// The height being decided.
+    pub height: u64,
+    /// Its round.
+    pub round: u32,
+    /// The step within the round.
+    pub step: String,
+    /// Whether the node is catching up with its peers' blocks.
+    pub is_syncing: bool,
+    /// Equivocations seen (`consensus_evidence` lists them).
+    pub evidence: usize,
+}
+
+/// `cdr_check`: what submitting the CDRs would refuse, and what is recorded already.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// Every CDR that would be refused.
+    pub errors: Vec<CheckError>,
+    /// Every CDR ingested before.
+    pub duplicates: Vec<Duplicate>,
+}
+
+/// One CDR `cdr_check` would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckError {
+    /// Its position in the request.
+    pub index: usize,
+    /// The field at fault, when one is.
+    pub field: Option<String>,
+    /// Why.
+    pub message: String,
+}
+
+/// One CDR ingested before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Duplicate {
+    /// Its position in the request.
+    pub index: usize,
+    /// The id it was given then (`operator:sequence`).
+    pub id: String,
+}
+
+/// `cdr_query`: one page of a partner pair's CDRs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryPage {
+    /// The CDRs, as `cdr_get` answers them.
+    pub cdrs: Vec<Value>,
+    /// Where the next page starts; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Node and peers.
+#[rpc(server, client, namespace = "system")]
+pub trait SystemApi {
+    /// Peers, syncing, best and finalized height.
+    #[method(name = "health")]
+    fn health(&self) -> RpcResult<Health>;
+
+    /// The connected peers.
+    #[method(name = "peers")]
+    fn peers(&self) -> RpcResult<Value>;
+
+    /// Chain, operator, genesis hash, ingest readiness, checkpoint settings.
+    #[method(name = "properties")]
+    fn properties(&self) -> RpcResult<Properties>;
+}
+
+/// Blocks and headers. `at` is a block number, a block hash (`0x…`) or null for the head.
+#[rpc(server, client, namespace = "chain")]
+pub trait ChainApi {
+    /// A header with its hash, or null.
+    #[method(name = "getHeader")]
+    fn header(&self, at: Option<Value>) -> RpcResult<Option<Value>>;
+
+    /// A block (header, transactions, commit certificate), or null.
+    #[method(name = "getBlock")]
+    fn block(&self, at: Option<Value>) -> RpcResult<Option<Value>>;
+
+    /// The finalized head's hash (every committed block is final).
+    #[method(name = "getFinalizedHead")]
+    fn finalized_head(&self) -> RpcResult<String>;
+
+    /// Every newly finalized header (WebSocket only).
+    #[subscription(
+        name = "subscribeFinalizedHeads" => "finalizedHead",
+        unsubscribe = "unsubscribeFinalizedHeads",
+        item = Value
+    )]
+    async fn subscribe_finalized_heads(&self) -> SubscriptionResult;
+}
+
+/// CDRs: submit, check, look up, prove.
+#[rpc(server, client, namespace = "cdr")]
+pub trait CdrApi {
+    /// Stores canonical CDRs durably (needs the bearer token when one is set); their ids.
+    #[method(name = "submit", with_extensions)]
+    async fn submit(&self, cdrs: Vec<Value>) -> RpcResult<Vec<String>>;
+
+    /// Validates CDRs without storing them.
+    #[method(name = "check")]
+    fn check(&self, cdrs: Vec<Value>) -> RpcResult<CheckReport>;
+
+    /// `committed` (with height, block hash, leaf index), `queued` or `unknown`.
+    #[method(name = "status")]
+    fn cdr_status(&self, id: String) -> RpcResult<Value>;
+
+    /// A committed CDR with its id, height and leaf index, or null.
+    #[method(name = "get")]
+    fn cdr(&self, id: String) -> RpcResult<Option<Value>>;
+
+    /// Every committed CDR of a SIP Call-ID.
+    #[method(name = "byCallId")]
+    fn by_call_id(&self, call_id: String) -> RpcResult<Vec<Value>>;
+
+    /// The CDRs between operators `a` and `b` that started in `[from, to)` (RFC 3339 or ms), a
+    /// page of at most `limit` (default 1,000, at most 10,000) from `cursor`.
+    #[method(name = "query")]
+    fn query(
+        &self,
+        a: String,
+        b: String,
+        from: Value,
+        to: Value,
+        cursor: Option<String>,
+        limit: Option<usize>,
+    ) -> RpcResult<QueryPage>;
+
+    /// The inclusion proof bundle of a committed CDR.
+    #[method(name = "proof")]
+    fn proof(&self, id: String) -> RpcResult<Value>;
+
+    /// The absence proof bundle of an id not recorded at the head.
+    #[method(name = "absenceProof")]
+    fn absence_proof(&self, id: String) -> RpcResult<Value>;
+
+    /// The consistency proof between the CDR log of `old_size` leaves and that of `new_size`.
+    #[method(name = "consistencyProof")]
+    fn consistency_proof(&self, old_size: u64, new_size: u64) -> RpcResult<Value>;
+}
+
+/// RSK checkpoints with the validator signatures gathered so far.
+#[rpc(server, client, namespace = "checkpoint")]
+pub trait CheckpointApi {
+    /// The newest recorded checkpoint, or null.
+    #[method(name = "latest")]
+    fn latest_checkpoint(&self) -> RpcResult<Value>;
+
+    /// The checkpoint of block `height`, or null.
+    #[method(name = "get")]
+    fn checkpoint(&self, height: u64) -> RpcResult<Value>;
+}
+
+/// The validator's consensus.
+#[rpc(server, client, namespace = "consensus")]
+pub trait ConsensusApi {
+    /// Height, round, step, syncing, evidence count.
+    #[method(name = "status")]
+    fn consensus_status(&self) -> RpcResult<ConsensusStatus>;
+
+    /// Equivocations seen, each verifiable offline.
+    #[method(name = "evidence")]
+    fn evidence(&self) -> RpcResult<Vec<Value>>;
+}
+
+/// Interconnect settlement.
+#[rpc(server, client, namespace = "settlement")]
+pub trait SettlementApi {
+    /// The calls between `a` and `b` that started in `[from, to)`, committed at or below block
+    /// `at` (default: the head), each call once, under `rounding` (default per-second).
+    #[method(name = "summary", blocking)]
+    fn summary(
+        &self,
+        a: String,
+        b: String,
+        from: Value,
+        to: Value,
+        rounding: Option<String>,
+        at: Option<Value>,
+    ) -> RpcResult<Value>;
+}

@@ -1,0 +1,66 @@
+//! `checkpoint_*`: RSK checkpoints with the validator signatures gathered so far.
+
+use cdrchain_runtime::checkpoint::{Checkpoint, StoredSignature};
+use cdrchain_runtime::codec::decode_exact;
+use cdrchain_runtime::ids::Height;
+use cdrchain_runtime::state::{StateKey, StateView};
+use jsonrpsee::core::RpcResult;
+use parity_scale_codec::Encode;
+use serde_json::{json, Value};
+
+use super::api::CheckpointApiServer;
+use super::{internal, Handlers};
+
+impl CheckpointApiServer for Handlers {
+    /// The newest recorded checkpoint (of the highest checkpoint height below the head).
+    fn latest_checkpoint(&self) -> RpcResult<Value> {
+        let interval = self.ctx.chain.ctx.checkpoint_interval;
+        let head = self.ctx.chain.storage.head().map_or(0, |h| h.header.number.0);
+        if interval == 0 || head < 2 {
+            return Ok(Value::Null);
+        }
+        let height = (head - 1) / interval * interval;
+        if height == 0 {
+            return Ok(Value::Null);
+        }
+        self.checkpoint(height)
+    }
+
+    /// The checkpoint of block `height` with the signatures gathered so far, or null.
+    fn checkpoint(&self, height: u64) -> RpcResult<Value> {
+        let height = Height(height);
+        let chain = &self.ctx.chain;
+        let read = |key: StateKey| chain.storage.get(&key.encode()).map_err(internal);
+        let Some(bytes) = read(StateKey::Checkpoint(height))? else { return Ok(Value::Null) };
+        let checkpoint: Checkpoint = decode_exact(&bytes).map_err(internal)?;
+        let mut signatures = Vec::new();
+        for (operator, _) in &chain.authorities {
+            let Some(bytes) = read(StateKey::CheckpointSignature(height, operator.clone()))? else {
+                continue;
+            };
+            let stored: StoredSignature = decode_exact(&bytes).map_err(internal)?;
+            let evm_address =
+                chain.spec.operators.iter().find(|o| &o.id == operator).map(|o| o.evm_address.to_hex());
+            signatures.push(json!({
+                "operator": operator.to_string(),
+                "evm_address": evm_address,
+                "contract": stored.contract.to_hex(),
+                "signature": stored.signature.to_hex(),
+            }));
+        }
+        let authorities = chain.authorities.len();
+        Ok(json!({
+            "genesis_hash": checkpoint.genesis_hash.to_string(),
+            "height": checkpoint.height.0,
+            "block_hash": checkpoint.block_hash.to_string(),
+            "state_root": checkpoint.state_root.to_string(),
+            "cdr_log_root": checkpoint.cdr_log_root.to_string(),
+            "cdr_log_size": checkpoint.cdr_log_size,
+            "rsk_chain_id": chain.ctx.rsk_chain_id,
+            "signatures": signatures,
+            "validators": authorities,
+            // More than 2/3 of the validators, as the contract requires.
+            "quorum": authorities * 2 / 3 + 1,
+        }))
+    }
+}

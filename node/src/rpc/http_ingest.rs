@@ -1,0 +1,245 @@
+//! The HTTP middleware in front of JSON-RPC: checks the bearer token (marking the request
+//! [`Authorized`] for the write methods), and serves `POST /ingest/…` itself (see the module
+//! docs of [`super`] for the answers).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use cdrchain_formats::{FormatError, Outcome};
+use cdrchain_runtime::input::CdrInput;
+use http_body_util::BodyExt;
+use hyper::body::Bytes;
+use hyper::StatusCode;
+use jsonrpsee::core::BoxError;
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use tower::{Layer, Service};
+
+use super::{Authorized, RpcContext};
+use crate::ingest::{self, IngestError};
+
+/// Puts [`Front`] in front of the JSON-RPC service.
+#[derive(Clone, Debug)]
+pub(super) struct FrontLayer {
+    /// Whom ingest hands the CDRs to, and the token to check.
+    ctx: Arc<RpcContext>,
+}
+
+impl FrontLayer {
+    pub(super) fn new(ctx: Arc<RpcContext>) -> Self {
+        Self { ctx }
+    }
+}
+
+impl<S> Layer<S> for FrontLayer {
+    type Service = Front<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Front { inner, ctx: self.ctx.clone() }
+    }
+}
+
+/// Checks the bearer token, and serves `/ingest/…`; passes everything else to `inner`.
+#[derive(Clone, Debug)]
+pub(super) struct Front<S> {
+    /// The JSON-RPC service.
+    inner: S,
+    /// Whom ingest hands the CDRs to, and the token to check.
+    ctx: Arc<RpcContext>,
+}
+
+impl<S, B> Service<HttpRequest<B>> for Front<S>
+where
+    S: Service<HttpRequest, Response = HttpResponse> + Send + Clone + 'static,
+    S::Error: Into<BoxError> + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = HttpResponse;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: HttpRequest<B>) -> Self::Future {
+        let authorized = bearer_ok(self.ctx.token.as_deref(), &request);
+        if authorized {
+            request.extensions_mut().insert(Authorized);
+        }
+        if !request.uri().path().starts_with("/ingest/") {
+            let request = request.map(HttpBody::new);
+            let future = self.inner.call(request);
+            return Box::pin(async move { future.await.map_err(Into::into) });
+        }
+        let ctx = self.ctx.clone();
+        Box::pin(async move { Ok(serve_ingest(&ctx, authorized, request).await) })
+    }
+}
+
+/// Whether `request` carries `Authorization: Bearer <token>` (or no token is required).
+fn bearer_ok<B>(token: Option<&str>, request: &HttpRequest<B>) -> bool {
+    match token {
+        None => true,
+        Some(token) => request
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes())),
+    }
+}
+
+/// One `/ingest/…` request: POST only, with the token when one is required, a body within
+/// [`ingest::MAX_SUBMISSION_BYTES`], to one of the three endpoints.
+async fn serve_ingest<B>(ctx: &RpcContext, authorized: bool, request: HttpRequest<B>) -> HttpResponse
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if request.method() != hyper::Method::POST {
+        return json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "use POST"}));
+    }
+    if !authorized {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "ingest needs `Authorization: Bearer <token>`"}),
+        );
+    }
+    let path = request.uri().path().to_string();
+    let limited = http_body_util::Limited::new(request.into_body(), ingest::MAX_SUBMISSION_BYTES);
+    let body = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"error": format!("could not read the body (limit {} bytes): {e}", ingest::MAX_SUBMISSION_BYTES)}),
+            )
+        }
+    };
+    let adapter_context = || cdrchain_formats::Context::new(ctx.ingest.operator().to_string());
+    match path.as_str() {
+        "/ingest/cdrs" => submitted_response(ctx.ingest.submit_body(&body).await),
+        // A FreeSWITCH request is one (pretty-printed) CDR; a Kamailio one is NDJSON, a
+        // record per line.
+        "/ingest/freeswitch" => {
+            ingest_document(ctx, 1, || {
+                cdrchain_formats::freeswitch::decode_body(&body)
+                    .and_then(|json| cdrchain_formats::freeswitch::parse_document(&json, &adapter_context()))
+            })
+            .await
+        }
+        "/ingest/kamailio" => {
+            ingest_document(ctx, ingest::estimated_records(&body), || {
+                std::str::from_utf8(&body)
+                    .map_err(|e| FormatError::Unreadable {
+                        format: "Kamailio acc_json",
+                        reason: format!("the body is not UTF-8: {e}"),
+                    })
+                    .and_then(|text| cdrchain_formats::kamailio::parse_json(text, &adapter_context()))
+            })
+            .await
+        }
+        other => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": format!(
+                "no ingest endpoint {other}; this node serves /ingest/cdrs, /ingest/freeswitch and /ingest/kamailio"
+            )}),
+        ),
+    }
+}
+
+/// One adapter request of about `records` CDRs: admitted before `parse` reads it (see
+/// `Ingest::admit`), then durably queued; the HTTP answer, a refusal naming the format's
+/// error if the document did not read.
+async fn ingest_document(
+    ctx: &RpcContext,
+    records: u64,
+    parse: impl FnOnce() -> Result<Outcome, FormatError>,
+) -> HttpResponse {
+    if let Err(e) = ctx.ingest.admit(records) {
+        return submitted_response(Err(e));
+    }
+    let outcome = match parse() {
+        Ok(outcome) => outcome,
+        Err(e) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
+    };
+    if let Some(first) = outcome.errors.first() {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": format!("{first}"), "line": first.line, "field": first.field}),
+        );
+    }
+    if outcome.cdrs.is_empty() {
+        let reasons: Vec<&str> = outcome.skipped.iter().map(|s| s.reason.as_str()).collect();
+        return json_response(StatusCode::OK, &json!({"accepted": 0, "ids": [], "skipped": reasons}));
+    }
+    let inputs: Vec<(CdrInput, Option<usize>)> =
+        outcome.cdrs.into_iter().map(|p| (p.input, Some(p.line))).collect();
+    submitted_response(ctx.ingest.queue_inputs(&inputs).await)
+}
+
+fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
+    let mut response = HttpResponse::new(HttpBody::from(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The HTTP answer to a submission: 200 with the ids once durable; 400 for bad data; 503 when
+/// the node could not store them (the sender retries), with `Retry-After: 1` when its queue is
+/// full.
+fn submitted_response(result: Result<Vec<ingest::Submitted>, IngestError>) -> HttpResponse {
+    let e = match result {
+        Ok(submitted) => return accepted_response(&submitted),
+        Err(e) => e,
+    };
+    let status = if e.is_retryable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
+    let (index, line) = match &e {
+        IngestError::Invalid { index, line, .. } => (Some(*index), *line),
+        IngestError::Malformed { line, .. } => (None, *line),
+        _ => (None, None),
+    };
+    let busy = matches!(e, IngestError::Busy { .. });
+    let mut body = json!({"error": e.to_string(), "index": index, "line": line, "field": e.field()});
+    if busy {
+        body["retry_after_s"] = json!(1);
+    }
+    let mut response = json_response(status, &body);
+    if busy {
+        // The queue drains a block at a time: a second is about one block.
+        response
+            .headers_mut()
+            .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// 200 with the ids of durable CDRs, and which of them were ingested before.
+fn accepted_response(submitted: &[ingest::Submitted]) -> HttpResponse {
+    let duplicates: Vec<Value> = submitted
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.duplicate)
+        .map(|(index, s)| json!({"index": index, "id": s.id.to_string()}))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "accepted": submitted.len() - duplicates.len(),
+            "ids": submitted.iter().map(|s| s.id.to_string()).collect::<Vec<_>>(),
+            "duplicates": duplicates,
+        }),
+    )
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

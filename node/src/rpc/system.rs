@@ -1,0 +1,37 @@
+//! `system_*`: the node's health, peers and properties.
+
+use jsonrpsee::core::RpcResult;
+use serde_json::{json, Value};
+
+use super::api::{Health, Properties, SystemApiServer};
+use super::Handlers;
+
+impl SystemApiServer for Handlers {
+    fn health(&self) -> RpcResult<Health> {
+        let best = self.ctx.chain.storage.head().map_or(0, |h| h.header.number.0);
+        let status = self.ctx.status.snapshot();
+        Ok(Health {
+            peers: status.peers.len(),
+            is_syncing: status.is_syncing,
+            should_have_peers: self.ctx.chain.authorities.len() > 1,
+            best,
+            finalized: best,
+        })
+    }
+
+    fn peers(&self) -> RpcResult<Value> {
+        Ok(json!(self.ctx.status.snapshot().peers))
+    }
+
+    fn properties(&self) -> RpcResult<Properties> {
+        let chain = &self.ctx.chain;
+        Ok(Properties {
+            chain: chain.spec.id.clone(),
+            operator: self.ctx.ingest.operator().to_string(),
+            genesis_hash: chain.storage.genesis_hash().to_string(),
+            ingest: self.ctx.ingest.parties().is_ok(),
+            checkpoint_interval: chain.ctx.checkpoint_interval,
+            rsk_chain_id: chain.ctx.rsk_chain_id,
+        })
+    }
+}

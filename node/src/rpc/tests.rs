@@ -1,0 +1,146 @@
+//! The method table against README.md, and the wire shape of a few methods, on a dev node's
+//! RPC module (no server: calls go straight to the module).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdrchain_chain_spec::{ChainSpec, DevAccount};
+use cdrchain_runtime::party::PartyHasher;
+use cdrchain_storage::Storage;
+use jsonrpsee::core::server::MethodsError;
+use jsonrpsee::server::RpcModule;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use super::{module, RpcContext};
+use crate::chain::Chain;
+use crate::ingest::{Ingest, IngestSettings};
+use crate::metrics::Metrics;
+use crate::pool::TxPool;
+use crate::validator::ConsensusStatus;
+
+/// A dev chain's RPC module on a fresh database; the directory and the ingest stop signal live
+/// as long as it.
+struct Fixture {
+    module: RpcModule<()>,
+    _dir: tempfile::TempDir,
+    _stop: watch::Sender<bool>,
+}
+
+fn dev_module() -> Fixture {
+    let spec = ChainSpec::dev();
+    let dir = tempfile::tempdir().unwrap();
+    let storage =
+        Arc::new(Storage::open(dir.path(), spec.genesis_hash(), &spec.genesis_state().unwrap()).unwrap());
+    let chain = Arc::new(Chain::new(storage.clone(), spec.clone(), Arc::new(Metrics::new())));
+    let pool = Arc::new(TxPool::new(1_000));
+    let (stop, stopping) = watch::channel(false);
+    let settings = IngestSettings {
+        operator: "alice".parse().unwrap(),
+        key: DevAccount::derive("alice").signing_key,
+        parties: Some(PartyHasher::new(b"unit-test consortium secret", None).unwrap()),
+        genesis_hash: spec.genesis_hash(),
+        batch_max: 100,
+        linger: Duration::from_millis(10),
+        max_in_flight: 1_000,
+        max_queue: 10_000,
+    };
+    let ingest = Ingest::start(storage, pool.clone(), settings, stopping).unwrap().ingest;
+    let ctx = RpcContext { chain, ingest, pool, token: None, status: Arc::new(ConsensusStatus::default()) };
+    Fixture { module: module(Arc::new(ctx)).unwrap(), _dir: dir, _stop: stop }
+}
+
+/// The RPC method names README.md documents: the backticked `namespace_method` names in the first
+/// column of its method table (a Markdown table whose header's first cell is "method"). A name
+/// may be followed by its parameters, `cdr_proof(id)`.
+fn readme_methods(readme: &str, namespaces: &BTreeSet<&str>) -> BTreeSet<String> {
+    let name_of = |code: &str| -> Option<String> {
+        let name = code.split('(').next()?.trim();
+        let (namespace, method) = name.split_once('_')?;
+        let is_method = namespaces.contains(namespace)
+            && method.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && method.chars().all(|c| c.is_ascii_alphanumeric());
+        is_method.then(|| name.to_string())
+    };
+    let backticked =
+        |text: &str| -> Vec<String> { text.split('`').skip(1).step_by(2).filter_map(name_of).collect() };
+    let lines: Vec<&str> = readme.lines().collect();
+    let table = lines.iter().position(|line| {
+        line.trim_start().starts_with('|')
+            && line.trim_start().trim_start_matches('|').trim().to_ascii_lowercase().starts_with("method")
+    });
+    let header =
+        table.expect("README.md has no table of RPC methods (a header whose first cell is \"method\")");
+    lines[header + 1..]
+        .iter()
+        .take_while(|line| line.trim_start().starts_with('|'))
+        .filter_map(|row| row.trim_start().trim_start_matches('|').split('|').next())
+        .flat_map(backticked)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_method_is_in_the_readme_table_and_back() {
+    let fixture = dev_module();
+    let registered: BTreeSet<String> = fixture.module.method_names().map(str::to_string).collect();
+    let namespaces: BTreeSet<&str> =
+        registered.iter().filter_map(|m| m.split_once('_')).map(|(ns, _)| ns).collect();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let documented = readme_methods(&readme, &namespaces);
+    // An unsubscribe method goes with its subscription: README need not list it.
+    let implied = |name: &String| {
+        name.split_once("_unsubscribe")
+            .is_some_and(|(ns, rest)| registered.contains(&format!("{ns}_subscribe{rest}")))
+    };
+    let code: BTreeSet<String> = registered.iter().filter(|m| !implied(m)).cloned().collect();
+    let documented: BTreeSet<String> = documented.into_iter().filter(|m| !implied(m)).collect();
+    let undocumented: Vec<&String> = code.difference(&documented).collect();
+    let unregistered: Vec<&String> = documented.difference(&code).collect();
+    assert!(undocumented.is_empty(), "RPC methods missing from README.md's method table: {undocumented:?}");
+    assert!(
+        unregistered.is_empty(),
+        "README.md documents RPC methods the node does not have: {unregistered:?}"
+    );
+    assert!(code.len() >= 20, "fewer methods than expected: {code:?}");
+}
+
+#[test]
+fn readme_table_rows_name_the_methods() {
+    let namespaces: BTreeSet<&str> = ["cdr", "chain"].into();
+    let table = "intro\n\n| Method | Parameters | Who |\n| --- | --- | --- |\n\
+                 | `cdr_get(id)` | id | anyone |\n| `chain_getHeader` | at? | anyone |\n\nafter `cdr_submit`\n";
+    let expected: BTreeSet<String> = ["cdr_get".to_string(), "chain_getHeader".to_string()].into();
+    assert_eq!(readme_methods(table, &namespaces), expected);
+}
+
+#[tokio::test]
+async fn positional_parameters_and_result_shapes() {
+    let fixture = dev_module();
+    let module = &fixture.module;
+    let health: Value = module.call("system_health", [(); 0]).await.unwrap();
+    assert_eq!(
+        health,
+        json!({"peers": 0, "isSyncing": false, "shouldHavePeers": false, "best": 0, "finalized": 0})
+    );
+    let properties: Value = module.call("system_properties", [(); 0]).await.unwrap();
+    assert_eq!(properties["operator"], "alice");
+    assert_eq!(properties["chain"], "dev");
+    // Trailing optional parameters may be left out, or given as null.
+    let none: Value = module.call("chain_getHeader", [(); 0]).await.unwrap();
+    let null: Value = module.call("chain_getHeader", [Value::Null]).await.unwrap();
+    assert_eq!(none, null);
+    let missing: Value = module.call("cdr_get", ["alice:0"]).await.unwrap();
+    assert_eq!(missing, Value::Null);
+    let status: Value = module.call("cdr_status", ["alice:0"]).await.unwrap();
+    assert_eq!(status, json!({"status": "unknown"}));
+    match module.call::<_, Value>("cdr_get", ["not an id"]).await {
+        Err(MethodsError::JsonRpc(e)) => assert_eq!(e.code(), super::INVALID_PARAMS, "{e:?}"),
+        other => panic!("a malformed id must be invalid params: {other:?}"),
+    }
+    let page: Value = module.call("cdr_query", ("alice", "bob", 0, 1_000)).await.unwrap();
+    assert_eq!(page, json!({"cdrs": [], "next_cursor": null}));
+    let check: Value = module.call("cdr_check", [[json!({"call_id": 1})]]).await.unwrap();
+    assert_eq!(check["duplicates"], json!([]));
+    assert_eq!(check["errors"][0]["index"], 0);
+}
