@@ -45,7 +45,14 @@ def is_limit(name, ty):
 
 
 def unit_of(name, ty, value):
-    for word in reversed(name.split("_")):
+    words = name.split("_")
+    if "PER" in words:
+        per = words[words.index("PER") + 1:]
+        unit = next((UNITS[w] for w in reversed(per) if w in UNITS), None)
+        if unit is not None:
+            return f"per {unit}"
+        words = words[:words.index("PER")]
+    for word in reversed(words):
         if word in UNITS:
             return UNITS[word]
     if "Duration" in ty:

@@ -10,6 +10,12 @@ scripts/install-deps.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== code shape: production files <= 800 lines, functions <= 100 lines"
+python3 scripts/code-shape.py
+
+echo "== ARCHITECTURE.md's limits table matches the code"
+python3 scripts/limits.py --check
+
 if [ "${CDRCHAIN_LINT:-0}" = "1" ]; then
   # Off in CI by default: clippy's check build wants its own compile of RocksDB's C++ (another
   # ~10 minutes on two cores). Developers run scripts/lint.sh before each commit.
