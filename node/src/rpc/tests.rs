@@ -3,52 +3,35 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
-use cdrchain_chain_spec::{ChainSpec, DevAccount};
-use cdrchain_runtime::party::PartyHasher;
-use cdrchain_storage::Storage;
+use cdrchain_chain_spec::ChainSpec;
 use jsonrpsee::core::server::MethodsError;
 use jsonrpsee::server::RpcModule;
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
 use super::{module, RpcContext};
 use crate::chain::Chain;
-use crate::ingest::{Ingest, IngestSettings};
 use crate::metrics::Metrics;
-use crate::pool::TxPool;
 use crate::validator::ConsensusStatus;
 
-/// A dev chain's RPC module on a fresh database; the directory and the ingest stop signal live
-/// as long as it.
+/// A dev chain's RPC module on a fresh database with ingest started (the ingest tests'
+/// fixture); the database directory and the ingest stop signal live as long as it.
 struct Fixture {
     module: RpcModule<()>,
-    _dir: tempfile::TempDir,
-    _stop: watch::Sender<bool>,
+    _ingest: crate::ingest::tests::Fixture,
 }
 
 fn dev_module() -> Fixture {
-    let spec = ChainSpec::dev();
-    let dir = tempfile::tempdir().unwrap();
-    let storage =
-        Arc::new(Storage::open(dir.path(), spec.genesis_hash(), &spec.genesis_state().unwrap()).unwrap());
-    let chain = Arc::new(Chain::new(storage.clone(), spec.clone(), Arc::new(Metrics::new())));
-    let pool = Arc::new(TxPool::new(1_000));
-    let (stop, stopping) = watch::channel(false);
-    let settings = IngestSettings {
-        operator: "alice".parse().unwrap(),
-        key: DevAccount::derive("alice").signing_key,
-        parties: Some(PartyHasher::new(b"unit-test consortium secret", None).unwrap()),
-        genesis_hash: spec.genesis_hash(),
-        batch_max: 100,
-        linger: Duration::from_millis(10),
-        max_in_flight: 1_000,
-        max_queue: 10_000,
+    let ingest = crate::ingest::tests::start(100, 1_000, 10_000);
+    let chain = Arc::new(Chain::new(ingest.storage.clone(), ChainSpec::dev(), Arc::new(Metrics::new())));
+    let ctx = RpcContext {
+        chain,
+        ingest: ingest.ingest.clone(),
+        pool: ingest.pool.clone(),
+        token: None,
+        status: Arc::new(ConsensusStatus::default()),
     };
-    let ingest = Ingest::start(storage, pool.clone(), settings, stopping).unwrap().ingest;
-    let ctx = RpcContext { chain, ingest, pool, token: None, status: Arc::new(ConsensusStatus::default()) };
-    Fixture { module: module(Arc::new(ctx)).unwrap(), _dir: dir, _stop: stop }
+    Fixture { module: module(Arc::new(ctx)).unwrap(), _ingest: ingest }
 }
 
 /// The RPC method names README.md documents: the backticked `namespace_method` names in the first

@@ -27,12 +27,10 @@ pub(super) fn resume(
 ) -> Result<Resumed, NodeError> {
     let height = next_height(chain);
     let wal = match chain.storage.wal_get(WAL_KEY)? {
-        Some(bytes) => Some(decode_exact::<WalRecord>(&bytes).map_err(|e| {
-            NodeError::Config(format!(
-                "the consensus WAL record does not decode ({e}); the database is damaged — restore it or \
-                 purge the chain and sync again"
-            ))
-        })?),
+        Some(bytes) => Some(
+            decode_exact::<WalRecord>(&bytes)
+                .map_err(|source| NodeError::Corrupt { what: "the consensus WAL record", source })?,
+        ),
         None => None,
     };
     if let Some(record) = wal.as_ref().filter(|record| record.height == height) {

@@ -73,7 +73,7 @@ impl ConsensusStatus {
 pub(super) fn load_evidence(chain: &Chain) -> Result<Vec<Evidence>, NodeError> {
     match chain.storage.meta_get(EVIDENCE_KEY)? {
         Some(bytes) => decode_exact::<Vec<Evidence>>(&bytes)
-            .map_err(|e| NodeError::Config(format!("stored consensus evidence does not decode: {e}"))),
+            .map_err(|source| NodeError::Corrupt { what: "stored consensus evidence", source }),
         None => Ok(Vec::new()),
     }
 }
