@@ -1,5 +1,6 @@
 //! The dispute toolkit end to end on four validators of the `local` chain: alice and bob record
-//! the interconnect calls they originate (and bob also records one of alice's), bob reconciles
+//! the interconnect calls they originate (and bob also records one of alice's), charlie records
+//! calls between them that they never made (which must change nothing), bob reconciles
 //! his own export, in which three calls were altered, two are absent and one is extra, against
 //! the chain, and both settle the same window at the same height.
 
@@ -108,6 +109,25 @@ fn a_partner_export_reconciles_to_exactly_its_six_differences_and_both_sides_set
     let mut ids = submit(alice, &from_alice);
     ids.extend(submit(bob, &from_bob));
     ids.extend(submit(bob, &calls[..1]));
+    // A third operator, charlie, records fifty alice -> bob calls that neither partner made, and
+    // a copy of call 1 ten minutes longer: none of it may change the pair's reconciliation or
+    // settlement below (review H4), which count only alice's and bob's own records.
+    let mut forged: Vec<Value> = (0..50u64)
+        .map(|k| {
+            let mut call = Call::new(1).json();
+            let start = BASE_MS + k * 20_000 + 500;
+            call["call_id"] = json!(format!("forged-{k}@charlie.example"));
+            call["start"] = json!(start);
+            call["answer"] = json!(start + 1_000);
+            call["end"] = json!(start + 601_000);
+            call
+        })
+        .collect();
+    let mut longer = Call::new(1).json();
+    longer["end"] = json!(longer["end"].as_u64().unwrap() + 600_000);
+    forged.push(longer);
+    let charlie_ids = nodes[2].call("cdr_submit", json!([forged])).unwrap();
+    ids.extend(charlie_ids.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()));
     for node in &nodes {
         for id in &ids {
             node.wait_committed(id, Duration::from_secs(60));

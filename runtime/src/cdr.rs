@@ -337,6 +337,14 @@ impl Cdr {
         CdrId { recorder: self.recorder.clone(), sequence: self.sequence }
     }
 
+    /// A transit record: its recorder is neither the caller's nor the callee's operator (a
+    /// carrier between them, or a member recording what it did not carry). The chain keeps it,
+    /// since the node cannot judge whether the recorder carried the call, but settlement and
+    /// reconciliation between the two operators never count it (docs/adr/0015).
+    pub fn is_transit(&self) -> bool {
+        self.recorder != self.body.caller_operator && self.recorder != self.body.callee_operator
+    }
+
     /// The CDR log's leaf hash of this record.
     pub fn leaf_hash(&self) -> Hash32 {
         leaf_hash(&self.recorder, self.sequence, &self.body, &mut Vec::new())

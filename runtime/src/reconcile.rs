@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cdr::Cdr;
 use crate::ids::OperatorId;
-use crate::settlement::{count_once, summarize, Rounding, Totals};
+use crate::settlement::{count_once, of_pair, summarize, Rounding, Totals};
 
 /// One field that differs between the file's record of a call and the chain's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,10 +82,10 @@ impl Report {
     }
 }
 
-/// Whether a record is a call between `me` and `partner`.
+/// Whether a record is one of the two partners' own records of a call between them (a third
+/// operator's record of their call is not compared: see [`of_pair`]).
 fn between(cdr: &Cdr, me: &OperatorId, partner: &OperatorId) -> bool {
-    let (from, to) = (&cdr.body.caller_operator, &cdr.body.callee_operator);
-    (from == me && to == partner) || (from == partner && to == me)
+    of_pair(cdr, me, partner)
 }
 
 fn compare(mine: &Cdr, chain: &Cdr, tolerance_ms: u64) -> Vec<Difference> {
@@ -367,6 +367,25 @@ mod tests {
         let report = reconcile(&me, &partner, &file[..3], &chain[1..], 2_000, narrow);
         assert_eq!(report.differences(), 0, "{report:#?}");
         assert_eq!(report.matched, 2);
+    }
+
+    #[test]
+    fn a_third_operators_records_of_the_pairs_calls_are_not_compared() {
+        let (me, partner) = ids();
+        let chain: Vec<Cdr> = (0..5).map(|i| call(i, "alice", "bob")).collect();
+        let file = as_file(&chain, "bob");
+        let mut flooded = chain.clone();
+        // eve claims ten more alice→bob calls, and a longer copy of call-2.
+        flooded.extend(
+            (10..20).map(|i| Cdr { recorder: OperatorId::new("eve").unwrap(), ..call(i, "alice", "bob") }),
+        );
+        let mut longer = Cdr { recorder: OperatorId::new("eve").unwrap(), ..chain[2].clone() };
+        longer.body.end_ms += 600_000;
+        flooded.push(longer);
+        let clean = reconcile(&me, &partner, &file, &chain, 1_000, (0, u64::MAX));
+        let report = reconcile(&me, &partner, &file, &flooded, 1_000, (0, u64::MAX));
+        assert_eq!(report.differences(), 0, "{report:#?}");
+        assert_eq!(report.totals, clean.totals);
     }
 
     proptest! {

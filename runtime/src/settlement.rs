@@ -161,7 +161,8 @@ pub struct Direction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub rounding: String,
-    /// Records read (every leg and every recorder's copy).
+    /// Records counted from (every leg and both partners' copies; third operators' records of
+    /// the pair's calls are not among them).
     pub records: u64,
     /// Calls counted (once each).
     pub calls: u64,
@@ -169,7 +170,18 @@ pub struct Summary {
     pub directions: [Direction; 2],
 }
 
-/// Totals of the calls between `a` and `b` among `cdrs` (others are ignored), each call once.
+/// Whether `cdr` is one of the partners' own records of a call between `a` and `b`: the call goes
+/// `a → b` or `b → a` and the recorder is `a` or `b`. A third operator's record of such a call (a
+/// transit carrier's, or a forged one) never counts in the pair's settlement or reconciliation:
+/// otherwise any member could change what two others bill each other.
+pub fn of_pair(cdr: &Cdr, a: &OperatorId, b: &OperatorId) -> bool {
+    let (from, to) = (&cdr.body.caller_operator, &cdr.body.callee_operator);
+    let direction = (from == a && to == b) || (from == b && to == a);
+    direction && (cdr.recorder == *a || cdr.recorder == *b)
+}
+
+/// Totals of the calls between `a` and `b` among `cdrs`, each call once, from the partners' own
+/// records only (see [`of_pair`]; others are ignored).
 pub fn summarize<'a>(
     a: &OperatorId,
     b: &OperatorId,
@@ -183,14 +195,8 @@ pub fn summarize<'a>(
     };
     let mut directions = [direction(a, b), direction(b, a)];
     let mut records = 0;
-    let between: Vec<&Cdr> = cdrs
-        .into_iter()
-        .filter(|cdr| {
-            let (from, to) = (&cdr.body.caller_operator, &cdr.body.callee_operator);
-            (from == a && to == b) || (from == b && to == a)
-        })
-        .inspect(|_| records += 1)
-        .collect();
+    let between: Vec<&Cdr> =
+        cdrs.into_iter().filter(|cdr| of_pair(cdr, a, b)).inspect(|_| records += 1).collect();
     let calls = count_once(between);
     for cdr in &calls {
         let index = usize::from(cdr.body.caller_operator != *a);
@@ -299,5 +305,24 @@ mod tests {
         let mut reversed = records.clone();
         reversed.reverse();
         assert_eq!(summarize(&a, &b, &reversed, "60/6".parse().unwrap()), summary);
+    }
+
+    #[test]
+    fn a_third_operators_records_never_change_a_pairs_settlement() {
+        let (a, b) = (OperatorId::new("alice").unwrap(), OperatorId::new("bob").unwrap());
+        let honest = vec![
+            cdr("alice", 1, "alice", "bob", "call-1", Some(61)),
+            cdr("bob", 2, "bob", "alice", "call-2", Some(30)),
+        ];
+        let rounding: Rounding = "1/1".parse().unwrap();
+        let before = summarize(&a, &b, &honest, rounding);
+        let mut flooded = honest.clone();
+        // eve invents alice→bob calls, and re-records call-2 with other durations under an id
+        // that sorts before bob's.
+        flooded.extend((10..60).map(|i| cdr("eve", i, "alice", "bob", &format!("eve-{i}"), Some(600))));
+        flooded.push(cdr("aaa-carrier", 70, "bob", "alice", "call-2", Some(3_000)));
+        assert_eq!(summarize(&a, &b, &flooded, rounding), before);
+        assert!(!of_pair(&flooded[2], &a, &b));
+        assert!(of_pair(&honest[1], &a, &b) && of_pair(&honest[1], &b, &a));
     }
 }
