@@ -374,3 +374,32 @@ fn metrics_report_heights_and_commits() {
     assert!(value("cdrchain_rocksdb_size_bytes") > 0.0);
     assert!(text.contains("cdrchain_block_build_seconds_bucket"), "{text}");
 }
+
+/// A chain whose blocks hold fewer CDRs than the default batch (review H5): the node sizes its
+/// batches to the block, so everything submitted is committed, block after block.
+#[test]
+fn a_chain_with_blocks_smaller_than_the_default_batch_commits_everything_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small-blocks.json");
+    let output = run(&["build-spec", "--chain", "dev", "--out", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    spec["params"]["max_block_cdrs"] = json!(1_000);
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let node = Node::start(&[
+        "node",
+        "--chain",
+        path.to_str().unwrap(),
+        "--dev-key",
+        "alice",
+        "--tmp",
+        "--rpc-addr",
+        "127.0.0.1:0",
+        "--no-metrics",
+    ]);
+    let (status, answer) = node.post("/ingest/cdrs", &ndjson(0..1_500));
+    assert_eq!(status, 200, "{answer}");
+    node.wait_committed("alice:1499", Duration::from_secs(10));
+    let head = node.call("chain_getHeader", json!([])).unwrap();
+    assert!(head["number"].as_u64().unwrap() >= 2, "1,500 CDRs need two blocks of 1,000: {head}");
+}

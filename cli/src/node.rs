@@ -105,9 +105,9 @@ pub struct Args {
     #[arg(long, default_value_t = 200_000, value_name = "N")]
     pub party_cache: usize,
 
-    /// Most CDRs in one signed batch.
-    #[arg(long, default_value_t = 2_000, value_name = "N")]
-    pub batch_size: usize,
+    /// Most CDRs in one signed batch [default: 2000, or a block's max_block_cdrs if fewer].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
 
     /// How long a partial batch waits for more CDRs before it is signed.
     #[arg(long, default_value_t = 100, value_name = "MS")]
@@ -116,6 +116,11 @@ pub struct Args {
     /// Most transactions waiting in the pool.
     #[arg(long, default_value_t = 4_096, value_name = "N")]
     pub pool_size: usize,
+
+    /// Most mebibytes of transactions waiting in the pool; every other operator gets an equal
+    /// share, so that one cannot fill it.
+    #[arg(long, default_value_t = cdrchain_node::pool::DEFAULT_POOL_BYTES / (1024 * 1024), value_name = "MIB")]
+    pub pool_mib: usize,
 
     /// Most CDRs acknowledged by ingest and not yet in a committed block (they wait, durable,
     /// in the queue on disk). Beyond it ingest refuses submissions whole with HTTP 503 and
@@ -164,6 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let network = network_settings(&args, &spec, &base_path, &key_arg)?;
     let checkpoints = checkpoint_signing(&args, &spec, &operator, &key_arg)?;
 
+    let batch_max_cdrs = args.batch_size.unwrap_or_else(|| cdrchain_node::config::default_batch_cdrs(&spec));
     let config = NodeConfig {
         spec,
         base_path,
@@ -173,9 +179,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rpc_token: args.rpc_token.filter(|t| !t.is_empty()),
         metrics_addr: (!args.no_metrics).then_some(args.metrics_addr),
         parties,
-        batch_max_cdrs: args.batch_size,
+        batch_max_cdrs,
         batch_linger: Duration::from_millis(args.batch_linger_ms),
         pool_max_txs: args.pool_size,
+        pool_max_bytes: args.pool_mib.saturating_mul(1024 * 1024),
         max_queue: args.max_queue,
         network,
         consensus: cdrchain_consensus::Params::default(),

@@ -7,6 +7,7 @@
 //!
 //! Each commit is one storage batch; afterwards the finalized head is announced to subscribers.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -74,7 +75,8 @@ impl Chain {
     }
 
     /// Builds a block on the current head from `candidates` (in order), skipping those that are
-    /// invalid and stopping when the block is full.
+    /// invalid or do not fit; once one of an operator's batches or gaps is left out, its later
+    /// ones are too (they could not chain on it).
     pub fn build(
         &self,
         proposer: &OperatorId,
@@ -89,11 +91,29 @@ impl Chain {
                 .map_err(|source| NodeError::InvalidBlock { height, source })?;
         let mut included = Vec::new();
         let mut refused = Vec::new();
+        // Operators whose sequenced transactions cannot go further in this block: one of theirs
+        // did not fit or waits for a gap, so their later ones cannot chain on it. Others go on.
+        let mut stalled: HashSet<OperatorId> = HashSet::new();
         for (id, tx) in candidates {
+            let sequenced = matches!(tx.transaction, Transaction::CdrBatch(_) | Transaction::SequenceGap(_));
+            let operator = tx.transaction.operator().clone();
+            if sequenced && stalled.contains(&operator) {
+                continue;
+            }
             match builder.push(tx) {
                 Ok(()) => included.push(id),
-                Err(PushError::Invalid(error)) => refused.push((id, error)),
-                Err(PushError::Full) => break,
+                Err(PushError::Invalid(error)) => {
+                    if sequenced && matches!(error, TxError::SequenceGap { .. }) {
+                        stalled.insert(operator);
+                    }
+                    refused.push((id, error));
+                }
+                // Not `break`: a smaller transaction, or another operator's, may still fit.
+                Err(PushError::Full) => {
+                    if sequenced {
+                        stalled.insert(operator);
+                    }
+                }
                 Err(PushError::Fatal(source)) => return Err(NodeError::InvalidBlock { height, source }),
             }
         }

@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub batch_linger: Duration,
     /// Most transactions waiting in the pool.
     pub pool_max_txs: usize,
+    /// Most encoded bytes waiting in the pool (each other operator gets an equal share).
+    pub pool_max_bytes: usize,
     /// Most CDRs acknowledged by ingest and not yet committed; beyond it ingest answers 503.
     pub max_queue: u64,
     /// The p2p network; `None` runs without one (a single-validator chain only).
@@ -114,6 +116,26 @@ pub const BATCH_ENVELOPE_BYTES: usize = 64 * 1024;
 // Sync frames carry a u32 length prefix: a response raised to hold the largest block still fits.
 const _: () = assert!(MAX_BLOCK_BYTES_CEILING + BLOCK_ENVELOPE_BYTES <= u32::MAX as usize);
 
+/// The largest transaction a peer may gossip: a batch of [`MAX_BATCH_BYTES`] with its envelope.
+/// Honest batchers stay below it; a larger one is refused before its signature is checked.
+pub const MAX_GOSSIPED_TX_BYTES: usize = MAX_BATCH_BYTES + BATCH_ENVELOPE_BYTES;
+
+/// Most CDRs per batch when `--batch-size` is not given (fewer if a block holds fewer).
+pub const DEFAULT_BATCH_CDRS: usize = 2_000;
+
+/// The batch size when `--batch-size` is not given: [`DEFAULT_BATCH_CDRS`], or a whole block's
+/// CDRs if a block of this chain holds fewer.
+pub fn default_batch_cdrs(spec: &ChainSpec) -> usize {
+    DEFAULT_BATCH_CDRS.min(usize::try_from(spec.params.max_block_cdrs).unwrap_or(usize::MAX)).max(1)
+}
+
+/// Most encoded CDR bytes per batch on this chain: [`MAX_BATCH_BYTES`], or half a block's bytes if
+/// that is less, so that a batch always fits in a block beside the block's other transactions
+/// (checkpoint signatures go first).
+pub fn batch_max_bytes(spec: &ChainSpec) -> usize {
+    MAX_BATCH_BYTES.min(usize::try_from(spec.params.max_block_bytes / 2).unwrap_or(usize::MAX))
+}
+
 /// A configuration whose limits cannot make progress, or contradict the chain's.
 #[derive(Debug, thiserror::Error)]
 pub enum LimitError {
@@ -128,6 +150,12 @@ pub enum LimitError {
     /// A pool that holds nothing: no transaction would ever reach a block.
     #[error("--pool-size 0 leaves no room for any transaction; use at least 1 (the default is 4096)")]
     EmptyPool,
+    /// A pool too small in bytes for two of this node's batches.
+    #[error(
+        "--pool-mib gives the pool {pool_bytes} bytes, less than two batches of {batch_bytes} bytes: \
+         this node could not keep a batch in flight while the next is signed; use a larger --pool-mib"
+    )]
+    PoolUnderBatches { pool_bytes: usize, batch_bytes: usize },
     /// The largest batch could not be gossiped to the other validators.
     #[error(
         "a batch takes up to {batch_bytes} bytes, more than the network's transaction gossip limit \
@@ -147,6 +175,10 @@ pub fn check_limits(config: &NodeConfig) -> Result<cdrchain_network::Limits, Lim
     if config.pool_max_txs == 0 {
         return Err(LimitError::EmptyPool);
     }
+    let batch_bytes = batch_max_bytes(&config.spec) + BATCH_ENVELOPE_BYTES;
+    if config.pool_max_bytes < 2 * batch_bytes {
+        return Err(LimitError::PoolUnderBatches { pool_bytes: config.pool_max_bytes, batch_bytes });
+    }
     let batch_cdrs = config.batch_max_cdrs.clamp(1, MAX_CDRS_PER_BATCH);
     if batch_cdrs != config.batch_max_cdrs {
         tracing::warn!(
@@ -162,19 +194,14 @@ pub fn check_limits(config: &NodeConfig) -> Result<cdrchain_network::Limits, Lim
             chain: config.spec.id.clone(),
         });
     }
-    let batch_bytes = MAX_BATCH_BYTES + BATCH_ENVELOPE_BYTES;
-    if u64::try_from(batch_bytes).unwrap_or(u64::MAX) > u64::from(params.max_block_bytes) {
-        tracing::warn!(
-            target: "cdrchain::node",
-            "blocks of chain `{}` hold at most {} bytes, less than the {batch_bytes} bytes a batch of \
-             large CDRs may take: such a batch would never be included (typical batches fit)",
-            config.spec.id,
-            params.max_block_bytes
-        );
-    }
+    // A batch's bytes are half a block's at most (`batch_max_bytes`), so a batch always fits a
+    // block; what must still hold is that the largest batch can be gossiped.
     let limits = network_limits(config);
-    if batch_bytes > limits.max_tx_message {
-        return Err(LimitError::BatchOverGossip { batch_bytes, gossip_bytes: limits.max_tx_message });
+    if MAX_GOSSIPED_TX_BYTES > limits.max_tx_message {
+        return Err(LimitError::BatchOverGossip {
+            batch_bytes: MAX_GOSSIPED_TX_BYTES,
+            gossip_bytes: limits.max_tx_message,
+        });
     }
     Ok(limits)
 }
@@ -228,6 +255,7 @@ mod tests {
             batch_max_cdrs: 2_000,
             batch_linger: Duration::from_millis(100),
             pool_max_txs: 4_096,
+            pool_max_bytes: crate::pool::DEFAULT_POOL_BYTES,
             max_queue: 10_000_000,
             network: None,
             consensus: cdrchain_consensus::Params::default(),
@@ -272,5 +300,24 @@ mod tests {
         let mut empty = config(ChainSpec::local());
         empty.pool_max_txs = 0;
         assert!(matches!(check_limits(&empty), Err(LimitError::EmptyPool)));
+        let mut tiny = config(ChainSpec::local());
+        tiny.pool_max_bytes = MAX_BATCH_BYTES;
+        let error = check_limits(&tiny).unwrap_err();
+        assert!(matches!(error, LimitError::PoolUnderBatches { .. }), "{error}");
+        assert!(error.to_string().contains(&MAX_BATCH_BYTES.to_string()), "{error}");
+    }
+
+    #[test]
+    fn defaults_follow_a_chain_with_small_blocks() {
+        let mut spec = ChainSpec::local();
+        spec.params.max_block_cdrs = 1_000;
+        spec.params.max_block_bytes = 256 * 1024;
+        assert_eq!(default_batch_cdrs(&spec), 1_000);
+        assert_eq!(batch_max_bytes(&spec), 128 * 1024);
+        let mut small = config(spec);
+        small.batch_max_cdrs = default_batch_cdrs(&small.spec);
+        check_limits(&small).unwrap();
+        assert_eq!(default_batch_cdrs(&ChainSpec::local()), DEFAULT_BATCH_CDRS);
+        assert_eq!(batch_max_bytes(&ChainSpec::dev()), MAX_BATCH_BYTES);
     }
 }

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub blocks_committed: Counter,
     pub cdrs_committed: Counter,
     pub tx_pool_depth: Gauge,
+    pub tx_pool_bytes: Gauge,
     pub ingest_queue_depth: Gauge,
     pub rocksdb_size_bytes: Gauge,
     pub block_build_seconds: Histogram,
@@ -51,6 +52,7 @@ impl Metrics {
         let blocks_committed = Counter::default();
         let cdrs_committed = Counter::default();
         let tx_pool_depth = Gauge::default();
+        let tx_pool_bytes = Gauge::default();
         let ingest_queue_depth = Gauge::default();
         let rocksdb_size_bytes = Gauge::default();
         let block_build_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
@@ -79,6 +81,11 @@ impl Metrics {
         registry.register("cdrs_committed", "CDRs committed since start", cdrs_committed.clone());
         registry.register("tx_pool_depth", "Transactions waiting in the pool", tx_pool_depth.clone());
         registry.register(
+            "tx_pool_bytes",
+            "Encoded bytes of the transactions waiting in the pool",
+            tx_pool_bytes.clone(),
+        );
+        registry.register(
             "ingest_queue_depth",
             "CDRs acknowledged but not yet committed",
             ingest_queue_depth.clone(),
@@ -97,6 +104,7 @@ impl Metrics {
             blocks_committed,
             cdrs_committed,
             tx_pool_depth,
+            tx_pool_bytes,
             ingest_queue_depth,
             rocksdb_size_bytes,
             block_build_seconds,

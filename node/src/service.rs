@@ -66,7 +66,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let network_limits = check_limits(&config)?;
     let (storage, metrics) = open_chain(&config)?;
     let chain = Arc::new(Chain::new(storage.clone(), spec.clone(), metrics.clone()));
-    let pool = Arc::new(TxPool::new(config.pool_max_txs));
+    let pool = Arc::new(TxPool::with_limits(crate::pool::PoolLimits::shared(
+        config.pool_max_txs,
+        config.pool_max_bytes,
+        spec.operators.len(),
+        Some(config.operator.clone()),
+    )));
     let (stop, stopping) = watch::channel(false);
     let ingest::Started { ingest, writer, batcher } =
         Ingest::start(storage.clone(), pool.clone(), ingest_settings(&config), stopping.clone())?;
@@ -194,9 +199,9 @@ fn ingest_settings(config: &NodeConfig) -> IngestSettings {
         parties: config.parties.clone(),
         genesis_hash: config.spec.genesis_hash(),
         batch_max: config.batch_max_cdrs,
+        batch_max_bytes: crate::config::batch_max_bytes(&config.spec),
         linger: config.batch_linger,
-        // Two blocks' worth: one being committed, one being built.
-        max_in_flight: 2 * u64::from(config.spec.params.max_block_cdrs),
+        max_in_flight: crate::pool::IN_FLIGHT_BLOCKS * u64::from(config.spec.params.max_block_cdrs),
         max_queue: config.max_queue,
     }
 }
@@ -214,6 +219,7 @@ async fn serve_metrics(
     let (gauges, storage, pool, ingest) = (metrics.clone(), storage.clone(), pool.clone(), ingest.clone());
     let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         gauges.tx_pool_depth.set(i64::try_from(pool.len()).unwrap_or(i64::MAX));
+        gauges.tx_pool_bytes.set(i64::try_from(pool.bytes()).unwrap_or(i64::MAX));
         gauges.ingest_queue_depth.set(i64::try_from(ingest.queue_depth()).unwrap_or(i64::MAX));
         gauges.rocksdb_size_bytes.set(i64::try_from(storage.size_on_disk()).unwrap_or(i64::MAX));
     });

@@ -67,6 +67,8 @@ pub(super) struct Batcher {
     pub(super) genesis_hash: Hash32,
     /// Most CDRs per batch (1 to `MAX_CDRS_PER_BATCH`).
     pub(super) batch_max: usize,
+    /// Most encoded CDR bytes per batch (at most `MAX_BATCH_BYTES`).
+    pub(super) batch_max_bytes: usize,
     /// How long a partial batch waits for more CDRs.
     pub(super) linger: Duration,
     /// Most CDRs batched and not yet committed (at least 1).
@@ -112,7 +114,7 @@ impl Batcher {
     fn step(&mut self, storage: &Storage, waiting_since: &mut Option<Instant>) -> Result<(), BatchError> {
         let committed = committed_next(storage, &self.operator)?;
         self.forget_committed(committed);
-        while self.pool.has_space() {
+        while self.pool.has_space(self.batch_max_bytes + crate::config::BATCH_ENVELOPE_BYTES) {
             let in_flight = self.next_to_batch.0.saturating_sub(committed.0);
             if in_flight >= self.max_in_flight {
                 return Ok(());
@@ -159,14 +161,14 @@ impl Batcher {
         }
     }
 
-    /// Up to `want` queued CDRs from `next_to_batch`, and at most [`super::MAX_BATCH_BYTES`] of them
+    /// Up to `want` queued CDRs from `next_to_batch`, and at most `batch_max_bytes` of them
     /// (at least one); and whether that is a full batch (more may be waiting).
     fn read_queue(&self, storage: &Storage, want: usize) -> Result<(Vec<CdrBody>, bool), BatchError> {
-        if let Some(taken) = self.handoff.take(self.next_to_batch.0, want) {
+        if let Some(taken) = self.handoff.take(self.next_to_batch.0, want, self.batch_max_bytes) {
             return Ok(taken);
         }
         let first = self.next_to_batch.0;
-        let mut gather = Gather::new(want);
+        let mut gather = Gather::new(want, self.batch_max_bytes);
         let mut failure = None;
         storage.visit_queued(self.next_to_batch, |sequence, item| {
             let expected = Sequence(first + gather.cdrs.len() as u64);

@@ -45,17 +45,17 @@ impl Handoff {
         held.check();
     }
 
-    /// Up to `want` CDRs from sequence `from` on, at most [`MAX_BATCH_BYTES`] of them (at least
-    /// one), and whether that is a full batch; `None` if `from` is not the first CDR held. What
-    /// lies below `from` is dropped (batched already, or to be read from the queue).
-    pub(super) fn take(&self, from: u64, want: usize) -> Option<(Vec<CdrBody>, bool)> {
+    /// Up to `want` CDRs from sequence `from` on, at most `max_bytes` of them (at least one), and
+    /// whether that is a full batch; `None` if `from` is not the first CDR held. What lies below
+    /// `from` is dropped (batched already, or to be read from the queue).
+    pub(super) fn take(&self, from: u64, want: usize, max_bytes: usize) -> Option<(Vec<CdrBody>, bool)> {
         let mut guard = self.lock();
         let held = &mut *guard;
         held.drop_below(from);
         if held.runs.front().is_none_or(|(first, _)| *first != from) {
             return None;
         }
-        let mut gather = Gather::new(want);
+        let mut gather = Gather::new(want, max_bytes);
         // Across runs while they follow on from each other.
         while let Some((first, run)) = held.runs.front_mut() {
             if *first != from + gather.cdrs.len() as u64 {
@@ -110,14 +110,16 @@ impl HandoffRuns {
     }
 }
 
-/// One batch being gathered: up to `want` CDRs and at most [`MAX_BATCH_BYTES`] of them (at
-/// least one), whether they come from the hand-off or from the queue.
+/// One batch being gathered: up to `want` CDRs and at most `max_bytes` of them (at least one),
+/// whether they come from the hand-off or from the queue.
 #[derive(Debug)]
 pub(super) struct Gather {
     /// The CDRs taken so far, in sequence order.
     pub(super) cdrs: Vec<CdrBody>,
-    /// Their encoded size, against [`MAX_BATCH_BYTES`].
+    /// Their encoded size, against `max_bytes`.
     bytes: usize,
+    /// The most encoded bytes (at most [`MAX_BATCH_BYTES`]).
+    max_bytes: usize,
     /// The most CDRs the batcher asked for.
     want: usize,
     /// Set once a CDR did not fit: the batch is full, whatever comes next.
@@ -125,13 +127,20 @@ pub(super) struct Gather {
 }
 
 impl Gather {
-    pub(super) fn new(want: usize) -> Gather {
-        Gather { cdrs: Vec::with_capacity(want.min(MAX_CDRS_PER_BATCH)), bytes: 0, want, full: false }
+    pub(super) fn new(want: usize, max_bytes: usize) -> Gather {
+        debug_assert!(max_bytes <= MAX_BATCH_BYTES, "a batch may take at most {MAX_BATCH_BYTES} bytes");
+        Gather {
+            cdrs: Vec::with_capacity(want.min(MAX_CDRS_PER_BATCH)),
+            bytes: 0,
+            max_bytes,
+            want,
+            full: false,
+        }
     }
 
     /// Whether a CDR of `size` encoded bytes still fits; if not, the batch is full.
     pub(super) fn fits(&mut self, size: usize) -> bool {
-        if self.cdrs.len() >= self.want || (!self.cdrs.is_empty() && self.bytes + size > MAX_BATCH_BYTES) {
+        if self.cdrs.len() >= self.want || (!self.cdrs.is_empty() && self.bytes + size > self.max_bytes) {
             self.full = true;
         }
         !self.full
@@ -145,8 +154,9 @@ impl Gather {
             self.want
         );
         debug_assert!(
-            self.cdrs.is_empty() || self.bytes + size <= MAX_BATCH_BYTES,
-            "a batch gathered more than {MAX_BATCH_BYTES} bytes"
+            self.cdrs.is_empty() || self.bytes + size <= self.max_bytes,
+            "a batch gathered more than {} bytes",
+            self.max_bytes
         );
         self.bytes += size;
         self.cdrs.push(body);
@@ -175,39 +185,39 @@ mod tests {
         let sequences =
             |cdrs: &[CdrBody]| -> Vec<String> { cdrs.iter().map(|c| c.call_id.to_string()).collect() };
         let handoff = Handoff::default();
-        assert!(handoff.take(0, 10).is_none());
+        assert!(handoff.take(0, 10, MAX_BATCH_BYTES).is_none());
         handoff.put(10, run(10, 5, 100));
         handoff.put(15, run(15, 5, 100));
         // Not the first held: the queue answers.
-        assert!(handoff.take(9, 10).is_none());
+        assert!(handoff.take(9, 10, MAX_BATCH_BYTES).is_none());
         // Across two runs that follow on; a short take is not full.
-        let (cdrs, full) = handoff.take(12, 100).ok_or("nothing held")?;
+        let (cdrs, full) = handoff.take(12, 100, MAX_BATCH_BYTES).ok_or("nothing held")?;
         assert_eq!(
             sequences(&cdrs),
             sequences(&run(12, 8, 0).into_iter().map(|(c, _)| c).collect::<Vec<_>>())
         );
         assert!(!full);
-        assert!(handoff.take(20, 1).is_none());
+        assert!(handoff.take(20, 1, MAX_BATCH_BYTES).is_none());
         // A gap (a run the writer kept no copy of) ends a take; the queue fills the gap.
         handoff.put(20, run(20, 3, 100));
         handoff.put(30, run(30, 3, 100));
-        let (cdrs, full) = handoff.take(20, 2).ok_or("nothing held")?;
+        let (cdrs, full) = handoff.take(20, 2, MAX_BATCH_BYTES).ok_or("nothing held")?;
         assert_eq!((cdrs.len(), full), (2, true));
-        let (cdrs, full) = handoff.take(22, 10).ok_or("nothing held")?;
+        let (cdrs, full) = handoff.take(22, 10, MAX_BATCH_BYTES).ok_or("nothing held")?;
         assert_eq!((cdrs.len(), full), (1, false));
-        assert!(handoff.take(23, 10).is_none());
+        assert!(handoff.take(23, 10, MAX_BATCH_BYTES).is_none());
         // Taking from further on drops what lies below.
-        let (cdrs, _) = handoff.take(31, 10).ok_or("nothing held")?;
+        let (cdrs, _) = handoff.take(31, 10, MAX_BATCH_BYTES).ok_or("nothing held")?;
         assert_eq!(cdrs.len(), 2);
         assert_eq!(handoff.lock().held, 0);
         // The byte cap: at least one, then no more than MAX_BATCH_BYTES.
         handoff.put(40, run(40, 4, MAX_BATCH_BYTES / 2));
-        let (cdrs, full) = handoff.take(40, 10).ok_or("nothing held")?;
+        let (cdrs, full) = handoff.take(40, 10, MAX_BATCH_BYTES).ok_or("nothing held")?;
         assert_eq!((cdrs.len(), full), (2, true));
         handoff.put(50, run(50, 1, MAX_BATCH_BYTES * 2));
-        let (cdrs, _) = handoff.take(42, 10).ok_or("nothing held")?;
+        let (cdrs, _) = handoff.take(42, 10, MAX_BATCH_BYTES).ok_or("nothing held")?;
         assert_eq!(cdrs.len(), 2);
-        let (cdrs, _) = handoff.take(50, 10).ok_or("nothing held")?;
+        let (cdrs, _) = handoff.take(50, 10, MAX_BATCH_BYTES).ok_or("nothing held")?;
         assert_eq!(cdrs.len(), 1);
         // Bounded: a run that would go beyond the limit is not kept.
         handoff.put(100, run(100, 10, 1));
@@ -220,7 +230,7 @@ mod tests {
     fn a_gather_stops_at_the_count_wanted_and_at_the_byte_cap() {
         let (a, b): (OperatorId, OperatorId) = ("alice".parse().unwrap(), "bob".parse().unwrap());
         let body = |i| cdrchain_runtime::sample::cdr_body(i, &a, &b);
-        let mut gather = Gather::new(2);
+        let mut gather = Gather::new(2, MAX_BATCH_BYTES);
         for i in 0..3 {
             if gather.fits(10) {
                 gather.push(body(i), 10);
@@ -228,7 +238,7 @@ mod tests {
         }
         assert_eq!(gather.finish().0.len(), 2);
         // The first CDR is always taken, however large; the next one only within the cap.
-        let mut gather = Gather::new(10);
+        let mut gather = Gather::new(10, MAX_BATCH_BYTES);
         assert!(gather.fits(MAX_BATCH_BYTES * 2));
         gather.push(body(0), MAX_BATCH_BYTES * 2);
         assert!(!gather.fits(1));

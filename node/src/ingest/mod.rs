@@ -143,6 +143,10 @@ pub struct IngestSettings {
     pub genesis_hash: Hash32,
     /// Most CDRs per batch (taken as 1 to `MAX_CDRS_PER_BATCH`).
     pub batch_max: usize,
+    /// Most encoded CDR bytes per batch (taken as at most [`MAX_BATCH_BYTES`]; a batch holds at
+    /// least one CDR whatever its size). The node uses half a block's bytes, so that a batch
+    /// always fits a block beside others.
+    pub batch_max_bytes: usize,
     /// How long a partial batch waits.
     pub linger: Duration,
     /// Most of this node's CDRs signed into batches and not yet committed. The rest wait in the
@@ -235,6 +239,7 @@ impl Ingest {
             parties,
             genesis_hash,
             batch_max,
+            batch_max_bytes,
             linger,
             max_in_flight,
             max_queue,
@@ -275,6 +280,7 @@ impl Ingest {
             key,
             genesis_hash,
             batch_max: batch_max.clamp(1, MAX_CDRS_PER_BATCH),
+            batch_max_bytes: batch_max_bytes.min(MAX_BATCH_BYTES),
             linger,
             max_in_flight: max_in_flight.max(1),
             notify,
@@ -431,6 +437,7 @@ pub(crate) mod tests {
             parties: Some(PartyHasher::new(b"unit-test consortium secret", None).unwrap()),
             genesis_hash: spec.genesis_hash(),
             batch_max,
+            batch_max_bytes: MAX_BATCH_BYTES,
             linger: Duration::from_millis(10),
             max_in_flight,
             max_queue,

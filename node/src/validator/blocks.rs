@@ -8,8 +8,7 @@ use cdrchain_consensus::{Decision, Input};
 use cdrchain_runtime::apply::{apply_block, ApplyError, TxError};
 use cdrchain_runtime::block::Block;
 use cdrchain_runtime::hash::Hash32;
-use cdrchain_runtime::ids::{Height, OperatorId, Round};
-use cdrchain_runtime::tx::{SignedTransaction, Transaction};
+use cdrchain_runtime::ids::{Height, Round};
 
 use super::{next_height, Driver, MAX_CLOCK_DRIFT_MS};
 use crate::NodeError;
@@ -29,13 +28,14 @@ impl Driver {
         if next_height(&self.chain) != height {
             return Ok(());
         }
-        let mut candidates = self.pool.snapshot(crate::MAX_TXS_PER_BUILD);
-        // Per operator in sequence order, so that batches gossiped out of order still chain.
-        candidates.sort_by_key(|(_, a)| sequence_key(a));
+        // Checkpoint signatures first, then per operator in sequence order (so that batches
+        // gossiped out of order still chain), the operators interleaved from a lane that turns
+        // with the height.
+        let candidates = self.pool.candidates(crate::MAX_TXS_PER_BUILD, height.0);
         let parent_ts = self.chain.storage.parent_ref().timestamp_ms;
         let built =
             tokio::task::block_in_place(|| self.chain.build(&self.me, candidates, now_ms().max(parent_ts)))?;
-        self.drop_refused(&built.refused);
+        self.drop_refused(&built.refused, height);
         let hash = built.block.hash();
         tracing::info!(
             target: "cdrchain::consensus",
@@ -51,17 +51,21 @@ impl Driver {
     }
 
     /// Drops transactions that can never apply (stale sequences, bad data); keeps those that only
-    /// wait for an earlier one (a gap may close when the missing batch arrives).
-    pub(super) fn drop_refused(&self, refused: &[(Hash32, TxError)]) {
-        let dead: Vec<Hash32> = refused
-            .iter()
-            .filter(|(_, e)| !matches!(e, TxError::SequenceGap { .. }))
+    /// wait for an earlier one (a gap may close when the missing batch arrives), and starts their
+    /// wait: [`crate::pool::TxPool::evict_waiting`] ends it.
+    pub(super) fn drop_refused(&self, refused: &[(Hash32, TxError)], height: Height) {
+        let (waiting, dead): (Vec<_>, Vec<_>) =
+            refused.iter().partition(|(_, e)| matches!(e, TxError::SequenceGap { .. }));
+        let dead: Vec<Hash32> = dead
+            .into_iter()
             .map(|(id, e)| {
                 tracing::warn!(target: "cdrchain::consensus", "dropping transaction {id}: {e}");
                 *id
             })
             .collect();
         self.pool.remove(&dead);
+        let waiting: Vec<Hash32> = waiting.into_iter().map(|(id, _)| *id).collect();
+        self.pool.mark_waiting(&waiting, height.0);
     }
 
     /// The machine's valid(v): does the proposed block apply on our head?
@@ -129,6 +133,15 @@ impl Driver {
             self.announced.remove(id);
         }
         let height = block.header.number;
+        let evicted = self.pool.evict_waiting(height.0);
+        if !evicted.is_empty() {
+            tracing::info!(
+                target: "cdrchain::consensus",
+                "evicted {} transactions that waited {} blocks for a sequence gap to close",
+                evicted.len(),
+                crate::pool::MAX_GAP_WAIT_BLOCKS
+            );
+        }
         self.proposals.prune_through(height);
         self.last_commit = Instant::now();
         self.ready_sent = false;
@@ -155,16 +168,6 @@ impl Driver {
             self.carry_out(Vec::new()).await?;
         }
         Ok(())
-    }
-}
-
-/// Sorts transactions of one operator by sequence; call events keep their place at the end.
-fn sequence_key(tx: &SignedTransaction) -> (u8, OperatorId, u64) {
-    match &tx.transaction {
-        Transaction::CdrBatch(b) => (0, b.operator.clone(), b.first_sequence.0),
-        Transaction::SequenceGap(g) => (0, g.operator.clone(), g.from.0),
-        Transaction::CallEvent(e) => (1, e.operator.clone(), 0),
-        Transaction::CheckpointSignature(c) => (2, c.operator.clone(), c.height.0),
     }
 }
 

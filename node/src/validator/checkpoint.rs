@@ -1,5 +1,12 @@
 //! RSK checkpoint signing: once a committed block records its parent's checkpoint, this
-//! validator signs it and pools the signature like its other transactions.
+//! validator signs it and pools the signature like its other transactions, and keeps doing so
+//! after every commit until the chain holds it.
+//!
+//! Nothing is kept in memory between commits: after each one, the recent checkpoints whose
+//! signature by this validator the state does not hold are signed again (signatures are
+//! deterministic, so the transaction is the same and the pool takes it once). A signature lost
+//! with a full pool, an eviction or a restart is therefore pooled again at the next commit; the
+//! state is the durable record of what is still to do.
 
 use cdrchain_runtime::block::Block;
 use cdrchain_runtime::checkpoint::{Checkpoint, CheckpointSignature};
@@ -10,18 +17,36 @@ use cdrchain_runtime::tx::{SignedTransaction, Transaction};
 use parity_scale_codec::Encode;
 
 use super::Driver;
+use crate::config::CheckpointSigning;
+use crate::pool::PoolError;
+
+/// How many of the latest checkpoints are signed again after each commit if the chain lacks this
+/// validator's signature: the relayer submits the latest checkpoint with a quorum, so older ones
+/// matter less; a few cover a restart or a busy spell.
+pub const RESIGN_CHECKPOINTS: u64 = 4;
+
+/// The checkpoint heights to look at after committing block `committed`: the latest
+/// [`RESIGN_CHECKPOINTS`] multiples of `interval` below it (a block records its parent's
+/// checkpoint), newest first.
+pub fn recent_checkpoints(committed: u64, interval: u64) -> Vec<u64> {
+    if interval == 0 {
+        return Vec::new();
+    }
+    let latest = committed.saturating_sub(1) / interval * interval;
+    (0..RESIGN_CHECKPOINTS).map_while(|k| latest.checked_sub(k * interval)).filter(|h| *h > 0).collect()
+}
 
 impl Driver {
-    /// When the committed block recorded its parent's checkpoint, signs it (once) and puts the
-    /// signature transaction in the pool, which gossips it like our other transactions.
+    /// Signs the recent checkpoints the chain holds without this validator's signature and puts
+    /// the signatures in the pool, which gossips them like our other transactions.
     pub(super) fn sign_checkpoint(&mut self, block: &Block) {
         let Some(signing) = self.settings.checkpoints.clone() else { return };
-        let interval = self.chain.ctx.checkpoint_interval;
-        let Some(height) = block.header.number.0.checked_sub(1) else { return };
-        if interval == 0 || height == 0 || !height.is_multiple_of(interval) {
-            return;
+        for height in recent_checkpoints(block.header.number.0, self.chain.ctx.checkpoint_interval) {
+            self.sign_checkpoint_at(&signing, Height(height));
         }
-        let height = Height(height);
+    }
+
+    fn sign_checkpoint_at(&self, signing: &CheckpointSigning, height: Height) {
         let storage = &self.chain.storage;
         let read = |key: StateKey| storage.get(&key.encode());
         match read(StateKey::CheckpointSignature(height, self.me.clone())) {
@@ -36,6 +61,8 @@ impl Driver {
             .map(|b| b.map(|b| decode_exact::<Checkpoint>(&b)))
         {
             Ok(Some(Ok(checkpoint))) => checkpoint,
+            // Superseded and pruned, or not yet recorded: nothing to sign.
+            Ok(None) => return,
             other => {
                 tracing::error!(target: "cdrchain::checkpoint", "no readable checkpoint at #{height}: {other:?}");
                 return;
@@ -65,9 +92,29 @@ impl Driver {
                 checkpoint.cdr_log_size,
                 signing.contract.to_hex()
             ),
-            Err(e) => {
-                tracing::warn!(target: "cdrchain::checkpoint", "checkpoint #{height} signature not pooled: {e}")
-            }
+            // Pooled at an earlier commit, still waiting for a block.
+            Err(PoolError::Duplicate(_)) => {}
+            Err(e) => tracing::warn!(
+                target: "cdrchain::checkpoint",
+                "checkpoint #{height} signature not pooled: {e}; trying again after the next block"
+            ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_checkpoints_below_the_committed_block_newest_first() {
+        // Block 11 records checkpoint 10.
+        assert_eq!(recent_checkpoints(11, 10), vec![10]);
+        assert_eq!(recent_checkpoints(10, 10), Vec::<u64>::new());
+        assert_eq!(recent_checkpoints(57, 10), vec![50, 40, 30, 20]);
+        assert_eq!(recent_checkpoints(51, 10), vec![50, 40, 30, 20]);
+        assert_eq!(recent_checkpoints(5, 1), vec![4, 3, 2, 1]);
+        assert_eq!(recent_checkpoints(100, 0), Vec::<u64>::new());
+        assert_eq!(recent_checkpoints(0, 10), Vec::<u64>::new());
     }
 }

@@ -8,7 +8,7 @@ use cdrchain_consensus::{ConsensusMessage, Input, Verdict};
 use cdrchain_network::{NetworkEvent, NetworkHandle, PeerId, Topic, Validation};
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
 use cdrchain_runtime::hash::Hash32;
-use cdrchain_runtime::tx::SignedTransaction;
+use cdrchain_runtime::tx::{SignedTransaction, Transaction};
 use parity_scale_codec::Encode;
 use tokio::sync::mpsc;
 
@@ -16,7 +16,9 @@ use super::proposals::{Refusal, Slot};
 use super::sync::serve_sync;
 use super::{Driver, MAX_QUEUED_DRIVER_EVENTS, MAX_QUEUED_TX_GOSSIP_MESSAGES, REANNOUNCE_AFTER_MS};
 use crate::chain::Chain;
-use crate::pool::TxPool;
+use crate::config::MAX_GOSSIPED_TX_BYTES;
+use crate::ingest::committed_next;
+use crate::pool::{max_sequences_ahead, TxPool};
 use crate::wire::{ConsensusWire, TxWire, MAX_TXS_PER_GOSSIP};
 use crate::NodeError;
 
@@ -241,13 +243,34 @@ pub(super) fn check_tx_gossip(chain: &Chain, pool: &TxPool, data: &[u8]) -> Vali
         }
     };
     let genesis = chain.ctx.genesis_hash;
+    let ahead_limit = max_sequences_ahead(chain.spec.params.max_block_cdrs);
     let mut added = 0;
+    let mut ahead = 0;
     for tx in wire.txs.into_inner() {
         let operator = tx.transaction.operator().clone();
         let Some((_, key)) = chain.authorities_and_operators().find(|(id, _)| *id == operator) else {
             tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of unknown operator `{operator}`");
             return Validation::Reject;
         };
+        // Cheap checks before the signature's: size, and how far ahead of the chain it starts.
+        let size = tx.encoded_size();
+        if size > MAX_GOSSIPED_TX_BYTES {
+            tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of `{operator}`: {size} bytes, over {MAX_GOSSIPED_TX_BYTES}");
+            return Validation::Reject;
+        }
+        if let Some(first) = first_sequence(&tx.transaction) {
+            // An operator the state does not know yet (or a state read failure) counts from 0.
+            let next = committed_next(&chain.storage, &operator).map_or(0, |s| s.0);
+            if first > next.saturating_add(ahead_limit) {
+                ahead += 1;
+                tracing::debug!(
+                    target: "cdrchain::consensus",
+                    "ignored a gossiped transaction of `{operator}` at sequence {first}: the chain is at {next}, \
+                     more than {ahead_limit} behind"
+                );
+                continue;
+            }
+        }
         let id = match tx.verify(&key, &genesis) {
             Ok(id) => id,
             Err(e) => {
@@ -259,10 +282,22 @@ pub(super) fn check_tx_gossip(chain: &Chain, pool: &TxPool, data: &[u8]) -> Vali
             added += 1;
         }
     }
+    if ahead > 0 {
+        tracing::info!(target: "cdrchain::consensus", "ignored {ahead} gossiped transactions that start too far ahead of the chain");
+    }
     if added > 0 {
         Validation::Accept
     } else {
         Validation::Ignore
+    }
+}
+
+/// The sequence a batch or gap starts at (what must be the operator's next for it to apply).
+fn first_sequence(tx: &Transaction) -> Option<u64> {
+    match tx {
+        Transaction::CdrBatch(batch) => Some(batch.first_sequence.0),
+        Transaction::SequenceGap(gap) => Some(gap.from.0),
+        Transaction::CallEvent(_) | Transaction::CheckpointSignature(_) => None,
     }
 }
 

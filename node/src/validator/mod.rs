@@ -472,3 +472,6 @@ impl Driver {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod flood_tests;
