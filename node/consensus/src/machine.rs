@@ -181,6 +181,11 @@ impl Consensus {
         self.locked
     }
 
+    /// The latest value seen with a polka, and its round (validValue/Round_p).
+    pub fn valid(&self) -> Option<(Round, Hash32)> {
+        self.valid
+    }
+
     pub fn validators(&self) -> &Validators {
         &self.validators
     }

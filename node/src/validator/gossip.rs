@@ -13,6 +13,7 @@ use parity_scale_codec::Encode;
 use tokio::sync::mpsc;
 
 use super::proposals::{Refusal, Slot};
+use super::replay::ReplayFilter;
 use super::sync::serve_sync;
 use super::{Driver, MAX_QUEUED_DRIVER_EVENTS, MAX_QUEUED_TX_GOSSIP_MESSAGES, REANNOUNCE_AFTER_MS};
 use crate::chain::Chain;
@@ -72,7 +73,21 @@ impl Driver {
     pub(super) async fn on_network(&mut self, event: NetworkEvent) -> Result<(), NodeError> {
         match event {
             NetworkEvent::Gossip { topic: Topic::Consensus, source, id, data } => {
-                let verdict = self.on_consensus_gossip(&data).await?;
+                if super::byzantine::flood_enabled() {
+                    self.flood_last_consensus = Some(data.clone());
+                }
+                let now = Instant::now();
+                let verdict = if self.replays.is_known(&data, now) {
+                    // A replay of a content already processed: no decode, no signature check.
+                    Validation::Ignore
+                } else {
+                    let verdict = self.on_consensus_gossip(&data).await?;
+                    // Ignored contents may be wanted later (a proposal too far ahead now).
+                    if verdict != Validation::Ignore {
+                        self.replays.remember(&data, now);
+                    }
+                    verdict
+                };
                 if let Some(net) = &self.net {
                     net.report(id, source, verdict);
                 }
@@ -217,12 +232,29 @@ pub(super) fn route_events(
     });
     tokio::spawn(async move {
         let intake = Arc::new(intake);
+        let mut replays = ReplayFilter::default();
         while let Some((source, id, data)) = intake_events.recv().await {
+            let now = Instant::now();
+            if replays.is_known(&data, now) {
+                // Transactions already checked, re-wrapped: no decode, no signature check.
+                intake.net.report(id, source, Validation::Ignore);
+                continue;
+            }
             let checker = intake.clone();
-            let verdict =
-                tokio::task::spawn_blocking(move || check_tx_gossip(&checker.chain, &checker.pool, &data))
-                    .await
-                    .unwrap_or(Validation::Ignore);
+            let checked = tokio::task::spawn_blocking(move || {
+                let verdict = check_tx_gossip(&checker.chain, &checker.pool, &data);
+                (verdict, data)
+            })
+            .await;
+            let verdict = match checked {
+                Ok((verdict, data)) => {
+                    if verdict != Validation::Ignore {
+                        replays.remember(&data, now);
+                    }
+                    verdict
+                }
+                Err(_) => Validation::Ignore,
+            };
             intake.net.report(id, source, verdict);
             if verdict == Validation::Accept {
                 intake.pooled.notify_one();

@@ -26,9 +26,11 @@
 //! what the RPC and metrics read, with the equivocation evidence.
 
 mod blocks;
+mod byzantine;
 mod checkpoint;
 mod gossip;
 mod proposals;
+mod replay;
 mod resume;
 mod status;
 mod sync;
@@ -210,6 +212,9 @@ pub async fn run(
         announcing: None,
         status,
         inputs: Vec::new(),
+        replays: replay::ReplayFilter::default(),
+        flood_ticks: 0,
+        flood_last_consensus: None,
     };
     driver.carry_out(resumed.outputs).await?;
     driver.refresh_status();
@@ -299,6 +304,12 @@ struct Driver {
     status: Arc<ConsensusStatus>,
     /// Inputs produced while carrying out outputs (answers to Build and Execute).
     inputs: Vec<Input>,
+    /// Consensus contents already processed, so that re-wrapped replays cost a hash only.
+    replays: replay::ReplayFilter,
+    /// The flooding member (tests only, `byzantine`): ticks so far, and the last consensus
+    /// message received, to replay.
+    flood_ticks: u64,
+    flood_last_consensus: Option<Vec<u8>>,
 }
 
 impl Driver {
@@ -375,8 +386,25 @@ impl Driver {
                 queue.extend(outputs);
             }
         }
+        self.prune_stale_rounds();
         self.refresh_status();
         Ok(())
+    }
+
+    /// Forgets the blocks of this height's rounds before the previous one, but the machine's
+    /// locked and valid values: during a stall without quorum each round brings a new block (and
+    /// its state changes), and memory must not grow with the length of the outage (review M6).
+    fn prune_stale_rounds(&mut self) {
+        let current = proposals::Slot { height: self.machine.height(), round: self.machine.round() };
+        let keep: Vec<Hash32> = [self.machine.locked(), self.machine.valid()]
+            .into_iter()
+            .flatten()
+            .map(|(_, hash)| hash)
+            .collect();
+        let pruned = self.proposals.prune_stale_rounds(current, &keep);
+        if pruned > 0 {
+            tracing::debug!(target: "cdrchain::consensus", "forgot {pruned} blocks of rounds before {}", current.round.0.saturating_sub(1));
+        }
     }
 
     /// The one `match` where the machine's effects happen.
@@ -464,6 +492,9 @@ impl Driver {
             }
         }
         self.announce_transactions();
+        if byzantine::flood_enabled() {
+            self.flood();
+        }
         // Nothing committed for a while although others may have: ask a peer.
         let stalled = self.last_commit.elapsed() > Duration::from_millis(STALLED_AFTER_MS);
         if stalled && !self.connected.is_empty() {

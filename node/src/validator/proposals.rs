@@ -396,6 +396,28 @@ impl ProposalStore {
         }
     }
 
+    /// Forgets the blocks of `current.height` claimed for rounds before `current.round - 1`,
+    /// but those in `keep` (the machine's locked and valid values); answers how many. A later
+    /// round that re-proposes a forgotten block brings it again.
+    pub(super) fn prune_stale_rounds(&mut self, current: Slot, keep: &[Hash32]) -> usize {
+        let stale: Vec<Hash32> = self
+            .slots
+            .iter()
+            .filter(|(hash, slot)| {
+                slot.height == current.height
+                    && slot.round.0.saturating_add(1) < current.round.0
+                    && !keep.contains(hash)
+            })
+            .map(|(hash, _)| *hash)
+            .collect();
+        for hash in &stale {
+            self.entries.remove(hash);
+            self.slots.remove(hash);
+            self.wanted.remove(hash);
+        }
+        stale.len()
+    }
+
     /// Forgets everything at or below the committed `height`. The executions of later blocks
     /// were against the old head, so they are forgotten too (none exist: executing a block needs
     /// storage at the block's height).
@@ -717,5 +739,29 @@ mod tests {
         assert_eq!(store.wanted.keys().collect::<Vec<_>>(), vec![&Hash32::default()]);
         assert_eq!(store.block(&next.hash()), Some(&next));
         assert_eq!(store.blocks_in(at_2), 1);
+    }
+
+    #[test]
+    fn a_stall_without_quorum_keeps_two_rounds_and_the_locked_value() {
+        let (chain, txs) = chain_and_txs(2);
+        let mut store = ProposalStore::new(MAX_BLOCK_BYTES, chain.genesis_hash());
+        // One new block per round for 60 rounds, as a proposer does while no round decides.
+        let mut hashes = Vec::new();
+        for round in 0..60u32 {
+            let (block, changes) = block(&chain, &txs, 1_000 + u64::from(round));
+            hashes.push(block.hash());
+            store.insert_built(block, Round(round), changes);
+            // Locked on round 3's block once it exists.
+            let locked: Vec<Hash32> = hashes.get(3).copied().into_iter().collect();
+            store.prune_stale_rounds(slot(1, round), &locked);
+            assert!(store.entries.len() <= 3, "round {round}: {} blocks held", store.entries.len());
+        }
+        // Rounds 58 and 59, and round 3's block, the locked value.
+        for (round, hash) in hashes.iter().enumerate() {
+            assert_eq!(store.block(hash).is_some(), round >= 58 || round == 3, "round {round}");
+        }
+        assert_eq!(store.slots.len(), store.entries.len());
+        // The next height's blocks are never pruned by this height's rounds.
+        assert_eq!(store.prune_stale_rounds(slot(0, 100), &[]), 0);
     }
 }

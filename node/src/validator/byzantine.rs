@@ -1,0 +1,88 @@
+//! A misbehaving member, for the robustness tests only. `CDRCHAIN_FAILPOINT=flood` makes this
+//! validator, besides its honest work, flood the others with well-signed messages as the review
+//! of `90ea16c` describes (H2, M2), on every housekeeping tick:
+//! - batches of its own operator a little ahead of its committed sequence: they pass the
+//!   intake's distance check and fill this operator's share of every pool, then are refused by
+//!   the quota;
+//! - batches far ahead: refused before their signature is checked;
+//! - the last consensus message it received, re-wrapped with fresh nonces.
+//!
+//! Read once from the environment, like `exit-after-prevote`; never set in production.
+
+use cdrchain_network::Topic;
+use cdrchain_runtime::codec::BoundedVec;
+use cdrchain_runtime::ids::Sequence;
+use cdrchain_runtime::tx::{CdrBatch, SignedTransaction, Transaction};
+use parity_scale_codec::Encode;
+
+use super::Driver;
+use crate::ingest::committed_next;
+use crate::wire::{TxWire, MAX_TXS_PER_GOSSIP};
+
+/// One-CDR batches sent per tick, near and far each.
+const FLOOD_BATCHES_PER_TICK: u64 = MAX_TXS_PER_GOSSIP as u64;
+/// Replays of the last consensus message per tick.
+const FLOOD_REPLAYS_PER_TICK: usize = 32;
+/// How far past the committed sequence the near batches start, and the span they cycle through
+/// (inside the intake's distance limit for any chain whose blocks hold 1,000 CDRs or more).
+const FLOOD_NEAR_OFFSET: u64 = 1_000;
+const FLOOD_NEAR_SPAN: u64 = 2_000;
+/// Where the far batches start.
+const FLOOD_FAR_SEQUENCE: u64 = 1 << 40;
+
+/// Whether this process plays the flooding member.
+pub(super) fn flood_enabled() -> bool {
+    static SET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SET.get_or_init(|| std::env::var("CDRCHAIN_FAILPOINT").is_ok_and(|v| v == "flood"))
+}
+
+impl Driver {
+    /// One tick of the flood (see the module's text).
+    pub(super) fn flood(&mut self) {
+        let Some(net) = self.net.clone() else { return };
+        let next = committed_next(&self.chain.storage, &self.me).map_or(0, |s| s.0);
+        let tick = self.flood_ticks;
+        self.flood_ticks = self.flood_ticks.wrapping_add(1);
+        let genesis = self.chain.ctx.genesis_hash;
+        let partner = self.chain.spec.operators.iter().map(|o| o.id.clone()).find(|id| *id != self.me);
+        let partner = partner.unwrap_or_else(|| self.me.clone());
+        let batch = |first: u64| {
+            let body = cdrchain_runtime::sample::cdr_body(first, &self.me, &partner);
+            let tx = Transaction::CdrBatch(CdrBatch {
+                operator: self.me.clone(),
+                first_sequence: Sequence(first),
+                cdrs: BoundedVec::new(vec![body]).unwrap_or_default().into(),
+            });
+            SignedTransaction::sign(tx, &self.key, &genesis)
+        };
+        let start = tick.wrapping_mul(FLOOD_BATCHES_PER_TICK);
+        let near: Vec<SignedTransaction> = (0..FLOOD_BATCHES_PER_TICK)
+            .map(|i| batch(next + FLOOD_NEAR_OFFSET + (start + i) % FLOOD_NEAR_SPAN))
+            .collect();
+        let far: Vec<SignedTransaction> = (0..FLOOD_BATCHES_PER_TICK)
+            .map(|i| batch(FLOOD_FAR_SEQUENCE.saturating_add(start + i)))
+            .collect();
+        let mut messages = Vec::new();
+        for txs in [near, far] {
+            if let Ok(txs) = BoundedVec::new(txs) {
+                messages.push((Topic::Transactions, TxWire { nonce: self.next_nonce(), txs }.encode()));
+            }
+        }
+        if let Some(last) = self.flood_last_consensus.clone() {
+            for _ in 0..FLOOD_REPLAYS_PER_TICK {
+                let mut replay = last.clone();
+                let nonce = self.next_nonce().encode();
+                if replay.len() >= nonce.len() {
+                    replay[..nonce.len()].copy_from_slice(&nonce);
+                    messages.push((Topic::Consensus, replay));
+                }
+            }
+        }
+        tokio::spawn(async move {
+            for (topic, bytes) in messages {
+                // Flooding: whatever does not go out does not matter.
+                let _ = net.publish(topic, bytes).await;
+            }
+        });
+    }
+}
