@@ -72,3 +72,130 @@ fn a_dev_validator_signs_every_checkpoint_for_its_contract() {
     let latest = node.call("checkpoint_latest", json!([])).unwrap();
     assert!(latest["height"].as_u64().unwrap() >= 6, "{latest}");
 }
+
+/// Review M9: a checkpoint signature used to be made once and lost when the pool was full. With
+/// a pool of one transaction, always full of batches under continuous load, every checkpoint
+/// still gets this validator's signature.
+#[test]
+fn every_checkpoint_is_signed_while_batches_fill_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("dev-2.json");
+    let output =
+        run(&["build-spec", "--chain", "dev", "--checkpoint-interval", "2", "--out", spec.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let node = Node::start(&[
+        "node",
+        "--chain",
+        spec.to_str().unwrap(),
+        "--dev-key",
+        "alice",
+        "--tmp",
+        "--rpc-addr",
+        "127.0.0.1:0",
+        "--no-metrics",
+        "--checkpoint-contract",
+        CONTRACT,
+        "--pool-size",
+        "1",
+        "--batch-size",
+        "1",
+    ]);
+    // One CDR per batch and a pool of one: a batch waits in the pool at almost every commit.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut n = 0;
+    loop {
+        let body: Vec<String> = (n..n + 20).map(|i| cdr(i).to_string()).collect();
+        let (status, _) = node.post("/ingest/cdrs", &body.join("\n"));
+        assert_eq!(status, 200);
+        n += 20;
+        std::thread::sleep(Duration::from_millis(100));
+        let head = node.call("chain_getHeader", json!([])).unwrap()["number"].as_u64().unwrap_or(0);
+        if head >= 14 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the chain reached only #{head}");
+    }
+    // Checkpoints 2..=10 are older than RESIGN_CHECKPOINTS intervals or close to it: each must
+    // hold alice's signature within a few more blocks.
+    for height in (2..=10).step_by(2) {
+        let signed = loop {
+            let checkpoint = node.call("checkpoint_get", json!([height])).unwrap();
+            if checkpoint["signatures"].as_array().is_some_and(|s| !s.is_empty()) {
+                break true;
+            }
+            if Instant::now() > deadline {
+                break false;
+            }
+            let (status, _) = node.post("/ingest/cdrs", &cdr(n).to_string());
+            assert_eq!(status, 200);
+            n += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(signed, "checkpoint #{height} never got alice's signature");
+    }
+}
+
+/// Review H5 and M9 on four real validators: under a sustained backlog every block is full of
+/// batches, and checkpoint signatures used to sort last and starve, so anchoring stopped exactly
+/// when the chain was busy. Now every checkpoint gathers a quorum while the backlog lasts.
+#[test]
+fn under_a_sustained_backlog_every_checkpoint_gathers_a_quorum() {
+    let mut net = common::Net::new();
+    let spec = net.base.join("local-10.json");
+    let output = run(&[
+        "build-spec",
+        "--chain",
+        "local",
+        "--checkpoint-interval",
+        "10",
+        "--out",
+        spec.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    net.chain = spec.to_str().unwrap().to_string();
+    let nodes: Vec<Node> = (0..4)
+        .map(|i| net.start_full(i, &[], &["--checkpoint-contract", CONTRACT, "--max-queue", "200000"]))
+        .collect();
+    // Four senders, one per validator, offering more than the chain commits until block 25 (35 to
+    // 75 s on two cores): each node's queue (four blocks' worth) stays full, its 503s are retried,
+    // and blocks are full of batches.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let (rpc, stop) = (node.rpc.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 1_000_000 * (i as u64 + 1);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body: Vec<String> = (n..n + 5_000).map(|k| cdr(k).to_string()).collect();
+                    if ureq::post(&format!("{rpc}/ingest/cdrs")).send_string(&body.join("\n")).is_ok() {
+                        n += 5_000;
+                    } else {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            })
+        })
+        .collect();
+    // Until block 25 (checkpoints 10 and 20 recorded and five blocks for their signatures).
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let head = loop {
+        let head = nodes[0].call("chain_getHeader", json!([])).unwrap()["number"].as_u64().unwrap_or(0);
+        if head >= 25 || Instant::now() > deadline {
+            break head;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    assert!(head >= 25, "only {head} blocks in 240 s");
+    // Every checkpoint at least five blocks old got a quorum (3 of 4) while the backlog lasted.
+    for height in (10..=head.saturating_sub(5)).step_by(10) {
+        let checkpoint = nodes[0].call("checkpoint_get", json!([height])).unwrap();
+        let signatures = checkpoint["signatures"].as_array().map_or(0, Vec::len);
+        assert!(signatures >= 3, "checkpoint #{height} has {signatures} signatures: {checkpoint}");
+    }
+}

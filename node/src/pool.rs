@@ -194,13 +194,18 @@ impl TxPool {
             return Err(PoolError::Duplicate(id));
         }
         let limits = &self.limits;
-        if inner.order.len() >= limits.max_txs {
+        let operator = tx.transaction.operator();
+        // This node's checkpoint signatures always have room: they are small, a few at a time
+        // (the latest checkpoints without our signature), and anchoring must not stop because
+        // batches fill the pool.
+        let reserved = limits.own.as_ref() == Some(operator)
+            && matches!(tx.transaction, Transaction::CheckpointSignature(_));
+        if !reserved && inner.order.len() >= limits.max_txs {
             return Err(PoolError::Full { max: limits.max_txs });
         }
-        if inner.bytes + bytes > limits.max_bytes {
+        if !reserved && inner.bytes + bytes > limits.max_bytes {
             return Err(PoolError::FullBytes { max_bytes: limits.max_bytes });
         }
-        let operator = tx.transaction.operator();
         let usage = inner.usage.get(operator).copied().unwrap_or_default();
         if limits.own.as_ref() != Some(operator)
             && (usage.txs >= limits.operator_max_txs || usage.bytes + bytes > limits.operator_max_bytes)

@@ -68,6 +68,29 @@ fn one_operator_fills_only_its_share_and_own_transactions_have_no_quota() {
 }
 
 #[test]
+fn this_nodes_checkpoint_signatures_get_in_when_batches_fill_the_pool() {
+    let chain = SampleChain::new(&["alice", "bob"]);
+    let g = chain.genesis_hash();
+    let pool = TxPool::with_limits(PoolLimits::shared(2, DEFAULT_POOL_BYTES, 2, Some(op("alice"))));
+    for i in 0..2 {
+        let tx = chain.batch("alice", i, 1);
+        pool.add(tx.id(&g), tx).unwrap();
+    }
+    let signature = |operator: &str| {
+        chain.sign(Transaction::CheckpointSignature(CheckpointSignature {
+            operator: op(operator),
+            height: Height(10),
+            contract: EvmAddress([7; 20]),
+            signature: EvmSignature([1; 65]),
+        }))
+    };
+    let ours = signature("alice");
+    pool.add(ours.id(&g), ours).unwrap();
+    let theirs = signature("bob");
+    assert_eq!(pool.add(theirs.id(&g), theirs), Err(PoolError::Full { max: 2 }));
+}
+
+#[test]
 fn the_byte_budget_holds_whatever_the_count() {
     let chain = SampleChain::new(&["alice", "eve"]);
     let g = chain.genesis_hash();

@@ -232,13 +232,15 @@ pub struct Net {
     _dir: tempfile::TempDir,
     pub base: PathBuf,
     pub ports: Vec<u16>,
+    /// What the nodes get as `--chain`: `local`, or a spec file of the same four dev accounts.
+    pub chain: String,
 }
 
 impl Net {
     pub fn new() -> Net {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().to_path_buf();
-        Net { _dir: dir, base, ports: (0..4).map(|_| free_port()).collect() }
+        Net { _dir: dir, base, ports: (0..4).map(|_| free_port()).collect(), chain: "local".to_string() }
     }
 
     pub fn bootnodes(&self, except: usize) -> String {
@@ -269,7 +271,7 @@ impl Net {
         let args = [
             "node",
             "--chain",
-            "local",
+            &self.chain,
             "--dev-key",
             name,
             "--base-path",

@@ -123,12 +123,13 @@ impl Driver {
         Ok(())
     }
 
-    /// After a block is committed (decided or synced): signs its checkpoint, empties the pool of
-    /// its transactions, forgets the proposals it settles, and waits for work for the next
-    /// height. `ids`: the block's transaction ids, as its execution computed them.
+    /// After a block is committed (decided or synced): empties the pool of its transactions,
+    /// signs the recent checkpoints still lacking our signature, forgets the proposals the block
+    /// settles, and waits for work for the next height. `ids`: the block's transaction ids, as
+    /// its execution computed them.
     pub(super) fn after_commit(&mut self, block: &Block, ids: &[Hash32]) {
-        self.sign_checkpoint(block);
         self.pool.remove(ids);
+        self.sign_checkpoint(block);
         for id in ids {
             self.announced.remove(id);
         }

@@ -8,10 +8,12 @@
 //! - the last consensus message it received, re-wrapped with fresh nonces.
 //!
 //! Read once from the environment, like `exit-after-prevote`; never set in production.
+//! `CDRCHAIN_FAILPOINT=flood:NAME` limits it to operator NAME's node (`cdrchain bench localnet`
+//! passes its environment to the validators it starts).
 
 use cdrchain_network::Topic;
 use cdrchain_runtime::codec::BoundedVec;
-use cdrchain_runtime::ids::Sequence;
+use cdrchain_runtime::ids::{OperatorId, Sequence};
 use cdrchain_runtime::tx::{CdrBatch, SignedTransaction, Transaction};
 use parity_scale_codec::Encode;
 
@@ -30,10 +32,18 @@ const FLOOD_NEAR_SPAN: u64 = 2_000;
 /// Where the far batches start.
 const FLOOD_FAR_SEQUENCE: u64 = 1 << 40;
 
-/// Whether this process plays the flooding member.
-pub(super) fn flood_enabled() -> bool {
-    static SET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SET.get_or_init(|| std::env::var("CDRCHAIN_FAILPOINT").is_ok_and(|v| v == "flood"))
+/// Whether this process, the node of operator `me`, plays the flooding member:
+/// `CDRCHAIN_FAILPOINT=flood` (any node), or `flood:NAME` (only operator NAME's node, so that one
+/// of the validators a `cdrchain testnet` starts floods the others).
+pub(super) fn flood_enabled(me: &OperatorId) -> bool {
+    static SET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let setting =
+        SET.get_or_init(|| std::env::var("CDRCHAIN_FAILPOINT").ok().filter(|v| v.starts_with("flood")));
+    match setting.as_deref() {
+        Some("flood") => true,
+        Some(other) => other.strip_prefix("flood:") == Some(me.as_str()),
+        None => false,
+    }
 }
 
 impl Driver {

@@ -73,7 +73,7 @@ impl Driver {
     pub(super) async fn on_network(&mut self, event: NetworkEvent) -> Result<(), NodeError> {
         match event {
             NetworkEvent::Gossip { topic: Topic::Consensus, source, id, data } => {
-                if super::byzantine::flood_enabled() {
+                if super::byzantine::flood_enabled(&self.me) {
                     self.flood_last_consensus = Some(data.clone());
                 }
                 let now = Instant::now();

@@ -492,7 +492,7 @@ impl Driver {
             }
         }
         self.announce_transactions();
-        if byzantine::flood_enabled() {
+        if byzantine::flood_enabled(&self.me) {
             self.flood();
         }
         // Nothing committed for a while although others may have: ask a peer.
