@@ -233,8 +233,26 @@ fn network_limits(config: &NodeConfig) -> cdrchain_network::Limits {
             *limit = block_room;
         }
     }
+    // One peer's share of the held gossip bytes (half) must hold the largest message.
+    let held = limits.max_gossip_message().saturating_mul(GOSSIP_HELD_MESSAGES_OF_MAX_SIZE);
+    if limits.gossip_held_bytes < held {
+        if config.network.is_some() {
+            tracing::info!(
+                target: "cdrchain::network",
+                "gossip bytes held at once raised from {} to {held}: {GOSSIP_HELD_MESSAGES_OF_MAX_SIZE} of the \
+                 largest gossip message ({} bytes)",
+                limits.gossip_held_bytes,
+                limits.max_gossip_message()
+            );
+        }
+        limits.gossip_held_bytes = held;
+    }
     limits
 }
+
+/// The held-gossip budget holds at least this many of the largest gossip message (two per peer
+/// share: the network requires one).
+const GOSSIP_HELD_MESSAGES_OF_MAX_SIZE: usize = 4;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -275,6 +293,8 @@ mod tests {
             let limits = check_limits(&config(spec)).unwrap();
             assert!(limits.max_consensus_message >= block_room);
             assert!(limits.max_sync_response >= block_room);
+            // One peer's half of the held gossip bytes holds a whole-block proposal, twice.
+            assert!(limits.gossip_held_bytes / 2 >= 2 * limits.max_gossip_message());
         }
         // The defaults are kept where a block fits them.
         let limits = check_limits(&config(ChainSpec::local())).unwrap();

@@ -76,3 +76,83 @@ pub struct SyncRequest {
 pub struct SyncResponse {
     pub blocks: BoundedVec<(Block, CommitCertificate), MAX_BLOCKS_PER_SYNC>,
 }
+
+/// Why [`decode_consensus`] refused a payload.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusDecodeError {
+    #[error("malformed: {0}")]
+    Malformed(#[from] parity_scale_codec::Error),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Decodes a [`ConsensusWire`] in two steps: the nonce and the signed message first, which
+/// `check` judges (a proposal's signature), and only then the attached block, which may be
+/// tens of MiB. A forged proposal never costs a block decode.
+pub fn decode_consensus(
+    data: &[u8],
+    check: impl FnOnce(&ConsensusMessage) -> Result<(), String>,
+) -> Result<ConsensusWire, ConsensusDecodeError> {
+    let mut input = data;
+    let nonce = u64::decode(&mut input)?;
+    let message = ConsensusMessage::decode(&mut input)?;
+    check(&message).map_err(ConsensusDecodeError::Refused)?;
+    let block = Option::<BlockWire>::decode(&mut input)?;
+    if !input.is_empty() {
+        return Err(parity_scale_codec::Error::from("trailing bytes after the block").into());
+    }
+    Ok(ConsensusWire { nonce, message, block })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cdrchain_consensus::{Proposal, SignedProposal};
+    use cdrchain_runtime::crypto::Signature;
+    use cdrchain_runtime::ids::{OperatorId, Round};
+
+    fn proposal_wire() -> ConsensusWire {
+        let proposal =
+            Proposal { height: Height(3), round: Round(1), block_hash: Hash32([7; 32]), pol_round: None };
+        let message = ConsensusMessage::Proposal(SignedProposal {
+            proposal,
+            proposer: OperatorId::new("alice").unwrap(),
+            signature: Signature([9; 64]),
+        });
+        ConsensusWire { nonce: 5, message, block: None }
+    }
+
+    #[test]
+    fn a_message_the_check_refuses_is_refused_before_its_block_is_decoded() {
+        // A block part that does not decode: the refusal, not a decode error, comes back.
+        let mut data = proposal_wire().encode();
+        let tag = data.len() - 1;
+        data[tag] = 1;
+        data.push(0xff);
+        data.extend_from_slice(&[0xee; 64]);
+        let refused = decode_consensus(&data, |_| Err("bad signature".into())).unwrap_err();
+        assert!(
+            matches!(refused, ConsensusDecodeError::Refused(ref why) if why == "bad signature"),
+            "{refused}"
+        );
+        // Accepted by the check, the same bytes fail on the block.
+        let malformed = decode_consensus(&data, |_| Ok(())).unwrap_err();
+        assert!(matches!(malformed, ConsensusDecodeError::Malformed(_)), "{malformed}");
+    }
+
+    #[test]
+    fn the_staged_decode_reads_what_encode_wrote_and_nothing_more() {
+        let wire = proposal_wire();
+        let mut checked = None;
+        let decoded = decode_consensus(&wire.encode(), |m| {
+            checked = Some(m.clone());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(decoded, wire);
+        assert_eq!(checked, Some(wire.message.clone()));
+        let mut trailing = wire.encode();
+        trailing.push(0);
+        assert!(matches!(decode_consensus(&trailing, |_| Ok(())), Err(ConsensusDecodeError::Malformed(_))));
+    }
+}

@@ -64,6 +64,11 @@ pub struct Limits {
     /// Capacity of the event channel to the node. When it is full, gossip and sync requests are
     /// dropped (and counted) rather than blocking the swarm. Default 256.
     pub event_queue: usize,
+    /// Bytes of received gossip the node may hold at once, wherever it waits (the event channel,
+    /// the node's queues, its checks), of which one relaying peer may hold half; beyond either,
+    /// gossip is dropped before it is queued. Default 256 MiB. Half of it must hold the largest
+    /// gossip message.
+    pub gossip_held_bytes: usize,
     /// Capacity of the command channel from the handles. Default 1024.
     pub command_queue: usize,
     /// Concurrent sync streams (inbound plus outbound) per connection; with at most
@@ -97,6 +102,7 @@ impl Default for Limits {
             max_sync_request: 64 * KIB,
             max_sync_response: 64 * MIB,
             event_queue: 256,
+            gossip_held_bytes: 256 * MIB,
             command_queue: 1024,
             max_concurrent_requests_per_peer: 8,
             request_timeout: Duration::from_secs(30),
@@ -122,6 +128,7 @@ impl Limits {
             ("max_sync_request", self.max_sync_request),
             ("max_sync_response", self.max_sync_response),
             ("event_queue", self.event_queue),
+            ("gossip_held_bytes", self.gossip_held_bytes),
             ("command_queue", self.command_queue),
             ("max_concurrent_requests_per_peer", self.max_concurrent_requests_per_peer),
         ];
@@ -129,6 +136,16 @@ impl Limits {
             if value == 0 {
                 return Err(invalid(format!("limits.{name} must be positive")));
             }
+        }
+        let share = self.gossip_held_bytes / crate::budget::PEER_SHARE_DIVISOR;
+        if share < self.max_gossip_message() {
+            return Err(invalid(format!(
+                "limits.gossip_held_bytes ({}) must be at least {} times the largest gossip message ({}): \
+                 one peer's share must hold one",
+                self.gossip_held_bytes,
+                crate::budget::PEER_SHARE_DIVISOR,
+                self.max_gossip_message()
+            )));
         }
         // Frames carry a u32 length prefix.
         for (name, value) in
@@ -296,6 +313,19 @@ mod tests {
         let mut zero = config(1);
         zero.limits.redial_interval = Duration::ZERO;
         assert!(matches!(zero.check(), Err(NetworkError::InvalidConfig { .. })));
+    }
+
+    #[test]
+    fn a_gossip_budget_that_cannot_hold_the_largest_message_is_refused() {
+        let mut small = config(1);
+        small.limits.gossip_held_bytes = small.limits.max_gossip_message();
+        let Err(NetworkError::InvalidConfig { reason }) = small.check() else {
+            panic!("a budget of one message accepted")
+        };
+        assert!(reason.contains("gossip_held_bytes"), "{reason}");
+        let mut enough = config(1);
+        enough.limits.gossip_held_bytes = 2 * enough.limits.max_gossip_message();
+        assert!(enough.check().is_ok());
     }
 
     #[test]

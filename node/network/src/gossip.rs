@@ -114,6 +114,11 @@ const MESH_N_LOW: usize = 4;
 const MESH_N_HIGH: usize = 10;
 const MESH_OUTBOUND_MIN: usize = 1;
 
+/// Messages waiting to be sent to one peer (gossipsub's default is 5,000, each a separate copy:
+/// up to gigabytes for a peer that stops reading). A healthy peer drains its queue within a
+/// heartbeat; one that overflows it heartbeat after heartbeat is disconnected (`SlowPeer`).
+const SEND_QUEUE_MESSAGES: usize = 128;
+
 /// Gossipsub in anonymous mode: envelopes carry no author, sequence number or signature.
 ///
 /// Every payload is already signed by whoever it speaks for (a transaction by its operator's
@@ -139,7 +144,8 @@ pub(crate) fn behaviour(topics: &Topics, limits: &Limits) -> Result<gossipsub::B
         .heartbeat_initial_delay(Duration::from_millis(100))
         .history_length(HISTORY_LENGTH)
         .history_gossip(3)
-        .flood_publish(true);
+        .flood_publish(true)
+        .connection_handler_queue_len(SEND_QUEUE_MESSAGES);
     for topic in Topic::ALL {
         builder.max_transmit_size_for_topic(topic.limit(limits) + ENVELOPE_ALLOWANCE, topics.hash(topic));
     }

@@ -67,6 +67,7 @@
 //! gossip that found no peers, and does not judge payloads.
 
 mod behaviour;
+mod budget;
 mod codec;
 mod config;
 mod error;
@@ -81,6 +82,7 @@ pub use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, watch};
 
 pub use crate::{
+    budget::GossipData,
     config::{peer_id_from_secret, Limits, NetworkConfig},
     error::NetworkError,
     gossip::Topic,
@@ -132,8 +134,8 @@ pub enum NetworkEvent {
         source: PeerId,
         /// Its id; pass it back to `report`.
         id: MessageId,
-        /// The payload.
-        data: Vec<u8>,
+        /// The payload; its bytes count against `Limits::gossip_held_bytes` until it is dropped.
+        data: GossipData,
     },
     /// A peer asks for blocks; answer with [`NetworkHandle::respond`].
     SyncRequest {

@@ -27,6 +27,7 @@ use tokio::{
 
 use crate::{
     behaviour::{self, Behaviour, BehaviourEvent},
+    budget::GossipBudget,
     codec::{FrameKind, FrameTooLarge},
     config::Checked,
     gossip::Topics,
@@ -36,6 +37,8 @@ use crate::{
 
 /// Listen addresses kept per peer from identify, for redialling.
 const MAX_LEARNED_ADDRESSES: usize = 8;
+/// Heartbeats in a row in which a peer's send queue overflowed before it is disconnected.
+const SLOW_PEER_HEARTBEATS: u32 = 3;
 /// Drops are logged at most this often (with running totals).
 const DROP_WARN_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -60,6 +63,10 @@ pub(crate) struct Service {
     /// Connection events the full event channel had no room for; at most `limits.event_queue`.
     backlog: VecDeque<NetworkEvent>,
     drops: Drops,
+    /// Bytes of received gossip the node holds (see [`GossipBudget`]).
+    budget: GossipBudget,
+    /// Peers whose send queue overflowed, with when it last did and how many heartbeats in a row.
+    slow: HashMap<PeerId, (Instant, u32)>,
 }
 
 struct Connected {
@@ -78,6 +85,9 @@ struct PendingRequest {
 #[derive(Default)]
 struct Drops {
     gossip: u64,
+    /// Gossip dropped because the node already held its budget of gossip bytes (or the relaying
+    /// peer its share).
+    gossip_over_budget: u64,
     sync_requests: u64,
     connection_events: u64,
     last_warning: Option<Instant>,
@@ -92,6 +102,7 @@ impl Drops {
         self.last_warning = Some(now);
         tracing::warn!(
             gossip = self.gossip,
+            gossip_over_budget = self.gossip_over_budget,
             sync_requests = self.sync_requests,
             connection_events = self.connection_events,
             "network event queue full: events dropped so far"
@@ -129,7 +140,6 @@ impl Service {
             shutdown,
             topics,
             protocol_version: behaviour::protocol_version(&config.genesis_hash),
-            limits: config.limits,
             allowed: config.allowed,
             bootnodes,
             learned: HashMap::new(),
@@ -137,6 +147,9 @@ impl Service {
             requests: HashMap::new(),
             backlog: VecDeque::new(),
             drops: Drops::default(),
+            budget: GossipBudget::new(config.limits.gossip_held_bytes),
+            slow: HashMap::new(),
+            limits: config.limits,
         })
     }
 
@@ -325,6 +338,7 @@ impl Service {
             SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
+                    self.slow.remove(&peer_id);
                     tracing::info!(peer = %peer_id, cause = ?cause, "peer disconnected");
                     self.emit_connection_event(NetworkEvent::PeerDisconnected(peer_id));
                 } else if let Some(connected) = self.peers.get_mut(&peer_id) {
@@ -383,10 +397,35 @@ impl Service {
                 tracing::warn!(peer = %peer_id, "allowed peer does not speak gossipsub");
             }
             gossipsub::Event::SlowPeer { peer_id, failed_messages } => {
-                tracing::warn!(peer = %peer_id, ?failed_messages, "peer is not keeping up with gossip");
+                self.on_slow_peer(peer_id, &failed_messages)
             }
             _ => {}
         }
+    }
+
+    /// A peer whose send queue overflowed in this heartbeat. One overflow is a burst; one in
+    /// each of [`SLOW_PEER_HEARTBEATS`] heartbeats in a row is a peer that is not reading (stuck or
+    /// hostile), and it is disconnected rather than buffered for (it is redialled later, like any
+    /// peer that went away).
+    fn on_slow_peer(&mut self, peer: PeerId, failed: &gossipsub::FailedMessages) {
+        let now = Instant::now();
+        let in_a_row = match self.slow.get(&peer) {
+            Some((last, count)) if now.duration_since(*last) <= crate::gossip::HEARTBEAT * 2 => count + 1,
+            _ => 1,
+        };
+        self.slow.insert(peer, (now, in_a_row));
+        if in_a_row < SLOW_PEER_HEARTBEATS {
+            tracing::debug!(%peer, ?failed, in_a_row, "peer is not keeping up with gossip");
+            return;
+        }
+        self.slow.remove(&peer);
+        tracing::warn!(
+            %peer,
+            ?failed,
+            "peer has not kept up with gossip for {SLOW_PEER_HEARTBEATS} heartbeats: disconnecting it"
+        );
+        // Err only when it is no longer connected.
+        let _ = self.swarm.disconnect_peer_id(peer);
     }
 
     /// The network's checks on a message gossipsub has decoded (anonymous: no author field):
@@ -415,7 +454,17 @@ impl Service {
             self.validate(&id, &source, MessageAcceptance::Reject);
             return;
         }
-        let event = NetworkEvent::Gossip { topic, source, id: MessageId(id.clone()), data: message.data };
+        let data = match self.budget.hold(source, message.data) {
+            Ok(data) => data,
+            Err(over) => {
+                tracing::debug!(peer = %source, %topic, ?over, "gossip dropped: the node holds its budget of gossip bytes");
+                self.drops.gossip_over_budget += 1;
+                self.drops.warn_now_and_then();
+                self.validate(&id, &source, MessageAcceptance::Ignore);
+                return;
+            }
+        };
+        let event = NetworkEvent::Gossip { topic, source, id: MessageId(id.clone()), data };
         if !self.emit_droppable(event) {
             self.drops.gossip += 1;
             self.drops.warn_now_and_then();

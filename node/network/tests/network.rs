@@ -80,7 +80,7 @@ async fn next_gossip(
     loop {
         match tokio::time::timeout_at(deadline, node.events.recv()).await {
             Ok(Some(NetworkEvent::Gossip { topic, source, id, data })) => {
-                return Some((topic, source, id, data))
+                return Some((topic, source, id, data.into_vec()))
             }
             Ok(Some(_)) => continue,
             Ok(None) | Err(_) => return None,
@@ -388,4 +388,59 @@ async fn a_full_event_queue_drops_gossip_without_blocking() {
         expect_gossip(&mut b, Topic::Transactions, b"after the burst", Validation::Accept).await;
     })
     .await;
+}
+
+#[tokio::test]
+async fn held_gossip_bytes_are_bounded_per_peer_and_freed_when_dropped() {
+    within(30, async {
+        // B's budget: 256 KiB in all, 128 KiB per relaying peer; messages of 60 KiB.
+        const MESSAGE: usize = 60 * 1024;
+        let small = Limits {
+            max_tx_message: 64 * 1024,
+            max_consensus_message: 64 * 1024,
+            gossip_held_bytes: 256 * 1024,
+            ..Limits::default()
+        };
+        let a = spawn(1, &[1, 2], &[], GENESIS, Limits::default()).await;
+        let mut b = spawn(2, &[1, 2], &[&a], GENESIS, small).await;
+        wait_for_peers(&a, &[2], 2).await;
+        wait_for_peers(&b, &[1], 2).await;
+
+        // B holds what it receives (reports, but keeps the payloads) while A sends ten messages:
+        // only two fit A's share; the others are dropped before they are queued.
+        for index in 0..10u8 {
+            a.handle.publish(Topic::Transactions, vec![index; MESSAGE]).await.unwrap();
+        }
+        let mut held = Vec::new();
+        while let Some((_, source, id, data)) = next_gossip_held(&mut b, QUIET).await {
+            b.handle.report(id, source, Validation::Ignore);
+            held.push(data);
+        }
+        assert_eq!(held.len(), 2, "{} messages of {MESSAGE} bytes held against a 128 KiB share", held.len());
+        // Still over the share: the next one is dropped too.
+        a.handle.publish(Topic::Transactions, vec![0xee; MESSAGE]).await.unwrap();
+        assert!(next_gossip_held(&mut b, QUIET).await.is_none());
+        // Dropping the payloads gives the bytes back.
+        held.clear();
+        a.handle.publish(Topic::Transactions, vec![0xff; MESSAGE]).await.unwrap();
+        expect_gossip(&mut b, Topic::Transactions, &[0xff; MESSAGE], Validation::Accept).await;
+    })
+    .await;
+}
+
+/// Like [`next_gossip`], but keeps the payload as received (its bytes still held).
+async fn next_gossip_held(
+    node: &mut Node,
+    wait: Duration,
+) -> Option<(Topic, PeerId, cdrchain_network::MessageId, cdrchain_network::GossipData)> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, node.events.recv()).await {
+            Ok(Some(NetworkEvent::Gossip { topic, source, id, data })) => {
+                return Some((topic, source, id, data))
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return None,
+        }
+    }
 }

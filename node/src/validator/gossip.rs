@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cdrchain_consensus::{ConsensusMessage, Input, Verdict};
-use cdrchain_network::{NetworkEvent, NetworkHandle, PeerId, Topic, Validation};
+use cdrchain_network::{GossipData, NetworkEvent, NetworkHandle, PeerId, Topic, Validation};
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::tx::{SignedTransaction, Transaction};
@@ -20,7 +20,7 @@ use crate::chain::Chain;
 use crate::config::MAX_GOSSIPED_TX_BYTES;
 use crate::ingest::committed_next;
 use crate::pool::{max_sequences_ahead, TxPool};
-use crate::wire::{ConsensusWire, TxWire, MAX_TXS_PER_GOSSIP};
+use crate::wire::{decode_consensus, ConsensusWire, TxWire, MAX_TXS_PER_GOSSIP};
 use crate::NodeError;
 
 impl Driver {
@@ -74,7 +74,7 @@ impl Driver {
         match event {
             NetworkEvent::Gossip { topic: Topic::Consensus, source, id, data } => {
                 if super::byzantine::flood_enabled(&self.me) {
-                    self.flood_last_consensus = Some(data.clone());
+                    self.flood_last_consensus = Some(data.to_vec());
                 }
                 let now = Instant::now();
                 let verdict = if self.replays.is_known(&data, now) {
@@ -100,12 +100,19 @@ impl Driver {
                 }
             }
             NetworkEvent::SyncRequest { peer, request, reply } => {
-                // Reading blocks can take a while: not on the consensus task.
+                // Reading blocks can take a while: not on the consensus task, and a few at a
+                // time (a peer asking for many cannot make us build them all at once).
                 if let Some(net) = self.net.clone() {
                     let chain = self.chain.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let response = serve_sync(&chain, peer, &request);
-                        net.respond(reply, response);
+                    let serving = self.sync_serving.clone();
+                    tokio::spawn(async move {
+                        let Ok(_permit) = serving.acquire_owned().await else { return };
+                        let built =
+                            tokio::task::spawn_blocking(move || serve_sync(&chain, peer, &request)).await;
+                        // A panic while reading drops the reply: the requester sees a failure.
+                        if let Ok(response) = built {
+                            net.respond(reply, response);
+                        }
                     });
                 }
             }
@@ -135,7 +142,14 @@ impl Driver {
     }
 
     pub(super) async fn on_consensus_gossip(&mut self, data: &[u8]) -> Result<Validation, NodeError> {
-        let wire: ConsensusWire = match decode_exact(data) {
+        // A proposal's signature is checked before its block is decoded (the machine checks
+        // every message again: this is only the cheap gate in front of the expensive decode).
+        let validators = self.machine.validators();
+        let check = |message: &ConsensusMessage| match message {
+            ConsensusMessage::Proposal(p) => validators.verify_proposal(p).map_err(|e| e.to_string()),
+            ConsensusMessage::Vote(_) => Ok(()),
+        };
+        let wire: ConsensusWire = match decode_consensus(data, check) {
             Ok(wire) => wire,
             Err(e) => {
                 tracing::warn!(target: "cdrchain::consensus", "refused a consensus message of {} bytes: {e}", data.len());
@@ -209,7 +223,7 @@ pub(super) fn route_events(
 ) -> mpsc::Receiver<NetworkEvent> {
     let (to_driver, driver_events) = mpsc::channel(MAX_QUEUED_DRIVER_EVENTS);
     let (to_intake, mut intake_events) =
-        mpsc::channel::<(PeerId, cdrchain_network::MessageId, Vec<u8>)>(MAX_QUEUED_TX_GOSSIP_MESSAGES);
+        mpsc::channel::<(PeerId, cdrchain_network::MessageId, GossipData)>(MAX_QUEUED_TX_GOSSIP_MESSAGES);
     let net = intake.net.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {

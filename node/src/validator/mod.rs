@@ -97,6 +97,10 @@ const MAX_QUEUED_DRIVER_EVENTS: usize = 1_024;
 /// Transaction gossip messages waiting to be checked; beyond this they are dropped (the owner
 /// gossips waiting transactions again every [`REANNOUNCE_AFTER_MS`]).
 const MAX_QUEUED_TX_GOSSIP_MESSAGES: usize = 64;
+/// Sync responses built at once (each reads up to [`SYNC_RESPONSE_BUDGET_BYTES`] of blocks and
+/// encodes a copy); further requests wait their turn, holding only their few bytes. The network
+/// bounds the requests in flight per peer.
+const MAX_CONCURRENT_SYNC_SERVES: usize = 2;
 /// Blocks asked for in one sync request.
 const SYNC_BATCH_BLOCKS: u32 = 64;
 /// Block bytes one sync response carries at most, unless its first block alone is larger (it
@@ -213,6 +217,7 @@ pub async fn run(
         status,
         inputs: Vec::new(),
         replays: replay::ReplayFilter::default(),
+        sync_serving: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SYNC_SERVES)),
         flood_ticks: 0,
         flood_last_consensus: None,
     };
@@ -306,6 +311,8 @@ struct Driver {
     inputs: Vec<Input>,
     /// Consensus contents already processed, so that re-wrapped replays cost a hash only.
     replays: replay::ReplayFilter,
+    /// Sync responses being built; at most [`MAX_CONCURRENT_SYNC_SERVES`] at once.
+    sync_serving: Arc<tokio::sync::Semaphore>,
     /// The flooding member (tests only, `byzantine`): ticks so far, and the last consensus
     /// message received, to replay.
     flood_ticks: u64,
