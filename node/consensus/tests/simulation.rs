@@ -94,7 +94,7 @@ fn the_faults_and_byzantine_behaviours_are_exercised() {
         assert_eq!(report.behaviours.iter().filter(|b| **b != Behaviour::Honest).count(), 2);
     }
     assert!(equivocations > 50 && evidence > 50 && crashes > 20, "{equivocations} {evidence} {crashes}");
-    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert_eq!(seen.len(), 5, "{seen:?}");
 }
 
 /// With more than f faulty validators nothing is promised, and the checkers notice: two silent
@@ -114,4 +114,27 @@ fn the_progress_checker_fails_when_too_many_are_faulty() {
     // One silent of four is within f: the chain goes on.
     let report = run(SimConfig { behaviours: Some(vec![Honest, Silent, Honest, Honest]), ..config });
     assert!(report.passed(), "{}", report.summary());
+}
+
+/// Review M2 in the simulator: validators that replay their own earlier votes and proposals with
+/// every broadcast (old rounds and heights included) neither break agreement nor stop the chain,
+/// with and without network faults.
+#[test]
+fn replayed_votes_and_proposals_change_nothing() {
+    use Behaviour::*;
+    for seed in 0..20 {
+        let one = SimConfig {
+            behaviours: Some(vec![Honest, Replayer, Honest, Honest]),
+            faults: seed % 2 == 0,
+            ..SimConfig::new(seed, 4)
+        };
+        let report = run(one);
+        assert!(report.passed(), "seed {seed}: {}", report.summary());
+        let two = SimConfig {
+            behaviours: Some(vec![Replayer, Honest, Honest, Honest, Honest, Replayer, Honest]),
+            ..SimConfig::new(seed, 7)
+        };
+        let report = run(two);
+        assert!(report.passed(), "seed {seed}: {}", report.summary());
+    }
 }

@@ -32,7 +32,7 @@ use parity_scale_codec::Encode;
 
 use crate::machine::{Consensus, Input, Output, Params, Timeout, WalRecord};
 use crate::messages::{ConsensusMessage, Validators};
-use byzantine::{Adversary, Context, EquivocatingProposer, EquivocatingVoter, Silent};
+use byzantine::{Adversary, Context, EquivocatingProposer, EquivocatingVoter, Replayer, Silent};
 use rng::Rng;
 
 /// What a validator does.
@@ -42,6 +42,8 @@ pub enum Behaviour {
     EquivocatingProposer,
     EquivocatingVoter,
     Silent,
+    /// Honest, but replays its own earlier votes and proposals with every broadcast.
+    Replayer,
 }
 
 /// One simulation.
@@ -279,9 +281,10 @@ fn draw_behaviours(rng: &mut Rng, n: usize, config: &SimConfig) -> Vec<Behaviour
         chosen.insert(rng.index(n));
     }
     for i in chosen {
-        behaviours[i] = match rng.range(0, 2) {
+        behaviours[i] = match rng.range(0, 3) {
             0 => Behaviour::EquivocatingProposer,
             1 => Behaviour::EquivocatingVoter,
+            2 => Behaviour::Replayer,
             _ => Behaviour::Silent,
         };
     }
@@ -305,6 +308,7 @@ impl SimNode {
                 Behaviour::EquivocatingProposer => Some(Box::new(EquivocatingProposer::default())),
                 Behaviour::EquivocatingVoter => Some(Box::new(EquivocatingVoter::default())),
                 Behaviour::Silent => Some(Box::new(Silent)),
+                Behaviour::Replayer => Some(Box::new(Replayer::default())),
             },
             machine: None,
             epoch: 0,

@@ -4,10 +4,12 @@
 
 mod equivocating_proposer;
 mod equivocating_voter;
+mod replayer;
 mod silent;
 
 pub use equivocating_proposer::EquivocatingProposer;
 pub use equivocating_voter::EquivocatingVoter;
+pub use replayer::Replayer;
 pub use silent::Silent;
 
 use cdrchain_runtime::ids::OperatorId;
