@@ -154,12 +154,64 @@ pub(crate) fn behaviour(topics: &Topics, limits: &Limits) -> Result<gossipsub::B
         .map_err(|error| NetworkError::InvalidConfig { reason: format!("gossipsub: {error}") })?;
     let mut behaviour = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
         .map_err(|reason| NetworkError::InvalidConfig { reason: format!("gossipsub: {reason}") })?;
+    let (params, thresholds) = peer_score(topics);
+    behaviour.with_peer_score(params, thresholds).map_err(|reason| NetworkError::InvalidConfig {
+        reason: format!("gossipsub peer score: {reason}"),
+    })?;
     for topic in Topic::ALL {
         behaviour.subscribe(topics.ident(topic)).map_err(|error| NetworkError::InvalidConfig {
             reason: format!("gossipsub: cannot subscribe to {topic}: {error}"),
         })?;
     }
     Ok(behaviour)
+}
+
+/// Score lost per invalid message, squared over the count: [`GRAYLIST_SCORE`] is crossed at the
+/// tenth rejected message held in the count at once.
+const INVALID_MESSAGE_WEIGHT: f64 = -1.0;
+/// The count of invalid messages is multiplied by this every [`SCORE_DECAY_INTERVAL`]: a peer
+/// that stops sending them is back to zero within seconds.
+const INVALID_MESSAGE_DECAY: f64 = 0.5;
+/// How often scores decay.
+const SCORE_DECAY_INTERVAL: Duration = Duration::from_secs(1);
+/// Below this score, a peer's messages are ignored entirely (gossipsub's default).
+const GRAYLIST_SCORE: f64 = -80.0;
+/// Penalty weight for broken gossip promises and grafts during backoff (gossipsub's default is
+/// -10; one broken IWANT promise under load must not silence an honest member).
+const BEHAVIOUR_PENALTY_WEIGHT: f64 = -1.0;
+
+const _: () =
+    assert!(INVALID_MESSAGE_WEIGHT < 0.0 && INVALID_MESSAGE_DECAY > 0.0 && INVALID_MESSAGE_DECAY < 1.0);
+
+/// Peer scoring that counts only what the node judged (review M2): a message the node reports
+/// `Reject` (bad signature, malformed, over a limit, a proposal fault: never a state-dependent
+/// judgement, which is `Ignore`) costs its relaying peer score; a peer that keeps sending them
+/// is graylisted (its messages ignored before they are decoded) until its score decays.
+/// Everything that scores public networks' peers by delivery (time in mesh, first deliveries,
+/// mesh delivery rates, IP colocation: all members of a localnet share 127.0.0.1) is off: in a
+/// consortium every member is allowed by key, and a quiet member is not a faulty one.
+fn peer_score(topics: &Topics) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let topic = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0,
+        first_message_deliveries_weight: 0.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: INVALID_MESSAGE_WEIGHT,
+        invalid_message_deliveries_decay: INVALID_MESSAGE_DECAY,
+        ..Default::default()
+    };
+    let params = gossipsub::PeerScoreParams {
+        topics: Topic::ALL.into_iter().map(|t| (topics.hash(t), topic.clone())).collect(),
+        app_specific_weight: 0.0,
+        ip_colocation_factor_weight: 0.0,
+        behaviour_penalty_weight: BEHAVIOUR_PENALTY_WEIGHT,
+        decay_interval: SCORE_DECAY_INTERVAL,
+        ..Default::default()
+    };
+    let thresholds =
+        gossipsub::PeerScoreThresholds { graylist_threshold: GRAYLIST_SCORE, ..Default::default() };
+    (params, thresholds)
 }
 
 #[cfg(test)]

@@ -444,3 +444,47 @@ async fn next_gossip_held(
         }
     }
 }
+
+#[tokio::test]
+async fn a_peer_that_keeps_sending_rejected_messages_is_ignored_until_its_score_recovers() {
+    within(30, async {
+        let a = spawn(1, &[1, 2], &[], GENESIS, Limits::default()).await;
+        let mut b = spawn(2, &[1, 2], &[&a], GENESIS, Limits::default()).await;
+        wait_for_peers(&a, &[2], 2).await;
+        wait_for_peers(&b, &[1], 2).await;
+
+        // Messages B judges invalid, one at a time: each is delivered and rejected until A's
+        // score falls below the graylist threshold (about ten while the count is held), after
+        // which A's messages are not even delivered.
+        let mut rejected = 0;
+        loop {
+            let data = format!("invalid {rejected}").into_bytes();
+            a.handle.publish(Topic::Transactions, data).await.unwrap();
+            match next_gossip(&mut b, Duration::from_millis(500)).await {
+                Some((_, source, id, _)) => {
+                    b.handle.report(id, source, Validation::Reject);
+                    rejected += 1;
+                }
+                None => break,
+            }
+            assert!(rejected < 40, "A was never graylisted");
+        }
+        assert!(rejected >= 9, "graylisted after only {rejected} rejected messages");
+        // The count decays (halved every second): a few seconds later A is heard again.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let mut index = 0u32;
+        loop {
+            index += 1;
+            let data = format!("after the penalty {index}").into_bytes();
+            a.handle.publish(Topic::Transactions, data).await.unwrap();
+            // (The graylisted message itself may come too, by IHAVE/IWANT, once A is heard.)
+            if let Some((_, source, id, _)) = next_gossip(&mut b, Duration::from_millis(500)).await {
+                b.handle.report(id, source, Validation::Accept);
+                assert_eq!(source, peer(1));
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "A was never heard again");
+        }
+    })
+    .await;
+}
