@@ -74,6 +74,12 @@ pub struct Args {
     /// 25%, 50% and 100% of R (paced), each for --duration, with its latency, CPU and memory.
     #[arg(long)]
     pub sweep: bool,
+    /// localnet: the fourth validator (dave) floods the others as a hostile member would
+    /// (batches of its own far and a little ahead of the chain, every consensus message it
+    /// receives replayed with fresh nonces: the robustness tests' `CDRCHAIN_FAILPOINT=flood`),
+    /// and the load goes to the three honest validators only: the committed rate is theirs.
+    #[arg(long)]
+    pub flood: bool,
     /// evm-baseline: the anvil binary (default: contracts/node_modules/.bin/anvil under the
     /// current directory, else `anvil` on PATH).
     #[arg(long, value_name = "FILE")]
@@ -96,6 +102,9 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.flood && args.suite != Suite::Localnet {
+        anyhow::bail!("--flood applies to the localnet suite only (it needs other validators to flood)");
+    }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let figures = match args.suite {

@@ -101,6 +101,7 @@ pub(super) async fn localnet(args: &Args) -> anyhow::Result<Value> {
         ])
         .args(["--log", &node_log_filter()])
         .args(args.max_queue.into_iter().flat_map(|q| ["--max-queue".to_string(), q.to_string()]))
+        .envs(args.flood.then_some(("CDRCHAIN_FAILPOINT", format!("flood:{FLOODING_MEMBER}"))))
         .stdout(Stdio::null())
         .spawn()
         .context("starting cdrchain testnet")?;
@@ -115,12 +116,22 @@ pub(super) async fn localnet(args: &Args) -> anyhow::Result<Value> {
                 procs.pids.len()
             );
         }
-        run_suite("localnet", &urls, args, &procs).await
+        // With --flood the flooding member (the last validator) gets no load: what commits is
+        // the honest operators' (every validator's memory is still sampled).
+        let honest = if args.flood { &urls[..urls.len() - 1] } else { &urls[..] };
+        let mut figures = run_suite("localnet", honest, args, &procs).await?;
+        if args.flood {
+            figures["flooding_member"] = FLOODING_MEMBER.into();
+        }
+        Ok(figures)
     }
     .await;
     terminate(&mut child);
     result
 }
+
+/// The localnet member that floods with `bench localnet --flood`: the fourth validator.
+const FLOODING_MEMBER: &str = "dave";
 
 /// Waits until every validator at `urls` has all the others as peers.
 async fn wait_for_peers(urls: &[String]) -> anyhow::Result<()> {
