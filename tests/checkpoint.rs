@@ -13,26 +13,28 @@ use serde_json::{json, Value};
 
 const CONTRACT: &str = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
 
+/// The dev chain's spec with a checkpoint every `interval` blocks, written into `dir`.
+fn dev_spec(dir: &std::path::Path, interval: u64) -> std::path::PathBuf {
+    let spec = dir.join(format!("dev-{interval}.json"));
+    let interval = interval.to_string();
+    let output = run(&[
+        "build-spec",
+        "--chain",
+        "dev",
+        "--checkpoint-interval",
+        &interval,
+        "--out",
+        spec.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    spec
+}
+
 #[test]
 fn a_dev_validator_signs_every_checkpoint_for_its_contract() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("dev-3.json");
-    let output =
-        run(&["build-spec", "--chain", "dev", "--checkpoint-interval", "3", "--out", spec.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let node = Node::start(&[
-        "node",
-        "--chain",
-        spec.to_str().unwrap(),
-        "--dev-key",
-        "alice",
-        "--tmp",
-        "--rpc-addr",
-        "127.0.0.1:0",
-        "--no-metrics",
-        "--checkpoint-contract",
-        CONTRACT,
-    ]);
+    let spec = dev_spec(dir.path(), 3);
+    let node = Node::start_spec(&spec, &["--checkpoint-contract", CONTRACT]);
     assert!(
         node.early.iter().any(|l| l.contains("signing RSK checkpoints every 3 blocks")),
         "{:?}",
@@ -79,27 +81,11 @@ fn a_dev_validator_signs_every_checkpoint_for_its_contract() {
 #[test]
 fn every_checkpoint_is_signed_while_batches_fill_the_pool() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("dev-2.json");
-    let output =
-        run(&["build-spec", "--chain", "dev", "--checkpoint-interval", "2", "--out", spec.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let node = Node::start(&[
-        "node",
-        "--chain",
-        spec.to_str().unwrap(),
-        "--dev-key",
-        "alice",
-        "--tmp",
-        "--rpc-addr",
-        "127.0.0.1:0",
-        "--no-metrics",
-        "--checkpoint-contract",
-        CONTRACT,
-        "--pool-size",
-        "1",
-        "--batch-size",
-        "1",
-    ]);
+    let spec = dev_spec(dir.path(), 2);
+    let node = Node::start_spec(
+        &spec,
+        &["--checkpoint-contract", CONTRACT, "--pool-size", "1", "--batch-size", "1"],
+    );
     // One CDR per batch and a pool of one: a batch waits in the pool at almost every commit.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut n = 0;

@@ -386,17 +386,7 @@ fn a_chain_with_blocks_smaller_than_the_default_batch_commits_everything_promptl
     let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     spec["params"]["max_block_cdrs"] = json!(1_000);
     std::fs::write(&path, spec.to_string()).unwrap();
-    let node = Node::start(&[
-        "node",
-        "--chain",
-        path.to_str().unwrap(),
-        "--dev-key",
-        "alice",
-        "--tmp",
-        "--rpc-addr",
-        "127.0.0.1:0",
-        "--no-metrics",
-    ]);
+    let node = Node::start_spec(&path, &[]);
     let (status, answer) = node.post("/ingest/cdrs", &ndjson(0..1_500));
     assert_eq!(status, 200, "{answer}");
     node.wait_committed("alice:1499", Duration::from_secs(10));

@@ -55,6 +55,24 @@ impl Node {
         Node::start(&args)
     }
 
+    /// Starts alice's validator of the chain spec at `spec` (a temporary database, RPC on a
+    /// free loopback port, no metrics), plus `extra`, and waits until its RPC answers.
+    pub fn start_spec(spec: &std::path::Path, extra: &[&str]) -> Node {
+        let mut args = vec![
+            "node",
+            "--chain",
+            spec.to_str().unwrap_or_default(),
+            "--dev-key",
+            "alice",
+            "--tmp",
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--no-metrics",
+        ];
+        args.extend_from_slice(extra);
+        Node::start(&args)
+    }
+
     pub fn start(args: &[&str]) -> Node {
         Node::start_env(args, &[])
     }
