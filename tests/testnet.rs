@@ -382,3 +382,27 @@ fn a_flooding_member_does_not_stop_the_honest_operators() {
     assert_same_chain(&honest.iter().chain([&dave]).collect::<Vec<_>>());
     eprintln!("9,000 honest CDRs committed on all four nodes under the flood in {elapsed:?}");
 }
+
+/// Review M1: bootnodes given by DNS name (as the production instructions write them) are
+/// dialled, and one that cannot be reached is a warning with the reason, not a debug line.
+#[test]
+fn bootnodes_by_dns_name_connect_and_an_unreachable_one_is_a_warning() {
+    let mut net = Net::new();
+    net.host = "/dns4/localhost".to_string();
+    // Alice first, alone: her bootnodes refuse connections.
+    let mut alice = net.start(0);
+    let mut lines = Vec::new();
+    assert!(
+        log_contains(&mut alice, &mut lines, "cannot reach bootnode", Duration::from_secs(15)),
+        "no warning for unreachable bootnodes: {lines:?}"
+    );
+    let others: Vec<Node> = (1..4).map(|i| net.start(i)).collect();
+    let nodes: Vec<&Node> = std::iter::once(&alice).chain(others.iter()).collect();
+    // Connected by name: what alice and dave submit commits everywhere.
+    let mut ids = submit(&alice, 0, 20);
+    ids.extend(submit(&others[2], 1_000, 20));
+    wait_all_committed(&nodes, &ids, Duration::from_secs(60));
+    assert_same_chain(&nodes);
+    let peers = alice.call("system_peers", json!([])).unwrap();
+    assert_eq!(peers.as_array().map(Vec::len), Some(3), "{peers}");
+}

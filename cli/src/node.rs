@@ -68,7 +68,10 @@ pub struct Args {
     pub listen: Vec<String>,
 
     /// Peers to connect to first: multiaddrs ending in /p2p/<peer id>, comma-separated or
-    /// repeated. Only peers the chain spec lists are accepted, whatever is given here.
+    /// repeated; the host by IP (/ip4/, /ip6/) or by DNS name (/dns4/validator.example.net/tcp/
+    /// 30333/p2p/…, resolved with the system's resolver, again at every redial). Only peers the
+    /// chain spec lists are accepted, whatever is given here. One that cannot be reached is
+    /// logged at WARN with the reason, and redialled.
     #[arg(long, value_name = "MULTIADDR", value_delimiter = ',')]
     pub bootnodes: Vec<String>,
 

@@ -252,13 +252,21 @@ pub struct Net {
     pub ports: Vec<u16>,
     /// What the nodes get as `--chain`: `local`, or a spec file of the same four dev accounts.
     pub chain: String,
+    /// How bootnode addresses name the host: `/ip4/127.0.0.1`, or e.g. `/dns4/localhost`.
+    pub host: String,
 }
 
 impl Net {
     pub fn new() -> Net {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().to_path_buf();
-        Net { _dir: dir, base, ports: (0..4).map(|_| free_port()).collect(), chain: "local".to_string() }
+        Net {
+            _dir: dir,
+            base,
+            ports: (0..4).map(|_| free_port()).collect(),
+            chain: "local".to_string(),
+            host: "/ip4/127.0.0.1".to_string(),
+        }
     }
 
     pub fn bootnodes(&self, except: usize) -> String {
@@ -266,7 +274,8 @@ impl Net {
             .filter(|j| *j != except)
             .map(|j| {
                 format!(
-                    "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+                    "{}/tcp/{}/p2p/{}",
+                    self.host,
                     self.ports[j],
                     DevAccount::derive(DEV_ACCOUNT_NAMES[j]).peer_id()
                 )

@@ -77,15 +77,33 @@ pub(crate) fn build_swarm(
         behaviour.allowed.allow_peer(*peer);
     }
     let idle = limits.idle_connection_timeout;
+    let resolver = dns_resolver();
     let swarm = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|error| NetworkError::Transport { reason: error.to_string() })?
+        .with_dns_config(resolver.0, resolver.1)
         .with_behaviour(|_| behaviour)
         .map_err(|error| NetworkError::Transport { reason: error.to_string() })?
         .with_swarm_config(|config| config.with_idle_connection_timeout(idle))
         .build();
     Ok(swarm)
+}
+
+/// How `/dns4/` and `/dns6/` addresses are resolved: the system's resolver configuration
+/// (`/etc/resolv.conf`), or, where it cannot be read, the hosts file only (with a warning: a
+/// node whose bootnodes are all IP addresses must not fail to start for want of DNS).
+fn dns_resolver() -> (libp2p::dns::ResolverConfig, libp2p::dns::ResolverOpts) {
+    match hickory_resolver::system_conf::read_system_conf() {
+        Ok(system) => system,
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "cannot read the system's DNS configuration: /dns4/ and /dns6/ addresses resolve from the hosts file only"
+            );
+            (libp2p::dns::ResolverConfig::from_parts(None, Vec::new(), Vec::new()), Default::default())
+        }
+    }
 }
 
 fn connection_limits(limits: &Limits) -> ConnectionLimits {

@@ -37,6 +37,10 @@ use crate::{
 
 /// Listen addresses kept per peer from identify, for redialling.
 const MAX_LEARNED_ADDRESSES: usize = 8;
+/// A bootnode that cannot be dialled is logged at WARN at most this often.
+const BOOTNODE_WARN_INTERVAL: Duration = Duration::from_secs(60);
+/// A node with no peer for this long says so at INFO (and again every such interval).
+const ALONE_NOTICE: Duration = Duration::from_secs(60);
 /// Heartbeats in a row in which a peer's send queue overflowed before it is disconnected.
 const SLOW_PEER_HEARTBEATS: u32 = 3;
 /// Drops are logged at most this often (with running totals).
@@ -67,6 +71,11 @@ pub(crate) struct Service {
     budget: GossipBudget,
     /// Peers whose send queue overflowed, with when it last did and how many heartbeats in a row.
     slow: HashMap<PeerId, (Instant, u32)>,
+    /// When each bootnode's last failed dial was logged at WARN.
+    bootnode_warned: HashMap<PeerId, Instant>,
+    /// Since when no peer is connected (from the start), and when that was last said.
+    alone_since: Option<Instant>,
+    alone_said: Option<Instant>,
 }
 
 struct Connected {
@@ -149,6 +158,9 @@ impl Service {
             drops: Drops::default(),
             budget: GossipBudget::new(config.limits.gossip_held_bytes),
             slow: HashMap::new(),
+            bootnode_warned: HashMap::new(),
+            alone_since: Some(Instant::now()),
+            alone_said: None,
             limits: config.limits,
         })
     }
@@ -170,7 +182,10 @@ impl Service {
                     _ => break,
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                _ = redial.tick() => self.redial(),
+                _ = redial.tick() => {
+                    self.redial();
+                    self.say_if_alone();
+                }
                 // An owned permit (on a cheap clone of the sender) so no borrow of `self`
                 // outlives the branch.
                 permit = self.events.clone().reserve_owned(), if !self.backlog.is_empty() => match permit {
@@ -339,6 +354,9 @@ impl Service {
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
                     self.slow.remove(&peer_id);
+                    if self.peers.is_empty() {
+                        self.alone_since = Some(Instant::now());
+                    }
                     tracing::info!(peer = %peer_id, cause = ?cause, "peer disconnected");
                     self.emit_connection_event(NetworkEvent::PeerDisconnected(peer_id));
                 } else if let Some(connected) = self.peers.get_mut(&peer_id) {
@@ -361,10 +379,63 @@ impl Service {
                     %address,
                     "dialled address belongs to another peer; check the bootnode configuration"
                 ),
-                error => tracing::debug!(peer = ?peer_id, %error, "dial failed"),
+                error => self.on_dial_failure(peer_id, &error),
             },
             _ => {}
         }
+    }
+
+    /// A failed dial: at WARN, with the reason, for a configured bootnode (at most every
+    /// [`BOOTNODE_WARN_INTERVAL`] per bootnode: it is redialled every few seconds), else at DEBUG.
+    fn on_dial_failure(&mut self, peer: Option<PeerId>, error: &DialError) {
+        let Some(peer) = peer.filter(|p| self.bootnodes.contains_key(p)) else {
+            tracing::debug!(peer = ?peer, %error, "dial failed");
+            return;
+        };
+        let now = Instant::now();
+        if self.bootnode_warned.get(&peer).is_some_and(|at| now.duration_since(*at) < BOOTNODE_WARN_INTERVAL)
+        {
+            tracing::debug!(%peer, %error, "bootnode dial failed");
+            return;
+        }
+        self.bootnode_warned.insert(peer, now);
+        let addresses: Vec<String> =
+            self.bootnodes.get(&peer).into_iter().flatten().map(ToString::to_string).collect();
+        tracing::warn!(
+            %peer,
+            addresses = %addresses.join(", "),
+            %error,
+            "cannot reach bootnode (retrying every {:?})",
+            self.limits.redial_interval
+        );
+    }
+
+    /// Says at INFO, once a minute, that this node has had no peer for over [`ALONE_NOTICE`]:
+    /// a validator alone cannot commit anything. Quiet where no other peer is allowed.
+    fn say_if_alone(&mut self) {
+        let Some(since) = self.alone_since else { return };
+        if !self.peers.is_empty() {
+            self.alone_since = None;
+            self.alone_said = None;
+            return;
+        }
+        let me = *self.swarm.local_peer_id();
+        if !self.allowed.iter().any(|peer| *peer != me) {
+            return;
+        }
+        let now = Instant::now();
+        let alone_for = now.duration_since(since);
+        if alone_for < ALONE_NOTICE || self.alone_said.is_some_and(|at| now.duration_since(at) < ALONE_NOTICE)
+        {
+            return;
+        }
+        self.alone_said = Some(now);
+        tracing::info!(
+            seconds = alone_for.as_secs(),
+            bootnodes = self.bootnodes.len(),
+            "no peer connected for {} s: this validator is alone; check --bootnodes and that the other validators are reachable",
+            alone_for.as_secs()
+        );
     }
 
     fn on_connected(&mut self, peer: PeerId, endpoint: &ConnectedPoint, connections: u32) {

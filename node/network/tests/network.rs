@@ -488,3 +488,25 @@ async fn a_peer_that_keeps_sending_rejected_messages_is_ignored_until_its_score_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_bootnode_given_by_dns_name_is_dialled() {
+    within(20, async {
+        let a = spawn(1, &[1, 2], &[], GENESIS, Limits::default()).await;
+        // A's address with its IP replaced by a name: /dns4/localhost/tcp/<port>/p2p/<id>.
+        let by_name: Multiaddr = a
+            .address
+            .iter()
+            .map(|protocol| match protocol {
+                libp2p::multiaddr::Protocol::Ip4(_) => libp2p::multiaddr::Protocol::Dns4("localhost".into()),
+                other => other,
+            })
+            .collect();
+        assert!(by_name.to_string().starts_with("/dns4/localhost/tcp/"), "{by_name}");
+        let named = Node { handle: a.handle.clone(), events: mpsc::channel(1).1, address: by_name };
+        let b = spawn(2, &[1, 2], &[&named], GENESIS, Limits::default()).await;
+        wait_for_peers(&b, &[1], 2).await;
+        wait_for_peers(&a, &[2], 2).await;
+    })
+    .await;
+}
