@@ -269,6 +269,20 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let error = node.call("cdr_submit", json!(["not an array"])).unwrap_err();
     assert_eq!(error["code"], -32602);
 
+    // A JSON-RPC batch over the limit is refused whole, naming the limit; one at it is served.
+    let limit = cdrchain_node::rpc::MAX_BATCH_CALLS as usize;
+    let calls = |n: usize| -> Value {
+        (0..n)
+            .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "cdr_get", "params": ["alice:0"]}))
+            .collect()
+    };
+    let answer: Value = ureq::post(&node.rpc).send_json(calls(limit + 1)).unwrap().into_json().unwrap();
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    let data = answer["error"]["data"].to_string();
+    assert!(message.contains("batch") && data.contains(&limit.to_string()), "{answer}");
+    let answers: Value = ureq::post(&node.rpc).send_json(calls(limit)).unwrap().into_json().unwrap();
+    assert_eq!(answers.as_array().map(Vec::len), Some(limit));
+
     // Nothing of the refused submissions was numbered or stored.
     assert_eq!(node.call("cdr_status", json!(["alice:10"])).unwrap()["status"], "unknown");
     let (status, answer) = node.post("/ingest/cdrs", &cdr(300).to_string());

@@ -129,10 +129,10 @@ impl Node {
         }
     }
 
-    /// Many calls in JSON-RPC batches of 500; results in order.
+    /// Many calls in JSON-RPC batches of the server's largest size; results in order.
     pub fn batch(&self, calls: &[(&str, Value)]) -> Vec<Value> {
         let mut out = Vec::with_capacity(calls.len());
-        for chunk in calls.chunks(500) {
+        for chunk in calls.chunks(cdrchain_node::rpc::MAX_BATCH_CALLS as usize) {
             let requests: Vec<Value> = chunk
                 .iter()
                 .enumerate()
