@@ -407,3 +407,28 @@ fn a_chain_with_blocks_smaller_than_the_default_batch_commits_everything_promptl
     let head = node.call("chain_getHeader", json!([])).unwrap();
     assert!(head["number"].as_u64().unwrap() >= 2, "1,500 CDRs need two blocks of 1,000: {head}");
 }
+
+/// Review H1: idle connections (opened, nothing sent, or half a request) do not lock out an
+/// authorised client: with 600 of them open, a POST to `/ingest/cdrs` is answered within 2 s.
+#[test]
+fn idle_connections_do_not_delay_an_ingest_post() {
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &[]);
+    let address = node.rpc.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for i in 0..600 {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        if i % 2 == 1 {
+            use std::io::Write;
+            // Half a request: a header line and no end of headers.
+            let _ = stream.write_all(b"POST /ingest/cdrs HTTP/1.1\r\nHost: x\r\n");
+        }
+        idle.push(stream);
+    }
+    let started = std::time::Instant::now();
+    let (status, answer) = node.post("/ingest/cdrs", &cdr(0).to_string());
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{answer}");
+    assert!(took < Duration::from_secs(2), "the POST took {took:?} with 600 idle connections open");
+    drop(idle);
+}
