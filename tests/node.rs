@@ -432,3 +432,43 @@ fn idle_connections_do_not_delay_an_ingest_post() {
     assert!(took < Duration::from_secs(2), "the POST took {took:?} with 600 idle connections open");
     drop(idle);
 }
+
+/// Review M4: a web page open on the node's machine cannot use a token-less loopback node:
+/// another site's Origin and a Host that is not a loopback name are refused with 403 (ingest and
+/// JSON-RPC alike); switches and the CLI, which send neither, are served.
+#[test]
+fn pages_of_other_sites_are_refused_by_a_loopback_node() {
+    use std::io::{Read, Write};
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &[]);
+    let body = cdr(0).to_string();
+    let cross = ureq::post(&format!("{}/ingest/cdrs", node.rpc))
+        .set("Origin", "https://evil.example")
+        .send_string(&body);
+    match cross {
+        Err(ureq::Error::Status(403, response)) => {
+            let answer: Value = response.into_json().unwrap();
+            assert!(answer["error"].as_str().unwrap().contains("cross-origin"), "{answer}");
+        }
+        other => panic!("a cross-origin POST was not refused: {:?}", other.map(|r| r.status())),
+    }
+    let rpc = ureq::post(&node.rpc)
+        .set("Origin", "https://evil.example")
+        .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": "system_health", "params": []}));
+    assert!(matches!(rpc, Err(ureq::Error::Status(403, _))), "a cross-origin JSON-RPC call was served");
+    // DNS rebinding: the request names another host.
+    let address = node.rpc.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let request = format!(
+        "POST /ingest/cdrs HTTP/1.1\r\nHost: evil.example:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        address.rsplit(':').next().unwrap(),
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    // Nothing was taken; a switch's POST (no Origin, Host 127.0.0.1) is.
+    let (status, answer) = node.post("/ingest/cdrs", &body);
+    assert_eq!((status, answer["ids"].clone()), (200, json!(["alice:0"])), "{answer}");
+}

@@ -25,28 +25,34 @@ use crate::ingest::{self, IngestError};
 pub(super) struct FrontLayer {
     /// Whom ingest hands the CDRs to, and the token to check.
     ctx: Arc<RpcContext>,
+    /// Whether the server listens on a loopback address without a token (see
+    /// [`super::browser`]).
+    loopback: bool,
 }
 
 impl FrontLayer {
-    pub(super) fn new(ctx: Arc<RpcContext>) -> Self {
-        Self { ctx }
+    pub(super) fn new(ctx: Arc<RpcContext>, loopback: bool) -> Self {
+        Self { ctx, loopback }
     }
 }
 
 impl<S> Layer<S> for FrontLayer {
     type Service = Front<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Front { inner, ctx: self.ctx.clone() }
+        Front { inner, ctx: self.ctx.clone(), loopback: self.loopback }
     }
 }
 
-/// Checks the bearer token, and serves `/ingest/…`; passes everything else to `inner`.
+/// Refuses other sites' pages ([`super::browser`]), checks the bearer token, and serves
+/// `/ingest/…`; passes everything else to `inner`.
 #[derive(Clone, Debug)]
 pub(super) struct Front<S> {
     /// The JSON-RPC service.
     inner: S,
     /// Whom ingest hands the CDRs to, and the token to check.
     ctx: Arc<RpcContext>,
+    /// Whether the server listens on a loopback address without a token.
+    loopback: bool,
 }
 
 impl<S, B> Service<HttpRequest<B>> for Front<S>
@@ -67,6 +73,12 @@ where
     }
 
     fn call(&mut self, mut request: HttpRequest<B>) -> Self::Future {
+        if let Some(why) = super::browser::refusal(self.loopback, request.headers()) {
+            tracing::debug!(target: "cdrchain::rpc", path = %request.uri().path(), "{why}");
+            return Box::pin(
+                async move { Ok(json_response(StatusCode::FORBIDDEN, &json!({ "error": why }))) },
+            );
+        }
         let authorized = bearer_ok(self.ctx.token.as_deref(), &request);
         if authorized {
             request.extensions_mut().insert(Authorized);

@@ -27,6 +27,7 @@
 //! loopback, write methods and ingest need `Authorization: Bearer <token>`.
 
 pub mod api;
+mod browser;
 mod cdr;
 mod chain;
 mod checkpoint;
@@ -211,7 +212,9 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<()>, NodeError> {
 
 /// Starts the RPC server; returns its handle and the address it bound.
 pub async fn start(addr: SocketAddr, ctx: Arc<RpcContext>) -> Result<(ServerHandle, SocketAddr), NodeError> {
-    let front = http_ingest::FrontLayer::new(ctx.clone());
+    // The Host check guards a loopback node that takes requests without a token (see `browser`).
+    let open_loopback = addr.ip().is_loopback() && ctx.token.is_none();
+    let front = http_ingest::FrontLayer::new(ctx.clone(), open_loopback);
     let config = ServerConfig::builder()
         .max_request_body_size(u32::try_from(ingest::MAX_SUBMISSION_BYTES).unwrap_or(u32::MAX))
         .max_response_body_size(MAX_RESPONSE_BYTES)
