@@ -415,13 +415,53 @@ pub(crate) mod tests {
     use super::*;
     use cdrchain_chain_spec::{ChainSpec, DevAccount};
 
-    /// A dev chain's storage and pool with ingest started on them.
+    /// A dev chain's storage and pool with ingest started on them. Dropped, it waits for the
+    /// writer thread to end: a thread still holding the database when the test process exits
+    /// races RocksDB's static destructors (an abort, "pthread lock: Invalid argument").
     pub(crate) struct Fixture {
         _dir: tempfile::TempDir,
         pub(crate) storage: Arc<Storage>,
         pub(crate) pool: Arc<TxPool>,
-        pub(crate) ingest: Arc<Ingest>,
+        pub(crate) ingest: IngestHandle,
         _stop: watch::Sender<bool>,
+        writer: Option<std::thread::JoinHandle<()>>,
+    }
+
+    /// The fixture's ingest handle; reads as [`Ingest`], and can be let go of before the join.
+    pub(crate) struct IngestHandle(Option<Arc<Ingest>>);
+
+    impl std::ops::Deref for IngestHandle {
+        type Target = Ingest;
+        fn deref(&self) -> &Ingest {
+            self.0.as_ref().expect("the fixture's ingest is dropped only with the fixture")
+        }
+    }
+
+    impl IngestHandle {
+        /// Another handle on the same ingest (drop it before the fixture).
+        pub(crate) fn arc(&self) -> Arc<Ingest> {
+            self.0.clone().expect("the fixture's ingest is dropped only with the fixture")
+        }
+    }
+
+    /// How long a dropped fixture waits for its writer thread.
+    const WRITER_JOIN_WAIT: Duration = Duration::from_secs(5);
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            // The writer ends once the last handle is gone (tests hold no other).
+            self.ingest.0 = None;
+            let _ = self._stop.send(true);
+            if let Some(writer) = self.writer.take() {
+                let deadline = std::time::Instant::now() + WRITER_JOIN_WAIT;
+                while !writer.is_finished() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if writer.is_finished() {
+                    let _ = writer.join();
+                }
+            }
+        }
     }
 
     pub(crate) fn start(batch_max: usize, max_in_flight: u64, max_queue: u64) -> Fixture {
@@ -442,9 +482,16 @@ pub(crate) mod tests {
             max_in_flight,
             max_queue,
         };
-        let Started { ingest, .. } =
+        let Started { ingest, writer, .. } =
             Ingest::start(storage.clone(), pool.clone(), settings, stopping).unwrap();
-        Fixture { _dir: dir, storage, pool, ingest, _stop: stop }
+        Fixture {
+            _dir: dir,
+            storage,
+            pool,
+            ingest: IngestHandle(Some(ingest)),
+            _stop: stop,
+            writer: Some(writer),
+        }
     }
 
     /// `count` distinct CDRs from `from`; `pad` characters of call id and linked id each.

@@ -26,7 +26,7 @@ fn dev_module() -> Fixture {
     let chain = Arc::new(Chain::new(ingest.storage.clone(), ChainSpec::dev(), Arc::new(Metrics::new())));
     let ctx = RpcContext {
         chain,
-        ingest: ingest.ingest.clone(),
+        ingest: ingest.ingest.arc(),
         pool: ingest.pool.clone(),
         token: None,
         status: Arc::new(ConsensusStatus::default()),
