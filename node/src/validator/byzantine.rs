@@ -36,10 +36,7 @@ const FLOOD_FAR_SEQUENCE: u64 = 1 << 40;
 /// `CDRCHAIN_FAILPOINT=flood` (any node), or `flood:NAME` (only operator NAME's node, so that one
 /// of the validators a `cdrchain testnet` starts floods the others).
 pub(super) fn flood_enabled(me: &OperatorId) -> bool {
-    static SET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let setting =
-        SET.get_or_init(|| std::env::var("CDRCHAIN_FAILPOINT").ok().filter(|v| v.starts_with("flood")));
-    match setting.as_deref() {
+    match super::failpoint() {
         Some("flood") => true,
         Some(other) => other.strip_prefix("flood:") == Some(me.as_str()),
         None => false,

@@ -217,6 +217,7 @@ pub async fn run(
         status,
         inputs: Vec::new(),
         replays: replay::ReplayFilter::default(),
+        pooled_checkpoints: HashMap::new(),
         sync_serving: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SYNC_SERVES)),
         flood_ticks: 0,
         flood_last_consensus: None,
@@ -237,8 +238,14 @@ async fn recv(events: &mut Option<mpsc::Receiver<NetworkEvent>>) -> Option<Netwo
 /// process exit, as if killed, right after it sends a prevote (from height 2 on), before it can
 /// precommit. Read once; never set in production.
 fn failpoint_exit_after_prevote() -> bool {
-    static SET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SET.get_or_init(|| std::env::var("CDRCHAIN_FAILPOINT").is_ok_and(|v| v == "exit-after-prevote"))
+    failpoint() == Some("exit-after-prevote")
+}
+
+/// The fault-injection setting, `CDRCHAIN_FAILPOINT`, read once (tests only; see
+/// [`failpoint_exit_after_prevote`] and `byzantine::flood_enabled`).
+fn failpoint() -> Option<&'static str> {
+    static SET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| std::env::var("CDRCHAIN_FAILPOINT").ok()).as_deref()
 }
 
 fn next_height(chain: &Chain) -> Height {
@@ -311,6 +318,9 @@ struct Driver {
     inputs: Vec<Input>,
     /// Consensus contents already processed, so that re-wrapped replays cost a hash only.
     replays: replay::ReplayFilter,
+    /// Our signatures of the recent checkpoints, by height, as pooled: not signed again while
+    /// the pool still holds them (see `checkpoint`).
+    pooled_checkpoints: HashMap<u64, Hash32>,
     /// Sync responses being built; at most [`MAX_CONCURRENT_SYNC_SERVES`] at once.
     sync_serving: Arc<tokio::sync::Semaphore>,
     /// The flooding member (tests only, `byzantine`): ticks so far, and the last consensus
