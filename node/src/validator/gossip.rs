@@ -292,6 +292,8 @@ pub(super) fn check_tx_gossip(chain: &Chain, pool: &TxPool, data: &[u8]) -> Vali
     let ahead_limit = max_sequences_ahead(chain.spec.params.max_block_cdrs);
     let mut added = 0;
     let mut ahead = 0;
+    // Each operator's committed next sequence, as read for this message (a few operators).
+    let mut committed: Vec<(cdrchain_runtime::ids::OperatorId, u64)> = Vec::new();
     for tx in wire.txs.into_inner() {
         let operator = tx.transaction.operator().clone();
         let Some((_, key)) = chain.authorities_and_operators().find(|(id, _)| *id == operator) else {
@@ -306,7 +308,15 @@ pub(super) fn check_tx_gossip(chain: &Chain, pool: &TxPool, data: &[u8]) -> Vali
         }
         if let Some(first) = first_sequence(&tx.transaction) {
             // An operator the state does not know yet (or a state read failure) counts from 0.
-            let next = committed_next(&chain.storage, &operator).map_or(0, |s| s.0);
+            // Read once per operator and message: a message holds up to MAX_TXS_PER_GOSSIP.
+            let next = match committed.iter().find(|(id, _)| *id == operator) {
+                Some((_, next)) => *next,
+                None => {
+                    let next = committed_next(&chain.storage, &operator).map_or(0, |s| s.0);
+                    committed.push((operator.clone(), next));
+                    next
+                }
+            };
             if first > next.saturating_add(ahead_limit) {
                 ahead += 1;
                 tracing::debug!(
