@@ -2,11 +2,11 @@
 //! validator signs it and pools the signature like its other transactions, and keeps doing so
 //! after every commit until the chain holds it.
 //!
-//! Nothing is kept in memory between commits: after each one, the recent checkpoints whose
-//! signature by this validator the state does not hold are signed again (signatures are
-//! deterministic, so the transaction is the same and the pool takes it once). A signature lost
-//! with a full pool, an eviction or a restart is therefore pooled again at the next commit; the
-//! state is the durable record of what is still to do.
+//! The state is the durable record of what is still to do: after each commit, the recent
+//! checkpoints whose signature by this validator the state does not hold are signed again
+//! (signatures are deterministic, so the transaction is the same). A signature lost with a full
+//! pool, an eviction or a restart is therefore pooled again at the next commit; one still
+//! waiting in the pool is not signed again (the driver remembers the ids it pooled).
 
 use cdrchain_runtime::block::Block;
 use cdrchain_runtime::checkpoint::{Checkpoint, CheckpointSignature};
@@ -41,12 +41,18 @@ impl Driver {
     /// the signatures in the pool, which gossips them like our other transactions.
     pub(super) fn sign_checkpoint(&mut self, block: &Block) {
         let Some(signing) = self.settings.checkpoints.clone() else { return };
-        for height in recent_checkpoints(block.header.number.0, self.chain.ctx.checkpoint_interval) {
+        let recent = recent_checkpoints(block.header.number.0, self.chain.ctx.checkpoint_interval);
+        self.pooled_checkpoints.retain(|height, _| recent.contains(height));
+        for height in recent {
+            // Signed at an earlier commit and still waiting in the pool: nothing to redo.
+            if self.pooled_checkpoints.get(&height).is_some_and(|id| self.pool.contains(id)) {
+                continue;
+            }
             self.sign_checkpoint_at(&signing, Height(height));
         }
     }
 
-    fn sign_checkpoint_at(&self, signing: &CheckpointSigning, height: Height) {
+    fn sign_checkpoint_at(&mut self, signing: &CheckpointSigning, height: Height) {
         let storage = &self.chain.storage;
         let read = |key: StateKey| storage.get(&key.encode());
         match read(StateKey::CheckpointSignature(height, self.me.clone())) {
@@ -84,7 +90,9 @@ impl Driver {
         });
         let genesis = self.chain.ctx.genesis_hash;
         let signed = SignedTransaction::sign(tx, &self.key, &genesis);
-        match self.pool.add(signed.id(&genesis), signed) {
+        let id = signed.id(&genesis);
+        self.pooled_checkpoints.insert(height.0, id);
+        match self.pool.add(id, signed) {
             Ok(()) => tracing::info!(
                 target: "cdrchain::checkpoint",
                 "signed checkpoint #{height} (block {}, log size {}) for contract {}",
