@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(batch_max_bytes(&spec), 128 * 1024);
         let mut small = config(spec);
         small.batch_max_cdrs = default_batch_cdrs(&small.spec);
-        check_limits(&small).unwrap();
+        check_limits(&small).expect("block-sized defaults pass");
         assert_eq!(default_batch_cdrs(&ChainSpec::local()), DEFAULT_BATCH_CDRS);
         assert_eq!(batch_max_bytes(&ChainSpec::dev()), MAX_BATCH_BYTES);
     }

@@ -116,7 +116,7 @@ mod tests {
             Proposal { height: Height(3), round: Round(1), block_hash: Hash32([7; 32]), pol_round: None };
         let message = ConsensusMessage::Proposal(SignedProposal {
             proposal,
-            proposer: OperatorId::new("alice").unwrap(),
+            proposer: OperatorId::new("alice").expect("a valid operator name"),
             signature: Signature([9; 64]),
         });
         ConsensusWire { nonce: 5, message, block: None }
@@ -141,18 +141,18 @@ mod tests {
     }
 
     #[test]
-    fn the_staged_decode_reads_what_encode_wrote_and_nothing_more() {
+    fn the_staged_decode_reads_what_encode_wrote_and_nothing_more() -> Result<(), ConsensusDecodeError> {
         let wire = proposal_wire();
         let mut checked = None;
         let decoded = decode_consensus(&wire.encode(), |m| {
             checked = Some(m.clone());
             Ok(())
-        })
-        .unwrap();
+        })?;
         assert_eq!(decoded, wire);
         assert_eq!(checked, Some(wire.message.clone()));
         let mut trailing = wire.encode();
         trailing.push(0);
         assert!(matches!(decode_consensus(&trailing, |_| Ok(())), Err(ConsensusDecodeError::Malformed(_))));
+        Ok(())
     }
 }

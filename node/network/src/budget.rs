@@ -34,11 +34,13 @@ pub(crate) struct GossipBudget {
 }
 
 /// Why a payload was not taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum OverBudget {
     /// All peers together already hold `max_bytes`.
+    #[error("the node holds its budget of received gossip bytes")]
     Total,
     /// This peer already holds its share.
+    #[error("the relaying peer holds its share of the received gossip bytes")]
     Peer,
 }
 
@@ -141,47 +143,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bytes_are_held_until_the_payload_is_dropped() {
+    fn bytes_are_held_until_the_payload_is_dropped() -> Result<(), Box<dyn std::error::Error>> {
         let budget = GossipBudget::new(100);
         let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
-        let first = budget.hold(a, vec![0; 30]).unwrap();
-        let second = budget.hold(b, vec![0; 50]).unwrap();
+        let first = budget.hold(a, vec![0; 30])?;
+        let second = budget.hold(b, vec![0; 50])?;
         assert_eq!(budget.held_bytes(), 80);
         // Within c's share, over the total.
         assert_eq!(budget.hold(c, vec![0; 21]).err(), Some(OverBudget::Total));
         assert!(budget.hold(c, vec![0; 20]).is_ok());
         drop(first);
         assert_eq!(budget.held_bytes(), 50);
-        let third = budget.hold(a, vec![0; 50]).unwrap();
+        let third = budget.hold(a, vec![0; 50])?;
         assert_eq!(&*third, &[0u8; 50][..]);
         // Turned into a plain vector: released, bytes kept.
         assert_eq!(third.into_vec().len(), 50);
         assert_eq!(budget.held_bytes(), 50);
         drop(second);
         assert_eq!(budget.held_bytes(), 0);
+        Ok(())
     }
 
     #[test]
-    fn one_peer_holds_at_most_its_share() {
+    fn one_peer_holds_at_most_its_share() -> Result<(), Box<dyn std::error::Error>> {
         let budget = GossipBudget::new(100);
         let (flooder, honest) = (PeerId::random(), PeerId::random());
         let mut kept = Vec::new();
         for _ in 0..5 {
-            kept.push(budget.hold(flooder, vec![0; 10]).unwrap());
+            kept.push(budget.hold(flooder, vec![0; 10])?);
         }
         assert_eq!(budget.hold(flooder, vec![0; 10]).err(), Some(OverBudget::Peer));
         // The other half is still there for everyone else.
-        let honest_data = budget.hold(honest, vec![0; 50]).unwrap();
+        let honest_data = budget.hold(honest, vec![0; 50])?;
         assert_eq!(budget.held_bytes(), 100);
         drop(kept.pop());
         assert!(budget.hold(flooder, vec![0; 10]).is_ok(), "a released share is usable again");
         drop(honest_data);
+        Ok(())
     }
 
     #[test]
-    fn an_unbudgeted_payload_holds_nothing() {
+    fn an_unbudgeted_payload_holds_nothing() -> Result<(), Box<dyn std::error::Error>> {
         let data = GossipData::unbudgeted(vec![1, 2, 3]);
         assert_eq!(data.len(), 3);
         assert_eq!(data.into_vec(), vec![1, 2, 3]);
+        Ok(())
     }
 }

@@ -409,7 +409,7 @@ async fn held_gossip_bytes_are_bounded_per_peer_and_freed_when_dropped() {
         // B holds what it receives (reports, but keeps the payloads) while A sends ten messages:
         // only two fit A's share; the others are dropped before they are queued.
         for index in 0..10u8 {
-            a.handle.publish(Topic::Transactions, vec![index; MESSAGE]).await.unwrap();
+            a.handle.publish(Topic::Transactions, vec![index; MESSAGE]).await.expect("published");
         }
         let mut held = Vec::new();
         while let Some((_, source, id, data)) = next_gossip_held(&mut b, QUIET).await {
@@ -418,11 +418,11 @@ async fn held_gossip_bytes_are_bounded_per_peer_and_freed_when_dropped() {
         }
         assert_eq!(held.len(), 2, "{} messages of {MESSAGE} bytes held against a 128 KiB share", held.len());
         // Still over the share: the next one is dropped too.
-        a.handle.publish(Topic::Transactions, vec![0xee; MESSAGE]).await.unwrap();
+        a.handle.publish(Topic::Transactions, vec![0xee; MESSAGE]).await.expect("published");
         assert!(next_gossip_held(&mut b, QUIET).await.is_none());
         // Dropping the payloads gives the bytes back.
         held.clear();
-        a.handle.publish(Topic::Transactions, vec![0xff; MESSAGE]).await.unwrap();
+        a.handle.publish(Topic::Transactions, vec![0xff; MESSAGE]).await.expect("published");
         expect_gossip(&mut b, Topic::Transactions, &[0xff; MESSAGE], Validation::Accept).await;
     })
     .await;
@@ -459,7 +459,7 @@ async fn a_peer_that_keeps_sending_rejected_messages_is_ignored_until_its_score_
         let mut rejected = 0;
         loop {
             let data = format!("invalid {rejected}").into_bytes();
-            a.handle.publish(Topic::Transactions, data).await.unwrap();
+            a.handle.publish(Topic::Transactions, data).await.expect("published");
             match next_gossip(&mut b, Duration::from_millis(500)).await {
                 Some((_, source, id, _)) => {
                     b.handle.report(id, source, Validation::Reject);
@@ -476,7 +476,7 @@ async fn a_peer_that_keeps_sending_rejected_messages_is_ignored_until_its_score_
         loop {
             index += 1;
             let data = format!("after the penalty {index}").into_bytes();
-            a.handle.publish(Topic::Transactions, data).await.unwrap();
+            a.handle.publish(Topic::Transactions, data).await.expect("published");
             // (The graylisted message itself may come too, by IHAVE/IWANT, once A is heard.)
             if let Some((_, source, id, _)) = next_gossip(&mut b, Duration::from_millis(500)).await {
                 b.handle.report(id, source, Validation::Accept);

@@ -31,7 +31,7 @@ fn dev_module() -> Fixture {
         token: None,
         status: Arc::new(ConsensusStatus::default()),
     };
-    Fixture { module: module(Arc::new(ctx)).unwrap(), _ingest: ingest }
+    Fixture { module: module(Arc::new(ctx)).expect("the RPC methods register"), _ingest: ingest }
 }
 
 /// The RPC method names README.md documents: the backticked `namespace_method` names in the first

@@ -30,9 +30,11 @@ struct Net {
 /// The local testnet's chain on a fresh database, seen from alice's node.
 fn alice_node() -> Net {
     let spec = ChainSpec::local();
-    let dir = tempfile::tempdir().unwrap();
-    let storage =
-        Arc::new(Storage::open(dir.path(), spec.genesis_hash(), &spec.genesis_state().unwrap()).unwrap());
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let storage = Arc::new(
+        Storage::open(dir.path(), spec.genesis_hash(), &spec.genesis_state().expect("the local genesis"))
+            .expect("a fresh database"),
+    );
     let operators = spec.operators.len();
     let chain = Chain::new(storage, spec, Arc::new(Metrics::new()));
     let pool =
@@ -41,7 +43,7 @@ fn alice_node() -> Net {
 }
 
 fn op(name: &str) -> OperatorId {
-    OperatorId::new(name).unwrap()
+    OperatorId::new(name).expect("a valid operator name")
 }
 
 fn batch(net: &Net, operator: &'static str, first: u64, count: u64, call_id_len: usize) -> SignedTransaction {
@@ -51,7 +53,7 @@ fn batch(net: &Net, operator: &'static str, first: u64, count: u64, call_id_len:
         .map(|i| {
             let mut body = cdr_body(i, &recorder, &partner);
             if call_id_len > 0 {
-                body.call_id = CallId::new(format!("{i:0>call_id_len$}")).unwrap();
+                body.call_id = CallId::new(format!("{i:0>call_id_len$}")).expect("a valid call id");
             }
             body
         })
@@ -59,18 +61,18 @@ fn batch(net: &Net, operator: &'static str, first: u64, count: u64, call_id_len:
     let tx = Transaction::CdrBatch(CdrBatch {
         operator: recorder,
         first_sequence: Sequence(first),
-        cdrs: BoundedVec::new(cdrs).unwrap().into(),
+        cdrs: BoundedVec::new(cdrs).expect("a batch within its bound").into(),
     });
     SignedTransaction::sign(tx, &DevAccount::derive(operator).signing_key, &net.chain.ctx.genesis_hash)
 }
 
 fn gossip(net: &Net, txs: Vec<SignedTransaction>) -> Validation {
-    let wire = TxWire { nonce: 7, txs: BoundedVec::new(txs).unwrap() };
+    let wire = TxWire { nonce: 7, txs: BoundedVec::new(txs).expect("at most MAX_TXS_PER_GOSSIP") };
     check_tx_gossip(&net.chain, &net.pool, &wire.encode())
 }
 
 #[test]
-fn a_flooding_member_keeps_no_honest_batch_out_of_the_next_block() {
+fn a_flooding_member_keeps_no_honest_batch_out_of_the_next_block() -> Result<(), Box<dyn std::error::Error>> {
     let net = alice_node();
     let genesis = net.chain.ctx.genesis_hash;
     // 4,096 well-signed one-CDR batches from far in bob's future: not pooled, not forwarded.
@@ -91,22 +93,24 @@ fn a_flooding_member_keeps_no_honest_batch_out_of_the_next_block() {
     let charlie = batch(&net, "charlie", 0, 10, 0);
     assert_eq!(gossip(&net, vec![charlie.clone()]), Validation::Accept);
     let alice = batch(&net, "alice", 0, 10, 0);
-    net.pool.add(alice.id(&genesis), alice.clone()).unwrap();
+    net.pool.add(alice.id(&genesis), alice.clone())?;
 
-    let built = net.chain.build(&op("alice"), net.pool.candidates(MAX_TXS_PER_BUILD, 1), 1_000).unwrap();
+    let built = net.chain.build(&op("alice"), net.pool.candidates(MAX_TXS_PER_BUILD, 1), 1_000)?;
     let ids: Vec<Hash32> = built.included.clone();
     assert!(ids.contains(&alice.id(&genesis)), "alice's batch left out");
     assert!(ids.contains(&charlie.id(&genesis)), "charlie's batch left out");
     assert_eq!(built.block.cdr_count(), 20);
     // bob's lane stalled at its first gap: one refusal, not a signature check per batch.
     assert_eq!(built.refused.len(), 1, "{:?}", built.refused);
+    Ok(())
 }
 
 #[test]
-fn a_batch_over_the_gossip_limit_is_refused_before_its_signature() {
+fn a_batch_over_the_gossip_limit_is_refused_before_its_signature() -> Result<(), Box<dyn std::error::Error>> {
     let net = alice_node();
     let huge = batch(&net, "bob", 0, 10_000, 200);
     assert!(huge.encoded_size() > MAX_GOSSIPED_TX_BYTES, "{} bytes", huge.encoded_size());
     assert_eq!(gossip(&net, vec![huge]), Validation::Reject);
     assert!(net.pool.is_empty());
+    Ok(())
 }
