@@ -162,6 +162,48 @@ fn acknowledged_cdrs_survive_kill_9_exactly_once() {
 }
 
 #[test]
+fn a_validator_that_dies_locked_on_a_block_commits_it_after_restart() {
+    // The dev chain's only validator exits (as if killed) right after the WAL record of its lock
+    // on a block, before committing it. Locked, it could only ever vote for that block again at
+    // that height, which it no longer holds: the chain stalled for good. Alone and unheard, it
+    // may drop the lock (a networked validator keeps the block in its WAL instead).
+    let base = tempfile::tempdir().unwrap();
+    let base_path = base.path().to_str().unwrap();
+    let args = ["node", "--dev", "--base-path", base_path, "--rpc-addr", "127.0.0.1:0", "--no-metrics"];
+    let mut node = Node::start_env(&args, &[("CDRCHAIN_FAILPOINT", "exit-after-lock")]);
+    let mut acked = 0u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Ok(Some(status)) = node.child.try_wait() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the failpoint did not fire");
+        let url = format!("{}/ingest/cdrs", node.rpc);
+        if let Ok(response) = ureq::post(&url).send_string(&ndjson(acked..acked + 50)) {
+            assert_eq!(response.status(), 200);
+            acked += 50;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status.code(), Some(137), "the failpoint's exit status");
+    assert!(acked > 0, "some CDRs were acknowledged before the exit");
+    let died = node.drain_log().join("\n");
+    assert!(died.contains("failpoint exit-after-lock"), "{died}");
+    drop(node);
+
+    let mut node = Node::start_dev(base.path(), &[]);
+    node.wait_committed(&format!("alice:{}", acked - 1), Duration::from_secs(60));
+    let log = node.drain_log().join("\n");
+    assert!(log.contains("the lock is dropped (nobody else voted)"), "{log}");
+    let calls: Vec<(&str, Value)> =
+        (0..acked).map(|n| ("cdr_byCallId", json!([format!("e2e-{n}@test.invalid")]))).collect();
+    for (n, legs) in node.batch(&calls).iter().enumerate() {
+        assert_eq!(legs.as_array().map(Vec::len), Some(1), "call {n} is committed exactly once");
+    }
+    assert!(node.terminate().success());
+}
+
+#[test]
 fn export_then_import_gives_the_same_chain() {
     let base = tempfile::tempdir().unwrap();
     let node = Node::start_dev(base.path(), &[]);

@@ -166,7 +166,8 @@ pub async fn run(
     );
     let validators = Validators::new(chain.ctx.genesis_hash, chain.authorities.clone())
         .ok_or_else(|| NodeError::Config("the chain spec has no authorities".into()))?;
-    let resumed = resume(&chain, &validators, &me, settings.params)?;
+    let solo = resume::is_solo(&validators, net.is_some());
+    let resumed = resume(&chain, &validators, &me, settings.params, solo)?;
     status.lock().evidence = load_evidence(&chain)?;
     let (net_handle, events, operators) = match net {
         Some(net) => (Some(net.handle), Some(net.events), net.operators),
@@ -221,7 +222,9 @@ pub async fn run(
         sync_serving: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SYNC_SERVES)),
         flood_ticks: 0,
         flood_last_consensus: None,
+        wal_blocks: Vec::new(),
     };
+    driver.restore_blocks(resumed.blocks);
     driver.carry_out(resumed.outputs).await?;
     driver.refresh_status();
     driver.event_loop(events, sync_rx, pooled, shutdown).await
@@ -239,6 +242,12 @@ async fn recv(events: &mut Option<mpsc::Receiver<NetworkEvent>>) -> Option<Netwo
 /// precommit. Read once; never set in production.
 fn failpoint_exit_after_prevote() -> bool {
     failpoint() == Some("exit-after-prevote")
+}
+
+/// `CDRCHAIN_FAILPOINT=exit-after-lock`: exit, as if killed, as soon as the WAL record of a lock
+/// (from height 2 on) is synced, before the precommit leaves and before the block is committed.
+fn failpoint_exit_after_lock(record: &WalRecord) -> bool {
+    record.locked.is_some() && record.height.0 >= 2 && failpoint() == Some("exit-after-lock")
 }
 
 /// The fault-injection setting, `CDRCHAIN_FAILPOINT`, read once (tests only; see
@@ -327,6 +336,8 @@ struct Driver {
     /// message received, to replay.
     flood_ticks: u64,
     flood_last_consensus: Option<Vec<u8>>,
+    /// The blocks the WAL holds for the machine's locked and valid values (see `write_wal`).
+    wal_blocks: Vec<Hash32>,
 }
 
 impl Driver {
@@ -429,8 +440,11 @@ impl Driver {
         match output {
             Output::Wal(record) => {
                 // Synced before anything after it leaves the node.
-                let storage = self.chain.storage.clone();
-                tokio::task::block_in_place(|| storage.wal_put(WAL_KEY, &record.encode()))?;
+                self.write_wal(&record)?;
+                if failpoint_exit_after_lock(&record) {
+                    tracing::warn!(target: "cdrchain::consensus", "failpoint exit-after-lock: stopping dead with a lock on height {}", record.height);
+                    std::process::exit(FAILPOINT_EXIT_STATUS);
+                }
             }
             Output::Broadcast(message) => {
                 let own_prevote = matches!(&message, ConsensusMessage::Vote(v)

@@ -332,6 +332,15 @@ impl ProposalStore {
         self.slots.insert(hash, slot);
     }
 
+    /// A block the machine was locked on (or held as valid) before a restart, read back from the
+    /// WAL: whole, to be checked again against our head when the machine asks.
+    pub(super) fn restore(&mut self, block: Block, round: Round) {
+        let hash = block.hash();
+        let slot = Slot { height: block.header.number, round };
+        self.entries.entry(hash).or_insert_with(|| Entry::new(Stage::Full(block)));
+        self.slots.insert(hash, slot);
+    }
+
     /// The machine asked at `height` to execute `hash`, which is not whole here yet.
     pub(super) fn want(&mut self, hash: Hash32, height: Height) {
         self.wanted.insert(hash, height);

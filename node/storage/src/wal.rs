@@ -11,6 +11,16 @@ impl Storage {
             .map_err(self.db_error(layout::WAL, "put"))
     }
 
+    /// Stores several consensus WAL records at once (all or none). Synced before returning.
+    pub fn wal_put_all(&self, records: &[(&[u8], &[u8])]) -> Result<(), StorageError> {
+        let column = self.column(layout::WAL)?;
+        let mut batch = rocksdb::WriteBatch::default();
+        for (key, value) in records {
+            batch.put_cf(column, key, value);
+        }
+        self.db.write_opt(batch, &options::synced()).map_err(self.db_error(layout::WAL, "put"))
+    }
+
     /// Reads a consensus WAL record.
     pub fn wal_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.get_bytes(layout::WAL, key)
