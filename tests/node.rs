@@ -190,6 +190,15 @@ fn a_validator_that_dies_locked_on_a_block_commits_it_after_restart() {
     let died = node.drain_log().join("\n");
     assert!(died.contains("failpoint exit-after-lock"), "{died}");
     drop(node);
+    // The locked block's CDRs were acknowledged, not committed: purge-chain will not lose them
+    // unless told to.
+    let output = run(&["purge-chain", "--chain", "dev", "--base-path", base_path, "-y"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("acknowledged CDRs of this node are queued") && stderr.contains("--force"),
+        "{stderr}"
+    );
 
     let mut node = Node::start_dev(base.path(), &[]);
     node.wait_committed(&format!("alice:{}", acked - 1), Duration::from_secs(60));
@@ -201,6 +210,9 @@ fn a_validator_that_dies_locked_on_a_block_commits_it_after_restart() {
         assert_eq!(legs.as_array().map(Vec::len), Some(1), "call {n} is committed exactly once");
     }
     assert!(node.terminate().success());
+    // Everything committed: nothing queued to lose.
+    let output = run(&["purge-chain", "--chain", "dev", "--base-path", base_path, "-y"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 #[test]

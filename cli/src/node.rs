@@ -189,6 +189,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_queue: args.max_queue,
         network,
         consensus: cdrchain_consensus::Params::default(),
+        // Next to the key file, so that it travels with the key and a restore of the base path
+        // cannot roll it back; beside the database for dev keys.
+        signing_state: key_arg.strip_prefix("dev:").is_none().then(|| signing_state_beside(&key_arg)),
         checkpoints,
     };
     let runtime =
@@ -327,6 +330,12 @@ fn trim_newline(secret: &[u8]) -> &[u8] {
 }
 
 /// The key and contract this validator signs checkpoints with, if both are known.
+/// `<key file>.signing-state`: the validator's record of what it signed last (see the node's
+/// `validator::SigningState`).
+fn signing_state_beside(key_file: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{key_file}.signing-state"))
+}
+
 fn checkpoint_signing(
     args: &Args,
     spec: &ChainSpec,

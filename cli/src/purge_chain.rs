@@ -18,6 +18,10 @@ pub struct Args {
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
     pub yes: bool,
+    /// Delete even when acknowledged CDRs are still queued (not yet on the chain): they are
+    /// lost, and the switches that sent them were told they were accepted.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -27,6 +31,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !path.exists() {
         println!("nothing to delete: {} does not exist", path.display());
         return Ok(());
+    }
+    let queued = queued_cdrs(&spec, &path)?;
+    if queued > 0 && !args.force {
+        bail!(
+            "{queued} acknowledged CDRs of this node are queued and not yet on the chain: purging loses them \
+             (their switches were told they were accepted). Start the node and let them commit first, \
+             or pass --force to lose them"
+        );
     }
     if !args.yes {
         print!("delete the database of chain `{}` at {}? [y/N] ", spec.id, path.display());
@@ -39,5 +51,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     std::fs::remove_dir_all(&path).with_context(|| format!("deleting {}", path.display()))?;
     println!("deleted {}", path.display());
+    if queued > 0 {
+        println!("lost {queued} queued CDRs that were acknowledged but not committed (--force)");
+    }
+    println!(
+        "lost this node's idempotency keys: a switch that re-sends records already on the chain gets them \
+         recorded again"
+    );
+    // The validator's record of what it signed is kept: without it a restarted validator could
+    // sign again, differently, at a height it had already voted at.
+    let signing_state = path.with_file_name("signing-state");
+    if signing_state.exists() {
+        println!(
+            "kept {} (what this validator signed last: it signs nothing contradicting it after the purge)",
+            signing_state.display()
+        );
+    }
     Ok(())
+}
+
+/// How many acknowledged CDRs wait in the database's ingest queue.
+fn queued_cdrs(spec: &ChainSpec, path: &std::path::Path) -> anyhow::Result<u64> {
+    let genesis = spec.genesis_state()?;
+    let storage = cdrchain_storage::Storage::open(path, spec.genesis_hash(), &genesis)
+        .with_context(|| format!("opening the database at {} (is a node running on it?)", path.display()))?;
+    Ok(storage.queue_len()?)
 }

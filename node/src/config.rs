@@ -45,6 +45,9 @@ pub struct NodeConfig {
     pub network: Option<NetworkSettings>,
     /// Consensus timeouts.
     pub consensus: cdrchain_consensus::Params,
+    /// The validator's signing state: its last consensus WAL record, outside the database
+    /// (`validator::SigningState`). Default [`NodeConfig::default_signing_state`].
+    pub signing_state: Option<PathBuf>,
     /// Signs RSK checkpoints, when set: this validator's secp256k1 key and the contract the
     /// signatures are for.
     pub checkpoints: Option<CheckpointSigning>,
@@ -98,6 +101,14 @@ impl NodeConfig {
     /// The database directory for this chain under the base path.
     pub fn database_path(&self) -> PathBuf {
         database_path(&self.base_path, &self.spec.id)
+    }
+
+    /// Where the signing state is kept: as configured, else beside the database
+    /// (`<base>/chains/<chain id>/signing-state`), which `purge-chain` does not delete.
+    pub fn signing_state_path(&self) -> PathBuf {
+        self.signing_state
+            .clone()
+            .unwrap_or_else(|| self.base_path.join("chains").join(&self.spec.id).join("signing-state"))
     }
 }
 
@@ -277,6 +288,7 @@ mod tests {
             max_queue: 10_000_000,
             network: None,
             consensus: cdrchain_consensus::Params::default(),
+            signing_state: None,
             checkpoints: None,
         }
     }

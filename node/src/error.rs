@@ -52,6 +52,10 @@ pub enum NodeError {
     Ingest(#[from] StartError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    /// The validator's signing state file (its double-sign guard outside the database) cannot
+    /// be read or written: the validator must not sign without it.
+    #[error("signing state {}: {reason}", path.display())]
+    SigningState { path: PathBuf, reason: String },
     #[error("a node task failed: {0}")]
     Task(String),
 }

@@ -98,6 +98,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         block_interval: Duration::from_millis(spec.params.block_interval_ms),
         idle_heartbeat: Duration::from_millis(spec.params.idle_heartbeat_ms),
         checkpoints: config.checkpoints.clone(),
+        signing_state: validator::SigningState::new(config.signing_state_path()),
     };
     let me = (config.operator.clone(), config.signing_key.clone());
     let mut authoring =

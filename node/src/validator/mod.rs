@@ -29,6 +29,7 @@ mod blocks;
 mod byzantine;
 mod checkpoint;
 mod gossip;
+mod guard;
 mod proposals;
 mod replay;
 mod resume;
@@ -52,6 +53,7 @@ use parity_scale_codec::Encode;
 use tokio::sync::{mpsc, watch};
 
 use self::gossip::{route_events, TxIntake};
+pub use self::guard::SigningState;
 use self::proposals::ProposalStore;
 use self::resume::resume;
 use self::status::load_evidence;
@@ -139,6 +141,8 @@ pub struct ValidatorSettings {
     pub idle_heartbeat: Duration,
     /// Sign RSK checkpoints with this key, for this contract.
     pub checkpoints: Option<crate::config::CheckpointSigning>,
+    /// What this validator signed last, kept outside the database (see `guard`).
+    pub signing_state: SigningState,
 }
 
 /// The network side, when there is one.
@@ -167,7 +171,7 @@ pub async fn run(
     let validators = Validators::new(chain.ctx.genesis_hash, chain.authorities.clone())
         .ok_or_else(|| NodeError::Config("the chain spec has no authorities".into()))?;
     let solo = resume::is_solo(&validators, net.is_some());
-    let resumed = resume(&chain, &validators, &me, settings.params, solo)?;
+    let resumed = resume(&chain, &validators, &me, settings.params, solo, &settings.signing_state)?;
     status.lock().evidence = load_evidence(&chain)?;
     let (net_handle, events, operators) = match net {
         Some(net) => (Some(net.handle), Some(net.events), net.operators),
@@ -439,7 +443,8 @@ impl Driver {
     async fn carry_out_one(&mut self, output: Output) -> Result<(), NodeError> {
         match output {
             Output::Wal(record) => {
-                // Synced before anything after it leaves the node.
+                // Synced before anything after it leaves the node, and also outside the
+                // database, where purge-chain or a restore cannot reach it.
                 self.write_wal(&record)?;
                 if failpoint_exit_after_lock(&record) {
                     tracing::warn!(target: "cdrchain::consensus", "failpoint exit-after-lock: stopping dead with a lock on height {}", record.height);

@@ -14,7 +14,7 @@ use cdrchain_runtime::ids::{OperatorId, Round};
 use ed25519_dalek::SigningKey;
 use parity_scale_codec::Encode;
 
-use super::{next_height, Driver, WAL_KEY};
+use super::{next_height, Driver, SigningState, WAL_KEY};
 
 /// WAL key of the blocks of the machine's locked and valid values (SCALE `Vec<Block>`).
 pub(super) const WAL_BLOCKS_KEY: &[u8] = b"consensus-blocks";
@@ -38,15 +38,44 @@ pub(super) fn resume(
     me: &(OperatorId, SigningKey),
     params: Params,
     solo: bool,
+    signing_state: &SigningState,
 ) -> Result<Resumed, NodeError> {
     let height = next_height(chain);
-    let mut wal = match chain.storage.wal_get(WAL_KEY)? {
+    let in_database = match chain.storage.wal_get(WAL_KEY)? {
         Some(bytes) => Some(
             decode_exact::<WalRecord>(&bytes)
                 .map_err(|source| NodeError::Corrupt { what: "the consensus WAL record", source })?,
         ),
         None => None,
     };
+    let mut outside = signing_state.load()?;
+    let position = |r: &Option<WalRecord>| r.as_ref().map(|r| (r.height.0, r.round.0, r.step));
+    if solo && outside.as_ref().is_some_and(|r| r.height > height) {
+        // Nobody can sync the missing heights to a chain of one validator, and nobody saw what it
+        // signed: a purged dev chain starts again.
+        tracing::warn!(
+            target: "cdrchain::consensus",
+            "the signing state {} is at height {} but this chain of one validator starts again at {}: ignored",
+            signing_state.path().display(),
+            outside.as_ref().map_or(0, |r| r.height.0),
+            height
+        );
+        outside = None;
+    }
+    if position(&outside) > position(&in_database) {
+        // Purged, restored from an older backup, or moved to a new database: what the file
+        // says this validator signed is what it must not contradict.
+        tracing::warn!(
+            target: "cdrchain::consensus",
+            "the signing state {} is ahead of the database (height {} round {} against {:?}): the database \
+             was purged or restored; this validator signs nothing it could contradict",
+            signing_state.path().display(),
+            outside.as_ref().map_or(0, |r| r.height.0),
+            outside.as_ref().map_or(0, |r| r.round.0),
+            in_database.as_ref().map(|r| r.height.0)
+        );
+    }
+    let mut wal = super::guard::newer(in_database, outside);
     if let Some(record) = wal.as_ref().filter(|record| record.height == height) {
         tracing::info!(
             target: "cdrchain::consensus",
@@ -89,12 +118,11 @@ pub(super) fn resume(
 /// Writes `record` and the blocks of its lock in one synced batch.
 fn store_with_blocks(
     storage: &cdrchain_storage::Storage,
-    record: &WalRecord,
+    record: &[u8],
     blocks: &[&Block],
 ) -> Result<(), NodeError> {
     let blocks_bytes = blocks.encode();
-    let record_bytes = record.encode();
-    storage.wal_put_all(&[(WAL_KEY, &record_bytes), (WAL_BLOCKS_KEY, &blocks_bytes)])?;
+    storage.wal_put_all(&[(WAL_KEY, record), (WAL_BLOCKS_KEY, &blocks_bytes)])?;
     Ok(())
 }
 
@@ -163,39 +191,64 @@ impl Driver {
         let kept =
             if is_solo(&self.validators, self.net.is_some()) { Vec::new() } else { kept_hashes(record) };
         let storage = self.chain.storage.clone();
+        let encoded = record.encode();
         let new = kept.iter().any(|(hash, _)| !self.wal_blocks.contains(hash));
-        if !new {
-            return tokio::task::block_in_place(|| storage.wal_put(WAL_KEY, &record.encode()))
-                .map_err(NodeError::from);
-        }
-        let blocks: Vec<&Block> = kept.iter().filter_map(|(hash, _)| self.proposals.block(hash)).collect();
-        if blocks.len() < kept.len() {
+        let blocks: Vec<&Block> = if new {
+            kept.iter().filter_map(|(hash, _)| self.proposals.block(hash)).collect()
+        } else {
+            Vec::new()
+        };
+        if blocks.len() < kept.len() && new {
             // The machine only locks on a block it executed here, which the store keeps.
             tracing::warn!(target: "cdrchain::consensus", "a locked block of height {} is not held: the WAL keeps it without its body", record.height);
         }
-        tokio::task::block_in_place(|| store_with_blocks(&storage, record, &blocks))?;
+        let signing_state = &self.settings.signing_state;
+        tokio::task::block_in_place(|| {
+            if new {
+                store_with_blocks(&storage, &encoded, &blocks)?;
+            } else {
+                storage.wal_put(WAL_KEY, &encoded)?;
+            }
+            // Also outside the database, where purge-chain or a restore cannot reach it.
+            signing_state.store(&encoded)
+        })?;
         self.wal_blocks = kept.into_iter().map(|(hash, _)| hash).collect();
         Ok(())
     }
 
     /// Once storage reaches the WAL record the machine was ahead of, starts the machine again
     /// from that record, as a signer; returns its first outputs.
+    /// Sync may bring storage past the record's height in one response (a purged or restored
+    /// database is many heights behind): then nothing signed at the heights ahead can be
+    /// contradicted, and the machine starts at storage's next height without the record.
     pub(super) fn rejoin_when_synced(&mut self) -> Option<Vec<Output>> {
-        let record = self.pending_wal.take_if(|r| r.height == next_height(&self.chain))?;
-        tracing::info!(
-            target: "cdrchain::consensus",
-            "storage reached height {}: signing again, from the WAL",
-            record.height.0 - 1
-        );
-        match kept_blocks(&self.chain, &record) {
-            Ok(blocks) => self.restore_blocks(blocks),
-            Err(e) => {
-                tracing::warn!(target: "cdrchain::consensus", "the WAL's locked blocks are not readable: {e}")
+        let next = next_height(&self.chain);
+        let record = self.pending_wal.take_if(|r| r.height <= next)?;
+        if record.height == next {
+            match kept_blocks(&self.chain, &record) {
+                Ok(blocks) => self.restore_blocks(blocks),
+                Err(e) => {
+                    tracing::warn!(target: "cdrchain::consensus", "the WAL's locked blocks are not readable: {e}")
+                }
             }
         }
         let me = Some((self.me.clone(), self.key.clone()));
-        let (machine, outputs) =
-            Consensus::new(self.validators.clone(), me, self.settings.params, record.height, Some(record));
+        let (machine, outputs) = if record.height == next {
+            tracing::info!(
+                target: "cdrchain::consensus",
+                "storage reached height {}: signing again, from the WAL",
+                record.height.0 - 1
+            );
+            Consensus::new(self.validators.clone(), me, self.settings.params, record.height, Some(record))
+        } else {
+            tracing::info!(
+                target: "cdrchain::consensus",
+                "storage is past height {} where this validator last signed: signing again from height {}",
+                record.height.0,
+                next.0
+            );
+            Consensus::new(self.validators.clone(), me, self.settings.params, next, None)
+        };
         self.machine = machine;
         Some(outputs)
     }
@@ -234,6 +287,11 @@ mod tests {
         (dir, chain, me)
     }
 
+    /// A signing state that was never written.
+    fn nowhere() -> SigningState {
+        SigningState::new(std::path::PathBuf::from("/nonexistent/cdrchain-test/signing-state"))
+    }
+
     fn locked_on(hash: Hash32) -> WalRecord {
         WalRecord {
             height: cdrchain_runtime::ids::Height(1),
@@ -253,9 +311,9 @@ mod tests {
             Validators::new(chain.ctx.genesis_hash, chain.authorities.clone()).expect("authorities");
         let block = chain.build(&me.0, Vec::new(), 1_000)?.block;
         let record = locked_on(block.hash());
-        store_with_blocks(&chain.storage, &record, &[&block])?;
+        store_with_blocks(&chain.storage, &record.encode(), &[&block])?;
 
-        let resumed = resume(&chain, &validators, &me, Params::default(), false)?;
+        let resumed = resume(&chain, &validators, &me, Params::default(), false, &nowhere())?;
         assert_eq!(resumed.blocks, vec![(block.clone(), Round(0))]);
         assert_eq!(resumed.machine.locked(), Some((Round(0), block.hash())));
         Ok(())
@@ -269,12 +327,28 @@ mod tests {
         let lost = Hash32([7; 32]);
         chain.storage.wal_put(WAL_KEY, &locked_on(lost).encode())?;
 
-        let networked = resume(&chain, &validators, &me, Params::default(), false)?;
+        let networked = resume(&chain, &validators, &me, Params::default(), false, &nowhere())?;
         assert_eq!(networked.machine.locked(), Some((Round(0), lost)), "a lock others may have seen stays");
-        let solo = resume(&chain, &validators, &me, Params::default(), true)?;
+        let solo = resume(&chain, &validators, &me, Params::default(), true, &nowhere())?;
         assert_eq!(solo.machine.locked(), None);
         assert_eq!(solo.machine.valid(), None);
         assert!(solo.blocks.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_signing_state_ahead_of_storage_makes_an_observer_unless_solo() -> Result<(), NodeError> {
+        let (dir, chain, me) = chain(ChainSpec::dev());
+        let validators =
+            Validators::new(chain.ctx.genesis_hash, chain.authorities.clone()).expect("authorities");
+        let state = SigningState::new(dir.path().join("signing-state"));
+        let ahead = WalRecord { height: cdrchain_runtime::ids::Height(5), ..locked_on(Hash32([7; 32])) };
+        state.store(&ahead.encode())?;
+
+        let networked = resume(&chain, &validators, &me, Params::default(), false, &state)?;
+        assert_eq!(networked.pending_wal, Some(ahead), "it signs nothing until synced to height 5");
+        let solo = resume(&chain, &validators, &me, Params::default(), true, &state)?;
+        assert_eq!(solo.pending_wal, None, "a purged dev chain starts again");
         Ok(())
     }
 }
