@@ -10,6 +10,7 @@ mod cdr;
 mod contract;
 mod key;
 mod node;
+mod node_config;
 mod proof;
 mod purge_chain;
 mod reconcile;

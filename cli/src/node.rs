@@ -103,6 +103,12 @@ pub struct Args {
     #[arg(long, value_name = "CC")]
     pub default_region: Option<String>,
 
+    /// Configuration file (TOML) with per-source number rules (`[[number_rules]]`: how each
+    /// switch or trunk writes numbers, so that they hash like their E.164 form; see
+    /// docs/ingest.md). A number no rule reads is recorded as written and flagged, never refused.
+    #[arg(long, env = "CDRCHAIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Remember the digests of about this many party identities, so that a number seen again
     /// is not parsed again (about 100 bytes each; 0: off).
     #[arg(long, default_value_t = 200_000, value_name = "N")]
@@ -173,6 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let checkpoints = checkpoint_signing(&args, &spec, &operator, &key_arg)?;
 
     let batch_max_cdrs = args.batch_size.unwrap_or_else(|| cdrchain_node::config::default_batch_cdrs(&spec));
+    let number_rules = std::sync::Arc::new(crate::node_config::number_rules(args.config.as_deref())?);
     let config = NodeConfig {
         spec,
         base_path,
@@ -182,6 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rpc_token: args.rpc_token.filter(|t| !t.is_empty()),
         metrics_addr: (!args.no_metrics).then_some(args.metrics_addr),
         parties,
+        number_rules,
         batch_max_cdrs,
         batch_linger: Duration::from_millis(args.batch_linger_ms),
         pool_max_txs: args.pool_size,

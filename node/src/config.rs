@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cdrchain_chain_spec::ChainSpec;
 use cdrchain_runtime::block::MAX_BLOCK_BYTES_CEILING;
 use cdrchain_runtime::ids::OperatorId;
+use cdrchain_runtime::numbering::NumberRules;
 use cdrchain_runtime::party::PartyHasher;
 use cdrchain_runtime::tx::MAX_CDRS_PER_BATCH;
 use ed25519_dalek::SigningKey;
@@ -31,6 +33,8 @@ pub struct NodeConfig {
     /// Normalizes and hashes parties; keyed by the consortium secret. `None`: the node has no
     /// secret and refuses ingest (it still validates and serves the chain).
     pub parties: Option<PartyHasher>,
+    /// How each source writes numbers, applied before parties are hashed.
+    pub number_rules: Arc<NumberRules>,
     /// Most CDRs per signed batch.
     pub batch_max_cdrs: usize,
     /// How long the batcher waits to fill a batch.
@@ -281,6 +285,7 @@ mod tests {
             rpc_token: None,
             metrics_addr: None,
             parties: None,
+            number_rules: Arc::default(),
             batch_max_cdrs: 2_000,
             batch_linger: Duration::from_millis(100),
             pool_max_txs: 4_096,

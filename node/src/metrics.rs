@@ -7,6 +7,7 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
@@ -30,7 +31,15 @@ pub struct Metrics {
     pub peers: Gauge,
     pub consensus_round: Gauge,
     pub equivocations: Counter,
+    /// Parties recorded as written (not normalized), by source (`system_id`).
+    parties_as_written: Family<Vec<(String, String)>, Counter>,
+    /// The sources with a label of their own, at most [`MAX_LABELLED_SOURCES`].
+    labelled_sources: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
+
+/// The most sources counted under their own label; the rest are counted as `other`, so that a
+/// sender of endless system ids cannot grow the metrics without bound.
+const MAX_LABELLED_SOURCES: usize = 256;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,6 +68,13 @@ impl Metrics {
         let block_import_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let peers = Gauge::default();
         let consensus_round = Gauge::default();
+        let parties_as_written = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "ingest_parties_as_written",
+            "Parties of ingested CDRs recorded as written, not normalized to E.164 (by source system_id; \
+             see docs/ingest.md for number rules)",
+            parties_as_written.clone(),
+        );
         let equivocations = Counter::default();
         registry.register("peers", "Connected peers (validators of this chain)", peers.clone());
         registry.register(
@@ -112,7 +128,24 @@ impl Metrics {
             peers,
             consensus_round,
             equivocations,
+            parties_as_written,
+            labelled_sources: std::sync::Mutex::default(),
         }
+    }
+
+    /// Counts `parties` recorded as written in CDRs from `system_id`.
+    pub fn count_as_written(&self, system_id: &str, parties: u64) {
+        let label = {
+            let mut labelled =
+                self.labelled_sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if labelled.contains(system_id) || labelled.len() < MAX_LABELLED_SOURCES {
+                labelled.insert(system_id.to_owned());
+                system_id.to_owned()
+            } else {
+                "other".to_owned()
+            }
+        };
+        self.parties_as_written.get_or_create(&vec![("system_id".to_owned(), label)]).inc_by(parties);
     }
 
     /// Records a committed block (instant finality: best = finalized).

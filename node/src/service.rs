@@ -74,7 +74,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     )));
     let (stop, stopping) = watch::channel(false);
     let ingest::Started { ingest, writer, batcher } =
-        Ingest::start(storage.clone(), pool.clone(), ingest_settings(&config), stopping.clone())?;
+        Ingest::start(storage.clone(), pool.clone(), ingest_settings(&config, &metrics), stopping.clone())?;
     let status = Arc::new(ConsensusStatus::default());
     let net = match &config.network {
         Some(settings) => Some(start_network(&config, settings, network_limits)?),
@@ -193,11 +193,13 @@ fn open_chain(config: &NodeConfig) -> Result<(Arc<Storage>, Arc<Metrics>), NodeE
 }
 
 /// What ingest takes from the node's configuration.
-fn ingest_settings(config: &NodeConfig) -> IngestSettings {
+fn ingest_settings(config: &NodeConfig, metrics: &Arc<Metrics>) -> IngestSettings {
     IngestSettings {
         operator: config.operator.clone(),
         key: config.signing_key.clone(),
         parties: config.parties.clone(),
+        number_rules: config.number_rules.clone(),
+        metrics: Some(metrics.clone()),
         genesis_hash: config.spec.genesis_hash(),
         batch_max: config.batch_max_cdrs,
         batch_max_bytes: crate::config::batch_max_bytes(&config.spec),

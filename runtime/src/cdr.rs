@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::hash::Hash32;
 use crate::ids::{CallId, CdrId, OperatorId, RedirectReason, Sequence, SystemId};
 use crate::merkle::Domain;
-use crate::party::PartyDigest;
+use crate::party::{PartiesAsWritten, PartyDigest};
 
 /// The longest call the chain accepts: 24 hours, in milliseconds.
 pub const MAX_CALL_DURATION_MS: u64 = 24 * 60 * 60 * 1000;
@@ -250,6 +250,10 @@ pub struct CdrBody {
     /// What links the records of one call (FreeSWITCH's A-leg uuid, Asterisk's `linkedid`); the
     /// legs of a call share it, and `call_id` stays each leg's own SIP Call-ID.
     pub linked_id: Option<CallId>,
+    /// Which parties were recorded as written, not normalized (a number the node could not
+    /// read: see `party`). Omitted from JSON when neither was.
+    #[serde(default, skip_serializing_if = "PartiesAsWritten::is_none")]
+    pub as_written: PartiesAsWritten,
 }
 
 /// A rule a CDR breaks: which field, its value, and why.

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::cdr::{CdrBody, CdrError, Disposition, Fault, Leg, Mos, Q850Cause, SipStatus};
 use crate::codec::excerpt;
 use crate::ids::{CallId, OperatorId, RedirectReason, SystemId};
-use crate::party::PartyHasher;
+use crate::numbering::SourceRules;
+use crate::party::{PartiesAsWritten, PartyHasher};
 
 /// The largest canonical JSON document (one CDR) accepted, in bytes.
 pub const MAX_CDR_JSON_BYTES: usize = 16 * 1024;
@@ -121,6 +122,12 @@ impl CdrInput {
         serde_path_to_error::deserialize(value).map_err(|error| malformed(error.path(), error.inner()))
     }
 
+    /// The source system the record names (`default` when it names none): whose number rules
+    /// apply.
+    pub fn source_system(&self) -> &str {
+        self.system_id.as_deref().map_or("default", str::trim)
+    }
+
     /// The record's identity in its source, for recognising a re-submission: `system_id`,
     /// then `source_id` or else `call_id` and the leg. Two submissions with the same key are
     /// the same record.
@@ -138,14 +145,24 @@ impl CdrInput {
 
     /// Validates every field and hashes the parties.
     pub fn to_body(&self, parties: &PartyHasher) -> Result<CdrBody, InputError> {
+        self.to_body_with(parties, None)
+    }
+
+    /// Like [`CdrInput::to_body`], with the number rules of the record's source applied to
+    /// both parties before they are hashed.
+    pub fn to_body_with(
+        &self,
+        parties: &PartyHasher,
+        rules: Option<&SourceRules>,
+    ) -> Result<CdrBody, InputError> {
         let call_id = CallId::new(self.call_id.trim())
             .map_err(|e| CdrError::new("call_id", quoted(&self.call_id), e.to_string()))?;
-        let caller = parties
-            .digest(&self.caller)
-            .map_err(|e| CdrError::new("caller", quoted(&self.caller), e.to_string()))?;
-        let callee = parties
-            .digest(&self.callee)
-            .map_err(|e| CdrError::new("callee", quoted(&self.callee), e.to_string()))?;
+        let party = |field: &'static str, raw: &str| {
+            let rewritten = rules.map_or(std::borrow::Cow::Borrowed(raw), |rules| rules.rewrite(raw));
+            parties.digest_flagged(&rewritten).map_err(|e| CdrError::new(field, quoted(raw), e.to_string()))
+        };
+        let (caller, caller_as_written) = party("caller", &self.caller)?;
+        let (callee, callee_as_written) = party("callee", &self.callee)?;
         let caller_operator = operator("caller_operator", &self.caller_operator)?;
         let callee_operator = operator("callee_operator", &self.callee_operator)?;
         let system_id = match &self.system_id {
@@ -226,6 +243,7 @@ impl CdrInput {
             mos,
             fault,
             redirect_reason,
+            as_written: PartiesAsWritten { caller: caller_as_written, callee: callee_as_written },
         };
         body.validate()?;
         Ok(body)
@@ -401,7 +419,7 @@ mod tests {
             (Box::new(|v| v["sip_status"] = "OK".into()), "sip_status", "from 100 to 699"),
             (Box::new(|v| v["caller_operator"] = "Alice Corp".into()), "caller_operator", "lower-case"),
             (Box::new(|v| v["caller"] = "".into()), "caller", ""),
-            (Box::new(|v| v["callee"] = "not a party".into()), "callee", ""),
+            (Box::new(|v| v["callee"] = "\u{7}".into()), "callee", "control character"),
             (Box::new(|v| v["fault"] = "gremlins".into()), "fault", "unknown fault"),
             (Box::new(|v| v["disposition"] = "busy".into()), "answer", "has no answer time"),
         ];

@@ -26,6 +26,7 @@ pub mod hash;
 pub mod ids;
 pub mod input;
 pub mod merkle;
+pub mod numbering;
 pub mod party;
 pub mod proof;
 pub mod reconcile;

@@ -22,6 +22,7 @@
 //! | [`NormalizedParty::SipUri`] | `sip:user@host` or `sip:host` | `sip:alice@example.com` |
 //! | [`NormalizedParty::Dialstring`] | `dial:` + digits, `*`, `#` | `dial:1001` |
 //! | [`NormalizedParty::Anonymous`] | `anonymous` | `anonymous` |
+//! | [`NormalizedParty::AsWritten`] | `raw:` + the text as written, visual separators removed, ASCII-lower-cased | `raw:+447700900123` |
 //!
 //! The prefixes keep kinds apart: no number, URI or dial string can hash like one of another
 //! kind. Every canonical text is itself accepted by [`PartyHasher::normalize`] and gives back
@@ -49,6 +50,16 @@
 //! | `dial:DIGITS` (the canonical form of a dial string) | | `Dialstring` if it fits the limits below, else an error |
 //! | plain text of digits, `*`, `#`, visual separators and a leading `+` | the number rule below | |
 //! | any other plain text (`alice`, `alice@example.com`, `Alice Smith`) or another URI scheme | | error `NotAParty` "not a telephone number or SIP URI" |
+//!
+//! **As written.** Whatever the rules above would refuse as a party (a number that is not valid:
+//! a misdial, a range newer than the metadata, a national number without a region, a dialplan
+//! name such as `ch1`) is recorded as written ([`NormalizedParty::AsWritten`]), never refused: a
+//! record of a call is a fact, and the validity of a dialled number is not the node's to judge.
+//! Only an empty, over-long or control-character input is an error. An as-written party is
+//! flagged in its CDR ([`PartiesAsWritten`]); per-source rules (`crate::numbering`) bring most
+//! such numbers to E.164 before hashing. Below, "error `InvalidNumber`" and "error `NotAParty`"
+//! name what [`PartyHasher::classify`] reports; [`PartyHasher::normalize`] records them as
+//! written.
 //!
 //! The number rule, on the text with visual separators removed:
 //!
@@ -91,7 +102,7 @@ pub const MAX_DIALSTRING_DIGITS: usize = 6;
 pub const MAX_DIALSTRING_LEN: usize = 16;
 
 /// The most digits handed to the number parser; E.164 numbers have at most 15, plus an IDD.
-const MAX_NUMBER_DIGITS: usize = 20;
+pub(crate) const MAX_NUMBER_DIGITS: usize = 20;
 
 /// How many characters of an offending input an error repeats.
 const EXCERPT_CHARS: usize = 80;
@@ -142,6 +153,39 @@ pub enum NormalizedParty {
     Dialstring(String),
     /// An anonymous or withheld caller id.
     Anonymous,
+    /// A party no rule could read (see the module documentation): the text as written, visual
+    /// separators removed and ASCII-lower-cased ([`as_written`]).
+    AsWritten(String),
+}
+
+/// The as-written form of `text` (already trimmed): a number-like text (digits, `*`, `#`, visual
+/// separators, a leading `+`) loses its visual separators; any other text is ASCII-lower-cased.
+/// Idempotent.
+pub fn as_written(text: &str) -> String {
+    let number_like = text.strip_prefix('+').unwrap_or(text).chars().all(is_dial_char);
+    if number_like {
+        text.chars().filter(|c| !VISUAL_SEPARATORS.contains(c)).collect()
+    } else {
+        text.to_ascii_lowercase()
+    }
+}
+
+/// Which of a CDR's parties were recorded as written, not normalized (see the module
+/// documentation): flagged so that reconciliation and partners know that a digest of the E.164
+/// number will not find them.
+#[derive(
+    Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Encode, Decode, MaxEncodedLen, Serialize, Deserialize,
+)]
+pub struct PartiesAsWritten {
+    pub caller: bool,
+    pub callee: bool,
+}
+
+impl PartiesAsWritten {
+    /// Both parties were normalized (nothing to flag).
+    pub fn is_none(&self) -> bool {
+        !self.caller && !self.callee
+    }
 }
 
 impl NormalizedParty {
@@ -153,7 +197,13 @@ impl NormalizedParty {
             NormalizedParty::SipUri(uri) => uri.clone(),
             NormalizedParty::Dialstring(dial) => format!("dial:{dial}"),
             NormalizedParty::Anonymous => "anonymous".to_owned(),
+            NormalizedParty::AsWritten(text) => format!("raw:{text}"),
         }
+    }
+
+    /// Recorded as written, not normalized.
+    pub fn is_as_written(&self) -> bool {
+        matches!(self, NormalizedParty::AsWritten(_))
     }
 }
 
@@ -194,7 +244,7 @@ pub struct PartyHasher {
 /// larger than the CPU caches (`cargo bench -p cdrchain-runtime -- remembered_110k`: 350 → 206 ns).
 type Memo = quick_cache::sync::Cache<
     compact_str::CompactString,
-    PartyDigest,
+    (PartyDigest, bool),
     quick_cache::UnitWeighter,
     foldhash::fast::RandomState,
 >;
@@ -264,8 +314,21 @@ impl PartyHasher {
         self.default_region.map(|region| region.to_string())
     }
 
-    /// Brings `raw` to its canonical form (see the module documentation for the rules).
+    /// Brings `raw` to its canonical form (see the module documentation for the rules); what no
+    /// rule can read is recorded as written. Errors only for an empty, over-long or
+    /// control-character input.
     pub fn normalize(&self, raw: &str) -> Result<NormalizedParty, PartyError> {
+        match self.classify(raw) {
+            Err(PartyError::InvalidNumber { .. } | PartyError::NotAParty { .. }) => {
+                Ok(NormalizedParty::AsWritten(as_written(raw.trim())))
+            }
+            other => other,
+        }
+    }
+
+    /// Like [`PartyHasher::normalize`], but says why a party cannot be normalized instead of
+    /// recording it as written (for tools that check numbers, and for the flag's reason).
+    pub fn classify(&self, raw: &str) -> Result<NormalizedParty, PartyError> {
         let input = raw.trim();
         if input.is_empty() {
             return Err(PartyError::Empty);
@@ -276,6 +339,12 @@ impl PartyHasher {
         if let Some((position, _)) = input.char_indices().find(|(_, c)| c.is_control()) {
             return Err(PartyError::ControlCharacter { input: excerpt(input), position });
         }
+        if let Some(rest) =
+            input.get(..4).filter(|scheme| scheme.eq_ignore_ascii_case("raw:")).and(input.get(4..))
+        {
+            // The canonical form of a party recorded as written.
+            return Ok(NormalizedParty::AsWritten(as_written(rest)));
+        }
         let job = Job { input, region: self.default_region };
         let inner = job.strip_name_addr(input)?;
         job.party(inner)
@@ -283,14 +352,20 @@ impl PartyHasher {
 
     /// The keyed digest of `raw`'s canonical form.
     pub fn digest(&self, raw: &str) -> Result<PartyDigest, PartyError> {
-        if let Some(digest) = self.memo.as_ref().and_then(|memo| memo.get(raw)) {
-            return Ok(digest);
+        self.digest_flagged(raw).map(|(digest, _)| digest)
+    }
+
+    /// The keyed digest of `raw`'s canonical form, and whether `raw` was recorded as written.
+    pub fn digest_flagged(&self, raw: &str) -> Result<(PartyDigest, bool), PartyError> {
+        if let Some(remembered) = self.memo.as_ref().and_then(|memo| memo.get(raw)) {
+            return Ok(remembered);
         }
-        let digest = self.digest_normalized(&self.normalize(raw)?);
+        let party = self.normalize(raw)?;
+        let remembered = (self.digest_normalized(&party), party.is_as_written());
         if let Some(memo) = &self.memo {
-            memo.insert(compact_str::CompactString::from(raw), digest);
+            memo.insert(compact_str::CompactString::from(raw), remembered);
         }
-        Ok(digest)
+        Ok(remembered)
     }
 
     /// `blake3::keyed_hash(key, party.canonical())`.
@@ -300,7 +375,7 @@ impl PartyHasher {
     }
 }
 
-fn parse_region(code: &str) -> Result<Region, PartyError> {
+pub(crate) fn parse_region(code: &str) -> Result<Region, PartyError> {
     let unknown = || PartyError::UnknownRegion { region: excerpt(code) };
     if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
         return Err(unknown());
@@ -646,7 +721,7 @@ fn is_dial_char(c: char) -> bool {
 
 /// The E.164 form of `number` (ASCII: an optional `+` and at most [`MAX_NUMBER_DIGITS`] digits),
 /// if libphonenumber reads it as a valid number, with `region` for national and IDD forms.
-fn e164(region: Option<Region>, number: &str) -> Option<String> {
+pub(crate) fn e164(region: Option<Region>, number: &str) -> Option<String> {
     let parsed = PHONE_NUMBER_UTIL.parse(number, region).ok()?;
     if !parsed.is_valid() {
         return None;
@@ -691,11 +766,24 @@ mod tests {
     }
 
     /// Checks one row; returns a description of the mismatch, if any.
+    /// `classify` gives `want`, and `normalize` the same party, or, for a party no rule can
+    /// read, the party as written.
     fn check(input: &str, region: Option<&str>, want: &Want) -> Option<String> {
-        let got = hasher(region).normalize(input);
+        let got = hasher(region).classify(input);
+        let recorded = hasher(region).normalize(input);
         let matches = match (&got, want) {
-            (Ok(party), Want::Ok(expected)) => party.canonical() == *expected,
-            (Err(err), Want::Err(kind)) => error_kind(err) == *kind,
+            (Ok(party), Want::Ok(expected)) => {
+                party.canonical() == *expected && recorded.as_ref() == Ok(party)
+            }
+            (Err(err), Want::Err(kind)) => {
+                error_kind(err) == *kind
+                    && match err {
+                        PartyError::InvalidNumber { .. } | PartyError::NotAParty { .. } => {
+                            recorded == Ok(NormalizedParty::AsWritten(as_written(input.trim())))
+                        }
+                        _ => recorded.as_ref().err() == Some(err),
+                    }
+            }
             _ => false,
         };
         (!matches).then(|| format!("{input:?} (region {region:?}): want {want:?}, got {got:?}"))
@@ -821,7 +909,7 @@ mod tests {
     #[test]
     fn errors_name_the_input_truncated() {
         let h = hasher(None);
-        let err = h.normalize("alice").unwrap_err();
+        let err = h.classify("alice").unwrap_err();
         assert!(err.to_string().contains("\"alice\""), "{err}");
         assert!(err.to_string().contains("not a telephone number or SIP URI"), "{err}");
         let long = format!("sip:{}@example.com", "x".repeat(300));
@@ -838,7 +926,7 @@ mod tests {
         }
         // Truncation counts characters, never cuts one in half.
         let wide = "é".repeat(100);
-        match h.normalize(&wide).unwrap_err() {
+        match h.classify(&wide).unwrap_err() {
             PartyError::NotAParty { input, .. } => assert_eq!(input.chars().count(), 81),
             other => panic!("{other:?}"),
         }

@@ -13,7 +13,7 @@ use crate::codec::BoundedVec;
 use crate::crypto::{public_key, EvmAddress};
 use crate::hash::{context, hash_with, Hash32};
 use crate::ids::{CallId, OperatorId, Sequence, SystemId};
-use crate::party::PartyDigest;
+use crate::party::{PartiesAsWritten, PartyDigest};
 use crate::state::{genesis_state, MemoryState, OperatorRecord};
 use crate::tx::{CdrBatch, SignedTransaction, Transaction};
 
@@ -56,6 +56,7 @@ pub fn cdr_body(index: u64, caller_operator: &OperatorId, callee_operator: &Oper
         redirect_reason: None,
         leg: None,
         linked_id: None,
+        as_written: PartiesAsWritten::default(),
     }
 }
 

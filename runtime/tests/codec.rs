@@ -11,7 +11,7 @@ use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{
     CallId, Height, OperatorId, ReasonText, RedirectReason, Round, Sequence, SystemId,
 };
-use cdrchain_runtime::party::PartyDigest;
+use cdrchain_runtime::party::{PartiesAsWritten, PartyDigest};
 use cdrchain_runtime::state::{CallRecord, GapRecord, OperatorRecord, StateKey};
 use cdrchain_runtime::tx::{CallEvent, CallState, CdrBatch, SequenceGap, SignedTransaction, Transaction};
 use parity_scale_codec::{Decode, Encode};
@@ -41,14 +41,14 @@ fn body() -> impl Strategy<Value = CdrBody> {
             proptest::option::of(0usize..9),
             proptest::option::of("[a-z-]{1,32}"),
         ),
-        (proptest::option::of(any::<bool>()), proptest::option::of(call_id())),
+        (proptest::option::of(any::<bool>()), proptest::option::of(call_id()), any::<(bool, bool)>()),
     )
         .prop_map(
             |(
                 (system, call, caller, callee, from, to),
                 (start, answer, end, d),
                 (q, sip, mos, fault, redirect),
-                (leg, linked),
+                (leg, linked, (caller_as_written, callee_as_written)),
             )| {
                 CdrBody {
                     system_id: SystemId::new(system).unwrap(),
@@ -80,6 +80,7 @@ fn body() -> impl Strategy<Value = CdrBody> {
                     redirect_reason: redirect.map(|r| RedirectReason::new(r).unwrap()),
                     leg: leg.map(|b| if b { Leg::B } else { Leg::A }),
                     linked_id: linked,
+                    as_written: PartiesAsWritten { caller: caller_as_written, callee: callee_as_written },
                 }
             },
         )

@@ -13,7 +13,7 @@ use cdrchain_runtime::codec::BoundedVec;
 use cdrchain_runtime::crypto::{public_key, EvmAddress};
 use cdrchain_runtime::hash::{context, hash_with, Hash32};
 use cdrchain_runtime::ids::{CallId, OperatorId, RedirectReason, Sequence, SystemId};
-use cdrchain_runtime::party::{PartyDigest, PartyHasher};
+use cdrchain_runtime::party::{PartiesAsWritten, PartyDigest, PartyHasher};
 use cdrchain_runtime::state::{genesis_state, OperatorRecord};
 use cdrchain_runtime::tx::{CdrBatch, SignedTransaction, Transaction};
 use ed25519_dalek::SigningKey;
@@ -39,6 +39,7 @@ fn sample_body() -> CdrBody {
         redirect_reason: Some(RedirectReason::new("unconditional").unwrap()),
         leg: Some(Leg::B),
         linked_id: Some(CallId::new("3da8bf84-c133-4959-9e24-e72875cb33a1").unwrap()),
+        as_written: PartiesAsWritten { caller: false, callee: true },
     }
 }
 

@@ -40,6 +40,7 @@ use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{CdrId, OperatorId, Sequence};
 use cdrchain_runtime::input::CdrInput;
+use cdrchain_runtime::numbering::NumberRules;
 use cdrchain_runtime::party::PartyHasher;
 use cdrchain_runtime::state::{StateKey, StateView};
 use cdrchain_runtime::tx::MAX_CDRS_PER_BATCH;
@@ -52,6 +53,7 @@ pub use submission::{
     estimated_records, ingest_key, parse_documents, validate, IngestError, Keyed, Submitted,
 };
 
+use crate::metrics::Metrics;
 use crate::pool::TxPool;
 use batcher::Batcher;
 use handoff::Handoff;
@@ -139,6 +141,10 @@ pub struct IngestSettings {
     pub key: SigningKey,
     /// Normalizes and hashes parties; `None` (no consortium secret): ingest refuses, clearly.
     pub parties: Option<PartyHasher>,
+    /// How each source writes numbers, applied before parties are hashed.
+    pub number_rules: Arc<NumberRules>,
+    /// Where parties recorded as written are counted per source; `None` in tests.
+    pub metrics: Option<Arc<Metrics>>,
     /// Bound into every signature.
     pub genesis_hash: Hash32,
     /// Most CDRs per batch (taken as 1 to `MAX_CDRS_PER_BATCH`).
@@ -190,6 +196,10 @@ pub struct Ingest {
     operator: OperatorId,
     /// Normalizes and hashes parties; `None` refuses ingest ([`IngestError::NoSecret`]).
     parties: Option<PartyHasher>,
+    /// How each source writes numbers.
+    number_rules: Arc<NumberRules>,
+    /// Counts parties recorded as written, per source.
+    metrics: Option<Arc<Metrics>>,
     /// To the writer's thread.
     requests: mpsc::Sender<Request>,
     /// The next sequence number the writer will assign (everything below is durable).
@@ -237,6 +247,8 @@ impl Ingest {
             operator,
             key,
             parties,
+            number_rules,
+            metrics,
             genesis_hash,
             batch_max,
             batch_max_bytes,
@@ -289,13 +301,27 @@ impl Ingest {
             shutdown,
             handoff,
         }));
-        let ingest =
-            Arc::new(Ingest { operator, parties, requests, next_assigned, storage, max_queue, busy_log });
+        let ingest = Arc::new(Ingest {
+            operator,
+            parties,
+            number_rules,
+            metrics,
+            requests,
+            next_assigned,
+            storage,
+            max_queue,
+            busy_log,
+        });
         Ok(Started { ingest, writer, batcher })
     }
 
     pub fn operator(&self) -> &OperatorId {
         &self.operator
+    }
+
+    /// How each source writes numbers (see `cdrchain_runtime::numbering`).
+    pub fn number_rules(&self) -> &NumberRules {
+        &self.number_rules
     }
 
     /// The party hasher; [`IngestError::NoSecret`] when the node has no consortium secret.
@@ -325,7 +351,13 @@ impl Ingest {
         &self,
         inputs: &[(CdrInput, Option<usize>)],
     ) -> Result<Vec<Submitted>, IngestError> {
-        let cdrs = validate(inputs, self.parties()?)?;
+        let cdrs = validate(inputs, self.parties()?, &self.number_rules)?;
+        if let Some(metrics) = &self.metrics {
+            for body in cdrs.iter().map(|cdr| &cdr.body).filter(|body| !body.as_written.is_none()) {
+                let parties = u64::from(body.as_written.caller) + u64::from(body.as_written.callee);
+                metrics.count_as_written(body.system_id.as_str(), parties);
+            }
+        }
         self.submit(cdrs).await
     }
 
@@ -475,6 +507,8 @@ pub(crate) mod tests {
             operator: "alice".parse().unwrap(),
             key: DevAccount::derive("alice").signing_key,
             parties: Some(PartyHasher::new(b"unit-test consortium secret", None).unwrap()),
+            number_rules: Arc::default(),
+            metrics: None,
             genesis_hash: spec.genesis_hash(),
             batch_max,
             batch_max_bytes: MAX_BATCH_BYTES,

@@ -9,6 +9,7 @@ use cdrchain_runtime::cdr::CdrBody;
 use cdrchain_runtime::hash::{context, hash_with};
 use cdrchain_runtime::ids::CdrId;
 use cdrchain_runtime::input::{CdrInput, InputError};
+use cdrchain_runtime::numbering::NumberRules;
 use cdrchain_runtime::party::PartyHasher;
 
 use super::{MAX_CDRS_PER_SUBMISSION, MAX_SUBMISSION_BYTES};
@@ -161,6 +162,7 @@ pub fn ingest_key(input: &CdrInput) -> [u8; 32] {
 pub fn validate(
     inputs: &[(CdrInput, Option<usize>)],
     parties: &PartyHasher,
+    rules: &NumberRules,
 ) -> Result<Vec<Keyed>, IngestError> {
     if inputs.is_empty() {
         return Err(IngestError::Empty);
@@ -169,8 +171,9 @@ pub fn validate(
     // A loop, not `collect`: a collect of `Result`s cannot size its vector up front.
     let mut cdrs = Vec::with_capacity(inputs.len());
     for (index, (input, line)) in inputs.iter().enumerate() {
-        let body =
-            input.to_body(parties).map_err(|error| IngestError::Invalid { index, line: *line, error })?;
+        let body = input
+            .to_body_with(parties, rules.for_source(input.source_system()))
+            .map_err(|error| IngestError::Invalid { index, line: *line, error })?;
         cdrs.push(Keyed { body, key: ingest_key(input) });
     }
     Ok(cdrs)

@@ -307,7 +307,7 @@ mod tests {
             let dir = tempfile::tempdir()?;
             let storage = Storage::open(dir.path(), spec.genesis_hash(), &spec.genesis_state()?)?;
             let parties = PartyHasher::new(b"unit-test consortium secret", None)?;
-            let body = validate(&cdrs(0, 1, 0), &parties)?.remove(0).body;
+            let body = validate(&cdrs(0, 1, 0), &parties, &Default::default())?.remove(0).body;
             let mut model = std::collections::HashMap::new();
             let mut next = 0u64;
             for group in groups {

@@ -52,7 +52,9 @@ impl CdrApiServer for Handlers {
                     continue;
                 }
             };
-            if let Err(e) = input.to_body(parties) {
+            if let Err(e) =
+                input.to_body_with(parties, ingest.number_rules().for_source(input.source_system()))
+            {
                 report.errors.push(refused(index, e.field(), e.to_string()));
                 continue;
             }

@@ -8,8 +8,9 @@
 //!   all, and are on disk when the call returns. Dequeuing the node's own ingest queue can ride in
 //!   the same batch, so "committed" and "no longer queued" never disagree after a crash.
 //! - **Right database or nothing**: [`Storage::open`] refuses a database of another genesis or
-//!   schema version, naming the path and both values. Schema 3 (the previous one) is upgraded in
-//!   place, in one synced batch, its queued CDRs kept.
+//!   schema version, naming the path and both values. Schema 5 changed the CDR format (the
+//!   as-written party flags), so older databases, which hold chains in the older format, are
+//!   refused rather than upgraded.
 //! - **No panics on stored data**: a value that does not decode (or contradicts its key) gives
 //!   [`StorageError::Corrupt`] naming the column family, the key in hex and the reason.
 //! - **Read-your-writes**: the cached head and log frontier change only after the batch is
@@ -51,7 +52,7 @@
 //!
 //! | File | Concern |
 //! |------|---------|
-//! | `schema.rs` | [`Storage::open`]: create and initialize, or check schema version and genesis, upgrade schema 3, load the head, frontier and queue numbers |
+//! | `schema.rs` | [`Storage::open`]: create and initialize, or check schema version and genesis, load the head, frontier and queue numbers |
 //! | `blocks.rs` | the block write path ([`Storage::commit_block`]) and block reads (`headers`, `bodies`, `certificates`, `hash_index`) |
 //! | `cdrs.rs` | CDR queries: by id, by call id, by partner pair and time window with paging |
 //! | `ingest_queue.rs` | the node's durable ingest queue (enqueue, visit, dequeue) and its in-memory numbers |
@@ -101,10 +102,9 @@ pub use view::StorageSnapshot;
 
 /// The version of the layout described in the crate docs. A database written with another
 /// version is refused at open. 3: `bodies` keeps CDR batches without their CDRs (issue #7).
-pub const SCHEMA_VERSION: u32 = 4;
-/// The oldest schema version [`Storage::open`] upgrades in place: 3 differs only in the queue's
-/// form (one entry per item), which is rewritten in chunks.
-pub const OLDEST_UPGRADABLE_SCHEMA: u32 = 3;
+/// 4: the queue in chunks. 5: CDRs carry the as-written party flags (issue #25), a new CDR
+/// format, so a database of 4 or older holds a chain this build cannot continue.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// A committed CDR with where it was committed: its block and its leaf in the CDR log.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]

@@ -1,12 +1,12 @@
 //! Opening the database: create and initialize a new one, or check an existing one's schema
-//! version and genesis (upgrading schema 3 in place), then load the head, the log frontier and
-//! the queue's numbers into memory. Writes `meta` and `state` (genesis), and `queue` (upgrade).
+//! version and genesis, then load the head, the log frontier and the queue's numbers into memory.
+//! Writes `meta` and `state` (genesis).
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, RwLock};
 
-use cdrchain_runtime::ids::{Height, Sequence};
+use cdrchain_runtime::ids::Height;
 use cdrchain_runtime::merkle::Frontier;
 use cdrchain_runtime::state::MemoryState;
 use cdrchain_runtime::Hash32;
@@ -14,13 +14,10 @@ use parity_scale_codec::Encode;
 use rocksdb::{ColumnFamilyDescriptor, Options, ReadOptions, WriteBatch, DB};
 
 use crate::filter::KeyFilter;
-use crate::ingest_queue::{put_run, QueueState};
+use crate::ingest_queue::QueueState;
 use crate::queue::Chunk;
 use crate::view::Reader;
-use crate::{
-    layout, lock, options, write, Cached, Head, QueueRun, Storage, StorageError, OLDEST_UPGRADABLE_SCHEMA,
-    SCHEMA_VERSION,
-};
+use crate::{layout, lock, options, write, Cached, Head, Storage, StorageError, SCHEMA_VERSION};
 
 impl Storage {
     /// Opens (creating if absent) the database at `path` for the chain with `genesis_hash`. A new
@@ -64,9 +61,7 @@ impl Storage {
         match storage.get_decoded::<u32>(&storage.db, layout::META, layout::META_SCHEMA_VERSION)? {
             None => storage.initialize(genesis)?,
             Some(found) => {
-                if found == OLDEST_UPGRADABLE_SCHEMA {
-                    storage.upgrade_from_v3()?;
-                } else if found != SCHEMA_VERSION {
+                if found != SCHEMA_VERSION {
                     return Err(StorageError::WrongSchema {
                         path: storage.path.clone(),
                         expected: SCHEMA_VERSION,
@@ -180,18 +175,6 @@ impl Storage {
         Ok(())
     }
 
-    /// Schema 3 → 4 in one synced batch: the queue in chunks, its floor, the version.
-    fn upgrade_from_v3(&self) -> Result<(), StorageError> {
-        let mut batch = WriteBatch::default();
-        self.chunk_v3_queue(&mut batch)?;
-        let meta = self.column(layout::META)?;
-        // Schema 3 kept the queue's length here; it is counted at open now (see `QueueState`).
-        batch.delete_cf(meta, layout::META_QUEUE_LEN);
-        batch.put_cf(meta, layout::META_QUEUE_FLOOR, 0u64.encode());
-        batch.put_cf(meta, layout::META_SCHEMA_VERSION, SCHEMA_VERSION.encode());
-        self.db.write_opt(batch, &options::synced()).map_err(self.db_error("*", "write"))
-    }
-
     /// Reads and checks the queue's chunks once (at open): where the first begins, where the last
     /// ends, and how many entries from `floor` up they hold.
     fn scan_queue(&self, floor: u64) -> Result<(u64, u64, u64), StorageError> {
@@ -209,33 +192,5 @@ impl Storage {
         }
         iter.status().map_err(self.db_error(layout::QUEUE, "scan"))?;
         Ok((base.unwrap_or(floor), ceiling, count))
-    }
-
-    /// Rewrites a schema-3 queue (one entry per item) as chunks in `batch`, so that the CDRs an
-    /// older build acknowledged and had not yet committed are kept.
-    fn chunk_v3_queue(&self, batch: &mut WriteBatch) -> Result<(), StorageError> {
-        let cf = self.column(layout::QUEUE)?;
-        let mut iter = self.db.raw_iter(cf, ReadOptions::default());
-        iter.seek_to_first();
-        let mut run: Option<QueueRun> = None;
-        while let Some((key, value)) = iter.item() {
-            let sequence = layout::be_u64_exact(key)
-                .ok_or_else(|| StorageError::corrupt(layout::QUEUE, key, "key is not an 8-byte sequence"))?;
-            batch.delete_cf(cf, key);
-            let continues =
-                run.as_ref().is_some_and(|run| run.first().0.checked_add(run.len()) == Some(sequence));
-            if !continues {
-                if let Some(done) = run.take() {
-                    put_run(batch, cf, &done);
-                }
-            }
-            run.get_or_insert_with(|| QueueRun::new(Sequence(sequence))).push(value);
-            iter.next();
-        }
-        iter.status().map_err(self.db_error(layout::QUEUE, "scan"))?;
-        if let Some(done) = run {
-            put_run(batch, cf, &done);
-        }
-        Ok(())
     }
 }

@@ -17,8 +17,8 @@ use cdrchain_storage::{QueueRun, SCHEMA_VERSION};
 use crate::common::{certificate, Fixture};
 use crate::{call_event, raw};
 
-/// The digest of the database [`workload`] leaves, for [`SCHEMA_VERSION`] 4.
-const GOLDEN_DIGEST: &str = "54f70e881bca4da1a37773f9d47cd1e4d0810810315e0e60a0469b79239e9ffa";
+/// The digest of the database [`workload`] leaves, for [`SCHEMA_VERSION`] 5.
+const GOLDEN_DIGEST: &str = "1eafd70aa19af28f28b914be60e69c94a179a94aeb0aeabe493747bd4ed23a7b";
 
 /// BLAKE3 context (derive-key mode) of the digest and of the workload's ingest keys.
 const CONTEXT: &str = "cdrchain storage layout conformance v1";

@@ -1,13 +1,13 @@
 //! What `open` refuses (another genesis, another schema version, data without metadata, a second
 //! open) and the schema-3 upgrade.
 
-use cdrchain_runtime::ids::{Height, Sequence};
+use cdrchain_runtime::ids::Height;
 use cdrchain_runtime::sample::SampleChain;
 use cdrchain_storage::{layout, Storage, StorageError, SCHEMA_VERSION};
 use parity_scale_codec::Encode;
 
 use crate::common::{self, Fixture};
-use crate::{item, path_text, raw};
+use crate::{path_text, raw};
 
 #[test]
 fn another_genesis_is_refused_naming_both_hashes_and_the_path() {
@@ -78,40 +78,18 @@ fn a_database_with_data_but_no_metadata_is_not_overwritten() {
 }
 
 #[test]
-fn a_schema_3_queue_is_rewritten_in_chunks_and_kept() -> Result<(), Box<dyn std::error::Error>> {
+fn a_schema_4_database_of_the_older_cdr_format_is_refused_with_the_reason(
+) -> Result<(), Box<dyn std::error::Error>> {
     let fx = Fixture::new();
     drop(fx.open());
     {
-        // What a schema-3 build left: one queue entry per CDR, two runs.
         let db = raw(fx.dir.path());
-        let queue = db.cf_handle(layout::QUEUE).ok_or("no such column family")?;
         let meta = db.cf_handle(layout::META).ok_or("no such column family")?;
-        for s in (5..2_005).chain([3_000]) {
-            db.put_cf(queue, (s as u64).to_be_bytes(), format!("cdr {s}"))?;
-        }
-        db.put_cf(meta, layout::META_QUEUE_LEN, 2_001u64.encode())?;
-        db.delete_cf(meta, layout::META_QUEUE_FLOOR)?;
-        db.put_cf(meta, layout::META_SCHEMA_VERSION, 3u32.encode())?;
+        db.put_cf(meta, layout::META_SCHEMA_VERSION, 4u32.encode())?;
     }
-    let storage = fx.open();
-    assert_eq!(storage.queue_len()?, 2_001);
-    assert_eq!(storage.last_queued()?, Some(Sequence(3_000)));
-    let all = storage.queued(Sequence(0), 10_000)?;
-    assert_eq!(all.len(), 2_001);
-    assert_eq!(all[0], item(5, "cdr 5"));
-    assert_eq!(all[1_999], item(2_004, "cdr 2004"));
-    assert_eq!(all[2_000], item(3_000, "cdr 3000"));
-    storage.dequeue_through(Sequence(1_000))?;
-    assert_eq!(storage.queue_len()?, 1_005);
-    drop(storage);
-    let storage = fx.open();
-    assert_eq!(storage.queue_len()?, 1_005);
-    assert_eq!(storage.queued(Sequence(0), 1)?, vec![item(1_001, "cdr 1001")]);
-    drop(storage);
-    let db = raw(fx.dir.path());
-    let version =
-        db.get_cf(db.cf_handle(layout::META).ok_or("no such column family")?, layout::META_SCHEMA_VERSION)?;
-    assert_eq!(version, Some(SCHEMA_VERSION.encode()));
+    let error = Storage::open(fx.dir.path(), fx.chain.genesis_hash(), &fx.genesis).err().ok_or("opened")?;
+    assert!(matches!(error, StorageError::WrongSchema { expected: 5, found: 4, .. }), "{error:?}");
+    assert!(error.to_string().contains("older CDR format"), "{error}");
     Ok(())
 }
 
