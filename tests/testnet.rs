@@ -436,10 +436,29 @@ fn a_purged_validator_signs_nothing_that_contradicts_what_it_signed() {
         log_contains(&mut alice, &mut lines, "is ahead of the database", Duration::from_secs(20)),
         "the restarted validator did not see its signing state: {lines:?}"
     );
+    // CDRs sent to her at once are refused while she catches up (review M10: she would have
+    // numbered them from her empty database, reusing ids the chain holds), then numbered after
+    // her 40 committed ones.
+    let body: String = (5_000..5_010u64).map(|n| format!("{}\n", cdr(n))).collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let ids = loop {
+        let (status, answer) = alice.post("/ingest/cdrs", &body);
+        match status {
+            200 => break answer["ids"].clone(),
+            503 => assert!(answer.to_string().contains("catching up"), "{answer}"),
+            _ => panic!("{status}: {answer}"),
+        }
+        assert!(Instant::now() < deadline, "alice never took CDRs again");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let ids: Vec<String> =
+        ids.as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_string()).collect();
+    let expected: Vec<String> = (40..50).map(|n| format!("alice:{n}")).collect();
+    assert_eq!(ids, expected, "numbered after the chain's alice:0..=39");
     nodes[0] = Some(alice);
-    // The chain goes on with her. (Not sent to her: a purged node numbers new CDRs from its
-    // empty database until it has synced, review M10, not fixed yet.)
-    let mut more = submit(all(&nodes)[1], 2_000, 30);
+    // The chain goes on with her.
+    let mut more = ids;
+    more.extend(submit(all(&nodes)[1], 2_000, 30));
     more.extend(submit(all(&nodes)[2], 3_000, 30));
     wait_all_committed(&all(&nodes), &more, Duration::from_secs(120));
     let alice = nodes[0].as_mut().unwrap();

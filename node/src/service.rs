@@ -73,8 +73,14 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         Some(config.operator.clone()),
     )));
     let (stop, stopping) = watch::channel(false);
-    let ingest::Started { ingest, writer, batcher } =
-        Ingest::start(storage.clone(), pool.clone(), ingest_settings(&config, &metrics), stopping.clone())?;
+    // Set by the validator while it catches up with what it signed (see `IngestSettings`).
+    let catching_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ingest::Started { ingest, writer, batcher } = Ingest::start(
+        storage.clone(),
+        pool.clone(),
+        ingest_settings(&config, &metrics, &catching_up),
+        stopping.clone(),
+    )?;
     let status = Arc::new(ConsensusStatus::default());
     let net = match &config.network {
         Some(settings) => Some(start_network(&config, settings, network_limits)?),
@@ -99,6 +105,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         idle_heartbeat: Duration::from_millis(spec.params.idle_heartbeat_ms),
         checkpoints: config.checkpoints.clone(),
         signing_state: validator::SigningState::new(config.signing_state_path()),
+        catching_up,
     };
     let me = (config.operator.clone(), config.signing_key.clone());
     let mut authoring =
@@ -193,13 +200,18 @@ fn open_chain(config: &NodeConfig) -> Result<(Arc<Storage>, Arc<Metrics>), NodeE
 }
 
 /// What ingest takes from the node's configuration.
-fn ingest_settings(config: &NodeConfig, metrics: &Arc<Metrics>) -> IngestSettings {
+fn ingest_settings(
+    config: &NodeConfig,
+    metrics: &Arc<Metrics>,
+    catching_up: &Arc<std::sync::atomic::AtomicBool>,
+) -> IngestSettings {
     IngestSettings {
         operator: config.operator.clone(),
         key: config.signing_key.clone(),
         parties: config.parties.clone(),
         number_rules: config.number_rules.clone(),
         metrics: Some(metrics.clone()),
+        catching_up: catching_up.clone(),
         genesis_hash: config.spec.genesis_hash(),
         batch_max: config.batch_max_cdrs,
         batch_max_bytes: crate::config::batch_max_bytes(&config.spec),

@@ -145,6 +145,10 @@ pub struct IngestSettings {
     pub number_rules: Arc<NumberRules>,
     /// Where parties recorded as written are counted per source; `None` in tests.
     pub metrics: Option<Arc<Metrics>>,
+    /// Set by the validator while it follows the chain to catch up with what it signed before
+    /// (its database was purged or restored): ingest refuses meanwhile (review M10), because
+    /// the node does not yet know which of its operator's sequence numbers the chain holds.
+    pub catching_up: Arc<std::sync::atomic::AtomicBool>,
     /// Bound into every signature.
     pub genesis_hash: Hash32,
     /// Most CDRs per batch (taken as 1 to `MAX_CDRS_PER_BATCH`).
@@ -200,6 +204,8 @@ pub struct Ingest {
     number_rules: Arc<NumberRules>,
     /// Counts parties recorded as written, per source.
     metrics: Option<Arc<Metrics>>,
+    /// See [`IngestSettings::catching_up`].
+    catching_up: Arc<std::sync::atomic::AtomicBool>,
     /// To the writer's thread.
     requests: mpsc::Sender<Request>,
     /// The next sequence number the writer will assign (everything below is durable).
@@ -249,6 +255,7 @@ impl Ingest {
             parties,
             number_rules,
             metrics,
+            catching_up,
             genesis_hash,
             batch_max,
             batch_max_bytes,
@@ -306,6 +313,7 @@ impl Ingest {
             parties,
             number_rules,
             metrics,
+            catching_up,
             requests,
             next_assigned,
             storage,
@@ -412,6 +420,14 @@ impl Ingest {
     /// and a four-validator chain stopped committing for good. `records` is an estimate (see
     /// [`estimated_records`]); the writer still checks each submission's exact count.
     pub fn admit(&self, records: u64) -> Result<(), IngestError> {
+        if self.catching_up.load(Ordering::Acquire) {
+            return Err(IngestError::Unavailable(
+                "this node is catching up with the chain (its database is behind what its validator signed: \
+                 purged or restored); it takes CDRs again once synced, so that it numbers them after those \
+                 the chain holds. Send them again later"
+                    .into(),
+            ));
+        }
         let queued = self.queue_depth();
         if queued == 0 || (queued < self.max_queue && queued.saturating_add(records) <= self.max_queue) {
             return Ok(());
@@ -509,6 +525,7 @@ pub(crate) mod tests {
             parties: Some(PartyHasher::new(b"unit-test consortium secret", None).unwrap()),
             number_rules: Arc::default(),
             metrics: None,
+            catching_up: Arc::default(),
             genesis_hash: spec.genesis_hash(),
             batch_max,
             batch_max_bytes: MAX_BATCH_BYTES,

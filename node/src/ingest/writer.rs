@@ -102,7 +102,10 @@ impl BusyLog {
 pub(super) fn writer(state: Writer, mut receiver: mpsc::Receiver<Request>) {
     while let Some(first) = receiver.blocking_recv() {
         let pending = gather_group(first, &mut receiver);
-        let start = state.next_assigned.load(Ordering::Acquire);
+        // Never below what the chain holds of this operator: after a purge or a restore the
+        // queue restarts empty, and numbering from it would reuse committed ids (review M10).
+        let committed = super::committed_next(&state.storage, &state.operator).map_or(0, |s| s.0);
+        let start = state.next_assigned.load(Ordering::Acquire).max(committed);
         let group = state.admit(start, pending);
         if !group.is_empty() {
             state.write(start, group);

@@ -143,6 +143,9 @@ pub struct ValidatorSettings {
     pub checkpoints: Option<crate::config::CheckpointSigning>,
     /// What this validator signed last, kept outside the database (see `guard`).
     pub signing_state: SigningState,
+    /// Set while the validator follows as an observer until storage reaches what it signed:
+    /// ingest refuses meanwhile (see `IngestSettings::catching_up`).
+    pub catching_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The network side, when there is one.
@@ -229,6 +232,7 @@ pub async fn run(
         wal_blocks: Vec::new(),
     };
     driver.restore_blocks(resumed.blocks);
+    driver.settings.catching_up.store(driver.pending_wal.is_some(), std::sync::atomic::Ordering::Release);
     driver.carry_out(resumed.outputs).await?;
     driver.refresh_status();
     driver.event_loop(events, sync_rx, pooled, shutdown).await
@@ -407,6 +411,7 @@ impl Driver {
                 self.carry_out_one(output).await?;
             }
             if let Some(outputs) = self.rejoin_when_synced() {
+                self.settings.catching_up.store(false, std::sync::atomic::Ordering::Release);
                 queue.extend(outputs);
                 continue;
             }
