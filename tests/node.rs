@@ -216,6 +216,52 @@ fn a_validator_that_dies_locked_on_a_block_commits_it_after_restart() {
 }
 
 #[test]
+fn a_different_record_under_a_known_source_identity_is_a_409_naming_both() {
+    // Review M7: the same (system_id, call_id, leg) with different content used to be answered
+    // "duplicate" and dropped.
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &[]);
+    let first = cdr(1);
+    let (status, answer) = node.post("/ingest/cdrs", &first.to_string());
+    assert_eq!((status, answer["ids"].clone()), (200, json!(["alice:0"])), "{answer}");
+    let mut corrected = first.clone();
+    corrected["end"] = json!(first["end"].as_u64().unwrap() + 1_000);
+    let (status, answer) = node.post("/ingest/cdrs", &format!("{}\n{}", cdr(2), corrected));
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["index"], 1, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("alice:0") && error.contains("different content"), "{error}");
+    // Nothing of that submission was stored: CDR 2 comes next as alice:1.
+    let (status, answer) = node.post("/ingest/cdrs", &cdr(2).to_string());
+    assert_eq!((status, answer["ids"].clone()), (200, json!(["alice:1"])), "{answer}");
+    // The same record again is still a duplicate, answered with its first id.
+    let (status, answer) = node.post("/ingest/cdrs", &first.to_string());
+    assert_eq!(
+        (status, answer["duplicates"].clone()),
+        (200, json!([{"index": 0, "id": "alice:0"}])),
+        "{answer}"
+    );
+    // Two versions of one record in one submission.
+    let (status, answer) = node.post(
+        "/ingest/cdrs",
+        &format!("{}\n{}", cdr(3), {
+            let mut other = cdr(3);
+            other["disposition"] = json!("failed");
+            other.as_object_mut().unwrap().remove("answer");
+            other
+        }),
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("CDR 0 of the same submission"), "{answer}");
+    // JSON-RPC: cdr_check reports it as an error, cdr_submit refuses it with -32009.
+    let check = node.call("cdr_check", json!([[corrected]])).unwrap();
+    assert!(check["errors"][0]["message"].as_str().unwrap().contains("alice:0"), "{check}");
+    let refused = node.call("cdr_submit", json!([[corrected]])).unwrap_err();
+    assert_eq!(refused["code"], -32009, "{refused}");
+    assert!(node.terminate().success());
+}
+
+#[test]
 fn export_then_import_gives_the_same_chain() {
     let base = tempfile::tempdir().unwrap();
     let node = Node::start_dev(base.path(), &[]);

@@ -27,6 +27,7 @@
 //! ([`Ingest::start`]) and ingest's limits.
 
 mod batcher;
+mod conflict;
 mod handoff;
 mod submission;
 mod writer;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cdrchain_runtime::block::MAX_BLOCK_BYTES_CEILING;
+use cdrchain_runtime::cdr::CdrBody;
 use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{CdrId, OperatorId, Sequence};
@@ -367,6 +369,20 @@ impl Ingest {
             }
         }
         self.submit(cdrs).await
+    }
+
+    /// Whether a canonical input was ingested here before, and whether that record has the
+    /// content of `body` (a re-submission) or not (a collision, review M7).
+    pub fn ingested_as(
+        &self,
+        input: &CdrInput,
+        body: &CdrBody,
+    ) -> Result<Option<(CdrId, bool)>, IngestError> {
+        let Some(id) = self.already_ingested(input)? else { return Ok(None) };
+        let stored = conflict::stored_encoding(&self.storage, &self.operator, id.sequence)
+            .map_err(|e| IngestError::Unavailable(e.to_string()))?;
+        let same = stored.is_none_or(|stored| stored == body.encode());
+        Ok(Some((id, same)))
     }
 
     /// Whether a canonical input was ingested here before: its first id.

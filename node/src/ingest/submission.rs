@@ -37,6 +37,12 @@ pub enum IngestError {
          ingest is off (start it with --consortium-secret-file or CDRCHAIN_CONSORTIUM_SECRET_FILE)"
     )]
     NoSecret,
+    #[error(
+        "CDR {index} has the source identity (system_id with source_id, or call_id and leg) of \
+         {existing}, but different content: not stored. Give each switch its own system_id, or a \
+         corrected record its own source_id"
+    )]
+    Conflict { index: usize, existing: String },
 }
 
 fn line_suffix(line: Option<usize>) -> String {

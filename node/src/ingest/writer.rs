@@ -151,16 +151,37 @@ impl Writer {
     }
 
     /// Places and writes one admitted group from sequence `start`, then answers its submitters.
+    /// Submissions that collide with other records are refused first, and the rest placed.
     fn write(&self, start: u64, group: Vec<Request>) {
         let total: usize = group.iter().map(|request| request.cdrs.len()).sum();
-        let (submissions, replies): (Vec<Vec<Keyed>>, Vec<_>) =
+        let (mut submissions, mut replies): (Vec<Vec<Keyed>>, Vec<_>) =
             group.into_iter().map(|request| (request.cdrs, request.reply)).unzip();
-        // A panic in one group (a bug) refuses that group, as a failed write does, and the
-        // writer goes on: it is not the thread's end, which would refuse all ingest from then on.
-        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            place(&self.storage, start, submissions)
-        }))
-        .unwrap_or(Err(WriteError::Panicked));
+        let written = loop {
+            // A panic in one group (a bug) refuses that group, as a failed write does, and the
+            // writer goes on: it is not the thread's end, which would refuse all ingest from
+            // then on.
+            let placed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                place(&self.storage, &self.operator, start, std::mem::take(&mut submissions))
+            }))
+            .unwrap_or(Err(WriteError::Panicked));
+            match placed {
+                Ok(Placement::Placed(group)) => break Ok(group),
+                Ok(Placement::Conflicts(mut conflicts, returned)) => {
+                    // Nothing was written: refuse the colliding submissions, place the rest.
+                    submissions = returned;
+                    conflicts.sort_by_key(|(s, _)| std::cmp::Reverse(*s));
+                    for (s, error) in conflicts {
+                        tracing::warn!(target: "cdrchain::ingest", "submission refused: {error}");
+                        submissions.remove(s);
+                        let _ = replies.remove(s).send(Err(error));
+                    }
+                    if replies.is_empty() {
+                        return;
+                    }
+                }
+                Err(error) => break Err(error),
+            }
+        };
         match written {
             Ok(PlacedGroup { next, answers, queued }) => {
                 debug_assert_eq!(queued.len() as u64, next - start, "placed CDRs and sequences disagree");
@@ -198,9 +219,10 @@ pub(super) struct PlacedGroup {
 /// before, and writes the new ones and their keys in one synced batch.
 pub(super) fn place(
     storage: &Storage,
+    operator: &OperatorId,
     start: u64,
     submissions: Vec<Vec<Keyed>>,
-) -> Result<PlacedGroup, WriteError> {
+) -> Result<Placement, WriteError> {
     let all_keys: Vec<[u8; 32]> = submissions.iter().flatten().map(|cdr| cdr.key).collect();
     // The group's keys in key order, once (equal keys by position): the batched lookup and the
     // ingest-key inserts both take them in that order, and a key repeated within the group sits
@@ -208,6 +230,10 @@ pub(super) fn place(
     let mut order: Vec<usize> = (0..all_keys.len()).collect();
     order.sort_unstable_by_key(|&i| (all_keys[i], i));
     let earlier = find_earlier(storage, &all_keys, &order)?;
+    let conflicts = super::conflict::find_conflicts(storage, operator, &submissions, &earlier)?;
+    if !conflicts.is_empty() {
+        return Ok(Placement::Conflicts(conflicts, submissions));
+    }
     let mut run = QueueRun::new(Sequence(start));
     let mut next = start;
     let mut answers = Vec::with_capacity(submissions.len());
@@ -256,12 +282,22 @@ pub(super) fn place(
             "{duplicates} re-submitted CDR(s) recognised by their source identity: not queued again"
         );
     }
-    Ok(PlacedGroup { next, answers, queued })
+    Ok(Placement::Placed(PlacedGroup { next, answers, queued }))
+}
+
+/// What became of a group: placed, or refused because some of its submissions collide with
+/// other records (nothing was written; the others are placed again without them).
+#[derive(Debug)]
+pub(super) enum Placement {
+    Placed(PlacedGroup),
+    /// Per colliding submission, its index in the group and why; and the group's submissions,
+    /// given back.
+    Conflicts(Vec<(usize, IngestError)>, Vec<Vec<Keyed>>),
 }
 
 /// What the writer knows of a CDR's ingest key before it places the CDR.
 #[derive(Clone, Copy, Debug)]
-enum Earlier {
+pub(super) enum Earlier {
     /// Not seen: the CDR is new.
     New,
     /// Stored before: the CDR is a re-submission of that sequence.
@@ -332,9 +368,12 @@ mod tests {
                     );
                 }
                 let start = storage.last_queued()?.map_or(0, |s| s.0 + 1);
-                let PlacedGroup { next: end, answers: placed, queued } =
-                    place(&storage, start, submissions)
-                        .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+                let operator = OperatorId::new("alice")?;
+                let placement = place(&storage, &operator, start, submissions)
+                    .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+                let Placement::Placed(PlacedGroup { next: end, answers: placed, queued }) = placement else {
+                    return Err(proptest::test_runner::TestCaseError::fail("same bodies cannot collide"));
+                };
                 proptest::prop_assert_eq!(end, next);
                 proptest::prop_assert_eq!(queued.len() as u64, end - start);
                 proptest::prop_assert_eq!(placed, expected);

@@ -52,14 +52,21 @@ impl CdrApiServer for Handlers {
                     continue;
                 }
             };
-            if let Err(e) =
-                input.to_body_with(parties, ingest.number_rules().for_source(input.source_system()))
-            {
-                report.errors.push(refused(index, e.field(), e.to_string()));
-                continue;
-            }
-            if let Some(id) = ingest.already_ingested(&input).map_err(|e| ingest_error(&e))? {
-                report.duplicates.push(Duplicate { index, id: id.to_string() });
+            let rules = ingest.number_rules().for_source(input.source_system());
+            let body = match input.to_body_with(parties, rules) {
+                Ok(body) => body,
+                Err(e) => {
+                    report.errors.push(refused(index, e.field(), e.to_string()));
+                    continue;
+                }
+            };
+            match ingest.ingested_as(&input, &body).map_err(|e| ingest_error(&e))? {
+                Some((id, true)) => report.duplicates.push(Duplicate { index, id: id.to_string() }),
+                Some((id, false)) => {
+                    let conflict = IngestError::Conflict { index, existing: id.to_string() };
+                    report.errors.push(refused(index, None, conflict.to_string()));
+                }
+                None => {}
             }
         }
         Ok(report)

@@ -212,9 +212,14 @@ fn submitted_response(result: Result<Vec<ingest::Submitted>, IngestError>) -> Ht
         Ok(submitted) => return accepted_response(&submitted),
         Err(e) => e,
     };
-    let status = if e.is_retryable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
+    let status = match &e {
+        IngestError::Conflict { .. } => StatusCode::CONFLICT,
+        _ if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
     let (index, line) = match &e {
         IngestError::Invalid { index, line, .. } => (Some(*index), *line),
+        IngestError::Conflict { index, .. } => (Some(*index), None),
         IngestError::Malformed { line, .. } => (None, *line),
         _ => (None, None),
     };

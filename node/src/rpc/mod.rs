@@ -65,6 +65,8 @@ const UNAUTHORIZED: i32 = -32001;
 const UNAVAILABLE: i32 = -32002;
 /// The ingest queue is full ([`IngestError::Busy`]): send the same CDRs again shortly.
 pub const BUSY: i32 = -32005;
+/// A CDR's source identity belongs to a different record ([`IngestError::Conflict`]).
+pub const CONFLICT: i32 = -32009;
 
 /// The largest JSON-RPC answer the server sends: a page of 10,000 CDRs or a block of full
 /// batches fits well within it.
@@ -122,10 +124,12 @@ fn ingest_error(e: &IngestError) -> ErrorObjectOwned {
             Some(json!({"index": index, "line": line, "field": e.field()}))
         }
         IngestError::Malformed { line, .. } => Some(json!({"line": line})),
+        IngestError::Conflict { index, existing } => Some(json!({"index": index, "existing": existing})),
         _ => None,
     };
     let code = match e {
         IngestError::Busy { .. } => BUSY,
+        IngestError::Conflict { .. } => CONFLICT,
         _ if e.is_retryable() => UNAVAILABLE,
         _ => INVALID_PARAMS,
     };
