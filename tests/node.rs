@@ -572,3 +572,188 @@ fn pages_of_other_sites_are_refused_by_a_loopback_node() {
     let (status, answer) = node.post("/ingest/cdrs", &body);
     assert_eq!((status, answer["ids"].clone()), (200, json!(["alice:0"])), "{answer}");
 }
+
+/// Every JSON-RPC method with parameters it accepts, for the access table.
+fn every_method() -> Vec<(&'static str, Value)> {
+    vec![
+        ("system_health", json!([])),
+        ("system_peers", json!([])),
+        ("system_properties", json!([])),
+        ("chain_getHeader", json!([])),
+        ("chain_getBlock", json!([1])),
+        ("chain_getFinalizedHead", json!([])),
+        ("chain_subscribeFinalizedHeads", json!([])),
+        ("cdr_submit", json!([[cdr(900)]])),
+        ("cdr_check", json!([[cdr(901)]])),
+        ("cdr_status", json!(["alice:0"])),
+        ("cdr_get", json!(["alice:0"])),
+        ("cdr_byCallId", json!(["e2e-0@test.invalid"])),
+        ("cdr_query", json!(["alice", "bob", 0, 9_999_999_999_999u64])),
+        ("cdr_proof", json!(["alice:0"])),
+        ("cdr_absenceProof", json!(["alice:99999"])),
+        ("cdr_consistencyProof", json!([1, 2])),
+        ("checkpoint_latest", json!([])),
+        ("checkpoint_get", json!([1])),
+        ("settlement_summary", json!(["alice", "bob", 0, 9_999_999_999_999u64])),
+        ("consensus_status", json!([])),
+        ("consensus_evidence", json!([])),
+    ]
+}
+
+/// One call with `token` (if any): `Ok(result)`, or `Err(error object)`.
+fn call_with(url: &str, token: Option<&str>, method: &str, params: &Value) -> Result<Value, Value> {
+    let mut request = ureq::post(url);
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let answer: Value = request
+        .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
+        .into_json()
+        .unwrap_or_else(|e| panic!("{method}: {e}"));
+    match answer.get("error") {
+        Some(error) => Err(error.clone()),
+        None => Ok(answer["result"].clone()),
+    }
+}
+
+/// POSTs `body` to `path` with `token`; the status.
+fn post_with(url: &str, token: Option<&str>, path: &str, body: &str) -> u16 {
+    let mut request = ureq::post(&format!("{url}{path}"));
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    match request.send_string(body) {
+        Ok(response) => response.status(),
+        Err(ureq::Error::Status(status, _)) => status,
+        Err(e) => panic!("POST {path}: {e}"),
+    }
+}
+
+#[test]
+fn beyond_loopback_every_method_and_route_needs_a_token_with_its_role() {
+    // Review H1: reads needed no token, so anyone who reached the port read every CDR.
+    let netns = common::Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = [
+        ("ingest", "switches-ingest-token-0001"),
+        ("read", "operator-read-token-00001"),
+        ("bob", "partner-bob-token-000001"),
+    ];
+    for (name, secret) in tokens {
+        std::fs::write(dir.path().join(format!("{name}.token")), secret).unwrap();
+    }
+    let config = dir.path().join("node.toml");
+    let file = |name: &str| dir.path().join(format!("{name}.token")).display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "[[rpc_tokens]]\nname = \"switches\"\nroles = [\"ingest\"]\ntoken_file = \"{}\"\n\n\
+             [[rpc_tokens]]\nname = \"tools\"\nroles = [\"read\"]\ntoken_file = \"{}\"\n\n\
+             [[rpc_tokens]]\nname = \"partner-bob\"\nroles = [\"read\"]\nparty = \"bob\"\ntoken_file = \"{}\"\n",
+            file("ingest"),
+            file("read"),
+            file("bob")
+        ),
+    )
+    .unwrap();
+    let base = tempfile::tempdir().unwrap();
+    let rpc_addr = format!("{}:0", netns.inside);
+    let admin = "node-admin-token-000000001";
+    let node = Node::start_in(
+        &netns,
+        &[
+            "node",
+            "--dev",
+            "--base-path",
+            base.path().to_str().unwrap(),
+            "--rpc-addr",
+            &rpc_addr,
+            "--rpc-token",
+            admin,
+            "--config",
+            config.to_str().unwrap(),
+            "--no-metrics",
+        ],
+    );
+    assert!(node.rpc.contains(&netns.inside), "{}", node.rpc);
+    let url = node.rpc.clone();
+    // Two CDRs: alice–bob (bob may see it) and alice–charlie (bob may not).
+    let mut charlie = cdr(1);
+    charlie["callee_operator"] = json!("charlie");
+    assert_eq!(post_with(&url, Some(tokens[0].1), "/ingest/cdrs", &format!("{}\n{charlie}", cdr(0))), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while call_with(&url, Some(admin), "cdr_status", &json!(["alice:1"])).unwrap()["status"] != "committed" {
+        assert!(std::time::Instant::now() < deadline, "the CDRs were not committed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // (who, token): what each may call, by the README's "who may call".
+    let callers = [
+        ("nobody", None),
+        ("a wrong token", Some("not-a-token-of-this-node")),
+        ("ingest", Some(tokens[0].1)),
+        ("read", Some(tokens[1].1)),
+        ("partner bob", Some(tokens[2].1)),
+        ("admin", Some(admin)),
+    ];
+    let may = |who: &str, need: &str| -> bool {
+        match (who, need) {
+            ("admin", _) | (_, "anyone") => true,
+            ("ingest", "ingest") => true,
+            ("read", need) => need.starts_with("read"),
+            ("partner bob", need) => need == "read" || need == "read (a partner: its CDRs)",
+            _ => false,
+        }
+    };
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let who_of = |method: &str| -> String {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{method}")))
+            .unwrap_or_else(|| panic!("{method} not in README"));
+        row.trim_matches('|').rsplit('|').next().unwrap().trim().to_string()
+    };
+    let methods = every_method();
+    let documented =
+        readme.lines().filter(|l| l.starts_with("| `") && l.contains('_') && !l.contains("cdrchain")).count();
+    assert!(methods.len() >= documented.min(21), "the table must cover every documented method");
+    for (who, token) in callers {
+        for (method, params) in &methods {
+            let need = who_of(method);
+            let answer = call_with(&url, token, method, params);
+            let refused = matches!(&answer, Err(e) if e["code"] == -32001);
+            assert_eq!(!refused, may(who, &need), "{who} calling {method} (needs {need}): {answer:?}");
+        }
+        for route in ["/ingest/cdrs", "/ingest/freeswitch", "/ingest/kamailio"] {
+            let status = post_with(&url, token, route, "{}");
+            let refused = status == 401 || status == 403;
+            assert_eq!(!refused, may(who, "ingest"), "{who} posting to {route}: {status}");
+        }
+    }
+    // The partner sees its own CDRs and pairs, never others'.
+    let bob = Some(tokens[2].1);
+    assert_eq!(call_with(&url, bob, "cdr_get", &json!(["alice:0"])).unwrap()["id"], "alice:0");
+    assert_eq!(call_with(&url, bob, "cdr_get", &json!(["alice:1"])).unwrap(), Value::Null);
+    assert_eq!(call_with(&url, bob, "cdr_status", &json!(["alice:1"])).unwrap()["status"], "unknown");
+    let query = call_with(&url, bob, "cdr_query", &json!(["alice", "charlie", 0, 9_999_999_999_999u64]));
+    assert_eq!(query.unwrap_err()["code"], -32001);
+    assert!(call_with(&url, bob, "cdr_proof", &json!(["alice:1"])).is_err());
+    assert!(call_with(&url, bob, "cdr_proof", &json!(["alice:0"])).is_ok());
+    let read = Some(tokens[1].1);
+    assert_eq!(call_with(&url, read, "cdr_get", &json!(["alice:1"])).unwrap()["id"], "alice:1");
+    // A batch cannot smuggle a call past its need.
+    let batch: Value = ureq::post(&url)
+        .set("Authorization", &format!("Bearer {}", tokens[0].1))
+        .send_json(json!([
+            {"jsonrpc": "2.0", "id": 1, "method": "system_health", "params": []},
+            {"jsonrpc": "2.0", "id": 2, "method": "cdr_get", "params": ["alice:0"]},
+        ]))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let by_id = |id: u64| batch.as_array().unwrap().iter().find(|a| a["id"] == id).cloned().unwrap();
+    assert!(by_id(1).get("result").is_some(), "{batch}");
+    assert_eq!(by_id(2)["error"]["code"], -32001, "{batch}");
+    drop(node);
+}

@@ -19,15 +19,18 @@ pub enum Command {
         /// The node's RPC URL.
         #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC")]
         rpc: String,
+        /// Bearer token (a `read` role is enough), when the node requires one.
+        #[arg(long, env = "CDRCHAIN_RPC_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
-    let Command::Get { id, call_id, rpc } = command;
+    let Command::Get { id, call_id, rpc, token } = command;
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async {
-        let client = RpcClient::new(&rpc, None)?;
+        let client = RpcClient::new(&rpc, token)?;
         let node = client.api();
         let result = match (&id, &call_id) {
             (Some(id), _) => client.ask(node.cdr(id.clone())).await?.unwrap_or(Value::Null),

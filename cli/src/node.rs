@@ -164,7 +164,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|o| o.id.clone())
         .with_context(|| format!("chain `{}` registers no operator with key {public}", spec.id))?;
     let parties = party_hasher(&args, &spec)?;
-    check_rpc_exposure(&args)?;
 
     let (base_path, temporary) = base_path(&args)?;
     if dev_chain {
@@ -179,7 +178,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let checkpoints = checkpoint_signing(&args, &spec, &operator, &key_arg)?;
 
     let batch_max_cdrs = args.batch_size.unwrap_or_else(|| cdrchain_node::config::default_batch_cdrs(&spec));
-    let number_rules = std::sync::Arc::new(crate::node_config::number_rules(args.config.as_deref())?);
+    let config_file = crate::node_config::load_or_default(args.config.as_deref())?;
+    let number_rules =
+        std::sync::Arc::new(crate::node_config::number_rules(&config_file, args.config.as_deref())?);
+    let rpc_role_tokens = crate::node_config::rpc_tokens(&config_file)?;
+    check_rpc_exposure(&args, !rpc_role_tokens.is_empty())?;
     let config = NodeConfig {
         spec,
         base_path,
@@ -187,6 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         signing_key,
         rpc_addr: args.rpc_addr,
         rpc_token: args.rpc_token.filter(|t| !t.is_empty()),
+        rpc_role_tokens,
         metrics_addr: (!args.no_metrics).then_some(args.metrics_addr),
         parties,
         number_rules,
@@ -242,11 +246,13 @@ fn party_hasher(args: &Args, spec: &ChainSpec) -> anyhow::Result<Option<PartyHas
 }
 
 /// Refuses an RPC address reachable from other machines without a token.
-fn check_rpc_exposure(args: &Args) -> anyhow::Result<()> {
-    if !args.rpc_addr.ip().is_loopback() && args.rpc_token.as_deref().is_none_or(str::is_empty) {
+fn check_rpc_exposure(args: &Args, role_tokens: bool) -> anyhow::Result<()> {
+    let all_roles = args.rpc_token.as_deref().is_some_and(|t| !t.is_empty());
+    if !args.rpc_addr.ip().is_loopback() && !all_roles && !role_tokens {
         bail!(
-            "--rpc-addr {} is reachable beyond this machine: set --rpc-token (or CDRCHAIN_RPC_TOKEN) so that \
-             cdr_submit and /ingest need `Authorization: Bearer <token>`",
+            "--rpc-addr {} is reachable beyond this machine: set --rpc-token (or CDRCHAIN_RPC_TOKEN), or \
+             [[rpc_tokens]] in the --config file, so that every method but system_health needs \
+             `Authorization: Bearer <token>` (docs/security.md)",
             args.rpc_addr
         );
     }

@@ -1,5 +1,20 @@
 //! The node's configuration file (`cdrchain node --config FILE`, TOML): what does not fit a
-//! flag. Today: per-source number rules (`cdrchain_runtime::numbering`, docs/ingest.md):
+//! flag. RPC tokens with roles (docs/security.md):
+//!
+//! ```toml
+//! [[rpc_tokens]]
+//! name = "switches"                          # for the logs; never the token
+//! roles = ["ingest"]                         # ingest, read, admin
+//! token_file = "/etc/cdrchain/ingest.token"  # the token itself, at least 16 bytes
+//!
+//! [[rpc_tokens]]
+//! name = "partner-bob"
+//! roles = ["read"]
+//! party = "bob"                              # reads only the CDRs bob recorded or is party to
+//! token_file = "/etc/cdrchain/bob.token"
+//! ```
+//!
+//! And per-source number rules (`cdrchain_runtime::numbering`, docs/ingest.md):
 //!
 //! ```toml
 //! # A PBX in London that writes 00 for international and 0 for national numbers.
@@ -23,12 +38,33 @@
 
 use std::path::Path;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use cdrchain_node::rpc::access::{Grant, Role, Token};
+use cdrchain_runtime::ids::OperatorId;
 use cdrchain_runtime::numbering::{NumberRules, SourceRulesConfig};
 use serde::Deserialize;
 
 /// The most bytes of a configuration file read.
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+/// The shortest RPC token accepted, in bytes: guessing it must be out of reach.
+const MIN_TOKEN_BYTES: usize = 16;
+
+/// One `[[rpc_tokens]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcTokenConfig {
+    /// A name for the logs.
+    pub name: String,
+    /// What the token may do.
+    pub roles: Vec<Role>,
+    /// A file holding the token (surrounding whitespace ignored).
+    pub token_file: PathBuf,
+    /// A partner's token: reads only the CDRs this operator recorded or is a party to.
+    #[serde(default)]
+    pub party: Option<String>,
+}
 
 /// The file as written; unknown keys are refused, so a misspelt one is caught.
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +73,9 @@ pub struct ConfigFile {
     /// How each source writes numbers.
     #[serde(default)]
     pub number_rules: Vec<SourceRulesConfig>,
+    /// Bearer tokens with roles.
+    #[serde(default)]
+    pub rpc_tokens: Vec<RpcTokenConfig>,
 }
 
 /// Reads and checks the file at `path`.
@@ -52,14 +91,52 @@ pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
     toml::from_str(&text).with_context(|| format!("{} is not a valid configuration file", path.display()))
 }
 
-/// The number rules of the file at `path`, checked; none without a file.
-pub fn number_rules(path: Option<&Path>) -> anyhow::Result<NumberRules> {
-    let Some(path) = path else { return Ok(NumberRules::default()) };
-    let file = load(path)?;
-    let rules =
-        NumberRules::new(&file.number_rules).with_context(|| format!("{}: number_rules", path.display()))?;
-    tracing::info!("number rules for {} source entries from {}", file.number_rules.len(), path.display());
+/// The file at `path`, or an empty configuration without one.
+pub fn load_or_default(path: Option<&Path>) -> anyhow::Result<ConfigFile> {
+    path.map_or_else(|| Ok(ConfigFile::default()), load)
+}
+
+/// The number rules of `file` (read from `path`), checked.
+pub fn number_rules(file: &ConfigFile, path: Option<&Path>) -> anyhow::Result<NumberRules> {
+    let shown = path.map_or_else(String::new, |p| p.display().to_string());
+    let rules = NumberRules::new(&file.number_rules).with_context(|| format!("{shown}: number_rules"))?;
+    if !file.number_rules.is_empty() {
+        tracing::info!("number rules for {} source entries from {shown}", file.number_rules.len());
+    }
     Ok(rules)
+}
+
+/// The RPC tokens of `file`, each read from its file and checked.
+pub fn rpc_tokens(file: &ConfigFile) -> anyhow::Result<Vec<Token>> {
+    let mut tokens: Vec<Token> = Vec::with_capacity(file.rpc_tokens.len());
+    for entry in &file.rpc_tokens {
+        let name = &entry.name;
+        anyhow::ensure!(!entry.roles.is_empty(), "rpc token `{name}` has no roles (ingest, read, admin)");
+        let text = std::fs::read_to_string(&entry.token_file)
+            .with_context(|| format!("rpc token `{name}`: reading {}", entry.token_file.display()))?;
+        let secret = text.trim().as_bytes().to_vec();
+        anyhow::ensure!(
+            secret.len() >= MIN_TOKEN_BYTES,
+            "rpc token `{name}` ({}) is {} bytes, fewer than {MIN_TOKEN_BYTES}",
+            entry.token_file.display(),
+            secret.len()
+        );
+        if let Some(same) = tokens.iter().find(|t| t.secret == secret) {
+            anyhow::bail!("rpc token `{name}` is the same as `{}`: give each its own", same.name);
+        }
+        let party = match &entry.party {
+            Some(party) => {
+                Some(OperatorId::new(party.clone()).with_context(|| format!("rpc token `{name}`: party"))?)
+            }
+            None => None,
+        };
+        tokens.push(Token {
+            name: name.clone(),
+            secret,
+            grant: Grant::new(entry.roles.iter().copied(), party),
+        });
+    }
+    Ok(tokens)
 }
 
 #[cfg(test)]
@@ -71,15 +148,27 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("node.toml");
         let docs = include_str!("node_config.rs");
-        let example: String = docs
-            .lines()
-            .skip_while(|line| !line.starts_with("//! ```toml"))
-            .skip(1)
-            .take_while(|line| !line.starts_with("//! ```"))
-            .map(|line| format!("{}\n", line.trim_start_matches("//!").trim_start()))
-            .collect();
-        std::fs::write(&path, example)?;
-        let rules = number_rules(Some(&path))?;
+        // Every example of the module docs, one after the other.
+        let mut example = String::new();
+        let mut inside = false;
+        for line in docs.lines().filter(|line| line.starts_with("//!")) {
+            let text = line.trim_start_matches("//!").trim_start();
+            match (inside, text.starts_with("```")) {
+                (false, true) => inside = text.starts_with("```toml"),
+                (true, true) => inside = false,
+                (true, false) => example.push_str(&format!("{text}\n")),
+                (false, false) => {}
+            }
+        }
+        std::fs::write(&path, example.replace("/etc/cdrchain/", &format!("{}/", dir.path().display())))?;
+        std::fs::write(dir.path().join("ingest.token"), "an ingest token of 32 bytes.....\n")?;
+        std::fs::write(dir.path().join("bob.token"), "bob's partner token, 28 bytes")?;
+        let file = load(&path)?;
+        let rules = number_rules(&file, Some(&path))?;
+        let tokens = rpc_tokens(&file)?;
+        assert_eq!(tokens.len(), 2);
+        assert_eq!(tokens[0].secret, b"an ingest token of 32 bytes.....");
+        assert_eq!(tokens[1].grant.party().map(|p| p.as_str()), Some("bob"));
         let rewrite = |source: &str, raw: &str| rules.for_source(source).map(|r| r.rewrite(raw).into_owned());
         assert_eq!(rewrite("pbx-lon-1", "020 7946 0018"), Some("+442079460018".into()));
         assert_eq!(rewrite("sbc-carrier-b", "4930901820"), Some("+4930901820".into()));
@@ -92,7 +181,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("node.toml");
         std::fs::write(&path, "[[number_rules]]\nsources = [\"pbx\"]\nregoin = \"GB\"\n")?;
-        let error = format!("{:#}", number_rules(Some(&path)).expect_err("refused"));
+        let error = format!("{:#}", load(&path).expect_err("refused"));
         assert!(error.contains("regoin"), "{error}");
         Ok(())
     }

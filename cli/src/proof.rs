@@ -40,6 +40,9 @@ pub struct ProofArgs {
     /// The node's RPC URL.
     #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC")]
     pub rpc: String,
+    /// Bearer token (a `read` role is enough), when the node requires one.
+    #[arg(long, env = "CDRCHAIN_RPC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Write the bundle here instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -75,7 +78,7 @@ pub fn proof(args: ProofArgs) -> anyhow::Result<()> {
     let value = runtime.block_on(fetch_bundles(&args))?;
     let value = match (&args.rsk_rpc, &args.contract) {
         (Some(rsk_rpc), Some(contract)) => {
-            runtime.block_on(anchor_bundles(&args.rpc, rsk_rpc, contract, value))?
+            runtime.block_on(anchor_bundles(&args.rpc, args.token.clone(), rsk_rpc, contract, value))?
         }
         _ => value,
     };
@@ -93,7 +96,7 @@ pub fn proof(args: ProofArgs) -> anyhow::Result<()> {
 /// The bundle(s) `args` ask for, from the node: an inclusion or absence bundle of one id, or
 /// an array of the inclusion bundles of a call id's records.
 async fn fetch_bundles(args: &ProofArgs) -> anyhow::Result<Value> {
-    let client = RpcClient::new(&args.rpc, None)?;
+    let client = RpcClient::new(&args.rpc, args.token.clone())?;
     let node = client.api();
     match (&args.id, &args.call_id) {
         (Some(id), _) if args.absent => client
@@ -129,13 +132,19 @@ async fn fetch_bundles(args: &ProofArgs) -> anyhow::Result<Value> {
 }
 
 /// Adds the contract's latest checkpoint and a consistency proof from the node to each bundle.
-async fn anchor_bundles(rpc: &str, rsk_rpc: &str, contract: &str, value: Value) -> anyhow::Result<Value> {
+async fn anchor_bundles(
+    rpc: &str,
+    token: Option<String>,
+    rsk_rpc: &str,
+    contract: &str,
+    value: Value,
+) -> anyhow::Result<Value> {
     let address = rsk::address(contract, "--contract")?;
     let (provider, rsk_chain_id) = rsk::reader(rsk_rpc).await?;
     let checkpoint = rsk::stored_checkpoint(&provider, address, None).await?.with_context(|| {
         format!("contract {address} on RSK chain {rsk_chain_id} stores no checkpoint yet: run `cdrchain relay` first")
     })?;
-    let client = RpcClient::new(rpc, None)?;
+    let client = RpcClient::new(rpc, token)?;
     let one = !value.is_array();
     let mut out = Vec::new();
     for item in into_items(value) {

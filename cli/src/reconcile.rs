@@ -53,6 +53,9 @@ pub struct Args {
     /// The node's RPC URL.
     #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC")]
     pub rpc: String,
+    /// Bearer token (a `read` role is enough), when the node requires one.
+    #[arg(long, env = "CDRCHAIN_RPC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// The consortium secret parties are hashed with (as the node's); CDRCHAIN_CONSORTIUM_SECRET
     /// may hold the secret itself. Not needed on the dev chain.
     #[arg(long, env = "CDRCHAIN_CONSORTIUM_SECRET_FILE", value_name = "FILE")]
@@ -92,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn compare(args: &Args) -> anyhow::Result<Report> {
-    let client = RpcClient::new(&args.rpc, None)?;
+    let client = RpcClient::new(&args.rpc, args.token.clone())?;
     let properties = client.ask(client.api().properties()).await.context("asking the node who it is")?;
     let me = args.operator.clone().unwrap_or(properties.operator);
     let me = OperatorId::new(&me).with_context(|| format!("operator {me:?}"))?;

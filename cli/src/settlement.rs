@@ -36,6 +36,9 @@ pub struct Args {
     /// The node's RPC URL.
     #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC")]
     pub rpc: String,
+    /// Bearer token (a `read` role is enough), when the node requires one.
+    #[arg(long, env = "CDRCHAIN_RPC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -61,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     let summary = runtime.block_on(async {
-        let client = RpcClient::new(&args.rpc, None)?;
+        let client = RpcClient::new(&args.rpc, args.token.clone())?;
         let call = client.api().summary(
             args.a.clone(),
             args.b.clone(),

@@ -28,6 +28,8 @@ pub struct NodeConfig {
     pub rpc_addr: SocketAddr,
     /// Required on write methods and ingest when `rpc_addr` is not loopback.
     pub rpc_token: Option<String>,
+    /// Tokens with roles (the configuration file's `[[rpc_tokens]]`), besides `rpc_token`.
+    pub rpc_role_tokens: Vec<crate::rpc::access::Token>,
     /// Prometheus address; `None` disables metrics.
     pub metrics_addr: Option<SocketAddr>,
     /// Normalizes and hashes parties; keyed by the consortium secret. `None`: the node has no
@@ -105,6 +107,17 @@ impl NodeConfig {
     /// The database directory for this chain under the base path.
     pub fn database_path(&self) -> PathBuf {
         database_path(&self.base_path, &self.spec.id)
+    }
+
+    /// Every token the RPC takes: `rpc_token` with every role, and the configured ones.
+    pub fn rpc_tokens(&self) -> crate::rpc::access::Tokens {
+        use crate::rpc::access::{Grant, Token, Tokens};
+        let all = self.rpc_token.iter().map(|secret| Token {
+            name: "--rpc-token".into(),
+            secret: secret.as_bytes().to_vec(),
+            grant: Grant::everything(),
+        });
+        Tokens::new(all.chain(self.rpc_role_tokens.iter().cloned()).collect())
     }
 
     /// Where the signing state is kept: as configured, else beside the database
@@ -283,6 +296,7 @@ mod tests {
             signing_key: DevAccount::derive("alice").signing_key,
             rpc_addr: "127.0.0.1:0".parse().unwrap(),
             rpc_token: None,
+            rpc_role_tokens: Vec::new(),
             metrics_addr: None,
             parties: None,
             number_rules: Arc::default(),

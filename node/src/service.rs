@@ -90,7 +90,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         chain: chain.clone(),
         ingest: ingest.clone(),
         pool: pool.clone(),
-        token: config.rpc_token.clone(),
+        tokens: config.rpc_tokens(),
         status: status.clone(),
     });
     let (rpc_handle, rpc_addr) = rpc::start(config.rpc_addr, rpc_context).await?;

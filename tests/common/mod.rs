@@ -79,9 +79,20 @@ impl Node {
 
     /// Like [`Node::start`], with extra environment variables.
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Node {
-        let mut child = Command::new(cdrchain_binary())
-            .args(args)
-            .envs(env.iter().copied())
+        let mut command = Command::new(cdrchain_binary());
+        command.args(args).envs(env.iter().copied());
+        Node::spawn(command, args)
+    }
+
+    /// Like [`Node::start`], inside the network namespace `netns`.
+    pub fn start_in(netns: &Netns, args: &[&str]) -> Node {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &netns.name]).arg(cdrchain_binary()).args(args);
+        Node::spawn(command, args)
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> Node {
+        let mut child = command
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -327,5 +338,50 @@ pub fn free_port_run(count: u16) -> u16 {
         if base < 60_000 && (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
+    }
+}
+
+/// A network namespace joined to this one by a veth pair, so that a node inside listens on an
+/// address that is not loopback (`inside`) and this process reaches it. Deleted when dropped.
+/// Needs root (CAP_NET_ADMIN), as the suite runs.
+pub struct Netns {
+    pub name: String,
+    /// The namespace's end of the pair, e.g. `10.213.7.2`.
+    pub inside: String,
+    host_link: String,
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().unwrap_or_else(|e| panic!("ip {args:?}: {e}"));
+    assert!(status.success(), "ip {args:?} failed ({status}): the suite needs root for network namespaces");
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        // Unique per test process (nextest runs each test in its own): a /30 from the pid.
+        let pid = std::process::id();
+        let (third, fourth) = (pid % 250, (pid / 250 % 60) * 4);
+        let name = format!("cdrchain-{pid}");
+        let host_link = format!("cvh{pid}");
+        let ns_link = format!("cvn{pid}");
+        let (outside, inside) =
+            (format!("10.213.{third}.{}", fourth + 1), format!("10.213.{third}.{}", fourth + 2));
+        ip(&["netns", "add", &name]);
+        let netns = Netns { name: name.clone(), inside: inside.clone(), host_link: host_link.clone() };
+        ip(&["link", "add", &host_link, "type", "veth", "peer", "name", &ns_link]);
+        ip(&["link", "set", &ns_link, "netns", &name]);
+        ip(&["addr", "add", &format!("{outside}/30"), "dev", &host_link]);
+        ip(&["link", "set", &host_link, "up"]);
+        ip(&["netns", "exec", &name, "ip", "addr", "add", &format!("{inside}/30"), "dev", &ns_link]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", &ns_link, "up"]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        netns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_link]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }

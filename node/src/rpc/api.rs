@@ -10,6 +10,10 @@
 //! Results that the node builds from several parts keep their JSON shape as `serde_json::Value`;
 //! the small fixed ones are typed below.
 
+// `cdr_query` and `settlement_summary` take six positional parameters (the wire format), and the
+// generated server methods add the request's extensions (its grant) to them.
+#![allow(clippy::too_many_arguments)]
+
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
@@ -146,8 +150,9 @@ pub trait ChainApi {
 /// CDRs: submit, check, look up, prove.
 #[rpc(server, client, namespace = "cdr")]
 pub trait CdrApi {
-    /// Stores canonical CDRs durably (needs the bearer token when one is set); their ids.
-    #[method(name = "submit", with_extensions)]
+    /// Stores canonical CDRs durably (needs the `ingest` role when the node has tokens); their
+    /// ids.
+    #[method(name = "submit")]
     async fn submit(&self, cdrs: Vec<Value>) -> RpcResult<Vec<String>>;
 
     /// Validates CDRs without storing them.
@@ -155,20 +160,20 @@ pub trait CdrApi {
     fn check(&self, cdrs: Vec<Value>) -> RpcResult<CheckReport>;
 
     /// `committed` (with height, block hash, leaf index), `queued` or `unknown`.
-    #[method(name = "status")]
+    #[method(name = "status", with_extensions)]
     fn cdr_status(&self, id: String) -> RpcResult<Value>;
 
     /// A committed CDR with its id, height and leaf index, or null.
-    #[method(name = "get")]
+    #[method(name = "get", with_extensions)]
     fn cdr(&self, id: String) -> RpcResult<Option<Value>>;
 
     /// Every committed CDR of a SIP Call-ID.
-    #[method(name = "byCallId")]
+    #[method(name = "byCallId", with_extensions)]
     fn by_call_id(&self, call_id: String) -> RpcResult<Vec<Value>>;
 
     /// The CDRs between operators `a` and `b` that started in `[from, to)` (RFC 3339 or ms), a
     /// page of at most `limit` (default 1,000, at most 10,000) from `cursor`.
-    #[method(name = "query")]
+    #[method(name = "query", with_extensions)]
     fn query(
         &self,
         a: String,
@@ -180,7 +185,7 @@ pub trait CdrApi {
     ) -> RpcResult<QueryPage>;
 
     /// The inclusion proof bundle of a committed CDR.
-    #[method(name = "proof")]
+    #[method(name = "proof", with_extensions)]
     fn proof(&self, id: String) -> RpcResult<Value>;
 
     /// The absence proof bundle of an id not recorded at the head.
@@ -221,7 +226,7 @@ pub trait ConsensusApi {
 pub trait SettlementApi {
     /// The calls between `a` and `b` that started in `[from, to)`, committed at or below block
     /// `at` (default: the head), each call once, under `rounding` (default per-second).
-    #[method(name = "summary", blocking)]
+    #[method(name = "summary", blocking, with_extensions)]
     fn summary(
         &self,
         a: String,

@@ -1,6 +1,6 @@
 //! `cdr_*`: submit, check, status and look-ups of CDRs; the proofs are built in `proofs`.
 
-use cdrchain_runtime::ids::CallId;
+use cdrchain_runtime::ids::{CallId, OperatorId};
 use cdrchain_runtime::input::CdrInput;
 use jsonrpsee::core::async_trait;
 use jsonrpsee::core::RpcResult;
@@ -9,9 +9,11 @@ use serde_json::{json, Value};
 
 use super::api::{CdrApiServer, CheckError, CheckReport, Duplicate, QueryPage};
 use super::{
-    at_most_per_submission, cdr_id, cdr_json, ingest_error, internal, invalid, pair_window, Handlers,
+    at_most_per_submission, cdr_id, cdr_json, error, ingest_error, internal, invalid, pair_window, Handlers,
+    RpcContext, UNAUTHORIZED,
 };
 use crate::ingest::{IngestError, Status};
+use cdrchain_storage::StoredCdr;
 
 /// `cdr_query`'s page size when the caller gives none.
 const DEFAULT_QUERY_CDRS: usize = 1_000;
@@ -20,8 +22,7 @@ const MAX_QUERY_CDRS: usize = 10_000;
 
 #[async_trait]
 impl CdrApiServer for Handlers {
-    async fn submit(&self, ext: &Extensions, cdrs: Vec<Value>) -> RpcResult<Vec<String>> {
-        self.ctx.authorized(ext)?;
+    async fn submit(&self, cdrs: Vec<Value>) -> RpcResult<Vec<String>> {
         at_most_per_submission(cdrs.len())?;
         let mut inputs = Vec::with_capacity(cdrs.len());
         for (index, value) in cdrs.into_iter().enumerate() {
@@ -72,10 +73,12 @@ impl CdrApiServer for Handlers {
         Ok(report)
     }
 
-    fn cdr_status(&self, id: String) -> RpcResult<Value> {
+    fn cdr_status(&self, ext: &Extensions, id: String) -> RpcResult<Value> {
         let id = cdr_id(&id)?;
         let storage = &self.ctx.chain.storage;
-        if let Some(stored) = storage.cdr(&id.recorder, id.sequence).map_err(internal)? {
+        let scope = RpcContext::scope(ext);
+        let stored = storage.cdr(&id.recorder, id.sequence).map_err(internal)?;
+        if let Some(stored) = stored.filter(|stored| visible(scope.as_ref(), stored)) {
             let hash = storage.header(stored.height).map_err(internal)?.map(|h| h.hash());
             return Ok(json!({
                 "status": "committed",
@@ -85,24 +88,33 @@ impl CdrApiServer for Handlers {
             }));
         }
         let ingest = &self.ctx.ingest;
-        if &id.recorder == ingest.operator() && ingest.status(id.sequence) == Status::Queued {
+        // A queued CDR's parties are not looked at: a partner's token is never told it is queued.
+        if scope.is_none()
+            && &id.recorder == ingest.operator()
+            && ingest.status(id.sequence) == Status::Queued
+        {
             return Ok(json!({"status": "queued"}));
         }
         Ok(json!({"status": "unknown"}))
     }
 
-    fn cdr(&self, id: String) -> RpcResult<Option<Value>> {
+    fn cdr(&self, ext: &Extensions, id: String) -> RpcResult<Option<Value>> {
         let id = cdr_id(&id)?;
-        Ok(self.ctx.chain.storage.cdr(&id.recorder, id.sequence).map_err(internal)?.map(|s| cdr_json(&s)))
+        let scope = RpcContext::scope(ext);
+        let stored = self.ctx.chain.storage.cdr(&id.recorder, id.sequence).map_err(internal)?;
+        Ok(stored.filter(|stored| visible(scope.as_ref(), stored)).map(|s| cdr_json(&s)))
     }
 
-    fn by_call_id(&self, call_id: String) -> RpcResult<Vec<Value>> {
+    fn by_call_id(&self, ext: &Extensions, call_id: String) -> RpcResult<Vec<Value>> {
+        let scope = RpcContext::scope(ext);
         let call_id = CallId::new(&call_id).map_err(|e| invalid(e.to_string()))?;
         let storage = &self.ctx.chain.storage;
         let mut out = Vec::new();
         for id in storage.cdrs_by_call_id(&call_id).map_err(internal)? {
             if let Some(stored) = storage.cdr(&id.recorder, id.sequence).map_err(internal)? {
-                out.push(cdr_json(&stored));
+                if visible(scope.as_ref(), &stored) {
+                    out.push(cdr_json(&stored));
+                }
             }
         }
         Ok(out)
@@ -110,6 +122,7 @@ impl CdrApiServer for Handlers {
 
     fn query(
         &self,
+        ext: &Extensions,
         a: String,
         b: String,
         from: Value,
@@ -118,6 +131,7 @@ impl CdrApiServer for Handlers {
         limit: Option<usize>,
     ) -> RpcResult<QueryPage> {
         let (a, b, from, to) = pair_window(a, b, &from, &to)?;
+        partner_of_pair(RpcContext::scope(ext).as_ref(), &a, &b)?;
         let limit = limit.unwrap_or(DEFAULT_QUERY_CDRS).clamp(1, MAX_QUERY_CDRS);
         let (cdrs, next) =
             self.ctx.chain.storage.query_partners(&a, &b, from, to, cursor.as_deref(), limit).map_err(
@@ -129,8 +143,18 @@ impl CdrApiServer for Handlers {
         Ok(QueryPage { cdrs: cdrs.iter().map(cdr_json).collect(), next_cursor: next })
     }
 
-    fn proof(&self, id: String) -> RpcResult<Value> {
-        self.ctx.inclusion_bundle(&cdr_id(&id)?)
+    fn proof(&self, ext: &Extensions, id: String) -> RpcResult<Value> {
+        let id = cdr_id(&id)?;
+        if let Some(party) = RpcContext::scope(ext) {
+            let stored = self.ctx.chain.storage.cdr(&id.recorder, id.sequence).map_err(internal)?;
+            if !stored.is_some_and(|stored| visible(Some(&party), &stored)) {
+                // As for a CDR that is not committed: a partner learns nothing of others' CDRs.
+                return Err(invalid(format!(
+                    "no committed CDR {id} that `{party}` recorded or is a party to"
+                )));
+            }
+        }
+        self.ctx.inclusion_bundle(&id)
     }
 
     fn absence_proof(&self, id: String) -> RpcResult<Value> {
@@ -139,5 +163,26 @@ impl CdrApiServer for Handlers {
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> RpcResult<Value> {
         self.ctx.consistency(old_size, new_size)
+    }
+}
+
+/// Whether a request scoped to `party` (a partner's token) may see `stored`: that operator
+/// recorded it or is its caller's or callee's operator. Unscoped requests see everything.
+fn visible(party: Option<&OperatorId>, stored: &StoredCdr) -> bool {
+    party.is_none_or(|party| {
+        let body = &stored.cdr.body;
+        &stored.cdr.recorder == party || &body.caller_operator == party || &body.callee_operator == party
+    })
+}
+
+/// Refuses a pair that a partner's token is not part of.
+pub(super) fn partner_of_pair(party: Option<&OperatorId>, a: &OperatorId, b: &OperatorId) -> RpcResult<()> {
+    match party {
+        Some(party) if party != a && party != b => Err(error(
+            UNAUTHORIZED,
+            format!("a token of partner `{party}` reads only pairs with `{party}`, not `{a}`–`{b}`"),
+            None,
+        )),
+        _ => Ok(()),
     }
 }

@@ -1,6 +1,6 @@
-//! The HTTP middleware in front of JSON-RPC: checks the bearer token (marking the request
-//! [`Authorized`] for the write methods), and serves `POST /ingest/…` itself (see the module
-//! docs of [`super`] for the answers).
+//! The HTTP middleware in front of JSON-RPC: reads the bearer token into the request's
+//! [`Grant`] (which `method_guard` holds every JSON-RPC call to), and serves `POST /ingest/…`
+//! itself (see the module docs of [`super`] for the answers).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +17,8 @@ use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use tower::{Layer, Service};
 
-use super::{Authorized, RpcContext};
+use super::access::{Grant, Need, ROUTES};
+use super::RpcContext;
 use crate::ingest::{self, IngestError};
 
 /// Puts [`Front`] in front of the JSON-RPC service.
@@ -79,36 +80,22 @@ where
                 async move { Ok(json_response(StatusCode::FORBIDDEN, &json!({ "error": why }))) },
             );
         }
-        let authorized = bearer_ok(self.ctx.token.as_deref(), &request);
-        if authorized {
-            request.extensions_mut().insert(Authorized);
-        }
+        let authorization = request.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let grant = self.ctx.tokens.grant(authorization);
         if !request.uri().path().starts_with("/ingest/") {
+            request.extensions_mut().insert(grant);
             let request = request.map(HttpBody::new);
             let future = self.inner.call(request);
             return Box::pin(async move { future.await.map_err(Into::into) });
         }
         let ctx = self.ctx.clone();
-        Box::pin(async move { Ok(serve_ingest(&ctx, authorized, request).await) })
+        Box::pin(async move { Ok(serve_ingest(&ctx, &grant, request).await) })
     }
 }
 
-/// Whether `request` carries `Authorization: Bearer <token>` (or no token is required).
-fn bearer_ok<B>(token: Option<&str>, request: &HttpRequest<B>) -> bool {
-    match token {
-        None => true,
-        Some(token) => request
-            .headers()
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes())),
-    }
-}
-
-/// One `/ingest/…` request: POST only, with the token when one is required, a body within
-/// [`ingest::MAX_SUBMISSION_BYTES`], to one of the three endpoints.
-async fn serve_ingest<B>(ctx: &RpcContext, authorized: bool, request: HttpRequest<B>) -> HttpResponse
+/// One `/ingest/…` request: POST only, with a token of the `ingest` role when the node has
+/// tokens, a body within [`ingest::MAX_SUBMISSION_BYTES`], to one of the three endpoints.
+async fn serve_ingest<B>(ctx: &RpcContext, grant: &Grant, request: HttpRequest<B>) -> HttpResponse
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -116,13 +103,13 @@ where
     if request.method() != hyper::Method::POST {
         return json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "use POST"}));
     }
-    if !authorized {
-        return json_response(
-            StatusCode::UNAUTHORIZED,
-            &json!({"error": "ingest needs `Authorization: Bearer <token>`"}),
-        );
-    }
     let path = request.uri().path().to_string();
+    let need = ROUTES.iter().find(|(route, _)| *route == path).map_or(Need::Ingest, |(_, need)| *need);
+    if !grant.allows(need) {
+        let status = if grant.presented { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
+        tracing::debug!(target: "cdrchain::rpc", path, token_presented = grant.presented, "ingest refused: needs {}", need.who());
+        return json_response(status, &json!({"error": grant.refusal(&format!("POST {path}"), need)}));
+    }
     let limited = http_body_util::Limited::new(request.into_body(), ingest::MAX_SUBMISSION_BYTES);
     let body = match limited.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -254,9 +241,4 @@ fn accepted_response(submitted: &[ingest::Submitted]) -> HttpResponse {
             "duplicates": duplicates,
         }),
     )
-}
-
-/// Compares secrets without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

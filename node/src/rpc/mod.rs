@@ -26,6 +26,7 @@
 //! has no consortium secret (the sender keeps the CDR and retries). When the RPC listens beyond
 //! loopback, write methods and ingest need `Authorization: Bearer <token>`.
 
+pub mod access;
 pub mod api;
 mod browser;
 mod cdr;
@@ -33,6 +34,7 @@ mod chain;
 mod checkpoint;
 mod consensus;
 mod http_ingest;
+mod method_guard;
 mod proofs;
 mod settlement;
 mod system;
@@ -82,15 +84,15 @@ pub struct RpcContext {
     pub chain: Arc<Chain>,
     pub ingest: Arc<Ingest>,
     pub pool: Arc<TxPool>,
-    /// Required on writes when set.
-    pub token: Option<String>,
+    /// Who may call what (none: everyone, on a loopback dev node).
+    pub tokens: access::Tokens,
     /// Consensus position, peers and evidence, as the validator task last published them.
     pub status: Arc<crate::validator::ConsensusStatus>,
 }
 
 impl std::fmt::Debug for RpcContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RpcContext").field("token_required", &self.token.is_some()).finish_non_exhaustive()
+        f.debug_struct("RpcContext").field("tokens_required", &!self.tokens.is_open()).finish_non_exhaustive()
     }
 }
 
@@ -101,10 +103,6 @@ struct Handlers {
     /// What the handlers read and write.
     ctx: Arc<RpcContext>,
 }
-
-/// Marks a request that carried the right bearer token (or needs none).
-#[derive(Clone, Copy, Debug)]
-struct Authorized;
 
 fn error(code: i32, message: impl Into<String>, data: Option<Value>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, message.into(), data)
@@ -189,13 +187,9 @@ impl RpcContext {
         }
     }
 
-    /// Refuses a write without the bearer token, when the node requires one.
-    fn authorized(&self, ext: &Extensions) -> Result<(), ErrorObjectOwned> {
-        if self.token.is_none() || ext.get::<Authorized>().is_some() {
-            Ok(())
-        } else {
-            Err(error(UNAUTHORIZED, "this method needs `Authorization: Bearer <token>`", None))
-        }
+    /// The operator whose CDRs alone this request may read (a partner's token); `None`: all.
+    fn scope(ext: &Extensions) -> Option<OperatorId> {
+        ext.get::<access::Grant>().and_then(|grant| grant.party().cloned())
     }
 }
 
@@ -217,7 +211,7 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<()>, NodeError> {
 /// Starts the RPC server; returns its handle and the address it bound.
 pub async fn start(addr: SocketAddr, ctx: Arc<RpcContext>) -> Result<(ServerHandle, SocketAddr), NodeError> {
     // The Host check guards a loopback node that takes requests without a token (see `browser`).
-    let open_loopback = addr.ip().is_loopback() && ctx.token.is_none();
+    let open_loopback = addr.ip().is_loopback() && ctx.tokens.is_open();
     let front = http_ingest::FrontLayer::new(ctx.clone(), open_loopback);
     let config = ServerConfig::builder()
         .max_request_body_size(u32::try_from(ingest::MAX_SUBMISSION_BYTES).unwrap_or(u32::MAX))
@@ -228,6 +222,10 @@ pub async fn start(addr: SocketAddr, ctx: Arc<RpcContext>) -> Result<(ServerHand
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(tower::ServiceBuilder::new().layer(front))
+        .set_rpc_middleware(
+            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+                .layer_fn(|inner| method_guard::MethodGuard { inner }),
+        )
         .build(addr)
         .await
         .map_err(|source| NodeError::Listen { addr: addr.to_string(), source })?;

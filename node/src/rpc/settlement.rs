@@ -21,6 +21,7 @@ impl SettlementApiServer for Handlers {
     /// block's height, hash and roots.
     fn summary(
         &self,
+        ext: &jsonrpsee::Extensions,
         a: String,
         b: String,
         from: Value,
@@ -29,6 +30,7 @@ impl SettlementApiServer for Handlers {
         at: Option<Value>,
     ) -> RpcResult<Value> {
         let (a, b, from, to) = pair_window(a, b, &from, &to)?;
+        super::cdr::partner_of_pair(super::RpcContext::scope(ext).as_ref(), &a, &b)?;
         if a == b {
             return Err(invalid(format!(
                 "operators a and b are both `{a}`: settlement is between two partners"

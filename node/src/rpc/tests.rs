@@ -28,7 +28,7 @@ fn dev_module() -> Fixture {
         chain,
         ingest: ingest.ingest.arc(),
         pool: ingest.pool.clone(),
-        token: None,
+        tokens: super::access::Tokens::default(),
         status: Arc::new(ConsensusStatus::default()),
     };
     Fixture { module: module(Arc::new(ctx)).expect("the RPC methods register"), _ingest: ingest }
@@ -126,4 +126,29 @@ async fn positional_parameters_and_result_shapes() {
     let check: Value = module.call("cdr_check", [[json!({"call_id": 1})]]).await.unwrap();
     assert_eq!(check["duplicates"], json!([]));
     assert_eq!(check["errors"][0]["index"], 0);
+}
+
+#[tokio::test]
+async fn the_readme_says_who_may_call_each_method_as_the_access_table_does() {
+    let fixture = dev_module();
+    let registered: BTreeSet<String> = fixture.module.method_names().map(str::to_string).collect();
+    for method in &registered {
+        assert!(
+            super::access::METHODS.iter().any(|(name, _)| name == method),
+            "`{method}` is not in access::METHODS: it would be refused to all but admin"
+        );
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let mut checked = 0;
+    for row in readme.lines().filter(|line| line.starts_with("| `")) {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        let name = cells[0].trim_matches('`').split('(').next().unwrap_or_default();
+        if !registered.contains(name) {
+            continue;
+        }
+        let who = cells.last().copied().unwrap_or_default();
+        assert_eq!(who, super::access::need_of(name).who(), "README's \"who may call\" of `{name}`");
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} README rows checked");
 }

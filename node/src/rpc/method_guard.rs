@@ -1,0 +1,111 @@
+//! The JSON-RPC middleware that holds every call to [`access::METHODS`]: a call whose grant
+//! (put on the request by the HTTP front, from its bearer token) does not meet the method's need
+//! is answered -32001 without reaching the method, alone or inside a batch.
+
+use jsonrpsee::core::middleware::{Batch, BatchEntry, BatchEntryErr, Notification};
+use jsonrpsee::server::middleware::rpc::RpcServiceT;
+use jsonrpsee::types::{ErrorObjectOwned, Request};
+use jsonrpsee::{Extensions, MethodResponse};
+
+use super::access::{need_of, Grant};
+use super::UNAUTHORIZED;
+
+/// Wraps the JSON-RPC service.
+#[derive(Clone, Debug)]
+pub(super) struct MethodGuard<S> {
+    pub(super) inner: S,
+}
+
+/// Why `method` is refused to the request with `extensions`, if it is.
+fn refusal(method: &str, extensions: &Extensions) -> Option<ErrorObjectOwned> {
+    let need = need_of(method);
+    // No grant on the request: it did not come through the HTTP front (never in the node).
+    let nothing = Grant::nothing(false);
+    let grant = extensions.get::<Grant>().unwrap_or(&nothing);
+    (!grant.allows(need)).then(|| {
+        // Debug level: an outsider's requests must not flood the log.
+        tracing::debug!(target: "cdrchain::rpc", method, token_presented = grant.presented, "call refused: needs {}", need.who());
+        ErrorObjectOwned::owned(UNAUTHORIZED, grant.refusal(&format!("`{method}`"), need), None::<()>)
+    })
+}
+
+impl<S> RpcServiceT for MethodGuard<S>
+where
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+        > + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    type MethodResponse = MethodResponse;
+    type NotificationResponse = MethodResponse;
+    type BatchResponse = MethodResponse;
+
+    fn call<'a>(
+        &self,
+        request: Request<'a>,
+    ) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
+        let refused = refusal(request.method_name(), request.extensions());
+        let inner = self.inner.clone();
+        async move {
+            match refused {
+                Some(error) => MethodResponse::error(request.id().into_owned(), error),
+                None => inner.call(request).await,
+            }
+        }
+    }
+
+    fn batch<'a>(
+        &self,
+        mut batch: Batch<'a>,
+    ) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
+        let batch_extensions = batch.extensions().clone();
+        let entries = batch
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Ok(BatchEntry::Call(request)) => {
+                    let extensions = if request.extensions().get::<Grant>().is_some() {
+                        request.extensions()
+                    } else {
+                        &batch_extensions
+                    };
+                    Some(match refusal(request.method_name(), extensions) {
+                        Some(error) => Err(BatchEntryErr::new(request.id().into_owned(), error)),
+                        None => Ok(BatchEntry::Call(request)),
+                    })
+                }
+                Ok(BatchEntry::Notification(notification)) => {
+                    let extensions = if notification.extensions().get::<Grant>().is_some() {
+                        notification.extensions()
+                    } else {
+                        &batch_extensions
+                    };
+                    // A refused notification is dropped: notifications get no answer.
+                    refusal(notification.method_name(), extensions)
+                        .is_none()
+                        .then_some(Ok(BatchEntry::Notification(notification)))
+                }
+                Err(error) => Some(Err(error)),
+            })
+            .collect();
+        self.inner.batch(Batch::from(entries))
+    }
+
+    fn notification<'a>(
+        &self,
+        notification: Notification<'a>,
+    ) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
+        let refused = refusal(notification.method_name(), notification.extensions()).is_some();
+        let inner = self.inner.clone();
+        async move {
+            if refused {
+                MethodResponse::notification()
+            } else {
+                inner.notification(notification).await
+            }
+        }
+    }
+}
