@@ -755,5 +755,29 @@ fn beyond_loopback_every_method_and_route_needs_a_token_with_its_role() {
     let by_id = |id: u64| batch.as_array().unwrap().iter().find(|a| a["id"] == id).cloned().unwrap();
     assert!(by_id(1).get("result").is_some(), "{batch}");
     assert_eq!(by_id(2)["error"]["code"], -32001, "{batch}");
+    // Large requests are for the ingest role, large parameters for ingest methods.
+    let big = "x".repeat(2 * 1024 * 1024);
+    {
+        // Refused from its headers, before the body is read: send them alone.
+        use std::io::{Read, Write};
+        let host = url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            tokens[1].1,
+            2 * 1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut answer = vec![0u8; 4096];
+        let read = stream.read(&mut answer).unwrap();
+        let text = String::from_utf8_lossy(&answer[..read]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+        assert!(text.contains("1048576") && text.contains("ingest role"), "{text}");
+    }
+    let error = call_with(&url, Some(admin), "cdr_get", &json!([big])).unwrap_err();
+    assert_eq!(error["code"], -32602, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("more than its limit of 1048576"), "{error}");
     drop(node);
 }

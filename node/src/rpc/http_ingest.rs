@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tower::{Layer, Service};
 
 use super::access::{Grant, Need, ROUTES};
-use super::RpcContext;
+use super::{RpcContext, INGEST_BODY_TIMEOUT_S, MAX_READ_REQUEST_BYTES};
 use crate::ingest::{self, IngestError};
 
 /// Puts [`Front`] in front of the JSON-RPC service.
@@ -83,8 +83,28 @@ where
         let authorization = request.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let grant = self.ctx.tokens.grant(authorization);
         if !request.uri().path().starts_with("/ingest/") {
+            // Only callers that may submit CDRs send large requests (review H1).
+            let limit = if grant.allows(Need::Ingest) {
+                ingest::MAX_SUBMISSION_BYTES
+            } else {
+                MAX_READ_REQUEST_BYTES
+            };
+            let declared = request
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            if declared.is_some_and(|length| length > limit) {
+                let why = format!(
+                    "a request of {} bytes, more than the {limit} this caller may send (only the ingest role sends more)",
+                    declared.unwrap_or_default()
+                );
+                return Box::pin(async move {
+                    Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, &json!({ "error": why })))
+                });
+            }
             request.extensions_mut().insert(grant);
-            let request = request.map(HttpBody::new);
+            let request = request.map(|body| HttpBody::new(http_body_util::Limited::new(body, limit)));
             let future = self.inner.call(request);
             return Box::pin(async move { future.await.map_err(Into::into) });
         }
@@ -111,12 +131,19 @@ where
         return json_response(status, &json!({"error": grant.refusal(&format!("POST {path}"), need)}));
     }
     let limited = http_body_util::Limited::new(request.into_body(), ingest::MAX_SUBMISSION_BYTES);
-    let body = match limited.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
+    let timeout = std::time::Duration::from_secs(INGEST_BODY_TIMEOUT_S);
+    let body = match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) => {
             return json_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &json!({"error": format!("could not read the body (limit {} bytes): {e}", ingest::MAX_SUBMISSION_BYTES)}),
+            )
+        }
+        Err(_) => {
+            return json_response(
+                StatusCode::REQUEST_TIMEOUT,
+                &json!({"error": format!("the body did not arrive within {INGEST_BODY_TIMEOUT_S} s")}),
             )
         }
     };

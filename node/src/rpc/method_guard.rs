@@ -7,8 +7,12 @@ use jsonrpsee::server::middleware::rpc::RpcServiceT;
 use jsonrpsee::types::{ErrorObjectOwned, Request};
 use jsonrpsee::{Extensions, MethodResponse};
 
-use super::access::{need_of, Grant};
-use super::UNAUTHORIZED;
+use super::access::{need_of, Grant, Need};
+use super::{INVALID_PARAMS, MAX_READ_REQUEST_BYTES, UNAUTHORIZED};
+
+fn params_len(request: &Request<'_>) -> usize {
+    request.params.as_ref().map_or(0, |params| params.get().len())
+}
 
 /// Wraps the JSON-RPC service.
 #[derive(Clone, Debug)]
@@ -16,9 +20,14 @@ pub(super) struct MethodGuard<S> {
     pub(super) inner: S,
 }
 
-/// Why `method` is refused to the request with `extensions`, if it is.
-fn refusal(method: &str, extensions: &Extensions) -> Option<ErrorObjectOwned> {
+/// Why `method` is refused to the request with `extensions`, if it is: a grant short of its
+/// need, or parameters larger than a method that is not an ingest method takes.
+fn refusal(method: &str, params: usize, extensions: &Extensions) -> Option<ErrorObjectOwned> {
     let need = need_of(method);
+    if need != Need::Ingest && params > MAX_READ_REQUEST_BYTES {
+        let why = format!("the parameters of `{method}` are {params} bytes, more than its limit of {MAX_READ_REQUEST_BYTES}");
+        return Some(ErrorObjectOwned::owned(INVALID_PARAMS, why, None::<()>));
+    }
     // No grant on the request: it did not come through the HTTP front (never in the node).
     let nothing = Grant::nothing(false);
     let grant = extensions.get::<Grant>().unwrap_or(&nothing);
@@ -48,7 +57,7 @@ where
         &self,
         request: Request<'a>,
     ) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
-        let refused = refusal(request.method_name(), request.extensions());
+        let refused = refusal(request.method_name(), params_len(&request), request.extensions());
         let inner = self.inner.clone();
         async move {
             match refused {
@@ -72,7 +81,7 @@ where
                     } else {
                         &batch_extensions
                     };
-                    Some(match refusal(request.method_name(), extensions) {
+                    Some(match refusal(request.method_name(), params_len(&request), extensions) {
                         Some(error) => Err(BatchEntryErr::new(request.id().into_owned(), error)),
                         None => Ok(BatchEntry::Call(request)),
                     })
@@ -84,7 +93,8 @@ where
                         &batch_extensions
                     };
                     // A refused notification is dropped: notifications get no answer.
-                    refusal(notification.method_name(), extensions)
+                    let params = notification.params.as_ref().map_or(0, |params| params.get().len());
+                    refusal(notification.method_name(), params, extensions)
                         .is_none()
                         .then_some(Ok(BatchEntry::Notification(notification)))
                 }
@@ -98,7 +108,8 @@ where
         &self,
         notification: Notification<'a>,
     ) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
-        let refused = refusal(notification.method_name(), notification.extensions()).is_some();
+        let params = notification.params.as_ref().map_or(0, |params| params.get().len());
+        let refused = refusal(notification.method_name(), params, notification.extensions()).is_some();
         let inner = self.inner.clone();
         async move {
             if refused {

@@ -75,6 +75,20 @@ pub const CONFLICT: i32 = -32009;
 pub const MAX_RESPONSE_BYTES: u32 = 64 * 1024 * 1024;
 /// Concurrent HTTP and WebSocket connections the server accepts.
 pub const MAX_CONNECTIONS: u32 = 512;
+/// The largest JSON-RPC request of a caller without the `ingest` role, and the largest
+/// parameters of a method that is not an ingest method: a look-up needs a few hundred bytes, and
+/// only CDR submissions need [`ingest::MAX_SUBMISSION_BYTES`] (review H1).
+pub const MAX_READ_REQUEST_BYTES: usize = 1024 * 1024;
+/// How long a connection may take to send its first request's headers before it is closed.
+pub const FIRST_REQUEST_TIMEOUT_S: u64 = 10;
+/// How long a `/ingest/…` body may take to arrive whole (64 MiB at about 1 MiB/s).
+pub const INGEST_BODY_TIMEOUT_S: u64 = 60;
+/// Subscriptions one WebSocket connection may hold.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 16;
+const _: () = assert!(
+    MAX_READ_REQUEST_BYTES < ingest::MAX_SUBMISSION_BYTES,
+    "a read request must be smaller than a submission"
+);
 /// Calls in one JSON-RPC batch; a larger batch is refused whole, with an error naming the limit
 /// (review H1: an unlimited batch let one request run thousands of heavy reads).
 pub const MAX_BATCH_CALLS: u32 = 100;
@@ -218,6 +232,8 @@ pub async fn start(addr: SocketAddr, ctx: Arc<RpcContext>) -> Result<(ServerHand
         .max_response_body_size(MAX_RESPONSE_BYTES)
         .max_connections(MAX_CONNECTIONS)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_CALLS))
+        .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
+        .set_first_request_timeout(Some(std::time::Duration::from_secs(FIRST_REQUEST_TIMEOUT_S)))
         .build();
     let server = Server::builder()
         .set_config(config)
