@@ -781,3 +781,65 @@ fn beyond_loopback_every_method_and_route_needs_a_token_with_its_role() {
     assert!(error["message"].as_str().unwrap().contains("more than its limit of 1048576"), "{error}");
     drop(node);
 }
+
+/// The node's resident memory, in MiB.
+fn rss_mib(node: &Node) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", node.child.id())).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+#[test]
+fn large_submissions_beyond_the_in_flight_budget_are_told_to_retry_unread() {
+    // Review M5: fifty switches re-sending 64 MiB each were all parsed side by side.
+    use std::io::{Read, Write};
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &[]);
+    let host = node.rpc.trim_start_matches("http://").to_string();
+    let large = 60 * 1024 * 1024;
+    let open = |length: usize| -> std::net::TcpStream {
+        let mut stream = std::net::TcpStream::connect(&host).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST /ingest/cdrs HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {length}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream
+    };
+    // Two large submissions arrive slowly: they hold 120 MiB of the 128 MiB budget.
+    let mut slow: Vec<std::net::TcpStream> = (0..2).map(|_| open(large)).collect();
+    for stream in &mut slow {
+        stream.write_all(&vec![b' '; 1024 * 1024]).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // A third is refused from its headers, unread, with Retry-After.
+    let mut third = open(large);
+    let mut answer = vec![0u8; 4096];
+    let read = third.read(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer[..read]).to_string();
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("retry-after: 1") && text.contains("send it again shortly"),
+        "{text}"
+    );
+    // Small submissions are not held up, and the chain goes on.
+    let (status, answer) = node.post("/ingest/cdrs", &ndjson(0..100));
+    assert_eq!(status, 200, "{answer}");
+    node.wait_committed("alice:99", Duration::from_secs(60));
+    let rss = rss_mib(&node);
+    assert!(rss < 1024, "RSS {rss} MiB under the attack");
+    // Once the slow ones are gone, a large submission is taken.
+    drop(slow);
+    drop(third);
+    std::thread::sleep(Duration::from_millis(300));
+    let body = ndjson(100..8_100);
+    assert!(body.len() > 2 * 1024 * 1024, "{} bytes", body.len());
+    let (status, answer) = node.post("/ingest/cdrs", &body);
+    assert_eq!((status, answer["accepted"].clone()), (200, json!(8_000)), "{answer}");
+    assert!(node.terminate().success());
+}

@@ -87,6 +87,15 @@ impl RpcClient {
             ClientError::Call(error) => {
                 anyhow!(RpcError { code: i64::from(error.code()), message: error.message().to_string() })
             }
+            // The node's budget of large submissions in flight is spent: the same as a full queue.
+            ClientError::Transport(e)
+                if matches!(
+                    e.downcast_ref::<jsonrpsee_http_client::transport::Error>(),
+                    Some(jsonrpsee_http_client::transport::Error::Rejected { status_code: 503 })
+                ) =>
+            {
+                anyhow!(RpcError { code: i64::from(cdrchain_node::rpc::BUSY), message: e.to_string() })
+            }
             ClientError::ParseError(e) => anyhow!(e)
                 .context(format!("the node at {} answered something this client cannot read", self.url)),
             other => anyhow!(other).context(format!("connecting to {}", self.url)),

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tower::{Layer, Service};
 
 use super::access::{Grant, Need, ROUTES};
+use super::budget::{IngestBudget, Spent};
 use super::{RpcContext, INGEST_BODY_TIMEOUT_S, MAX_READ_REQUEST_BYTES};
 use crate::ingest::{self, IngestError};
 
@@ -29,18 +30,20 @@ pub(super) struct FrontLayer {
     /// Whether the server listens on a loopback address without a token (see
     /// [`super::browser`]).
     loopback: bool,
+    /// The bytes of large submissions in flight (see `budget`).
+    budget: IngestBudget,
 }
 
 impl FrontLayer {
     pub(super) fn new(ctx: Arc<RpcContext>, loopback: bool) -> Self {
-        Self { ctx, loopback }
+        Self { ctx, loopback, budget: IngestBudget::default() }
     }
 }
 
 impl<S> Layer<S> for FrontLayer {
     type Service = Front<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Front { inner, ctx: self.ctx.clone(), loopback: self.loopback }
+        Front { inner, ctx: self.ctx.clone(), loopback: self.loopback, budget: self.budget.clone() }
     }
 }
 
@@ -54,6 +57,8 @@ pub(super) struct Front<S> {
     ctx: Arc<RpcContext>,
     /// Whether the server listens on a loopback address without a token.
     loopback: bool,
+    /// The bytes of large submissions in flight.
+    budget: IngestBudget,
 }
 
 impl<S, B> Service<HttpRequest<B>> for Front<S>
@@ -82,6 +87,11 @@ where
         }
         let authorization = request.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let grant = self.ctx.tokens.grant(authorization);
+        let declared = request
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
         if !request.uri().path().starts_with("/ingest/") {
             // Only callers that may submit CDRs send large requests (review H1).
             let limit = if grant.allows(Need::Ingest) {
@@ -89,11 +99,6 @@ where
             } else {
                 MAX_READ_REQUEST_BYTES
             };
-            let declared = request
-                .headers()
-                .get(hyper::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok());
             if declared.is_some_and(|length| length > limit) {
                 let why = format!(
                     "a request of {} bytes, more than the {limit} this caller may send (only the ingest role sends more)",
@@ -103,13 +108,38 @@ where
                     Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, &json!({ "error": why })))
                 });
             }
+            // Within the limit, a large request waits for nothing: it is read if the budget
+            // allows (its permit lives as long as the answer takes), else answered 503 unread.
+            let reserved = if grant.allows(Need::Ingest) { self.budget.reserve(declared) } else { Ok(None) };
+            let permit = match reserved {
+                Ok(permit) => permit,
+                Err(spent) => return Box::pin(async move { Ok(busy_response(&spent)) }),
+            };
             request.extensions_mut().insert(grant);
             let request = request.map(|body| HttpBody::new(http_body_util::Limited::new(body, limit)));
             let future = self.inner.call(request);
-            return Box::pin(async move { future.await.map_err(Into::into) });
+            return Box::pin(async move {
+                let answer = future.await.map_err(Into::into);
+                drop(permit);
+                answer
+            });
         }
         let ctx = self.ctx.clone();
-        Box::pin(async move { Ok(serve_ingest(&ctx, &grant, request).await) })
+        let budget = self.budget.clone();
+        Box::pin(async move {
+            // Only a caller that may ingest spends the budget.
+            if !grant.allows(Need::Ingest) {
+                return Ok(serve_ingest(&ctx, &grant, request).await);
+            }
+            match budget.reserve(declared) {
+                Ok(permit) => {
+                    let answer = serve_ingest(&ctx, &grant, request).await;
+                    drop(permit);
+                    Ok(answer)
+                }
+                Err(spent) => Ok(busy_response(&spent)),
+            }
+        })
     }
 }
 
@@ -249,6 +279,17 @@ fn submitted_response(result: Result<Vec<ingest::Submitted>, IngestError>) -> Ht
             .headers_mut()
             .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
     }
+    response
+}
+
+/// 503 with `Retry-After: 1`: the in-flight budget is spent; the request was not read.
+fn busy_response(spent: &Spent) -> HttpResponse {
+    tracing::debug!(target: "cdrchain::rpc", "large request refused unread: {}", spent.message());
+    let mut response = json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"error": spent.message(), "retry_after_s": 1}),
+    );
+    response.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
     response
 }
 

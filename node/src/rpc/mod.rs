@@ -29,6 +29,7 @@
 pub mod access;
 pub mod api;
 mod browser;
+mod budget;
 mod cdr;
 mod chain;
 mod checkpoint;
