@@ -843,3 +843,57 @@ fn large_submissions_beyond_the_in_flight_budget_are_told_to_retry_unread() {
     assert_eq!((status, answer["accepted"].clone()), (200, json!(8_000)), "{answer}");
     assert!(node.terminate().success());
 }
+
+#[test]
+fn a_queued_cdr_that_can_never_be_committed_is_declared_a_gap_and_the_stream_goes_on() {
+    // Review M8: one undecodable queued CDR blocked its operator's stream for good.
+    use cdrchain_chain_spec::ChainSpec;
+    use cdrchain_runtime::ids::Sequence;
+    use cdrchain_storage::{QueueRun, Storage};
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &[]);
+    assert_eq!(node.post("/ingest/cdrs", &ndjson(0..10)).0, 200);
+    node.wait_committed("alice:9", Duration::from_secs(60));
+    assert!(node.terminate().success());
+    {
+        // Damage: the queue's next item (alice:10) does not decode.
+        let spec = ChainSpec::dev();
+        let storage = Storage::open(
+            &base.path().join("chains/dev/db"),
+            spec.genesis_hash(),
+            &spec.genesis_state().unwrap(),
+        )
+        .unwrap();
+        let mut run = QueueRun::new(Sequence(10));
+        run.push(b"\xff\xfe not a CDR");
+        storage.enqueue(&run).unwrap();
+    }
+    let node = Node::start_dev(base.path(), &[]);
+    let (status, answer) = node.post("/ingest/cdrs", &ndjson(10..15));
+    assert_eq!((status, answer["ids"][0].clone()), (200, json!("alice:11")), "{answer}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        node.call("cdr_status", json!(["alice:11"])).unwrap()["status"],
+        "queued",
+        "stuck behind alice:10"
+    );
+
+    let base_args = ["gap", "declare", "--rpc", node.rpc.as_str()];
+    let output = run(&[&base_args[..], &["alice", "9", "10", "--reason", "x"]].concat());
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("next sequence is 10"), "{output:?}");
+    let output = run(&[&base_args[..], &["bob", "10", "10", "--reason", "x"]].concat());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("gaps in `alice`'s stream only"), "{output:?}");
+    let output =
+        run(&[&base_args[..], &["alice", "10", "10", "--reason", "queue entry damaged on disk"]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("alice:10") && stdout.contains("does not decode"), "{stdout}");
+
+    node.wait_committed("alice:15", Duration::from_secs(60));
+    assert_eq!(node.call("cdr_status", json!(["alice:10"])).unwrap()["status"], "unknown");
+    // Later CDRs follow as usual.
+    assert_eq!(node.post("/ingest/cdrs", &ndjson(15..16)).1["ids"], json!(["alice:16"]));
+    node.wait_committed("alice:16", Duration::from_secs(60));
+    assert!(node.terminate().success());
+}

@@ -8,6 +8,7 @@ mod blocks;
 mod build_spec;
 mod cdr;
 mod contract;
+mod gap;
 mod key;
 mod node;
 mod node_config;
@@ -78,6 +79,9 @@ enum Command {
     /// Look up committed CDRs.
     #[command(subcommand)]
     Cdr(cdr::Command),
+    /// Declare queued CDRs that can never be committed a gap in the node's stream.
+    #[command(subcommand)]
+    Gap(gap::Command),
     /// Measure whole-system throughput (see docs/benchmarks.md).
     Bench(bench::Args),
     /// Start n local validators as child processes on loopback ports (4: the `local` chain with
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         },
         Command::Settlement(args) => settlement::run(args),
         Command::Cdr(command) => cdr::run(command),
+        Command::Gap(command) => gap::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Testnet(args) => testnet::run(args),
     };

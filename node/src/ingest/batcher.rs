@@ -13,7 +13,7 @@ use cdrchain_runtime::cdr::CdrBody;
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{OperatorId, Sequence};
-use cdrchain_runtime::tx::{CdrBatch, SignedTransaction, Transaction};
+use cdrchain_runtime::tx::{CdrBatch, SequenceGap, SignedTransaction, Transaction};
 use cdrchain_storage::{Storage, StorageError};
 use ed25519_dalek::SigningKey;
 use tokio::sync::{watch, Notify};
@@ -83,6 +83,10 @@ pub(super) struct Batcher {
     pub(super) shutdown: watch::Receiver<bool>,
     /// The writer's decoded copy of what it queued.
     pub(super) handoff: Arc<Handoff>,
+    /// A gap declared by the operator, to sign instead of the CDRs it covers (see `gap`).
+    pub(super) gap: super::gap::GapSlot,
+    /// The signed `SequenceGap` in the pool, while a block has not recorded it.
+    pub(super) gap_in_flight: Option<Hash32>,
 }
 
 /// The batcher's loop: a pass whenever the writer queued something, at least every tick, until
@@ -114,6 +118,7 @@ impl Batcher {
     fn step(&mut self, storage: &Storage, waiting_since: &mut Option<Instant>) -> Result<(), BatchError> {
         let committed = committed_next(storage, &self.operator)?;
         self.forget_committed(committed);
+        self.sign_declared_gap(committed)?;
         while self.pool.has_space(self.batch_max_bytes + crate::config::BATCH_ENVELOPE_BYTES) {
             let in_flight = self.next_to_batch.0.saturating_sub(committed.0);
             if in_flight >= self.max_in_flight {
@@ -159,6 +164,40 @@ impl Batcher {
             self.pool.remove(&ids);
             self.next_to_batch = committed;
         }
+    }
+
+    /// Signs a declared gap once the chain has reached its first sequence, in place of the
+    /// batches that cover it; forgets it once a block has recorded it.
+    fn sign_declared_gap(&mut self, committed: Sequence) -> Result<(), BatchError> {
+        let Some(gap) = super::gap::pending(&self.gap) else { return Ok(()) };
+        if committed > gap.to {
+            tracing::info!(target: "cdrchain::ingest", "the gap {} to {} is on the chain", gap.from.0, gap.to.0);
+            super::gap::clear(&self.gap);
+            self.gap_in_flight = None;
+            return Ok(());
+        }
+        let in_pool = self.gap_in_flight.is_some_and(|id| self.pool.contains(&id));
+        if committed != gap.from || in_pool {
+            return Ok(());
+        }
+        // Whatever was batched from the gap on (the stuck batch, and those behind it) goes: the
+        // gap takes its place, and the CDRs after it are batched again behind the gap.
+        let ids: Vec<Hash32> = self.in_flight.drain(..).map(|(id, _)| id).collect();
+        self.pool.remove(&ids);
+        let tx = Transaction::SequenceGap(SequenceGap {
+            operator: self.operator.clone(),
+            from: gap.from,
+            to: gap.to,
+            reason: gap.reason.clone(),
+        });
+        let signed = SignedTransaction::sign(tx, &self.key, &self.genesis_hash);
+        let id = signed.id(&self.genesis_hash);
+        self.pool.add(id, signed).map_err(|source| BatchError::Pool { first: gap.from, source })?;
+        self.in_flight.push((id, gap.to));
+        self.gap_in_flight = Some(id);
+        self.next_to_batch = Sequence(gap.to.0 + 1);
+        tracing::info!(target: "cdrchain::ingest", "signed the gap {} to {}: {}", gap.from.0, gap.to.0, gap.reason);
+        Ok(())
     }
 
     /// Up to `want` queued CDRs from `next_to_batch`, and at most `batch_max_bytes` of them

@@ -28,6 +28,7 @@
 
 mod batcher;
 mod conflict;
+mod gap;
 mod handoff;
 mod submission;
 mod writer;
@@ -58,6 +59,7 @@ pub use submission::{
 use crate::metrics::Metrics;
 use crate::pool::TxPool;
 use batcher::Batcher;
+pub use gap::{DeclaredGap, GapError, PendingGap, MAX_GAP_ITEMS};
 use handoff::Handoff;
 use writer::{BusyLog, Request, Writer};
 
@@ -208,6 +210,10 @@ pub struct Ingest {
     metrics: Option<Arc<Metrics>>,
     /// See [`IngestSettings::catching_up`].
     catching_up: Arc<std::sync::atomic::AtomicBool>,
+    /// A declared gap the batcher has yet to sign (see `gap`).
+    gap: gap::GapSlot,
+    /// Wakes the batcher.
+    notify: Arc<Notify>,
     /// To the writer's thread.
     requests: mpsc::Sender<Request>,
     /// The next sequence number the writer will assign (everything below is durable).
@@ -279,6 +285,7 @@ impl Ingest {
         let max_queue = max_queue.max(1);
         let next_assigned = Arc::new(AtomicU64::new(next));
         let notify = Arc::new(Notify::new());
+        let gap_slot = gap::GapSlot::default();
         let (requests, receiver) = mpsc::channel(MAX_WAITING_SUBMISSIONS);
         let busy_log = Arc::new(BusyLog::default());
         let handoff = Arc::new(Handoff::default());
@@ -304,11 +311,13 @@ impl Ingest {
             batch_max_bytes: batch_max_bytes.min(MAX_BATCH_BYTES),
             linger,
             max_in_flight: max_in_flight.max(1),
-            notify,
+            notify: notify.clone(),
             next_to_batch: committed,
             in_flight: Vec::new(),
             shutdown,
             handoff,
+            gap: gap_slot.clone(),
+            gap_in_flight: None,
         }));
         let ingest = Arc::new(Ingest {
             operator,
@@ -316,6 +325,8 @@ impl Ingest {
             number_rules,
             metrics,
             catching_up,
+            gap: gap_slot,
+            notify,
             requests,
             next_assigned,
             storage,

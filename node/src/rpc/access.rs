@@ -77,6 +77,7 @@ pub const METHODS: &[(&str, Need)] = &[
     ("cdr_proof", Need::Records),
     ("cdr_absenceProof", Need::Records),
     ("cdr_consistencyProof", Need::Chain),
+    ("cdr_declareGap", Need::Admin),
     ("checkpoint_latest", Need::Chain),
     ("checkpoint_get", Need::Chain),
     ("settlement_summary", Need::Records),

@@ -192,6 +192,11 @@ pub trait CdrApi {
     #[method(name = "absenceProof")]
     fn absence_proof(&self, id: String) -> RpcResult<Value>;
 
+    /// Declares `from`..=`to` of this node's own stream a gap for `reason` (admin): the queued
+    /// CDRs there can never be committed; they are quarantined and shown, and the stream goes on.
+    #[method(name = "declareGap")]
+    fn declare_gap(&self, operator: String, from: u64, to: u64, reason: String) -> RpcResult<Value>;
+
     /// The consistency proof between the CDR log of `old_size` leaves and that of `new_size`.
     #[method(name = "consistencyProof")]
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> RpcResult<Value>;

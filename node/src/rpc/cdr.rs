@@ -161,6 +161,18 @@ impl CdrApiServer for Handlers {
         self.ctx.absence_bundle(&cdr_id(&id)?)
     }
 
+    fn declare_gap(&self, operator: String, from: u64, to: u64, reason: String) -> RpcResult<Value> {
+        let operator = OperatorId::new(operator).map_err(|e| invalid(format!("operator: {e}")))?;
+        let declared =
+            self.ctx.ingest.declare_gap(&operator, from, to, &reason).map_err(|e| invalid(e.to_string()))?;
+        let quarantined: Vec<Value> = declared
+            .quarantined
+            .iter()
+            .map(|(sequence, what)| json!({"id": format!("{operator}:{}", sequence.0), "what": what}))
+            .collect();
+        Ok(json!({"from": declared.from.0, "to": declared.to.0, "quarantined": quarantined}))
+    }
+
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> RpcResult<Value> {
         self.ctx.consistency(old_size, new_size)
     }
