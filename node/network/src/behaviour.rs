@@ -24,6 +24,8 @@ use crate::{
 pub(crate) struct Behaviour {
     /// Refuses every peer outside the chain spec's set, after Noise has authenticated its id.
     pub(crate) allowed: allow_block_list::Behaviour<AllowedPeers>,
+    /// Bounds the handshakes one source address holds at once, before `limits` counts them.
+    pub(crate) pending_per_ip: crate::pending::Behaviour,
     /// Bounds pending and established connections.
     pub(crate) limits: connection_limits::Behaviour,
     /// Exchanges listen addresses (used for redialling) and the chain's protocol version.
@@ -57,6 +59,7 @@ pub(crate) fn build_swarm(
 ) -> Result<Swarm<Behaviour>, NetworkError> {
     let mut behaviour = Behaviour {
         allowed: allow_block_list::Behaviour::default(),
+        pending_per_ip: crate::pending::Behaviour::new(limits.max_pending_per_ip),
         limits: connection_limits::Behaviour::new(connection_limits(limits)),
         identify: identify::Behaviour::new(
             identify::Config::new(protocol_version(genesis_hash), keypair.public())

@@ -86,6 +86,9 @@ pub struct Limits {
     /// Connections still in their handshake, per direction. Inbound ones are not yet
     /// authenticated, so this is what an outsider can occupy. Default 32.
     pub max_pending_connections: u32,
+    /// Inbound connections in their handshake from one source address at once (review M11).
+    /// Default 4: fewer than `max_pending_connections`, so one address cannot take them all.
+    pub max_pending_per_ip: u32,
     /// How often disconnected bootnodes (and allowed peers whose address identify told us) are
     /// redialled. Default 2 s, so a restarted peer is found again quickly.
     pub redial_interval: Duration,
@@ -109,6 +112,7 @@ impl Default for Limits {
             max_connections_per_peer: 2,
             max_established_connections: 512,
             max_pending_connections: 32,
+            max_pending_per_ip: 4,
             redial_interval: Duration::from_secs(2),
             idle_connection_timeout: Duration::from_secs(60),
         }
@@ -159,11 +163,19 @@ impl Limits {
             ("max_connections_per_peer", self.max_connections_per_peer),
             ("max_established_connections", self.max_established_connections),
             ("max_pending_connections", self.max_pending_connections),
+            ("max_pending_per_ip", self.max_pending_per_ip),
         ];
         for (name, value) in counts {
             if value == 0 {
                 return Err(invalid(format!("limits.{name} must be positive")));
             }
+        }
+        if self.max_pending_per_ip >= self.max_pending_connections {
+            return Err(invalid(format!(
+                "limits.max_pending_per_ip ({}) must be below max_pending_connections ({}), or one \
+                 address can hold every handshake slot",
+                self.max_pending_per_ip, self.max_pending_connections
+            )));
         }
         let durations = [
             ("request_timeout", self.request_timeout),

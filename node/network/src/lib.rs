@@ -73,10 +73,12 @@ mod config;
 mod error;
 mod gossip;
 mod handle;
+mod pending;
 mod service;
 
 use std::{fmt, time::SystemTime};
 
+pub use libp2p::multiaddr::Protocol;
 use libp2p::{gossipsub, request_response::ResponseChannel};
 pub use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, watch};

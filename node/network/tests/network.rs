@@ -510,3 +510,48 @@ async fn a_bootnode_given_by_dns_name_is_dialled() {
     })
     .await;
 }
+
+/// Review M11: an outsider kept every pending-connection slot busy with half-done handshakes
+/// (renewed as they time out), so an allowed validator that only dials in could not connect.
+#[tokio::test]
+async fn handshakes_held_open_from_one_address_cannot_keep_an_allowed_peer_out() {
+    within(40, async {
+        let a = spawn(1, &[1, 2], &[], GENESIS, Limits::default()).await;
+        let port = a
+            .address
+            .iter()
+            .find_map(|protocol| match protocol {
+                cdrchain_network::Protocol::Tcp(port) => Some(port),
+                _ => None,
+            })
+            .unwrap();
+        // 40 connections from 127.0.0.2 (more than the 32 pending slots) that begin the
+        // protocol negotiation (one byte of a length prefix that says "more follows") and never
+        // finish it: A waits for the rest until its upgrade timeout (10 s).
+        let mut held = Vec::new();
+        for _ in 0..40 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            if let Ok(stream) = socket.connect(format!("127.0.0.1:{port}").parse().unwrap()).await {
+                held.push(stream);
+            }
+        }
+        let trickle = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for stream in &mut held {
+                let _ = stream.write_all(&[0x80]).await;
+            }
+            std::future::pending::<()>().await;
+            drop(held);
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // B dials A (A knows no address of B, so the connection is inbound at A), well before the
+        // held handshakes time out (10 s).
+        let _b = spawn(2, &[1, 2], &[&a], GENESIS, Limits::default()).await;
+        timeout(Duration::from_secs(6), wait_for_peers(&a, &[2], 2))
+            .await
+            .expect("the allowed peer could not connect while one address held handshakes open");
+        trickle.abort();
+    })
+    .await;
+}
