@@ -92,6 +92,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         pool: pool.clone(),
         tokens: config.rpc_tokens(),
         status: status.clone(),
+        heavy: Default::default(),
     });
     let (rpc_handle, rpc_addr) = rpc::start(config.rpc_addr, rpc_context).await?;
     tracing::info!(target: "cdrchain::node", "RPC listening on http://{rpc_addr} (JSON-RPC over HTTP and ws://{rpc_addr}, POST /ingest/cdrs)");

@@ -131,7 +131,7 @@ pub trait ChainApi {
     fn header(&self, at: Option<Value>) -> RpcResult<Option<Value>>;
 
     /// A block (header, transactions, commit certificate), or null.
-    #[method(name = "getBlock")]
+    #[method(name = "getBlock", blocking)]
     fn block(&self, at: Option<Value>) -> RpcResult<Option<Value>>;
 
     /// The finalized head's hash (every committed block is final).
@@ -156,7 +156,7 @@ pub trait CdrApi {
     async fn submit(&self, cdrs: Vec<Value>) -> RpcResult<Vec<String>>;
 
     /// Validates CDRs without storing them.
-    #[method(name = "check")]
+    #[method(name = "check", blocking)]
     fn check(&self, cdrs: Vec<Value>) -> RpcResult<CheckReport>;
 
     /// `committed` (with height, block hash, leaf index), `queued` or `unknown`.
@@ -168,12 +168,12 @@ pub trait CdrApi {
     fn cdr(&self, id: String) -> RpcResult<Option<Value>>;
 
     /// Every committed CDR of a SIP Call-ID.
-    #[method(name = "byCallId", with_extensions)]
+    #[method(name = "byCallId", blocking, with_extensions)]
     fn by_call_id(&self, call_id: String) -> RpcResult<Vec<Value>>;
 
     /// The CDRs between operators `a` and `b` that started in `[from, to)` (RFC 3339 or ms), a
     /// page of at most `limit` (default 1,000, at most 10,000) from `cursor`.
-    #[method(name = "query", with_extensions)]
+    #[method(name = "query", blocking, with_extensions)]
     fn query(
         &self,
         a: String,
@@ -185,11 +185,11 @@ pub trait CdrApi {
     ) -> RpcResult<QueryPage>;
 
     /// The inclusion proof bundle of a committed CDR.
-    #[method(name = "proof", with_extensions)]
+    #[method(name = "proof", blocking, with_extensions)]
     fn proof(&self, id: String) -> RpcResult<Value>;
 
     /// The absence proof bundle of an id not recorded at the head.
-    #[method(name = "absenceProof")]
+    #[method(name = "absenceProof", blocking)]
     fn absence_proof(&self, id: String) -> RpcResult<Value>;
 
     /// Declares `from`..=`to` of this node's own stream a gap for `reason` (admin): the queued
@@ -198,7 +198,7 @@ pub trait CdrApi {
     fn declare_gap(&self, operator: String, from: u64, to: u64, reason: String) -> RpcResult<Value>;
 
     /// The consistency proof between the CDR log of `old_size` leaves and that of `new_size`.
-    #[method(name = "consistencyProof")]
+    #[method(name = "consistencyProof", blocking)]
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> RpcResult<Value>;
 }
 

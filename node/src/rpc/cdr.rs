@@ -36,41 +36,43 @@ impl CdrApiServer for Handlers {
 
     /// Every refusal (index, field, reason) and every record ingested before (index, its id).
     fn check(&self, cdrs: Vec<Value>) -> RpcResult<CheckReport> {
-        at_most_per_submission(cdrs.len())?;
-        let ingest = &self.ctx.ingest;
-        let parties = ingest.parties().map_err(|e| ingest_error(&e))?;
-        let mut report = CheckReport::default();
-        let refused = |index: usize, field: Option<&str>, message: String| CheckError {
-            index,
-            field: field.map(str::to_string),
-            message,
-        };
-        for (index, value) in cdrs.into_iter().enumerate() {
-            let input = match CdrInput::from_value(value) {
-                Ok(input) => input,
-                Err(e) => {
-                    report.errors.push(refused(index, e.field(), e.to_string()));
-                    continue;
-                }
+        self.ctx.heavy.run("cdr_check", || {
+            at_most_per_submission(cdrs.len())?;
+            let ingest = &self.ctx.ingest;
+            let parties = ingest.parties().map_err(|e| ingest_error(&e))?;
+            let mut report = CheckReport::default();
+            let refused = |index: usize, field: Option<&str>, message: String| CheckError {
+                index,
+                field: field.map(str::to_string),
+                message,
             };
-            let rules = ingest.number_rules().for_source(input.source_system());
-            let body = match input.to_body_with(parties, rules) {
-                Ok(body) => body,
-                Err(e) => {
-                    report.errors.push(refused(index, e.field(), e.to_string()));
-                    continue;
+            for (index, value) in cdrs.into_iter().enumerate() {
+                let input = match CdrInput::from_value(value) {
+                    Ok(input) => input,
+                    Err(e) => {
+                        report.errors.push(refused(index, e.field(), e.to_string()));
+                        continue;
+                    }
+                };
+                let rules = ingest.number_rules().for_source(input.source_system());
+                let body = match input.to_body_with(parties, rules) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        report.errors.push(refused(index, e.field(), e.to_string()));
+                        continue;
+                    }
+                };
+                match ingest.ingested_as(&input, &body).map_err(|e| ingest_error(&e))? {
+                    Some((id, true)) => report.duplicates.push(Duplicate { index, id: id.to_string() }),
+                    Some((id, false)) => {
+                        let conflict = IngestError::Conflict { index, existing: id.to_string() };
+                        report.errors.push(refused(index, None, conflict.to_string()));
+                    }
+                    None => {}
                 }
-            };
-            match ingest.ingested_as(&input, &body).map_err(|e| ingest_error(&e))? {
-                Some((id, true)) => report.duplicates.push(Duplicate { index, id: id.to_string() }),
-                Some((id, false)) => {
-                    let conflict = IngestError::Conflict { index, existing: id.to_string() };
-                    report.errors.push(refused(index, None, conflict.to_string()));
-                }
-                None => {}
             }
-        }
-        Ok(report)
+            Ok(report)
+        })
     }
 
     fn cdr_status(&self, ext: &Extensions, id: String) -> RpcResult<Value> {
@@ -106,18 +108,20 @@ impl CdrApiServer for Handlers {
     }
 
     fn by_call_id(&self, ext: &Extensions, call_id: String) -> RpcResult<Vec<Value>> {
-        let scope = RpcContext::scope(ext);
-        let call_id = CallId::new(&call_id).map_err(|e| invalid(e.to_string()))?;
-        let storage = &self.ctx.chain.storage;
-        let mut out = Vec::new();
-        for id in storage.cdrs_by_call_id(&call_id).map_err(internal)? {
-            if let Some(stored) = storage.cdr(&id.recorder, id.sequence).map_err(internal)? {
-                if visible(scope.as_ref(), &stored) {
-                    out.push(cdr_json(&stored));
+        self.ctx.heavy.run("cdr_byCallId", || {
+            let scope = RpcContext::scope(ext);
+            let call_id = CallId::new(&call_id).map_err(|e| invalid(e.to_string()))?;
+            let storage = &self.ctx.chain.storage;
+            let mut out = Vec::new();
+            for id in storage.cdrs_by_call_id(&call_id).map_err(internal)? {
+                if let Some(stored) = storage.cdr(&id.recorder, id.sequence).map_err(internal)? {
+                    if visible(scope.as_ref(), &stored) {
+                        out.push(cdr_json(&stored));
+                    }
                 }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn query(
@@ -130,35 +134,39 @@ impl CdrApiServer for Handlers {
         cursor: Option<String>,
         limit: Option<usize>,
     ) -> RpcResult<QueryPage> {
-        let (a, b, from, to) = pair_window(a, b, &from, &to)?;
-        partner_of_pair(RpcContext::scope(ext).as_ref(), &a, &b)?;
-        let limit = limit.unwrap_or(DEFAULT_QUERY_CDRS).clamp(1, MAX_QUERY_CDRS);
-        let (cdrs, next) =
-            self.ctx.chain.storage.query_partners(&a, &b, from, to, cursor.as_deref(), limit).map_err(
-                |e| match e {
-                    cdrchain_storage::StorageError::BadCursor { .. } => invalid(e.to_string()),
-                    other => internal(other),
-                },
-            )?;
-        Ok(QueryPage { cdrs: cdrs.iter().map(cdr_json).collect(), next_cursor: next })
+        self.ctx.heavy.run("cdr_query", || {
+            let (a, b, from, to) = pair_window(a, b, &from, &to)?;
+            partner_of_pair(RpcContext::scope(ext).as_ref(), &a, &b)?;
+            let limit = limit.unwrap_or(DEFAULT_QUERY_CDRS).clamp(1, MAX_QUERY_CDRS);
+            let (cdrs, next) =
+                self.ctx.chain.storage.query_partners(&a, &b, from, to, cursor.as_deref(), limit).map_err(
+                    |e| match e {
+                        cdrchain_storage::StorageError::BadCursor { .. } => invalid(e.to_string()),
+                        other => internal(other),
+                    },
+                )?;
+            Ok(QueryPage { cdrs: cdrs.iter().map(cdr_json).collect(), next_cursor: next })
+        })
     }
 
     fn proof(&self, ext: &Extensions, id: String) -> RpcResult<Value> {
-        let id = cdr_id(&id)?;
-        if let Some(party) = RpcContext::scope(ext) {
-            let stored = self.ctx.chain.storage.cdr(&id.recorder, id.sequence).map_err(internal)?;
-            if !stored.is_some_and(|stored| visible(Some(&party), &stored)) {
-                // As for a CDR that is not committed: a partner learns nothing of others' CDRs.
-                return Err(invalid(format!(
-                    "no committed CDR {id} that `{party}` recorded or is a party to"
-                )));
+        self.ctx.heavy.run("cdr_proof", || {
+            let id = cdr_id(&id)?;
+            if let Some(party) = RpcContext::scope(ext) {
+                let stored = self.ctx.chain.storage.cdr(&id.recorder, id.sequence).map_err(internal)?;
+                if !stored.is_some_and(|stored| visible(Some(&party), &stored)) {
+                    // As for a CDR that is not committed: a partner learns nothing of others' CDRs.
+                    return Err(invalid(format!(
+                        "no committed CDR {id} that `{party}` recorded or is a party to"
+                    )));
+                }
             }
-        }
-        self.ctx.inclusion_bundle(&id)
+            self.ctx.inclusion_bundle(&id)
+        })
     }
 
     fn absence_proof(&self, id: String) -> RpcResult<Value> {
-        self.ctx.absence_bundle(&cdr_id(&id)?)
+        self.ctx.heavy.run("cdr_absenceProof", || self.ctx.absence_bundle(&cdr_id(&id)?))
     }
 
     fn declare_gap(&self, operator: String, from: u64, to: u64, reason: String) -> RpcResult<Value> {
@@ -174,7 +182,7 @@ impl CdrApiServer for Handlers {
     }
 
     fn consistency_proof(&self, old_size: u64, new_size: u64) -> RpcResult<Value> {
-        self.ctx.consistency(old_size, new_size)
+        self.ctx.heavy.run("cdr_consistencyProof", || self.ctx.consistency(old_size, new_size))
     }
 }
 

@@ -17,15 +17,17 @@ impl ChainApiServer for Handlers {
     }
 
     fn block(&self, at: Option<Value>) -> RpcResult<Option<Value>> {
-        let Some(height) = self.ctx.resolve(at)? else { return Ok(None) };
-        let storage = &self.ctx.chain.storage;
-        let Some(block) = storage.block(height).map_err(internal)? else { return Ok(None) };
-        let certificate = storage.certificate(height).map_err(internal)?;
-        Ok(Some(json!({
-            "header": header_json(&block.header),
-            "transactions": block.transactions,
-            "certificate": certificate,
-        })))
+        self.ctx.heavy.run("chain_getBlock", || {
+            let Some(height) = self.ctx.resolve(at)? else { return Ok(None) };
+            let storage = &self.ctx.chain.storage;
+            let Some(block) = storage.block(height).map_err(internal)? else { return Ok(None) };
+            let certificate = storage.certificate(height).map_err(internal)?;
+            Ok(Some(json!({
+                "header": header_json(&block.header),
+                "transactions": block.transactions,
+                "certificate": certificate,
+            })))
+        })
     }
 
     fn finalized_head(&self) -> RpcResult<String> {

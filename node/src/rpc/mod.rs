@@ -34,6 +34,7 @@ mod cdr;
 mod chain;
 mod checkpoint;
 mod consensus;
+mod heavy;
 mod http_ingest;
 mod method_guard;
 mod proofs;
@@ -103,6 +104,8 @@ pub struct RpcContext {
     pub tokens: access::Tokens,
     /// Consensus position, peers and evidence, as the validator task last published them.
     pub status: Arc<crate::validator::ConsensusStatus>,
+    /// The turns of heavy reads (see `heavy`).
+    pub heavy: heavy::HeavyReads,
 }
 
 impl std::fmt::Debug for RpcContext {

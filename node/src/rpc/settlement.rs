@@ -29,45 +29,47 @@ impl SettlementApiServer for Handlers {
         rounding: Option<String>,
         at: Option<Value>,
     ) -> RpcResult<Value> {
-        let (a, b, from, to) = pair_window(a, b, &from, &to)?;
-        super::cdr::partner_of_pair(super::RpcContext::scope(ext).as_ref(), &a, &b)?;
-        if a == b {
-            return Err(invalid(format!(
-                "operators a and b are both `{a}`: settlement is between two partners"
-            )));
-        }
-        let rounding: Rounding =
-            rounding.as_deref().unwrap_or("per-second").parse().map_err(|e| invalid(format!("{e}")))?;
-        let storage = &self.ctx.chain.storage;
-        let height = self.ctx.resolve(at)?.ok_or_else(|| invalid("the chain has no block yet"))?;
-        let header = storage
-            .header(height)
-            .map_err(internal)?
-            .ok_or_else(|| invalid(format!("no block #{} yet", height.0)))?;
-        let cdrs = self.ctx.window_records(&a, &b, (from, to), height)?;
-        let summary = summarize(&a, &b, &cdrs, rounding);
-        let directions: Vec<Value> = summary
-            .directions
-            .iter()
-            .map(|d| {
-                let mut value = serde_json::to_value(d).unwrap_or(Value::Null);
-                if let Value::Object(map) = &mut value {
-                    map.insert("billed_minutes".into(), Value::String(d.totals.billed_minutes()));
-                }
-                value
-            })
-            .collect();
-        Ok(json!({
-            "a": a.to_string(),
-            "b": b.to_string(),
-            "from": from,
-            "to": to,
-            "rounding": summary.rounding,
-            "at": at_json(&header),
-            "records": summary.records,
-            "calls": summary.calls,
-            "directions": directions,
-        }))
+        self.ctx.heavy.run("settlement_summary", || {
+            let (a, b, from, to) = pair_window(a, b, &from, &to)?;
+            super::cdr::partner_of_pair(super::RpcContext::scope(ext).as_ref(), &a, &b)?;
+            if a == b {
+                return Err(invalid(format!(
+                    "operators a and b are both `{a}`: settlement is between two partners"
+                )));
+            }
+            let rounding: Rounding =
+                rounding.as_deref().unwrap_or("per-second").parse().map_err(|e| invalid(format!("{e}")))?;
+            let storage = &self.ctx.chain.storage;
+            let height = self.ctx.resolve(at)?.ok_or_else(|| invalid("the chain has no block yet"))?;
+            let header = storage
+                .header(height)
+                .map_err(internal)?
+                .ok_or_else(|| invalid(format!("no block #{} yet", height.0)))?;
+            let cdrs = self.ctx.window_records(&a, &b, (from, to), height)?;
+            let summary = summarize(&a, &b, &cdrs, rounding);
+            let directions: Vec<Value> = summary
+                .directions
+                .iter()
+                .map(|d| {
+                    let mut value = serde_json::to_value(d).unwrap_or(Value::Null);
+                    if let Value::Object(map) = &mut value {
+                        map.insert("billed_minutes".into(), Value::String(d.totals.billed_minutes()));
+                    }
+                    value
+                })
+                .collect();
+            Ok(json!({
+                "a": a.to_string(),
+                "b": b.to_string(),
+                "from": from,
+                "to": to,
+                "rounding": summary.rounding,
+                "at": at_json(&header),
+                "records": summary.records,
+                "calls": summary.calls,
+                "directions": directions,
+            }))
+        })
     }
 }
 

@@ -30,6 +30,7 @@ fn dev_module() -> Fixture {
         pool: ingest.pool.clone(),
         tokens: super::access::Tokens::default(),
         status: Arc::new(ConsensusStatus::default()),
+        heavy: Default::default(),
     };
     Fixture { module: module(Arc::new(ctx)).expect("the RPC methods register"), _ingest: ingest }
 }
