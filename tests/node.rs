@@ -600,22 +600,7 @@ fn every_method() -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// One call with `token` (if any): `Ok(result)`, or `Err(error object)`.
-fn call_with(url: &str, token: Option<&str>, method: &str, params: &Value) -> Result<Value, Value> {
-    let mut request = ureq::post(url);
-    if let Some(token) = token {
-        request = request.set("Authorization", &format!("Bearer {token}"));
-    }
-    let answer: Value = request
-        .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .unwrap_or_else(|e| panic!("{method}: {e}"))
-        .into_json()
-        .unwrap_or_else(|e| panic!("{method}: {e}"));
-    match answer.get("error") {
-        Some(error) => Err(error.clone()),
-        None => Ok(answer["result"].clone()),
-    }
-}
+use common::rpc_call as call_with;
 
 /// POSTs `body` to `path` with `token`; the status.
 fn post_with(url: &str, token: Option<&str>, path: &str, body: &str) -> u16 {

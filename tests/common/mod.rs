@@ -129,15 +129,7 @@ impl Node {
 
     /// One JSON-RPC call; panics on transport errors, returns `Err(error object)` on RPC errors.
     pub fn call(&self, method: &str, params: Value) -> Result<Value, Value> {
-        let answer: Value = ureq::post(&self.rpc)
-            .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .unwrap_or_else(|e| panic!("{method}: {e}"))
-            .into_json()
-            .unwrap_or_else(|e| panic!("{method}: {e}"));
-        match answer.get("error") {
-            Some(error) => Err(error.clone()),
-            None => Ok(answer["result"].clone()),
-        }
+        rpc_call(&self.rpc, None, method, &params)
     }
 
     /// Many calls in JSON-RPC batches of the server's largest size; results in order.
@@ -383,5 +375,23 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["link", "del", &self.host_link]).status();
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// One JSON-RPC call to `url`, with `Authorization: Bearer <token>` when given; panics on
+/// transport errors, returns `Err(error object)` on RPC errors.
+pub fn rpc_call(url: &str, token: Option<&str>, method: &str, params: &Value) -> Result<Value, Value> {
+    let mut request = ureq::post(url);
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let answer: Value = request
+        .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
+        .into_json()
+        .unwrap_or_else(|e| panic!("{method}: {e}"));
+    match answer.get("error") {
+        Some(error) => Err(error.clone()),
+        None => Ok(answer["result"].clone()),
     }
 }

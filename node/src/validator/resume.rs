@@ -275,8 +275,8 @@ mod tests {
     use super::*;
     use crate::metrics::Metrics;
 
-    /// `spec`'s chain on a fresh database, with alice's signing identity.
-    fn chain(spec: ChainSpec) -> (tempfile::TempDir, Chain, (OperatorId, SigningKey)) {
+    /// `spec`'s chain on a fresh database, its authorities, and alice's signing identity.
+    fn chain(spec: ChainSpec) -> (tempfile::TempDir, Chain, Validators, (OperatorId, SigningKey)) {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let storage = Arc::new(
             Storage::open(dir.path(), spec.genesis_hash(), &spec.genesis_state().expect("a genesis"))
@@ -284,7 +284,9 @@ mod tests {
         );
         let chain = Chain::new(storage, spec, Arc::new(Metrics::new()));
         let me = (OperatorId::new("alice").expect("a name"), DevAccount::derive("alice").signing_key);
-        (dir, chain, me)
+        let validators =
+            Validators::new(chain.ctx.genesis_hash, chain.authorities.clone()).expect("authorities");
+        (dir, chain, validators, me)
     }
 
     /// A signing state that was never written.
@@ -306,9 +308,7 @@ mod tests {
 
     #[test]
     fn a_networked_validator_resumes_with_the_block_it_is_locked_on() -> Result<(), NodeError> {
-        let (_dir, chain, me) = chain(ChainSpec::local());
-        let validators =
-            Validators::new(chain.ctx.genesis_hash, chain.authorities.clone()).expect("authorities");
+        let (_dir, chain, validators, me) = chain(ChainSpec::local());
         let block = chain.build(&me.0, Vec::new(), 1_000)?.block;
         let record = locked_on(block.hash());
         store_with_blocks(&chain.storage, &record.encode(), &[&block])?;
@@ -321,9 +321,7 @@ mod tests {
 
     #[test]
     fn only_a_solo_validator_drops_a_lock_on_a_block_it_lost() -> Result<(), NodeError> {
-        let (_dir, chain, me) = chain(ChainSpec::dev());
-        let validators =
-            Validators::new(chain.ctx.genesis_hash, chain.authorities.clone()).expect("authorities");
+        let (_dir, chain, validators, me) = chain(ChainSpec::dev());
         let lost = Hash32([7; 32]);
         chain.storage.wal_put(WAL_KEY, &locked_on(lost).encode())?;
 
@@ -338,9 +336,7 @@ mod tests {
 
     #[test]
     fn a_signing_state_ahead_of_storage_makes_an_observer_unless_solo() -> Result<(), NodeError> {
-        let (dir, chain, me) = chain(ChainSpec::dev());
-        let validators =
-            Validators::new(chain.ctx.genesis_hash, chain.authorities.clone()).expect("authorities");
+        let (dir, chain, validators, me) = chain(ChainSpec::dev());
         let state = SigningState::new(dir.path().join("signing-state"));
         let ahead = WalRecord { height: cdrchain_runtime::ids::Height(5), ..locked_on(Hash32([7; 32])) };
         state.store(&ahead.encode())?;
