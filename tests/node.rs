@@ -530,6 +530,18 @@ fn idle_connections_do_not_delay_an_ingest_post() {
     let took = started.elapsed();
     assert_eq!(status, 200, "{answer}");
     assert!(took < Duration::from_secs(2), "the POST took {took:?} with 600 idle connections open");
+    let rss = rss_mib(&node);
+    assert!(rss < 1024, "RSS {rss} MiB with 600 idle connections");
+    // A connection that never finishes its first request is closed (FIRST_REQUEST_TIMEOUT_S).
+    {
+        use std::io::Read;
+        let half = &mut idle[1];
+        half.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let waited = std::time::Instant::now();
+        let closed = matches!(half.read(&mut [0u8; 64]), Ok(0) | Err(_));
+        assert!(closed, "the half-sent request was answered instead of closed");
+        assert!(waited.elapsed() < Duration::from_secs(20), "closed only after {:?}", waited.elapsed());
+    }
     drop(idle);
 }
 
