@@ -3,7 +3,8 @@
 # checks first, installs only what is missing, says what it does.
 #   Debian: libclang-dev and clang (RocksDB's bindings), pkg-config; kamailio,
 #           kamailio-extra-modules (acc_json), kamailio-utils-modules (http_client) and
-#           sip-tester (sipp) for the SIP ingest end-to-end test.
+#           sip-tester (sipp) for the SIP ingest end-to-end test; iproute2 (`ip netns`, veth)
+#           for the test that runs a node on a non-loopback address in a network namespace.
 #   npm:    forge, anvil, cast and solc-js for contracts/ (scripts/contracts.sh install).
 #   Cargo:  cargo-nextest (the test runner), if absent.
 #
@@ -23,7 +24,7 @@ esac
 
 apt_packages=(libclang-dev clang pkg-config)
 if [ "$build_only" -eq 0 ]; then
-  apt_packages+=(kamailio kamailio-extra-modules kamailio-utils-modules sip-tester)
+  apt_packages+=(kamailio kamailio-extra-modules kamailio-utils-modules sip-tester iproute2)
 fi
 need_apt=()
 for pkg in "${apt_packages[@]}"; do
