@@ -86,41 +86,54 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         Some(settings) => Some(start_network(&config, settings, network_limits)?),
         None => None,
     };
-    let rpc_context = Arc::new(RpcContext {
-        chain: chain.clone(),
-        ingest: ingest.clone(),
-        pool: pool.clone(),
-        tokens: config.rpc_tokens(),
-        status: status.clone(),
-        heavy: Default::default(),
-    });
-    let (rpc_handle, rpc_addr) = rpc::start(config.rpc_addr, rpc_context).await?;
-    tracing::info!(target: "cdrchain::node", "RPC listening on http://{rpc_addr} (JSON-RPC over HTTP and ws://{rpc_addr}, POST /ingest/cdrs)");
-    let metrics_task = match config.metrics_addr {
-        Some(addr) => Some(serve_metrics(addr, &metrics, &storage, &pool, &ingest, &stopping).await?),
-        None => None,
-    };
-    let settings = ValidatorSettings {
-        params: config.consensus,
-        block_interval: Duration::from_millis(spec.params.block_interval_ms),
-        idle_heartbeat: Duration::from_millis(spec.params.idle_heartbeat_ms),
-        checkpoints: config.checkpoints.clone(),
-        signing_state: validator::SigningState::new(config.signing_state_path()),
-        catching_up,
-    };
+    let resumed = Arc::new(tokio::sync::Notify::new());
+    let settings = validator_settings(&config, catching_up, resumed.clone());
     let me = (config.operator.clone(), config.signing_key.clone());
-    let mut authoring =
-        tokio::spawn(validator::run(chain, pool, me, settings, net, status, stopping.clone()));
+    let mut authoring = tokio::spawn(validator::run(
+        chain.clone(),
+        pool.clone(),
+        me,
+        settings,
+        net,
+        status.clone(),
+        stopping.clone(),
+    ));
+    // The RPC (and ingest with it) opens once the validator has read its WAL and signing state,
+    // so that no CDR is numbered before the node knows where its stream stands (review M10).
+    let early = tokio::select! {
+        () = resumed.notified() => None,
+        result = &mut authoring => Some(result),
+    };
+    let (rpc_handle, metrics_task) = match early {
+        Some(_) => (None, None),
+        None => {
+            let context = RpcContext {
+                chain: chain.clone(),
+                ingest: ingest.clone(),
+                pool: pool.clone(),
+                tokens: config.rpc_tokens(),
+                status: status.clone(),
+                heavy: Default::default(),
+            };
+            let (handle, task) = open_rpc(&config, context, &metrics, &storage, &stopping).await?;
+            (Some(handle), task)
+        }
+    };
 
     // Run until asked to stop, or until authoring fails (a node that cannot commit must stop).
-    let failure = tokio::select! {
-        () = shutdown => None,
-        result = &mut authoring => Some(result),
+    let failure = match early {
+        Some(result) => Some(result),
+        None => tokio::select! {
+            () = shutdown => None,
+            result = &mut authoring => Some(result),
+        },
     };
     tracing::info!(target: "cdrchain::node", "shutting down: no new requests; finishing the block in flight");
     let _ = stop.send(true);
-    let _ = rpc_handle.stop();
-    rpc_handle.stopped().await;
+    if let Some(rpc_handle) = rpc_handle {
+        let _ = rpc_handle.stop();
+        rpc_handle.stopped().await;
+    }
     let authoring_result = match failure {
         Some(result) => result,
         None => authoring.await,
@@ -143,6 +156,41 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         Ok(Err(error)) => Err(error),
         Err(join) => Err(NodeError::Task(format!("consensus task: {join}"))),
     }
+}
+
+/// What the validator takes from the node's configuration.
+fn validator_settings(
+    config: &NodeConfig,
+    catching_up: Arc<std::sync::atomic::AtomicBool>,
+    resumed: Arc<tokio::sync::Notify>,
+) -> ValidatorSettings {
+    ValidatorSettings {
+        params: config.consensus,
+        block_interval: Duration::from_millis(config.spec.params.block_interval_ms),
+        idle_heartbeat: Duration::from_millis(config.spec.params.idle_heartbeat_ms),
+        checkpoints: config.checkpoints.clone(),
+        signing_state: validator::SigningState::new(config.signing_state_path()),
+        catching_up,
+        resumed,
+    }
+}
+
+/// Starts the RPC server and, if configured, the metrics endpoint.
+async fn open_rpc(
+    config: &NodeConfig,
+    context: RpcContext,
+    metrics: &Arc<Metrics>,
+    storage: &Arc<Storage>,
+    stopping: &watch::Receiver<bool>,
+) -> Result<(jsonrpsee::server::ServerHandle, Option<tokio::task::JoinHandle<()>>), NodeError> {
+    let (pool, ingest) = (context.pool.clone(), context.ingest.clone());
+    let (handle, rpc_addr) = rpc::start(config.rpc_addr, Arc::new(context)).await?;
+    tracing::info!(target: "cdrchain::node", "RPC listening on http://{rpc_addr} (JSON-RPC over HTTP and ws://{rpc_addr}, POST /ingest/cdrs)");
+    let metrics_task = match config.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr, metrics, storage, &pool, &ingest, stopping).await?),
+        None => None,
+    };
+    Ok((handle, metrics_task))
 }
 
 /// Checks that this node is an authority of its chain, with the key the chain registers, and

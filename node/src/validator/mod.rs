@@ -146,6 +146,9 @@ pub struct ValidatorSettings {
     /// Set while the validator follows as an observer until storage reaches what it signed:
     /// ingest refuses meanwhile (see `IngestSettings::catching_up`).
     pub catching_up: Arc<std::sync::atomic::AtomicBool>,
+    /// Notified once the validator has resumed (and set `catching_up`): the node opens its RPC
+    /// then.
+    pub resumed: Arc<tokio::sync::Notify>,
 }
 
 /// The network side, when there is one.
@@ -233,6 +236,7 @@ pub async fn run(
     };
     driver.restore_blocks(resumed.blocks);
     driver.settings.catching_up.store(driver.pending_wal.is_some(), std::sync::atomic::Ordering::Release);
+    driver.settings.resumed.notify_one();
     driver.carry_out(resumed.outputs).await?;
     driver.refresh_status();
     driver.event_loop(events, sync_rx, pooled, shutdown).await
