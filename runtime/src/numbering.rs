@@ -28,7 +28,7 @@ use rlibphonenumber::enums::Region;
 use rlibphonenumber::PHONE_NUMBER_UTIL;
 use serde::{Deserialize, Serialize};
 
-use crate::party::{e164, parse_region, PartyError, MAX_NUMBER_DIGITS};
+use crate::party::{e164, parse_region, PartyError, MAX_NUMBER_DIGITS, VISUAL_SEPARATORS};
 
 /// The most digits a prefix (international or national) may have.
 pub const MAX_PREFIX_DIGITS: usize = 4;
@@ -158,17 +158,17 @@ impl SourceRules {
 /// of a SIP URI, visual separators removed; `None` for anything else (or a number with `+`).
 fn number_part(raw: &str) -> Option<String> {
     let text = raw.trim();
-    let lower = |n: usize| text.get(..n).map(str::to_ascii_lowercase);
-    let candidate = if lower(4).as_deref() == Some("sip:") || lower(5).as_deref() == Some("sips:") {
+    let scheme = |name: &str| text.get(..name.len()).is_some_and(|head| head.eq_ignore_ascii_case(name));
+    let candidate = if scheme("sip:") || scheme("sips:") {
         let rest = text.split_once(':').map(|(_, rest)| rest)?;
         let (user, _) = rest.split_once('@')?;
         user.split(';').next()?
-    } else if lower(4).as_deref() == Some("tel:") {
+    } else if scheme("tel:") {
         text.get(4..)?.split(';').next()?
     } else {
         text
     };
-    let digits: String = candidate.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+    let digits: String = candidate.chars().filter(|c| !VISUAL_SEPARATORS.contains(c)).collect();
     digits.bytes().all(|b| b.is_ascii_digit()).then_some(digits)
 }
 

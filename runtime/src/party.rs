@@ -112,7 +112,7 @@ const ANONYMOUS_WORDS: [&str; 6] =
     ["anonymous", "restricted", "unknown", "withheld", "private", "unavailable"];
 
 /// Visual separators removed from telephone numbers.
-const VISUAL_SEPARATORS: [char; 5] = [' ', '-', '.', '(', ')'];
+pub(crate) const VISUAL_SEPARATORS: [char; 5] = [' ', '-', '.', '(', ')'];
 
 /// Keyed digest of a normalized party identity.
 #[derive(

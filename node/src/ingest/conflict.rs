@@ -19,6 +19,10 @@ pub(super) fn find_conflicts(
     submissions: &[Vec<Keyed>],
     earlier: &[Earlier],
 ) -> Result<Vec<(usize, IngestError)>, StorageError> {
+    // Nearly every group holds only new CDRs: nothing to compare, nothing to build.
+    if earlier.iter().all(|found| matches!(found, Earlier::New)) {
+        return Ok(Vec::new());
+    }
     // Each position of the group: (submission, index in it, the CDR).
     let flat: Vec<(usize, usize, &Keyed)> = submissions
         .iter()

@@ -374,9 +374,14 @@ impl Ingest {
     ) -> Result<Vec<Submitted>, IngestError> {
         let cdrs = validate(inputs, self.parties()?, &self.number_rules)?;
         if let Some(metrics) = &self.metrics {
+            // Once per source and submission, not per CDR: the metric takes a lock.
+            let mut per_source: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
             for body in cdrs.iter().map(|cdr| &cdr.body).filter(|body| !body.as_written.is_none()) {
                 let parties = u64::from(body.as_written.caller) + u64::from(body.as_written.callee);
-                metrics.count_as_written(body.system_id.as_str(), parties);
+                *per_source.entry(body.system_id.as_str()).or_default() += parties;
+            }
+            for (source, parties) in per_source {
+                metrics.count_as_written(source, parties);
             }
         }
         self.submit(cdrs).await

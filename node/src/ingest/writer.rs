@@ -17,7 +17,7 @@ use parity_scale_codec::Encode;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::handoff::Handoff;
-use super::{queue_depth, IngestError, Keyed, BUSY_LOG_INTERVAL_MS, MAX_GROUP_CDRS};
+use super::{IngestError, Keyed, BUSY_LOG_INTERVAL_MS, MAX_GROUP_CDRS};
 
 /// Per CDR of a submission, in order: its sequence, and whether it had been ingested before.
 pub(super) type Answers = Vec<(Sequence, bool)>;
@@ -106,7 +106,7 @@ pub(super) fn writer(state: Writer, mut receiver: mpsc::Receiver<Request>) {
         // queue restarts empty, and numbering from it would reuse committed ids (review M10).
         let committed = super::committed_next(&state.storage, &state.operator).map_or(0, |s| s.0);
         let start = state.next_assigned.load(Ordering::Acquire).max(committed);
-        let group = state.admit(start, pending);
+        let group = state.admit(start - committed, pending);
         if !group.is_empty() {
             state.write(start, group);
         }
@@ -133,9 +133,10 @@ impl Writer {
     /// Admission: the queue (acknowledged, not committed) stays within `max_queue`; the requests
     /// beyond it are refused whole with [`IngestError::Busy`]. Counting duplicates as new
     /// over-counts a little, never under. An empty queue takes one submission of any size.
-    fn admit(&self, start: u64, pending: Vec<Request>) -> Vec<Request> {
+    /// `queued`: the CDRs numbered and not yet committed when the group starts.
+    fn admit(&self, queued: u64, pending: Vec<Request>) -> Vec<Request> {
         let max_queue = self.max_queue;
-        let mut queued = queue_depth(&self.storage, &self.operator, start);
+        let mut queued = queued;
         let mut group = Vec::with_capacity(pending.len());
         for request in pending {
             let count = request.cdrs.len() as u64;
