@@ -752,6 +752,19 @@ fn beyond_loopback_every_method_and_route_needs_a_token_with_its_role() {
     let by_id = |id: u64| batch.as_array().unwrap().iter().find(|a| a["id"] == id).cloned().unwrap();
     assert!(by_id(1).get("result").is_some(), "{batch}");
     assert_eq!(by_id(2)["error"]["code"], -32001, "{batch}");
+    // And each call of a batch carries its caller's grant: a read token's batch reads.
+    let batch: Value = ureq::post(&url)
+        .set("Authorization", &format!("Bearer {}", tokens[1].1))
+        .send_json(json!([
+            {"jsonrpc": "2.0", "id": 1, "method": "cdr_get", "params": ["alice:0"]},
+            {"jsonrpc": "2.0", "id": 2, "method": "cdr_submit", "params": [[cdr(950)]]},
+        ]))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let by_id = |id: u64| batch.as_array().unwrap().iter().find(|a| a["id"] == id).cloned().unwrap();
+    assert_eq!(by_id(1)["result"]["id"], "alice:0", "{batch}");
+    assert_eq!(by_id(2)["error"]["code"], -32001, "{batch}");
     // Large requests are for the ingest role, large parameters for ingest methods.
     let big = "x".repeat(2 * 1024 * 1024);
     {

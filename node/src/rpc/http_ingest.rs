@@ -92,53 +92,41 @@ where
             .get(hyper::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        if !request.uri().path().starts_with("/ingest/") {
-            // Only callers that may submit CDRs send large requests (review H1).
-            let limit = if grant.allows(Need::Ingest) {
-                ingest::MAX_SUBMISSION_BYTES
-            } else {
-                MAX_READ_REQUEST_BYTES
-            };
-            if declared.is_some_and(|length| length > limit) {
+        let ingest_route = request.uri().path().starts_with("/ingest/");
+        // Only callers that may submit CDRs send large JSON-RPC requests (review H1).
+        let limit =
+            if grant.allows(Need::Ingest) { ingest::MAX_SUBMISSION_BYTES } else { MAX_READ_REQUEST_BYTES };
+        if !ingest_route {
+            if let Some(length) = declared.filter(|length| *length > limit) {
                 let why = format!(
-                    "a request of {} bytes, more than the {limit} this caller may send (only the ingest role sends more)",
-                    declared.unwrap_or_default()
+                    "a request of {length} bytes, more than the {limit} this caller may send (only the ingest role sends more)"
                 );
                 return Box::pin(async move {
                     Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, &json!({ "error": why })))
                 });
             }
-            // Within the limit, a large request waits for nothing: it is read if the budget
-            // allows (its permit lives as long as the answer takes), else answered 503 unread.
-            let reserved = if grant.allows(Need::Ingest) { self.budget.reserve(declared) } else { Ok(None) };
-            let permit = match reserved {
-                Ok(permit) => permit,
-                Err(spent) => return Box::pin(async move { Ok(busy_response(&spent)) }),
-            };
+        }
+        // A large request from a caller that may ingest is read only within the budget (its
+        // permit lives as long as the answer takes), else answered 503 unread. Others spend none:
+        // they are refused, or small.
+        let permit = match grant.allows(Need::Ingest).then(|| self.budget.reserve(declared)) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(permit))) => Some(permit),
+            Some(Err(spent)) => return Box::pin(async move { Ok(busy_response(&spent)) }),
+        };
+        if !ingest_route {
             request.extensions_mut().insert(grant);
-            let request = request.map(|body| HttpBody::new(http_body_util::Limited::new(body, limit)));
-            let future = self.inner.call(request);
+            let future =
+                self.inner.call(request.map(|body| HttpBody::new(http_body_util::Limited::new(body, limit))));
             return Box::pin(async move {
-                let answer = future.await.map_err(Into::into);
-                drop(permit);
-                answer
+                let _permit = permit;
+                future.await.map_err(Into::into)
             });
         }
         let ctx = self.ctx.clone();
-        let budget = self.budget.clone();
         Box::pin(async move {
-            // Only a caller that may ingest spends the budget.
-            if !grant.allows(Need::Ingest) {
-                return Ok(serve_ingest(&ctx, &grant, request).await);
-            }
-            match budget.reserve(declared) {
-                Ok(permit) => {
-                    let answer = serve_ingest(&ctx, &grant, request).await;
-                    drop(permit);
-                    Ok(answer)
-                }
-                Err(spent) => Ok(busy_response(&spent)),
-            }
+            let _permit = permit;
+            Ok(serve_ingest(&ctx, &grant, request).await)
         })
     }
 }

@@ -10,8 +10,9 @@ use jsonrpsee::{Extensions, MethodResponse};
 use super::access::{need_of, Grant, Need};
 use super::{INVALID_PARAMS, MAX_READ_REQUEST_BYTES, UNAUTHORIZED};
 
-fn params_len(request: &Request<'_>) -> usize {
-    request.params.as_ref().map_or(0, |params| params.get().len())
+/// The bytes of a call's parameters.
+fn size(params: &Option<std::borrow::Cow<'_, serde_json::value::RawValue>>) -> usize {
+    params.as_ref().map_or(0, |params| params.get().len())
 }
 
 /// Wraps the JSON-RPC service.
@@ -57,7 +58,7 @@ where
         &self,
         request: Request<'a>,
     ) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
-        let refused = refusal(request.method_name(), params_len(&request), request.extensions());
+        let refused = refusal(request.method_name(), size(&request.params), request.extensions());
         let inner = self.inner.clone();
         async move {
             match refused {
@@ -67,34 +68,20 @@ where
         }
     }
 
-    fn batch<'a>(
-        &self,
-        mut batch: Batch<'a>,
-    ) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
-        let batch_extensions = batch.extensions().clone();
+    fn batch<'a>(&self, batch: Batch<'a>) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
+        // Each call of a batch carries the HTTP request's extensions, its grant among them.
         let entries = batch
             .into_iter()
             .filter_map(|entry| match entry {
                 Ok(BatchEntry::Call(request)) => {
-                    let extensions = if request.extensions().get::<Grant>().is_some() {
-                        request.extensions()
-                    } else {
-                        &batch_extensions
-                    };
-                    Some(match refusal(request.method_name(), params_len(&request), extensions) {
+                    Some(match refusal(request.method_name(), size(&request.params), request.extensions()) {
                         Some(error) => Err(BatchEntryErr::new(request.id().into_owned(), error)),
                         None => Ok(BatchEntry::Call(request)),
                     })
                 }
+                // A refused notification is dropped: notifications get no answer.
                 Ok(BatchEntry::Notification(notification)) => {
-                    let extensions = if notification.extensions().get::<Grant>().is_some() {
-                        notification.extensions()
-                    } else {
-                        &batch_extensions
-                    };
-                    // A refused notification is dropped: notifications get no answer.
-                    let params = notification.params.as_ref().map_or(0, |params| params.get().len());
-                    refusal(notification.method_name(), params, extensions)
+                    refusal(notification.method_name(), size(&notification.params), notification.extensions())
                         .is_none()
                         .then_some(Ok(BatchEntry::Notification(notification)))
                 }
@@ -108,8 +95,9 @@ where
         &self,
         notification: Notification<'a>,
     ) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
-        let params = notification.params.as_ref().map_or(0, |params| params.get().len());
-        let refused = refusal(notification.method_name(), params, notification.extensions()).is_some();
+        let refused =
+            refusal(notification.method_name(), size(&notification.params), notification.extensions())
+                .is_some();
         let inner = self.inner.clone();
         async move {
             if refused {

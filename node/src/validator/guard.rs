@@ -12,8 +12,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
-use cdrchain_consensus::WalRecord;
+use cdrchain_consensus::{Step, WalRecord};
 use cdrchain_runtime::codec::decode_exact;
+use cdrchain_runtime::ids::{Height, Round};
 
 use crate::NodeError;
 
@@ -78,11 +79,16 @@ impl SigningState {
     }
 }
 
-/// The later of two records by (height, round, step): what this validator signed last.
+/// Where a record stands in the validator's signing: (height, round, step), in order.
+pub fn position(record: &WalRecord) -> (Height, Round, Step) {
+    (record.height, record.round, record.step)
+}
+
+/// The later of two records by [`position`]: what this validator signed last.
 pub fn newer(a: Option<WalRecord>, b: Option<WalRecord>) -> Option<WalRecord> {
     match (a, b) {
         (Some(a), Some(b)) => {
-            if (b.height, b.round, b.step) > (a.height, a.round, a.step) {
+            if position(&b) > position(&a) {
                 Some(b)
             } else {
                 Some(a)
@@ -96,8 +102,6 @@ pub fn newer(a: Option<WalRecord>, b: Option<WalRecord>) -> Option<WalRecord> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use cdrchain_consensus::Step;
-    use cdrchain_runtime::ids::{Height, Round};
     use parity_scale_codec::Encode;
 
     fn record(height: u64, round: u32, step: Step) -> WalRecord {

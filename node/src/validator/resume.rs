@@ -14,12 +14,13 @@ use cdrchain_runtime::ids::{OperatorId, Round};
 use ed25519_dalek::SigningKey;
 use parity_scale_codec::Encode;
 
+use super::guard::position;
 use super::{next_height, Driver, SigningState, WAL_KEY};
+use crate::chain::Chain;
+use crate::NodeError;
 
 /// WAL key of the blocks of the machine's locked and valid values (SCALE `Vec<Block>`).
 pub(super) const WAL_BLOCKS_KEY: &[u8] = b"consensus-blocks";
-use crate::chain::Chain;
-use crate::NodeError;
 
 /// The machine as the WAL left it, with its first outputs.
 pub(super) struct Resumed {
@@ -49,7 +50,6 @@ pub(super) fn resume(
         None => None,
     };
     let mut outside = signing_state.load()?;
-    let position = |r: &Option<WalRecord>| r.as_ref().map(|r| (r.height.0, r.round.0, r.step));
     if solo && outside.as_ref().is_some_and(|r| r.height > height) {
         // Nobody can sync the missing heights to a chain of one validator, and nobody saw what it
         // signed: a purged dev chain starts again.
@@ -62,7 +62,7 @@ pub(super) fn resume(
         );
         outside = None;
     }
-    if position(&outside) > position(&in_database) {
+    if outside.as_ref().map(position) > in_database.as_ref().map(position) {
         // Purged, restored from an older backup, or moved to a new database: what the file
         // says this validator signed is what it must not contradict.
         tracing::warn!(
@@ -224,16 +224,14 @@ impl Driver {
     pub(super) fn rejoin_when_synced(&mut self) -> Option<Vec<Output>> {
         let next = next_height(&self.chain);
         let record = self.pending_wal.take_if(|r| r.height <= next)?;
-        if record.height == next {
+        let me = Some((self.me.clone(), self.key.clone()));
+        let (machine, outputs) = if record.height == next {
             match kept_blocks(&self.chain, &record) {
                 Ok(blocks) => self.restore_blocks(blocks),
                 Err(e) => {
                     tracing::warn!(target: "cdrchain::consensus", "the WAL's locked blocks are not readable: {e}")
                 }
             }
-        }
-        let me = Some((self.me.clone(), self.key.clone()));
-        let (machine, outputs) = if record.height == next {
             tracing::info!(
                 target: "cdrchain::consensus",
                 "storage reached height {}: signing again, from the WAL",
@@ -252,9 +250,7 @@ impl Driver {
         self.machine = machine;
         Some(outputs)
     }
-}
 
-impl Driver {
     /// Puts the blocks the WAL kept back in the proposal store.
     pub(super) fn restore_blocks(&mut self, blocks: Vec<(Block, Round)>) {
         for (block, round) in blocks {
