@@ -108,8 +108,9 @@ impl Chain {
                     }
                     refused.push((id, error));
                 }
-                // Not `break`: a smaller transaction, or another operator's, may still fit.
-                Err(PushError::Full) => {
+                // Not `break`: a smaller transaction, or another operator's, may still fit. Over
+                // a per-block quota (gaps opened): the next block takes it.
+                Err(PushError::Full | PushError::Later(_)) => {
                     if sequenced {
                         stalled.insert(operator);
                     }

@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the runtime's hot paths: CDR encode/decode, leaf hashing, Merkle
-//! append, batch signature verification, `apply_block` of 10,000 CDRs in 10 batches, and party
+//! append, batch signature verification, `apply_block` of 10,000 CDRs in 10 batches, `apply_block`
+//! while a member files gaps at its quota (blocks 1 and 200, and on a million-gap state), and party
 //! hashing (parsed, and remembered).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
 
@@ -87,6 +88,82 @@ fn apply(c: &mut Criterion) {
     group.finish();
     let body: &CdrBody = &block_first_body(&block);
     black_box(body);
+}
+
+/// The blocks of a member that files the most gaps its quota allows, with an honest operator's
+/// batch beside them: per block 15 × (one-sequence gap, one CDR), then one gap with
+/// `MERGED_GAPS_PER_BLOCK` adjacent one-sequence gaps that merge into it, then bob's 1,000 CDRs.
+fn gap_spam_block(chain: &SampleChain, block: u64) -> Vec<cdrchain_runtime::tx::SignedTransaction> {
+    use cdrchain_runtime::bounds::MAX_NEW_GAPS_PER_OPERATOR_PER_BLOCK;
+    use cdrchain_runtime::ids::ReasonText;
+    use cdrchain_runtime::tx::{SequenceGap, Transaction};
+    const MERGED_GAPS_PER_BLOCK: u64 = 1_000;
+    let opened = u64::from(MAX_NEW_GAPS_PER_OPERATOR_PER_BLOCK);
+    let per_block = 2 * (opened - 1) + 1 + MERGED_GAPS_PER_BLOCK;
+    let mut sequence = block * per_block;
+    let gap = |from: u64| {
+        chain.sign(Transaction::SequenceGap(SequenceGap {
+            operator: OperatorId::new("alice").unwrap(),
+            from: Sequence(from),
+            to: Sequence(from),
+            reason: ReasonText::new("spam").unwrap(),
+        }))
+    };
+    let mut txs = Vec::new();
+    for _ in 1..opened {
+        txs.push(gap(sequence));
+        txs.push(chain.batch("alice", sequence + 1, 1));
+        sequence += 2;
+    }
+    for _ in 0..=MERGED_GAPS_PER_BLOCK {
+        txs.push(gap(sequence));
+        sequence += 1;
+    }
+    txs.push(chain.batch("bob", block * 1_000, 1_000));
+    txs
+}
+
+/// `apply_block` of block 1 and block 200 of a gap-spamming member, and of the same block on a
+/// state that already holds a million gaps: the state root is updated along the written keys
+/// (ADR 0016), so the cost does not grow with the state (review H3: it used to be linear).
+fn state_growth(c: &mut Criterion) {
+    use cdrchain_runtime::apply::apply_block;
+    use cdrchain_runtime::state::{GapRecord, StateKey};
+    let mut chain = SampleChain::new(&["alice", "bob", "carol"]);
+    let mut at = Vec::new();
+    for block in 0..200u64 {
+        let (built, _, refused) = chain.build(gap_spam_block(&chain, block), 1_000 + block).unwrap();
+        assert!(refused.is_empty(), "block {block}: {refused:?}");
+        if block == 0 || block == 199 {
+            at.push((chain.clone(), built.clone()));
+        }
+        chain.import(built).unwrap();
+    }
+    // Block 200's transactions on a state with a million more gaps (carol's).
+    let (mut large, _) = at[1].clone();
+    for i in 0..1_000_000u64 {
+        let record = GapRecord {
+            to: Sequence(2 * i),
+            reason: cdrchain_runtime::ids::ReasonText::new("old").unwrap(),
+            declared_at: cdrchain_runtime::ids::Height(1),
+        };
+        large.state.pairs.insert(
+            StateKey::Gap(OperatorId::new("carol").unwrap(), Sequence(2 * i)).encode(),
+            record.encode(),
+        );
+    }
+    large.state.rebuild_tree().unwrap();
+    let (built, _, refused) = large.build(gap_spam_block(&large, 199), 1_199).unwrap();
+    assert!(refused.is_empty());
+    at.push((large, built));
+    let mut group = c.benchmark_group("apply_block_gap_spam");
+    group.sample_size(20);
+    for ((parent, block), name) in at.iter().zip(["block_1", "block_200", "block_200_on_1m_gaps"]) {
+        group.bench_function(name, |b| {
+            b.iter(|| apply_block(&parent.ctx, &parent.state, &parent.parent, black_box(block)).unwrap())
+        });
+    }
+    group.finish();
 }
 
 fn block_first_body(block: &cdrchain_runtime::block::Block) -> CdrBody {
@@ -252,5 +329,5 @@ const WORLD: [&str; 96] = [
     "+88027111234",
 ];
 
-criterion_group!(benches, codec, merkle, signatures, apply, parties);
+criterion_group!(benches, codec, merkle, signatures, apply, state_growth, parties);
 criterion_main!(benches);

@@ -17,10 +17,9 @@ use crate::crypto::{self, PublicKey, SignatureError};
 use crate::hash::Hash32;
 use crate::ids::{CallId, Height, OperatorId, Sequence};
 use crate::merkle::{Domain, Frontier, NodeId};
-use crate::state::{
-    kv_leaf, state_root, Authorities, CallRecord, GapRecord, OperatorRecord, StateKey, StateView,
-};
-use crate::tx::{tx_root, CallEvent, CallState, CdrBatch, SequenceGap, SignedTransaction, Transaction};
+use crate::smt;
+use crate::state::{state_root, tree_changes, Authorities, OperatorRecord, StateKey, StateView, TreeOf};
+use crate::tx::{tx_root, CallState, CdrBatch, SignedTransaction, Transaction};
 
 /// What the runtime needs to know about the chain besides its state: the genesis hash (every
 /// signature is bound to it) and the chain spec's block limits.
@@ -96,6 +95,8 @@ impl ParentRef {
 pub struct StateChanges {
     /// New values by encoded key; `None` deletes.
     pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The state tree's node writes by position ([`smt::position_key`]); `None` deletes.
+    pub tree_writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// The CDR log's frontier after the block.
     pub cdr_log: Frontier,
     /// Perfect subtrees of the log completed by the block (the leaves included).
@@ -141,6 +142,12 @@ pub enum TxError {
     NotAnAuthority(OperatorId),
     #[error("no checkpoint at height {0} (not a checkpoint height, or its next block is not in yet)")]
     UnknownCheckpoint(Height),
+    #[error(
+        "`{operator}` opened {max} gaps in this block, its most per block: the gap waits for the next block"
+    )]
+    GapQuota { operator: OperatorId, max: u32 },
+    #[error("`{operator}` has {max} live calls, its most: end or let calls time out first")]
+    LiveCallQuota { operator: OperatorId, max: u32 },
     #[error("`{operator}` already signed the checkpoint at height {height}")]
     AlreadySigned { operator: OperatorId, height: Height },
     #[error("the checkpoint signature of `{operator}` at height {height} recovers to {recovered}, not its EVM address {expected}")]
@@ -194,7 +201,7 @@ pub enum ApplyError {
 }
 
 /// Either the transaction is at fault, or the state could not be read.
-enum Failure {
+pub(crate) enum Failure {
     Tx(TxError),
     Fatal(ApplyError),
 }
@@ -212,9 +219,9 @@ impl From<ApplyError> for Failure {
 }
 
 /// The execution shared by import and building: an overlay of writes over the parent state.
-struct Executor<'a, V: StateView> {
+pub(crate) struct Executor<'a, V: StateView> {
     ctx: &'a ChainContext,
-    view: &'a V,
+    pub(crate) view: &'a V,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     log: Frontier,
     first_leaf_index: u64,
@@ -222,7 +229,11 @@ struct Executor<'a, V: StateView> {
     tx_ids: Vec<Hash32>,
     seen_ids: BTreeSet<Hash32>,
     cdr_count: usize,
-    height: Height,
+    pub(crate) height: Height,
+    /// The block's timestamp: live calls' deadlines are block times.
+    pub(crate) timestamp_ms: u64,
+    /// Gaps each operator opened in this block (merges into an adjacent gap do not count).
+    pub(crate) new_gaps: BTreeMap<OperatorId, u32>,
     /// Reused for leaf encodings: one allocation per block, not per CDR.
     leaf_buffer: Vec<u8>,
 }
@@ -233,6 +244,7 @@ impl<'a, V: StateView> Executor<'a, V> {
         view: &'a V,
         parent: &ParentRef,
         height: Height,
+        timestamp_ms: u64,
     ) -> Result<Self, ApplyError> {
         let log = view.cdr_log().map_err(|e| ApplyError::State(Box::new(e)))?;
         let mut executor = Self {
@@ -246,16 +258,19 @@ impl<'a, V: StateView> Executor<'a, V> {
             seen_ids: BTreeSet::new(),
             cdr_count: 0,
             height,
+            timestamp_ms,
+            new_gaps: BTreeMap::new(),
             leaf_buffer: Vec::with_capacity(512),
         };
         // A block records its parent's checkpoint: only now is the parent's hash known.
         if let Some(checkpoint) = parent.checkpoint(ctx) {
             executor.write(&StateKey::Checkpoint(checkpoint.height), Some(&checkpoint));
         }
+        executor.expire_calls()?;
         Ok(executor)
     }
 
-    fn read<T: Decode>(&self, key: &StateKey) -> Result<Option<T>, ApplyError> {
+    pub(crate) fn read<T: Decode>(&self, key: &StateKey) -> Result<Option<T>, ApplyError> {
         let encoded = key.encode();
         let bytes = match self.writes.get(&encoded) {
             Some(value) => value.clone(),
@@ -269,7 +284,7 @@ impl<'a, V: StateView> Executor<'a, V> {
             .transpose()
     }
 
-    fn write<T: Encode>(&mut self, key: &StateKey, value: Option<&T>) {
+    pub(crate) fn write<T: Encode>(&mut self, key: &StateKey, value: Option<&T>) {
         self.writes.insert(key.encode(), value.map(Encode::encode));
     }
 
@@ -282,12 +297,12 @@ impl<'a, V: StateView> Executor<'a, V> {
         record.map(|r| r.signing_key).ok_or_else(|| Failure::Tx(TxError::UnknownOperator(operator.clone())))
     }
 
-    fn next_sequence(&self, operator: &OperatorId) -> Result<Sequence, Failure> {
+    pub(crate) fn next_sequence(&self, operator: &OperatorId) -> Result<Sequence, Failure> {
         self.read(&StateKey::NextSequence(operator.clone()))?
             .ok_or_else(|| Failure::Tx(TxError::UnknownOperator(operator.clone())))
     }
 
-    fn expect_sequence(&self, operator: &OperatorId, got: Sequence) -> Result<Sequence, Failure> {
+    pub(crate) fn expect_sequence(&self, operator: &OperatorId, got: Sequence) -> Result<Sequence, Failure> {
         let expected = self.next_sequence(operator)?;
         match got.cmp(&expected) {
             std::cmp::Ordering::Equal => Ok(expected),
@@ -384,87 +399,16 @@ impl<'a, V: StateView> Executor<'a, V> {
         Ok(())
     }
 
-    fn sequence_gap(&mut self, gap: &SequenceGap) -> Result<(), Failure> {
-        let from = self.expect_sequence(&gap.operator, gap.from)?;
-        if gap.to < from {
-            return Err(TxError::GapBackwards { from, to: gap.to }.into());
-        }
-        let next = gap
-            .to
-            .0
-            .checked_add(1)
-            .ok_or_else(|| TxError::SequenceOverflow { operator: gap.operator.clone() })?;
-        let record = GapRecord { to: gap.to, reason: gap.reason.clone(), declared_at: self.height };
-        self.write(&StateKey::Gap(gap.operator.clone(), from), Some(&record));
-        self.write(&StateKey::NextSequence(gap.operator.clone()), Some(&Sequence(next)));
-        Ok(())
-    }
-
-    fn call_event(&mut self, event: &CallEvent) -> Result<(), Failure> {
-        // The operator must exist even though a call event carries no sequence.
-        self.next_sequence(&event.operator)?;
-        let key = StateKey::Call(event.operator.clone(), event.call_id.clone());
-        let previous: Option<CallRecord> = self.read(&key)?;
-        if !CallState::may_follow(previous.map(|p| p.state), event.state) {
-            return Err(TxError::IllegalCallTransition {
-                call_id: event.call_id.clone(),
-                from: previous.map(|p| p.state),
-                to: event.state,
-            }
-            .into());
-        }
-        if let Some(previous) = previous {
-            if event.at_ms < previous.at_ms {
-                return Err(TxError::CallEventBeforePrevious {
-                    call_id: event.call_id.clone(),
-                    at_ms: event.at_ms,
-                    previous_ms: previous.at_ms,
-                }
-                .into());
-            }
-        }
-        if event.state == CallState::Ended {
-            // Ended calls leave the small state: it holds live calls only.
-            self.write::<CallRecord>(&key, None);
-        } else {
-            self.write(&key, Some(&CallRecord { state: event.state, at_ms: event.at_ms }));
-        }
-        Ok(())
-    }
-
-    /// The roots of the parent state plus the overlay.
+    /// The roots of the parent state plus the overlay: the state tree is updated along the
+    /// paths of the written keys only (O(writes × depth), never a scan of the state).
     fn finish(self) -> Result<StateChanges, ApplyError> {
-        let mut leaves = Frontier::new();
-        let mut pending = self.writes.iter().peekable();
-        let mut append = |key: &[u8], value: &[u8]| {
-            // Fails only past 2^64 leaves.
-            let appended = leaves.append(Domain::STATE, kv_leaf(key, value), &mut |_, _| {});
-            debug_assert!(appended.is_ok());
-        };
-        self.view
-            .for_each_pair(&mut |key, value| {
-                // Written keys that sort before this stored key come first.
-                while let Some((written, new_value)) = pending.next_if(|(k, _)| k.as_slice() < key) {
-                    if let Some(new_value) = new_value {
-                        append(written, new_value);
-                    }
-                }
-                match pending.next_if(|(k, _)| k.as_slice() == key) {
-                    Some((_, Some(new_value))) => append(key, new_value),
-                    Some((_, None)) => {}
-                    None => append(key, value),
-                }
-            })
-            .map_err(|e| ApplyError::State(Box::new(e)))?;
-        for (written, new_value) in pending {
-            if let Some(new_value) = new_value {
-                append(written, new_value);
-            }
-        }
-        let kv_root = leaves.root(Domain::STATE);
+        let tree = smt::update(&TreeOf(self.view), &tree_changes(&self.writes)).map_err(|e| match e {
+            smt::TreeError::Read(e) => ApplyError::State(Box::new(e)),
+            other => ApplyError::CorruptState { key: "state tree".to_string(), reason: other.to_string() },
+        })?;
         let cdr_log_root = self.log.root(Domain::CDR_LOG);
         Ok(StateChanges {
-            state_root: state_root(&cdr_log_root, self.log.size(), &kv_root, leaves.size()),
+            state_root: state_root(&cdr_log_root, self.log.size(), &tree.root),
             tx_root: tx_root(&self.tx_ids),
             tx_ids: self.tx_ids,
             cdr_log_root,
@@ -472,6 +416,7 @@ impl<'a, V: StateView> Executor<'a, V> {
             new_log_nodes: self.new_log_nodes,
             first_leaf_index: self.first_leaf_index,
             writes: self.writes,
+            tree_writes: tree.writes,
         })
     }
 }
@@ -515,7 +460,7 @@ pub fn apply_block<V: StateView>(
     }
     let header = &block.header;
     check_parent(parent, header)?;
-    let mut executor = Executor::new(ctx, view, parent, header.number)?;
+    let mut executor = Executor::new(ctx, view, parent, header.number, header.timestamp_ms)?;
     if !executor.authorities()?.contains(&header.proposer) {
         return Err(ApplyError::ProposerNotAuthority(header.proposer.clone()));
     }
@@ -578,6 +523,9 @@ pub enum PushError {
     /// The block is full: keep the transaction for the next block.
     #[error("the block is full")]
     Full,
+    /// The transaction is over a per-block quota of its operator: keep it for the next block.
+    #[error("later: {0}")]
+    Later(TxError),
     /// The state could not be read: stop building.
     #[error(transparent)]
     Fatal(ApplyError),
@@ -620,13 +568,14 @@ impl<'a, V: StateView> BlockBuilder<'a, V> {
             .number
             .next()
             .ok_or(ApplyError::WrongHeight { expected: parent.number, got: parent.number })?;
-        let executor = Executor::new(ctx, view, &parent, height)?;
+        let timestamp_ms = timestamp_ms.max(parent.timestamp_ms);
+        let executor = Executor::new(ctx, view, &parent, height, timestamp_ms)?;
         if !executor.authorities()?.contains(&proposer) {
             return Err(ApplyError::ProposerNotAuthority(proposer));
         }
         Ok(Self {
             executor,
-            timestamp_ms: timestamp_ms.max(parent.timestamp_ms),
+            timestamp_ms,
             parent,
             proposer,
             transactions: Vec::new(),
@@ -685,6 +634,7 @@ impl<'a, V: StateView> BlockBuilder<'a, V> {
 
 fn push_error(failure: Failure) -> PushError {
     match failure {
+        Failure::Tx(error @ TxError::GapQuota { .. }) => PushError::Later(error),
         Failure::Tx(error) => PushError::Invalid(error),
         Failure::Fatal(error) => PushError::Fatal(error),
     }

@@ -80,7 +80,10 @@ pub mod context {
     pub const PROPOSAL: &str = "cdrchain 2026-11 proposal v1";
     pub const CDR_LOG: &str = "cdrchain 2026-11 cdr log merkle v1";
     pub const STATE: &str = "cdrchain 2026-11 state merkle v1";
-    pub const STATE_ROOT: &str = "cdrchain 2026-11 state root v1";
+    /// The state tree (ADR 0016): paths, values, leaves and nodes, each with its own prefix byte.
+    pub const STATE_TREE: &str = "cdrchain 2026-12 state tree v2";
+    /// The state root over the CDR log and the state tree (v1 was over a rehashed sorted tree).
+    pub const STATE_ROOT: &str = "cdrchain 2026-12 state root v2";
     pub const TX_ROOT: &str = "cdrchain 2026-11 transaction root v1";
     pub const GENESIS: &str = "cdrchain 2026-11 genesis v1";
     pub const PARTY: &str = "cdrchain 2026-11 party digest v1";
@@ -113,13 +116,14 @@ pub fn hasher(context: &str) -> blake3::Hasher {
 }
 
 /// The derived keys of the chain's own contexts.
-static CONTEXT_KEYS: std::sync::LazyLock<[(&str, blake3::hazmat::ContextKey); 11]> =
+static CONTEXT_KEYS: std::sync::LazyLock<[(&str, blake3::hazmat::ContextKey); 12]> =
     std::sync::LazyLock::new(|| {
         // The most frequent first: a CDR's leaf and Merkle nodes, then its ingest key.
         [
             context::CDR_LOG,
             context::INGEST_KEY,
             context::TRANSACTION,
+            context::STATE_TREE,
             context::STATE,
             context::TX_ROOT,
             context::STATE_ROOT,

@@ -18,6 +18,7 @@
 
 pub mod apply;
 pub mod block;
+pub mod bounds;
 pub mod cdr;
 pub mod checkpoint;
 pub mod codec;
@@ -32,6 +33,7 @@ pub mod proof;
 pub mod reconcile;
 pub mod sample;
 pub mod settlement;
+pub mod smt;
 pub mod state;
 pub mod tx;
 

@@ -24,6 +24,8 @@ use crate::merkle::{verify_consistency, verify_inclusion, ConsistencyProof, Doma
 pub const FORMAT: &str = "cdrchain-proof";
 /// The bundle format's version this code writes and reads.
 pub const VERSION: u32 = 1;
+/// The version of absence bundles: 2 since the state tree became a sparse Merkle tree (ADR 0016).
+pub const ABSENCE_VERSION: u32 = 2;
 
 /// Which chain a bundle is about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -361,18 +363,19 @@ fn finish(
     Verdict { checks, valid, trusted: expected.is_some() }
 }
 
-/// One pair of the small state with its inclusion path in the state tree, and the tree's root
-/// and count, which with the header's CDR log root and size give the header's state root.
+/// One pair of the small state with its path in the state tree ([`crate::smt`]): the siblings
+/// from the root down to the pair's leaf, and the tree's root, which with the header's CDR log
+/// root and size gives the header's state root.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateEntryProof {
     pub key_scale: String,
     pub value_scale: String,
-    pub inclusion: InclusionProof,
-    pub kv_root: Hash32,
-    pub kv_count: u64,
+    /// Root first; the pair's depth in the tree is their number.
+    pub siblings: Vec<Hash32>,
+    pub tree_root: Hash32,
 }
 
-/// An absence bundle (version 1): `operator:sequence` was not recorded at the header's height,
+/// An absence bundle (version 2): `operator:sequence` was not recorded at the header's height,
 /// because the operator's next sequence was at most `sequence` there, or because `sequence` lies
 /// in a gap the operator declared.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -406,7 +409,7 @@ impl AbsenceBundle {
     ) -> AbsenceBundle {
         AbsenceBundle {
             format: FORMAT.to_string(),
-            version: VERSION,
+            version: ABSENCE_VERSION,
             kind: "absence".to_string(),
             chain,
             authorities: authorities
@@ -475,8 +478,8 @@ pub fn verify_absence(bundle: &AbsenceBundle, expected: Option<&Expected<'_>>) -
     let mut push = |name: &'static str, outcome: Result<String, String>| checks.push(Check { name, outcome });
     push(
         "format",
-        if bundle.format == FORMAT && bundle.version == VERSION && bundle.kind == "absence" {
-            Ok(format!("{FORMAT} version {VERSION}, absence"))
+        if bundle.format == FORMAT && bundle.version == ABSENCE_VERSION && bundle.kind == "absence" {
+            Ok(format!("{FORMAT} version {ABSENCE_VERSION}, absence"))
         } else {
             Err(format!("`{}` version {} kind `{}`", bundle.format, bundle.version, bundle.kind))
         },
@@ -491,32 +494,28 @@ pub fn verify_absence(bundle: &AbsenceBundle, expected: Option<&Expected<'_>>) -
     );
     let entry = &bundle.entry;
     let state = match (bytes_of(&entry.key_scale, "key_scale"), bytes_of(&entry.value_scale, "value_scale")) {
-        (Ok(key), Ok(value)) if entry.inclusion.tree_size == entry.kv_count => {
-            let leaf = crate::state::kv_leaf(&key, &value);
-            verify_inclusion(Domain::STATE, &leaf, &entry.inclusion, &entry.kv_root)
-                .map(|()| {
-                    format!(
-                        "pair {} of {} under state tree root {}",
-                        entry.inclusion.leaf_index, entry.kv_count, entry.kv_root
-                    )
-                })
-                .map_err(|e| format!("the path does not lead to the state tree root: {e}"))
-        }
-        (Ok(_), Ok(_)) => Err(format!(
-            "the proof is for {} pairs, the bundle says {}",
-            entry.inclusion.tree_size, entry.kv_count
-        )),
+        (Ok(key), Ok(value)) => match crate::smt::root_from_path(&key, &value, &entry.siblings) {
+            Some(root) if root == entry.tree_root => Ok(format!(
+                "pair at depth {} under state tree root {}",
+                entry.siblings.len(),
+                entry.tree_root
+            )),
+            Some(root) => {
+                Err(format!("the path leads to state tree root {root}, the bundle says {}", entry.tree_root))
+            }
+            None => Err(format!(
+                "{} siblings, more than the tree's {} levels",
+                entry.siblings.len(),
+                crate::smt::PATH_BITS
+            )),
+        },
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     push("state inclusion", state);
     let root = match &header {
         Ok(header) => {
-            let computed = crate::state::state_root(
-                &header.cdr_log_root,
-                header.cdr_log_size,
-                &entry.kv_root,
-                entry.kv_count,
-            );
+            let computed =
+                crate::state::state_root(&header.cdr_log_root, header.cdr_log_size, &entry.tree_root);
             if computed == header.state_root {
                 Ok(format!("the header's state root {}", header.state_root))
             } else {
@@ -821,34 +820,23 @@ mod tests {
         assert_eq!(failed(&unread), vec!["anchor", "anchor consistency"]);
     }
 
-    /// An absence bundle built as a node builds it: every pair of the state, the chosen entry.
+    /// An absence bundle built as a node builds it: the chosen entry's path in the state tree.
     fn absence_bundle(
         chain: &SampleChain,
         operator: &str,
         sequence: u64,
         key: crate::state::StateKey,
     ) -> AbsenceBundle {
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-            chain.state.pairs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let index = pairs.iter().position(|(k, _)| *k == key.encode()).unwrap();
-        let mut frontier = crate::merkle::Frontier::new();
-        let mut store = MemoryNodeStore::new();
-        for (k, v) in &pairs {
-            frontier
-                .append(Domain::STATE, crate::state::kv_leaf(k, v), &mut |id, hash| {
-                    store.insert(id, hash);
-                })
-                .unwrap();
-        }
+        let (value, siblings, tree_root) =
+            crate::state::prove_pair(&chain.state, &key.encode()).unwrap().unwrap();
         let header = chain.blocks.last().unwrap().header.clone();
         let names: Vec<&str> = chain.operators.iter().map(|o| o.as_str()).collect();
         let (certificate, authorities) = certify(&header, &names, &chain.genesis_hash());
         let entry = StateEntryProof {
-            key_scale: hex_of(&pairs[index].0),
-            value_scale: hex_of(&pairs[index].1),
-            inclusion: inclusion_proof(&store, Domain::STATE, index as u64, frontier.size()).unwrap(),
-            kv_root: frontier.root(Domain::STATE),
-            kv_count: frontier.size(),
+            key_scale: hex_of(&key.encode()),
+            value_scale: hex_of(&value),
+            siblings,
+            tree_root,
         };
         AbsenceBundle::new(
             ChainRef { id: "sample".into(), genesis_hash: chain.genesis_hash() },
@@ -904,16 +892,15 @@ mod tests {
         changed.entry.value_scale = hex_of(&crate::ids::Sequence(13).encode());
         assert!(failed(&verify_absence(&changed, Some(&expected))).contains(&"state inclusion"));
         let mut changed = bundle.clone();
-        changed.entry.kv_root.0[0] ^= 1;
+        changed.entry.tree_root.0[0] ^= 1;
         let failures = failed(&verify_absence(&changed, Some(&expected)));
         assert!(failures.contains(&"state inclusion") && failures.contains(&"state root"), "{failures:?}");
         let mut changed = bundle.clone();
-        changed.entry.kv_count += 1;
-        assert!(failed(&verify_absence(&changed, Some(&expected))).contains(&"state inclusion"));
+        changed.entry.siblings.pop();
+        assert_eq!(failed(&verify_absence(&changed, Some(&expected))), vec!["state inclusion"]);
         let mut changed = bundle.clone();
-        if let Some(first) = changed.entry.inclusion.path.first_mut() {
-            first.0[5] ^= 1;
-            assert_eq!(failed(&verify_absence(&changed, Some(&expected))), vec!["state inclusion"]);
-        }
+        let first = changed.entry.siblings.first_mut().expect("a state of several pairs has depth");
+        first.0[5] ^= 1;
+        assert_eq!(failed(&verify_absence(&changed, Some(&expected))), vec!["state inclusion"]);
     }
 }

@@ -1,16 +1,15 @@
 //! The small state: the key-value pairs the state transition reads and writes, and the state root
 //! that commits to them and to the CDR log.
 //!
-//! Keys and values are SCALE-encoded [`StateKey`]s and their values; pairs are committed in
-//! ascending key-byte order. The state root is
-//! `H("… state root v1", cdr_log_root ‖ cdr_log_size ‖ kv_root ‖ kv_count)`, where `kv_root` is an
-//! RFC 9162 tree (domain [`Domain::STATE`]) over leaves `SCALE((key, value))`. So one pair (an
-//! operator's next sequence, say) is proven by its leaf, an inclusion path, and the other three
-//! values; the count is part of the commitment, as the log size is of the header.
+//! Keys and values are SCALE-encoded [`StateKey`]s and their values. The state root is
+//! `H("… state root v2", cdr_log_root ‖ cdr_log_size ‖ tree_root)`, where `tree_root` is the
+//! root of the sparse Merkle tree over the pairs ([`crate::smt`], ADR 0016), whose stored nodes a
+//! block updates along the paths of the keys it writes. So one pair (an operator's next sequence,
+//! say) is proven by its siblings in the tree and the log's root and size.
 //!
-//! The small state stays small on purpose: operators and authorities, one next-sequence per
-//! operator, declared gaps, and calls that are live (a call's entry is removed when it ends).
-//! Recomputing `kv_root` per block is then cheaper than maintaining a sparse tree.
+//! The state is bounded per operator: operators and authorities, one next-sequence per operator,
+//! declared gaps (adjacent ones merge, a few new ones per block), live calls (a quota, and a
+//! timeout after which a call is closed as abandoned), checkpoints and their signatures.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +22,7 @@ use crate::crypto::{EvmAddress, PublicKey};
 use crate::hash::{context, hash_with, Hash32};
 use crate::ids::{CallId, Height, OperatorId, ReasonText, Sequence};
 use crate::merkle::{Domain, Frontier};
+use crate::smt::{self, TreeReader};
 use crate::tx::CallState;
 
 /// What a state entry is about. Its SCALE encoding is the storage key.
@@ -49,6 +49,18 @@ pub enum StateKey {
     /// A validator's signature of a checkpoint: [`crate::checkpoint::StoredSignature`].
     #[codec(index = 6)]
     CheckpointSignature(Height, OperatorId),
+    /// The first sequence of the operator's latest gap, so that an adjacent gap merges into it:
+    /// [`Sequence`].
+    #[codec(index = 7)]
+    LastGap(OperatorId),
+    /// How many calls of the operator are live: `u32`, at most
+    /// [`crate::bounds::MAX_LIVE_CALLS_PER_OPERATOR`].
+    #[codec(index = 8)]
+    LiveCalls(OperatorId),
+    /// When a live call is closed as abandoned: the deadline (milliseconds, big-endian, so that
+    /// keys sort by time), the call. The value is empty.
+    #[codec(index = 9)]
+    CallDeadline([u8; 8], OperatorId, CallId),
 }
 
 impl StateKey {
@@ -82,7 +94,12 @@ pub struct GapRecord {
 pub struct CallRecord {
     pub state: CallState,
     pub at_ms: u64,
+    /// Block time after which the call is closed as abandoned (its [`StateKey::CallDeadline`]).
+    pub deadline_ms: u64,
 }
+
+/// Encoded key-value pairs of the state, in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Read access to the state at a block's parent. Storage implements it over RocksDB; tests and
 /// the builder's simulations use [`MemoryState`].
@@ -92,8 +109,15 @@ pub trait StateView {
     /// The value stored under the encoded `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Error>;
 
-    /// Every pair in ascending key order; `visit` is called once per pair.
+    /// Every pair in ascending key order; `visit` is called once per pair (tools and tests: the
+    /// state transition never scans the state).
     fn for_each_pair(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), Self::Error>;
+
+    /// The encoded state tree node at `position` ([`smt::position_key`]).
+    fn tree_node(&self, position: &[u8]) -> Result<Option<Vec<u8>>, Self::Error>;
+
+    /// At most `limit` pairs whose keys start with `prefix`, in ascending key order.
+    fn pairs_with_prefix(&self, prefix: &[u8], limit: usize) -> Result<Pairs, Self::Error>;
 
     /// The CDR log's frontier at the parent.
     fn cdr_log(&self) -> Result<Frontier, Self::Error>;
@@ -103,6 +127,8 @@ pub trait StateView {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemoryState {
     pub pairs: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The state tree's nodes by position.
+    pub tree: BTreeMap<Vec<u8>, Vec<u8>>,
     pub cdr_log: Frontier,
 }
 
@@ -120,9 +146,51 @@ impl StateView for MemoryState {
         Ok(())
     }
 
+    fn tree_node(&self, position: &[u8]) -> Result<Option<Vec<u8>>, Self::Error> {
+        Ok(self.tree.get(position).cloned())
+    }
+
+    fn pairs_with_prefix(&self, prefix: &[u8], limit: usize) -> Result<Pairs, Self::Error> {
+        Ok(self
+            .pairs
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .take(limit)
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect())
+    }
+
     fn cdr_log(&self) -> Result<Frontier, Self::Error> {
         Ok(self.cdr_log.clone())
     }
+}
+
+/// The state tree of a [`StateView`], for [`smt`]'s functions.
+pub struct TreeOf<'a, V: StateView>(pub &'a V);
+
+impl<V: StateView> std::fmt::Debug for TreeOf<'_, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TreeOf(..)")
+    }
+}
+
+impl<V: StateView> TreeReader for TreeOf<'_, V> {
+    type Error = V::Error;
+
+    fn tree_node(&self, position: &[u8]) -> Result<Option<Vec<u8>>, V::Error> {
+        self.0.tree_node(position)
+    }
+}
+
+/// The state tree changes of pair writes (`None` deletes), sorted by path as [`smt::update`]
+/// takes them.
+pub fn tree_changes(writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Vec<smt::Change> {
+    let mut changes: Vec<smt::Change> = writes
+        .iter()
+        .map(|(key, value)| (smt::key_path(key), value.as_deref().map(smt::value_hash)))
+        .collect();
+    changes.sort_unstable_by_key(|(path, _)| *path);
+    changes
 }
 
 impl MemoryState {
@@ -134,13 +202,32 @@ impl MemoryState {
                 None => self.pairs.remove(key),
             };
         }
+        smt::apply_writes(&mut self.tree, &changes.tree_writes);
         self.cdr_log = changes.cdr_log.clone();
+    }
+
+    /// Rebuilds the state tree from the pairs (after pairs were set by hand: tools, tests and
+    /// benchmarks that make a large state without blocks).
+    pub fn rebuild_tree(&mut self) -> Result<(), smt::TreeError<std::convert::Infallible>> {
+        let writes = self.pairs.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        let update = smt::update(&BTreeMap::new(), &tree_changes(&writes))?;
+        self.tree.clear();
+        smt::apply_writes(&mut self.tree, &update.writes);
+        Ok(())
+    }
+
+    /// The root of the state tree.
+    pub fn tree_root(&self) -> Hash32 {
+        let top = self.tree.get(&smt::position_key(0, &Hash32::ZERO));
+        // The nodes are this crate's own encodings (`apply`, `genesis_state`).
+        let node = top.and_then(|bytes| decode_exact::<smt::StoredNode>(bytes).ok());
+        debug_assert_eq!(top.is_some(), node.is_some(), "the state tree's top node does not decode");
+        node.map_or(smt::EMPTY, |node| node.hash())
     }
 
     /// The state root of this state.
     pub fn state_root(&self) -> Hash32 {
-        let (kv_root, kv_count) = kv_root(self.pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
-        state_root(&self.cdr_log.root(Domain::CDR_LOG), self.cdr_log.size(), &kv_root, kv_count)
+        state_root(&self.cdr_log.root(Domain::CDR_LOG), self.cdr_log.size(), &self.tree_root())
     }
 
     /// Reads a typed value.
@@ -149,28 +236,27 @@ impl MemoryState {
     }
 }
 
-/// The leaf of one pair in the state tree.
-pub fn kv_leaf(key: &[u8], value: &[u8]) -> Hash32 {
-    Domain::STATE.leaf(&(key, value).encode())
+/// A pair's value, its siblings in the state tree (root first) and the tree's root, from a view;
+/// `None` if the state holds no value under `key`.
+#[allow(clippy::type_complexity)]
+pub fn prove_pair<V: StateView>(
+    view: &V,
+    key: &[u8],
+) -> Result<Option<(Vec<u8>, Vec<Hash32>, Hash32)>, smt::TreeError<V::Error>> {
+    let Some(value) = view.get(key).map_err(smt::TreeError::Read)? else { return Ok(None) };
+    let tree = TreeOf(view);
+    let Some(siblings) = smt::prove(&tree, &smt::key_path(key))? else {
+        return Err(smt::TreeError::Corrupt {
+            position: hex::encode(key),
+            reason: "the state holds the pair but its tree has no leaf for it".to_string(),
+        });
+    };
+    Ok(Some((value, siblings, smt::root(&tree)?)))
 }
 
-/// The root and count of the state tree over `pairs`, which must come in ascending key order.
-pub fn kv_root<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> (Hash32, u64) {
-    let mut frontier = Frontier::new();
-    for (key, value) in pairs {
-        // Fails only past 2^64 leaves.
-        let appended = frontier.append(Domain::STATE, kv_leaf(key, value), &mut |_, _| {});
-        debug_assert!(appended.is_ok());
-    }
-    (frontier.root(Domain::STATE), frontier.size())
-}
-
-/// Combines the log and the key-value tree into the state root.
-pub fn state_root(cdr_log_root: &Hash32, cdr_log_size: u64, kv_root: &Hash32, kv_count: u64) -> Hash32 {
-    hash_with(
-        context::STATE_ROOT,
-        &[&cdr_log_root.0, &cdr_log_size.to_le_bytes(), &kv_root.0, &kv_count.to_le_bytes()],
-    )
+/// Combines the log and the state tree into the state root.
+pub fn state_root(cdr_log_root: &Hash32, cdr_log_size: u64, tree_root: &Hash32) -> Hash32 {
+    hash_with(context::STATE_ROOT, &[&cdr_log_root.0, &cdr_log_size.to_le_bytes(), &tree_root.0])
 }
 
 /// Why a genesis state cannot be built.
@@ -186,6 +272,8 @@ pub enum GenesisError {
     NoAuthorities,
     #[error("{count} authorities, more than the limit of {max}")]
     TooManyAuthorities { count: usize, max: usize },
+    #[error("the genesis state tree cannot be built: {0}")]
+    StateTree(String),
 }
 
 /// The state at height 0: operators, the authority set, and every operator's next sequence at 0.
@@ -216,5 +304,6 @@ pub fn genesis_state(
     let set = Authorities::new(authorities.to_vec())
         .map_err(|v| GenesisError::TooManyAuthorities { count: v.len(), max: MAX_AUTHORITIES })?;
     state.pairs.insert(StateKey::Authorities.encode(), set.encode());
+    state.rebuild_tree().map_err(|e| GenesisError::StateTree(e.to_string()))?;
     Ok(state)
 }

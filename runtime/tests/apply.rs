@@ -9,7 +9,7 @@ use cdrchain_runtime::codec::BoundedVec;
 use cdrchain_runtime::ids::{CallId, Height, OperatorId, ReasonText, Sequence};
 use cdrchain_runtime::merkle::{inclusion_proof, verify_inclusion, Domain, MemoryNodeStore};
 use cdrchain_runtime::sample::{cdr_body, operator_key, SampleChain};
-use cdrchain_runtime::state::{kv_leaf, kv_root, state_root, StateKey};
+use cdrchain_runtime::state::{prove_pair, state_root, StateKey};
 use cdrchain_runtime::tx::{CallEvent, CallState, CdrBatch, SequenceGap, SignedTransaction, Transaction};
 use parity_scale_codec::Encode;
 
@@ -109,22 +109,12 @@ fn one_state_value_is_provable_against_the_state_root() {
     commit(&mut chain, |chain| vec![chain.batch("alice", 0, 9)]);
     let header = chain.blocks.last().unwrap().header.clone();
     let key = StateKey::NextSequence(op("alice")).encode();
-    let value = chain.state.pairs[&key].clone();
-    let pairs: Vec<_> = chain.state.pairs.iter().collect();
-    let index = pairs.iter().position(|(k, _)| **k == key).unwrap() as u64;
-    let mut store = MemoryNodeStore::default();
-    let mut frontier = cdrchain_runtime::merkle::Frontier::new();
-    for (k, v) in &pairs {
-        frontier
-            .append(Domain::STATE, kv_leaf(k, v), &mut |id, hash| {
-                store.insert(id, hash);
-            })
-            .unwrap();
-    }
-    let (root, count) = kv_root(pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
-    let proof = inclusion_proof(&store, Domain::STATE, index, count).unwrap();
-    verify_inclusion(Domain::STATE, &kv_leaf(&key, &value), &proof, &root).unwrap();
-    assert_eq!(state_root(&header.cdr_log_root, header.cdr_log_size, &root, count), header.state_root);
+    let (value, siblings, tree_root) = prove_pair(&chain.state, &key).unwrap().unwrap();
+    assert_eq!(cdrchain_runtime::smt::root_from_path(&key, &value, &siblings), Some(tree_root));
+    assert_eq!(state_root(&header.cdr_log_root, header.cdr_log_size, &tree_root), header.state_root);
+    // Another value does not lead to the root.
+    let other = Sequence(10).encode();
+    assert_ne!(cdrchain_runtime::smt::root_from_path(&key, &other, &siblings), Some(tree_root));
     assert_eq!(value, Sequence(9).encode());
 }
 

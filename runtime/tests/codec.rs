@@ -185,6 +185,13 @@ fn state_key() -> impl Strategy<Value = StateKey> {
         operator().prop_map(StateKey::NextSequence),
         (operator(), any::<u64>()).prop_map(|(o, s)| StateKey::Gap(o, Sequence(s))),
         (operator(), call_id()).prop_map(|(o, c)| StateKey::Call(o, c)),
+        operator().prop_map(StateKey::LastGap),
+        operator().prop_map(StateKey::LiveCalls),
+        (any::<u64>(), operator(), call_id()).prop_map(|(d, o, c)| StateKey::CallDeadline(
+            d.to_be_bytes(),
+            o,
+            c
+        )),
     ]
 }
 
@@ -252,7 +259,7 @@ proptest! {
     #[test]
     fn state_entries_round_trip(key in state_key(), call in call_state(), at in any::<u64>(), seq in any::<u64>()) {
         round_trips(&key)?;
-        round_trips(&CallRecord { state: call, at_ms: at })?;
+        round_trips(&CallRecord { state: call, at_ms: at, deadline_ms: at.wrapping_add(1) })?;
         round_trips(&GapRecord { to: Sequence(seq), reason: ReasonText::new("r").unwrap(), declared_at: Height(at) })?;
         round_trips(&OperatorRecord { signing_key: PublicKey([seq as u8; 32]), evm_address: EvmAddress([at as u8; 20]) })?;
     }

@@ -151,7 +151,14 @@ proptest! {
         for ((operator, call), (state, at_ms)) in &model.calls {
             let key = StateKey::Call(OperatorId::new(OPERATORS[*operator]).unwrap(), CallId::new(format!("call-{call}")).unwrap());
             let record: CallRecord = chain.state.typed(&key).unwrap();
-            prop_assert_eq!(record, CallRecord { state: *state, at_ms: *at_ms });
+            prop_assert_eq!((record.state, record.at_ms), (*state, *at_ms));
+        }
+        // Every live call has its deadline entry and is counted against its operator's quota.
+        let deadlines = chain.state.pairs.keys().filter(|k| k.first() == Some(&cdrchain_runtime::bounds::CALL_DEADLINE_TAG)).count();
+        prop_assert_eq!(deadlines, model.calls.len());
+        for (i, name) in OPERATORS.iter().enumerate() {
+            let counted: u32 = chain.state.typed(&StateKey::LiveCalls(OperatorId::new(*name).unwrap())).unwrap_or(0);
+            prop_assert_eq!(counted as usize, model.calls.keys().filter(|(o, _)| *o == i).count());
         }
     }
 }

@@ -13,9 +13,6 @@ use serde_json::Value;
 
 use super::{internal, invalid, RpcContext};
 
-/// A key and value of the state, SCALE-encoded, in the state tree's order.
-type Pair = (Vec<u8>, Vec<u8>);
-
 impl RpcContext {
     fn chain_ref(&self) -> ChainRef {
         ChainRef { id: self.chain.spec.id.clone(), genesis_hash: self.chain.ctx.genesis_hash }
@@ -62,10 +59,8 @@ impl RpcContext {
             .certificate(header.number)
             .map_err(internal)?
             .ok_or_else(|| internal(format!("no commit certificate at #{}", header.number.0)))?;
-        let mut pairs: Vec<Pair> = Vec::new();
-        snapshot.for_each_pair(&mut |k, v| pairs.push((k.to_vec(), v.to_vec()))).map_err(internal)?;
-        let index = absence_witness(&pairs, id)?;
-        let entry = state_entry_proof(&pairs, index, &header)?;
+        let key = absence_witness(&snapshot, id)?;
+        let entry = state_entry_proof(&snapshot, &key, &header)?;
         let bundle = AbsenceBundle::new(
             self.chain_ref(),
             &self.chain.authorities,
@@ -99,24 +94,33 @@ impl RpcContext {
     }
 }
 
-/// The index of the state entry that shows `id` absent: the operator's next sequence when `id`
-/// is at or above it, else a declared gap that covers it.
-fn absence_witness(pairs: &[Pair], id: &CdrId) -> Result<usize, ErrorObjectOwned> {
+/// The key of the state entry that shows `id` absent: the operator's next sequence when `id` is
+/// at or above it, else a declared gap that covers it.
+fn absence_witness(view: &impl StateView, id: &CdrId) -> Result<Vec<u8>, ErrorObjectOwned> {
     let next_key = StateKey::NextSequence(id.recorder.clone()).encode();
-    let Some(next_at) = pairs.iter().position(|(k, _)| *k == next_key) else {
+    let Some(next) = view.get(&next_key).map_err(internal)? else {
         return Err(invalid(format!("`{}` is not an operator of this chain", id.recorder)));
     };
-    let next: Sequence = decode_exact(&pairs[next_at].1).map_err(internal)?;
+    let next: Sequence = decode_exact(&next).map_err(internal)?;
     if id.sequence.0 >= next.0 {
-        return Ok(next_at);
+        return Ok(next_key);
     }
-    // Below the next sequence: absent only inside a declared gap.
-    let gap = pairs.iter().position(|(k, v)| match decode_exact::<StateKey>(k) {
-        Ok(StateKey::Gap(operator, from)) if operator == id.recorder && from.0 <= id.sequence.0 => {
-            decode_exact::<GapRecord>(v).is_ok_and(|g| id.sequence.0 <= g.to.0)
+    // Below the next sequence: absent only inside a declared gap. Gaps are keyed by their first
+    // sequence in SCALE (little-endian), which does not sort by number: look at each.
+    let mut gap = None;
+    view.for_each_pair(&mut |k, v| {
+        if gap.is_none() {
+            if let Ok(StateKey::Gap(operator, from)) = decode_exact::<StateKey>(k) {
+                let covers = operator == id.recorder
+                    && from.0 <= id.sequence.0
+                    && decode_exact::<GapRecord>(v).is_ok_and(|g| id.sequence.0 <= g.to.0);
+                if covers {
+                    gap = Some(k.to_vec());
+                }
+            }
         }
-        _ => false,
-    });
+    })
+    .map_err(internal)?;
     gap.ok_or_else(|| {
         invalid(format!(
             "{id} is recorded (`{}`'s next sequence is {}): no absence proof; ask for its inclusion proof",
@@ -125,35 +129,23 @@ fn absence_witness(pairs: &[Pair], id: &CdrId) -> Result<usize, ErrorObjectOwned
     })
 }
 
-/// The inclusion proof of state entry `index` in the state tree rebuilt from all `pairs`,
-/// checked against `header`'s state root.
+/// The path of state entry `key` in the state tree, checked against `header`'s state root.
 fn state_entry_proof(
-    pairs: &[Pair],
-    index: usize,
+    view: &impl StateView,
+    key: &[u8],
     header: &Header,
 ) -> Result<StateEntryProof, ErrorObjectOwned> {
-    use cdrchain_runtime::merkle::{Frontier, MemoryNodeStore};
-    use cdrchain_runtime::state::{kv_leaf, state_root};
-    let mut frontier = Frontier::new();
-    let mut store = MemoryNodeStore::new();
-    for (key, value) in pairs {
-        frontier
-            .append(Domain::STATE, kv_leaf(key, value), &mut |node, hash| {
-                store.insert(node, hash);
-            })
-            .map_err(internal)?;
-    }
-    let kv_root = frontier.root(Domain::STATE);
-    let kv_count = frontier.size();
-    if state_root(&header.cdr_log_root, header.cdr_log_size, &kv_root, kv_count) != header.state_root {
+    use cdrchain_runtime::state::{prove_pair, state_root};
+    let (value, siblings, tree_root) = prove_pair(view, key)
+        .map_err(internal)?
+        .ok_or_else(|| internal("the state entry vanished while the proof was made"))?;
+    if state_root(&header.cdr_log_root, header.cdr_log_size, &tree_root) != header.state_root {
         return Err(internal("the state read does not give the head's state root"));
     }
-    let inclusion = inclusion_proof(&store, Domain::STATE, index as u64, kv_count).map_err(internal)?;
     Ok(StateEntryProof {
-        key_scale: format!("0x{}", hex::encode(&pairs[index].0)),
-        value_scale: format!("0x{}", hex::encode(&pairs[index].1)),
-        inclusion,
-        kv_root,
-        kv_count,
+        key_scale: format!("0x{}", hex::encode(key)),
+        value_scale: format!("0x{}", hex::encode(&value)),
+        siblings,
+        tree_root,
     })
 }

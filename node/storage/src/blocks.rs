@@ -184,6 +184,13 @@ impl Storage {
                 None => batch.delete_cf(state, key),
             }
         }
+        let tree = self.column(layout::STATE_TREE)?;
+        for (position, node) in &changes.tree_writes {
+            match node {
+                Some(node) => batch.put_cf(tree, position, node),
+                None => batch.delete_cf(tree, position),
+            }
+        }
         let meta = self.column(layout::META)?;
         batch.put_cf(meta, layout::META_LOG_FRONTIER, changes.cdr_log.encode());
         batch.put_cf(meta, layout::META_HEAD, header.number.encode());

@@ -29,7 +29,8 @@ pub enum StorageError {
     #[error(
         "the database at {path} has storage schema version {found}, this build reads version \
          {expected}; it cannot be opened by this build (a database of an older version holds a \
-         chain in an older CDR format: keep the build that wrote it, or start a new chain)"
+         chain in an older format (CDRs or state root): keep the build that wrote it, or start a new \
+         chain)"
     )]
     WrongSchema { path: PathBuf, expected: u32, found: u32 },
 

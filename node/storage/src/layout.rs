@@ -28,6 +28,9 @@ pub const PARTNERS: &str = "partners";
 pub const LOG_NODES: &str = "log_nodes";
 /// Column family: the small state, encoded state key → encoded value.
 pub const STATE: &str = "state";
+/// Column family: the state tree's nodes, position (depth and path prefix, see
+/// `cdrchain_runtime::smt::position_key`) → encoded `StoredNode`.
+pub const STATE_TREE: &str = "state_tree";
 /// Column family: this node's durable ingest queue, in chunks of consecutive sequences: first
 /// sequence → the items (see `queue.rs`).
 pub const QUEUE: &str = "queue";
@@ -38,7 +41,7 @@ pub const WAL: &str = "wal";
 pub const INGEST_KEYS: &str = "ingest_keys";
 
 /// Every column family this schema uses.
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 14] = [
     META,
     HEADERS,
     BODIES,
@@ -49,6 +52,7 @@ pub const COLUMNS: [&str; 13] = [
     PARTNERS,
     LOG_NODES,
     STATE,
+    STATE_TREE,
     QUEUE,
     WAL,
     INGEST_KEYS,

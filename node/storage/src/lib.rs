@@ -37,6 +37,7 @@
 //! | `partners`     | `SCALE(min(a,b)) ‖ SCALE(max(a,b)) ‖ start_ms BE ‖ SCALE(recorder) ‖ sequence BE` | empty | CDRs between two interconnect partners in a time window, in start order (settlement) |
 //! | `log_nodes`    | `level ‖ index BE` | `Hash32` | perfect subtrees of the CDR log at levels 0 and ≥ 4 (1-3 are folded from leaves on read): inclusion and consistency proofs at any size |
 //! | `state`        | `SCALE(StateKey)` | its SCALE value | the small state the runtime reads through [`StateView`] |
+//! | `state_tree`   | depth BE (2 bytes) ‖ path prefix | `StoredNode` | the sparse Merkle tree over `state` (ADR 0016): the state root is updated along the written keys' paths, and a pair's proof is its siblings |
 //! | `queue`        | first sequence BE | a chunk: up to 1,024 consecutive entries, each opaque bytes (`queue.rs`) | CDRs this node accepted but that are not yet in a block: survives restarts. In chunks, not one entry per CDR: a tenth of the dev node's CPU went to per-entry memtable, flush and scan work |
 //! | `wal`          | opaque | opaque | consensus write-ahead log: what this validator voted for (no double signing after a crash) |
 //! | `ingest_keys`  | 32-byte digest of a record's source identity | sequence BE | this node's ingested records by their identity in the source switch: a re-submitted record gets its first sequence back instead of a second one. Mirrored by an in-memory filter (`filter.rs`, loaded by [`Storage::load_ingest_filter`]), so that a new record's key is found absent without reading the column |
@@ -103,8 +104,9 @@ pub use view::StorageSnapshot;
 /// The version of the layout described in the crate docs. A database written with another
 /// version is refused at open. 3: `bodies` keeps CDR batches without their CDRs (issue #7).
 /// 4: the queue in chunks. 5: CDRs carry the as-written party flags (issue #25), a new CDR
-/// format, so a database of 4 or older holds a chain this build cannot continue.
-pub const SCHEMA_VERSION: u32 = 5;
+/// format, so a database of 4 or older holds a chain this build cannot continue. 6: the state
+/// root over a sparse Merkle tree whose nodes are stored (`state_tree`, ADR 0016).
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// A committed CDR with where it was committed: its block and its leaf in the CDR log.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]

@@ -152,6 +152,12 @@ fn tune_column(column: &str, options: &mut Options, table: &mut BlockBasedOption
             options.set_compression_type(DBCompressionType::Lz4);
             options.set_write_buffer_size(QUEUE_WRITE_BUFFER_BYTES);
         }
+        // The state tree's nodes: hashes read by point lookups along a few paths per block.
+        layout::STATE_TREE => {
+            options.set_compression_type(DBCompressionType::None);
+            options.set_write_buffer_size(4 * MIB);
+            table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+        }
         // meta, state, wal and unknown column families: small.
         _ => {
             options.set_compression_type(DBCompressionType::None);

@@ -116,6 +116,10 @@ impl Storage {
         for (key, value) in &genesis.pairs {
             batch.put_cf(state, key, value);
         }
+        let tree = self.column(layout::STATE_TREE)?;
+        for (position, node) in &genesis.tree {
+            batch.put_cf(tree, position, node);
+        }
         self.db.write_opt(batch, &options::synced()).map_err(self.db_error("*", "write"))
     }
 

@@ -4,7 +4,7 @@
 
 use cdrchain_runtime::apply::ParentRef;
 use cdrchain_runtime::merkle::{Domain, Frontier, NodeId, NodeStore};
-use cdrchain_runtime::state::StateView;
+use cdrchain_runtime::state::{Pairs, StateView};
 use cdrchain_runtime::Hash32;
 use rocksdb::{ColumnFamily, DBPinnableSlice, DBRawIterator, ReadOptions, Snapshot, DB};
 
@@ -68,18 +68,55 @@ impl Storage {
         Ok(value.map(|v| v.to_vec()))
     }
 
+    fn tree_get(&self, reader: &impl Reader, position: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let value = reader
+            .pinned(self.column(layout::STATE_TREE)?, position)
+            .map_err(self.db_error(layout::STATE_TREE, "get"))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
     fn state_for_each(
         &self,
         reader: &impl Reader,
         visit: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<(), StorageError> {
-        let mut iter = reader.raw_iter(self.column(layout::STATE)?, ReadOptions::default());
+        self.scan(reader, layout::STATE, visit)
+    }
+
+    fn scan(
+        &self,
+        reader: &impl Reader,
+        column: &'static str,
+        visit: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), StorageError> {
+        let mut iter = reader.raw_iter(self.column(column)?, ReadOptions::default());
         iter.seek_to_first();
         while let Some((key, value)) = iter.item() {
             visit(key, value);
             iter.next();
         }
-        iter.status().map_err(self.db_error(layout::STATE, "scan"))
+        iter.status().map_err(self.db_error(column, "scan"))
+    }
+
+    fn state_prefix(&self, reader: &impl Reader, prefix: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+        let mut iter = reader.raw_iter(self.column(layout::STATE)?, ReadOptions::default());
+        iter.seek(prefix);
+        let mut pairs = Vec::new();
+        while let Some((key, value)) = iter.item() {
+            if pairs.len() >= limit || !key.starts_with(prefix) {
+                break;
+            }
+            pairs.push((key.to_vec(), value.to_vec()));
+            iter.next();
+        }
+        iter.status().map_err(self.db_error(layout::STATE, "scan"))?;
+        Ok(pairs)
+    }
+
+    /// Every stored node of the state tree at the head, by position (tools and tests: the runtime
+    /// reads the nodes it needs one by one).
+    pub fn for_each_tree_node(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+        self.scan(&self.db, layout::STATE_TREE, visit)
     }
 
     fn log_node(&self, reader: &impl Reader, id: NodeId) -> Result<Option<Hash32>, StorageError> {
@@ -155,6 +192,15 @@ impl StateView for Storage {
         self.state_for_each(&self.db, visit)
     }
 
+    /// A state tree node at the head.
+    fn tree_node(&self, position: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.tree_get(&self.db, position)
+    }
+
+    fn pairs_with_prefix(&self, prefix: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+        self.state_prefix(&self.db, prefix, limit)
+    }
+
     /// The CDR log's frontier at the head.
     fn cdr_log(&self) -> Result<Frontier, StorageError> {
         Ok(read(&self.cached).frontier.clone())
@@ -216,6 +262,14 @@ impl StateView for StorageSnapshot<'_> {
 
     fn for_each_pair(&self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
         self.storage.state_for_each(&self.snapshot, visit)
+    }
+
+    fn tree_node(&self, position: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.storage.tree_get(&self.snapshot, position)
+    }
+
+    fn pairs_with_prefix(&self, prefix: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+        self.storage.state_prefix(&self.snapshot, prefix, limit)
     }
 
     fn cdr_log(&self) -> Result<Frontier, StorageError> {

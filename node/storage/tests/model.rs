@@ -54,6 +54,16 @@ fn pairs(view: &impl StateView) -> BTreeMap<Vec<u8>, Vec<u8>> {
     pairs
 }
 
+fn tree(storage: &cdrchain_storage::Storage) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut nodes = BTreeMap::new();
+    storage
+        .for_each_tree_node(&mut |k, v| {
+            nodes.insert(k.to_vec(), v.to_vec());
+        })
+        .unwrap();
+    nodes
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
@@ -114,7 +124,7 @@ proptest! {
         }
         drop(storage);
         let storage = fx.open();
-        let on_disk = MemoryState { pairs: pairs(&storage), cdr_log: storage.cdr_log().unwrap() };
+        let on_disk = MemoryState { pairs: pairs(&storage), tree: tree(&storage), cdr_log: storage.cdr_log().unwrap() };
         prop_assert_eq!(&on_disk, &fx.chain.state);
         prop_assert_eq!(on_disk.state_root(), storage.head().unwrap().header.state_root);
         prop_assert_eq!(storage.parent_ref(), fx.chain.parent.clone());

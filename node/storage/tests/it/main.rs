@@ -90,6 +90,16 @@ fn expected_cdrs(chain: &SampleChain) -> Vec<StoredCdr> {
     all
 }
 
+fn tree(storage: &Storage) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut nodes = BTreeMap::new();
+    storage
+        .for_each_tree_node(&mut |k, v| {
+            nodes.insert(k.to_vec(), v.to_vec());
+        })
+        .unwrap();
+    nodes
+}
+
 fn pairs(view: &impl StateView) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut pairs = BTreeMap::new();
     let mut previous: Option<Vec<u8>> = None;

@@ -78,18 +78,18 @@ fn a_database_with_data_but_no_metadata_is_not_overwritten() {
 }
 
 #[test]
-fn a_schema_4_database_of_the_older_cdr_format_is_refused_with_the_reason(
+fn a_schema_5_database_of_the_older_state_root_is_refused_with_the_reason(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let fx = Fixture::new();
     drop(fx.open());
     {
         let db = raw(fx.dir.path());
         let meta = db.cf_handle(layout::META).ok_or("no such column family")?;
-        db.put_cf(meta, layout::META_SCHEMA_VERSION, 4u32.encode())?;
+        db.put_cf(meta, layout::META_SCHEMA_VERSION, 5u32.encode())?;
     }
     let error = Storage::open(fx.dir.path(), fx.chain.genesis_hash(), &fx.genesis).err().ok_or("opened")?;
-    assert!(matches!(error, StorageError::WrongSchema { expected: 5, found: 4, .. }), "{error:?}");
-    assert!(error.to_string().contains("older CDR format"), "{error}");
+    assert!(matches!(error, StorageError::WrongSchema { expected: 6, found: 5, .. }), "{error:?}");
+    assert!(error.to_string().contains("older format (CDRs or state root)"), "{error}");
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use cdrchain_runtime::state::{MemoryState, StateView};
 use cdrchain_storage::{layout, Storage};
 
 use crate::common::{certificate, Fixture};
-use crate::{expected_cdrs, four_blocks, pairs, raw};
+use crate::{expected_cdrs, four_blocks, pairs, raw, tree};
 
 #[test]
 fn the_state_view_agrees_with_memory_state() {
@@ -44,7 +44,8 @@ fn the_state_view_agrees_with_memory_state() {
     assert_eq!(from_storage, next);
 
     // State roots.
-    let on_disk = MemoryState { pairs: pairs(&storage), cdr_log: storage.cdr_log().unwrap() };
+    let on_disk =
+        MemoryState { pairs: pairs(&storage), tree: tree(&storage), cdr_log: storage.cdr_log().unwrap() };
     assert_eq!(on_disk.state_root(), chain.state.state_root());
     assert_eq!(on_disk.state_root(), storage.head().unwrap().header.state_root);
 
