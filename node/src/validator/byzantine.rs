@@ -5,6 +5,9 @@
 //!   intake's distance check and fill this operator's share of every pool, then are refused by
 //!   the quota;
 //! - batches far ahead: refused before their signature is checked;
+//! - a chain of one-sequence gaps, each followed by a one-CDR batch, from its committed sequence
+//!   on: valid, so they commit, and no gap merges into the one before it (H3: each opens a gap,
+//!   up to the per-block quota);
 //! - the last consensus message it received, re-wrapped with fresh nonces.
 //!
 //! Read once from the environment, like `exit-after-prevote`; never set in production.
@@ -13,8 +16,8 @@
 
 use cdrchain_network::Topic;
 use cdrchain_runtime::codec::BoundedVec;
-use cdrchain_runtime::ids::{OperatorId, Sequence};
-use cdrchain_runtime::tx::{CdrBatch, SignedTransaction, Transaction};
+use cdrchain_runtime::ids::{OperatorId, ReasonText, Sequence};
+use cdrchain_runtime::tx::{CdrBatch, SequenceGap, SignedTransaction, Transaction};
 use parity_scale_codec::Encode;
 
 use super::Driver;
@@ -23,6 +26,12 @@ use crate::wire::{TxWire, MAX_TXS_PER_GOSSIP};
 
 /// One-CDR batches sent per tick, near and far each.
 const FLOOD_BATCHES_PER_TICK: u64 = MAX_TXS_PER_GOSSIP as u64;
+/// Gaps (each with the one-CDR batch after it) in one message: twice the most a block takes
+/// from one operator (`MAX_NEW_GAPS_PER_OPERATOR_PER_BLOCK`), sent every
+/// `FLOOD_GAPS_EVERY_TICKS` ticks (a few times per block: the chain only has to be there when a
+/// block is built, and more would only fill this node's own send queues).
+const FLOOD_GAPS_PER_MESSAGE: u64 = 2 * cdrchain_runtime::bounds::MAX_NEW_GAPS_PER_OPERATOR_PER_BLOCK as u64;
+const FLOOD_GAPS_EVERY_TICKS: u64 = 4;
 /// Replays of the last consensus message per tick.
 const FLOOD_REPLAYS_PER_TICK: usize = 32;
 /// How far past the committed sequence the near batches start, and the span they cycle through
@@ -69,8 +78,26 @@ impl Driver {
         let far: Vec<SignedTransaction> = (0..FLOOD_BATCHES_PER_TICK)
             .map(|i| batch(FLOOD_FAR_SEQUENCE.saturating_add(start + i)))
             .collect();
+        let Ok(reason) = ReasonText::new("flood") else { return };
+        let gap = |at: u64| {
+            let tx = Transaction::SequenceGap(SequenceGap {
+                operator: self.me.clone(),
+                from: Sequence(at),
+                to: Sequence(at),
+                reason: reason.clone(),
+            });
+            SignedTransaction::sign(tx, &self.key, &genesis)
+        };
+        let gaps: Vec<SignedTransaction> = if tick.is_multiple_of(FLOOD_GAPS_EVERY_TICKS) {
+            (0..FLOOD_GAPS_PER_MESSAGE).flat_map(|i| [gap(next + 2 * i), batch(next + 2 * i + 1)]).collect()
+        } else {
+            Vec::new()
+        };
         let mut messages = Vec::new();
-        for txs in [near, far] {
+        for txs in [near, far, gaps] {
+            if txs.is_empty() {
+                continue;
+            }
             if let Ok(txs) = BoundedVec::new(txs) {
                 messages.push((Topic::Transactions, TxWire { nonce: self.next_nonce(), txs }.encode()));
             }
