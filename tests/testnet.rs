@@ -471,4 +471,10 @@ fn a_purged_validator_signs_nothing_that_contradicts_what_it_signed() {
         let evidence = node.call("consensus_evidence", json!([])).unwrap();
         assert_eq!(evidence.as_array().map(Vec::len), Some(0), "{evidence}");
     }
+    // The purge took her ingest keys too; the blocks she synced brought them back (from the
+    // source digests the CDRs carry): a switch re-posting what she had acknowledged before the
+    // purge is answered with the first ids, not recorded twice.
+    let again = submit(all(&nodes)[0], 0, 10);
+    let first: Vec<String> = (0..10).map(|n| format!("alice:{n}")).collect();
+    assert_eq!(again, first, "re-posted records were numbered anew");
 }

@@ -136,7 +136,7 @@ impl Chain {
     ) -> Result<(), NodeError> {
         let started = Instant::now();
         let dequeue = last_sequence_of(block, own);
-        self.storage.commit_block(block, changes, certificate, dequeue)?;
+        self.storage.commit_block_of(own, block, changes, certificate, dequeue)?;
         self.after_commit(block, started);
         Ok(())
     }
@@ -164,7 +164,7 @@ impl Chain {
         let changes = apply_block(&self.ctx, &*self.storage, &parent, block)
             .map_err(|source| NodeError::InvalidBlock { height, source })?;
         let dequeue = last_sequence_of(block, own);
-        self.storage.commit_block(block, &changes, certificate, dequeue)?;
+        self.storage.commit_block_of(own, block, &changes, certificate, dequeue)?;
         self.after_commit(block, started);
         Ok(changes.tx_ids)
     }

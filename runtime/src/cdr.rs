@@ -254,6 +254,9 @@ pub struct CdrBody {
     /// read: see `party`). Omitted from JSON when neither was.
     #[serde(default, skip_serializing_if = "PartiesAsWritten::is_none")]
     pub as_written: PartiesAsWritten,
+    /// The record's identity in its source system, as a digest ([`crate::source`]): how the
+    /// recording node recognises a re-submission, also after its database was restored.
+    pub source: crate::source::SourceDigest,
 }
 
 /// A rule a CDR breaks: which field, its value, and why.

@@ -87,8 +87,11 @@ pub mod context {
     pub const TX_ROOT: &str = "cdrchain 2026-11 transaction root v1";
     pub const GENESIS: &str = "cdrchain 2026-11 genesis v1";
     pub const PARTY: &str = "cdrchain 2026-11 party digest v1";
-    /// A record's identity in its source system (node-local, for recognising re-submissions).
-    pub const INGEST_KEY: &str = "cdrchain 2026-11 ingest key v1";
+    /// A record's ingest key, from its source digest (node-local, for recognising
+    /// re-submissions).
+    pub const INGEST_KEY: &str = "cdrchain 2026-12 ingest key v2";
+    /// A record's identity in its source system, as the chain keeps it (`source.rs`).
+    pub const SOURCE: &str = "cdrchain 2026-12 source identity v1";
 }
 
 /// BLAKE3 in derive-key mode over `parts`, concatenated.
@@ -116,12 +119,13 @@ pub fn hasher(context: &str) -> blake3::Hasher {
 }
 
 /// The derived keys of the chain's own contexts.
-static CONTEXT_KEYS: std::sync::LazyLock<[(&str, blake3::hazmat::ContextKey); 12]> =
+static CONTEXT_KEYS: std::sync::LazyLock<[(&str, blake3::hazmat::ContextKey); 13]> =
     std::sync::LazyLock::new(|| {
         // The most frequent first: a CDR's leaf and Merkle nodes, then its ingest key.
         [
             context::CDR_LOG,
             context::INGEST_KEY,
+            context::SOURCE,
             context::TRANSACTION,
             context::STATE_TREE,
             context::STATE,

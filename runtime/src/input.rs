@@ -59,7 +59,7 @@ pub struct CdrInput {
     pub linked_id: Option<String>,
     /// This record's identity in its source system (a FreeSWITCH channel uuid, an Asterisk
     /// `uniqueid`); with `system_id` it makes a re-submitted record recognisable. Defaults to
-    /// `call_id` and the leg. Not stored on the chain: the recording node keeps it.
+    /// `call_id` and the leg. The chain stores only its digest (`CdrBody::source`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
 }
@@ -244,6 +244,7 @@ impl CdrInput {
             fault,
             redirect_reason,
             as_written: PartiesAsWritten { caller: caller_as_written, callee: callee_as_written },
+            source: crate::source::SourceDigest::of_key(&self.source_key()),
         };
         body.validate()?;
         Ok(body)

@@ -34,6 +34,7 @@ pub mod reconcile;
 pub mod sample;
 pub mod settlement;
 pub mod smt;
+pub mod source;
 pub mod state;
 pub mod tx;
 

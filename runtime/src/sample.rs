@@ -57,6 +57,7 @@ pub fn cdr_body(index: u64, caller_operator: &OperatorId, callee_operator: &Oper
         leg: None,
         linked_id: None,
         as_written: PartiesAsWritten::default(),
+        source: crate::source::SourceDigest::of_key(&format!("{caller_operator}\u{1f}id\u{1f}{index}")),
     }
 }
 

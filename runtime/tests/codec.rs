@@ -41,14 +41,19 @@ fn body() -> impl Strategy<Value = CdrBody> {
             proptest::option::of(0usize..9),
             proptest::option::of("[a-z-]{1,32}"),
         ),
-        (proptest::option::of(any::<bool>()), proptest::option::of(call_id()), any::<(bool, bool)>()),
+        (
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(call_id()),
+            any::<(bool, bool)>(),
+            any::<[u8; 16]>(),
+        ),
     )
         .prop_map(
             |(
                 (system, call, caller, callee, from, to),
                 (start, answer, end, d),
                 (q, sip, mos, fault, redirect),
-                (leg, linked, (caller_as_written, callee_as_written)),
+                (leg, linked, (caller_as_written, callee_as_written), source),
             )| {
                 CdrBody {
                     system_id: SystemId::new(system).unwrap(),
@@ -81,6 +86,7 @@ fn body() -> impl Strategy<Value = CdrBody> {
                     leg: leg.map(|b| if b { Leg::B } else { Leg::A }),
                     linked_id: linked,
                     as_written: PartiesAsWritten { caller: caller_as_written, callee: callee_as_written },
+                    source: cdrchain_runtime::source::SourceDigest(source),
                 }
             },
         )

@@ -40,6 +40,7 @@ fn sample_body() -> CdrBody {
         leg: Some(Leg::B),
         linked_id: Some(CallId::new("3da8bf84-c133-4959-9e24-e72875cb33a1").unwrap()),
         as_written: PartiesAsWritten { caller: false, callee: true },
+        source: cdrchain_runtime::source::SourceDigest::of_key("sbc-1\u{1f}id\u{1f}golden-1"),
     }
 }
 

@@ -6,7 +6,6 @@
 //! touches storage: the writer ([`super::writer`]) is the first stage with IO.
 
 use cdrchain_runtime::cdr::CdrBody;
-use cdrchain_runtime::hash::{context, hash_with};
 use cdrchain_runtime::ids::CdrId;
 use cdrchain_runtime::input::{CdrInput, InputError};
 use cdrchain_runtime::numbering::NumberRules;
@@ -159,9 +158,10 @@ pub struct Keyed {
     pub key: [u8; 32],
 }
 
-/// The ingest key of a canonical input: a digest of [`CdrInput::source_key`].
+/// The ingest key of a canonical input: from the digest of [`CdrInput::source_key`] that its
+/// CDR carries on the chain (so a restored node rebuilds it from the blocks).
 pub fn ingest_key(input: &CdrInput) -> [u8; 32] {
-    hash_with(context::INGEST_KEY, &[input.source_key().as_bytes()]).0
+    cdrchain_runtime::source::SourceDigest::of_key(&input.source_key()).ingest_key()
 }
 
 /// Validates every CDR of a submission; the first bad one refuses the whole submission.
@@ -180,7 +180,7 @@ pub fn validate(
         let body = input
             .to_body_with(parties, rules.for_source(input.source_system()))
             .map_err(|error| IngestError::Invalid { index, line: *line, error })?;
-        cdrs.push(Keyed { body, key: ingest_key(input) });
+        cdrs.push(Keyed { key: body.source.ingest_key(), body });
     }
     Ok(cdrs)
 }

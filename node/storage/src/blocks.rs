@@ -104,6 +104,44 @@ fn check_changes(
 }
 
 impl Storage {
+    /// The ingest keys of `own`'s CDRs in `block` at sequences this database's queue never
+    /// reached: CDRs it acknowledged before a restore or a purge, or that another node recorded
+    /// under its key. Below the queue's end the keys were written with the queue.
+    fn unqueued_keys(&self, block: &Block, own: &OperatorId) -> Vec<([u8; 32], Sequence)> {
+        let end = {
+            let queue = lock(&self.queue);
+            queue.ceiling.max(queue.floor)
+        };
+        let mut keys = Vec::new();
+        for tx in block.transactions.iter() {
+            if let Transaction::CdrBatch(batch) = &tx.transaction {
+                if &batch.operator == own {
+                    for (cdr, sequence) in batch.cdrs.iter().zip(batch.first_sequence.0..) {
+                        if sequence >= end {
+                            keys.push((cdr.source.ingest_key(), Sequence(sequence)));
+                        }
+                    }
+                }
+            }
+        }
+        keys
+    }
+
+    /// The state's pair writes and its tree's node writes (`None` deletes).
+    fn put_state(&self, batch: &mut WriteBatch, changes: &StateChanges) -> Result<(), StorageError> {
+        for (column, writes) in [(layout::STATE, &changes.writes), (layout::STATE_TREE, &changes.tree_writes)]
+        {
+            let cf = self.column(column)?;
+            for (key, value) in writes {
+                match value {
+                    Some(value) => batch.put_cf(cf, key, value),
+                    None => batch.delete_cf(cf, key),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes everything a committed block changes, in ONE synced `WriteBatch`: header, body,
     /// certificate, hash → height, each CDR under (recorder, sequence) as [`StoredCdr`], the
     /// call-id index, the partner-pair/time index, the new Merkle log nodes, the state writes
@@ -121,6 +159,33 @@ impl Storage {
         changes: &StateChanges,
         certificate: &CommitCertificate,
         dequeue_through: Option<Sequence>,
+    ) -> Result<(), StorageError> {
+        self.commit(block, changes, certificate, dequeue_through, None)
+    }
+
+    /// [`Storage::commit_block`] on the node of operator `own`: also records the ingest keys of
+    /// `own`'s CDRs in the block that this database never queued (sequences at or past its
+    /// queue's end), from the source digests they carry. So a node whose database was restored
+    /// from a backup, or purged, knows again every record it had acknowledged once it has synced
+    /// the blocks, and a switch's re-import is answered "duplicate" (review H6).
+    pub fn commit_block_of(
+        &self,
+        own: &OperatorId,
+        block: &Block,
+        changes: &StateChanges,
+        certificate: &CommitCertificate,
+        dequeue_through: Option<Sequence>,
+    ) -> Result<(), StorageError> {
+        self.commit(block, changes, certificate, dequeue_through, Some(own))
+    }
+
+    fn commit(
+        &self,
+        block: &Block,
+        changes: &StateChanges,
+        certificate: &CommitCertificate,
+        dequeue_through: Option<Sequence>,
+        own: Option<&OperatorId>,
     ) -> Result<(), StorageError> {
         let _commit = lock(&self.commit_lock);
         let header = &block.header;
@@ -177,18 +242,11 @@ impl Storage {
         for (id, node) in new_log_nodes {
             batch.put_cf(log_nodes, layout::node_key(*id), node.0);
         }
-        let state = self.column(layout::STATE)?;
-        for (key, value) in &changes.writes {
-            match value {
-                Some(value) => batch.put_cf(state, key, value),
-                None => batch.delete_cf(state, key),
-            }
-        }
-        let tree = self.column(layout::STATE_TREE)?;
-        for (position, node) in &changes.tree_writes {
-            match node {
-                Some(node) => batch.put_cf(tree, position, node),
-                None => batch.delete_cf(tree, position),
+        self.put_state(&mut batch, changes)?;
+        if let Some(own) = own {
+            let keys = self.unqueued_keys(block, own);
+            if !keys.is_empty() {
+                self.put_ingest_keys(&mut batch, self.column(layout::INGEST_KEYS)?, &keys);
             }
         }
         let meta = self.column(layout::META)?;

@@ -18,7 +18,7 @@ use crate::common::{certificate, Fixture};
 use crate::{call_event, raw};
 
 /// The digest of the database [`workload`] leaves, for [`SCHEMA_VERSION`] 5.
-const GOLDEN_DIGEST: &str = "16119c85d2e63ee891736b62e6519da583cce74a9ad04dcf4059bbbd9cdd8a8d";
+const GOLDEN_DIGEST: &str = "4e2cf0829192acabf3e76c88dc38d8410d4eb3382044d6db0273341813e77783";
 
 /// BLAKE3 context (derive-key mode) of the digest and of the workload's ingest keys.
 const CONTEXT: &str = "cdrchain storage layout conformance v1";

@@ -38,6 +38,49 @@ fn ingest_keys_are_written_with_the_queue_and_survive_the_commit() -> Result<(),
     Ok(())
 }
 
+/// Review H6: after a purge or a restore the database has no ingest keys of what its node had
+/// acknowledged; the blocks it syncs bring them back, from the source digests the CDRs carry.
+#[test]
+fn committing_an_own_block_this_database_never_queued_records_its_ingest_keys(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut fx = Fixture::new();
+    let storage = fx.open();
+    let alice = cdrchain_runtime::ids::OperatorId::new("alice")?;
+    // Queued here: 0 and 1, with keys of the node's own making.
+    storage
+        .enqueue_keyed(&run_of(0, &[b"a", b"b"]), &[([1u8; 32], Sequence(0)), ([2u8; 32], Sequence(1))])?;
+    let batch = fx.chain.batch("alice", 0, 5);
+    let bodies = match &batch.transaction {
+        cdrchain_runtime::tx::Transaction::CdrBatch(b) => b.cdrs.to_vec(),
+        _ => unreachable!("a batch"),
+    };
+    let bob = fx.chain.batch("bob", 0, 3);
+    let bob_bodies = match &bob.transaction {
+        cdrchain_runtime::tx::Transaction::CdrBatch(b) => b.cdrs.to_vec(),
+        _ => unreachable!("a batch"),
+    };
+    let (block, changes) = fx.next_block(vec![batch, bob], 1_000);
+    storage.commit_block_of(&alice, &block, &changes, &certificate(&block), Some(Sequence(4)))?;
+    // 0 and 1 keep the keys they were queued with; 2..=4 were never queued here: recorded now.
+    assert_eq!(storage.ingest_key(&bodies[0].source.ingest_key())?, None);
+    for (sequence, body) in bodies.iter().enumerate().skip(2) {
+        assert_eq!(storage.ingest_key(&body.source.ingest_key())?, Some(Sequence(sequence as u64)));
+    }
+    assert_eq!(storage.ingest_key(&[1u8; 32])?, Some(Sequence(0)));
+    // Another operator's CDRs are not this node's to recognise.
+    for body in &bob_bodies {
+        assert_eq!(storage.ingest_key(&body.source.ingest_key())?, None);
+    }
+    // Without an own operator (tools, tests), nothing is recorded.
+    let (block, changes) = fx.next_block(vec![fx.chain.batch("alice", 5, 1)], 2_000);
+    storage.commit_block(&block, &changes, &certificate(&block), None)?;
+    let later = fx.chain.batch("alice", 5, 1);
+    if let cdrchain_runtime::tx::Transaction::CdrBatch(b) = &later.transaction {
+        assert_eq!(storage.ingest_key(&b.cdrs[0].source.ingest_key())?, None);
+    }
+    Ok(())
+}
+
 /// The ingest key of the `n`th record: a digest under the chain's ingest-key context, as the node
 /// makes them.
 fn digest(n: u64) -> [u8; 32] {
