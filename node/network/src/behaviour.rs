@@ -89,6 +89,7 @@ pub(crate) fn build_swarm(
         .with_behaviour(|_| behaviour)
         .map_err(|error| NetworkError::Transport { reason: error.to_string() })?
         .with_swarm_config(|config| config.with_idle_connection_timeout(idle))
+        .with_connection_timeout(limits.connection_timeout)
         .build();
     Ok(swarm)
 }

@@ -89,6 +89,10 @@ pub struct Limits {
     /// Inbound connections in their handshake from one source address at once (review M11).
     /// Default 4: fewer than `max_pending_connections`, so one address cannot take them all.
     pub max_pending_per_ip: u32,
+    /// A connection must be dialled and upgraded (multistream, Noise, yamux) within this, or it
+    /// is dropped. Default 3 s: about five round trips, 1.5 s at 300 ms RTT; libp2p's 10 s let
+    /// an outsider hold the few unauthenticated handshake slots three times as long (review M11).
+    pub connection_timeout: Duration,
     /// How often disconnected bootnodes (and allowed peers whose address identify told us) are
     /// redialled. Default 2 s, so a restarted peer is found again quickly.
     pub redial_interval: Duration,
@@ -113,6 +117,7 @@ impl Default for Limits {
             max_established_connections: 512,
             max_pending_connections: 32,
             max_pending_per_ip: 4,
+            connection_timeout: Duration::from_secs(3),
             redial_interval: Duration::from_secs(2),
             idle_connection_timeout: Duration::from_secs(60),
         }
@@ -179,6 +184,7 @@ impl Limits {
         }
         let durations = [
             ("request_timeout", self.request_timeout),
+            ("connection_timeout", self.connection_timeout),
             ("redial_interval", self.redial_interval),
             ("idle_connection_timeout", self.idle_connection_timeout),
         ];

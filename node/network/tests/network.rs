@@ -516,7 +516,9 @@ async fn a_bootnode_given_by_dns_name_is_dialled() {
 #[tokio::test]
 async fn handshakes_held_open_from_one_address_cannot_keep_an_allowed_peer_out() {
     within(40, async {
-        let a = spawn(1, &[1, 2], &[], GENESIS, Limits::default()).await;
+        // A long connection timeout, so that only the per-address limit can let B in.
+        let patient = Limits { connection_timeout: Duration::from_secs(30), ..Limits::default() };
+        let a = spawn(1, &[1, 2], &[], GENESIS, patient).await;
         let port = a
             .address
             .iter()
@@ -527,7 +529,7 @@ async fn handshakes_held_open_from_one_address_cannot_keep_an_allowed_peer_out()
             .unwrap();
         // 40 connections from 127.0.0.2 (more than the 32 pending slots) that begin the
         // protocol negotiation (one byte of a length prefix that says "more follows") and never
-        // finish it: A waits for the rest until its upgrade timeout (10 s).
+        // finish it: A waits for the rest until its connection timeout (30 s here).
         let mut held = Vec::new();
         for _ in 0..40 {
             let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -546,12 +548,48 @@ async fn handshakes_held_open_from_one_address_cannot_keep_an_allowed_peer_out()
         });
         tokio::time::sleep(Duration::from_millis(500)).await;
         // B dials A (A knows no address of B, so the connection is inbound at A), well before the
-        // held handshakes time out (10 s).
+        // held handshakes time out.
         let _b = spawn(2, &[1, 2], &[&a], GENESIS, Limits::default()).await;
         timeout(Duration::from_secs(6), wait_for_peers(&a, &[2], 2))
             .await
             .expect("the allowed peer could not connect while one address held handshakes open");
         trickle.abort();
+    })
+    .await;
+}
+
+/// Review M11: a handshake that never finishes holds its slot only for `connection_timeout`
+/// (3 s by default; libp2p's own 10 s before).
+#[tokio::test]
+async fn a_handshake_that_never_finishes_is_dropped_after_the_connection_timeout() {
+    within(30, async {
+        let a = spawn(1, &[1, 2], &[], GENESIS, Limits::default()).await;
+        let port = a
+            .address
+            .iter()
+            .find_map(|protocol| match protocol {
+                cdrchain_network::Protocol::Tcp(port) => Some(port),
+                _ => None,
+            })
+            .unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
+        stream.write_all(&[0x80]).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut buffer = [0u8; 256];
+        // A may answer its side of the negotiation; it must then close the connection.
+        let closed = timeout(Duration::from_secs(8), async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the silent handshake was still open after 8 s");
+        let held = started.elapsed();
+        assert!(held >= Duration::from_secs(2), "closed after {held:?}, before the timeout");
     })
     .await;
 }
