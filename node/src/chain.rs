@@ -136,7 +136,8 @@ impl Chain {
     ) -> Result<(), NodeError> {
         let started = Instant::now();
         let dequeue = last_sequence_of(block, own);
-        self.storage.commit_block_of(own, block, changes, certificate, dequeue)?;
+        let requeued = self.storage.commit_block_of(own, block, changes, certificate, dequeue)?;
+        log_requeued(own, &requeued);
         self.after_commit(block, started);
         Ok(())
     }
@@ -164,7 +165,8 @@ impl Chain {
         let changes = apply_block(&self.ctx, &*self.storage, &parent, block)
             .map_err(|source| NodeError::InvalidBlock { height, source })?;
         let dequeue = last_sequence_of(block, own);
-        self.storage.commit_block_of(own, block, &changes, certificate, dequeue)?;
+        let requeued = self.storage.commit_block_of(own, block, &changes, certificate, dequeue)?;
+        log_requeued(own, &requeued);
         self.after_commit(block, started);
         Ok(changes.tx_ids)
     }
@@ -187,6 +189,24 @@ impl Chain {
         // No subscribers is fine.
         let _ = self.heads.send(header.clone());
     }
+}
+
+/// Says loudly that the chain committed other CDRs at sequences this node had queued: another node
+/// signs for the same operator (or a copy of this database runs elsewhere). The CDRs were queued
+/// again at the end (review M10); their first ids were answered to their senders and are now
+/// another record's.
+fn log_requeued(own: &OperatorId, requeued: &[cdrchain_storage::Requeued]) {
+    let (Some(first), Some(last)) = (requeued.first(), requeued.last()) else { return };
+    tracing::error!(
+        target: "cdrchain::chain",
+        "the chain committed other CDRs than this node queued at {} of `{own}`'s sequences          ({own}:{}..={own}:{}): another node signs for `{own}`, or a copy of this database runs          elsewhere; stop it. This node's {} CDRs were queued again as {own}:{}..={own}:{}",
+        requeued.len(),
+        first.from.0,
+        last.from.0,
+        requeued.len(),
+        first.to.0,
+        last.to.0,
+    );
 }
 
 /// The last sequence of `operator`'s CDR batches in `block`, if any: what the ingest queue may

@@ -105,7 +105,9 @@ pub(super) fn writer(state: Writer, mut receiver: mpsc::Receiver<Request>) {
         // Never below what the chain holds of this operator: after a purge or a restore the
         // queue restarts empty, and numbering from it would reuse committed ids (review M10).
         let committed = super::committed_next(&state.storage, &state.operator).map_or(0, |s| s.0);
-        let start = state.next_assigned.load(Ordering::Acquire).max(committed);
+        // Nor below the queue's end: a commit may have queued displaced CDRs there (M10).
+        let start =
+            state.next_assigned.load(Ordering::Acquire).max(committed).max(state.storage.queue_end().0);
         let group = state.admit(start - committed, pending);
         if !group.is_empty() {
             state.write(start, group);

@@ -160,14 +160,16 @@ impl Storage {
         certificate: &CommitCertificate,
         dequeue_through: Option<Sequence>,
     ) -> Result<(), StorageError> {
-        self.commit(block, changes, certificate, dequeue_through, None)
+        self.commit(block, changes, certificate, dequeue_through, None).map(|_| ())
     }
 
     /// [`Storage::commit_block`] on the node of operator `own`: also records the ingest keys of
     /// `own`'s CDRs in the block that this database never queued (sequences at or past its
     /// queue's end), from the source digests they carry. So a node whose database was restored
     /// from a backup, or purged, knows again every record it had acknowledged once it has synced
-    /// the blocks, and a switch's re-import is answered "duplicate" (review H6).
+    /// the blocks, and a switch's re-import is answered "duplicate" (review H6). And dequeues by
+    /// content (review M10): a queued CDR of `own` whose sequence the block gave to another CDR is
+    /// queued again at the end, in the same batch; the answer lists them.
     pub fn commit_block_of(
         &self,
         own: &OperatorId,
@@ -175,7 +177,7 @@ impl Storage {
         changes: &StateChanges,
         certificate: &CommitCertificate,
         dequeue_through: Option<Sequence>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Vec<crate::Requeued>, StorageError> {
         self.commit(block, changes, certificate, dequeue_through, Some(own))
     }
 
@@ -186,7 +188,7 @@ impl Storage {
         certificate: &CommitCertificate,
         dequeue_through: Option<Sequence>,
         own: Option<&OperatorId>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Vec<crate::Requeued>, StorageError> {
         let _commit = lock(&self.commit_lock);
         let header = &block.header;
         let (head, head_hash, log_size) = {
@@ -259,6 +261,10 @@ impl Storage {
             Some(last) => Some(self.dequeue_into(&mut batch, last)?),
             None => None,
         };
+        let requeue = match (own, dequeue_through) {
+            (Some(own), Some(last)) => self.requeue_displaced(&mut batch, block, own, last)?,
+            _ => None,
+        };
         {
             let mut cached = write(&self.cached);
             self.db.write_opt(batch, &options::synced()).map_err(self.db_error("*", "write"))?;
@@ -270,7 +276,7 @@ impl Storage {
         if let Some(dequeued) = dequeued {
             dequeued.apply(&mut lock(&self.queue));
         }
-        Ok(())
+        Ok(requeue.map_or_else(Vec::new, |requeue| requeue.applied(&self.queue)))
     }
 
     /// Puts each CDR of the block, and its two index entries, into `batch`.

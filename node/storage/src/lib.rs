@@ -58,6 +58,7 @@
 //! | `cdrs.rs` | CDR queries: by id, by call id, by partner pair and time window with paging |
 //! | `ingest_queue.rs` | the node's durable ingest queue (enqueue, visit, dequeue) and its in-memory numbers |
 //! | `ingest_keys.rs` | ingest-key idempotency and its in-memory filter |
+//! | `displaced.rs` | dequeue by content: own queued CDRs a block replaced go back to the queue's end (review M10) |
 //! | `view.rs` | the state and log views ([`StateView`], [`NodeStore`]), [`StorageSnapshot`], derived log levels |
 //! | `wal.rs` | the consensus WAL, the node's metadata, flush and size on disk |
 //! | `layout.rs`, `queue.rs`, `filter.rs`, `options.rs` | key encodings, the queue's chunk codec, the ingest-key filter, RocksDB options |
@@ -82,6 +83,7 @@ use rocksdb::{ColumnFamily, DB};
 
 mod blocks;
 mod cdrs;
+mod displaced;
 mod error;
 mod filter;
 mod ingest_keys;
@@ -94,6 +96,7 @@ mod view;
 mod wal;
 
 pub use cdrs::{MAX_PAGE, MAX_PAGE_CDRS};
+pub use displaced::Requeued;
 pub use error::StorageError;
 use filter::KeyFilter;
 use ingest_queue::QueueState;

@@ -171,3 +171,61 @@ fn keys_written_while_the_filter_loads_are_not_missed() -> Result<(), Box<dyn st
     assert_eq!(storage.ingest_key(&digest(end))?, None);
     Ok(())
 }
+
+/// Review M10: the queue used to be dequeued by sequence only, so a block holding other CDRs at
+/// this node's queued sequences (another node signing for the same operator) silently dropped
+/// the queued ones. They are now queued again at the end, with their ingest keys.
+#[test]
+fn a_block_with_other_cdrs_at_queued_sequences_requeues_the_queued_ones(
+) -> Result<(), Box<dyn std::error::Error>> {
+    use parity_scale_codec::Encode;
+    let mut fx = Fixture::new();
+    let storage = fx.open();
+    let alice = cdrchain_runtime::ids::OperatorId::new("alice")?;
+    let bodies = |tx: &cdrchain_runtime::tx::SignedTransaction| match &tx.transaction {
+        cdrchain_runtime::tx::Transaction::CdrBatch(b) => b.cdrs.to_vec(),
+        _ => unreachable!("a batch"),
+    };
+    // This node queued its own CDRs at 0..5 (the bodies of records 100..105).
+    let ours = bodies(&fx.chain.batch("alice", 100, 5));
+    let mut run = QueueRun::new(Sequence(0));
+    let mut keys = Vec::new();
+    for (i, body) in ours.iter().enumerate() {
+        run.push(&body.encode());
+        keys.push((body.source.ingest_key(), Sequence(i as u64)));
+    }
+    storage.enqueue_keyed(&run, &keys)?;
+    // Another node's batch takes 0..=2.
+    let theirs = fx.chain.batch("alice", 0, 3);
+    let (block, changes) = fx.next_block(vec![theirs], 1_000);
+    let requeued =
+        storage.commit_block_of(&alice, &block, &changes, &certificate(&block), Some(Sequence(2)))?;
+    let moved: Vec<(u64, u64)> = requeued.iter().map(|r| (r.from.0, r.to.0)).collect();
+    assert_eq!(moved, vec![(0, 5), (1, 6), (2, 7)]);
+    // The queue holds 3 and 4 where they were, then the displaced three, in order.
+    let queued = storage.queued(Sequence(0), 10)?;
+    let sequences: Vec<u64> = queued.iter().map(|(s, _)| s.0).collect();
+    assert_eq!(sequences, vec![3, 4, 5, 6, 7]);
+    assert_eq!(queued[2].1, ours[0].encode());
+    assert_eq!(storage.queue_len()?, 5);
+    assert_eq!(storage.queue_end(), Sequence(8));
+    assert_eq!(storage.ingest_key(&ours[0].source.ingest_key())?, Some(Sequence(5)));
+    assert_eq!(storage.ingest_key(&ours[3].source.ingest_key())?, Some(Sequence(3)));
+    // A block of the very CDRs queued (the normal case) re-queues nothing.
+    let same = fx.chain.sign(cdrchain_runtime::tx::Transaction::CdrBatch(cdrchain_runtime::tx::CdrBatch {
+        operator: alice.clone(),
+        first_sequence: Sequence(3),
+        cdrs: cdrchain_runtime::codec::BoundedVec::new(ours[3..].to_vec()).map_err(|_| "too many")?.into(),
+    }));
+    let (block, changes) = fx.next_block(vec![same], 2_000);
+    let requeued =
+        storage.commit_block_of(&alice, &block, &changes, &certificate(&block), Some(Sequence(4)))?;
+    assert!(requeued.is_empty(), "{requeued:?}");
+    assert_eq!(storage.queue_len()?, 3);
+    // Survives a reopen: the numbers are counted from the chunks again.
+    drop(storage);
+    let storage = fx.open();
+    assert_eq!(storage.queue_len()?, 3);
+    assert_eq!(storage.queue_end(), Sequence(8));
+    Ok(())
+}
