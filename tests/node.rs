@@ -887,6 +887,12 @@ fn a_queued_cdr_that_can_never_be_committed_is_declared_a_gap_and_the_stream_goe
         "queued",
         "stuck behind alice:10"
     );
+    // A probe sees it, with where, why and what to do.
+    let health = node.call("system_health", json!([])).unwrap();
+    let stuck = &health["ingestStuck"];
+    assert_eq!(stuck["at"], "alice:10", "{health}");
+    let reason = stuck["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("does not decode") && reason.contains("gap declare"), "{health}");
 
     let base_args = ["gap", "declare", "--rpc", node.rpc.as_str()];
     let output = run(&[&base_args[..], &["alice", "9", "10", "--reason", "x"]].concat());
@@ -902,6 +908,11 @@ fn a_queued_cdr_that_can_never_be_committed_is_declared_a_gap_and_the_stream_goe
 
     node.wait_committed("alice:15", Duration::from_secs(60));
     assert_eq!(node.call("cdr_status", json!(["alice:10"])).unwrap()["status"], "unknown");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while node.call("system_health", json!([])).unwrap().get("ingestStuck").is_some() {
+        assert!(std::time::Instant::now() < deadline, "still reported stuck after the gap");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Later CDRs follow as usual.
     assert_eq!(node.post("/ingest/cdrs", &ndjson(15..16)).1["ids"], json!(["alice:16"]));
     node.wait_committed("alice:16", Duration::from_secs(60));

@@ -87,6 +87,10 @@ pub(super) struct Batcher {
     pub(super) gap: super::gap::GapSlot,
     /// The signed `SequenceGap` in the pool, while a block has not recorded it.
     pub(super) gap_in_flight: Option<Hash32>,
+    /// Shown by `system_health` while the stream does not move.
+    pub(super) stuck: Arc<super::stuck::StuckFlag>,
+    /// Resubmissions in a row from one committed sequence.
+    pub(super) resubmits: (Sequence, u32),
 }
 
 /// The batcher's loop: a pass whenever the writer queued something, at least every tick, until
@@ -108,6 +112,12 @@ pub(super) async fn batcher(mut state: Batcher) {
         let result = tokio::task::block_in_place(|| state.step(&storage, &mut waiting_since));
         if let Err(error) = result {
             tracing::error!(target: "cdrchain::ingest", "batcher: {error}");
+            let at = match &error {
+                BatchError::Decode { sequence, .. } => *sequence,
+                BatchError::QueueGap { expected, .. } => *expected,
+                _ => state.next_to_batch,
+            };
+            state.stuck.set(&state.operator, at, format!("{error}; {}", super::stuck::ADVICE));
             tokio::time::sleep(Duration::from_millis(BATCHER_ERROR_BACKOFF_MS)).await;
         }
     }
@@ -117,6 +127,7 @@ impl Batcher {
     /// One pass: forget committed batches, resubmit lost ones, batch what is queued.
     fn step(&mut self, storage: &Storage, waiting_since: &mut Option<Instant>) -> Result<(), BatchError> {
         let committed = committed_next(storage, &self.operator)?;
+        self.stuck.passed(&self.operator, committed);
         self.forget_committed(committed);
         self.sign_declared_gap(committed)?;
         while self.pool.has_space(self.batch_max_bytes + crate::config::BATCH_ENVELOPE_BYTES) {
@@ -152,6 +163,9 @@ impl Batcher {
             || self.next_to_batch < committed
             || (self.in_flight.is_empty() && self.next_to_batch > committed)
         {
+            if lost {
+                self.count_resubmit(committed);
+            }
             if self.next_to_batch != committed {
                 tracing::info!(
                     target: "cdrchain::ingest",
@@ -163,6 +177,23 @@ impl Batcher {
             let ids: Vec<Hash32> = self.in_flight.drain(..).map(|(id, _)| id).collect();
             self.pool.remove(&ids);
             self.next_to_batch = committed;
+        }
+    }
+
+    /// Counts a resubmission from `committed`; after [`super::stuck::STUCK_AFTER_RESUBMITS`] in a
+    /// row the stream is stuck there (its batch is refused by every block, or never taken).
+    fn count_resubmit(&mut self, committed: Sequence) {
+        let count = if self.resubmits.0 == committed { self.resubmits.1.saturating_add(1) } else { 1 };
+        self.resubmits = (committed, count);
+        if count >= super::stuck::STUCK_AFTER_RESUBMITS {
+            let reason = format!(
+                "the batch from {}:{} left the pool uncommitted {count} times in a row (blocks refuse \
+                 it: see the WARN lines `dropping transaction`); {}",
+                self.operator,
+                committed.0,
+                super::stuck::ADVICE
+            );
+            self.stuck.set(&self.operator, committed, reason);
         }
     }
 

@@ -30,6 +30,7 @@ mod batcher;
 mod conflict;
 mod gap;
 mod handoff;
+pub mod stuck;
 mod submission;
 mod writer;
 
@@ -224,6 +225,8 @@ pub struct Ingest {
     max_queue: u64,
     /// The "queue full" warning, shared with the writer so both kinds of refusal count.
     busy_log: Arc<BusyLog>,
+    /// Whether the batcher cannot move the operator's CDRs onto the chain.
+    stuck: Arc<stuck::StuckFlag>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -288,6 +291,7 @@ impl Ingest {
         let gap_slot = gap::GapSlot::default();
         let (requests, receiver) = mpsc::channel(MAX_WAITING_SUBMISSIONS);
         let busy_log = Arc::new(BusyLog::default());
+        let stuck = stuck::StuckFlag::new();
         let handoff = Arc::new(Handoff::default());
         let writer = spawn_writer(
             Writer {
@@ -318,6 +322,8 @@ impl Ingest {
             handoff,
             gap: gap_slot.clone(),
             gap_in_flight: None,
+            stuck: stuck.clone(),
+            resubmits: (committed, 0),
         }));
         let ingest = Arc::new(Ingest {
             operator,
@@ -332,8 +338,14 @@ impl Ingest {
             storage,
             max_queue,
             busy_log,
+            stuck,
         });
         Ok(Started { ingest, writer, batcher })
+    }
+
+    /// Why the operator's CDRs do not move onto the chain, if they do not.
+    pub fn stuck(&self) -> Option<stuck::IngestStuck> {
+        self.stuck.get()
     }
 
     pub fn operator(&self) -> &OperatorId {

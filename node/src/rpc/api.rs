@@ -33,6 +33,11 @@ pub struct Health {
     pub best: u64,
     /// The finalized head's height: the head, as every committed block is final.
     pub finalized: u64,
+    /// Present when this node's operator's CDRs do not move onto the chain: where, since when,
+    /// why, and what to do (a queued record that can never be committed, review M8). Shown to a
+    /// caller who may read every CDR (the operator's tools), not to an anonymous probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest_stuck: Option<crate::ingest::stuck::IngestStuck>,
 }
 
 /// `system_properties`: which chain and operator the node serves.
@@ -110,8 +115,8 @@ pub struct QueryPage {
 /// Node and peers.
 #[rpc(server, client, namespace = "system")]
 pub trait SystemApi {
-    /// Peers, syncing, best and finalized height.
-    #[method(name = "health")]
+    /// Peers, syncing, best and finalized height; for the operator's own tools, a stuck stream.
+    #[method(name = "health", with_extensions)]
     fn health(&self) -> RpcResult<Health>;
 
     /// The connected peers.

@@ -1,13 +1,17 @@
 //! `system_*`: the node's health, peers and properties.
 
 use jsonrpsee::core::RpcResult;
+use jsonrpsee::Extensions;
 use serde_json::{json, Value};
+
+use super::access::{Grant, Need};
 
 use super::api::{Health, Properties, SystemApiServer};
 use super::Handlers;
 
 impl SystemApiServer for Handlers {
-    fn health(&self) -> RpcResult<Health> {
+    fn health(&self, ext: &Extensions) -> RpcResult<Health> {
+        let operator = ext.get::<Grant>().is_some_and(|grant| grant.allows(Need::AllRecords));
         let best = self.ctx.chain.storage.head().map_or(0, |h| h.header.number.0);
         let status = self.ctx.status.snapshot();
         Ok(Health {
@@ -16,6 +20,7 @@ impl SystemApiServer for Handlers {
             should_have_peers: self.ctx.chain.authorities.len() > 1,
             best,
             finalized: best,
+            ingest_stuck: if operator { self.ctx.ingest.stuck() } else { None },
         })
     }
 
