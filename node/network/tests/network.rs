@@ -519,14 +519,7 @@ async fn handshakes_held_open_from_one_address_cannot_keep_an_allowed_peer_out()
         // A long connection timeout, so that only the per-address limit can let B in.
         let patient = Limits { connection_timeout: Duration::from_secs(30), ..Limits::default() };
         let a = spawn(1, &[1, 2], &[], GENESIS, patient).await;
-        let port = a
-            .address
-            .iter()
-            .find_map(|protocol| match protocol {
-                cdrchain_network::Protocol::Tcp(port) => Some(port),
-                _ => None,
-            })
-            .unwrap();
+        let port = tcp_port(&a);
         // 40 connections from 127.0.0.2 (more than the 32 pending slots) that begin the
         // protocol negotiation (one byte of a length prefix that says "more follows") and never
         // finish it: A waits for the rest until its connection timeout (30 s here).
@@ -564,14 +557,7 @@ async fn handshakes_held_open_from_one_address_cannot_keep_an_allowed_peer_out()
 async fn a_handshake_that_never_finishes_is_dropped_after_the_connection_timeout() {
     within(30, async {
         let a = spawn(1, &[1, 2], &[], GENESIS, Limits::default()).await;
-        let port = a
-            .address
-            .iter()
-            .find_map(|protocol| match protocol {
-                cdrchain_network::Protocol::Tcp(port) => Some(port),
-                _ => None,
-            })
-            .unwrap();
+        let port = tcp_port(&a);
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
         stream.write_all(&[0x80]).await.unwrap();
@@ -592,4 +578,15 @@ async fn a_handshake_that_never_finishes_is_dropped_after_the_connection_timeout
         assert!(held >= Duration::from_secs(2), "closed after {held:?}, before the timeout");
     })
     .await;
+}
+
+/// The TCP port a node listens on.
+fn tcp_port(node: &Node) -> u16 {
+    node.address
+        .iter()
+        .find_map(|protocol| match protocol {
+            cdrchain_network::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .expect("a TCP listen address")
 }

@@ -12,7 +12,7 @@ use cdrchain_runtime::apply::apply_block;
 use cdrchain_runtime::ids::{CallId, OperatorId, ReasonText, Sequence};
 use cdrchain_runtime::state::{MemoryState, StateView};
 use cdrchain_runtime::tx::{CallEvent, CallState, SequenceGap, Transaction};
-use common::{Fixture, OPERATORS};
+use common::{tree, Fixture, OPERATORS};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -52,16 +52,6 @@ fn pairs(view: &impl StateView) -> BTreeMap<Vec<u8>, Vec<u8>> {
     })
     .unwrap();
     pairs
-}
-
-fn tree(storage: &cdrchain_storage::Storage) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut nodes = BTreeMap::new();
-    storage
-        .for_each_tree_node(&mut |k, v| {
-            nodes.insert(k.to_vec(), v.to_vec());
-        })
-        .unwrap();
-    nodes
 }
 
 proptest! {

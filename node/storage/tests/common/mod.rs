@@ -58,3 +58,14 @@ impl Fixture {
         block
     }
 }
+
+/// Every stored node of the state tree, by position.
+pub fn tree(storage: &Storage) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut nodes = std::collections::BTreeMap::new();
+    storage
+        .for_each_tree_node(&mut |k, v| {
+            nodes.insert(k.to_vec(), v.to_vec());
+        })
+        .unwrap();
+    nodes
+}

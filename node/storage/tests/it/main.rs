@@ -27,7 +27,7 @@ use cdrchain_runtime::sample::SampleChain;
 use cdrchain_runtime::state::StateView;
 use cdrchain_runtime::tx::{CallEvent, CallState, SequenceGap, Transaction};
 use cdrchain_storage::{QueueRun, Storage, StoredCdr};
-use common::Fixture;
+use common::{tree, Fixture};
 
 fn op(name: &str) -> OperatorId {
     OperatorId::new(name).unwrap()
@@ -88,16 +88,6 @@ fn expected_cdrs(chain: &SampleChain) -> Vec<StoredCdr> {
         }
     }
     all
-}
-
-fn tree(storage: &Storage) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut nodes = BTreeMap::new();
-    storage
-        .for_each_tree_node(&mut |k, v| {
-            nodes.insert(k.to_vec(), v.to_vec());
-        })
-        .unwrap();
-    nodes
 }
 
 fn pairs(view: &impl StateView) -> BTreeMap<Vec<u8>, Vec<u8>> {
