@@ -364,9 +364,16 @@ impl Ingest {
 
     /// Parses, validates and durably queues a submission body; answers where the CDRs went.
     pub async fn submit_body(&self, body: &[u8]) -> Result<Vec<Submitted>, IngestError> {
+        let cdrs = self.prepare_body(body)?;
+        self.submit(cdrs).await
+    }
+
+    /// The synchronous half of [`Ingest::submit_body`]: admits, parses and validates (the CPU
+    /// work; the HTTP front runs it off the async workers for a large body).
+    pub fn prepare_body(&self, body: &[u8]) -> Result<Vec<Keyed>, IngestError> {
         self.admit(estimated_records(body))?;
         let inputs = parse_documents(body)?;
-        self.queue_inputs(&inputs).await
+        self.prepare_inputs(&inputs)
     }
 
     /// Validates and durably queues canonical inputs (all or nothing).
@@ -384,6 +391,16 @@ impl Ingest {
         &self,
         inputs: &[(CdrInput, Option<usize>)],
     ) -> Result<Vec<Submitted>, IngestError> {
+        let cdrs = self.prepare_inputs(inputs)?;
+        self.submit(cdrs).await
+    }
+
+    /// Validates canonical inputs (all or nothing) and counts parties recorded as written: the
+    /// synchronous half of [`Ingest::queue_inputs`].
+    pub(crate) fn prepare_inputs(
+        &self,
+        inputs: &[(CdrInput, Option<usize>)],
+    ) -> Result<Vec<Keyed>, IngestError> {
         let cdrs = validate(inputs, self.parties()?, &self.number_rules)?;
         if let Some(metrics) = &self.metrics {
             // Once per source and submission, not per CDR: the metric takes a lock.
@@ -396,7 +413,7 @@ impl Ingest {
                 metrics.count_as_written(source, parties);
             }
         }
-        self.submit(cdrs).await
+        Ok(cdrs)
     }
 
     /// Whether a canonical input was ingested here before, and whether that record has the

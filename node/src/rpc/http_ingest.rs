@@ -167,18 +167,24 @@ where
     };
     let adapter_context = || cdrchain_formats::Context::new(ctx.ingest.operator().to_string());
     match path.as_str() {
-        "/ingest/cdrs" => submitted_response(ctx.ingest.submit_body(&body).await),
+        "/ingest/cdrs" => {
+            let prepared = off_the_workers(body.len(), || ctx.ingest.prepare_body(&body));
+            submitted_response(match prepared {
+                Ok(cdrs) => ctx.ingest.submit(cdrs).await,
+                Err(error) => Err(error),
+            })
+        }
         // A FreeSWITCH request is one (pretty-printed) CDR; a Kamailio one is NDJSON, a
         // record per line.
         "/ingest/freeswitch" => {
-            ingest_document(ctx, 1, || {
+            ingest_document(ctx, 1, body.len(), || {
                 cdrchain_formats::freeswitch::decode_body(&body)
                     .and_then(|json| cdrchain_formats::freeswitch::parse_document(&json, &adapter_context()))
             })
             .await
         }
         "/ingest/kamailio" => {
-            ingest_document(ctx, ingest::estimated_records(&body), || {
+            ingest_document(ctx, ingest::estimated_records(&body), body.len(), || {
                 std::str::from_utf8(&body)
                     .map_err(|e| FormatError::Unreadable {
                         format: "Kamailio acc_json",
@@ -203,28 +209,62 @@ where
 async fn ingest_document(
     ctx: &RpcContext,
     records: u64,
+    bytes: usize,
     parse: impl FnOnce() -> Result<Outcome, FormatError>,
 ) -> HttpResponse {
     if let Err(e) = ctx.ingest.admit(records) {
         return submitted_response(Err(e));
     }
+    match off_the_workers(bytes, || prepare_document(ctx, parse)) {
+        Ok(cdrs) => submitted_response(ctx.ingest.submit(cdrs).await),
+        Err(response) => *response,
+    }
+}
+
+/// Runs `work` (parsing and validating a submission of `bytes`) so that a large one does not
+/// hold one of the async workers every connection, the swarm and consensus share (review M5): on
+/// the multi-threaded runtime the worker hands its other tasks over while it works
+/// (`block_in_place`). The in-flight budget bounds how many large ones run at once; small ones
+/// (the switches' usual posts) stay inline, where the hand-over would cost more than the work.
+pub(super) fn off_the_workers<T>(bytes: usize, work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let threaded =
+        Handle::try_current().is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if bytes > MAX_READ_REQUEST_BYTES && threaded {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
+/// Parses an adapter's document and validates its CDRs: the CDRs, or the HTTP answer that
+/// refuses the document.
+fn prepare_document(
+    ctx: &RpcContext,
+    parse: impl FnOnce() -> Result<Outcome, FormatError>,
+) -> Result<Vec<ingest::Keyed>, Box<HttpResponse>> {
     let outcome = match parse() {
         Ok(outcome) => outcome,
-        Err(e) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
+        Err(e) => {
+            return Err(Box::new(json_response(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}))))
+        }
     };
     if let Some(first) = outcome.errors.first() {
-        return json_response(
+        return Err(Box::new(json_response(
             StatusCode::BAD_REQUEST,
             &json!({"error": format!("{first}"), "line": first.line, "field": first.field}),
-        );
+        )));
     }
     if outcome.cdrs.is_empty() {
         let reasons: Vec<&str> = outcome.skipped.iter().map(|s| s.reason.as_str()).collect();
-        return json_response(StatusCode::OK, &json!({"accepted": 0, "ids": [], "skipped": reasons}));
+        return Err(Box::new(json_response(
+            StatusCode::OK,
+            &json!({"accepted": 0, "ids": [], "skipped": reasons}),
+        )));
     }
     let inputs: Vec<(CdrInput, Option<usize>)> =
         outcome.cdrs.into_iter().map(|p| (p.input, Some(p.line))).collect();
-    submitted_response(ctx.ingest.queue_inputs(&inputs).await)
+    ctx.ingest.prepare_inputs(&inputs).map_err(|e| Box::new(submitted_response(Err(e))))
 }
 
 fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
@@ -297,4 +337,50 @@ fn accepted_response(submitted: &[ingest::Submitted]) -> HttpResponse {
             "duplicates": duplicates,
         }),
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Review M5: two large submissions parsed on the two async workers of a 2-core validator
+    /// held every other task (other connections, the swarm, consensus) until they were done.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_submissions_do_not_hold_the_async_workers() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let work = Duration::from_secs(3);
+        let running = Arc::new(AtomicUsize::new(0));
+        let busy: Vec<_> = (0..2)
+            .map(|_| {
+                let running = running.clone();
+                tokio::spawn(async move {
+                    off_the_workers(MAX_READ_REQUEST_BYTES + 1, || {
+                        running.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(work)
+                    })
+                })
+            })
+            .collect();
+        // Both run, one on each worker (this test's own thread is not a worker).
+        while running.load(Ordering::SeqCst) < 2 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let started = Instant::now();
+        // Another task (a probe's request, a vote) still runs at once.
+        tokio::spawn(async {}).await.unwrap();
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(1), "another task waited {waited:?} for the workers");
+        for task in busy {
+            task.await.unwrap();
+        }
+        // Off a multi-threaded runtime (tests, tools) the work simply runs.
+        assert_eq!(
+            std::thread::spawn(|| off_the_workers(MAX_READ_REQUEST_BYTES + 1, || 7)).join().unwrap(),
+            7
+        );
+    }
 }
