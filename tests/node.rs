@@ -543,6 +543,26 @@ fn idle_connections_do_not_delay_an_ingest_post() {
         assert!(waited.elapsed() < Duration::from_secs(20), "closed only after {:?}", waited.elapsed());
     }
     drop(idle);
+    // A JSON-RPC request whose body never arrives whole does not hold its connection for good
+    // (READ_BODY_TIMEOUT_S): the node answers it, or closes it, within the deadline.
+    {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\"")
+            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let waited = std::time::Instant::now();
+        let mut answer = [0u8; 256];
+        let read = stream.read(&mut answer);
+        let took = waited.elapsed();
+        assert!(
+            !matches!(read, Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+            "the half-sent body held the connection for {took:?}"
+        );
+        assert!(took < Duration::from_secs(20), "released only after {took:?}");
+        assert!(took >= Duration::from_secs(5), "released after {took:?}, before the body's deadline");
+    }
 }
 
 /// Review M4: a web page open on the node's machine cannot use a token-less loopback node:

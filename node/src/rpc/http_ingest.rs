@@ -116,8 +116,20 @@ where
         };
         if !ingest_route {
             request.extensions_mut().insert(grant);
-            let future =
-                self.inner.call(request.map(|body| HttpBody::new(http_body_util::Limited::new(body, limit))));
+            // A small body (declared, or all this caller may send) has the short deadline.
+            let small =
+                limit <= MAX_READ_REQUEST_BYTES || declared.is_some_and(|l| l <= MAX_READ_REQUEST_BYTES);
+            let deadline = std::time::Duration::from_secs(if small {
+                super::READ_BODY_TIMEOUT_S
+            } else {
+                INGEST_BODY_TIMEOUT_S
+            });
+            let future = self.inner.call(request.map(|body| {
+                HttpBody::new(super::deadline::Deadline::new(
+                    http_body_util::Limited::new(body, limit),
+                    deadline,
+                ))
+            }));
             return Box::pin(async move {
                 let _permit = permit;
                 future.await.map_err(Into::into)

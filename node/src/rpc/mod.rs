@@ -34,6 +34,7 @@ mod cdr;
 mod chain;
 mod checkpoint;
 mod consensus;
+mod deadline;
 mod heavy;
 mod http_ingest;
 mod method_guard;
@@ -83,8 +84,12 @@ pub const MAX_CONNECTIONS: u32 = 512;
 pub const MAX_READ_REQUEST_BYTES: usize = 1024 * 1024;
 /// How long a connection may take to send its first request's headers before it is closed.
 pub const FIRST_REQUEST_TIMEOUT_S: u64 = 10;
-/// How long a `/ingest/…` body may take to arrive whole (64 MiB at about 1 MiB/s).
+/// How long a `/ingest/…` body may take to arrive whole (64 MiB at about 1 MiB/s), and a
+/// JSON-RPC body of a caller with the `ingest` role (`cdr_submit`).
 pub const INGEST_BODY_TIMEOUT_S: u64 = 60;
+/// How long any other JSON-RPC body (at most [`MAX_READ_REQUEST_BYTES`]) may take to arrive whole.
+pub const READ_BODY_TIMEOUT_S: u64 = 10;
+const _: () = assert!(READ_BODY_TIMEOUT_S <= INGEST_BODY_TIMEOUT_S, "reads are small");
 /// Subscriptions one WebSocket connection may hold.
 pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 16;
 const _: () = assert!(
