@@ -1,7 +1,10 @@
-//! Every SCALE type a peer sends, decoded from the same bytes: a decoder never panics, and what
-//! decodes encodes back to bytes that decode to the same value.
+//! Every SCALE type a peer sends or a validator writes to its WAL, decoded from the same bytes:
+//! headers, votes, certificates, transactions, blocks, consensus messages (proposals and votes as
+//! gossiped), evidence and WAL records. A decoder never panics, and what decodes encodes back to
+//! bytes that decode to the same value.
 #![no_main]
 
+use cdrchain_consensus::{ConsensusMessage, Evidence, WalRecord};
 use cdrchain_runtime::block::{Block, CommitCertificate, Header, Vote};
 use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::tx::SignedTransaction;
@@ -20,6 +23,9 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<Vote>(data);
     round_trip::<CommitCertificate>(data);
     round_trip::<SignedTransaction>(data);
+    round_trip::<ConsensusMessage>(data);
+    round_trip::<Evidence>(data);
+    round_trip::<WalRecord>(data);
     if let Ok(block) = Block::decode_bounded(data, 1 << 24) {
         let again = Block::decode_bounded(&block.encode(), 1 << 24).expect("an encoding decodes");
         assert_eq!(again, block);
