@@ -35,12 +35,15 @@ fn encode_stored_cdr(
     height: Height,
     leaf_index: u64,
     out: &mut Vec<u8>,
-) {
+) -> std::ops::Range<usize> {
     recorder.encode_to(out);
     sequence.encode_to(out);
+    let start = out.len();
     body.encode_to(out);
+    let body = start..out.len();
     height.encode_to(out);
     leaf_index.encode_to(out);
+    body
 }
 
 /// A transaction as the `bodies` column keeps it. A CDR batch is stored without its CDRs, which
@@ -233,7 +236,8 @@ impl Storage {
         batch.put_cf(self.column(layout::BODIES)?, height_key, body.encode());
         batch.put_cf(self.column(layout::CERTIFICATES)?, height_key, certificate.encode());
         batch.put_cf(self.column(layout::HASH_INDEX)?, hash.0, header.number.encode());
-        self.put_cdrs(&mut batch, block, changes.first_leaf_index)?;
+        // The node's own CDRs as encoded for the `cdrs` column, kept for dequeue by content.
+        let own_bodies = self.put_cdrs(&mut batch, block, changes.first_leaf_index, own)?;
         let log_nodes = self.column(layout::LOG_NODES)?;
         // Levels 1-3 are not stored (see `DERIVED_LEVELS`). The rest go in level by level, in
         // key order, for the memtable (see `put_cdrs`); the runtime hands them over leaf by leaf,
@@ -262,7 +266,7 @@ impl Storage {
             None => None,
         };
         let requeue = match (own, dequeue_through) {
-            (Some(own), Some(last)) => self.requeue_displaced(&mut batch, block, own, last)?,
+            (Some(_), Some(last)) => self.requeue_displaced(&mut batch, &own_bodies, last)?,
             _ => None,
         };
         {
@@ -285,7 +289,9 @@ impl Storage {
         batch: &mut WriteBatch,
         block: &Block,
         first_leaf_index: u64,
-    ) -> Result<(), StorageError> {
+        own: Option<&OperatorId>,
+    ) -> Result<crate::displaced::OwnBodies, StorageError> {
+        let mut own_bodies = crate::displaced::OwnBodies::default();
         let cdrs = self.column(layout::CDRS)?;
         let call_ids = self.column(layout::CALL_IDS)?;
         let partners = self.column(layout::PARTNERS)?;
@@ -301,7 +307,10 @@ impl Storage {
             for (body, sequence) in cdr_batch.cdrs.iter().zip(cdr_batch.first_sequence.0..) {
                 let sequence = Sequence(sequence);
                 value.clear();
-                encode_stored_cdr(recorder, sequence, body, height, leaf_index, &mut value);
+                let body_bytes = encode_stored_cdr(recorder, sequence, body, height, leaf_index, &mut value);
+                if own == Some(recorder) {
+                    own_bodies.push(sequence, &value[body_bytes]);
+                }
                 batch.put_cf(cdrs, layout::cdr_key(recorder, sequence), &value);
                 call_id_keys.push(layout::call_id_key(&body.call_id, recorder, sequence));
                 partner_keys.push(layout::partner_key(
@@ -332,7 +341,7 @@ impl Storage {
         for key in &partner_keys {
             batch.put_cf(partners, key, b"");
         }
-        Ok(())
+        Ok(own_bodies)
     }
 
     /// The header at `height`.
