@@ -36,6 +36,14 @@ pub mod service;
 pub mod validator;
 pub mod wire;
 
+/// Wall-clock time in milliseconds since the Unix epoch (block timestamps, "since when" marks).
+pub(crate) fn now_ms() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 pub use config::CheckpointSigning;
 pub use config::{NetworkSettings, NodeConfig};
 

@@ -5,7 +5,6 @@
 //! [`STUCK_AFTER_RESUBMITS`] times in a row; it clears it once the chain passes that sequence.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cdrchain_runtime::ids::{OperatorId, Sequence};
 use serde::{Deserialize, Serialize};
@@ -52,7 +51,7 @@ impl StuckFlag {
         }
         let since_ms = match state.as_ref() {
             Some((at, stuck)) if *at == sequence => stuck.since_ms,
-            _ => now_ms(),
+            _ => crate::now_ms(),
         };
         tracing::error!(
             target: "cdrchain::ingest",
@@ -70,12 +69,6 @@ impl StuckFlag {
             *state = None;
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The advice that goes with a stream that does not move.

@@ -2,7 +2,7 @@
 //! proposed one against our head (valid(v)), commit a decided one, and complete compact
 //! proposals from the pool.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cdrchain_consensus::{Decision, Input};
 use cdrchain_runtime::apply::{apply_block, ApplyError, TxError};
@@ -11,6 +11,7 @@ use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, Round};
 
 use super::{next_height, Driver, MAX_CLOCK_DRIFT_MS};
+use crate::now_ms;
 use crate::NodeError;
 
 /// Why a proposed block is not valid(v) here.
@@ -170,11 +171,4 @@ impl Driver {
         }
         Ok(())
     }
-}
-
-/// Wall-clock time in milliseconds since the Unix epoch: block timestamps.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
