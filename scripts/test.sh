@@ -25,5 +25,13 @@ fi
 echo "== contracts: forge fmt --check, forge test, committed artifact, anvil smoke test"
 scripts/contracts.sh test
 
+echo "== fuzz: every target of fuzz/ for a few seconds on its committed corpus (long runs: docs/reliability.md)"
+if cargo +nightly --version >/dev/null 2>&1; then
+  scripts/fuzz.sh --jobs 2 "${CDRCHAIN_FUZZ_SECONDS:-4}"
+else
+  # cargo-fuzz needs nightly; the machines this project is built on have it (rustup toolchain list).
+  echo "fuzz: NOT RUN: no nightly toolchain on this machine (rustup toolchain install nightly)" >&2
+fi
+
 echo "== cargo nextest"
 cargo nextest run --locked --workspace --profile ci "$@"

@@ -34,7 +34,9 @@ pub mod pool;
 pub mod rpc;
 pub mod service;
 pub mod validator;
-pub mod wire;
+/// What validators send each other (moved to the consensus crate so the fuzz targets reach it
+/// without RocksDB or libp2p).
+pub use cdrchain_consensus::wire;
 
 /// Wall-clock time in milliseconds since the Unix epoch (block timestamps, "since when" marks).
 pub(crate) fn now_ms() -> u64 {

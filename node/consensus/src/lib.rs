@@ -18,6 +18,7 @@ pub mod messages;
 pub mod sim;
 mod types;
 mod votes;
+pub mod wire;
 
 pub use machine::{
     Consensus, Decision, Input, Output, Params, Step, Timeout, TimeoutKind, Verdict, WalRecord,

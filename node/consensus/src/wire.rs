@@ -5,7 +5,7 @@
 //! that gossipsub would drop; receivers ignore the nonce. Every decode is bounded by the network's
 //! per-topic byte limits and by the runtime's bounded collections.
 
-use cdrchain_consensus::ConsensusMessage;
+use crate::ConsensusMessage;
 use cdrchain_runtime::block::{Block, CommitCertificate, Header, MAX_TRANSACTIONS_PER_BLOCK};
 use cdrchain_runtime::codec::BoundedVec;
 use cdrchain_runtime::hash::Hash32;
@@ -107,7 +107,7 @@ pub fn decode_consensus(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cdrchain_consensus::{Proposal, SignedProposal};
+    use crate::{Proposal, SignedProposal};
     use cdrchain_runtime::crypto::Signature;
     use cdrchain_runtime::ids::{OperatorId, Round};
 
