@@ -40,14 +40,19 @@ fn the_runtime_storage_and_evm_baseline_suites_report_their_figures() {
 fn a_dev_sweep_steps_the_offered_load_from_the_measured_ceiling() {
     let dev = suite("dev", &["--sweep", "--connections", "2", "--batch", "200"]);
     let steps = dev["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 4, "{dev}");
+    assert_eq!(steps.len(), 5, "{dev}");
     assert_eq!(steps[0]["offered_cdrs_per_s"], "unbounded");
     let ceiling = dev["committed_cdrs_per_s"].as_f64().unwrap();
     assert!(ceiling > 0.0, "{dev}");
-    for (step, fraction) in steps[1..].iter().zip([0.25, 0.5, 1.0]) {
+    for (step, fraction) in steps[1..].iter().zip([0.25, 0.5, 1.0, 2.0]) {
         let offered = step["offered_cdrs_per_s"].as_f64().unwrap();
         assert!((offered - (ceiling * fraction).round().max(1.0)).abs() < 1.0, "{step}");
         assert!(step["latency_probes"].as_u64().unwrap() > 0, "{step}");
+        // Both latencies of the probe, and what paced load gave up when refused to the end.
+        assert!(
+            step["latency_after_ack_ms_p99"].as_f64().unwrap() <= step["latency_ms_p99"].as_f64().unwrap()
+        );
+        assert!(step["cdrs_shed_refused"].is_u64(), "{step}");
     }
     // One node watched: its CPU and memory, and the database per CDR.
     assert_eq!(dev["cpu_percent_per_node"].as_array().unwrap().len(), 1, "{dev}");

@@ -135,9 +135,18 @@ pub struct Args {
     /// in the queue on disk). Beyond it ingest refuses submissions whole with HTTP 503 and
     /// Retry-After (JSON-RPC error -32005) until blocks catch up, so a sender faster than the
     /// chain is slowed down rather than every queued CDR waiting longer. The default holds
-    /// over an hour of 2,000 calls/s while the chain cannot commit (no quorum).
+    /// over an hour of 2,000 calls/s; --max-queue-wait usually refuses long before.
     #[arg(long, default_value_t = 10_000_000, value_name = "CDRS")]
     pub max_queue: u64,
+
+    /// The longest an acknowledged CDR should wait for its block: ingest measures how fast the
+    /// chain commits this operator's CDRs and refuses (HTTP 503 with a Retry-After of the time
+    /// the queue needs to make room; JSON-RPC -32005) what would queue beyond half of this
+    /// (the other half is the block interval and the commit round). It never refuses while
+    /// fewer than 10,000 CDRs wait. 0 turns it off: the node then buffers up to --max-queue
+    /// while the chain cannot commit (no quorum), instead of the switches buffering.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = parse_wait)]
+    pub max_queue_wait: f64,
 
     /// Log filter: `info`, `debug`, `cdrchain=debug,info`, …
     #[arg(long, default_value = "info", value_name = "FILTER")]
@@ -199,6 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pool_max_txs: args.pool_size,
         pool_max_bytes: args.pool_mib.saturating_mul(1024 * 1024),
         max_queue: args.max_queue,
+        max_queue_wait: Duration::from_secs_f64(args.max_queue_wait),
         network,
         consensus: cdrchain_consensus::Params::default(),
         // Next to the key file, so that it travels with the key and a restore of the base path
@@ -448,4 +458,12 @@ pub async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("signal received");
+}
+
+/// `--max-queue-wait`: seconds, 0 to 3,600.
+fn parse_wait(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if (0.0..=3_600.0).contains(&seconds) => Ok(seconds),
+        _ => Err(format!("`{text}` is not a number of seconds from 0 to 3600")),
+    }
 }

@@ -23,6 +23,8 @@ const REQUEST_TIMEOUT_S: u64 = 3_600;
 pub struct RpcError {
     pub code: i64,
     pub message: String,
+    /// A "busy" refusal's `data.retry_after_s`: when to send again.
+    pub retry_after_s: Option<u64>,
 }
 
 impl std::fmt::Display for RpcError {
@@ -33,10 +35,13 @@ impl std::fmt::Display for RpcError {
 
 impl std::error::Error for RpcError {}
 
-/// Whether `error` is the node's "ingest queue full" answer: the same CDRs may be sent again
-/// shortly (ingest is idempotent, so a retry never stores a record twice).
-pub fn is_busy(error: &anyhow::Error) -> bool {
-    error.downcast_ref::<RpcError>().is_some_and(|e| e.code == i64::from(cdrchain_node::rpc::BUSY))
+/// For the node's "busy" answer (the chain is behind its ingest: the same CDRs may be sent
+/// again, and ingest is idempotent, so a retry never stores a record twice): how long the node
+/// asked to wait before sending again (1 s when it did not say). `None` for any other error.
+pub fn busy_retry_after(error: &anyhow::Error) -> Option<Duration> {
+    let refusal =
+        error.downcast_ref::<RpcError>().filter(|e| e.code == i64::from(cdrchain_node::rpc::BUSY))?;
+    Some(Duration::from_secs(refusal.retry_after_s.unwrap_or(1)))
 }
 
 /// A client for one node.
@@ -81,11 +86,19 @@ impl RpcClient {
     }
 
     /// Awaits a call made through [`Self::api`]: the node's refusal as [`RpcError`] (see
-    /// [`is_busy`]), anything else naming the node's URL.
+    /// [`busy_retry_after`]), anything else naming the node's URL.
     pub async fn ask<T>(&self, call: impl Future<Output = Result<T, ClientError>>) -> anyhow::Result<T> {
         call.await.map_err(|e| match e {
             ClientError::Call(error) => {
-                anyhow!(RpcError { code: i64::from(error.code()), message: error.message().to_string() })
+                let retry_after_s = error
+                    .data()
+                    .and_then(|data| serde_json::from_str::<serde_json::Value>(data.get()).ok())
+                    .and_then(|data| data["retry_after_s"].as_u64());
+                anyhow!(RpcError {
+                    code: i64::from(error.code()),
+                    message: error.message().to_string(),
+                    retry_after_s
+                })
             }
             // The node's budget of large submissions in flight is spent: the same as a full queue.
             ClientError::Transport(e)
@@ -94,7 +107,11 @@ impl RpcClient {
                     Some(jsonrpsee_http_client::transport::Error::Rejected { status_code: 503 })
                 ) =>
             {
-                anyhow!(RpcError { code: i64::from(cdrchain_node::rpc::BUSY), message: e.to_string() })
+                anyhow!(RpcError {
+                    code: i64::from(cdrchain_node::rpc::BUSY),
+                    message: e.to_string(),
+                    retry_after_s: Some(1),
+                })
             }
             ClientError::ParseError(e) => anyhow!(e)
                 .context(format!("the node at {} answered something this client cannot read", self.url)),

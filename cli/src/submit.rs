@@ -15,7 +15,7 @@ use cdrchain_formats::{asterisk, freeswitch, kamailio, opensips, Outcome, Record
 use cdrchain_node::rpc::api::{CdrApiClient, SystemApiClient};
 use serde_json::{json, Map, Value};
 
-use crate::rpc_client::{is_busy, RpcClient};
+use crate::rpc_client::{busy_retry_after, RpcClient};
 
 /// How long one chunk is offered again while the node answers that its ingest queue is full.
 const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
@@ -221,16 +221,19 @@ async fn submit_file(
         let from_line = chunk.first().map_or(0, |(_, r)| r.line);
         let waited = std::time::Instant::now();
         let ids = loop {
-            match client.ask(client.api().submit(values.clone())).await {
-                // The node's queue is full: it takes the chunk once blocks catch up.
-                Err(e) if is_busy(&e) && waited.elapsed() < BUSY_PATIENCE => {
+            let answer = client.ask(client.api().submit(values.clone())).await;
+            match answer.as_ref().err().and_then(busy_retry_after) {
+                // The chain is behind: the node takes the chunk once blocks catch up, in about
+                // the time it said.
+                Some(retry_after) if waited.elapsed() < BUSY_PATIENCE => {
                     bar.set_message(format!(
-                        "node busy (queue full), retrying the chunk from line {from_line}"
+                        "node busy (the chain is behind), retrying the chunk from line {from_line} in {} s",
+                        retry_after.as_secs()
                     ));
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    tokio::time::sleep(retry_after).await;
                 }
-                other => {
-                    break other.with_context(|| {
+                _ => {
+                    break answer.with_context(|| {
                         format!("{}: the node refused a chunk from line {from_line}", path.display())
                     })?
                 }

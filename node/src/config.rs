@@ -47,6 +47,9 @@ pub struct NodeConfig {
     pub pool_max_bytes: usize,
     /// Most CDRs acknowledged by ingest and not yet committed; beyond it ingest answers 503.
     pub max_queue: u64,
+    /// The longest an acknowledged CDR should wait for its block; beyond what the chain commits
+    /// in half of it, ingest answers 503 (see `ingest::admission`). Zero: no time limit.
+    pub max_queue_wait: Duration,
     /// The p2p network; `None` runs without one (a single-validator chain only).
     pub network: Option<NetworkSettings>,
     /// Consensus timeouts.
@@ -305,6 +308,7 @@ mod tests {
             pool_max_txs: 4_096,
             pool_max_bytes: crate::pool::DEFAULT_POOL_BYTES,
             max_queue: 10_000_000,
+            max_queue_wait: Duration::from_secs(5),
             network: None,
             consensus: cdrchain_consensus::Params::default(),
             signing_state: None,

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::procfs::{dir_size, Procs};
 use super::{quantile, Args};
-use crate::rpc_client::{is_busy, RpcClient};
+use crate::rpc_client::{busy_retry_after, RpcClient};
 use cdrchain_node::rpc::api::{CdrApiClient, SystemApiClient};
 
 /// The operators of the validators, in order: the dev node is alice, the localnet's validator i
@@ -35,15 +35,11 @@ pub(super) const SYNTHETIC_CALL_MS: u64 = 62_000;
 /// About the bytes of one synthetic CDR as NDJSON (to size the body's buffer).
 const NDJSON_LINE_BYTES: usize = 300;
 
-/// How long a connection waits before offering a batch again that a node refused because its
-/// queue was full. Shorter than the node's Retry-After (1 s): a benchmark looks for the ceiling,
-/// and ingest is idempotent.
-const BUSY_RETRY_DELAY: Duration = Duration::from_millis(50);
-/// How long a connection (or the probe) keeps offering one batch to a node that answers "busy":
-/// as long as the probe waits for a CDR to commit. Longer means the node is stuck.
+/// How long a connection (or the probe) keeps offering one batch to a node that answers "busy"
+/// (waiting each time the `Retry-After` the node gave): as long as the probe waits for a CDR to
+/// commit. Longer means the node is stuck. Paced load gives a refused batch up at the end of
+/// the offer instead (the excess a node refuses is not part of what it committed).
 const BUSY_PATIENCE: Duration = PROBE_PATIENCE;
-/// The refusals of one batch after which the run fails instead of retrying for ever.
-const MAX_BUSY_RETRIES: u32 = (BUSY_PATIENCE.as_millis() / BUSY_RETRY_DELAY.as_millis()) as u32;
 
 /// Paced load sends about this many requests per second per connection (each waits for its
 /// fsync), so that a low rate is not a few big bursts.
@@ -61,6 +57,10 @@ const MAX_OUTSTANDING_PROBES: usize = 20;
 /// A probe CDR not committed in this long fails the run.
 const PROBE_PATIENCE: Duration = Duration::from_secs(300);
 
+/// The sweep's paced steps, as fractions of the ceiling it measured first: below, at, and twice
+/// the ceiling (where admission must refuse the excess and keep the latency of what it takes).
+const SWEEP_FRACTIONS: [f64; 4] = [0.25, 0.5, 1.0, 2.0];
+
 /// How often the final wait asks whether a validator's last acknowledged CDR is committed.
 const COMMIT_POLL: Duration = Duration::from_millis(20);
 /// The final wait gives up `COMMIT_PATIENCE_PER_LOAD_S` seconds per second of `--duration` plus
@@ -77,6 +77,8 @@ struct Tally {
     highest: Vec<AtomicU64>,
     /// Requests answered 503 (queue full) and sent again.
     busy: AtomicU64,
+    /// Paced load: CDRs still refused when the offer ended, given up.
+    shed: AtomicU64,
 }
 
 /// How each connection offers its load.
@@ -107,6 +109,7 @@ pub(super) async fn load(
         acked: urls.iter().map(|_| AtomicU64::new(0)).collect(),
         highest: urls.iter().map(|_| AtomicU64::new(0)).collect(),
         busy: AtomicU64::new(0),
+        shed: AtomicU64::new(0),
     });
     let started = Instant::now();
     let connections = args.connections.max(1) as u64;
@@ -132,13 +135,15 @@ pub(super) async fn load(
     for task in tasks {
         task.await.context("load task")??;
     }
-    let mut latencies = probe.await.context("probe task")??;
+    let (mut latencies, mut after_ack): (Vec<f64>, Vec<f64>) =
+        probe.await.context("probe task")??.into_iter().unzip();
     let offered_seconds = started.elapsed().as_secs_f64();
     let patience = Duration::from_secs(args.duration * COMMIT_PATIENCE_PER_LOAD_S) + COMMIT_PATIENCE_EXTRA;
     let total = wait_committed(urls, &tally, started + patience).await?;
     let committed_seconds = started.elapsed().as_secs_f64();
     let after = procs.sample();
     latencies.sort_by(f64::total_cmp);
+    after_ack.sort_by(f64::total_cmp);
     Ok(json!({
         "suite": suite,
         "validators": urls.len(),
@@ -148,6 +153,7 @@ pub(super) async fn load(
         "acknowledged_cdrs": total,
         "max_queue_per_node": args.max_queue,
         "requests_refused_busy": tally.busy.load(Ordering::Relaxed),
+        "cdrs_shed_refused": tally.shed.load(Ordering::Relaxed),
         "acknowledged_cdrs_per_s": (total as f64 / offered_seconds).round(),
         "committed_cdrs_per_s": (total as f64 / committed_seconds).round(),
         "seconds_until_all_committed": (committed_seconds * 100.0).round() / 100.0,
@@ -155,6 +161,8 @@ pub(super) async fn load(
         "latency_ms_p50": quantile(&latencies, 0.50),
         "latency_ms_p99": quantile(&latencies, 0.99),
         "latency_ms_max": quantile(&latencies, 1.0),
+        "latency_after_ack_ms_p50": quantile(&after_ack, 0.50),
+        "latency_after_ack_ms_p99": quantile(&after_ack, 0.99),
         "cpu_percent_per_node": Procs::cpu_percent(&before, &after, committed_seconds),
         "rss_mib_per_node": after.iter().map(|p| p.rss_kib / 1024).collect::<Vec<_>>(),
         "peak_rss_mib_per_node": after.iter().map(|p| p.peak_kib / 1024).collect::<Vec<_>>(),
@@ -178,7 +186,7 @@ pub(super) async fn run_suite(
     eprintln!("{suite}: unbounded: {ceiling}");
     let rate = ceiling["committed_cdrs_per_s"].as_f64().context("no committed rate")?;
     let mut steps = vec![ceiling.clone()];
-    for fraction in [0.25, 0.5, 1.0] {
+    for fraction in SWEEP_FRACTIONS {
         let offered = (rate * fraction).round().max(1.0) as u64;
         let step = load(suite, urls, args, Some(offered), &next, procs).await?;
         eprintln!("{suite}: offered {offered}/s: {step}");
@@ -204,8 +212,16 @@ async fn connection(
     let mut paced = tokio::task::JoinSet::new();
     while Instant::now() < offer.deadline {
         let first = next.fetch_add(offer.batch_cdrs, Ordering::Relaxed);
-        let request =
-            send_batch(client.clone(), url.clone(), node, first..first + offer.batch_cdrs, tally.clone());
+        // Paced load gives a refused batch up when the offer ends; unbounded load waits for room.
+        let give_up = offer.interval.map(|_| offer.deadline);
+        let request = send_batch(
+            client.clone(),
+            url.clone(),
+            node,
+            first..first + offer.batch_cdrs,
+            tally.clone(),
+            give_up,
+        );
         match offer.interval {
             Some(interval) => {
                 tokio::time::sleep_until(due.into()).await;
@@ -221,18 +237,23 @@ async fn connection(
     Ok(())
 }
 
-/// One request: the new CDRs `cdrs` as one batch, counted once acknowledged (durable).
+/// One request: the new CDRs `cdrs` as one batch, counted once acknowledged (durable), or as
+/// shed if the node still refused it at `give_up`.
 async fn send_batch(
     client: Arc<RpcClient>,
     url: String,
     node: usize,
     cdrs: Range<u64>,
     tally: Arc<Tally>,
+    give_up: Option<Instant>,
 ) -> anyhow::Result<()> {
     let count = cdrs.end - cdrs.start;
     // Shared, so that a re-offer does not copy the batch.
     let body = hyper::body::Bytes::from(ndjson(cdrs));
-    let (status, answer) = post_ingest(&client, &url, body, &tally.busy).await?;
+    let Some((status, answer)) = post_ingest(&client, &url, body, &tally.busy, give_up).await? else {
+        tally.shed.fetch_add(count, Ordering::Relaxed);
+        return Ok(());
+    };
     if status != 200 {
         bail!("ingest at {url} answered {status}: {}", String::from_utf8_lossy(&answer));
     }
@@ -247,37 +268,42 @@ async fn send_batch(
     Ok(())
 }
 
-/// Posts `body` to `/ingest/cdrs`. While the node answers 503 because its queue is full, offers
-/// the same batch again after `BUSY_RETRY_DELAY` (counted in `busy`), at most `MAX_BUSY_RETRIES`
-/// times. Returns the first other answer.
+/// Posts `body` to `/ingest/cdrs`. While the node answers 503 because the chain is behind,
+/// offers the same batch again after the `Retry-After` it gave (counted in `busy`), for at most
+/// `BUSY_PATIENCE`, or until `give_up` (then `None`). Returns the first other answer.
 async fn post_ingest(
     client: &RpcClient,
     url: &str,
     body: hyper::body::Bytes,
     busy: &AtomicU64,
-) -> anyhow::Result<(u16, Vec<u8>)> {
-    let mut refusals = 0u32;
+    give_up: Option<Instant>,
+) -> anyhow::Result<Option<(u16, Vec<u8>)>> {
+    let started = Instant::now();
     loop {
         let (status, answer) = client.post("/ingest/cdrs", body.clone()).await?;
-        if !(status == 503 && queue_full(&answer)) {
-            return Ok((status, answer));
-        }
+        let Some(retry_after) = (status == 503).then(|| retry_after(&answer)).flatten() else {
+            return Ok(Some((status, answer)));
+        };
         busy.fetch_add(1, Ordering::Relaxed);
-        refusals += 1;
-        if refusals > MAX_BUSY_RETRIES {
-            bail!(
-                "ingest at {url} refused a batch {refusals} times in a row over {} s: its queue stays full",
-                BUSY_PATIENCE.as_secs()
-            );
+        let again = Instant::now() + retry_after;
+        if give_up.is_some_and(|end| again >= end) {
+            return Ok(None);
         }
-        tokio::time::sleep(BUSY_RETRY_DELAY).await;
+        if started.elapsed() > BUSY_PATIENCE {
+            bail!("ingest at {url} refused a batch for {} s: its queue stays full", BUSY_PATIENCE.as_secs());
+        }
+        tokio::time::sleep_until(again.into()).await;
     }
 }
 
 /// The latency probe: every `PROBE_INTERVAL` one CDR, round robin over the validators, timed from
 /// submit until it is committed, until `deadline`; at most `MAX_OUTSTANDING_PROBES` overlap.
-/// Returns the latencies in ms.
-async fn probe(urls: Vec<String>, next: Arc<AtomicU64>, deadline: Instant) -> anyhow::Result<Vec<f64>> {
+/// Returns the latencies in ms: from the first attempt, and from the acknowledgement.
+async fn probe(
+    urls: Vec<String>,
+    next: Arc<AtomicU64>,
+    deadline: Instant,
+) -> anyhow::Result<Vec<(f64, f64)>> {
     let mut probes = Vec::new();
     let mut i = 0usize;
     let outstanding = Arc::new(tokio::sync::Semaphore::new(MAX_OUTSTANDING_PROBES));
@@ -302,24 +328,24 @@ async fn probe(urls: Vec<String>, next: Arc<AtomicU64>, deadline: Instant) -> an
     Ok(latencies)
 }
 
-/// Submits one new CDR to `url` and waits until it is committed: the latency in ms, counted from
-/// the first attempt (a refusal because the queue is full is part of what a sender waits).
-async fn probe_one(url: &str, next: &AtomicU64) -> anyhow::Result<f64> {
+/// Submits one new CDR to `url` and waits until it is committed. Two latencies in ms: from the
+/// first attempt (a refusal because the chain is behind is part of what a sender waits; the
+/// probe waits the `Retry-After` given), and from the acknowledgement (what the node promised).
+async fn probe_one(url: &str, next: &AtomicU64) -> anyhow::Result<(f64, f64)> {
     let client = RpcClient::new(url, None)?;
     let n = next.fetch_add(1, Ordering::Relaxed);
     let line: Value = serde_json::from_str(&ndjson(n..n + 1))?;
     let sent = Instant::now();
-    let mut refusals = 0u32;
     let ids = loop {
-        if let Some(ids) = submit_lines(&client, std::slice::from_ref(&line)).await? {
-            break ids;
+        match submit_lines(&client, std::slice::from_ref(&line)).await? {
+            Ok(ids) => break ids,
+            Err(retry_after) if sent.elapsed() < BUSY_PATIENCE => tokio::time::sleep(retry_after).await,
+            Err(_) => {
+                bail!("{url} refused the probe CDR for {} s: its queue stays full", BUSY_PATIENCE.as_secs())
+            }
         }
-        refusals += 1;
-        if refusals > MAX_BUSY_RETRIES {
-            bail!("{url} refused the probe CDR {refusals} times in a row: its queue stays full");
-        }
-        tokio::time::sleep(BUSY_RETRY_DELAY).await;
     };
+    let acknowledged = Instant::now();
     let id = ids.first().context("cdr_submit returned no id")?;
     while cdr_status(&client, id).await? != "committed" {
         if sent.elapsed() > PROBE_PATIENCE {
@@ -327,7 +353,8 @@ async fn probe_one(url: &str, next: &AtomicU64) -> anyhow::Result<f64> {
         }
         tokio::time::sleep(PROBE_POLL).await;
     }
-    Ok(sent.elapsed().as_secs_f64() * 1000.0)
+    let ms = |since: Instant| since.elapsed().as_secs_f64() * 1000.0;
+    Ok((ms(sent), ms(acknowledged)))
 }
 
 /// Every acknowledged load CDR is committed once the highest sequence acknowledged at each
@@ -363,13 +390,12 @@ pub(super) async fn peer_count(client: &RpcClient) -> Option<u64> {
     u64::try_from(health.peers).ok()
 }
 
-/// JSON-RPC `cdr_submit` of `lines` (CDRs as JSON): their ids, or `None` when the node refused
-/// them because its queue is full.
-async fn submit_lines(client: &RpcClient, lines: &[Value]) -> anyhow::Result<Option<Vec<String>>> {
+/// JSON-RPC `cdr_submit` of `lines` (CDRs as JSON): their ids, or how long to wait when the
+/// node refused them because the chain is behind.
+async fn submit_lines(client: &RpcClient, lines: &[Value]) -> anyhow::Result<Result<Vec<String>, Duration>> {
     match client.ask(client.api().submit(lines.to_vec())).await {
-        Ok(ids) => Ok(Some(ids)),
-        Err(e) if is_busy(&e) => Ok(None),
-        Err(e) => Err(e),
+        Ok(ids) => Ok(Ok(ids)),
+        Err(e) => busy_retry_after(&e).map(Err).ok_or(e),
     }
 }
 
@@ -420,7 +446,9 @@ fn write_cdr_line(out: &mut String, n: u64) {
     );
 }
 
-/// Whether an ingest answer says the node's queue is full (`retry_after_s` in a 503).
-fn queue_full(answer: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(answer).is_ok_and(|v| v["retry_after_s"].is_u64())
+/// When an ingest answer says the chain is behind (a 503 with `retry_after_s`): how long to
+/// wait before sending again.
+fn retry_after(answer: &[u8]) -> Option<Duration> {
+    let seconds = serde_json::from_slice::<Value>(answer).ok()?["retry_after_s"].as_u64()?;
+    Some(Duration::from_secs(seconds))
 }

@@ -61,7 +61,8 @@ pub struct Args {
     #[arg(long, value_name = "CDRS_PER_S")]
     pub rate: Option<u64>,
     /// dev and localnet: each node's `--max-queue`, the most CDRs it acknowledges ahead of the
-    /// chain before it answers 503 (the load generator then retries after 50 ms). Bounded, so
+    /// chain before it answers 503 (the load generator then retries after the Retry-After the
+    /// node gave; paced load gives a batch up when the offer ends, counted as shed). Bounded, so
     /// that unbounded load finds the ceiling without a queue (and latency) that grows for the
     /// whole run. Default: dev two blocks of its spec (400,000): a queued CDR waits for the next
     /// proposal (up to one 500 ms interval) and then for its block's commit, so at the ceiling the
@@ -71,7 +72,8 @@ pub struct Args {
     #[arg(long, value_name = "CDRS")]
     pub max_queue: Option<u64>,
     /// dev and localnet: find the committed ceiling R with unbounded load first, then offer
-    /// 25%, 50% and 100% of R (paced), each for --duration, with its latency, CPU and memory.
+    /// 25%, 50%, 100% and 200% of R (paced), each for --duration, with its latency, CPU and
+    /// memory.
     #[arg(long)]
     pub sweep: bool,
     /// localnet: the fourth validator (dave) floods the others as a hostile member would

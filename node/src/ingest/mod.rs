@@ -26,6 +26,7 @@
 //! This module holds the front ([`Ingest`]: submit, admit, status), the start of the stages
 //! ([`Ingest::start`]) and ingest's limits.
 
+mod admission;
 mod batcher;
 mod conflict;
 mod gap;
@@ -174,6 +175,10 @@ pub struct IngestSettings {
     /// of every CDR in it, growing without end. One submission is always taken into an empty
     /// queue, whatever its size (so 0 acts as 1).
     pub max_queue: u64,
+    /// The longest an acknowledged CDR should wait for its commit: beyond what the chain
+    /// commits in half of it at the measured rate, submissions are refused with
+    /// [`IngestError::Slow`] (503, Retry-After). Zero turns this limit off. See `admission`.
+    pub max_queue_wait: Duration,
 }
 
 impl std::fmt::Debug for IngestSettings {
@@ -184,6 +189,7 @@ impl std::fmt::Debug for IngestSettings {
             .field("linger", &self.linger)
             .field("max_in_flight", &self.max_in_flight)
             .field("max_queue", &self.max_queue)
+            .field("max_queue_wait", &self.max_queue_wait)
             .finish_non_exhaustive()
     }
 }
@@ -221,8 +227,8 @@ pub struct Ingest {
     next_assigned: Arc<AtomicU64>,
     /// For the committed sequence (the queue's depth) and ingest-key look-ups.
     storage: Arc<Storage>,
-    /// The queue's limit, at least 1 (see [`IngestSettings::max_queue`]).
-    max_queue: u64,
+    /// The queue's limits, by count and by time, and the measured commit rate.
+    admission: Arc<admission::Admission>,
     /// The "queue full" warning, shared with the writer so both kinds of refusal count.
     busy_log: Arc<BusyLog>,
     /// Whether the batcher cannot move the operator's CDRs onto the chain.
@@ -273,6 +279,7 @@ impl Ingest {
             linger,
             max_in_flight,
             max_queue,
+            max_queue_wait,
         } = settings;
         let committed = committed_next(&storage, &operator)?;
         let next = match storage.last_queued().map_err(StartError::Queue)? {
@@ -285,7 +292,7 @@ impl Ingest {
             committed.0,
             next - committed.0
         );
-        let max_queue = max_queue.max(1);
+        let admission = Arc::new(admission::Admission::new(max_queue, max_queue_wait));
         let next_assigned = Arc::new(AtomicU64::new(next));
         let notify = Arc::new(Notify::new());
         let gap_slot = gap::GapSlot::default();
@@ -299,7 +306,7 @@ impl Ingest {
                 operator: operator.clone(),
                 next_assigned: next_assigned.clone(),
                 notify: notify.clone(),
-                max_queue,
+                admission: admission.clone(),
                 busy_log: busy_log.clone(),
                 handoff: handoff.clone(),
             },
@@ -336,7 +343,7 @@ impl Ingest {
             requests,
             next_assigned,
             storage,
-            max_queue,
+            admission,
             busy_log,
             stuck,
         });
@@ -489,12 +496,16 @@ impl Ingest {
                     .into(),
             ));
         }
-        let queued = self.queue_depth();
-        if queued == 0 || (queued < self.max_queue && queued.saturating_add(records) <= self.max_queue) {
-            return Ok(());
-        }
-        self.busy_log.refused(queued, self.max_queue, None);
-        Err(IngestError::Busy { queued, max: self.max_queue })
+        let committed = committed_next(&self.storage, &self.operator).map_or(0, |s| s.0);
+        let queued = self.next_assigned.load(Ordering::Acquire).saturating_sub(committed);
+        self.admission
+            .check(queued, committed, records)
+            .inspect_err(|refusal| self.busy_log.refused(refusal, None))
+    }
+
+    /// The commit rate of this operator's CDRs that admission measured, in CDRs per second.
+    pub fn commit_rate(&self) -> Option<f64> {
+        self.admission.rate()
     }
 
     /// CDRs assigned but not yet committed.
@@ -593,6 +604,7 @@ pub(crate) mod tests {
             linger: Duration::from_millis(10),
             max_in_flight,
             max_queue,
+            max_queue_wait: Duration::ZERO,
         };
         let Started { ingest, writer, .. } =
             Ingest::start(storage.clone(), pool.clone(), settings, stopping).unwrap();
@@ -628,7 +640,7 @@ pub(crate) mod tests {
         let f = start(2_000, 1, 10);
         assert_eq!(f.ingest.submit_inputs(&cdrs(0, 6, 0)).await.unwrap().len(), 6);
         let refused = f.ingest.submit_inputs(&cdrs(6, 5, 0)).await.unwrap_err();
-        assert!(matches!(refused, IngestError::Busy { queued: 6, max: 10 }), "{refused:?}");
+        assert!(matches!(refused, IngestError::Busy { queued: 6, max: 10, .. }), "{refused:?}");
         assert!(refused.is_retryable());
         assert!(refused.to_string().contains("--max-queue"), "{refused}");
         // Nothing of the refused submission was numbered: the next one continues at 6.
@@ -637,7 +649,7 @@ pub(crate) mod tests {
         assert_eq!(f.ingest.queue_depth(), 10);
         assert!(matches!(
             f.ingest.submit_inputs(&cdrs(10, 1, 0)).await,
-            Err(IngestError::Busy { queued: 10, max: 10 })
+            Err(IngestError::Busy { queued: 10, max: 10, .. })
         ));
         assert_eq!(f.storage.queue_len().unwrap(), 10);
     }
@@ -649,9 +661,9 @@ pub(crate) mod tests {
         // Not even parsed: garbage gets the same answer as good CDRs would.
         assert!(matches!(
             f.ingest.submit_body(b"{not json").await,
-            Err(IngestError::Busy { queued: 4, max: 4 })
+            Err(IngestError::Busy { queued: 4, max: 4, .. })
         ));
-        assert!(matches!(f.ingest.admit(1), Err(IngestError::Busy { queued: 4, max: 4 })));
+        assert!(matches!(f.ingest.admit(1), Err(IngestError::Busy { queued: 4, max: 4, .. })));
         // Below the limit, the same garbage is read and refused for what it is.
         let g = start(2_000, 1, 5);
         g.ingest.submit_inputs(&cdrs(0, 4, 0)).await.unwrap();
@@ -660,10 +672,10 @@ pub(crate) mod tests {
         assert!(!refused.is_retryable(), "{refused:?}");
         // Under the limit but without room for the submission's lines: refused unread too (the
         // retry storm that stopped an overloaded localnet; see `Ingest::admit`).
-        assert!(matches!(g.ingest.admit(2), Err(IngestError::Busy { queued: 4, max: 5 })));
+        assert!(matches!(g.ingest.admit(2), Err(IngestError::Busy { queued: 4, max: 5, .. })));
         assert!(matches!(
             g.ingest.submit_body(b"{not json\n{not json either\n").await,
-            Err(IngestError::Busy { queued: 4, max: 5 })
+            Err(IngestError::Busy { queued: 4, max: 5, .. })
         ));
         // An empty queue takes a submission of any size (the writer's rule).
         let h = start(2_000, 1, 3);
@@ -676,7 +688,7 @@ pub(crate) mod tests {
         assert_eq!(f.ingest.submit_inputs(&cdrs(0, 5, 0)).await.unwrap().len(), 5);
         assert!(matches!(
             f.ingest.submit_inputs(&cdrs(5, 1, 0)).await,
-            Err(IngestError::Busy { queued: 5, max: 3 })
+            Err(IngestError::Busy { queued: 5, max: 3, .. })
         ));
     }
 }

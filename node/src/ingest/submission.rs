@@ -28,9 +28,15 @@ pub enum IngestError {
     Unavailable(String),
     #[error(
         "CDRs were not stored: {queued} CDRs acknowledged here wait for the chain (limit {max}, \
-         --max-queue); send them again shortly"
+         --max-queue); send them again in {retry_after_s} s"
     )]
-    Busy { queued: u64, max: u64 },
+    Busy { queued: u64, max: u64, retry_after_s: u64 },
+    #[error(
+        "CDRs were not stored: {queued} CDRs acknowledged here wait for the chain, which commits \
+         about {rate_per_s} of them per second: more would not be committed within {max_wait_s} s \
+         (--max-queue-wait); send them again in {retry_after_s} s"
+    )]
+    Slow { queued: u64, rate_per_s: u64, max_wait_s: f64, retry_after_s: u64 },
     #[error(
         "this node has no consortium secret, so it cannot hash parties the way the other operators do: \
          ingest is off (start it with --consortium-secret-file or CDRCHAIN_CONSORTIUM_SECRET_FILE)"
@@ -51,7 +57,24 @@ fn line_suffix(line: Option<usize>) -> String {
 impl IngestError {
     /// Whether the client may retry the same submission (the node, not the data, failed).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, IngestError::Unavailable(_) | IngestError::NoSecret | IngestError::Busy { .. })
+        matches!(
+            self,
+            IngestError::Unavailable(_)
+                | IngestError::NoSecret
+                | IngestError::Busy { .. }
+                | IngestError::Slow { .. }
+        )
+    }
+
+    /// For a refusal because the chain is behind (the queue's count or time limit): in how many
+    /// seconds to send again.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            IngestError::Busy { retry_after_s, .. } | IngestError::Slow { retry_after_s, .. } => {
+                Some(*retry_after_s)
+            }
+            _ => None,
+        }
     }
 
     /// The offending field, where there is one.

@@ -39,8 +39,8 @@ pub(super) struct Writer {
     pub(super) next_assigned: Arc<AtomicU64>,
     /// Wakes the batcher once a group is durable.
     pub(super) notify: Arc<Notify>,
-    /// The queue's limit (at least 1); see [`super::IngestSettings::max_queue`].
-    pub(super) max_queue: u64,
+    /// The queue's limits (shared with the front, which checks them before reading).
+    pub(super) admission: Arc<super::admission::Admission>,
     /// Rate-limits the "queue full" warning, shared with [`super::Ingest::admit`].
     pub(super) busy_log: Arc<BusyLog>,
     /// Where the decoded copy of each group goes, for the batcher.
@@ -76,8 +76,8 @@ struct BusyCounts {
 }
 
 impl BusyLog {
-    /// One refusal: of `cdrs` CDRs, or of a submission not read (`None`).
-    pub(super) fn refused(&self, queued: u64, max: u64, cdrs: Option<u64>) {
+    /// One refusal (`why`): of `cdrs` CDRs, or of a submission not read (`None`).
+    pub(super) fn refused(&self, why: &IngestError, cdrs: Option<u64>) {
         let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         match cdrs {
             Some(cdrs) => counts.cdrs += cdrs,
@@ -87,8 +87,8 @@ impl BusyLog {
         if counts.logged.is_none_or(|at| at.elapsed() >= interval) {
             tracing::warn!(
                 target: "cdrchain::ingest",
-                "queue full ({queued} CDRs wait for the chain, limit {max}): refused {} CDRs and {} \
-                 submissions unread with 503 since the last such line; senders retry",
+                "ingest refuses with 503 ({why}): {} CDRs and {} submissions unread refused since the \
+                 last such line; senders retry",
                 counts.cdrs,
                 counts.unread
             );
@@ -108,7 +108,7 @@ pub(super) fn writer(state: Writer, mut receiver: mpsc::Receiver<Request>) {
         // Nor below the queue's end: a commit may have queued displaced CDRs there (M10).
         let start =
             state.next_assigned.load(Ordering::Acquire).max(committed).max(state.storage.queue_end().0);
-        let group = state.admit(start - committed, pending);
+        let group = state.admit(start - committed, committed, pending);
         if !group.is_empty() {
             state.write(start, group);
         }
@@ -132,22 +132,25 @@ fn gather_group(first: Request, receiver: &mut mpsc::Receiver<Request>) -> Vec<R
 }
 
 impl Writer {
-    /// Admission: the queue (acknowledged, not committed) stays within `max_queue`; the requests
-    /// beyond it are refused whole with [`IngestError::Busy`]. Counting duplicates as new
-    /// over-counts a little, never under. An empty queue takes one submission of any size.
-    /// `queued`: the CDRs numbered and not yet committed when the group starts.
-    fn admit(&self, queued: u64, pending: Vec<Request>) -> Vec<Request> {
-        let max_queue = self.max_queue;
+    /// Admission: the queue (acknowledged, not committed) stays within its count and time limits
+    /// (`admission`); the requests beyond them are refused whole ([`IngestError::Busy`],
+    /// [`IngestError::Slow`]). Counting duplicates as new over-counts a little, never under. An
+    /// empty queue takes one submission of any size. `queued`: the CDRs numbered and not yet
+    /// committed when the group starts; `committed`: the committed next sequence.
+    fn admit(&self, queued: u64, committed: u64, pending: Vec<Request>) -> Vec<Request> {
         let mut queued = queued;
         let mut group = Vec::with_capacity(pending.len());
         for request in pending {
             let count = request.cdrs.len() as u64;
-            if queued == 0 || queued + count <= max_queue {
-                queued += count;
-                group.push(request);
-            } else {
-                self.busy_log.refused(queued, max_queue, Some(count));
-                let _ = request.reply.send(Err(IngestError::Busy { queued, max: max_queue }));
+            match self.admission.check(queued, committed, count) {
+                Ok(()) => {
+                    queued += count;
+                    group.push(request);
+                }
+                Err(refusal) => {
+                    self.busy_log.refused(&refusal, Some(count));
+                    let _ = request.reply.send(Err(refusal));
+                }
             }
         }
         group

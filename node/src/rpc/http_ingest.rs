@@ -289,8 +289,8 @@ fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
 }
 
 /// The HTTP answer to a submission: 200 with the ids once durable; 400 for bad data; 503 when
-/// the node could not store them (the sender retries), with `Retry-After: 1` when its queue is
-/// full.
+/// the node could not store them (the sender retries), with a `Retry-After` when the chain is
+/// behind (the queue's count or time limit): the seconds the queue needs to make room.
 fn submitted_response(result: Result<Vec<ingest::Submitted>, IngestError>) -> HttpResponse {
     let e = match result {
         Ok(submitted) => return accepted_response(&submitted),
@@ -307,17 +307,14 @@ fn submitted_response(result: Result<Vec<ingest::Submitted>, IngestError>) -> Ht
         IngestError::Malformed { line, .. } => (None, *line),
         _ => (None, None),
     };
-    let busy = matches!(e, IngestError::Busy { .. });
+    let retry_after = e.retry_after_s();
     let mut body = json!({"error": e.to_string(), "index": index, "line": line, "field": e.field()});
-    if busy {
-        body["retry_after_s"] = json!(1);
+    if let Some(seconds) = retry_after {
+        body["retry_after_s"] = json!(seconds);
     }
     let mut response = json_response(status, &body);
-    if busy {
-        // The queue drains a block at a time: a second is about one block.
-        response
-            .headers_mut()
-            .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(seconds));
     }
     response
 }

@@ -146,10 +146,10 @@ fn ingest_error(e: &IngestError) -> ErrorObjectOwned {
         }
         IngestError::Malformed { line, .. } => Some(json!({"line": line})),
         IngestError::Conflict { index, existing } => Some(json!({"index": index, "existing": existing})),
-        _ => None,
+        _ => e.retry_after_s().map(|seconds| json!({"retry_after_s": seconds})),
     };
     let code = match e {
-        IngestError::Busy { .. } => BUSY,
+        IngestError::Busy { .. } | IngestError::Slow { .. } => BUSY,
         IngestError::Conflict { .. } => CONFLICT,
         _ if e.is_retryable() => UNAVAILABLE,
         _ => INVALID_PARAMS,
