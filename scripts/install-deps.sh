@@ -24,6 +24,7 @@ esac
 
 apt_packages=(libclang-dev clang pkg-config)
 if [ "$build_only" -eq 0 ]; then
+  # iproute2: network namespaces, veth and tc for the fault tests (tests/faults.rs).
   apt_packages+=(kamailio kamailio-extra-modules kamailio-utils-modules sip-tester iproute2)
 fi
 need_apt=()

@@ -38,12 +38,28 @@ pub mod validator;
 /// without RocksDB or libp2p).
 pub use cdrchain_consensus::wire;
 
-/// Wall-clock time in milliseconds since the Unix epoch (block timestamps, "since when" marks).
+/// Wall-clock time in milliseconds since the Unix epoch (block timestamps, "since when" marks):
+/// the node's one reading of the wall clock, so that a test can skew it ([`clock_offset_ms`]).
 pub(crate) fn now_ms() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    now.saturating_add_signed(clock_offset_ms())
+}
+
+/// Fault injection for the clock-skew test (tests/faults.rs): `CDRCHAIN_FAILPOINT=clock-offset-ms:N`
+/// moves this node's wall clock by N ms (negative: behind). libfaketime would do it from outside,
+/// but it crashes at load beside the binary's mimalloc (its constructor's `dlsym` error string is
+/// freed by mimalloc). Read once; never set in production.
+fn clock_offset_ms() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var("CDRCHAIN_FAILPOINT")
+            .ok()
+            .and_then(|set| set.strip_prefix("clock-offset-ms:").and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    })
 }
 
 pub use config::CheckpointSigning;

@@ -5,6 +5,8 @@
 
 #![allow(dead_code, clippy::panic)] // Shared by several test binaries; a failure to start must fail the test.
 
+pub mod wan;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -36,6 +38,8 @@ pub struct Node {
     pub log: mpsc::Receiver<String>,
     /// Lines logged before the RPC came up (not sent to `log`).
     pub early: Vec<String>,
+    /// The bearer token of a node reached beyond loopback (`--rpc-token`), sent on every call.
+    pub token: Option<String>,
 }
 
 impl Node {
@@ -86,8 +90,13 @@ impl Node {
 
     /// Like [`Node::start`], inside the network namespace `netns`.
     pub fn start_in(netns: &Netns, args: &[&str]) -> Node {
+        Node::start_in_named(&netns.name, args, &[])
+    }
+
+    /// Like [`Node::start_env`], inside the network namespace called `netns`.
+    pub fn start_in_named(netns: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
         let mut command = Command::new("ip");
-        command.args(["netns", "exec", &netns.name]).arg(cdrchain_binary()).args(args);
+        command.args(["netns", "exec", netns]).arg(cdrchain_binary()).args(args).envs(env.iter().copied());
         Node::spawn(command, args)
     }
 
@@ -124,12 +133,12 @@ impl Node {
                 }
             }
         };
-        Node { child, rpc, log, early: seen }
+        Node { child, rpc, log, early: seen, token: None }
     }
 
     /// One JSON-RPC call; panics on transport errors, returns `Err(error object)` on RPC errors.
     pub fn call(&self, method: &str, params: Value) -> Result<Value, Value> {
-        rpc_call(&self.rpc, None, method, &params)
+        rpc_call(&self.rpc, self.token.as_deref(), method, &params)
     }
 
     /// Many calls in JSON-RPC batches of the server's largest size; results in order.
@@ -141,7 +150,8 @@ impl Node {
                 .enumerate()
                 .map(|(i, (method, params))| json!({"jsonrpc": "2.0", "id": i, "method": method, "params": params}))
                 .collect();
-            let mut answers: Vec<Value> = ureq::post(&self.rpc)
+            let mut answers: Vec<Value> = self
+                .authorized(ureq::post(&self.rpc))
                 .send_json(Value::Array(requests))
                 .unwrap_or_else(|e| panic!("batch: {e}"))
                 .into_json()
@@ -158,12 +168,21 @@ impl Node {
     /// POSTs `body` to `path`; returns the status and the JSON answer.
     pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
         let url = format!("{}{path}", self.rpc);
-        match ureq::post(&url).set("Content-Type", "application/x-ndjson").send_string(body) {
+        match self.authorized(ureq::post(&url)).set("Content-Type", "application/x-ndjson").send_string(body)
+        {
             Ok(response) => (response.status(), response.into_json().unwrap_or(Value::Null)),
             Err(ureq::Error::Status(status, response)) => {
                 (status, response.into_json().unwrap_or(Value::Null))
             }
             Err(e) => panic!("POST {path}: {e}"),
+        }
+    }
+
+    /// `request` with this node's bearer token, if it has one.
+    fn authorized(&self, request: ureq::Request) -> ureq::Request {
+        match &self.token {
+            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+            None => request,
         }
     }
 

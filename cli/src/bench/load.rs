@@ -68,6 +68,25 @@ const COMMIT_POLL: Duration = Duration::from_millis(20);
 const COMMIT_PATIENCE_PER_LOAD_S: u64 = 10;
 const COMMIT_PATIENCE_EXTRA: Duration = Duration::from_secs(120);
 
+/// A validator the generator loads: its RPC URL, and the bearer token it wants (a node reached
+/// beyond loopback, `bench localnet --attach`).
+#[derive(Clone, Debug)]
+pub(super) struct Target {
+    pub(super) url: String,
+    pub(super) token: Option<String>,
+}
+
+impl Target {
+    /// A node on loopback (no token).
+    pub(super) fn local(url: String) -> Target {
+        Target { url, token: None }
+    }
+
+    pub(super) fn client(&self) -> anyhow::Result<RpcClient> {
+        RpcClient::new(&self.url, self.token.clone())
+    }
+}
+
 /// Counts shared by the connections of one load run.
 #[derive(Default)]
 struct Tally {
@@ -98,7 +117,7 @@ struct Offer {
 /// CDRs across runs.
 pub(super) async fn load(
     suite: &str,
-    urls: &[String],
+    urls: &[Target],
     args: &Args,
     rate: Option<u64>,
     next: &Arc<AtomicU64>,
@@ -174,7 +193,7 @@ pub(super) async fn load(
 /// 100% of it: `{"steps": [...], ...the ceiling's figures}`.
 pub(super) async fn run_suite(
     suite: &str,
-    urls: &[String],
+    urls: &[Target],
     args: &Args,
     procs: &Procs,
 ) -> anyhow::Result<Value> {
@@ -199,13 +218,14 @@ pub(super) async fn run_suite(
 
 /// One connection to validator `node` at `url`: batches of new CDRs until the offer's deadline.
 async fn connection(
-    url: String,
+    target: Target,
     node: usize,
     offer: Offer,
     next: Arc<AtomicU64>,
     tally: Arc<Tally>,
 ) -> anyhow::Result<()> {
-    let client = Arc::new(RpcClient::new(&url, None)?);
+    let client = Arc::new(target.client()?);
+    let url = target.url;
     let mut due = Instant::now();
     // Paced requests do not wait for each other (the offered rate must not depend on the answer
     // time); unbounded load sends the next when the last is answered.
@@ -300,7 +320,7 @@ async fn post_ingest(
 /// submit until it is committed, until `deadline`; at most `MAX_OUTSTANDING_PROBES` overlap.
 /// Returns the latencies in ms: from the first attempt, and from the acknowledgement.
 async fn probe(
-    urls: Vec<String>,
+    urls: Vec<Target>,
     next: Arc<AtomicU64>,
     deadline: Instant,
 ) -> anyhow::Result<Vec<(f64, f64)>> {
@@ -331,8 +351,9 @@ async fn probe(
 /// Submits one new CDR to `url` and waits until it is committed. Two latencies in ms: from the
 /// first attempt (a refusal because the chain is behind is part of what a sender waits; the
 /// probe waits the `Retry-After` given), and from the acknowledgement (what the node promised).
-async fn probe_one(url: &str, next: &AtomicU64) -> anyhow::Result<(f64, f64)> {
-    let client = RpcClient::new(url, None)?;
+async fn probe_one(target: &Target, next: &AtomicU64) -> anyhow::Result<(f64, f64)> {
+    let client = target.client()?;
+    let url = &target.url;
     let n = next.fetch_add(1, Ordering::Relaxed);
     let line: Value = serde_json::from_str(&ndjson(n..n + 1))?;
     let sent = Instant::now();
@@ -360,10 +381,10 @@ async fn probe_one(url: &str, next: &AtomicU64) -> anyhow::Result<(f64, f64)> {
 /// Every acknowledged load CDR is committed once the highest sequence acknowledged at each
 /// validator is (sequences commit in order): waits for that until `deadline`. Returns the CDRs
 /// acknowledged in all.
-async fn wait_committed(urls: &[String], tally: &Tally, deadline: Instant) -> anyhow::Result<u64> {
+async fn wait_committed(urls: &[Target], tally: &Tally, deadline: Instant) -> anyhow::Result<u64> {
     let mut total = 0;
-    for (node, url) in urls.iter().enumerate() {
-        let client = RpcClient::new(url, None)?;
+    for (node, target) in urls.iter().enumerate() {
+        let client = target.client()?;
         let count = tally.acked[node].load(Ordering::Relaxed);
         total += count;
         if count == 0 {

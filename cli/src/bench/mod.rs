@@ -82,6 +82,15 @@ pub struct Args {
     /// and the load goes to the three honest validators only: the committed rate is theirs.
     #[arg(long)]
     pub flood: bool,
+    /// localnet: load these running validators (RPC URLs, validator i being the i-th dev account
+    /// of the `local` chain, as `cdrchain testnet` starts them) instead of starting a testnet;
+    /// no CPU or memory figures then. For a localnet across hosts or network namespaces (the WAN
+    /// figures of docs/reliability.md).
+    #[arg(long, value_delimiter = ',', value_name = "URL,...")]
+    pub attach: Vec<String>,
+    /// With --attach: the bearer token the validators' RPC wants.
+    #[arg(long, env = "CDRCHAIN_RPC_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub rpc_token: Option<String>,
     /// evm-baseline: the anvil binary (default: contracts/node_modules/.bin/anvil under the
     /// current directory, else `anvil` on PATH).
     #[arg(long, value_name = "FILE")]
@@ -104,6 +113,9 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if !args.attach.is_empty() && (args.suite != Suite::Localnet || args.flood) {
+        anyhow::bail!("--attach applies to the localnet suite only, without --flood");
+    }
     if args.flood && args.suite != Suite::Localnet {
         anyhow::bail!("--flood applies to the localnet suite only (it needs other validators to flood)");
     }

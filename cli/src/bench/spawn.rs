@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use super::load::{peer_count, run_suite};
+use super::load::{peer_count, run_suite, Target};
 use super::procfs::{children_of, Procs};
 use super::Args;
-use crate::rpc_client::RpcClient;
 
 /// The dev suite's default `--max-queue`, in blocks of its spec (see `Args::max_queue`).
 const DEV_QUEUE_BLOCKS: u64 = 2;
@@ -68,7 +67,7 @@ pub(super) async fn dev(args: &Args) -> anyhow::Result<Value> {
         }
     });
     let addr = receive.recv_timeout(DEV_START_TIMEOUT).context("the dev node did not start")?;
-    let url = format!("http://{addr}");
+    let url = Target::local(format!("http://{addr}"));
     let procs = Procs { pids: vec![("dev".to_string(), child.id())], base: base.path().to_path_buf() };
     let result = run_suite("dev", &[url], args, &procs).await;
     terminate(&mut child);
@@ -78,6 +77,9 @@ pub(super) async fn dev(args: &Args) -> anyhow::Result<Value> {
 /// The `localnet` suite: `cdrchain testnet` (four validators) on loopback, load spread over all
 /// four.
 pub(super) async fn localnet(args: &Args) -> anyhow::Result<Value> {
+    if !args.attach.is_empty() {
+        return attached(args).await;
+    }
     let args = &args.with_block_queue(&cdrchain_chain_spec::ChainSpec::local(), LOCALNET_QUEUE_BLOCKS);
     let exe = std::env::current_exe().context("locating the cdrchain binary")?;
     let base =
@@ -105,8 +107,8 @@ pub(super) async fn localnet(args: &Args) -> anyhow::Result<Value> {
         .stdout(Stdio::null())
         .spawn()
         .context("starting cdrchain testnet")?;
-    let urls: Vec<String> =
-        (0..LOCALNET_VALIDATORS).map(|i| format!("http://127.0.0.1:{}", rpc + i)).collect();
+    let urls: Vec<Target> =
+        (0..LOCALNET_VALIDATORS).map(|i| Target::local(format!("http://127.0.0.1:{}", rpc + i))).collect();
     let result = async {
         wait_for_peers(&urls).await?;
         let procs = Procs { pids: children_of(child.id()), base: base.path().join("alice") };
@@ -130,16 +132,30 @@ pub(super) async fn localnet(args: &Args) -> anyhow::Result<Value> {
     result
 }
 
+/// `bench localnet --attach`: the running validators given, loaded as the localnet's; their own
+/// `--max-queue` and `--max-queue-wait` apply.
+async fn attached(args: &Args) -> anyhow::Result<Value> {
+    let urls: Vec<Target> =
+        args.attach.iter().map(|url| Target { url: url.clone(), token: args.rpc_token.clone() }).collect();
+    if urls.len() > LOCALNET_VALIDATORS.into() {
+        bail!("--attach: at most {LOCALNET_VALIDATORS} validators (the local chain's dev accounts)");
+    }
+    wait_for_peers(&urls).await?;
+    let empty = tempfile::tempdir().context("a temporary directory")?;
+    let procs = Procs { pids: Vec::new(), base: empty.path().to_path_buf() };
+    run_suite("localnet", &urls, args, &procs).await
+}
+
 /// The localnet member that floods with `bench localnet --flood`: the fourth validator.
 const FLOODING_MEMBER: &str = "dave";
 
 /// Waits until every validator at `urls` has all the others as peers.
-async fn wait_for_peers(urls: &[String]) -> anyhow::Result<()> {
+async fn wait_for_peers(urls: &[Target]) -> anyhow::Result<()> {
     let deadline = Instant::now() + LOCALNET_START_TIMEOUT;
     let peers = urls.len() as u64 - 1;
     for url in urls {
         loop {
-            let ready = match RpcClient::new(url, None) {
+            let ready = match url.client() {
                 Ok(client) => peer_count(&client).await,
                 Err(_) => None,
             };
@@ -147,7 +163,7 @@ async fn wait_for_peers(urls: &[String]) -> anyhow::Result<()> {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("the localnet did not come up (validator {url} has no {peers} peers)");
+                bail!("the localnet did not come up (validator {} has no {peers} peers)", url.url);
             }
             tokio::time::sleep(PEER_POLL).await;
         }
