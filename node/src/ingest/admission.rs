@@ -16,9 +16,10 @@
 //! [`RATE_SAMPLE_MS`] as admission is asked. A sample taken while the queue never ran dry
 //! measures the chain's capacity for this operator and moves the estimate (an exponentially
 //! weighted mean); a sample taken while the queue ran dry only shows that the chain takes at
-//! least that much, and raises the estimate if it is higher. A chain that stops (no quorum)
-//! drives the estimate down, and admission to [`MIN_TIMED_QUEUE_CDRS`]. Until the first sample
-//! only the count limit applies. An empty queue takes one submission of any size.
+//! least that much, and raises the estimate if it is higher. CDRs waiting [`STALL_MS`] with none
+//! committed mean the chain has stalled (no quorum): the estimate is zero, and admission falls to
+//! [`MIN_TIMED_QUEUE_CDRS`] until commits resume. Until the first sample only the count limit
+//! applies. An empty queue takes one submission of any size.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -27,13 +28,17 @@ use super::submission::IngestError;
 
 /// Least time between two rate samples.
 pub(crate) const RATE_SAMPLE_MS: u64 = 1_000;
+/// How long CDRs must wait with nothing committed before the chain counts as stalled (the rate
+/// estimate becomes zero, and admission falls to [`MIN_TIMED_QUEUE_CDRS`]).
+pub(crate) const STALL_MS: u64 = 5_000;
 /// Weight of a new capacity sample in the estimate, in percent.
 const RATE_SAMPLE_WEIGHT_PERCENT: u64 = 30;
 /// The time limit never refuses a queue shorter than this: a switch's burst (five seconds of an
 /// operator's 2,000 calls per second) is taken while a chain stalls for a moment.
 pub(crate) const MIN_TIMED_QUEUE_CDRS: u64 = 10_000;
-/// The longest `Retry-After` ingest answers, in seconds.
-pub(crate) const MAX_RETRY_AFTER_S: u64 = 30;
+/// The longest `Retry-After` ingest answers, in seconds: a switch comes back at least this often
+/// (a refusal before reading costs the node little), so it finds a chain that resumed soon.
+pub(crate) const MAX_RETRY_AFTER_S: u64 = 10;
 /// Of `--max-queue-wait`, the share (in percent) the queue may take; the rest covers the linger,
 /// the block interval, the commit, and the rate estimate's error.
 const QUEUE_SHARE_OF_WAIT_PERCENT: u64 = 50;
@@ -41,6 +46,7 @@ const QUEUE_SHARE_OF_WAIT_PERCENT: u64 = 50;
 const _: () = assert!(RATE_SAMPLE_WEIGHT_PERCENT > 0 && RATE_SAMPLE_WEIGHT_PERCENT <= 100);
 const _: () = assert!(QUEUE_SHARE_OF_WAIT_PERCENT > 0 && QUEUE_SHARE_OF_WAIT_PERCENT < 100);
 const _: () = assert!(MAX_RETRY_AFTER_S >= 1);
+const _: () = assert!(STALL_MS > RATE_SAMPLE_MS);
 
 /// The node's admission limits and its estimate of the commit rate.
 #[derive(Debug)]
@@ -57,6 +63,8 @@ pub(crate) struct Admission {
 struct RateEstimate {
     /// CDRs per second; `None` before the first sample that says anything.
     per_s: Option<f64>,
+    /// The last sample found the chain stalled: the next that sees commits replaces the estimate.
+    stalled: bool,
     /// When the last sample was taken, the committed next sequence then, and the queue then.
     last: Option<(Instant, u64, u64)>,
 }
@@ -68,18 +76,29 @@ impl RateEstimate {
             return;
         };
         let elapsed = now.saturating_duration_since(at);
+        let moved = committed.saturating_sub(was_committed);
+        // Backlogged throughout: more was waiting at the start than the chain took since.
+        let backlogged = was_queued > moved;
         if elapsed < Duration::from_millis(RATE_SAMPLE_MS) {
             return;
         }
+        if moved == 0 && backlogged && elapsed < Duration::from_millis(STALL_MS) {
+            // Nothing committed yet while CDRs wait: a block on its way (the first after a
+            // start takes a while), not yet a stall. Keep measuring from the same mark.
+            return;
+        }
         self.last = Some((now, committed, queued));
-        let moved = committed.saturating_sub(was_committed);
         let sample = moved as f64 / elapsed.as_secs_f64();
-        // Backlogged throughout: more was waiting at the start than the chain took since.
-        let backlogged = was_queued > moved;
         let weight = RATE_SAMPLE_WEIGHT_PERCENT as f64 / 100.0;
         self.per_s = match (self.per_s, backlogged) {
-            (None, _) if sample > 0.0 || backlogged => Some(sample),
+            // A stall: whatever was measured before, nothing commits now.
+            (_, true) if moved == 0 => {
+                self.stalled = true;
+                Some(0.0)
+            }
+            (None, _) if sample > 0.0 => Some(sample),
             (None, _) => None,
+            (Some(_), true) if std::mem::take(&mut self.stalled) => Some(sample),
             (Some(rate), true) => Some(rate + weight * (sample - rate)),
             (Some(rate), false) => Some(rate.max(sample)),
         };
@@ -204,8 +223,29 @@ mod tests {
             let _ = admission.check_at(start + SECOND * second, 9_000, committed, 0);
         }
         assert!(admission.rate().unwrap() < 1.0);
+        assert_eq!(admission.rate(), Some(0.0));
         let refused = admission.check_at(start + SECOND * 41, 9_000, committed, 2_000).unwrap_err();
         assert!(matches!(refused, IngestError::Slow { retry_after_s: MAX_RETRY_AFTER_S, .. }), "{refused:?}");
+        // Commits resume: the first sample that sees them is the estimate, at once.
+        let resumed = committed + 30_000;
+        let later = start + SECOND * 60;
+        let _ = admission.check_at(later, 9_000, resumed, 0);
+        let rate = admission.rate().unwrap();
+        assert!(rate > 1_000.0, "{rate}");
+    }
+
+    #[test]
+    fn a_first_block_that_takes_seconds_is_not_a_stall() {
+        let admission = Admission::new(10_000_000, Duration::from_secs(5));
+        let start = Instant::now();
+        // A full queue at start, nothing committed for three seconds, then 60,000 at once.
+        for millis in (0..3_000).step_by(250) {
+            assert!(admission.check_at(start + Duration::from_millis(millis), 40_000, 0, 1_000).is_ok());
+        }
+        assert_eq!(admission.rate(), None, "no estimate before the first commit");
+        let _ = admission.check_at(start + SECOND * 3, 40_000, 60_000, 0);
+        let rate = admission.rate().unwrap();
+        assert!((rate - 20_000.0).abs() < 1.0, "measured over the three seconds: {rate}");
     }
 
     #[test]
