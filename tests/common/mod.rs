@@ -276,6 +276,8 @@ pub struct Net {
     pub chain: String,
     /// How bootnode addresses name the host: `/ip4/127.0.0.1`, or e.g. `/dns4/localhost`.
     pub host: String,
+    /// Fixed RPC ports (a restarted validator keeps its URL); `None`: a free one at each start.
+    pub rpc_ports: Option<Vec<u16>>,
 }
 
 impl Net {
@@ -288,6 +290,7 @@ impl Net {
             ports: (0..4).map(|_| free_port()).collect(),
             chain: "local".to_string(),
             host: "/ip4/127.0.0.1".to_string(),
+            rpc_ports: None,
         }
     }
 
@@ -317,6 +320,7 @@ impl Net {
         let base = self.base.join(name);
         let listen = format!("/ip4/127.0.0.1/tcp/{}", self.ports[i]);
         let bootnodes = self.bootnodes(i);
+        let rpc = format!("127.0.0.1:{}", self.rpc_ports.as_ref().map_or(0, |ports| ports[i]));
         let args = [
             "node",
             "--chain",
@@ -330,7 +334,7 @@ impl Net {
             "--bootnodes",
             &bootnodes,
             "--rpc-addr",
-            "127.0.0.1:0",
+            &rpc,
             "--no-metrics",
         ];
         let args: Vec<&str> = args.iter().chain(extra).copied().collect();
