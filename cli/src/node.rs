@@ -148,6 +148,13 @@ pub struct Args {
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = parse_wait)]
     pub max_queue_wait: f64,
 
+    /// Ingest refuses new CDRs (HTTP 503, Retry-After; JSON-RPC -32005) while the disk of the
+    /// database has less free space than this, so that the CDRs it acknowledged can still be
+    /// committed and the database never meets a full disk; it takes CDRs again as soon as space
+    /// is freed. 0 turns the reserve off.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub min_free_disk: u64,
+
     /// Log filter: `info`, `debug`, `cdrchain=debug,info`, …
     #[arg(long, default_value = "info", value_name = "FILTER")]
     pub log: String,
@@ -209,6 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pool_max_bytes: args.pool_mib.saturating_mul(1024 * 1024),
         max_queue: args.max_queue,
         max_queue_wait: Duration::from_secs_f64(args.max_queue_wait),
+        min_free_disk_bytes: args.min_free_disk.saturating_mul(1024 * 1024),
         network,
         consensus: cdrchain_consensus::Params::default(),
         // Next to the key file, so that it travels with the key and a restore of the base path
@@ -220,7 +228,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let result = runtime.block_on(cdrchain_node::service::run(config, shutdown_signal()));
     drop(temporary);
-    result.context("the node stopped with an error")
+    result.map_err(|error| {
+        // RocksDB takes no write after it met a full disk, until the database is reopened.
+        let disk_full = format!("{error:#}").contains("No space left on device");
+        let error = anyhow::Error::new(error).context("the node stopped with an error");
+        if disk_full {
+            error.context(
+                "the disk holding the database is full: free space, then start the node again (what it \
+                 acknowledged is durable; raise --min-free-disk so that ingest stops earlier)",
+            )
+        } else {
+            error
+        }
+    })
 }
 
 /// The operator key to sign with, as `--key` takes it (`FILE` or `dev:NAME`).

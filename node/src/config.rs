@@ -50,6 +50,9 @@ pub struct NodeConfig {
     /// The longest an acknowledged CDR should wait for its block; beyond what the chain commits
     /// in half of it, ingest answers 503 (see `ingest::admission`). Zero: no time limit.
     pub max_queue_wait: Duration,
+    /// Ingest answers 503 while the database's disk has fewer bytes free (the rest is kept for
+    /// committing what was acknowledged). Zero: no reserve.
+    pub min_free_disk_bytes: u64,
     /// The p2p network; `None` runs without one (a single-validator chain only).
     pub network: Option<NetworkSettings>,
     /// Consensus timeouts.
@@ -309,6 +312,7 @@ mod tests {
             pool_max_bytes: crate::pool::DEFAULT_POOL_BYTES,
             max_queue: 10_000_000,
             max_queue_wait: Duration::from_secs(5),
+            min_free_disk_bytes: 0,
             network: None,
             consensus: cdrchain_consensus::Params::default(),
             signing_state: None,

@@ -268,6 +268,7 @@ fn ingest_settings(
         max_in_flight: crate::pool::IN_FLIGHT_BLOCKS * u64::from(config.spec.params.max_block_cdrs),
         max_queue: config.max_queue,
         max_queue_wait: config.max_queue_wait,
+        min_free_disk_bytes: config.min_free_disk_bytes,
     }
 }
 

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use super::submission::IngestError;
 
+const MIB: u64 = 1024 * 1024;
+
 /// Least time between two rate samples.
 pub(crate) const RATE_SAMPLE_MS: u64 = 1_000;
 /// How long CDRs must wait with nothing committed before the chain counts as stalled (the rate
@@ -51,6 +53,10 @@ const _: () = assert!(STALL_MS > RATE_SAMPLE_MS);
 /// The node's admission limits and its estimate of the commit rate.
 #[derive(Debug)]
 pub(crate) struct Admission {
+    /// Ingest refuses while the database's disk has less free than this, so that what it
+    /// acknowledged can still be committed and RocksDB never meets a full disk (after which it
+    /// takes no write until reopened).
+    min_free_disk_bytes: u64,
     /// At least 1 (see `IngestSettings::max_queue`).
     max_queue: u64,
     /// `None`: no time limit (`--max-queue-wait 0`).
@@ -109,9 +115,31 @@ impl Admission {
     /// `max_queue` is taken as at least 1; a zero `max_wait` turns the time limit off.
     pub(crate) fn new(max_queue: u64, max_wait: Duration) -> Admission {
         Admission {
+            min_free_disk_bytes: 0,
             max_queue: max_queue.max(1),
             max_wait: (!max_wait.is_zero()).then_some(max_wait),
             rate: Mutex::new(RateEstimate::default()),
+        }
+    }
+
+    /// With the disk reserve: ingest refuses while fewer bytes are free (see [`Admission::check_disk`]).
+    pub(crate) fn with_disk_reserve(self, min_free_disk_bytes: u64) -> Admission {
+        Admission { min_free_disk_bytes, ..self }
+    }
+
+    /// Refuses ([`IngestError::DiskFull`]) while the database's disk has less free space than
+    /// the reserve. A disk whose free space cannot be read is not refused for it (RocksDB's own
+    /// write errors still are).
+    pub(crate) fn check_disk(&self, storage: &cdrchain_storage::Storage) -> Result<(), IngestError> {
+        if self.min_free_disk_bytes == 0 {
+            return Ok(());
+        }
+        match storage.free_disk_bytes() {
+            Ok(free) if free < self.min_free_disk_bytes => Err(IngestError::DiskFull {
+                free_mib: free / MIB,
+                reserve_mib: self.min_free_disk_bytes / MIB,
+            }),
+            _ => Ok(()),
         }
     }
 

@@ -179,6 +179,8 @@ pub struct IngestSettings {
     /// commits in half of it at the measured rate, submissions are refused with
     /// [`IngestError::Slow`] (503, Retry-After). Zero turns this limit off. See `admission`.
     pub max_queue_wait: Duration,
+    /// Ingest refuses ([`IngestError::DiskFull`]) while the database's disk has fewer bytes free.
+    pub min_free_disk_bytes: u64,
 }
 
 impl std::fmt::Debug for IngestSettings {
@@ -190,6 +192,7 @@ impl std::fmt::Debug for IngestSettings {
             .field("max_in_flight", &self.max_in_flight)
             .field("max_queue", &self.max_queue)
             .field("max_queue_wait", &self.max_queue_wait)
+            .field("min_free_disk_bytes", &self.min_free_disk_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -280,6 +283,7 @@ impl Ingest {
             max_in_flight,
             max_queue,
             max_queue_wait,
+            min_free_disk_bytes,
         } = settings;
         let committed = committed_next(&storage, &operator)?;
         let next = match storage.last_queued().map_err(StartError::Queue)? {
@@ -292,7 +296,9 @@ impl Ingest {
             committed.0,
             next - committed.0
         );
-        let admission = Arc::new(admission::Admission::new(max_queue, max_queue_wait));
+        let admission = Arc::new(
+            admission::Admission::new(max_queue, max_queue_wait).with_disk_reserve(min_free_disk_bytes),
+        );
         let next_assigned = Arc::new(AtomicU64::new(next));
         let notify = Arc::new(Notify::new());
         let gap_slot = gap::GapSlot::default();
@@ -605,6 +611,7 @@ pub(crate) mod tests {
             max_in_flight,
             max_queue,
             max_queue_wait: Duration::ZERO,
+            min_free_disk_bytes: 0,
         };
         let Started { ingest, writer, .. } =
             Ingest::start(storage.clone(), pool.clone(), settings, stopping).unwrap();

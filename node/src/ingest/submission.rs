@@ -38,6 +38,12 @@ pub enum IngestError {
     )]
     Slow { queued: u64, rate_per_s: u64, max_wait_s: f64, retry_after_s: u64 },
     #[error(
+        "CDRs were not stored: the disk of this node's database has {free_mib} MiB free, less \
+         than the {reserve_mib} MiB kept for committing what it acknowledged (--min-free-disk); \
+         send them again once the operator has freed space"
+    )]
+    DiskFull { free_mib: u64, reserve_mib: u64 },
+    #[error(
         "this node has no consortium secret, so it cannot hash parties the way the other operators do: \
          ingest is off (start it with --consortium-secret-file or CDRCHAIN_CONSORTIUM_SECRET_FILE)"
     )]
@@ -63,6 +69,7 @@ impl IngestError {
                 | IngestError::NoSecret
                 | IngestError::Busy { .. }
                 | IngestError::Slow { .. }
+                | IngestError::DiskFull { .. }
         )
     }
 
@@ -73,6 +80,7 @@ impl IngestError {
             IngestError::Busy { retry_after_s, .. } | IngestError::Slow { retry_after_s, .. } => {
                 Some(*retry_after_s)
             }
+            IngestError::DiskFull { .. } => Some(super::admission::MAX_RETRY_AFTER_S),
             _ => None,
         }
     }

@@ -133,8 +133,8 @@ fn gather_group(first: Request, receiver: &mut mpsc::Receiver<Request>) -> Vec<R
 
 impl Writer {
     /// Admission: the queue (acknowledged, not committed) stays within its count and time limits
-    /// (`admission`); the requests beyond them are refused whole ([`IngestError::Busy`],
-    /// [`IngestError::Slow`]). Counting duplicates as new over-counts a little, never under. An
+    /// and the disk keeps its reserve (`admission`); the requests beyond them are refused whole
+    /// ([`IngestError::Busy`], [`IngestError::Slow`], [`IngestError::DiskFull`]). Counting duplicates as new over-counts a little, never under. An
     /// empty queue takes one submission of any size. `queued`: the CDRs numbered and not yet
     /// committed when the group starts; `committed`: the committed next sequence.
     fn admit(&self, queued: u64, committed: u64, pending: Vec<Request>) -> Vec<Request> {
@@ -142,7 +142,11 @@ impl Writer {
         let mut group = Vec::with_capacity(pending.len());
         for request in pending {
             let count = request.cdrs.len() as u64;
-            match self.admission.check(queued, committed, count) {
+            let admitted = self
+                .admission
+                .check_disk(&self.storage)
+                .and_then(|()| self.admission.check(queued, committed, count));
+            match admitted {
                 Ok(()) => {
                     queued += count;
                     group.push(request);

@@ -18,6 +18,19 @@ pub enum StorageError {
         source: rocksdb::Error,
     },
 
+    /// RocksDB found the database damaged when opening it (a truncated or corrupted SST file, a
+    /// write-ahead log corrupted before its tail, a damaged manifest), or the check of the table
+    /// files found one that is not whole ([`crate::Storage::open`]).
+    #[error(
+        "the database at {path} is damaged: {detail}. The node does not start on a damaged \
+         database (it cannot know what was lost). To repair it: stop the node, move {path} aside \
+         (keep it for diagnosis) or run `cdrchain purge-chain`, and start the node again: it \
+         syncs the chain from its peers, and its signing state, kept apart from the database, \
+         keeps it from signing anything that contradicts what it signed before \
+         (docs/reliability.md)"
+    )]
+    Damaged { path: PathBuf, detail: String },
+
     /// The database was created for another chain.
     #[error(
         "the database at {path} belongs to another chain: expected genesis hash {expected}, found \

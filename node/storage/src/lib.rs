@@ -86,6 +86,7 @@ mod cdrs;
 mod displaced;
 mod error;
 mod filter;
+mod health;
 mod ingest_keys;
 mod ingest_queue;
 pub mod layout;

@@ -1,6 +1,6 @@
 //! RocksDB options, chosen per column family. Each choice says why.
 
-use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Env, Options, WriteOptions};
+use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, DBRecoveryMode, Env, Options, WriteOptions};
 
 use crate::layout;
 
@@ -56,6 +56,12 @@ pub(crate) fn db_options() -> Options {
     options.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     // Spread background write-back instead of one large fsync at the end of each SST.
     options.set_bytes_per_sync(BYTES_PER_SYNC);
+    // A record of the write-ahead log that is damaged anywhere but at its very end is an error at
+    // open, not the end of recovery: every acknowledged write was synced, so a damaged record
+    // before the tail is data RocksDB would otherwise drop silently (its default, point-in-time
+    // recovery, stops replaying there). A torn last record is a write that a crash interrupted
+    // before it was acknowledged, and is dropped as before.
+    options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
     // Keep a few info logs for diagnosis, not an unbounded directory of them.
     options.set_keep_log_file_num(INFO_LOG_FILES_KEPT);
     // Compactions run at the lowest CPU priority (nice 19): they keep up in the time the

@@ -46,7 +46,15 @@ impl Storage {
                 descriptors.push(ColumnFamilyDescriptor::new(name, Options::default()));
             }
         }
-        let db = DB::open_cf_descriptors(&db_options, path, descriptors).map_err(open_error)?;
+        let db = DB::open_cf_descriptors(&db_options, path, descriptors).map_err(|source| {
+            // RocksDB names what it found damaged (the file, the record) in its message.
+            if source.kind() == rocksdb::ErrorKind::Corruption {
+                StorageError::Damaged { path: path.to_path_buf(), detail: source.to_string() }
+            } else {
+                open_error(source)
+            }
+        })?;
+        crate::health::check_table_files(&db, path)?;
         let storage = Storage {
             db,
             path: path.to_path_buf(),
