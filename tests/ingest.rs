@@ -558,7 +558,8 @@ fn a_chain_that_commits_nothing_takes_no_more_than_the_minimum_queue_unless_told
     // Five seconds later (nothing moved while CDRs waited) the chain counts as stalled: up to
     // the minimum queue (10,000) is still taken, beyond it is refused with the time limit's
     // reason.
-    std::thread::sleep(Duration::from_millis(1_200));
+    // (A rate sample every 3 s: the next one marks the start of a wait with CDRs queued.)
+    std::thread::sleep(Duration::from_millis(3_200));
     let (status, answer) = alice.post("/ingest/cdrs", &ndjson(9_990..10_000));
     assert_eq!(status, 200, "{answer}");
     std::thread::sleep(Duration::from_millis(5_500));

@@ -141,8 +141,8 @@ pub struct Args {
 
     /// The longest an acknowledged CDR should wait for its block: ingest measures how fast the
     /// chain commits this operator's CDRs and refuses (HTTP 503 with a Retry-After of the time
-    /// the queue needs to make room; JSON-RPC -32005) what would queue beyond half of this
-    /// (the other half is the block interval and the commit round). It never refuses while
+    /// the queue needs to make room; JSON-RPC -32005) what would queue beyond 40 % of this
+    /// (the rest is the block interval, the commit round and the estimate's error). It never refuses while
     /// fewer than 10,000 CDRs wait. 0 turns it off: the node then buffers up to --max-queue
     /// while the chain cannot commit (no quorum), instead of the switches buffering.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = parse_wait)]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use cdrchain_formats::{asterisk, freeswitch, kamailio, opensips, Outcome, RecordError};
 use cdrchain_node::rpc::api::{CdrApiClient, SystemApiClient};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::rpc_client::{busy_retry_after, RpcClient};
 
@@ -381,33 +381,11 @@ fn canonical(path: &Path, format: Format, text: &str) -> anyhow::Result<FileReco
                 _ => bail!("{}: expected a JSON array of CDR objects or one object", path.display()),
             }
         }
-        Format::Csv => {
-            let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
-            let headers =
-                reader.headers().with_context(|| format!("{}: no CSV header", path.display()))?.clone();
-            let mut out = Vec::new();
-            for (i, row) in reader.records().enumerate() {
-                let row = row.with_context(|| format!("{}:{}: bad CSV row", path.display(), i + 2))?;
-                let mut object = Map::new();
-                for (name, cell) in headers.iter().zip(row.iter()) {
-                    let cell = cell.trim();
-                    if cell.is_empty() {
-                        continue;
-                    }
-                    let textual = matches!(
-                        name,
-                        "call_id" | "caller" | "callee" | "system_id" | "source_id" | "linked_id" | "leg"
-                    );
-                    let value = match cell.parse::<u64>() {
-                        Ok(n) if !textual => json!(n),
-                        _ => Value::String(cell.to_string()),
-                    };
-                    object.insert(name.to_string(), value);
-                }
-                out.push(Record { value: Value::Object(object), line: i + 2 });
-            }
-            out
-        }
+        Format::Csv => cdrchain_formats::canonical::csv_records(text)
+            .with_context(|| format!("{}: not canonical CSV", path.display()))?
+            .into_iter()
+            .map(|(value, line)| Record { value, line })
+            .collect(),
         _ => text
             .lines()
             .enumerate()

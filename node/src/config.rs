@@ -48,7 +48,7 @@ pub struct NodeConfig {
     /// Most CDRs acknowledged by ingest and not yet committed; beyond it ingest answers 503.
     pub max_queue: u64,
     /// The longest an acknowledged CDR should wait for its block; beyond what the chain commits
-    /// in half of it, ingest answers 503 (see `ingest::admission`). Zero: no time limit.
+    /// in 40 % of it, ingest answers 503 (see `ingest::admission`). Zero: no time limit.
     pub max_queue_wait: Duration,
     /// Ingest answers 503 while the database's disk has fewer bytes free (the rest is kept for
     /// committing what was acknowledged). Zero: no reserve.

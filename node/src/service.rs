@@ -269,7 +269,15 @@ fn ingest_settings(
         max_queue: config.max_queue,
         max_queue_wait: config.max_queue_wait,
         min_free_disk_bytes: config.min_free_disk_bytes,
+        nominal_rate_per_s: nominal_rate_per_s(&config.spec),
     }
+}
+
+/// A full block every block interval, shared by the authorities: what the chain should commit of
+/// one operator's CDRs per second when every operator offers more than it takes.
+fn nominal_rate_per_s(spec: &cdrchain_chain_spec::ChainSpec) -> f64 {
+    let interval_s = (spec.params.block_interval_ms.max(1) as f64) / 1000.0;
+    f64::from(spec.params.max_block_cdrs) / interval_s / spec.authorities.len().max(1) as f64
 }
 
 /// Serves Prometheus metrics on `addr` until `stopping`; the gauges that are read rather than

@@ -96,7 +96,8 @@ struct Tally {
     highest: Vec<AtomicU64>,
     /// Requests answered 503 (queue full) and sent again.
     busy: AtomicU64,
-    /// Paced load: CDRs still refused when the offer ended, given up.
+    /// Paced load: CDRs given up, because the node still refused them when the offer ended, or
+    /// not sent while the node had asked their connection to wait (Retry-After).
     shed: AtomicU64,
 }
 
@@ -227,25 +228,34 @@ async fn connection(
     let client = Arc::new(target.client()?);
     let url = target.url;
     let mut due = Instant::now();
+    // Until when the node asked this connection to wait (its last Retry-After).
+    let backoff = Arc::new(std::sync::Mutex::new(Instant::now()));
     // Paced requests do not wait for each other (the offered rate must not depend on the answer
     // time); unbounded load sends the next when the last is answered.
     let mut paced = tokio::task::JoinSet::new();
     while Instant::now() < offer.deadline {
+        if let Some(interval) = offer.interval {
+            tokio::time::sleep_until(due.into()).await;
+            due += interval;
+            // A switch told to come back later sends nothing new meanwhile: this tick's CDRs
+            // are shed (a real switch keeps them), not generated and posted to be refused.
+            let waiting = *backoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if Instant::now() < waiting {
+                tally.shed.fetch_add(offer.batch_cdrs, Ordering::Relaxed);
+                continue;
+            }
+        }
         let first = next.fetch_add(offer.batch_cdrs, Ordering::Relaxed);
         // Paced load gives a refused batch up when the offer ends; unbounded load waits for room.
         let give_up = offer.interval.map(|_| offer.deadline);
         let request = send_batch(
-            client.clone(),
-            url.clone(),
+            Post { client: client.clone(), url: url.clone(), backoff: backoff.clone(), give_up },
             node,
             first..first + offer.batch_cdrs,
             tally.clone(),
-            give_up,
         );
         match offer.interval {
-            Some(interval) => {
-                tokio::time::sleep_until(due.into()).await;
-                due += interval;
+            Some(_) => {
                 paced.spawn(request);
             }
             None => request.await?,
@@ -257,25 +267,27 @@ async fn connection(
     Ok(())
 }
 
-/// One request: the new CDRs `cdrs` as one batch, counted once acknowledged (durable), or as
-/// shed if the node still refused it at `give_up`.
-async fn send_batch(
+/// Where and how a connection posts: its node, until when that node asked it to wait, and when
+/// a paced batch still refused is given up.
+struct Post {
     client: Arc<RpcClient>,
     url: String,
-    node: usize,
-    cdrs: Range<u64>,
-    tally: Arc<Tally>,
+    backoff: Arc<std::sync::Mutex<Instant>>,
     give_up: Option<Instant>,
-) -> anyhow::Result<()> {
+}
+
+/// One request: the new CDRs `cdrs` as one batch, counted once acknowledged (durable), or as
+/// shed if the node still refused it at `give_up`.
+async fn send_batch(post: Post, node: usize, cdrs: Range<u64>, tally: Arc<Tally>) -> anyhow::Result<()> {
     let count = cdrs.end - cdrs.start;
     // Shared, so that a re-offer does not copy the batch.
     let body = hyper::body::Bytes::from(ndjson(cdrs));
-    let Some((status, answer)) = post_ingest(&client, &url, body, &tally.busy, give_up).await? else {
+    let Some((status, answer)) = post_ingest(&post, body, &tally.busy).await? else {
         tally.shed.fetch_add(count, Ordering::Relaxed);
         return Ok(());
     };
     if status != 200 {
-        bail!("ingest at {url} answered {status}: {}", String::from_utf8_lossy(&answer));
+        bail!("ingest at {} answered {status}: {}", post.url, String::from_utf8_lossy(&answer));
     }
     tally.acked[node].fetch_add(count, Ordering::Relaxed);
     // The highest sequence number acknowledged: "operator:sequence".
@@ -289,28 +301,35 @@ async fn send_batch(
 }
 
 /// Posts `body` to `/ingest/cdrs`. While the node answers 503 because the chain is behind,
-/// offers the same batch again after the `Retry-After` it gave (counted in `busy`), for at most
-/// `BUSY_PATIENCE`, or until `give_up` (then `None`). Returns the first other answer.
+/// offers the same batch again after the `Retry-After` it gave (counted in `busy`; the
+/// connection sends nothing new until then), for at most `BUSY_PATIENCE`, or until the post's
+/// `give_up` (then `None`). Returns the first other answer.
 async fn post_ingest(
-    client: &RpcClient,
-    url: &str,
+    post: &Post,
     body: hyper::body::Bytes,
     busy: &AtomicU64,
-    give_up: Option<Instant>,
 ) -> anyhow::Result<Option<(u16, Vec<u8>)>> {
     let started = Instant::now();
     loop {
-        let (status, answer) = client.post("/ingest/cdrs", body.clone()).await?;
+        let (status, answer) = post.client.post("/ingest/cdrs", body.clone()).await?;
         let Some(retry_after) = (status == 503).then(|| retry_after(&answer)).flatten() else {
             return Ok(Some((status, answer)));
         };
         busy.fetch_add(1, Ordering::Relaxed);
         let again = Instant::now() + retry_after;
-        if give_up.is_some_and(|end| again >= end) {
+        {
+            let mut backoff = post.backoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *backoff = (*backoff).max(again);
+        }
+        if post.give_up.is_some_and(|end| again >= end) {
             return Ok(None);
         }
         if started.elapsed() > BUSY_PATIENCE {
-            bail!("ingest at {url} refused a batch for {} s: its queue stays full", BUSY_PATIENCE.as_secs());
+            bail!(
+                "ingest at {} refused a batch for {} s: its queue stays full",
+                post.url,
+                BUSY_PATIENCE.as_secs()
+            );
         }
         tokio::time::sleep_until(again.into()).await;
     }

@@ -15,6 +15,7 @@
 //! The mapping of each format is documented in `docs/ingest.md`, and in each module.
 
 pub mod asterisk;
+pub mod canonical;
 pub mod causes;
 pub mod freeswitch;
 pub mod kamailio;

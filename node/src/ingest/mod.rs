@@ -72,10 +72,8 @@ use writer::{BusyLog, Request, Writer};
 /// limit (4 MiB, checked at start by [`crate::config::check_limits`]), so that every batch can
 /// be gossiped. 2,000 typical CDRs take about 0.5 MiB.
 pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
-/// Most CDRs in one submission (one RPC call or HTTP request).
-pub const MAX_CDRS_PER_SUBMISSION: usize = 100_000;
-/// Most bytes in one submission body.
-pub const MAX_SUBMISSION_BYTES: usize = 64 * 1024 * 1024;
+/// Most CDRs in one submission, and most bytes in its body (the canonical reader's limits).
+pub use cdrchain_formats::canonical::{MAX_CDRS_PER_SUBMISSION, MAX_SUBMISSION_BYTES};
 /// Most CDRs the writer gathers into one group commit (it stops taking submissions once past it).
 const MAX_GROUP_CDRS: usize = 200_000;
 /// Most CDRs the writer hands to the batcher in memory (about 30 MiB of typical CDRs).
@@ -176,11 +174,14 @@ pub struct IngestSettings {
     /// queue, whatever its size (so 0 acts as 1).
     pub max_queue: u64,
     /// The longest an acknowledged CDR should wait for its commit: beyond what the chain
-    /// commits in half of it at the measured rate, submissions are refused with
+    /// commits in 40 % of it at the measured rate, submissions are refused with
     /// [`IngestError::Slow`] (503, Retry-After). Zero turns this limit off. See `admission`.
     pub max_queue_wait: Duration,
     /// Ingest refuses ([`IngestError::DiskFull`]) while the database's disk has fewer bytes free.
     pub min_free_disk_bytes: u64,
+    /// What the chain should commit of this operator's CDRs per second, by its spec: the first
+    /// estimate of the time limit, until it is measured (see `admission`).
+    pub nominal_rate_per_s: f64,
 }
 
 impl std::fmt::Debug for IngestSettings {
@@ -284,6 +285,7 @@ impl Ingest {
             max_queue,
             max_queue_wait,
             min_free_disk_bytes,
+            nominal_rate_per_s,
         } = settings;
         let committed = committed_next(&storage, &operator)?;
         let next = match storage.last_queued().map_err(StartError::Queue)? {
@@ -297,7 +299,9 @@ impl Ingest {
             next - committed.0
         );
         let admission = Arc::new(
-            admission::Admission::new(max_queue, max_queue_wait).with_disk_reserve(min_free_disk_bytes),
+            admission::Admission::new(max_queue, max_queue_wait)
+                .with_disk_reserve(min_free_disk_bytes)
+                .with_nominal_rate(nominal_rate_per_s),
         );
         let next_assigned = Arc::new(AtomicU64::new(next));
         let notify = Arc::new(Notify::new());
@@ -612,6 +616,7 @@ pub(crate) mod tests {
             max_queue,
             max_queue_wait: Duration::ZERO,
             min_free_disk_bytes: 0,
+            nominal_rate_per_s: 0.0,
         };
         let Started { ingest, writer, .. } =
             Ingest::start(storage.clone(), pool.clone(), settings, stopping).unwrap();

@@ -11,7 +11,8 @@ use cdrchain_runtime::input::{CdrInput, InputError};
 use cdrchain_runtime::numbering::NumberRules;
 use cdrchain_runtime::party::PartyHasher;
 
-use super::{MAX_CDRS_PER_SUBMISSION, MAX_SUBMISSION_BYTES};
+pub use cdrchain_formats::canonical::estimated_records;
+use cdrchain_formats::canonical::{self, DocumentError};
 
 /// Why a submission was refused. Nothing of a refused submission is stored.
 #[derive(Debug, thiserror::Error)]
@@ -94,90 +95,25 @@ impl IngestError {
     }
 }
 
-/// Reads a submission body: a JSON array of CDR objects, a single object, or NDJSON.
+/// Reads a submission body: a JSON array of CDR objects, a single object, or NDJSON
+/// ([`cdrchain_formats::canonical::parse_documents`]).
 pub fn parse_documents(body: &[u8]) -> Result<Vec<(CdrInput, Option<usize>)>, IngestError> {
-    if body.len() > MAX_SUBMISSION_BYTES {
-        return Err(IngestError::Malformed {
-            line: None,
-            reason: format!("{} bytes, more than the limit of {MAX_SUBMISSION_BYTES}", body.len()),
-        });
-    }
-    let text = std::str::from_utf8(body)
-        .map_err(|e| IngestError::Malformed { line: None, reason: format!("not UTF-8: {e}") })?;
-    let trimmed = text.trim_start();
-    if trimmed.is_empty() {
-        return Err(IngestError::Empty);
-    }
-    if trimmed.starts_with('[') {
-        return parse_array(text);
-    }
-    // NDJSON (a single object is one line of it, possibly spread over several lines).
-    if let Ok(input) = CdrInput::from_json(text) {
-        return Ok(vec![(input, Some(1))]);
-    }
-    parse_lines(body, text)
-}
-
-/// A JSON array of CDR objects.
-fn parse_array(text: &str) -> Result<Vec<(CdrInput, Option<usize>)>, IngestError> {
-    let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| IngestError::Malformed {
-        line: Some(e.line()),
-        reason: format!("not a JSON array of CDR objects: {e}"),
-    })?;
-    check_count(values.len())?;
-    values
-        .into_iter()
-        .enumerate()
-        .map(|(index, value)| {
-            CdrInput::from_value(value).map(|input| (input, None)).map_err(|error| IngestError::Invalid {
-                index,
-                line: None,
-                error,
-            })
-        })
-        .collect()
-}
-
-/// NDJSON: one CDR object per non-blank line.
-fn parse_lines(body: &[u8], text: &str) -> Result<Vec<(CdrInput, Option<usize>)>, IngestError> {
-    let mut out = Vec::with_capacity(
-        usize::try_from(estimated_records(body)).unwrap_or(0).min(MAX_CDRS_PER_SUBMISSION),
-    );
-    for (number, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        check_count(out.len() + 1)?;
-        let input = CdrInput::from_json(line).map_err(|error| IngestError::Invalid {
-            index: out.len(),
-            line: Some(number + 1),
-            error,
-        })?;
-        out.push((input, Some(number + 1)));
-    }
-    if out.is_empty() {
-        return Err(IngestError::Empty);
-    }
-    Ok(out)
+    Ok(canonical::parse_documents(body)?)
 }
 
 fn check_count(count: usize) -> Result<(), IngestError> {
-    if count > MAX_CDRS_PER_SUBMISSION {
-        Err(IngestError::TooMany { count, max: MAX_CDRS_PER_SUBMISSION })
-    } else {
-        Ok(())
-    }
+    Ok(canonical::check_count(count)?)
 }
 
-/// How many records a submission body holds, read without parsing it: its lines (NDJSON has one
-/// record per line), at least one. Pretty-printed JSON over-counts, which only refuses it a little
-/// earlier near a full queue; a one-line array under-counts, and the writer's exact check refuses
-/// it after parsing. Counted with `memchr` (SIMD): a byte-by-byte count of each ~0.5 MiB body,
-/// twice per submission, was ~4 % of the dev node's CPU at its ceiling.
-pub fn estimated_records(body: &[u8]) -> u64 {
-    let newlines = memchr::memchr_iter(b'\n', body).count() as u64;
-    let unterminated = u64::from(body.last().is_some_and(|&byte| byte != b'\n'));
-    (newlines + unterminated).max(1)
+impl From<DocumentError> for IngestError {
+    fn from(error: DocumentError) -> IngestError {
+        match error {
+            DocumentError::Invalid { index, line, error } => IngestError::Invalid { index, line, error },
+            DocumentError::Malformed { line, reason } => IngestError::Malformed { line, reason },
+            DocumentError::TooMany { count, max } => IngestError::TooMany { count, max },
+            DocumentError::Empty => IngestError::Empty,
+        }
+    }
 }
 
 /// A validated CDR with its ingest key.
