@@ -16,14 +16,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def points(figures):
-    """(offered, committed, p50, p99) per paced step; the unbounded step is offered = committed."""
+    """(offered, committed, p50, p99, p99 after acknowledgement or None) per paced step; the
+    unbounded step is left out."""
     out = []
     for step in figures.get("steps", [figures]):
         offered = step["offered_cdrs_per_s"]
         committed = step["committed_cdrs_per_s"]
         if offered == "unbounded":
             continue
-        out.append((offered, committed, step["latency_ms_p50"], step["latency_ms_p99"]))
+        after_ack = step.get("latency_after_ack_ms_p99")
+        out.append((offered, committed, step["latency_ms_p50"], step["latency_ms_p99"], after_ack))
     return sorted(out)
 
 
@@ -46,7 +48,9 @@ def main():
             left.axhline(ceiling, linestyle=":", linewidth=1, color=left.lines[-1].get_color(),
                          label=f"{suite}: unbounded ceiling {ceiling:,.0f}/s")
         right.plot(offered, [p[2] for p in pts], "o-", label=f"{suite}: p50")
-        right.plot(offered, [p[3] for p in pts], "s--", label=f"{suite}: p99")
+        right.plot(offered, [p[3] for p in pts], "s--", label=f"{suite}: p99 from the first attempt")
+        if all(p[4] is not None for p in pts):
+            right.plot(offered, [p[4] for p in pts], "^:", label=f"{suite}: p99 after acknowledgement")
     top = max([max(left.get_xlim()), max(left.get_ylim())])
     left.plot([0, top], [0, top], color="grey", linewidth=0.8, label="committed = offered")
     left.set_xlabel("offered CDRs/s")

@@ -41,7 +41,7 @@ run_one() {
     -artifact_prefix="artifacts/$target/" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 >"$logs/$target.log" 2>&1 || true
   local execs after
-  execs=$(grep -oP "stat::number_of_executed_units:\s*\K[0-9]+" "$logs/$target.log" || echo 0)
+  execs=$(grep -aoP "stat::number_of_executed_units:\s*\K[0-9]+" "$logs/$target.log" | tail -1 || echo 0)
   after=$(find "corpus/$target" -type f | wc -l)
   if [ -n "$(ls -A "artifacts/$target" 2>/dev/null)" ]; then
     echo "fuzz: $target FOUND A CRASH after ${execs} executions: fuzz/artifacts/$target/ (log: fuzz/$logs/$target.log)"
