@@ -233,8 +233,8 @@ impl TxPool {
         inner.order.iter().take(max).filter_map(|id| inner.txs.get(id).map(|e| (*id, e.tx.clone()))).collect()
     }
 
-    /// Up to `max` transactions in the order a block should try them: checkpoint signatures
-    /// first (lowest height first: they are small and anchoring must not starve under load), then
+    /// Up to `max` transactions in the order a block should try them: governance transactions
+    /// first (in arrival order), then checkpoint signatures (lowest height first: they are small and anchoring must not starve under load), then
     /// the operators' lanes interleaved, one transaction per lane in turn, starting at lane
     /// `rotate % lanes` (so no operator always comes first). A lane holds one operator's
     /// sequenced transactions (batches and gaps) in sequence order, then its call events in
@@ -242,6 +242,7 @@ impl TxPool {
     pub fn candidates(&self, max: usize, rotate: u64) -> Vec<(Hash32, SignedTransaction)> {
         let inner = self.lock();
         let mut checkpoints = Vec::new();
+        let mut governance = Vec::new();
         let mut lanes: BTreeMap<&OperatorId, Lane> = BTreeMap::new();
         for id in &inner.order {
             let Some(entry) = inner.txs.get(id) else { continue };
@@ -255,6 +256,9 @@ impl TxPool {
                     lanes.entry(tx.operator()).or_default().0.push((g.from.0, *id))
                 }
                 Transaction::CallEvent(_) => lanes.entry(tx.operator()).or_default().1.push(*id),
+                // Governance is rare and small: with the checkpoints, ahead of the lanes, in
+                // arrival order (a proposal before the approvals that name it).
+                Transaction::ProposeChange(_) | Transaction::ApproveChange(_) => governance.push(*id),
             }
         }
         checkpoints.sort_unstable();
@@ -269,7 +273,8 @@ impl TxPool {
             let start = usize::try_from(rotate % lanes.len() as u64).unwrap_or(0);
             lanes.rotate_left(start);
         }
-        let mut out: Vec<Hash32> = checkpoints.into_iter().map(|(_, id)| id).take(max).collect();
+        let mut out: Vec<Hash32> =
+            governance.into_iter().chain(checkpoints.into_iter().map(|(_, id)| id)).take(max).collect();
         while out.len() < max {
             let Some(mut lane) = lanes.pop_front() else { break };
             if let Some(id) = lane.next() {

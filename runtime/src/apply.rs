@@ -154,6 +154,34 @@ pub enum TxError {
     WrongCheckpointSigner { operator: OperatorId, height: Height, recovered: String, expected: String },
     #[error("the checkpoint signature of `{operator}` at height {height} is malformed: {reason}")]
     BadCheckpointSignature { operator: OperatorId, height: Height, reason: String },
+    #[error("`{0}` was removed from the consortium: it signs nothing the chain accepts")]
+    Retired(OperatorId),
+    #[error("`{0}` is not an authority: only validators propose and approve set changes")]
+    NotAGovernor(OperatorId),
+    #[error("a set change is already {state} (proposal {proposal}): one change at a time")]
+    ChangeInFlight { state: &'static str, proposal: Hash32 },
+    #[error("no open proposal {0} (never made, expired, or already approved by a quorum)")]
+    NoSuchProposal(Hash32),
+    #[error("`{operator}` already approved proposal {proposal}")]
+    AlreadyApproved { operator: OperatorId, proposal: Hash32 },
+    #[error("`{0}` is not an authority: only authorities are removed or rotate keys by governance")]
+    NotInSet(OperatorId),
+    #[error("`{0}` is already an authority")]
+    AlreadyAuthority(OperatorId),
+    #[error("`{operator}` is registered with another {what}: a member joins the set with its own keys")]
+    KeysDiffer { operator: OperatorId, what: &'static str },
+    #[error("the set has {max} authorities, its most")]
+    SetFull { max: usize },
+    #[error("`{0}` is the last authority: a set never empties")]
+    LastAuthority(OperatorId),
+    #[error("`{proposer}` cannot rotate the keys of `{subject}`: an operator rotates its own keys")]
+    RotateOthers { proposer: OperatorId, subject: OperatorId },
+    #[error("the rotation of `{0}` names no new key, or only its current ones")]
+    NothingToRotate(OperatorId),
+    #[error("the {what} of `{operator}` is already `{other}`'s")]
+    KeyInUse { operator: OperatorId, other: OperatorId, what: &'static str },
+    #[error("the {what} proof of possession for `{operator}` does not verify: {reason}")]
+    BadPossession { operator: OperatorId, what: &'static str, reason: String },
 }
 
 fn state_name(state: &Option<CallState>) -> &'static str {
@@ -220,7 +248,7 @@ impl From<ApplyError> for Failure {
 
 /// The execution shared by import and building: an overlay of writes over the parent state.
 pub(crate) struct Executor<'a, V: StateView> {
-    ctx: &'a ChainContext,
+    pub(crate) ctx: &'a ChainContext,
     pub(crate) view: &'a V,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     log: Frontier,
@@ -266,6 +294,8 @@ impl<'a, V: StateView> Executor<'a, V> {
         if let Some(checkpoint) = parent.checkpoint(ctx) {
             executor.write(&StateKey::Checkpoint(checkpoint.height), Some(&checkpoint));
         }
+        // A scheduled set change takes effect before anything in the block is checked.
+        executor.enact_and_expire()?;
         executor.expire_calls()?;
         Ok(executor)
     }
@@ -288,13 +318,18 @@ impl<'a, V: StateView> Executor<'a, V> {
         self.writes.insert(key.encode(), value.map(Encode::encode));
     }
 
-    fn authorities(&self) -> Result<Authorities, ApplyError> {
+    pub(crate) fn authorities(&self) -> Result<Authorities, ApplyError> {
         Ok(self.read(&StateKey::Authorities)?.unwrap_or_default())
     }
 
+    /// The key that signs `operator`'s transactions; refused once it was removed.
     fn signing_key(&self, operator: &OperatorId) -> Result<PublicKey, Failure> {
         let record: Option<OperatorRecord> = self.read(&StateKey::Operator(operator.clone()))?;
-        record.map(|r| r.signing_key).ok_or_else(|| Failure::Tx(TxError::UnknownOperator(operator.clone())))
+        let record = record.ok_or_else(|| Failure::Tx(TxError::UnknownOperator(operator.clone())))?;
+        if self.read::<Height>(&StateKey::Retired(operator.clone()))?.is_some() {
+            return Err(TxError::Retired(operator.clone()).into());
+        }
+        Ok(record.signing_key)
     }
 
     pub(crate) fn next_sequence(&self, operator: &OperatorId) -> Result<Sequence, Failure> {
@@ -326,6 +361,8 @@ impl<'a, V: StateView> Executor<'a, V> {
             Transaction::SequenceGap(gap) => self.sequence_gap(gap)?,
             Transaction::CallEvent(event) => self.call_event(event)?,
             Transaction::CheckpointSignature(signature) => self.checkpoint_signature(signature)?,
+            Transaction::ProposeChange(propose) => self.propose_change(propose, id)?,
+            Transaction::ApproveChange(approve) => self.approve_change(approve)?,
         }
         self.seen_ids.insert(id);
         self.tx_ids.push(id);

@@ -92,6 +92,10 @@ pub mod context {
     pub const INGEST_KEY: &str = "cdrchain 2026-12 ingest key v2";
     /// A record's identity in its source system, as the chain keeps it (`source.rs`).
     pub const SOURCE: &str = "cdrchain 2026-12 source identity v1";
+    /// A key's proof of possession (`governance::possession_message`).
+    pub const POSSESSION: &str = "cdrchain 2026-12 proof of possession v1";
+    /// An authority set's digest (`governance::AuthoritySet::hash`).
+    pub const AUTHORITY_SET: &str = "cdrchain 2026-12 authority set v1";
 }
 
 /// BLAKE3 in derive-key mode over `parts`, concatenated.

@@ -10,7 +10,8 @@
 //!   numbers never enter a [`cdr::Cdr`];
 //! - the append-only CDR Merkle log with inclusion and consistency proofs ([`merkle`]);
 //! - the state transition ([`apply::apply_block`]) and the block builder that shares its
-//!   execution path, over a [`state::StateView`].
+//!   execution path, over a [`state::StateView`];
+//! - authority-set changes by governance transactions ([`governance`]).
 //!
 //! What it does not do: read a clock, draw randomness, touch the disk or a socket. Time arrives as
 //! an input (a block's timestamp), state arrives through [`state::StateView`], and results leave
@@ -23,6 +24,7 @@ pub mod cdr;
 pub mod checkpoint;
 pub mod codec;
 pub mod crypto;
+pub mod governance;
 pub mod hash;
 pub mod ids;
 pub mod input;

@@ -136,14 +136,25 @@ impl SampleChain {
         SignedTransaction::sign(tx, &key, &self.ctx.genesis_hash)
     }
 
-    /// Builds a block of `txs` on the current head (proposer: the first operator); refused
+    /// The first member of the set in force at the next height (the first operator until a set
+    /// change).
+    pub fn proposer(&self) -> OperatorId {
+        let next = self.parent.number.next().unwrap_or(self.parent.number);
+        crate::governance::authority_set_at(&self.state, next)
+            .ok()
+            .and_then(|set| set.members.iter().next().map(|m| m.id.clone()))
+            .or_else(|| self.operators.first().cloned())
+            .unwrap_or_else(|| operator("sample"))
+    }
+
+    /// Builds a block of `txs` on the current head (proposer: [`SampleChain::proposer`]); refused
     /// transactions are returned with their reasons, and are not in the block.
     pub fn build(
         &self,
         txs: Vec<SignedTransaction>,
         timestamp_ms: u64,
     ) -> Result<(Block, StateChanges, Vec<PushError>), crate::apply::ApplyError> {
-        let proposer = self.operators.first().cloned().unwrap_or_else(|| operator("sample"));
+        let proposer = self.proposer();
         let mut builder =
             BlockBuilder::new(&self.ctx, &self.state, self.parent.clone(), proposer, timestamp_ms)?;
         let mut refused = Vec::new();

@@ -9,7 +9,8 @@
 //!
 //! The state is bounded per operator: operators and authorities, one next-sequence per operator,
 //! declared gaps (adjacent ones merge, a few new ones per block), live calls (a quota, and a
-//! timeout after which a call is closed as abandoned), checkpoints and their signatures.
+//! timeout after which a call is closed as abandoned), checkpoints and their signatures, and at
+//! most one authority-set change in flight ([`crate::governance`]).
 
 use std::collections::BTreeMap;
 
@@ -61,6 +62,24 @@ pub enum StateKey {
     /// keys sort by time), the call. The value is empty.
     #[codec(index = 9)]
     CallDeadline([u8; 8], OperatorId, CallId),
+    /// The open authority-set change proposal: [`crate::governance::PendingChange`].
+    #[codec(index = 10)]
+    PendingChange,
+    /// The approved change and the set it makes, until its height:
+    /// [`crate::governance::ScheduledChange`].
+    #[codec(index = 11)]
+    ScheduledChange,
+    /// The id and first height of the set in force: [`crate::governance::SetId`] (absent until
+    /// the first change: the genesis set).
+    #[codec(index = 12)]
+    AuthoritySetId,
+    /// The libp2p identity key of an operator added by governance (genesis operators' peer ids
+    /// are in the chain spec): [`crate::crypto::PublicKey`].
+    #[codec(index = 13)]
+    NetworkKey(OperatorId),
+    /// An operator removed by governance, and the height from which it signs nothing: [`Height`].
+    #[codec(index = 14)]
+    Retired(OperatorId),
 }
 
 impl StateKey {

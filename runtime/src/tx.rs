@@ -135,6 +135,12 @@ pub enum Transaction {
     /// A validator's signature over an RSK checkpoint ([`crate::checkpoint`]).
     #[codec(index = 3)]
     CheckpointSignature(crate::checkpoint::CheckpointSignature),
+    /// An authority proposes an authority-set change ([`crate::governance`]).
+    #[codec(index = 4)]
+    ProposeChange(Box<crate::governance::ProposeChange>),
+    /// An authority approves the open proposal.
+    #[codec(index = 5)]
+    ApproveChange(crate::governance::ApproveChange),
 }
 
 impl Transaction {
@@ -145,6 +151,8 @@ impl Transaction {
             Transaction::SequenceGap(tx) => &tx.operator,
             Transaction::CallEvent(tx) => &tx.operator,
             Transaction::CheckpointSignature(tx) => &tx.operator,
+            Transaction::ProposeChange(tx) => &tx.operator,
+            Transaction::ApproveChange(tx) => &tx.operator,
         }
     }
 

@@ -6,7 +6,8 @@
 //! ```
 //! Options: `--seeds N` (count, from `--first`), `--first S`, `--seed S` (one seed, full report),
 //! `--validators N` (default 4), `--byzantine F` (default (n-1)/3), `--heights H` (default 4),
-//! `--no-faults`. Exits 1 on the first failing seed, printing it.
+//! `--no-faults`, `--set-changes` (add, remove and rotate authorities at drawn heights). Exits 1
+//! on the first failing seed, printing it.
 
 use std::process::ExitCode;
 
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
             c.target_height = h;
         }
         c.faults = !args.iter().any(|a| a == "--no-faults");
+        c.set_changes = args.iter().any(|a| a == "--set-changes");
         c
     };
     if let Some(seed) = value("--seed") {

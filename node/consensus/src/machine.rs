@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use cdrchain_runtime::block::{Vote, VoteKind};
+use cdrchain_runtime::governance::AUTHORITY_CHANGE_DELAY_BLOCKS;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId, Round};
 use ed25519_dalek::SigningKey;
@@ -83,10 +84,13 @@ impl Slot {
 /// One validator's consensus state. Observers (`me = None`) follow without signing.
 #[derive(Debug)]
 pub struct Consensus {
-    /// The authority set: who may sign, who proposes when, and the quorums.
+    /// The authority set at this height: who may sign, who proposes when, and the quorums.
     validators: Validators,
     /// This validator's identity and signing key; `None` for an observer, which never signs.
     me: Option<(OperatorId, SigningKey)>,
+    /// Sets the chain approved for later heights, by first height, with this node's identity in
+    /// each ([`Input::SetChange`]); the machine moves to one when it enters that height.
+    scheduled: BTreeMap<Height, (Validators, Option<(OperatorId, SigningKey)>)>,
     /// Timeout durations.
     params: Params,
 
@@ -140,6 +144,7 @@ impl Consensus {
         let mut machine = Consensus {
             validators,
             me,
+            scheduled: BTreeMap::new(),
             params,
             height,
             round: Round(0),
@@ -186,8 +191,25 @@ impl Consensus {
         self.valid
     }
 
+    /// The set at the current height.
     pub fn validators(&self) -> &Validators {
         &self.validators
+    }
+
+    /// The set that signs at `height` as far as this machine knows: exact below the current
+    /// height + [`AUTHORITY_CHANGE_DELAY_BLOCKS`] (a change in force by then was approved in a
+    /// committed block and fed in), a guess beyond.
+    pub fn validators_at(&self, height: Height) -> &Validators {
+        self.scheduled
+            .range(..=height)
+            .next_back()
+            .filter(|_| height > self.height)
+            .map_or(&self.validators, |(_, (validators, _))| validators)
+    }
+
+    /// Whether the set at `height` is certainly known (see [`Consensus::validators_at`]).
+    fn knows_set_at(&self, height: Height) -> bool {
+        height.0 < self.height.0.saturating_add(AUTHORITY_CHANGE_DELAY_BLOCKS)
     }
 
     pub fn params(&self) -> &Params {
@@ -249,6 +271,16 @@ impl Consensus {
                     self.evaluate(&mut out);
                 }
                 Verdict::Accepted
+            }
+            Input::SetChange { from, validators, me } => {
+                if from > self.height {
+                    self.scheduled.insert(from, (validators, me));
+                    Verdict::Accepted
+                } else {
+                    // The machine was built with the set of its height; a set for an earlier
+                    // height is of no use now.
+                    Verdict::Ignored
+                }
             }
             Input::Committed { height } => {
                 if height >= self.height {
@@ -312,6 +344,15 @@ impl Consensus {
 
     fn enter_height(&mut self, height: Height, out: &mut Vec<Output>) {
         self.height = height;
+        // The set in force from this height on, if the chain changed it.
+        while let Some(entry) = self.scheduled.first_entry() {
+            if *entry.key() > height {
+                break;
+            }
+            let (validators, me) = entry.remove();
+            self.validators = validators;
+            self.me = me;
+        }
         self.round = Round(0);
         self.step = Step::Propose;
         self.locked = None;
@@ -424,8 +465,10 @@ impl Consensus {
         if height < self.height {
             return Verdict::Ignored;
         }
-        if let Err(error) = self.validators.verify(&message) {
-            return Verdict::Rejected(error);
+        if let Err(error) = self.validators_at(height).verify(&message) {
+            // Beyond the heights whose set is known, a signer we cannot check may be a member of
+            // a set we have not learnt yet: not a reason to penalize its sender.
+            return if self.knows_set_at(height) { Verdict::Rejected(error) } else { Verdict::Ignored };
         }
         if height > self.height {
             out.push(Output::Ahead { height, from: message.signer().clone() });
@@ -466,7 +509,8 @@ impl Consensus {
 
     fn next_height_capacity(&self) -> usize {
         // A few rounds' worth of every validator's messages.
-        self.validators.len().saturating_mul(MAX_NEXT_HEIGHT_MESSAGES_PER_VALIDATOR)
+        let next = self.height.next().unwrap_or(self.height);
+        self.validators_at(next).len().saturating_mul(MAX_NEXT_HEIGHT_MESSAGES_PER_VALIDATOR)
     }
 
     /// Records a message of the current height whose signature is checked.

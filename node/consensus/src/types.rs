@@ -10,10 +10,11 @@
 use cdrchain_runtime::block::CommitCertificate;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId, Round};
+use ed25519_dalek::SigningKey;
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
-use crate::messages::{ConsensusMessage, Evidence, MessageError, SignedVote};
+use crate::messages::{ConsensusMessage, Evidence, MessageError, SignedVote, Validators};
 
 /// Timeouts, in milliseconds: `base + delta × round`, so that rounds lengthen until the network's
 /// real delay fits in them.
@@ -125,6 +126,10 @@ pub enum Input {
     Executed { height: Height, block_hash: Hash32, valid: bool },
     /// The node committed `height` by other means (block sync): move past it.
     Committed { height: Height },
+    /// The chain approved a new authority set, in force from height `from`: feed it when the
+    /// approving block is committed, before [`Input::Committed`] of any later height. `me` is
+    /// this node's identity and key in that set (`None`: it follows without signing from then).
+    SetChange { from: Height, validators: Validators, me: Option<(OperatorId, SigningKey)> },
 }
 
 /// What the driver must do, in order.

@@ -9,12 +9,22 @@
 use cdrchain_consensus::sim::{run, Behaviour, SimConfig};
 
 fn seeds(validators: usize, range: std::ops::Range<u64>) {
+    run_seeds(validators, range, false);
+}
+
+/// Seeds whose authority set changes three times (add, remove, rotate) at drawn heights.
+fn seeds_with_set_changes(validators: usize, range: std::ops::Range<u64>) {
+    run_seeds(validators, range, true);
+}
+
+fn run_seeds(validators: usize, range: std::ops::Range<u64>, set_changes: bool) {
     let mut failures = Vec::new();
     for seed in range {
-        let report = run(SimConfig::new(seed, validators));
+        let report = run(SimConfig { set_changes, ..SimConfig::new(seed, validators) });
         if !report.passed() {
+            let flag = if set_changes { " --set-changes" } else { "" };
             failures.push(format!(
-                "{}\n  replay: cargo run -p cdrchain-consensus --example simulate -- --seed {seed} --validators {validators}",
+                "{}\n  replay: cargo run -p cdrchain-consensus --example simulate -- --seed {seed} --validators {validators}{flag}",
                 report.summary()
             ));
         }
@@ -46,6 +56,41 @@ fn n7_seeds_250_to_375() {
 #[test]
 fn n7_seeds_375_to_500() {
     seeds(7, 375..500);
+}
+
+// 1,000 seeds whose authority set changes: 600 with n = 4 (5 after the add), 400 with n = 7.
+#[test]
+fn n4_set_changes_seeds_0_to_300() {
+    seeds_with_set_changes(4, 0..300);
+}
+#[test]
+fn n4_set_changes_seeds_300_to_600() {
+    seeds_with_set_changes(4, 300..600);
+}
+#[test]
+fn n7_set_changes_seeds_0_to_200() {
+    seeds_with_set_changes(7, 0..200);
+}
+#[test]
+fn n7_set_changes_seeds_200_to_400() {
+    seeds_with_set_changes(7, 200..400);
+}
+
+/// Set changes happen as drawn: each kind occurs, every honest validator (the added one, the
+/// removed one following as an observer) reaches a height past the last change.
+#[test]
+fn set_changes_are_exercised() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        let report = run(SimConfig { set_changes: true, ..SimConfig::new(seed, 4) });
+        assert!(report.passed(), "{}", report.summary());
+        assert_eq!(report.sets.len(), 4, "{:?}", report.sets);
+        for set in &report.sets[1..] {
+            kinds.insert(set.split(' ').next().unwrap().to_string());
+        }
+        assert_eq!(report.committed.len(), 5, "the added validator runs too");
+    }
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
 }
 
 #[test]

@@ -353,7 +353,10 @@ fn first_sequence(tx: &Transaction) -> Option<u64> {
     match tx {
         Transaction::CdrBatch(batch) => Some(batch.first_sequence.0),
         Transaction::SequenceGap(gap) => Some(gap.from.0),
-        Transaction::CallEvent(_) | Transaction::CheckpointSignature(_) => None,
+        Transaction::CallEvent(_)
+        | Transaction::CheckpointSignature(_)
+        | Transaction::ProposeChange(_)
+        | Transaction::ApproveChange(_) => None,
     }
 }
 

@@ -40,7 +40,7 @@ impl World {
     /// Evidence validator `i` emitted verifies and accuses a Byzantine validator; it is recorded
     /// for the evidence check at the end.
     pub(super) fn check_evidence_emitted(&mut self, i: usize, evidence: Evidence) {
-        if let Err(error) = evidence.verify(&self.validators) {
+        if let Err(error) = evidence.verify(self.set_at(evidence.height().0)) {
             self.violations.push(format!("v{i} emitted evidence that does not verify: {error}"));
         }
         let offender = evidence.offender().clone();
@@ -83,6 +83,7 @@ impl World {
         }
         self.nodes[i].chain.push((hash, certificate));
         if self.nodes[i].machine.is_some() {
+            self.feed_sets(i, height.0, false);
             let epoch = self.nodes[i].epoch;
             let at = self.now + 10;
             self.push(at, Event::Ready { node: i, epoch });
@@ -90,7 +91,8 @@ impl World {
     }
 
     /// A certificate is for this block and holds a quorum of valid precommit signatures, each
-    /// from a different validator.
+    /// from a different member of the set in force at its height (no block is certified by a set
+    /// not in force at its height).
     pub(super) fn check_certificate(
         &self,
         certificate: &CommitCertificate,
@@ -100,6 +102,7 @@ impl World {
         if certificate.height != height || certificate.block_hash != hash {
             return Err("certificate is for another block".into());
         }
+        let validators = self.set_at(height.0);
         let mut signers = BTreeSet::new();
         for entry in &certificate.signatures {
             let vote = SignedVote {
@@ -112,13 +115,13 @@ impl World {
                 voter: entry.authority.clone(),
                 signature: entry.signature,
             };
-            self.validators.verify_vote(&vote).map_err(|e| e.to_string())?;
+            validators.verify_vote(&vote).map_err(|e| e.to_string())?;
             if !signers.insert(entry.authority.clone()) {
                 return Err(format!("{} signed twice", entry.authority));
             }
         }
-        if signers.len() < self.validators.quorum() {
-            return Err(format!("{} signatures, {} needed", signers.len(), self.validators.quorum()));
+        if signers.len() < validators.quorum() {
+            return Err(format!("{} signatures, {} needed", signers.len(), validators.quorum()));
         }
         Ok(())
     }

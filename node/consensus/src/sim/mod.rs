@@ -20,6 +20,7 @@
 pub mod byzantine;
 mod checks;
 pub mod rng;
+mod sets;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -60,12 +61,23 @@ pub struct SimConfig {
     pub faults: bool,
     /// Fixed behaviours by validator index, instead of drawing `byzantine` of them from the seed.
     pub behaviours: Option<Vec<Behaviour>>,
+    /// Change the authority set three times (add, remove, rotate a key, in a drawn order, at
+    /// drawn heights); the target height is raised past the last change.
+    pub set_changes: bool,
 }
 
 impl SimConfig {
     pub fn new(seed: u64, validators: usize) -> Self {
         let f = validators.saturating_sub(1) / 3;
-        SimConfig { seed, validators, byzantine: f, target_height: 4, faults: true, behaviours: None }
+        SimConfig {
+            seed,
+            validators,
+            byzantine: f,
+            target_height: 4,
+            faults: true,
+            behaviours: None,
+            set_changes: false,
+        }
     }
 }
 
@@ -87,6 +99,8 @@ pub struct Report {
     pub sim_time_ms: u64,
     /// Each validator's final consensus position, for failure reports.
     pub states: Vec<String>,
+    /// The authority sets of the run: what changed, approved at, in force from.
+    pub sets: Vec<String>,
 }
 
 impl Report {
@@ -98,7 +112,7 @@ impl Report {
     pub fn summary(&self) -> String {
         format!(
             "seed {} ({} validators, {:?}): {} — heights {:?}, {} equivocations, {} evidence records, {} crashes, \
-             {} events, {} ms simulated, trace {}{}",
+             {} events, {} ms simulated, sets {:?}, trace {}{}",
             self.seed,
             self.behaviours.len(),
             self.behaviours,
@@ -109,6 +123,7 @@ impl Report {
             self.crashes,
             self.events,
             self.sim_time_ms,
+            self.sets,
             self.trace_digest,
             if self.passed() {
                 String::new()
@@ -207,7 +222,8 @@ struct World {
     /// The scheduled events; taken (`None`) once handled.
     events: Vec<Option<Event>>,
     nodes: Vec<SimNode>,
-    validators: Validators,
+    /// The authority sets, the genesis set first ([`sets`]).
+    sets: Vec<sets::SimSet>,
     values: Values,
     params: Params,
     /// BLAKE3 over every event handled and every output produced: the run's digest.
@@ -254,6 +270,7 @@ pub fn run(config: SimConfig) -> Report {
                 events: 0,
                 sim_time_ms: 0,
                 states: Vec::new(),
+                sets: Vec::new(),
             }
         }
     };
@@ -323,22 +340,27 @@ impl SimNode {
 }
 
 impl World {
-    fn new(config: SimConfig) -> Result<World, String> {
+    fn new(mut config: SimConfig) -> Result<World, String> {
         let mut rng = Rng::new(config.seed);
         let n = config.validators.max(1);
+        // With set changes, one more validator: an observer until it is added.
+        let total = n + usize::from(config.set_changes);
         let mut keys = Vec::new();
-        for i in 0..n {
-            let seed = blake3::derive_key("cdrchain simulator validator key", &(i as u64).to_le_bytes());
+        for i in 0..total {
             let id = OperatorId::new(format!("v{i}")).map_err(|e| e.to_string())?;
-            keys.push((id, SigningKey::from_bytes(&seed)));
+            keys.push((id, sets::validator_key(i, 0)));
         }
         let genesis = Hash32(*blake3::hash(b"cdrchain simulator genesis").as_bytes());
-        let list =
-            keys.iter().map(|(id, key)| (id.clone(), cdrchain_runtime::crypto::public_key(key))).collect();
+        let list = keys[..n]
+            .iter()
+            .map(|(id, key)| (id.clone(), cdrchain_runtime::crypto::public_key(key)))
+            .collect();
         let validators = Validators::new(genesis, list).ok_or("no validators")?;
 
-        let behaviours = draw_behaviours(&mut rng, n, &config);
-        let nodes = keys
+        let mut behaviours = draw_behaviours(&mut rng, n, &config);
+        behaviours.resize(total, Behaviour::Honest);
+        let ids: Vec<OperatorId> = keys.iter().map(|(id, _)| id.clone()).collect();
+        let nodes: Vec<SimNode> = keys
             .into_iter()
             .zip(behaviours)
             .map(|((id, key), behaviour)| SimNode::new(id, key, behaviour))
@@ -352,12 +374,17 @@ impl World {
         let partition = if faults && rng.chance(600) {
             let start = rng.range(0, heal_at / 2);
             let end = rng.range(start, heal_at);
-            let sides = (0..n).map(|_| rng.chance(500)).collect();
+            let sides = (0..total).map(|_| rng.chance(500)).collect();
             Some((start, end, sides))
         } else {
             None
         };
         let deadline = heal_at + RUN_AFTER_HEAL_MS;
+        let behaviours: Vec<Behaviour> = nodes.iter().map(|n: &SimNode| n.behaviour).collect();
+        let sets = sets::draw_sets(&mut rng, &ids, &validators, n, &behaviours, config.set_changes);
+        if let Some(last) = sets.last() {
+            config.target_height = config.target_height.max(last.from + 2);
+        }
         Ok(World {
             config,
             rng,
@@ -366,7 +393,7 @@ impl World {
             queue: BinaryHeap::new(),
             events: Vec::new(),
             nodes,
-            validators,
+            sets,
             values: Values::default(),
             params: sim_params(),
             trace: blake3::Hasher::new_derive_key("cdrchain simulator trace v1"),
@@ -421,12 +448,15 @@ impl World {
         if node.adversary.as_ref().is_some_and(|a| a.is_silent()) {
             return;
         }
-        let height = Height(node.chain.len() as u64 + 1);
-        let me = Some((node.id.clone(), node.key.clone()));
-        let (machine, outputs) =
-            Consensus::new(self.validators.clone(), me, self.params, height, node.wal.clone());
-        node.machine = Some(machine);
-        let epoch = node.epoch;
+        let committed = node.chain.len() as u64;
+        let wal = node.wal.clone();
+        let set = self.set_index_at(committed + 1);
+        let me = self.me_in(set, i);
+        let validators = self.sets[set].validators.clone();
+        let (machine, outputs) = Consensus::new(validators, me, self.params, Height(committed + 1), wal);
+        self.nodes[i].machine = Some(machine);
+        self.feed_sets(i, committed, true);
+        let epoch = self.nodes[i].epoch;
         self.apply_outputs(i, outputs);
         let at = self.now + 10;
         self.push(at, Event::Ready { node: i, epoch });
@@ -642,13 +672,21 @@ impl World {
 
     fn broadcast(&mut self, i: usize, message: ConsensusMessage) {
         let n = self.nodes.len();
+        // An adversary twists only what it signs itself: the votes a proposal carries as its
+        // proof of lock are other validators', and it cannot sign in their name.
+        let own = message.signer() == &self.nodes[i].id;
         let sends = match self.nodes[i].adversary.take() {
+            Some(adversary) if !own => {
+                self.nodes[i].adversary = Some(adversary);
+                vec![byzantine::Send { to: (0..n).filter(|j| *j != i).collect(), message }]
+            }
             None => vec![byzantine::Send { to: (0..n).filter(|j| *j != i).collect(), message }],
             Some(mut adversary) => {
-                let node = &self.nodes[i];
-                let (id, key) = (node.id.clone(), node.key.clone());
+                let height = message.height().0;
+                let (id, key) = (self.nodes[i].id.clone(), self.key_at(i, height));
+                let validators = self.set_at(height).clone();
                 let mut ctx = Context {
-                    validators: &self.validators,
+                    validators: &validators,
                     id: &id,
                     key: &key,
                     me: i,
@@ -722,6 +760,11 @@ impl World {
                     ),
                     None => format!("{} down", n.id),
                 })
+                .collect(),
+            sets: self
+                .sets
+                .iter()
+                .map(|s| format!("{} (approved at {}, from {})", s.change, s.approved_at, s.from))
                 .collect(),
         }
     }
