@@ -12,13 +12,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cdrchain_chain_spec::ChainSpec;
+use cdrchain_consensus::Validators;
 use cdrchain_runtime::apply::{apply_block, BlockBuilder, ChainContext, PushError, StateChanges, TxError};
 use cdrchain_runtime::block::{Block, CommitCertificate, Header};
+use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::crypto::PublicKey;
+use cdrchain_runtime::governance::{self, AuthoritySet};
 use cdrchain_runtime::hash::Hash32;
-use cdrchain_runtime::ids::{OperatorId, Sequence};
+use cdrchain_runtime::ids::{Height, OperatorId, Sequence};
+use cdrchain_runtime::state::{OperatorRecord, StateKey, StateView};
 use cdrchain_runtime::tx::{SignedTransaction, Transaction};
 use cdrchain_storage::Storage;
+use parity_scale_codec::Encode;
 use tokio::sync::broadcast;
 
 use crate::metrics::Metrics;
@@ -48,9 +53,6 @@ pub struct Chain {
     pub spec: ChainSpec,
     /// What `apply_block` needs from the spec, derived once.
     pub ctx: ChainContext,
-    /// The authorities with their keys, in proposer order: what commit certificates are checked
-    /// against.
-    pub authorities: Vec<(OperatorId, PublicKey)>,
     /// Announces each committed header to the subscribers (RPC subscriptions).
     heads: broadcast::Sender<Header>,
     /// Build and import timings, heights, CDR counts.
@@ -66,7 +68,7 @@ impl std::fmt::Debug for Chain {
 impl Chain {
     pub fn new(storage: Arc<Storage>, spec: ChainSpec, metrics: Arc<Metrics>) -> Self {
         let (heads, _) = broadcast::channel(MAX_UNREAD_HEADS);
-        Self { ctx: spec.chain_context(), authorities: spec.authority_keys(), storage, spec, heads, metrics }
+        Self { ctx: spec.chain_context(), storage, spec, heads, metrics }
     }
 
     /// New finalized heads, as they are committed.
@@ -142,9 +144,31 @@ impl Chain {
         Ok(())
     }
 
-    /// Every registered operator and its transaction key (authorities or not).
-    pub fn authorities_and_operators(&self) -> impl Iterator<Item = (OperatorId, PublicKey)> + '_ {
-        self.spec.operators.iter().map(|o| (o.id.clone(), o.ed25519))
+    /// The authority set that certifies block `height`, from the committed state: exact for
+    /// every height up to the head's + `AUTHORITY_CHANGE_DELAY_BLOCKS` (the chain changes its set
+    /// only that long after approving it), the set in force at the head before that.
+    pub fn authority_set_at(&self, height: Height) -> Result<AuthoritySet, NodeError> {
+        Ok(governance::authority_set_at(&*self.storage, height)?)
+    }
+
+    /// [`Chain::authority_set_at`] as the consensus machine takes it.
+    pub fn validators_at(&self, height: Height) -> Result<Validators, NodeError> {
+        let set = self.authority_set_at(height)?;
+        Validators::new(self.ctx.genesis_hash, set.signing_keys())
+            .ok_or_else(|| NodeError::Config(format!("the authority set at height {height} is empty")))
+    }
+
+    /// The key that signs `operator`'s transactions now, from the committed state; `None` for
+    /// an operator the chain does not know or removed.
+    pub fn transaction_key(&self, operator: &OperatorId) -> Result<Option<PublicKey>, NodeError> {
+        let read = |key: StateKey| self.storage.get(&key.encode());
+        if read(StateKey::Retired(operator.clone()))?.is_some() {
+            return Ok(None);
+        }
+        let Some(bytes) = read(StateKey::Operator(operator.clone()))? else { return Ok(None) };
+        let record: OperatorRecord = decode_exact(&bytes)
+            .map_err(|source| NodeError::Corrupt { what: "an operator record of the state", source })?;
+        Ok(Some(record.signing_key))
     }
 
     /// Checks and commits a block from elsewhere: its transactions and roots through
@@ -158,8 +182,10 @@ impl Chain {
     ) -> Result<Vec<Hash32>, NodeError> {
         let started = Instant::now();
         let height = block.header.number.0;
+        // The set in force at the block's height, as the head's state knows it.
+        let set = self.authority_set_at(block.header.number)?;
         certificate
-            .verify(&block.header, &self.ctx.genesis_hash, &self.authorities)
+            .verify(&block.header, &self.ctx.genesis_hash, &set.signing_keys())
             .map_err(|source| NodeError::BadCertificate { height, source })?;
         let parent = self.storage.parent_ref();
         let changes = apply_block(&self.ctx, &*self.storage, &parent, block)

@@ -58,4 +58,7 @@ pub enum NodeError {
     SigningState { path: PathBuf, reason: String },
     #[error("a node task failed: {0}")]
     Task(String),
+    /// The authority set cannot be read from the state.
+    #[error("the authority set: {0}")]
+    AuthoritySet(#[from] cdrchain_runtime::governance::SetError),
 }

@@ -83,6 +83,8 @@ pub const METHODS: &[(&str, Need)] = &[
     ("settlement_summary", Need::Records),
     ("consensus_status", Need::Chain),
     ("consensus_evidence", Need::Chain),
+    ("authority_set", Need::Chain),
+    ("authority_pending", Need::Chain),
 ];
 
 /// Every HTTP route besides JSON-RPC (`POST /`), and what it needs.

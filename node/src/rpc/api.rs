@@ -231,6 +231,21 @@ pub trait ConsensusApi {
     fn evidence(&self) -> RpcResult<Vec<Value>>;
 }
 
+/// The authority set and its changes (docs/operations.md).
+#[rpc(server, client, namespace = "authority")]
+pub trait AuthorityApi {
+    /// The set that certifies height `at` (default: the next height): its id, first height and
+    /// members with their keys. Exact from the current set's first height to the head + the
+    /// change delay.
+    #[method(name = "set")]
+    fn authority_set(&self, at: Option<u64>) -> RpcResult<Value>;
+
+    /// The open proposal (with its approvals and expiry) and the approved change waiting for
+    /// its height; null for each when there is none.
+    #[method(name = "pending")]
+    fn authority_pending(&self) -> RpcResult<Value>;
+}
+
 /// Interconnect settlement.
 #[rpc(server, client, namespace = "settlement")]
 pub trait SettlementApi {

@@ -34,21 +34,22 @@ impl CheckpointApiServer for Handlers {
         let Some(bytes) = read(StateKey::Checkpoint(height))? else { return Ok(Value::Null) };
         let checkpoint: Checkpoint = decode_exact(&bytes).map_err(internal)?;
         let mut signatures = Vec::new();
-        for (operator, _) in &chain.authorities {
+        // The set in force at the checkpoint's height signs it.
+        let set = chain.authority_set_at(height).map_err(internal)?;
+        for member in set.members.iter() {
+            let operator = &member.id;
             let Some(bytes) = read(StateKey::CheckpointSignature(height, operator.clone()))? else {
                 continue;
             };
             let stored: StoredSignature = decode_exact(&bytes).map_err(internal)?;
-            let evm_address =
-                chain.spec.operators.iter().find(|o| &o.id == operator).map(|o| o.evm_address.to_hex());
             signatures.push(json!({
                 "operator": operator.to_string(),
-                "evm_address": evm_address,
+                "evm_address": member.evm_address.to_hex(),
                 "contract": stored.contract.to_hex(),
                 "signature": stored.signature.to_hex(),
             }));
         }
-        let authorities = chain.authorities.len();
+        let authorities = set.len();
         Ok(json!({
             "genesis_hash": checkpoint.genesis_hash.to_string(),
             "height": checkpoint.height.0,

@@ -28,6 +28,7 @@
 
 pub mod access;
 pub mod api;
+mod authority;
 mod browser;
 mod budget;
 mod cdr;
@@ -55,8 +56,8 @@ use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::Extensions;
 use serde_json::{json, Value};
 
+use self::api::{AuthorityApiServer, SettlementApiServer, SystemApiServer};
 use self::api::{CdrApiServer, ChainApiServer, CheckpointApiServer, ConsensusApiServer};
-use self::api::{SettlementApiServer, SystemApiServer};
 use crate::chain::Chain;
 use crate::ingest::{self, Ingest, IngestError};
 use crate::pool::TxPool;
@@ -227,6 +228,7 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<()>, NodeError> {
     module.merge(CdrApiServer::into_rpc(handlers.clone())).map_err(reg)?;
     module.merge(CheckpointApiServer::into_rpc(handlers.clone())).map_err(reg)?;
     module.merge(ConsensusApiServer::into_rpc(handlers.clone())).map_err(reg)?;
+    module.merge(AuthorityApiServer::into_rpc(handlers.clone())).map_err(reg)?;
     module.merge(SettlementApiServer::into_rpc(handlers)).map_err(reg)?;
     Ok(module)
 }

@@ -35,14 +35,10 @@ impl RpcContext {
             .ok_or_else(|| internal(format!("no commit certificate at #{}", stored.height.0)))?;
         let inclusion = inclusion_proof(&**storage, Domain::CDR_LOG, stored.leaf_index, header.cdr_log_size)
             .map_err(internal)?;
-        let bundle = ProofBundle::new(
-            self.chain_ref(),
-            &self.chain.authorities,
-            stored.cdr,
-            inclusion,
-            header,
-            certificate,
-        );
+        // The set that certified the block (proofs across set changes: issue #27).
+        let authorities = self.chain.authority_set_at(stored.height).map_err(internal)?.signing_keys();
+        let bundle =
+            ProofBundle::new(self.chain_ref(), &authorities, stored.cdr, inclusion, header, certificate);
         serde_json::to_value(&bundle).map_err(internal)
     }
 
@@ -61,9 +57,10 @@ impl RpcContext {
             .ok_or_else(|| internal(format!("no commit certificate at #{}", header.number.0)))?;
         let key = absence_witness(&snapshot, id)?;
         let entry = state_entry_proof(&snapshot, &key, &header)?;
+        let authorities = self.chain.authority_set_at(header.number).map_err(internal)?.signing_keys();
         let bundle = AbsenceBundle::new(
             self.chain_ref(),
-            &self.chain.authorities,
+            &authorities,
             id.recorder.clone(),
             id.sequence,
             entry,

@@ -17,7 +17,11 @@ impl SystemApiServer for Handlers {
         Ok(Health {
             peers: status.peers.len(),
             is_syncing: status.is_syncing,
-            should_have_peers: self.ctx.chain.authorities.len() > 1,
+            should_have_peers: self
+                .ctx
+                .chain
+                .authority_set_at(cdrchain_runtime::ids::Height(best.saturating_add(1)))
+                .is_ok_and(|set| set.len() > 1),
             best,
             finalized: best,
             ingest_stuck: if operator { self.ctx.ingest.stuck() } else { None },

@@ -124,6 +124,18 @@ async fn positional_parameters_and_result_shapes() {
     }
     let page: Value = module.call("cdr_query", ("alice", "bob", 0, 1_000)).await.unwrap();
     assert_eq!(page, json!({"cdrs": [], "next_cursor": null}));
+    let set: Value = module.call("authority_set", [(); 0]).await.unwrap();
+    assert_eq!(
+        (set["id"].clone(), set["from"].clone(), set["quorum"].clone()),
+        (json!(0), json!(1), json!(1))
+    );
+    assert_eq!(set["authorities"][0]["id"], "alice");
+    let pending: Value = module.call("authority_pending", [(); 0]).await.unwrap();
+    assert_eq!(pending, json!({"proposal": null, "scheduled": null}));
+    match module.call::<_, Value>("authority_set", [0]).await {
+        Err(MethodsError::JsonRpc(e)) => assert_eq!(e.code(), super::INVALID_PARAMS, "{e:?}"),
+        other => panic!("height 0 must be invalid params: {other:?}"),
+    }
     let check: Value = module.call("cdr_check", [[json!({"call_id": 1})]]).await.unwrap();
     assert_eq!(check["duplicates"], json!([]));
     assert_eq!(check["errors"][0]["index"], 0);

@@ -147,6 +147,9 @@ impl Driver {
         self.proposals.prune_through(height);
         self.last_commit = Instant::now();
         self.ready_sent = false;
+        if let Err(e) = self.follow_set_changes() {
+            tracing::error!(target: "cdrchain::consensus", "cannot read the authority set after block #{height}: {e}");
+        }
     }
 
     /// Completes the compact proposals whose transactions have all arrived, and checks those

@@ -294,10 +294,27 @@ pub(super) fn check_tx_gossip(chain: &Chain, pool: &TxPool, data: &[u8]) -> Vali
     let mut ahead = 0;
     // Each operator's committed next sequence, as read for this message (a few operators).
     let mut committed: Vec<(cdrchain_runtime::ids::OperatorId, u64)> = Vec::new();
+    // Each operator's transaction key in the committed state (governance adds, removes and
+    // rotates them), read once per operator and message.
+    let mut keys: Vec<(cdrchain_runtime::ids::OperatorId, Option<cdrchain_runtime::crypto::PublicKey>)> =
+        Vec::new();
     for tx in wire.txs.into_inner() {
         let operator = tx.transaction.operator().clone();
-        let Some((_, key)) = chain.authorities_and_operators().find(|(id, _)| *id == operator) else {
-            tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of unknown operator `{operator}`");
+        let key = match keys.iter().find(|(id, _)| *id == operator) {
+            Some((_, key)) => *key,
+            None => match chain.transaction_key(&operator) {
+                Ok(key) => {
+                    keys.push((operator.clone(), key));
+                    key
+                }
+                Err(e) => {
+                    tracing::warn!(target: "cdrchain::consensus", "cannot read the key of `{operator}`: {e}");
+                    return Validation::Ignore;
+                }
+            },
+        };
+        let Some(key) = key else {
+            tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of `{operator}`, which the chain does not know or removed");
             return Validation::Reject;
         };
         // Cheap checks before the signature's: size, and how far ahead of the chain it starts.

@@ -33,6 +33,7 @@ mod guard;
 mod proposals;
 mod replay;
 mod resume;
+mod sets;
 mod status;
 mod sync;
 
@@ -174,8 +175,7 @@ pub async fn run(
         check_limits(&cdrchain_network::Limits::default()),
         "the sync response budget does not fit the network's sync response limit"
     );
-    let validators = Validators::new(chain.ctx.genesis_hash, chain.authorities.clone())
-        .ok_or_else(|| NodeError::Config("the chain spec has no authorities".into()))?;
+    let validators = chain.validators_at(next_height(&chain))?;
     let solo = resume::is_solo(&validators, net.is_some());
     let resumed = resume(&chain, &validators, &me, settings.params, solo, &settings.signing_state)?;
     status.lock().evidence = load_evidence(&chain)?;
@@ -235,6 +235,7 @@ pub async fn run(
         wal_blocks: Vec::new(),
     };
     driver.restore_blocks(resumed.blocks);
+    driver.follow_set_changes()?;
     driver.settings.catching_up.store(driver.pending_wal.is_some(), std::sync::atomic::Ordering::Release);
     driver.settings.resumed.notify_one();
     driver.carry_out(resumed.outputs).await?;
@@ -290,7 +291,8 @@ struct Driver {
     /// This validator's signing key: for its transactions (checkpoint signatures), and to make
     /// the machine a signer again once storage reaches `pending_wal`.
     key: SigningKey,
-    /// The chain's authorities, kept to start the machine again (see `pending_wal`).
+    /// The authorities at the machine's height, kept to start it again (see `pending_wal`);
+    /// refreshed from the state after each commit (`sets.rs`).
     validators: Validators,
     /// A WAL record ahead of storage: the machine runs as an observer until storage reaches it.
     pending_wal: Option<WalRecord>,

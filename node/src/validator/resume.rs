@@ -110,7 +110,18 @@ pub(super) fn resume(
             );
             Consensus::new(validators.clone(), None, params, height, None)
         }
-        None => Consensus::new(validators.clone(), Some(me.clone()), params, height, wal),
+        None => {
+            let signer = super::sets::identity_in(validators, &me.0, &me.1, height);
+            if !validators.contains(&me.0) {
+                tracing::warn!(
+                    target: "cdrchain::consensus",
+                    "`{}` is not an authority at height {height}: following the chain without signing until the \
+                     chain adds it (docs/operations.md, joining)",
+                    me.0
+                );
+            }
+            Consensus::new(validators.clone(), signer, params, height, wal)
+        }
     };
     Ok(Resumed { machine, outputs, pending_wal, blocks })
 }
@@ -224,7 +235,7 @@ impl Driver {
     pub(super) fn rejoin_when_synced(&mut self) -> Option<Vec<Output>> {
         let next = next_height(&self.chain);
         let record = self.pending_wal.take_if(|r| r.height <= next)?;
-        let me = Some((self.me.clone(), self.key.clone()));
+        let me = self.identity_in(&self.validators, next);
         let (machine, outputs) = if record.height == next {
             match kept_blocks(&self.chain, &record) {
                 Ok(blocks) => self.restore_blocks(blocks),
@@ -280,8 +291,7 @@ mod tests {
         );
         let chain = Chain::new(storage, spec, Arc::new(Metrics::new()));
         let me = (OperatorId::new("alice").expect("a name"), DevAccount::derive("alice").signing_key);
-        let validators =
-            Validators::new(chain.ctx.genesis_hash, chain.authorities.clone()).expect("authorities");
+        let validators = chain.validators_at(cdrchain_runtime::ids::Height(1)).expect("authorities");
         (dir, chain, validators, me)
     }
 
