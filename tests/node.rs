@@ -938,3 +938,24 @@ fn a_queued_cdr_that_can_never_be_committed_is_declared_a_gap_and_the_stream_goe
     node.wait_committed("alice:16", Duration::from_secs(60));
     assert!(node.terminate().success());
 }
+
+/// `cdrchain authority show` reads the set and the change in flight from a node: the dev chain's
+/// one authority, alice with her key, nothing proposed; a height before the set is refused.
+#[test]
+fn authority_show_prints_the_set_and_the_change_in_flight() {
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start_dev(base.path(), &[]);
+    let out = run(&["authority", "show", "--rpc", &node.rpc]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let key = node.call("authority_set", json!([])).unwrap()["authorities"][0]["ed25519"].clone();
+    assert!(text.starts_with("authority set 0 from height 1 (1 authorities, quorum 1)\n"), "{text}");
+    assert!(text.contains(&format!("  alice            ed25519 {}", key.as_str().unwrap())), "{text}");
+    assert!(text.contains("no open proposal\n") && text.ends_with("no scheduled change\n"), "{text}");
+    let out = run(&["authority", "show", "--json", "--rpc", &node.rpc]);
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["pending"], json!({"proposal": null, "scheduled": null}));
+    let out = run(&["authority", "show", "--at", "0", "--rpc", &node.rpc]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("height 0 is the genesis"), "{out:?}");
+}

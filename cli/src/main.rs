@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module and returns `anyhow::Result`; `main` prints the error
 //! chain (what failed, and why, down to the cause) and exits non-zero.
 
+mod authority;
 mod bench;
 mod blocks;
 mod build_spec;
@@ -82,6 +83,9 @@ enum Command {
     /// Declare queued CDRs that can never be committed a gap in the node's stream.
     #[command(subcommand)]
     Gap(gap::Command),
+    /// The authority set and its changes: operators joining, leaving, rotating keys.
+    #[command(subcommand)]
+    Authority(authority::Command),
     /// Measure whole-system throughput (see docs/benchmarks.md).
     Bench(bench::Args),
     /// Start n local validators as child processes on loopback ports (4: the `local` chain with
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         Command::Settlement(args) => settlement::run(args),
         Command::Cdr(command) => cdr::run(command),
         Command::Gap(command) => gap::run(command),
+        Command::Authority(command) => authority::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Testnet(args) => testnet::run(args),
     };

@@ -281,10 +281,25 @@ fn read<T: Decode, V: StateView>(view: &V, key: &StateKey) -> Result<Option<T>, 
 pub fn current_set<V: StateView>(view: &V) -> Result<AuthoritySet, SetError> {
     let ids: Authorities = read(view, &StateKey::Authorities)?.unwrap_or_default();
     let set_id: SetId = read(view, &StateKey::AuthoritySetId)?.unwrap_or(SetId::GENESIS);
+    assemble(
+        &ids,
+        set_id,
+        |id| read(view, &StateKey::Operator(id.clone())),
+        |id| SetError::MissingOperator(id.clone()),
+    )
+}
+
+/// The set of `ids` with their keys from their operator records (`record` reads one; `missing`
+/// is the error for an authority without one).
+pub(crate) fn assemble<E>(
+    ids: &Authorities,
+    set_id: SetId,
+    mut record: impl FnMut(&OperatorId) -> Result<Option<OperatorRecord>, E>,
+    missing: impl Fn(&OperatorId) -> E,
+) -> Result<AuthoritySet, E> {
     let mut members = Vec::with_capacity(ids.len());
     for id in ids.iter() {
-        let record: OperatorRecord = read(view, &StateKey::Operator(id.clone()))?
-            .ok_or_else(|| SetError::MissingOperator(id.clone()))?;
+        let record = record(id)?.ok_or_else(|| missing(id))?;
         members.push(AuthorityEntry {
             id: id.clone(),
             signing_key: record.signing_key,

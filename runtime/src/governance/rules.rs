@@ -80,21 +80,15 @@ impl<V: StateView> Executor<'_, V> {
     /// The set in force at this block, keys included (through the block's own writes).
     fn governing_set(&self) -> Result<AuthoritySet, ApplyError> {
         let set_id: SetId = self.read(&StateKey::AuthoritySetId)?.unwrap_or(SetId::GENESIS);
-        let mut members = Vec::new();
-        for id in self.authorities()?.iter() {
-            let key = StateKey::Operator(id.clone());
-            let record: OperatorRecord = self.read(&key)?.ok_or_else(|| ApplyError::CorruptState {
-                key: format!("{key:?}"),
+        super::assemble(
+            &self.authorities()?,
+            set_id,
+            |id| self.read(&StateKey::Operator(id.clone())),
+            |id| ApplyError::CorruptState {
+                key: format!("{:?}", StateKey::Operator(id.clone())),
                 reason: "an authority has no operator record".to_string(),
-            })?;
-            members.push(AuthorityEntry {
-                id: id.clone(),
-                signing_key: record.signing_key,
-                evm_address: record.evm_address,
-            });
-        }
-        let members = BoundedVec::new(members).unwrap_or_default();
-        Ok(AuthoritySet { id: set_id.id, from: set_id.from, members })
+            },
+        )
     }
 
     fn no_change_in_flight(&self) -> Result<(), Failure> {
