@@ -959,3 +959,66 @@ fn authority_show_prints_the_set_and_the_change_in_flight() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("height 0 is the genesis"), "{out:?}");
 }
+
+/// An operator makes a join request with its own keys (`cdrchain key generate`, `authority
+/// join-request`); the dev chain's one authority proposes it, which on a chain of one is already
+/// more than two thirds: the add is scheduled 4 blocks on. A request whose proof was tampered
+/// with is refused at once, naming the proof.
+#[test]
+fn a_join_request_made_with_the_joiners_keys_is_proposed_and_scheduled() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("erin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("erin.key");
+    let evm = dir.join("erin-evm.key");
+    assert!(run(&["key", "generate", "--out", key.to_str().unwrap()]).status.success());
+    assert!(run(&["key", "generate", "--scheme", "secp256k1", "--out", evm.to_str().unwrap()])
+        .status
+        .success());
+    let request = dir.join("join.json");
+    let out = run(&[
+        "authority",
+        "join-request",
+        "--operator",
+        "erin",
+        "--key",
+        key.to_str().unwrap(),
+        "--evm-key",
+        evm.to_str().unwrap(),
+        "--chain",
+        "dev",
+        "--out",
+        request.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let node = Node::start_dev(&base.path().join("node"), &[]);
+    // Tampered: the network key's proof replaced by the signing key's.
+    let mut document: Value = serde_json::from_str(&std::fs::read_to_string(&request).unwrap()).unwrap();
+    assert_eq!(document["kind"], "add");
+    let tampered = dir.join("tampered.json");
+    document["network_proof"] = json!("0x".to_string() + &"00".repeat(64));
+    std::fs::write(&tampered, document.to_string()).unwrap();
+    let out = run(&["authority", "propose", "add", tampered.to_str().unwrap(), "--rpc", &node.rpc]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("network proof of possession"), "{out:?}");
+    let out = run(&["authority", "propose", "add", request.to_str().unwrap(), "--rpc", &node.rpc]);
+    assert!(out.status.success(), "{out:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let scheduled = loop {
+        let pending = node.call("authority_pending", json!([])).unwrap();
+        if !pending["scheduled"].is_null() {
+            break pending["scheduled"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "never scheduled: {pending}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(scheduled["change"]["id"], "erin");
+    let members: Vec<&str> = scheduled["set"]["authorities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["alice", "erin"]);
+    assert!(scheduled["change"]["peer_id"].as_str().unwrap().starts_with("12D3KooW"), "{scheduled}");
+}

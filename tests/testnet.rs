@@ -478,3 +478,118 @@ fn a_purged_validator_signs_nothing_that_contradicts_what_it_signed() {
     let first: Vec<String> = (0..10).map(|n| format!("alice:{n}")).collect();
     assert_eq!(again, first, "re-posted records were numbered anew");
 }
+
+/// Runs `cdrchain authority ARGS… --rpc URL`, asserting success; answers its standard output.
+fn authority(node: &Node, args: &[&str]) -> String {
+    let mut all: Vec<&str> = vec!["authority"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--rpc", &node.rpc]);
+    let out = run(&all);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "authority {args:?}: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// Submits CDRs to `node` until every node in `nodes` is at `target` or later.
+fn drive_to(node: &Node, nodes: &[&Node], target: u64, first: &mut u64) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while nodes.iter().any(|n| height(n) < target) {
+        assert!(
+            Instant::now() < deadline,
+            "not at height {target}: {:?}",
+            nodes.iter().map(|n| height(n)).collect::<Vec<_>>()
+        );
+        submit(node, *first, 5);
+        *first += 5;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Issue #27 on real nodes: alice proposes removing dave, bob and charlie approve through their
+/// own nodes; the change takes effect 4 blocks after the approving block; from then on the
+/// three commit on their own (every certificate signed by the new set only), dave follows
+/// without signing, nobody is accused of equivocation, and every acknowledged CDR is committed.
+#[test]
+fn an_authority_removed_by_a_quorum_stops_counting_and_the_chain_goes_on() {
+    let net = Net::new();
+    let nodes: Vec<Node> = (0..4).map(|i| net.start(i)).collect();
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let (alice, bob, charlie) = (&nodes[0], &nodes[1], &nodes[2]);
+    let mut ids = submit(alice, 0, 20);
+    wait_all_committed(&refs, &ids, Duration::from_secs(90));
+
+    let proposed = authority(alice, &["propose", "remove", "dave"]);
+    let proposal = proposed.split("proposal ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let mut first = 1_000;
+    // The proposal may not be committed yet when bob is asked; wait until it is.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bob.call("authority_pending", json!([])).unwrap()["proposal"].is_null() {
+        assert!(Instant::now() < deadline, "the proposal never reached bob's chain");
+        submit(alice, first, 2);
+        first += 2;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A second change while this one is open is refused at once, with the reason.
+    let out = run(&["authority", "propose", "remove", "charlie", "--rpc", &bob.rpc]);
+    assert!(
+        !out.status.success(),
+        "a second proposal was accepted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one change at a time"), "{out:?}");
+    authority(bob, &["approve", &proposal]);
+    authority(charlie, &["approve", &proposal]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let scheduled = loop {
+        let pending = alice.call("authority_pending", json!([])).unwrap();
+        if !pending["scheduled"].is_null() {
+            break pending["scheduled"].clone();
+        }
+        assert!(Instant::now() < deadline, "the approvals never scheduled the change: {pending}");
+        submit(alice, first, 2);
+        first += 2;
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let effective = scheduled["set"]["from"].as_u64().unwrap();
+    assert_eq!(effective, scheduled["approved_at"].as_u64().unwrap() + 4);
+    assert!(authority(alice, &["show"]).contains("scheduled: remove `dave`"));
+
+    drive_to(alice, &refs[..3], effective + 3, &mut first);
+    let set = alice.call("authority_set", json!([])).unwrap();
+    assert_eq!(
+        (set["id"].as_u64(), set["from"].as_u64(), set["quorum"].as_u64()),
+        (Some(1), Some(effective), Some(3))
+    );
+    let members: Vec<&str> =
+        set["authorities"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(members, ["alice", "bob", "charlie"]);
+    let text = authority(alice, &["show"]);
+    assert!(
+        text.starts_with(&format!("authority set 1 from height {effective} (3 authorities, quorum 3)")),
+        "{text}"
+    );
+    // From the effective height, dave signs no certificate; before it, the four did.
+    for h in effective..effective + 3 {
+        let block = alice.call("chain_getBlock", json!([h])).unwrap();
+        let signers: Vec<&str> = block["certificate"]["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["authority"].as_str().unwrap())
+            .collect();
+        assert!(!signers.contains(&"dave") && signers.len() == 3, "height {h}: {signers:?}");
+    }
+    // The three go on; dave follows the chain; nobody was accused.
+    let more = submit(bob, 50_000, 20);
+    ids.extend(more.iter().cloned());
+    wait_all_committed(&refs, &more, Duration::from_secs(90));
+    assert_same_chain(&refs);
+    for node in &refs {
+        assert_eq!(
+            node.call("consensus_evidence", json!([])).unwrap(),
+            json!([]),
+            "evidence on {}",
+            node.rpc
+        );
+    }
+}

@@ -114,6 +114,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
                 tokens: config.rpc_tokens(),
                 status: status.clone(),
                 heavy: Default::default(),
+                signer: (config.operator.clone(), config.signing_key.clone()),
             };
             let (handle, task) = open_rpc(&config, context, &metrics, &storage, &stopping).await?;
             (Some(handle), task)

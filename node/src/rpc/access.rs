@@ -85,6 +85,8 @@ pub const METHODS: &[(&str, Need)] = &[
     ("consensus_evidence", Need::Chain),
     ("authority_set", Need::Chain),
     ("authority_pending", Need::Chain),
+    ("authority_propose", Need::Admin),
+    ("authority_approve", Need::Admin),
 ];
 
 /// Every HTTP route besides JSON-RPC (`POST /`), and what it needs.

@@ -244,6 +244,16 @@ pub trait AuthorityApi {
     /// its height; null for each when there is none.
     #[method(name = "pending")]
     fn authority_pending(&self) -> RpcResult<Value>;
+
+    /// Proposes `change` as this node's operator: an `AuthorityChange` in JSON (`{"kind":
+    /// "remove", "id": …}`, `{"kind": "add", …}` or `{"kind": "rotate-keys", …}` with their
+    /// proofs of possession). Checked against the head first; answers the proposal's id.
+    #[method(name = "propose", blocking)]
+    fn authority_propose(&self, change: Value) -> RpcResult<Value>;
+
+    /// Approves the open proposal `id` as this node's operator; checked against the head first.
+    #[method(name = "approve", blocking)]
+    fn authority_approve(&self, id: String) -> RpcResult<Value>;
 }
 
 /// Interconnect settlement.

@@ -1,13 +1,21 @@
-//! `authority_*`: the authority set in force at a height and the change in flight (issue #27).
+//! `authority_*`: the authority set in force at a height and the change in flight; proposing and
+//! approving changes as this node's operator (issue #27).
 
 use cdrchain_chain_spec::keys::peer_id_of_ed25519;
-use cdrchain_runtime::governance::{self, AuthoritySet, PendingChange, ScheduledChange};
+use cdrchain_runtime::apply::{BlockBuilder, PushError};
+use cdrchain_runtime::governance::{
+    self, ApproveChange, AuthorityChange, AuthoritySet, PendingChange, ProposeChange, ScheduledChange,
+};
+use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::Height;
+use cdrchain_runtime::tx::{SignedTransaction, Transaction};
 use jsonrpsee::core::RpcResult;
+use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::{json, Value};
 
 use super::api::AuthorityApiServer;
 use super::{internal, invalid, Handlers};
+use crate::pool::PoolError;
 
 impl AuthorityApiServer for Handlers {
     fn authority_set(&self, at: Option<u64>) -> RpcResult<Value> {
@@ -29,6 +37,25 @@ impl AuthorityApiServer for Handlers {
         Ok(set_json(&set))
     }
 
+    fn authority_propose(&self, change: Value) -> RpcResult<Value> {
+        let change: AuthorityChange = serde_json::from_value(change)
+            .map_err(|e| invalid(format!("not an authority change (add, remove or rotate-keys): {e}")))?;
+        let operator = self.ctx.signer.0.clone();
+        let summary = format!("{} `{}`", change.kind(), change.subject());
+        let id =
+            self.sign_and_pool(Transaction::ProposeChange(Box::new(ProposeChange { operator, change })))?;
+        tracing::info!(target: "cdrchain::governance", "proposed {summary}: proposal {id}");
+        Ok(json!({ "proposal": id.to_string() }))
+    }
+
+    fn authority_approve(&self, id: String) -> RpcResult<Value> {
+        let proposal = Hash32::from_hex(&id).map_err(|e| invalid(e.to_string()))?;
+        let operator = self.ctx.signer.0.clone();
+        let tx = self.sign_and_pool(Transaction::ApproveChange(ApproveChange { operator, proposal }))?;
+        tracing::info!(target: "cdrchain::governance", "approved proposal {proposal}");
+        Ok(json!({ "proposal": proposal.to_string(), "transaction": tx.to_string() }))
+    }
+
     fn authority_pending(&self) -> RpcResult<Value> {
         let storage = &*self.ctx.chain.storage;
         let pending = governance::pending_change(storage).map_err(internal)?;
@@ -37,6 +64,41 @@ impl AuthorityApiServer for Handlers {
             "proposal": pending.as_ref().map(pending_json),
             "scheduled": scheduled.as_ref().map(scheduled_json),
         }))
+    }
+}
+
+impl Handlers {
+    /// Signs `transaction` as this node's operator, checks it against the head (so a bad proof
+    /// or a change already in flight is answered now, not dropped later), and pools it: the
+    /// validator gossips its operator's pooled transactions.
+    fn sign_and_pool(&self, transaction: Transaction) -> Result<Hash32, ErrorObjectOwned> {
+        let chain = &self.ctx.chain;
+        let (operator, key) = &self.ctx.signer;
+        if transaction.operator() != operator {
+            return Err(internal("a governance transaction of another operator"));
+        }
+        let genesis = chain.ctx.genesis_hash;
+        let signed = SignedTransaction::sign(transaction, key, &genesis);
+        let parent = chain.storage.parent_ref();
+        let next = parent.number.next().ok_or_else(|| internal("the chain is at its last height"))?;
+        let set = chain.authority_set_at(next).map_err(internal)?;
+        let proposer =
+            set.members.iter().next().map(|m| m.id.clone()).ok_or_else(|| internal("no authorities"))?;
+        let mut builder =
+            BlockBuilder::new(&chain.ctx, &*chain.storage, parent, proposer, 0).map_err(internal)?;
+        match builder.push(signed.clone()) {
+            Ok(()) => {}
+            Err(PushError::Invalid(error)) | Err(PushError::Later(error)) => {
+                return Err(invalid(format!("the chain would refuse it: {error}")))
+            }
+            Err(PushError::Full) => return Err(internal("an empty block has no room for it")),
+            Err(PushError::Fatal(error)) => return Err(internal(error)),
+        }
+        let id = signed.id(&genesis);
+        match self.ctx.pool.add(id, signed) {
+            Ok(()) | Err(PoolError::Duplicate(_)) => Ok(id),
+            Err(e) => Err(internal(e)),
+        }
     }
 }
 

@@ -31,6 +31,10 @@ fn dev_module() -> Fixture {
         tokens: super::access::Tokens::default(),
         status: Arc::new(ConsensusStatus::default()),
         heavy: Default::default(),
+        signer: (
+            cdrchain_runtime::ids::OperatorId::new("alice").unwrap(),
+            cdrchain_chain_spec::DevAccount::derive("alice").signing_key,
+        ),
     };
     Fixture { module: module(Arc::new(ctx)).expect("the RPC methods register"), _ingest: ingest }
 }
