@@ -507,8 +507,9 @@ fn drive_to(node: &Node, nodes: &[&Node], target: u64, first: &mut u64) {
 
 /// Issue #27 on real nodes: alice proposes removing dave, bob and charlie approve through their
 /// own nodes; the change takes effect 4 blocks after the approving block; from then on the
-/// three commit on their own (every certificate signed by the new set only), dave follows
-/// without signing, nobody is accused of equivocation, and every acknowledged CDR is committed.
+/// three commit on their own (every certificate signed by the new set only), dave's node is
+/// disconnected and refused, nobody is accused of equivocation, and every acknowledged CDR is
+/// committed.
 #[test]
 fn an_authority_removed_by_a_quorum_stops_counting_and_the_chain_goes_on() {
     let net = Net::new();
@@ -579,12 +580,149 @@ fn an_authority_removed_by_a_quorum_stops_counting_and_the_chain_goes_on() {
             .collect();
         assert!(!signers.contains(&"dave") && signers.len() == 3, "height {h}: {signers:?}");
     }
-    // The three go on; dave follows the chain; nobody was accused.
+    // Dave's node is disconnected and refused by the others.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let peers = alice.call("system_peers", json!([])).unwrap();
+        if !peers.as_array().unwrap().iter().any(|p| p["operator"] == "dave") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice is still connected to dave: {peers}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The three go on; nobody was accused.
     let more = submit(bob, 50_000, 20);
     ids.extend(more.iter().cloned());
-    wait_all_committed(&refs, &more, Duration::from_secs(90));
+    wait_all_committed(&refs[..3], &more, Duration::from_secs(90));
     assert_same_chain(&refs);
     for node in &refs {
+        assert_eq!(
+            node.call("consensus_evidence", json!([])).unwrap(),
+            json!([]),
+            "evidence on {}",
+            node.rpc
+        );
+    }
+}
+
+/// Issue #27 on real nodes: erin, an operator the genesis spec does not know, makes a join
+/// request with her own keys; alice proposes it, and erin's node (started from the genesis spec)
+/// is let in to sync while the proposal is open; bob and charlie approve; from the effective
+/// height erin's node signs precommits, proposes blocks and commits its own CDRs, and nobody
+/// is accused.
+#[test]
+fn a_fifth_operator_joins_syncs_and_signs_from_the_effective_height() {
+    let net = Net::new();
+    let nodes: Vec<Node> = (0..4).map(|i| net.start(i)).collect();
+    let (alice, bob, charlie) = (&nodes[0], &nodes[1], &nodes[2]);
+    let ids = submit(alice, 0, 20);
+    wait_all_committed(&nodes.iter().collect::<Vec<_>>(), &ids, Duration::from_secs(90));
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("erin.key");
+    let evm = dir.path().join("erin-evm.key");
+    assert!(run(&["key", "generate", "--out", key.to_str().unwrap()]).status.success());
+    assert!(run(&["key", "generate", "--scheme", "secp256k1", "--out", evm.to_str().unwrap()])
+        .status
+        .success());
+    let request = dir.path().join("join.json");
+    let out = run(&[
+        "authority",
+        "join-request",
+        "--operator",
+        "erin",
+        "--key",
+        key.to_str().unwrap(),
+        "--evm-key",
+        evm.to_str().unwrap(),
+        "--chain",
+        "local",
+        "--out",
+        request.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let proposed = authority(alice, &["propose", "add", request.to_str().unwrap()]);
+    let proposal = proposed.split("proposal ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let mut first = 1_000;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bob.call("authority_pending", json!([])).unwrap()["proposal"].is_null() {
+        assert!(Instant::now() < deadline, "the proposal never reached bob's chain");
+        submit(alice, first, 2);
+        first += 2;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Erin's node, from the genesis spec: let in while the proposal is open, it syncs.
+    let port = free_port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let bootnodes = net.bootnodes(usize::MAX);
+    let erin = Node::start(&[
+        "node",
+        "--chain",
+        "local",
+        "--key",
+        key.to_str().unwrap(),
+        "--node-key",
+        key.to_str().unwrap(),
+        "--operator",
+        "erin",
+        "--base-path",
+        dir.path().join("erin-db").to_str().unwrap(),
+        "--listen",
+        &listen,
+        "--bootnodes",
+        &bootnodes,
+        "--rpc-addr",
+        "127.0.0.1:0",
+        "--no-metrics",
+    ]);
+    let now = height(alice);
+    drive_to(alice, &[&erin], now, &mut first);
+
+    authority(bob, &["approve", &proposal]);
+    authority(charlie, &["approve", &proposal]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let effective = loop {
+        let pending = alice.call("authority_pending", json!([])).unwrap();
+        if let Some(from) = pending["scheduled"]["set"]["from"].as_u64() {
+            break from;
+        }
+        assert!(Instant::now() < deadline, "the approvals never scheduled the change: {pending}");
+        submit(alice, first, 2);
+        first += 2;
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut everyone: Vec<&Node> = nodes.iter().collect();
+    everyone.push(&erin);
+    drive_to(alice, &everyone, effective + 6, &mut first);
+
+    let set = erin.call("authority_set", json!([])).unwrap();
+    let members: Vec<&str> =
+        set["authorities"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!((members, set["quorum"].as_u64()), (vec!["alice", "bob", "charlie", "dave", "erin"], Some(4)));
+    let (mut signed, mut proposed_by_erin) = (0, 0);
+    for h in effective..effective + 6 {
+        let block = alice.call("chain_getBlock", json!([h])).unwrap();
+        let signers: Vec<&str> = block["certificate"]["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["authority"].as_str().unwrap())
+            .collect();
+        assert!(signers.len() >= 4, "height {h}: {signers:?}");
+        signed += usize::from(signers.contains(&"erin"));
+        proposed_by_erin += usize::from(block["header"]["proposer"] == "erin");
+    }
+    assert!(
+        signed >= 1 && proposed_by_erin >= 1,
+        "erin signed {signed} and proposed {proposed_by_erin} of 6 blocks"
+    );
+    // Erin's own CDRs are committed; everyone agrees; nobody was accused.
+    let hers = submit(&erin, 70_000, 10);
+    assert!(hers[0].starts_with("erin:"), "{hers:?}");
+    wait_all_committed(&everyone, &hers, Duration::from_secs(90));
+    assert_same_chain(&everyone);
+    for node in &everyone {
         assert_eq!(
             node.call("consensus_evidence", json!([])).unwrap(),
             json!([]),

@@ -39,6 +39,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE|dev:NAME")]
     pub key: Option<String>,
 
+    /// A joining operator's id, when its key is not in the chain spec: the node follows the chain
+    /// without signing until the authorities add it (`cdrchain authority propose add`).
+    #[arg(long, value_name = "ID")]
+    pub operator: Option<String>,
+
     /// Run as a built-in development account (alice, bob, charlie, dave): its INSECURE operator key
     /// and node key. Only on the `dev` and `local` chains. Same as `--key dev:NAME`.
     #[arg(long, value_name = "NAME", conflicts_with = "key")]
@@ -173,12 +178,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let key_arg = key_arg(&args)?;
     let signing_key = load_key(&key_arg, dev_chain)?;
     let public = public_key(&signing_key);
-    let operator = spec
-        .operators
-        .iter()
-        .find(|o| o.ed25519 == public)
-        .map(|o| o.id.clone())
-        .with_context(|| format!("chain `{}` registers no operator with key {public}", spec.id))?;
+    let operator = match (spec.operators.iter().find(|o| o.ed25519 == public), &args.operator) {
+        (Some(registered), Some(named)) if registered.id.as_str() != named => {
+            bail!("chain `{}` registers this key for `{}`, not `{named}`", spec.id, registered.id)
+        }
+        (Some(registered), _) => registered.id.clone(),
+        (None, Some(named)) => {
+            if spec.operators.iter().any(|o| o.id.as_str() == named) {
+                bail!("chain `{}` registers `{named}` with another key than {public}", spec.id);
+            }
+            cdrchain_runtime::ids::OperatorId::new(named.clone())
+                .with_context(|| format!("--operator `{named}`"))?
+        }
+        (None, None) => bail!(
+            "chain `{}` registers no operator with key {public} (a joining operator names itself with \
+             --operator ID)",
+            spec.id
+        ),
+    };
     let parties = party_hasher(&args, &spec)?;
 
     let (base_path, temporary) = base_path(&args)?;

@@ -83,7 +83,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     )?;
     let status = Arc::new(ConsensusStatus::default());
     let net = match &config.network {
-        Some(settings) => Some(start_network(&config, settings, network_limits)?),
+        Some(settings) => Some(start_network(&config, &chain, settings, network_limits)?),
         None => None,
     };
     let resumed = Arc::new(tokio::sync::Notify::new());
@@ -198,9 +198,18 @@ async fn open_rpc(
 /// has the network a chain of several authorities needs.
 fn check_operator(config: &NodeConfig) -> Result<(), NodeError> {
     let spec = &config.spec;
-    let operator = spec.operator(&config.operator).ok_or_else(|| {
-        NodeError::Config(format!("operator `{}` is not in chain `{}`", config.operator, spec.id))
-    })?;
+    let Some(operator) = spec.operator(&config.operator) else {
+        // A joining operator: it syncs as an observer once a proposal to add it is open, and
+        // signs from the height the chain adds it (docs/operations.md, joining).
+        tracing::warn!(
+            target: "cdrchain::node",
+            "operator `{}` is not in chain `{}`'s spec: this node follows the chain without signing until \
+             the authorities add it (`cdrchain authority propose add`)",
+            config.operator,
+            spec.id
+        );
+        return Ok(());
+    };
     if operator.ed25519 != public_key(&config.signing_key) {
         return Err(NodeError::Config(format!(
             "the key given is {}, but chain `{}` registers {} for `{}`",
@@ -211,12 +220,14 @@ fn check_operator(config: &NodeConfig) -> Result<(), NodeError> {
         )));
     }
     if !spec.authorities.contains(&config.operator) {
-        return Err(NodeError::Config(format!(
-            "operator `{}` is not an authority of chain `{}` (authorities: {}); this build runs validators only",
+        tracing::warn!(
+            target: "cdrchain::node",
+            "operator `{}` is not a genesis authority of chain `{}` (authorities: {}): this node signs only \
+             once the chain adds it",
             config.operator,
             spec.id,
             spec.authorities.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-        )));
+        );
     }
     if spec.authorities.len() > 1 && config.network.is_none() {
         return Err(NodeError::Config(format!(
@@ -307,21 +318,14 @@ async fn serve_metrics(
 /// [`check_limits`]).
 fn start_network(
     config: &NodeConfig,
+    chain: &Chain,
     settings: &crate::NetworkSettings,
     limits: cdrchain_network::Limits,
 ) -> Result<Net, NodeError> {
-    use cdrchain_network::{NetworkConfig, PeerId};
+    use cdrchain_network::NetworkConfig;
     let spec = &config.spec;
-    let mut operators = std::collections::HashMap::new();
-    for operator in &spec.operators {
-        let peer: PeerId = operator.peer_id.parse().map_err(|e| {
-            NodeError::Config(format!(
-                "operator `{}` has peer id `{}`, which does not parse: {e}",
-                operator.id, operator.peer_id
-            ))
-        })?;
-        operators.insert(peer, operator.id.clone());
-    }
+    // The spec's operators as governance changed them (added, removed, joining).
+    let operators = crate::validator::allowed_peers(chain)?;
     let local = cdrchain_network::peer_id_from_secret(settings.secret)
         .map_err(|e| NodeError::Config(format!("the node key is not a valid ed25519 secret: {e}")))?;
     match operators.get(&local) {
@@ -334,7 +338,8 @@ fn start_network(
         None => tracing::error!(
             target: "cdrchain::network",
             "this node's peer id {local} is not in chain `{}`: the other validators will refuse its connections \
-             (register it as operator `{}`'s peer_id, or use that operator's node key)",
+             (register it as operator `{}`'s peer_id, or use that operator's node key; a joining operator is let \
+             in once a proposal to add it is open)",
             spec.id,
             config.operator
         ),

@@ -16,6 +16,7 @@ pub(crate) enum Command {
     Respond { channel: ResponseChannel<Vec<u8>>, response: Vec<u8> },
     Peers { done: oneshot::Sender<Vec<PeerInfo>> },
     ListenAddrs { done: oneshot::Sender<Vec<Multiaddr>> },
+    SetAllowed { peers: Vec<PeerId> },
 }
 
 /// Handle to the running network. Cloning is cheap; the swarm task stops on
@@ -115,6 +116,13 @@ impl NetworkHandle {
             return Vec::new();
         }
         result.await.unwrap_or_default()
+    }
+
+    /// Replaces the peers allowed to connect (the chain's members change by governance): peers
+    /// no longer allowed are disconnected at once and refused from then on; new ones may connect
+    /// and are dialled when an address of theirs is known.
+    pub async fn set_allowed(&self, peers: Vec<PeerId>) -> Result<(), NetworkError> {
+        self.send(Command::SetAllowed { peers }).await
     }
 
     /// Stops the swarm task: connections close, the event channel ends, and later calls fail

@@ -16,7 +16,8 @@
 //!
 //! # Permission model
 //!
-//! Only the peers in [`NetworkConfig::allowed_peers`] (the chain spec's operators) may hold a
+//! Only the peers in [`NetworkConfig::allowed_peers`] (the chain's operators; the node replaces
+//! the list with [`NetworkHandle::set_allowed`] as governance changes them) may hold a
 //! connection, inbound or outbound. libp2p's allow list (`allow_block_list::Behaviour<AllowedPeers>`)
 //! checks the peer id once the Noise handshake has authenticated it, before any protocol runs on
 //! the connection; refused peers are logged at info with their id and address, and the node never

@@ -233,7 +233,27 @@ impl Service {
             Command::ListenAddrs { done } => {
                 let _ = done.send(self.swarm.listeners().cloned().collect());
             }
+            Command::SetAllowed { peers } => self.set_allowed(peers),
         }
+    }
+
+    /// The allow list becomes `peers` (less this node): removed peers are disconnected now.
+    fn set_allowed(&mut self, peers: Vec<PeerId>) {
+        let me = *self.swarm.local_peer_id();
+        let new: HashSet<PeerId> = peers.into_iter().filter(|peer| *peer != me).collect();
+        let gone: Vec<PeerId> = self.allowed.difference(&new).copied().collect();
+        let added: Vec<PeerId> = new.difference(&self.allowed).copied().collect();
+        for peer in gone {
+            self.swarm.behaviour_mut().allowed.disallow_peer(peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+            self.bootnodes.remove(&peer);
+            tracing::info!(%peer, "peer no longer allowed: disconnected, and refused from now on");
+        }
+        for peer in added {
+            self.swarm.behaviour_mut().allowed.allow_peer(peer);
+            tracing::info!(%peer, "peer allowed");
+        }
+        self.allowed = new;
     }
 
     fn publish(&mut self, topic: Topic, data: Vec<u8>) -> Result<(), NetworkError> {

@@ -126,7 +126,11 @@ pub(super) async fn batcher(mut state: Batcher) {
 impl Batcher {
     /// One pass: forget committed batches, resubmit lost ones, batch what is queued.
     fn step(&mut self, storage: &Storage, waiting_since: &mut Option<Instant>) -> Result<(), BatchError> {
-        let committed = committed_next(storage, &self.operator)?;
+        let committed = match committed_next(storage, &self.operator) {
+            // Not added yet (a joining operator): nothing can be signed for the chain; wait.
+            Err(NextSequenceError::NotRegistered { .. }) => return Ok(()),
+            other => other?,
+        };
         self.stuck.passed(&self.operator, committed);
         self.forget_committed(committed);
         self.sign_declared_gap(committed)?;

@@ -255,6 +255,22 @@ pub fn committed_next(storage: &Storage, operator: &OperatorId) -> Result<Sequen
     }
 }
 
+/// [`committed_next`] at start; a joining operator, which the chain registers (at sequence 0)
+/// only from the height it is added, starts at 0 and its CDRs are queued until then.
+fn committed_or_joining(storage: &Storage, operator: &OperatorId) -> Result<Sequence, NextSequenceError> {
+    match committed_next(storage, operator) {
+        Err(NextSequenceError::NotRegistered { .. }) => {
+            tracing::warn!(
+                target: "cdrchain::ingest",
+                "operator `{operator}` is not registered on the chain yet: CDRs are queued and committed once \
+                 the authorities add it"
+            );
+            Ok(Sequence(0))
+        }
+        other => other,
+    }
+}
+
 /// CDRs assigned below `next` and not yet committed (all of them if the state cannot be read).
 fn queue_depth(storage: &Storage, operator: &OperatorId, next: u64) -> u64 {
     let committed = committed_next(storage, operator).map(|s| s.0).unwrap_or(0);
@@ -287,7 +303,7 @@ impl Ingest {
             min_free_disk_bytes,
             nominal_rate_per_s,
         } = settings;
-        let committed = committed_next(&storage, &operator)?;
+        let committed = committed_or_joining(&storage, &operator)?;
         let next = match storage.last_queued().map_err(StartError::Queue)? {
             Some(last) if last >= committed => last.0 + 1,
             _ => committed.0,

@@ -34,6 +34,7 @@ mod proposals;
 mod replay;
 mod resume;
 mod sets;
+pub(crate) use sets::allowed_peers;
 mod status;
 mod sync;
 

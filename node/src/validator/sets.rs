@@ -1,14 +1,24 @@
 //! Following the chain's authority-set changes (issue #27): after every commit, and at start,
 //! the machine is told the set of its next height (sync may have carried storage past a change)
-//! and the scheduled one, each with this node's identity in it, before it enters those heights.
+//! and the scheduled one, each with this node's identity in it, before it enters those heights;
+//! and the network lets in exactly the chain's members (`allowed_peers`).
 
+use std::collections::HashMap;
+
+use cdrchain_chain_spec::keys::peer_id_of_ed25519;
 use cdrchain_consensus::{Input, Validators};
-use cdrchain_runtime::crypto::public_key;
-use cdrchain_runtime::governance;
+use cdrchain_network::PeerId;
+use cdrchain_runtime::block::MAX_AUTHORITIES;
+use cdrchain_runtime::codec::decode_exact;
+use cdrchain_runtime::crypto::{public_key, PublicKey};
+use cdrchain_runtime::governance::{self, AuthorityChange};
 use cdrchain_runtime::ids::{Height, OperatorId};
+use cdrchain_runtime::state::{StateKey, StateView};
 use ed25519_dalek::SigningKey;
+use parity_scale_codec::Encode;
 
 use super::{next_height, Driver};
+use crate::chain::Chain;
 use crate::NodeError;
 
 impl Driver {
@@ -38,7 +48,7 @@ impl Driver {
             debug_assert!(outputs.is_empty(), "learning a set produces no outputs");
         }
         self.validators = self.chain.validators_at(next)?;
-        Ok(())
+        self.follow_members()
     }
 
     /// This validator's identity in `validators`, if it is a member with the key this node holds.
@@ -70,4 +80,106 @@ pub(super) fn identity_in(
         public_key(key)
     );
     None
+}
+
+/// The peers the chain lets in now, by operator: the chain spec's operators and those added by
+/// governance, less the removed ones, plus the joiner of an open or scheduled add (so that its
+/// node can sync before its votes count).
+pub fn allowed_peers(chain: &Chain) -> Result<HashMap<PeerId, OperatorId>, NodeError> {
+    let storage = &*chain.storage;
+    let retired = |id: &OperatorId| -> Result<bool, NodeError> {
+        Ok(storage.get(&StateKey::Retired(id.clone()).encode())?.is_some())
+    };
+    let mut peers = HashMap::new();
+    for operator in &chain.spec.operators {
+        if retired(&operator.id)? {
+            continue;
+        }
+        match operator.peer_id.parse::<PeerId>() {
+            Ok(peer) => {
+                peers.insert(peer, operator.id.clone());
+            }
+            Err(e) => {
+                tracing::warn!(target: "cdrchain::network", "operator `{}`'s peer id does not parse: {e}", operator.id)
+            }
+        }
+    }
+    let mut joiners: Vec<(OperatorId, PublicKey)> = Vec::new();
+    let prefix = [NETWORK_KEY_TAG];
+    for (key, value) in storage.pairs_with_prefix(&prefix, MAX_AUTHORITIES * 4)? {
+        let (Ok(StateKey::NetworkKey(id)), Ok(network_key)) =
+            (decode_exact::<StateKey>(&key), decode_exact::<PublicKey>(&value))
+        else {
+            continue;
+        };
+        if !retired(&id)? {
+            joiners.push((id, network_key));
+        }
+    }
+    let in_flight = [
+        governance::pending_change(storage)?.map(|p| p.change),
+        governance::scheduled_change(storage)?.map(|s| s.change),
+    ];
+    for change in in_flight.into_iter().flatten() {
+        if let AuthorityChange::Add(add) = change {
+            joiners.push((add.id, add.network_key));
+        }
+    }
+    for (id, network_key) in joiners {
+        match peer_id_of_ed25519(&network_key.0).parse::<PeerId>() {
+            Ok(peer) => {
+                peers.insert(peer, id);
+            }
+            Err(e) => {
+                tracing::warn!(target: "cdrchain::network", "the network key of `{id}` is not a peer id: {e}")
+            }
+        }
+    }
+    Ok(peers)
+}
+
+/// The first byte of every [`StateKey::NetworkKey`] key: its SCALE variant index.
+const NETWORK_KEY_TAG: u8 = 13;
+
+impl Driver {
+    /// Keeps the network's allow list and the peer-to-operator map equal to the chain's members.
+    pub(super) fn follow_members(&mut self) -> Result<(), NodeError> {
+        let Some(net) = self.net.clone() else { return Ok(()) };
+        let peers = allowed_peers(&self.chain)?;
+        if peers == self.operators {
+            return Ok(());
+        }
+        let names = |map: &HashMap<PeerId, OperatorId>| -> Vec<String> {
+            let mut names: Vec<String> = map.values().map(ToString::to_string).collect();
+            names.sort_unstable();
+            names
+        };
+        tracing::info!(
+            target: "cdrchain::network",
+            "the chain's members changed: peers of {} allowed (were {})",
+            names(&peers).join(", "),
+            names(&self.operators).join(", ")
+        );
+        let list: Vec<PeerId> = peers.keys().copied().collect();
+        self.operators = peers;
+        tokio::spawn(async move {
+            if let Err(e) = net.set_allowed(list).await {
+                tracing::warn!(target: "cdrchain::network", "the allow list was not updated: {e}");
+            }
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cdrchain_runtime::ids::OperatorId;
+    use cdrchain_runtime::state::StateKey;
+    use parity_scale_codec::Encode;
+
+    #[test]
+    fn the_network_key_tag_is_the_variant_index() {
+        let key = StateKey::NetworkKey(OperatorId::new("erin").unwrap()).encode();
+        assert_eq!(key[0], super::NETWORK_KEY_TAG);
+    }
 }
