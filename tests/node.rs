@@ -969,28 +969,7 @@ fn a_join_request_made_with_the_joiners_keys_is_proposed_and_scheduled() {
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("erin");
     std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("erin.key");
-    let evm = dir.join("erin-evm.key");
-    assert!(run(&["key", "generate", "--out", key.to_str().unwrap()]).status.success());
-    assert!(run(&["key", "generate", "--scheme", "secp256k1", "--out", evm.to_str().unwrap()])
-        .status
-        .success());
-    let request = dir.join("join.json");
-    let out = run(&[
-        "authority",
-        "join-request",
-        "--operator",
-        "erin",
-        "--key",
-        key.to_str().unwrap(),
-        "--evm-key",
-        evm.to_str().unwrap(),
-        "--chain",
-        "dev",
-        "--out",
-        request.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{out:?}");
+    let (_, request) = common::join_request(&dir, "erin", "dev");
     let node = Node::start_dev(&base.path().join("node"), &[]);
     // Tampered: the network key's proof replaced by the signing key's.
     let mut document: Value = serde_json::from_str(&std::fs::read_to_string(&request).unwrap()).unwrap();

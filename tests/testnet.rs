@@ -490,6 +490,22 @@ fn authority(node: &Node, args: &[&str]) -> String {
     text
 }
 
+/// Submits CDRs to `driver` until `watch`'s `authority_pending` has a `what` (`proposal` or
+/// `scheduled`); answers it.
+fn pending(watch: &Node, driver: &Node, what: &str, first: &mut u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending = watch.call("authority_pending", json!([])).unwrap();
+        if !pending[what].is_null() {
+            return pending[what].clone();
+        }
+        assert!(Instant::now() < deadline, "no {what} on {} after 60 s: {pending}", watch.rpc);
+        submit(driver, *first, 2);
+        *first += 2;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Submits CDRs to `node` until every node in `nodes` is at `target` or later.
 fn drive_to(node: &Node, nodes: &[&Node], target: u64, first: &mut u64) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -523,13 +539,7 @@ fn an_authority_removed_by_a_quorum_stops_counting_and_the_chain_goes_on() {
     let proposal = proposed.split("proposal ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let mut first = 1_000;
     // The proposal may not be committed yet when bob is asked; wait until it is.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while bob.call("authority_pending", json!([])).unwrap()["proposal"].is_null() {
-        assert!(Instant::now() < deadline, "the proposal never reached bob's chain");
-        submit(alice, first, 2);
-        first += 2;
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    pending(bob, alice, "proposal", &mut first);
     // A second change while this one is open is refused at once, with the reason.
     let out = run(&["authority", "propose", "remove", "charlie", "--rpc", &bob.rpc]);
     assert!(
@@ -540,17 +550,7 @@ fn an_authority_removed_by_a_quorum_stops_counting_and_the_chain_goes_on() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("one change at a time"), "{out:?}");
     authority(bob, &["approve", &proposal]);
     authority(charlie, &["approve", &proposal]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let scheduled = loop {
-        let pending = alice.call("authority_pending", json!([])).unwrap();
-        if !pending["scheduled"].is_null() {
-            break pending["scheduled"].clone();
-        }
-        assert!(Instant::now() < deadline, "the approvals never scheduled the change: {pending}");
-        submit(alice, first, 2);
-        first += 2;
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let scheduled = pending(alice, alice, "scheduled", &mut first);
     let effective = scheduled["set"]["from"].as_u64().unwrap();
     assert_eq!(effective, scheduled["approved_at"].as_u64().unwrap() + 4);
     assert!(authority(alice, &["show"]).contains("scheduled: remove `dave`"));
@@ -619,38 +619,11 @@ fn a_fifth_operator_joins_syncs_and_signs_from_the_effective_height() {
     wait_all_committed(&nodes.iter().collect::<Vec<_>>(), &ids, Duration::from_secs(90));
 
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("erin.key");
-    let evm = dir.path().join("erin-evm.key");
-    assert!(run(&["key", "generate", "--out", key.to_str().unwrap()]).status.success());
-    assert!(run(&["key", "generate", "--scheme", "secp256k1", "--out", evm.to_str().unwrap()])
-        .status
-        .success());
-    let request = dir.path().join("join.json");
-    let out = run(&[
-        "authority",
-        "join-request",
-        "--operator",
-        "erin",
-        "--key",
-        key.to_str().unwrap(),
-        "--evm-key",
-        evm.to_str().unwrap(),
-        "--chain",
-        "local",
-        "--out",
-        request.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{out:?}");
+    let (key, request) = common::join_request(dir.path(), "erin", "local");
     let proposed = authority(alice, &["propose", "add", request.to_str().unwrap()]);
     let proposal = proposed.split("proposal ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let mut first = 1_000;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while bob.call("authority_pending", json!([])).unwrap()["proposal"].is_null() {
-        assert!(Instant::now() < deadline, "the proposal never reached bob's chain");
-        submit(alice, first, 2);
-        first += 2;
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    pending(bob, alice, "proposal", &mut first);
 
     // Erin's node, from the genesis spec: let in while the proposal is open, it syncs.
     let port = free_port();
@@ -681,17 +654,7 @@ fn a_fifth_operator_joins_syncs_and_signs_from_the_effective_height() {
 
     authority(bob, &["approve", &proposal]);
     authority(charlie, &["approve", &proposal]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let effective = loop {
-        let pending = alice.call("authority_pending", json!([])).unwrap();
-        if let Some(from) = pending["scheduled"]["set"]["from"].as_u64() {
-            break from;
-        }
-        assert!(Instant::now() < deadline, "the approvals never scheduled the change: {pending}");
-        submit(alice, first, 2);
-        first += 2;
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let effective = pending(alice, alice, "scheduled", &mut first)["set"]["from"].as_u64().unwrap();
     let mut everyone: Vec<&Node> = nodes.iter().collect();
     everyone.push(&erin);
     drive_to(alice, &everyone, effective + 6, &mut first);

@@ -418,3 +418,32 @@ pub fn rpc_call(url: &str, token: Option<&str>, method: &str, params: &Value) ->
         None => Ok(answer["result"].clone()),
     }
 }
+
+/// Makes OPERATOR's keys in `dir` (`cdrchain key generate`: ed25519 `OPERATOR.key`, secp256k1
+/// `OPERATOR-evm.key`) and its join request for `chain` (`cdrchain authority join-request`);
+/// answers the ed25519 key file and the request file.
+pub fn join_request(dir: &std::path::Path, operator: &str, chain: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{operator}.key"));
+    let evm = dir.join(format!("{operator}-evm.key"));
+    for (scheme, path) in [("ed25519", &key), ("secp256k1", &evm)] {
+        let out = run(&["key", "generate", "--scheme", scheme, "--out", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let request = dir.join(format!("{operator}-join.json"));
+    let out = run(&[
+        "authority",
+        "join-request",
+        "--operator",
+        operator,
+        "--key",
+        key.to_str().unwrap(),
+        "--evm-key",
+        evm.to_str().unwrap(),
+        "--chain",
+        chain,
+        "--out",
+        request.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    (key, request)
+}
