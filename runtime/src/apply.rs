@@ -264,6 +264,10 @@ pub(crate) struct Executor<'a, V: StateView> {
     pub(crate) new_gaps: BTreeMap<OperatorId, u32>,
     /// Reused for leaf encodings: one allocation per block, not per CDR.
     leaf_buffer: Vec<u8>,
+    /// Transaction keys read in this block, by operator: a block holds many transactions of a
+    /// few operators. Keys change only when a set change is enacted, before the first
+    /// transaction, so what is read once holds for the block.
+    keys: BTreeMap<OperatorId, PublicKey>,
 }
 
 impl<'a, V: StateView> Executor<'a, V> {
@@ -289,6 +293,7 @@ impl<'a, V: StateView> Executor<'a, V> {
             timestamp_ms,
             new_gaps: BTreeMap::new(),
             leaf_buffer: Vec::with_capacity(512),
+            keys: BTreeMap::new(),
         };
         // A block records its parent's checkpoint: only now is the parent's hash known.
         if let Some(checkpoint) = parent.checkpoint(ctx) {
@@ -322,13 +327,18 @@ impl<'a, V: StateView> Executor<'a, V> {
         Ok(self.read(&StateKey::Authorities)?.unwrap_or_default())
     }
 
-    /// The key that signs `operator`'s transactions; refused once it was removed.
-    fn signing_key(&self, operator: &OperatorId) -> Result<PublicKey, Failure> {
+    /// The key that signs `operator`'s transactions; refused once it was removed. Read from the
+    /// state once per operator and block.
+    fn signing_key(&mut self, operator: &OperatorId) -> Result<PublicKey, Failure> {
+        if let Some(key) = self.keys.get(operator) {
+            return Ok(*key);
+        }
         let record: Option<OperatorRecord> = self.read(&StateKey::Operator(operator.clone()))?;
         let record = record.ok_or_else(|| Failure::Tx(TxError::UnknownOperator(operator.clone())))?;
         if self.read::<Height>(&StateKey::Retired(operator.clone()))?.is_some() {
             return Err(TxError::Retired(operator.clone()).into());
         }
+        self.keys.insert(operator.clone(), record.signing_key);
         Ok(record.signing_key)
     }
 

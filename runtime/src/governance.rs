@@ -329,6 +329,11 @@ pub fn scheduled_change<V: StateView>(view: &V) -> Result<Option<ScheduledChange
     read(view, &StateKey::ScheduledChange)
 }
 
+/// The id and first height of the set in force; `None` for the genesis set.
+pub fn set_id<V: StateView>(view: &V) -> Result<Option<SetId>, SetError> {
+    read(view, &StateKey::AuthoritySetId)
+}
+
 /// The open proposal, if any.
 pub fn pending_change<V: StateView>(view: &V) -> Result<Option<PendingChange>, SetError> {
     read(view, &StateKey::PendingChange)

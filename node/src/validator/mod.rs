@@ -234,6 +234,7 @@ pub async fn run(
         flood_ticks: 0,
         flood_last_consensus: None,
         wal_blocks: Vec::new(),
+        governance_seen: None,
     };
     driver.restore_blocks(resumed.blocks);
     driver.follow_set_changes()?;
@@ -295,6 +296,8 @@ struct Driver {
     /// The authorities at the machine's height, kept to start it again (see `pending_wal`);
     /// refreshed from the state after each commit (`sets.rs`).
     validators: Validators,
+    /// The chain's governance as last followed (`sets.rs`): unchanged, nothing to redo.
+    governance_seen: Option<sets::GovernanceSeen>,
     /// A WAL record ahead of storage: the machine runs as an observer until storage reaches it.
     pending_wal: Option<WalRecord>,
     /// Block pacing, the machine's parameters and checkpoint signing.

@@ -11,7 +11,8 @@ use cdrchain_network::PeerId;
 use cdrchain_runtime::block::MAX_AUTHORITIES;
 use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::crypto::{public_key, PublicKey};
-use cdrchain_runtime::governance::{self, AuthorityChange};
+use cdrchain_runtime::governance::{self, AuthorityChange, SetId};
+use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId};
 use cdrchain_runtime::state::{StateKey, StateView};
 use ed25519_dalek::SigningKey;
@@ -21,20 +22,41 @@ use super::{next_height, Driver};
 use crate::chain::Chain;
 use crate::NodeError;
 
+/// What the node last saw of the chain's governance: the set in force, the scheduled change
+/// (and whether it is in force at the next height) and the open proposal. While it stays the same
+/// after a commit, neither the machine's sets nor the allow list can have changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct GovernanceSeen {
+    set_id: Option<SetId>,
+    scheduled: Option<(Hash32, bool)>,
+    pending: Option<Hash32>,
+}
+
 impl Driver {
-    /// Gives the machine every set it does not know yet, and keeps the set of the next height
-    /// for restarting the machine. Fed straight in (not queued): a sync is announced to the
-    /// machine right after, and it must enter the new height with the right set.
+    /// Gives the machine every set it does not know yet, keeps the set of the next height for
+    /// restarting the machine, and the allow list equal to the members. Fed straight in (not
+    /// queued): a sync is announced to the machine right after, and it must enter the new height
+    /// with the right set. After most commits nothing changed, and three state reads say so.
     pub(super) fn follow_set_changes(&mut self) -> Result<(), NodeError> {
+        let storage = &*self.chain.storage;
         let next = next_height(&self.chain);
-        let mut heights = vec![next];
-        if let Some(scheduled) = governance::scheduled_change(&*self.chain.storage)? {
-            if scheduled.set.from > next {
-                heights.push(scheduled.set.from);
-            }
+        let scheduled = governance::scheduled_change(storage)?;
+        let seen = GovernanceSeen {
+            set_id: governance::set_id(storage)?,
+            scheduled: scheduled.as_ref().map(|s| (s.proposal, s.set.from <= next)),
+            pending: governance::pending_change(storage)?.map(|p| p.id),
+        };
+        if self.governance_seen.as_ref() == Some(&seen) {
+            return Ok(());
         }
-        for from in heights {
-            let validators = self.chain.validators_at(from)?;
+        let current = self.chain.validators_at(next)?;
+        let mut sets = vec![(next, current.clone())];
+        if let Some(scheduled) = scheduled.filter(|s| s.set.from > next) {
+            let validators = Validators::new(self.chain.ctx.genesis_hash, scheduled.set.signing_keys())
+                .ok_or_else(|| NodeError::Config("the scheduled authority set is empty".into()))?;
+            sets.push((scheduled.set.from, validators));
+        }
+        for (from, validators) in sets {
             if self.machine.validators_at(from) == &validators {
                 continue;
             }
@@ -47,8 +69,10 @@ impl Driver {
             let (outputs, _) = self.machine.handle(Input::SetChange { from, validators, me });
             debug_assert!(outputs.is_empty(), "learning a set produces no outputs");
         }
-        self.validators = self.chain.validators_at(next)?;
-        self.follow_members()
+        self.validators = current;
+        self.follow_members()?;
+        self.governance_seen = Some(seen);
+        Ok(())
     }
 
     /// This validator's identity in `validators`, if it is a member with the key this node holds.
