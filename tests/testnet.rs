@@ -506,6 +506,16 @@ fn pending(watch: &Node, driver: &Node, what: &str, first: &mut u64) -> Value {
     }
 }
 
+/// Who signed the commit certificate of a `chain_getBlock` answer.
+fn certificate_signers(block: &Value) -> Vec<&str> {
+    block["certificate"]["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["authority"].as_str().unwrap())
+        .collect()
+}
+
 /// Submits CDRs to `node` until every node in `nodes` is at `target` or later.
 fn drive_to(node: &Node, nodes: &[&Node], target: u64, first: &mut u64) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -569,15 +579,10 @@ fn an_authority_removed_by_a_quorum_stops_counting_and_the_chain_goes_on() {
         text.starts_with(&format!("authority set 1 from height {effective} (3 authorities, quorum 3)")),
         "{text}"
     );
-    // From the effective height, dave signs no certificate; before it, the four did.
+    // From the effective height, dave signs no certificate.
     for h in effective..effective + 3 {
         let block = alice.call("chain_getBlock", json!([h])).unwrap();
-        let signers: Vec<&str> = block["certificate"]["signatures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["authority"].as_str().unwrap())
-            .collect();
+        let signers = certificate_signers(&block);
         assert!(!signers.contains(&"dave") && signers.len() == 3, "height {h}: {signers:?}");
     }
     // Dave's node is disconnected and refused by the others.
@@ -666,12 +671,7 @@ fn a_fifth_operator_joins_syncs_and_signs_from_the_effective_height() {
     let (mut signed, mut proposed_by_erin) = (0, 0);
     for h in effective..effective + 6 {
         let block = alice.call("chain_getBlock", json!([h])).unwrap();
-        let signers: Vec<&str> = block["certificate"]["signatures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["authority"].as_str().unwrap())
-            .collect();
+        let signers = certificate_signers(&block);
         assert!(signers.len() >= 4, "height {h}: {signers:?}");
         signed += usize::from(signers.contains(&"erin"));
         proposed_by_erin += usize::from(block["header"]["proposer"] == "erin");

@@ -196,14 +196,14 @@ impl Consensus {
         &self.validators
     }
 
-    /// The set that signs at `height` as far as this machine knows: exact below the current
-    /// height + [`AUTHORITY_CHANGE_DELAY_BLOCKS`] (a change in force by then was approved in a
-    /// committed block and fed in), a guess beyond.
+    /// The set that signs at `height` (the current one or later) as far as this machine knows:
+    /// exact below the current height + [`AUTHORITY_CHANGE_DELAY_BLOCKS`] (a change in force by
+    /// then was approved in a committed block and fed in), a guess beyond. Every scheduled set is
+    /// for a later height than the current one (`enter_height` takes those that came).
     pub fn validators_at(&self, height: Height) -> &Validators {
         self.scheduled
             .range(..=height)
             .next_back()
-            .filter(|_| height > self.height)
             .map_or(&self.validators, |(_, (validators, _))| validators)
     }
 

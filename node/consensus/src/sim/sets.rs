@@ -28,16 +28,14 @@ pub(super) struct SimSet {
     pub change: String,
 }
 
-/// The key of validator `index` in key generation `generation` (0 at genesis).
+/// The key of validator `index` in key generation `generation` (0 at genesis, one more per
+/// rotation).
 pub(super) fn validator_key(index: usize, generation: u64) -> SigningKey {
-    let mut material = (index as u64).to_le_bytes().to_vec();
-    material.extend_from_slice(&generation.to_le_bytes());
-    let context =
-        if generation == 0 { "cdrchain simulator validator key" } else { "cdrchain simulator rotated key" };
+    let index = (index as u64).to_le_bytes();
     let seed = if generation == 0 {
-        blake3::derive_key(context, &(index as u64).to_le_bytes())
+        blake3::derive_key("cdrchain simulator validator key", &index)
     } else {
-        blake3::derive_key(context, &material)
+        blake3::derive_key("cdrchain simulator rotated key", &[index, generation.to_le_bytes()].concat())
     };
     SigningKey::from_bytes(&seed)
 }
