@@ -161,7 +161,9 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
 
     // Four validators signing for the contract.
     let base = dir.path().join("net");
-    let (p2p, rpc_port, metrics) = (free_port_run(4), free_port_run(4), free_port_run(4));
+    // One run for all three kinds, so that they cannot overlap.
+    let p2p = free_port_run(12);
+    let (rpc_port, metrics) = (p2p + 4, p2p + 8);
     let testnet = Command::new(common::cdrchain_binary())
         .args(["testnet", "--validators", "4", "--base-path", base.to_str().unwrap()])
         .args([

@@ -280,7 +280,9 @@ fn a_validator_killed_between_prevote_and_precommit_signs_nothing_conflicting() 
 #[test]
 fn testnet_command_runs_a_generated_three_validator_chain_and_stops_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (p2p, rpc, metrics) = (free_port_run(3), free_port_run(3), free_port_run(3));
+    // One run for all three kinds, so that they cannot overlap.
+    let p2p = free_port_run(9);
+    let (rpc, metrics) = (p2p + 3, p2p + 6);
     let mut testnet = std::process::Command::new(common::cdrchain_binary())
         .args(["testnet", "--validators", "3", "--base-path", dir.path().to_str().unwrap()])
         .args([

@@ -115,7 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
-    runtime.block_on(supervise(&mut children));
+    runtime.block_on(supervise(&args.base_path, &mut children));
     stop_all(&mut children);
     Ok(())
 }
@@ -214,8 +214,9 @@ fn start_validator(
     Ok(child)
 }
 
-/// Waits for Ctrl-C or SIGTERM, or until every validator has exited (each exit is reported).
-async fn supervise(children: &mut Vec<(String, Child)>) {
+/// Waits for Ctrl-C or SIGTERM, or until every validator has exited (each exit is reported with
+/// the end of its log, which says why).
+async fn supervise(base: &Path, children: &mut Vec<(String, Child)>) {
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     let stop = crate::node::shutdown_signal();
     tokio::pin!(stop);
@@ -225,7 +226,9 @@ async fn supervise(children: &mut Vec<(String, Child)>) {
             _ = poll.tick() => {
                 for (name, child) in children.iter_mut() {
                     if let Ok(Some(status)) = child.try_wait() {
-                        eprintln!("validator {name} exited ({status}); see its node.log");
+                        let log = base.join(name.as_str()).join("node.log");
+                        eprintln!("validator {name} exited ({status}); the end of {}:", log.display());
+                        eprintln!("{}", log_tail(&log, EXIT_LOG_LINES));
                     }
                 }
                 children.retain_mut(|(_, child)| !matches!(child.try_wait(), Ok(Some(_))));
@@ -234,6 +237,21 @@ async fn supervise(children: &mut Vec<(String, Child)>) {
                 }
             }
         }
+    }
+}
+
+/// How many lines of a validator's log are shown when it exits.
+const EXIT_LOG_LINES: usize = 8;
+
+/// The last `lines` lines of a log file, or why it cannot be read.
+fn log_tail(path: &Path, lines: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("(cannot read it: {e})"),
     }
 }
 

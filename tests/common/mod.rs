@@ -261,8 +261,30 @@ pub fn cdr(n: u64) -> Value {
 use cdrchain_chain_spec::{DevAccount, DEV_ACCOUNT_NAMES};
 use std::net::TcpListener;
 
+/// The lowest port a test picks: above the well-known and registered services we might meet.
+const TEST_PORTS_FROM: u16 = 10_000;
+
+/// A free loopback port below the kernel's ephemeral range, so that no outgoing connection of a
+/// test running alongside takes it between this pick and the node's bind (ports from `bind(:0)`
+/// are ephemeral ones, shared with every client socket, and a CI run lost a validator that way).
+/// Falls back to an ephemeral port where the range leaves no room below it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_from.saturating_sub(TEST_PORTS_FROM);
+    if span < 1_000 {
+        return TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    }
+    loop {
+        let mut bytes = [0u8; 2];
+        getrandom::getrandom(&mut bytes).unwrap();
+        let port = TEST_PORTS_FROM + u16::from_le_bytes(bytes) % span;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The four validators' fixed settings: name, base path, p2p port.
@@ -350,7 +372,7 @@ impl Net {
 pub fn free_port_run(count: u16) -> u16 {
     loop {
         let base = free_port();
-        if base < 60_000 && (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+        if base < u16::MAX - count && (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
     }
