@@ -104,9 +104,10 @@ pub enum Propose {
         /// The new secp256k1 checkpoint key file (needs --old-evm-key).
         #[arg(long, value_name = "FILE", requires = "old_evm_key")]
         new_evm_key: Option<PathBuf>,
-        /// The current secp256k1 checkpoint key file.
-        #[arg(long, value_name = "FILE")]
-        old_evm_key: Option<PathBuf>,
+        /// The current secp256k1 checkpoint key file; `dev:NAME` takes a dev account's (only on
+        /// chains that use the dev keys).
+        #[arg(long, value_name = "FILE|dev:NAME")]
+        old_evm_key: Option<String>,
         /// The chain spec (`dev`, `local` or a file): the proofs are bound to its genesis.
         #[arg(long)]
         chain: String,
@@ -202,7 +203,7 @@ fn change_of(propose: Propose) -> anyhow::Result<(Value, Rpc)> {
                 OperatorId::new(operator.clone()).with_context(|| format!("operator id `{operator}`"))?;
             let signing = new_key.as_deref().map(ed25519_file).transpose()?;
             let evm = match (new_evm_key, old_evm_key) {
-                (Some(new), Some(old)) => Some((secp256k1_file(&old)?, secp256k1_file(&new)?)),
+                (Some(new), Some(old)) => Some((secp256k1_arg(&old, &spec)?, secp256k1_file(&new)?)),
                 (None, _) => None,
                 (Some(_), None) => anyhow::bail!("--new-evm-key needs --old-evm-key: the old key hands over"),
             };
@@ -225,6 +226,17 @@ fn change_of(propose: Propose) -> anyhow::Result<(Value, Rpc)> {
 fn ed25519_file(path: &std::path::Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
     let file = KeyFile::read(path).with_context(|| format!("reading key file {}", path.display()))?;
     Ok(file.ed25519_key(&path.display().to_string())?)
+}
+
+/// A secp256k1 key file, or `dev:NAME`: a dev account's key on a chain that uses them.
+fn secp256k1_arg(arg: &str, spec: &ChainSpec) -> anyhow::Result<k256::ecdsa::SigningKey> {
+    let Some(name) = arg.strip_prefix("dev:") else { return secp256k1_file(std::path::Path::new(arg)) };
+    anyhow::ensure!(spec.uses_dev_keys(), "{arg}: dev keys are only for chains that use them (dev, local)");
+    let name = cdrchain_chain_spec::DEV_ACCOUNT_NAMES
+        .iter()
+        .find(|n| **n == name)
+        .with_context(|| format!("no dev account `{name}`"))?;
+    Ok(cdrchain_chain_spec::DevAccount::derive(name).evm_key)
 }
 
 fn secp256k1_file(path: &std::path::Path) -> anyhow::Result<k256::ecdsa::SigningKey> {

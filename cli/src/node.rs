@@ -56,10 +56,21 @@ pub struct Args {
     pub node_key: Option<PathBuf>,
 
     /// The validator's secp256k1 key file (`cdrchain key generate --scheme secp256k1`) that signs
-    /// RSK checkpoints; its address must be the one the chain spec registers for the operator.
+    /// RSK checkpoints; its address must be the one the chain registers for the operator.
     /// Default on dev and local chains: the dev account's key.
     #[arg(long, value_name = "FILE")]
     pub evm_key: Option<PathBuf>,
+
+    /// During a key rotation: the operator's next ed25519 key file. The node keeps signing with
+    /// --key until the height the chain's rotation takes effect, and with this key from there on,
+    /// without a restart (docs/operations.md, rotating keys).
+    #[arg(long, value_name = "FILE")]
+    pub next_key: Option<PathBuf>,
+
+    /// During a key rotation: the next secp256k1 key file, used for checkpoints from the height
+    /// the chain's rotation takes effect.
+    #[arg(long, value_name = "FILE")]
+    pub next_evm_key: Option<PathBuf>,
 
     /// The `CdrCheckpoint` contract the checkpoint signatures are for (0x…; from `cdrchain
     /// contract deploy`). Default: the chain spec's `params.checkpoint_contract`. Without one the
@@ -177,25 +188,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let key_arg = key_arg(&args)?;
     let signing_key = load_key(&key_arg, dev_chain)?;
-    let public = public_key(&signing_key);
-    let operator = match (spec.operators.iter().find(|o| o.ed25519 == public), &args.operator) {
-        (Some(registered), Some(named)) if registered.id.as_str() != named => {
-            bail!("chain `{}` registers this key for `{}`, not `{named}`", spec.id, registered.id)
-        }
-        (Some(registered), _) => registered.id.clone(),
-        (None, Some(named)) => {
-            if spec.operators.iter().any(|o| o.id.as_str() == named) {
-                bail!("chain `{}` registers `{named}` with another key than {public}", spec.id);
-            }
-            cdrchain_runtime::ids::OperatorId::new(named.clone())
-                .with_context(|| format!("--operator `{named}`"))?
-        }
-        (None, None) => bail!(
-            "chain `{}` registers no operator with key {public} (a joining operator names itself with \
-             --operator ID)",
-            spec.id
-        ),
+    let next_key = match &args.next_key {
+        Some(path) => Some(KeyFile::read(path)?.ed25519_key(&path.display().to_string())?),
+        None => None,
     };
+    let operator = operator_of(&args, &spec, &signing_key, next_key.as_ref())?;
     let parties = party_hasher(&args, &spec)?;
 
     let (base_path, temporary) = base_path(&args)?;
@@ -208,7 +205,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!("operator `{operator}`, base path {}", base_path.display());
 
     let network = network_settings(&args, &spec, &base_path, &key_arg)?;
-    let checkpoints = checkpoint_signing(&args, &spec, &operator, &key_arg)?;
+    let (evm_key, next_evm_key) = evm_keys(&args, &spec, &key_arg)?;
+    let checkpoints = checkpoint_signing(&args, &spec, evm_key.as_ref())?;
+    let keys = cdrchain_node::keys::KeyRing::new(signing_key, next_key, evm_key, next_evm_key);
 
     let batch_max_cdrs = args.batch_size.unwrap_or_else(|| cdrchain_node::config::default_batch_cdrs(&spec));
     let config_file = crate::node_config::load_or_default(args.config.as_deref())?;
@@ -220,7 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         spec,
         base_path,
         operator,
-        signing_key,
+        keys,
         rpc_addr: args.rpc_addr,
         rpc_token: args.rpc_token.filter(|t| !t.is_empty()),
         rpc_role_tokens,
@@ -390,29 +389,43 @@ fn trim_newline(secret: &[u8]) -> &[u8] {
     &secret[..end]
 }
 
-/// The key and contract this validator signs checkpoints with, if both are known.
 /// `<key file>.signing-state`: the validator's record of what it signed last (see the node's
 /// `validator::SigningState`).
 fn signing_state_beside(key_file: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("{key_file}.signing-state"))
 }
 
-fn checkpoint_signing(
+/// The secp256k1 keys held: `--evm-key` (on dev chains the dev account's by default) and
+/// `--next-evm-key`.
+fn evm_keys(
     args: &Args,
     spec: &ChainSpec,
-    operator: &cdrchain_runtime::ids::OperatorId,
     key_arg: &str,
-) -> anyhow::Result<Option<cdrchain_node::CheckpointSigning>> {
+) -> anyhow::Result<(Option<EvmKey>, Option<EvmKey>)> {
+    let read = |path: &PathBuf| -> anyhow::Result<EvmKey> {
+        Ok(KeyFile::read(path)?.secp256k1_key(&path.display().to_string())?)
+    };
     let evm_key = match (&args.evm_key, key_arg.strip_prefix("dev:")) {
-        (Some(path), _) => {
-            let shown = path.display().to_string();
-            Some(KeyFile::read(path)?.secp256k1_key(&shown)?)
-        }
+        (Some(path), _) => Some(read(path)?),
         (None, Some(name)) if spec.uses_dev_keys() => {
             DEV_ACCOUNT_NAMES.iter().find(|n| **n == name).map(|name| DevAccount::derive(name).evm_key)
         }
         (None, _) => None,
     };
+    let next = args.next_evm_key.as_ref().map(read).transpose()?;
+    Ok((evm_key, next))
+}
+
+type EvmKey = k256::ecdsa::SigningKey;
+
+/// The contract this validator signs checkpoints for, if it has one and an EVM key. Which key
+/// signs is the node's choice at each height (the one the chain registers); the node checks at
+/// start that it holds it.
+fn checkpoint_signing(
+    args: &Args,
+    spec: &ChainSpec,
+    evm_key: Option<&EvmKey>,
+) -> anyhow::Result<Option<cdrchain_node::CheckpointSigning>> {
     let contract = match (&args.checkpoint_contract, spec.params.checkpoint_contract) {
         (Some(text), _) => Some(
             cdrchain_runtime::crypto::EvmAddress::from_hex(text)
@@ -420,26 +433,16 @@ fn checkpoint_signing(
         ),
         (None, from_spec) => from_spec,
     };
-    let registered = spec.operators.iter().find(|o| &o.id == operator).map(|o| o.evm_address);
     match (evm_key, contract) {
         (Some(evm_key), Some(contract)) => {
-            let address = cdrchain_runtime::checkpoint::evm_address(evm_key.verifying_key());
-            if Some(address) != registered {
-                bail!(
-                    "--evm-key has address {}, but chain `{}` registers {} for `{operator}`",
-                    address.to_hex(),
-                    spec.id,
-                    registered.map_or_else(|| "nothing".to_string(), |a| a.to_hex())
-                );
-            }
             tracing::info!(
                 "signing RSK checkpoints every {} blocks for contract {} (chain id {}) as {}",
                 spec.params.checkpoint_interval,
                 contract.to_hex(),
                 spec.params.rsk_chain_id,
-                address.to_hex()
+                cdrchain_runtime::checkpoint::evm_address(evm_key.verifying_key()).to_hex()
             );
-            Ok(Some(cdrchain_node::CheckpointSigning { evm_key, contract }))
+            Ok(Some(cdrchain_node::CheckpointSigning { contract }))
         }
         (None, Some(contract)) => {
             tracing::warn!(
@@ -456,6 +459,33 @@ fn checkpoint_signing(
             Ok(None)
         }
         (None, None) => Ok(None),
+    }
+}
+
+/// The operator this node runs as: the one the spec registers with `--key` (or `--next-key`),
+/// or the one `--operator` names. A named operator the spec registers with other keys is taken
+/// as is (governance may have rotated them): the node checks the chain's keys at start.
+fn operator_of(
+    args: &Args,
+    spec: &ChainSpec,
+    key: &ed25519_dalek::SigningKey,
+    next_key: Option<&ed25519_dalek::SigningKey>,
+) -> anyhow::Result<cdrchain_runtime::ids::OperatorId> {
+    let publics: Vec<_> = std::iter::once(key).chain(next_key).map(public_key).collect();
+    let registered = spec.operators.iter().find(|o| publics.contains(&o.ed25519));
+    match (registered, &args.operator) {
+        (Some(registered), Some(named)) if registered.id.as_str() != named => {
+            bail!("chain `{}` registers this key for `{}`, not `{named}`", spec.id, registered.id)
+        }
+        (Some(registered), _) => Ok(registered.id.clone()),
+        (None, Some(named)) => cdrchain_runtime::ids::OperatorId::new(named.clone())
+            .with_context(|| format!("--operator `{named}`")),
+        (None, None) => bail!(
+            "chain `{}` registers no operator with key {} (a joining operator, or one whose keys the chain \
+             rotated, names itself with --operator ID)",
+            spec.id,
+            publics[0]
+        ),
     }
 }
 

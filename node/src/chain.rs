@@ -15,15 +15,12 @@ use cdrchain_chain_spec::ChainSpec;
 use cdrchain_consensus::Validators;
 use cdrchain_runtime::apply::{apply_block, BlockBuilder, ChainContext, PushError, StateChanges, TxError};
 use cdrchain_runtime::block::{Block, CommitCertificate, Header};
-use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::crypto::PublicKey;
 use cdrchain_runtime::governance::{self, AuthoritySet};
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId, Sequence};
-use cdrchain_runtime::state::{OperatorRecord, StateKey, StateView};
 use cdrchain_runtime::tx::{SignedTransaction, Transaction};
 use cdrchain_storage::Storage;
-use parity_scale_codec::Encode;
 use tokio::sync::broadcast;
 
 use crate::metrics::Metrics;
@@ -158,17 +155,10 @@ impl Chain {
             .ok_or_else(|| NodeError::Config(format!("the authority set at height {height} is empty")))
     }
 
-    /// The key that signs `operator`'s transactions now, from the committed state; `None` for
-    /// an operator the chain does not know or removed.
+    /// The key that signs `operator`'s transactions in the next block (a rotation in force there
+    /// counts); `None` for an operator the chain does not know or removed.
     pub fn transaction_key(&self, operator: &OperatorId) -> Result<Option<PublicKey>, NodeError> {
-        let read = |key: StateKey| self.storage.get(&key.encode());
-        if read(StateKey::Retired(operator.clone()))?.is_some() {
-            return Ok(None);
-        }
-        let Some(bytes) = read(StateKey::Operator(operator.clone()))? else { return Ok(None) };
-        let record: OperatorRecord = decode_exact(&bytes)
-            .map_err(|source| NodeError::Corrupt { what: "an operator record of the state", source })?;
-        Ok(Some(record.signing_key))
+        Ok(crate::keys::registered_next(&self.storage, operator)?.map(|record| record.signing_key))
     }
 
     /// Checks and commits a block from elsewhere: its transactions and roots through

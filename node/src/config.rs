@@ -12,7 +12,6 @@ use cdrchain_runtime::ids::OperatorId;
 use cdrchain_runtime::numbering::NumberRules;
 use cdrchain_runtime::party::PartyHasher;
 use cdrchain_runtime::tx::MAX_CDRS_PER_BATCH;
-use ed25519_dalek::SigningKey;
 
 use crate::ingest::MAX_BATCH_BYTES;
 
@@ -21,9 +20,10 @@ pub struct NodeConfig {
     pub spec: ChainSpec,
     /// Where the database lives (`<base>/chains/<id>/db`).
     pub base_path: PathBuf,
-    /// This node's operator, and its signing key (must match the spec).
+    /// This node's operator, and the keys it holds for it: the chain registers one of them (a
+    /// rotation in flight: the other is the next; see `keys`).
     pub operator: OperatorId,
-    pub signing_key: SigningKey,
+    pub keys: crate::keys::KeyRing,
     /// JSON-RPC + HTTP ingest address.
     pub rpc_addr: SocketAddr,
     /// Required on write methods and ingest when `rpc_addr` is not loopback.
@@ -60,23 +60,16 @@ pub struct NodeConfig {
     /// The validator's signing state: its last consensus WAL record, outside the database
     /// (`validator::SigningState`). Default [`NodeConfig::default_signing_state`].
     pub signing_state: Option<PathBuf>,
-    /// Signs RSK checkpoints, when set: this validator's secp256k1 key and the contract the
-    /// signatures are for.
+    /// Signs RSK checkpoints, when set, for this contract, with the key ring's secp256k1 key that
+    /// the chain registers.
     pub checkpoints: Option<CheckpointSigning>,
 }
 
-/// What a validator signs checkpoints with.
-#[derive(Clone)]
+/// What a validator signs checkpoints for (the key is the ring's secp256k1 key in force).
+#[derive(Clone, Debug)]
 pub struct CheckpointSigning {
-    pub evm_key: k256::ecdsa::SigningKey,
     /// The `CdrCheckpoint` contract (EIP-712 `verifyingContract`).
     pub contract: cdrchain_runtime::crypto::EvmAddress,
-}
-
-impl std::fmt::Debug for CheckpointSigning {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CheckpointSigning").field("contract", &self.contract).finish_non_exhaustive()
-    }
 }
 
 /// How this node joins the validators' network.
@@ -299,7 +292,7 @@ mod tests {
             spec,
             base_path: PathBuf::from("/nonexistent"),
             operator: "alice".parse().unwrap(),
-            signing_key: DevAccount::derive("alice").signing_key,
+            keys: crate::keys::KeyRing::new(DevAccount::derive("alice").signing_key, None, None, None),
             rpc_addr: "127.0.0.1:0".parse().unwrap(),
             rpc_token: None,
             rpc_role_tokens: Vec::new(),

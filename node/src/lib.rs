@@ -29,6 +29,7 @@ pub mod chain;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod keys;
 pub mod metrics;
 pub mod pool;
 pub mod rpc;

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cdrchain_runtime::crypto::public_key;
 use cdrchain_storage::Storage;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -65,6 +64,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     check_operator(&config)?;
     let network_limits = check_limits(&config)?;
     let (storage, metrics) = open_chain(&config)?;
+    check_keys(&config, &storage)?;
     let chain = Arc::new(Chain::new(storage.clone(), spec.clone(), metrics.clone()));
     let pool = Arc::new(TxPool::with_limits(crate::pool::PoolLimits::shared(
         config.pool_max_txs,
@@ -88,7 +88,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     };
     let resumed = Arc::new(tokio::sync::Notify::new());
     let settings = validator_settings(&config, catching_up, resumed.clone());
-    let me = (config.operator.clone(), config.signing_key.clone());
+    let keys = Arc::new(config.keys.clone());
+    let me = (config.operator.clone(), keys.clone());
     let mut authoring = tokio::spawn(validator::run(
         chain.clone(),
         pool.clone(),
@@ -114,7 +115,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
                 tokens: config.rpc_tokens(),
                 status: status.clone(),
                 heavy: Default::default(),
-                signer: (config.operator.clone(), config.signing_key.clone()),
+                signer: (config.operator.clone(), keys.clone()),
             };
             let (handle, task) = open_rpc(&config, context, &metrics, &storage, &stopping).await?;
             (Some(handle), task)
@@ -198,7 +199,7 @@ async fn open_rpc(
 /// has the network a chain of several authorities needs.
 fn check_operator(config: &NodeConfig) -> Result<(), NodeError> {
     let spec = &config.spec;
-    let Some(operator) = spec.operator(&config.operator) else {
+    if spec.operator(&config.operator).is_none() {
         // A joining operator: it syncs as an observer once a proposal to add it is open, and
         // signs from the height the chain adds it (docs/operations.md, joining).
         tracing::warn!(
@@ -210,15 +211,6 @@ fn check_operator(config: &NodeConfig) -> Result<(), NodeError> {
         );
         return Ok(());
     };
-    if operator.ed25519 != public_key(&config.signing_key) {
-        return Err(NodeError::Config(format!(
-            "the key given is {}, but chain `{}` registers {} for `{}`",
-            public_key(&config.signing_key),
-            spec.id,
-            operator.ed25519,
-            config.operator
-        )));
-    }
     if !spec.authorities.contains(&config.operator) {
         tracing::warn!(
             target: "cdrchain::node",
@@ -235,6 +227,39 @@ fn check_operator(config: &NodeConfig) -> Result<(), NodeError> {
             spec.id,
             spec.authorities.len()
         )));
+    }
+    Ok(())
+}
+
+/// Checks the keys held against what the chain registers for this node's operator in the next
+/// block (the spec's keys at genesis; governance may have rotated them since): a node that holds
+/// neither the key in force nor the next would only follow, so it refuses to start and names the
+/// key the chain wants. A scheduled rotation to a key it lacks is a warning: it signs until then.
+fn check_keys(config: &NodeConfig, storage: &Storage) -> Result<(), NodeError> {
+    let (operator, keys) = (&config.operator, &config.keys);
+    // A joiner not added yet, or a removed operator: it follows without signing.
+    let Some(registered) = crate::keys::registered_next(storage, operator)? else { return Ok(()) };
+    if keys.signing_for(&registered.signing_key).is_none() {
+        return Err(keys.not_held(operator, &registered));
+    }
+    if config.checkpoints.is_some() && keys.has_evm() && keys.evm_for(&registered.evm_address).is_none() {
+        return Err(NodeError::Config(format!(
+            "the chain registers the checkpoint address {} for `{operator}`, which none of this node's EVM keys \
+             has (--evm-key, or --next-evm-key during a rotation)",
+            registered.evm_address.to_hex()
+        )));
+    }
+    if let Some(scheduled) = cdrchain_runtime::governance::scheduled_change(storage)? {
+        let next = scheduled.set.members.iter().find(|m| &m.id == operator);
+        if let Some(next) = next.filter(|m| keys.signing_for(&m.signing_key).is_none()) {
+            tracing::warn!(
+                target: "cdrchain::node",
+                "from height {} the chain registers {} for `{operator}`, which this node does not hold: restart \
+                 it with --next-key before then, or it stops signing there",
+                scheduled.set.from,
+                next.signing_key
+            );
+        }
     }
     Ok(())
 }
@@ -268,7 +293,7 @@ fn ingest_settings(
 ) -> IngestSettings {
     IngestSettings {
         operator: config.operator.clone(),
-        key: config.signing_key.clone(),
+        keys: Arc::new(config.keys.clone()),
         parties: config.parties.clone(),
         number_rules: config.number_rules.clone(),
         metrics: Some(metrics.clone()),

@@ -33,6 +33,9 @@ pub(super) enum BatchError {
     NextSequence(#[from] NextSequenceError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The chain registers a key for the operator that the node does not hold.
+    #[error("{0}")]
+    NoKey(String),
     /// The queue is not contiguous from the sequence the batcher wants.
     #[error("the ingest queue skips from {expected} to {found}")]
     QueueGap { expected: Sequence, found: Sequence },
@@ -61,8 +64,10 @@ pub(super) struct Batcher {
     pub(super) pool: Arc<TxPool>,
     /// This node's operator: the batches' signer and the recorder of their CDRs.
     pub(super) operator: OperatorId,
-    /// Signs the batches.
+    /// Signs the batches: the key of `keys` the chain registers for the next block, read at
+    /// each pass (a rotation switches it at its height).
     pub(super) key: SigningKey,
+    pub(super) keys: Arc<crate::keys::KeyRing>,
     /// Bound into every signature.
     pub(super) genesis_hash: Hash32,
     /// Most CDRs per batch (1 to `MAX_CDRS_PER_BATCH`).
@@ -131,6 +136,9 @@ impl Batcher {
             Err(NextSequenceError::NotRegistered { .. }) => return Ok(()),
             other => other?,
         };
+        if !self.take_key_in_force(storage)? {
+            return Ok(());
+        }
         self.stuck.passed(&self.operator, committed);
         self.forget_committed(committed);
         self.sign_declared_gap(committed)?;
@@ -156,6 +164,27 @@ impl Batcher {
             self.batch(cdrs)?;
         }
         Ok(())
+    }
+
+    /// Takes the key the chain registers for the next block; false when it registers none (the
+    /// operator was removed, or is being added): nothing can be signed.
+    fn take_key_in_force(&mut self, storage: &Storage) -> Result<bool, BatchError> {
+        let key = match self.keys.transaction_key(storage, &self.operator) {
+            Ok(Some(key)) => key,
+            Ok(None) => return Ok(false),
+            Err(e) => return Err(BatchError::NoKey(e.to_string())),
+        };
+        if key.verifying_key() != self.key.verifying_key() {
+            tracing::info!(
+                target: "cdrchain::ingest",
+                "signing `{}`'s batches with {} from block {} (the chain's key for it)",
+                self.operator,
+                cdrchain_runtime::crypto::public_key(key),
+                crate::keys::next_height(storage)
+            );
+            self.key = key.clone();
+        }
+        Ok(true)
     }
 
     /// Forgets the batches a block committed; starts again from `committed` when a batch left

@@ -50,7 +50,6 @@ use cdrchain_runtime::party::PartyHasher;
 use cdrchain_runtime::state::{StateKey, StateView};
 use cdrchain_runtime::tx::MAX_CDRS_PER_BATCH;
 use cdrchain_storage::{Storage, StorageError};
-use ed25519_dalek::SigningKey;
 use parity_scale_codec::Encode;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
@@ -141,8 +140,8 @@ pub enum Status {
 pub struct IngestSettings {
     /// This node's operator: the recorder of every CDR it ingests.
     pub operator: OperatorId,
-    /// Signs the batches.
-    pub key: SigningKey,
+    /// The operator's keys held: the one the chain registers for the next block signs the batches.
+    pub keys: Arc<crate::keys::KeyRing>,
     /// Normalizes and hashes parties; `None` (no consortium secret): ingest refuses, clearly.
     pub parties: Option<PartyHasher>,
     /// How each source writes numbers, applied before parties are hashed.
@@ -288,7 +287,7 @@ impl Ingest {
     ) -> Result<Started, StartError> {
         let IngestSettings {
             operator,
-            key,
+            keys,
             parties,
             number_rules,
             metrics,
@@ -342,7 +341,8 @@ impl Ingest {
             storage: storage.clone(),
             pool,
             operator: operator.clone(),
-            key,
+            key: keys.first().clone(),
+            keys,
             genesis_hash,
             batch_max: batch_max.clamp(1, MAX_CDRS_PER_BATCH),
             batch_max_bytes: batch_max_bytes.min(MAX_BATCH_BYTES),
@@ -619,7 +619,12 @@ pub(crate) mod tests {
         let (stop, stopping) = watch::channel(false);
         let settings = IngestSettings {
             operator: "alice".parse().unwrap(),
-            key: DevAccount::derive("alice").signing_key,
+            keys: Arc::new(crate::keys::KeyRing::new(
+                DevAccount::derive("alice").signing_key,
+                None,
+                None,
+                None,
+            )),
             parties: Some(PartyHasher::new(b"unit-test consortium secret", None).unwrap()),
             number_rules: Arc::default(),
             metrics: None,

@@ -73,10 +73,17 @@ impl Handlers {
     /// validator gossips its operator's pooled transactions.
     fn sign_and_pool(&self, transaction: Transaction) -> Result<Hash32, ErrorObjectOwned> {
         let chain = &self.ctx.chain;
-        let (operator, key) = &self.ctx.signer;
+        let (operator, keys) = &self.ctx.signer;
         if transaction.operator() != operator {
             return Err(internal("a governance transaction of another operator"));
         }
+        let key = match keys.transaction_key(&chain.storage, operator) {
+            Ok(Some(key)) => key,
+            Ok(None) => {
+                return Err(invalid(format!("the chain does not register `{operator}` (yet, or any more)")))
+            }
+            Err(e) => return Err(invalid(e.to_string())),
+        };
         let genesis = chain.ctx.genesis_hash;
         let signed = SignedTransaction::sign(transaction, key, &genesis);
         let parent = chain.storage.parent_ref();

@@ -112,9 +112,9 @@ pub struct RpcContext {
     pub status: Arc<crate::validator::ConsensusStatus>,
     /// The turns of heavy reads (see `heavy`).
     pub heavy: heavy::HeavyReads,
-    /// This node's operator and its key: signs the governance transactions an admin asks for
-    /// (`authority_propose`, `authority_approve`).
-    pub signer: (cdrchain_runtime::ids::OperatorId, ed25519_dalek::SigningKey),
+    /// This node's operator and its keys: the one the chain registers signs the governance
+    /// transactions an admin asks for (`authority_propose`, `authority_approve`).
+    pub signer: (cdrchain_runtime::ids::OperatorId, Arc<crate::keys::KeyRing>),
 }
 
 impl std::fmt::Debug for RpcContext {

@@ -33,7 +33,12 @@ fn dev_module() -> Fixture {
         heavy: Default::default(),
         signer: (
             cdrchain_runtime::ids::OperatorId::new("alice").unwrap(),
-            cdrchain_chain_spec::DevAccount::derive("alice").signing_key,
+            Arc::new(crate::keys::KeyRing::new(
+                cdrchain_chain_spec::DevAccount::derive("alice").signing_key,
+                None,
+                None,
+                None,
+            )),
         ),
     };
     Fixture { module: module(Arc::new(ctx)).expect("the RPC methods register"), _ingest: ingest }

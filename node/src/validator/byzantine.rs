@@ -69,7 +69,7 @@ impl Driver {
                 first_sequence: Sequence(first),
                 cdrs: BoundedVec::new(vec![body]).unwrap_or_default().into(),
             });
-            SignedTransaction::sign(tx, &self.key, &genesis)
+            SignedTransaction::sign(tx, self.keys.first(), &genesis)
         };
         let start = tick.wrapping_mul(FLOOD_BATCHES_PER_TICK);
         let near: Vec<SignedTransaction> = (0..FLOOD_BATCHES_PER_TICK)
@@ -86,7 +86,7 @@ impl Driver {
                 to: Sequence(at),
                 reason: reason.clone(),
             });
-            SignedTransaction::sign(tx, &self.key, &genesis)
+            SignedTransaction::sign(tx, self.keys.first(), &genesis)
         };
         let gaps: Vec<SignedTransaction> = if tick.is_multiple_of(FLOOD_GAPS_EVERY_TICKS) {
             (0..FLOOD_GAPS_PER_MESSAGE).flat_map(|i| [gap(next + 2 * i), batch(next + 2 * i + 1)]).collect()

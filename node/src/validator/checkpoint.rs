@@ -19,6 +19,7 @@ use parity_scale_codec::Encode;
 use super::Driver;
 use crate::config::CheckpointSigning;
 use crate::pool::PoolError;
+use crate::NodeError;
 
 /// How many of the latest checkpoints are signed again after each commit if the chain lacks this
 /// validator's signature: the relayer submits the latest checkpoint with a quorum, so older ones
@@ -52,6 +53,26 @@ impl Driver {
         }
     }
 
+    /// This operator's secp256k1 and ed25519 keys the chain registers for the next block.
+    fn keys_in_force(&self) -> Result<(k256::ecdsa::SigningKey, ed25519_dalek::SigningKey), NodeError> {
+        let storage = &self.chain.storage;
+        let registered = crate::keys::registered_next(storage, &self.me)?
+            .ok_or_else(|| NodeError::Config(format!("the chain does not register `{}`", self.me)))?;
+        let evm = self.keys.evm_for(&registered.evm_address).ok_or_else(|| {
+            NodeError::Config(format!(
+                "the chain registers the checkpoint address {} for `{}`, which none of this node's EVM keys has \
+                 (--evm-key, or --next-evm-key during a rotation)",
+                registered.evm_address.to_hex(),
+                self.me
+            ))
+        })?;
+        let key = self
+            .keys
+            .signing_for(&registered.signing_key)
+            .ok_or_else(|| self.keys.not_held(&self.me, &registered))?;
+        Ok((evm.clone(), key.clone()))
+    }
+
     fn sign_checkpoint_at(&mut self, signing: &CheckpointSigning, height: Height) {
         let storage = &self.chain.storage;
         let read = |key: StateKey| storage.get(&key.encode());
@@ -74,8 +95,17 @@ impl Driver {
                 return;
             }
         };
+        // The keys the chain registers for this operator in the block that will carry the
+        // signature (a rotation in force there counts).
+        let (evm_key, key) = match self.keys_in_force() {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::error!(target: "cdrchain::checkpoint", "not signing the checkpoint at #{height}: {e}");
+                return;
+            }
+        };
         let digest = checkpoint.digest(self.chain.ctx.rsk_chain_id, &signing.contract);
-        let signature = match cdrchain_runtime::checkpoint::sign_digest(&signing.evm_key, &digest) {
+        let signature = match cdrchain_runtime::checkpoint::sign_digest(&evm_key, &digest) {
             Ok(signature) => signature,
             Err(e) => {
                 tracing::error!(target: "cdrchain::checkpoint", "signing the checkpoint at #{height}: {e}");
@@ -89,7 +119,7 @@ impl Driver {
             signature,
         });
         let genesis = self.chain.ctx.genesis_hash;
-        let signed = SignedTransaction::sign(tx, &self.key, &genesis);
+        let signed = SignedTransaction::sign(tx, &key, &genesis);
         let id = signed.id(&genesis);
         self.pooled_checkpoints.insert(height.0, id);
         match self.pool.add(id, signed) {

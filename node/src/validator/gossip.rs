@@ -346,6 +346,14 @@ pub(super) fn check_tx_gossip(chain: &Chain, pool: &TxPool, data: &[u8]) -> Vali
         }
         let id = match tx.verify(&key, &genesis) {
             Ok(id) => id,
+            // Around a key rotation a peer a block away signs with the key in force there.
+            Err(e)
+                if crate::keys::keys_in_flux(&chain.storage, crate::keys::next_height(&chain.storage))
+                    .unwrap_or(true) =>
+            {
+                tracing::debug!(target: "cdrchain::consensus", "ignored a gossiped transaction of `{operator}` while keys change: {e}");
+                return Validation::Ignore;
+            }
             Err(e) => {
                 tracing::warn!(target: "cdrchain::consensus", "refused a gossiped transaction of `{operator}`: {e}");
                 return Validation::Reject;

@@ -50,7 +50,6 @@ use cdrchain_network::{NetworkEvent, NetworkHandle, PeerId, Topic};
 use cdrchain_runtime::block::VoteKind;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId};
-use ed25519_dalek::SigningKey;
 use parity_scale_codec::Encode;
 use tokio::sync::{mpsc, watch};
 
@@ -166,7 +165,7 @@ pub struct Net {
 pub async fn run(
     chain: Arc<Chain>,
     pool: Arc<TxPool>,
-    me: (OperatorId, SigningKey),
+    me: (OperatorId, Arc<crate::keys::KeyRing>),
     settings: ValidatorSettings,
     net: Option<Net>,
     status: Arc<ConsensusStatus>,
@@ -205,7 +204,7 @@ pub async fn run(
         chain,
         pool,
         me: me.0,
-        key: me.1,
+        keys: me.1,
         validators,
         pending_wal: resumed.pending_wal,
         settings,
@@ -290,9 +289,9 @@ struct Driver {
     pool: Arc<TxPool>,
     /// This validator's operator id, the authority it signs as.
     me: OperatorId,
-    /// This validator's signing key: for its transactions (checkpoint signatures), and to make
-    /// the machine a signer again once storage reaches `pending_wal`.
-    key: SigningKey,
+    /// This validator's keys: the one the chain registers at a height signs there (votes,
+    /// proposals, its transactions such as checkpoint signatures); see `crate::keys`.
+    keys: Arc<crate::keys::KeyRing>,
     /// The authorities at the machine's height, kept to start it again (see `pending_wal`);
     /// refreshed from the state after each commit (`sets.rs`).
     validators: Validators,

@@ -11,7 +11,6 @@ use cdrchain_runtime::block::Block;
 use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{OperatorId, Round};
-use ed25519_dalek::SigningKey;
 use parity_scale_codec::Encode;
 
 use super::guard::position;
@@ -36,7 +35,7 @@ pub(super) struct Resumed {
 pub(super) fn resume(
     chain: &Chain,
     validators: &Validators,
-    me: &(OperatorId, SigningKey),
+    me: &(OperatorId, std::sync::Arc<crate::keys::KeyRing>),
     params: Params,
     solo: bool,
     signing_state: &SigningState,
@@ -280,17 +279,19 @@ mod tests {
     use cdrchain_storage::Storage;
 
     use super::*;
+    use crate::keys::KeyRing;
     use crate::metrics::Metrics;
 
     /// `spec`'s chain on a fresh database, its authorities, and alice's signing identity.
-    fn chain(spec: ChainSpec) -> (tempfile::TempDir, Chain, Validators, (OperatorId, SigningKey)) {
+    fn chain(spec: ChainSpec) -> (tempfile::TempDir, Chain, Validators, (OperatorId, Arc<KeyRing>)) {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let storage = Arc::new(
             Storage::open(dir.path(), spec.genesis_hash(), &spec.genesis_state().expect("a genesis"))
                 .expect("a fresh database"),
         );
         let chain = Chain::new(storage, spec, Arc::new(Metrics::new()));
-        let me = (OperatorId::new("alice").expect("a name"), DevAccount::derive("alice").signing_key);
+        let key = DevAccount::derive("alice").signing_key;
+        let me = (OperatorId::new("alice").expect("a name"), Arc::new(KeyRing::new(key, None, None, None)));
         let validators = chain.validators_at(cdrchain_runtime::ids::Height(1)).expect("authorities");
         (dir, chain, validators, me)
     }

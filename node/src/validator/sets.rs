@@ -10,7 +10,7 @@ use cdrchain_consensus::{Input, Validators};
 use cdrchain_network::PeerId;
 use cdrchain_runtime::block::MAX_AUTHORITIES;
 use cdrchain_runtime::codec::decode_exact;
-use cdrchain_runtime::crypto::{public_key, PublicKey};
+use cdrchain_runtime::crypto::PublicKey;
 use cdrchain_runtime::governance::{self, AuthorityChange, SetId};
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId};
@@ -20,6 +20,7 @@ use parity_scale_codec::Encode;
 
 use super::{next_height, Driver};
 use crate::chain::Chain;
+use crate::keys::KeyRing;
 use crate::NodeError;
 
 /// What the node last saw of the chain's governance: the set in force, the scheduled change
@@ -81,27 +82,28 @@ impl Driver {
         validators: &Validators,
         from: Height,
     ) -> Option<(OperatorId, SigningKey)> {
-        identity_in(validators, &self.me, &self.key, from)
+        identity_in(validators, &self.me, &self.keys, from)
     }
 }
 
-/// `me` with `key` if `validators` has it with that key; a member whose key the chain rotated
-/// to one this node does not hold follows without signing, and says so.
+/// `me` with the key of `keys` that `validators` has for it; a member whose key the chain
+/// rotated to one this node does not hold follows without signing, and says so.
 pub(super) fn identity_in(
     validators: &Validators,
     me: &OperatorId,
-    key: &SigningKey,
+    keys: &KeyRing,
     from: Height,
 ) -> Option<(OperatorId, SigningKey)> {
     let registered = validators.key_of(me)?;
-    if *registered == public_key(key) {
+    if let Some(key) = keys.signing_for(registered) {
         return Some((me.clone(), key.clone()));
     }
     tracing::error!(
         target: "cdrchain::consensus",
         "from height {from} the chain knows `{me}` by the key {registered}, not this node's {}: it follows \
-         without signing; restart it with the new key (docs/operations.md, rotating keys)",
-        public_key(key)
+         without signing; restart it with that key (--key, or --next-key before a rotation; \
+         docs/operations.md, rotating keys)",
+        keys.signing_publics().iter().map(ToString::to_string).collect::<Vec<_>>().join(" or ")
     );
     None
 }
