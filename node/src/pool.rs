@@ -258,7 +258,9 @@ impl TxPool {
                 Transaction::CallEvent(_) => lanes.entry(tx.operator()).or_default().1.push(*id),
                 // Governance is rare and small: with the checkpoints, ahead of the lanes, in
                 // arrival order (a proposal before the approvals that name it).
-                Transaction::ProposeChange(_) | Transaction::ApproveChange(_) => governance.push(*id),
+                Transaction::ProposeChange(_)
+                | Transaction::ApproveChange(_)
+                | Transaction::SetChangeSignature(_) => governance.push(*id),
             }
         }
         checkpoints.sort_unstable();

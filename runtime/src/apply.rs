@@ -182,6 +182,16 @@ pub enum TxError {
     KeyInUse { operator: OperatorId, other: OperatorId, what: &'static str },
     #[error("the {what} proof of possession for `{operator}` does not verify: {reason}")]
     BadPossession { operator: OperatorId, what: &'static str, reason: String },
+    #[error(
+        "set {0} is neither scheduled nor in force with the set before it known: nothing to sign for it"
+    )]
+    UnknownSetChange(u64),
+    #[error("`{operator}` is not in the set that signs the change to set {set_id}")]
+    NotASigner { operator: OperatorId, set_id: u64 },
+    #[error("`{operator}` already signed the contract's change to set {set_id}")]
+    ChangeAlreadySigned { operator: OperatorId, set_id: u64 },
+    #[error("the signature of `{operator}` for the change to set {set_id} recovers to {recovered}, not its EVM address {expected}")]
+    WrongSetChangeSigner { operator: OperatorId, set_id: u64, recovered: String, expected: String },
 }
 
 fn state_name(state: &Option<CallState>) -> &'static str {
@@ -373,6 +383,7 @@ impl<'a, V: StateView> Executor<'a, V> {
             Transaction::CheckpointSignature(signature) => self.checkpoint_signature(signature)?,
             Transaction::ProposeChange(propose) => self.propose_change(propose, id)?,
             Transaction::ApproveChange(approve) => self.approve_change(approve)?,
+            Transaction::SetChangeSignature(signature) => self.set_change_signature(signature)?,
         }
         self.seen_ids.insert(id);
         self.tx_ids.push(id);

@@ -82,7 +82,7 @@ pub enum CheckpointError {
     Invalid,
 }
 
-fn keccak(parts: &[&[u8]]) -> [u8; 32] {
+pub(crate) fn keccak(parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Keccak256::new();
     for part in parts {
         hasher.update(part);
@@ -90,13 +90,13 @@ fn keccak(parts: &[&[u8]]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn word_u64(value: u64) -> [u8; 32] {
+pub(crate) fn word_u64(value: u64) -> [u8; 32] {
     let mut word = [0u8; 32];
     word[24..].copy_from_slice(&value.to_be_bytes());
     word
 }
 
-fn word_address(address: &EvmAddress) -> [u8; 32] {
+pub(crate) fn word_address(address: &EvmAddress) -> [u8; 32] {
     let mut word = [0u8; 32];
     word[12..].copy_from_slice(&address.0);
     word

@@ -26,6 +26,7 @@
 //! that holds the set in force at a block can prove, from that block's certified header and one
 //! state-tree proof, the next set: this is how proofs cross set changes (see `docs/proofs.md`).
 
+pub mod contract;
 mod rules;
 
 use parity_scale_codec::{Decode, Encode};

@@ -80,6 +80,15 @@ pub enum StateKey {
     /// An operator removed by governance, and the height from which it signs nothing: [`Height`].
     #[codec(index = 14)]
     Retired(OperatorId),
+    /// Every authority set that has been in force, by id, from the first change on (the genesis
+    /// set, id 0, is written then too): [`crate::governance::AuthoritySet`]. The members of set
+    /// `k − 1` sign the RSK contract's change to set `k` ([`crate::governance::contract`]).
+    #[codec(index = 15)]
+    AuthoritySetById(u64),
+    /// A member's signature of the RSK contract's change to set `u64`:
+    /// [`crate::checkpoint::StoredSignature`].
+    #[codec(index = 16)]
+    SetChangeSignature(u64, OperatorId),
 }
 
 impl StateKey {

@@ -141,6 +141,10 @@ pub enum Transaction {
     /// An authority approves the open proposal.
     #[codec(index = 5)]
     ApproveChange(crate::governance::ApproveChange),
+    /// A member of the set before a change signs the RSK contract's change
+    /// ([`crate::governance::contract`]).
+    #[codec(index = 6)]
+    SetChangeSignature(crate::governance::contract::SetChangeSignature),
 }
 
 impl Transaction {
@@ -153,6 +157,7 @@ impl Transaction {
             Transaction::CheckpointSignature(tx) => &tx.operator,
             Transaction::ProposeChange(tx) => &tx.operator,
             Transaction::ApproveChange(tx) => &tx.operator,
+            Transaction::SetChangeSignature(tx) => &tx.operator,
         }
     }
 

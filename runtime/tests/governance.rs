@@ -481,3 +481,73 @@ fn rotated_keys_take_over_at_the_effective_height() {
         decode_exact(&chain.state.get(&StateKey::Operator(id("bob")).encode()).unwrap().unwrap()).unwrap();
     assert_eq!(record.evm_address, evm_address(evm_key(9).verifying_key()));
 }
+
+fn sign_change(chain: &SampleChain, by: &str, seed: u8, set_id: u64) -> SignedTransaction {
+    use cdrchain_runtime::governance::contract::{
+        change_and_signers, SetChangeSignature, ValidatorSetChange,
+    };
+    let contract = cdrchain_runtime::crypto::EvmAddress([0x5f; 20]);
+    // What the state says the change to `set_id` is; a set it does not know gets a stand-in.
+    let digest = match change_and_signers(&chain.state, set_id).unwrap() {
+        Some((target, _)) => ValidatorSetChange::of(&target).digest(chain.ctx.rsk_chain_id, &contract),
+        None => [0u8; 32],
+    };
+    let signature = cdrchain_runtime::checkpoint::sign_digest(&evm_key(seed), &digest).unwrap();
+    chain.sign(Transaction::SetChangeSignature(SetChangeSignature {
+        operator: id(by),
+        set_id,
+        contract,
+        signature,
+    }))
+}
+
+/// The RSK contract's change to a new set is signed by the set before it, with the EVM keys it
+/// had there: while the change is scheduled and while the new set is in force, once per
+/// member; nobody else, no other key, no set the chain does not know.
+#[test]
+fn the_set_before_a_change_signs_the_contracts_change_to_it() {
+    use cdrchain_runtime::governance::contract::{change_and_signers, ValidatorSetChange};
+    let mut chain = chain();
+    let mut clock = Clock(0);
+    // Nothing to sign before any change.
+    let refused = {
+        let txs = vec![sign_change(&chain, "alice", 1, 1)];
+        advance(&mut chain, &mut clock, txs)
+    };
+    assert!(matches!(refusal(&refused), TxError::UnknownSetChange(1)));
+    let effective = pass(&mut chain, &mut clock, "alice", AuthorityChange::Remove { id: id("dave") });
+    // Scheduled: the set in force signs, dave too (he is in it).
+    for (name, seed) in [("alice", 1), ("dave", 4)] {
+        let txs = vec![sign_change(&chain, name, seed, 1)];
+        assert!(advance(&mut chain, &mut clock, txs).is_empty(), "{name}");
+    }
+    let refused = {
+        let txs = vec![sign_change(&chain, "alice", 1, 1)];
+        advance(&mut chain, &mut clock, txs)
+    };
+    assert!(matches!(refusal(&refused), TxError::ChangeAlreadySigned { set_id: 1, .. }));
+    let refused = {
+        let txs = vec![sign_change(&chain, "bob", 3, 1)];
+        advance(&mut chain, &mut clock, txs)
+    };
+    assert!(matches!(refusal(&refused), TxError::WrongSetChangeSigner { set_id: 1, .. }));
+    // In force: still signed by the set before it (kept as the previous set).
+    until(&mut chain, &mut clock, effective + 1);
+    let (target, signers) = change_and_signers(&chain.state, 1).unwrap().unwrap();
+    assert_eq!(signers.members.len(), 4);
+    let change = ValidatorSetChange::of(&target);
+    assert_eq!((change.validators.len(), change.threshold, change.nonce), (3, 3, 0));
+    assert!(change.validators.windows(2).all(|w| w[0].0 < w[1].0), "ascending");
+    for (name, seed) in [("bob", 2), ("carol", 3)] {
+        let txs = vec![sign_change(&chain, name, seed, 1)];
+        assert!(advance(&mut chain, &mut clock, txs).is_empty(), "{name}");
+    }
+    let stored = chain.state.get(&StateKey::SetChangeSignature(1, id("carol")).encode()).unwrap();
+    assert!(stored.is_some());
+    // Dave, removed, signs nothing any more.
+    let refused = {
+        let txs = vec![sign_change(&chain, "dave", 4, 1)];
+        advance(&mut chain, &mut clock, txs)
+    };
+    assert!(matches!(refusal(&refused), TxError::Retired(_)));
+}

@@ -381,7 +381,8 @@ fn first_sequence(tx: &Transaction) -> Option<u64> {
         Transaction::CallEvent(_)
         | Transaction::CheckpointSignature(_)
         | Transaction::ProposeChange(_)
-        | Transaction::ApproveChange(_) => None,
+        | Transaction::ApproveChange(_)
+        | Transaction::SetChangeSignature(_) => None,
     }
 }
 

@@ -35,6 +35,10 @@ impl<V: StateView> Executor<'_, V> {
     }
 
     fn enact(&mut self, scheduled: ScheduledChange) -> Result<(), ApplyError> {
+        // Every set is kept: the members of each sign the RSK contract's change to the next.
+        let previous = self.governing_set()?;
+        self.write(&StateKey::AuthoritySetById(previous.id), Some(&previous));
+        self.write(&StateKey::AuthoritySetById(scheduled.set.id), Some(&scheduled.set));
         match &scheduled.change {
             AuthorityChange::Add(add) => {
                 let key = StateKey::Operator(add.id.clone());
@@ -78,7 +82,7 @@ impl<V: StateView> Executor<'_, V> {
     }
 
     /// The set in force at this block, keys included (through the block's own writes).
-    fn governing_set(&self) -> Result<AuthoritySet, ApplyError> {
+    pub(super) fn governing_set(&self) -> Result<AuthoritySet, ApplyError> {
         let set_id: SetId = self.read(&StateKey::AuthoritySetId)?.unwrap_or(SetId::GENESIS);
         super::assemble(
             &self.authorities()?,
