@@ -17,6 +17,7 @@ mod proof;
 mod purge_chain;
 mod reconcile;
 mod relay;
+mod relay_sets;
 mod rpc_client;
 mod rsk;
 mod settlement;

@@ -1,12 +1,13 @@
 //! `cdrchain relay`: copies checkpoints that have a quorum of validator signatures from a node to
-//! the `CdrCheckpoint` contract on RSK. The relayer holds no power: the contract checks the
+//! the `CdrCheckpoint` contract on RSK, after the chain's authority-set changes the contract has
+//! not had (`relay_sets`). The relayer holds no power: the contract checks the
 //! signatures; the relayer only pays gas. Made for cron: one pass with `--once`, a lock so that
 //! overlapping runs cannot submit twice, and exit codes that say what happened.
 //!
 //! | exit code | meaning |
 //! | --- | --- |
-//! | 0 | submitted at least one checkpoint (or, with `--dry-run`, found some to submit) |
-//! | 10 | nothing to do: the contract is up to date, or no newer checkpoint has a quorum yet |
+//! | 0 | submitted at least one checkpoint or set change (or, with `--dry-run`, found one) |
+//! | 10 | nothing to do: the contract is up to date, or nothing newer has a quorum yet |
 //! | 11 | another relay run holds the lock |
 //! | 1 | error (node or RSK unreachable, a transaction failed, bad arguments) |
 
@@ -199,26 +200,37 @@ async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
     let rsk_chain_id = properties.rsk_chain_id;
     let rsk = Rsk::connect(&args.rsk_rpc, &args.key, Some(rsk_chain_id)).await?;
     let contract = CdrCheckpoint::new(contract_address, &rsk.provider);
-    let on_chain: u64 =
-        contract.latestHeight().call().await.context("reading the contract's latestHeight")?;
-    let threshold =
-        usize::try_from(contract.threshold().call().await.context("reading the contract's threshold")?)
-            .context("the contract's threshold does not fit")?;
     let genesis: B256 = contract.genesisHash().call().await.context("reading the contract's genesisHash")?;
     let node_genesis = properties.genesis_hash.to_lowercase();
     if genesis.to_string().to_lowercase() != node_genesis {
         bail!("the contract anchors chain {genesis}, but the node serves chain {node_genesis}");
     }
+    // The contract's validator set first: checkpoints of a new set need it.
+    let mut nonce = rsk.pending_nonce().await?;
+    let sets = crate::relay_sets::follow(args, &node, &rsk, &contract, rsk_chain_id, &mut nonce).await?;
+    if !sets.current {
+        return Ok(if sets.submitted > 0 { Pass::Submitted(sets.submitted) } else { Pass::NothingToDo });
+    }
+    let on_chain: u64 =
+        contract.latestHeight().call().await.context("reading the contract's latestHeight")?;
+    let threshold =
+        usize::try_from(contract.threshold().call().await.context("reading the contract's threshold")?)
+            .context("the contract's threshold does not fit")?;
+    let validators: Vec<Address> =
+        contract.validators().call().await.context("reading the contract's validators")?;
     let latest = node
         .ask(node.api().latest_checkpoint())
         .await
         .context("asking the node for its latest checkpoint")?;
     let Some(latest_height) = latest["height"].as_u64() else {
         println!("nothing to do: the node has no checkpoint yet (one every {interval} blocks)");
-        return Ok(Pass::NothingToDo);
+        return Ok(if sets.submitted > 0 { Pass::Submitted(sets.submitted) } else { Pass::NothingToDo });
     };
     let heights = ((on_chain / interval + 1) * interval..=latest_height).step_by(usize::try_from(interval)?);
-    let due = due(&node, heights, &contract_address, rsk_chain_id, threshold).await?;
+    let due = due(&node, heights, &contract_address, rsk_chain_id, threshold, &validators).await?;
+    if due.ready.is_empty() && sets.submitted > 0 {
+        return Ok(Pass::Submitted(sets.submitted));
+    }
     if due.ready.is_empty() {
         match due.waiting {
             Some((height, count)) => println!(
@@ -229,8 +241,7 @@ async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
         }
         return Ok(Pass::NothingToDo);
     }
-    let mut nonce = rsk.pending_nonce().await?;
-    let mut submitted = 0;
+    let mut submitted = sets.submitted;
     for (checkpoint, signatures) in due.ready {
         let sol = to_sol(&checkpoint);
         let digest: B256 =
@@ -269,6 +280,7 @@ async fn due(
     contract_address: &Address,
     rsk_chain_id: u64,
     threshold: usize,
+    validators: &[Address],
 ) -> anyhow::Result<Due> {
     let mut due = Due { ready: Vec::new(), waiting: None };
     for height in heights {
@@ -279,7 +291,10 @@ async fn due(
         if value.is_null() {
             continue;
         }
-        let (checkpoint, signatures) = read_checkpoint(&value, contract_address, rsk_chain_id)?;
+        let (checkpoint, mut signatures) = read_checkpoint(&value, contract_address, rsk_chain_id)?;
+        // Only the contract's validators count (a checkpoint of a set the contract does not hold
+        // waits, and a removed validator's signature is never sent).
+        signatures.retain(|(signer, _)| validators.contains(signer));
         if signatures.len() >= threshold {
             due.ready.push((checkpoint, signatures));
         } else {

@@ -87,6 +87,7 @@ pub const METHODS: &[(&str, Need)] = &[
     ("authority_pending", Need::Chain),
     ("authority_propose", Need::Admin),
     ("authority_approve", Need::Admin),
+    ("authority_contractChange", Need::Chain),
 ];
 
 /// Every HTTP route besides JSON-RPC (`POST /`), and what it needs.

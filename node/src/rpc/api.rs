@@ -254,6 +254,13 @@ pub trait AuthorityApi {
     /// Approves the open proposal `id` as this node's operator; checked against the head first.
     #[method(name = "approve", blocking)]
     fn authority_approve(&self, id: String) -> RpcResult<Value>;
+
+    /// The RSK contract's change to set `set_id` (≥ 1): the new set's EVM addresses ascending,
+    /// threshold and nonce, as `changeValidators` takes them, and the signatures the members of
+    /// the set before have put on the chain (each with its signer's EVM address in that set and
+    /// the contract it is for). Null for a set the chain does not have.
+    #[method(name = "contractChange", blocking)]
+    fn authority_contract_change(&self, set_id: u64) -> RpcResult<Value>;
 }
 
 /// Interconnect settlement.

@@ -3,14 +3,19 @@
 
 use cdrchain_chain_spec::keys::peer_id_of_ed25519;
 use cdrchain_runtime::apply::{BlockBuilder, PushError};
+use cdrchain_runtime::checkpoint::StoredSignature;
+use cdrchain_runtime::codec::decode_exact;
+use cdrchain_runtime::governance::contract;
 use cdrchain_runtime::governance::{
     self, ApproveChange, AuthorityChange, AuthoritySet, PendingChange, ProposeChange, ScheduledChange,
 };
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::Height;
+use cdrchain_runtime::state::{StateKey, StateView};
 use cdrchain_runtime::tx::{SignedTransaction, Transaction};
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::types::ErrorObjectOwned;
+use parity_scale_codec::Encode;
 use serde_json::{json, Value};
 
 use super::api::AuthorityApiServer;
@@ -54,6 +59,35 @@ impl AuthorityApiServer for Handlers {
         let tx = self.sign_and_pool(Transaction::ApproveChange(ApproveChange { operator, proposal }))?;
         tracing::info!(target: "cdrchain::governance", "approved proposal {proposal}");
         Ok(json!({ "proposal": proposal.to_string(), "transaction": tx.to_string() }))
+    }
+
+    fn authority_contract_change(&self, set_id: u64) -> RpcResult<Value> {
+        let storage = &*self.ctx.chain.storage;
+        let Some((target, signers)) = contract::change_and_signers(storage, set_id).map_err(internal)? else {
+            return Ok(Value::Null);
+        };
+        let change = contract::ValidatorSetChange::of(&target);
+        let mut signatures = Vec::new();
+        for member in signers.members.iter() {
+            let key = StateKey::SetChangeSignature(set_id, member.id.clone()).encode();
+            let Some(bytes) = storage.get(&key).map_err(internal)? else { continue };
+            let stored: StoredSignature = decode_exact(&bytes).map_err(internal)?;
+            signatures.push(json!({
+                "operator": member.id.to_string(),
+                "evm_address": member.evm_address.to_hex(),
+                "contract": stored.contract.to_hex(),
+                "signature": stored.signature.to_hex(),
+            }));
+        }
+        Ok(json!({
+            "set_id": set_id,
+            "from": target.from.0,
+            "validators": change.validators.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
+            "threshold": change.threshold,
+            "nonce": change.nonce,
+            "signers_set": signers.id,
+            "signatures": signatures,
+        }))
     }
 
     fn authority_pending(&self) -> RpcResult<Value> {

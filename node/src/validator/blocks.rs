@@ -131,6 +131,7 @@ impl Driver {
     pub(super) fn after_commit(&mut self, block: &Block, ids: &[Hash32]) {
         self.pool.remove(ids);
         self.sign_checkpoint(block);
+        self.sign_contract_changes();
         for id in ids {
             self.announced.remove(id);
         }

@@ -28,6 +28,7 @@
 mod blocks;
 mod byzantine;
 mod checkpoint;
+mod contract_change;
 mod gossip;
 mod guard;
 mod proposals;
@@ -229,6 +230,7 @@ pub async fn run(
         inputs: Vec::new(),
         replays: replay::ReplayFilter::default(),
         pooled_checkpoints: HashMap::new(),
+        pooled_contract_change: None,
         sync_serving: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SYNC_SERVES)),
         flood_ticks: 0,
         flood_last_consensus: None,
@@ -347,6 +349,9 @@ struct Driver {
     /// Our signatures of the recent checkpoints, by height, as pooled: not signed again while
     /// the pool still holds them (see `checkpoint`).
     pooled_checkpoints: HashMap<u64, Hash32>,
+    /// Our signature of the RSK contract's change to a set (set id, transaction id), as pooled
+    /// (see `contract_change`).
+    pooled_contract_change: Option<(u64, Hash32)>,
     /// Sync responses being built; at most [`MAX_CONCURRENT_SYNC_SERVES`] at once.
     sync_serving: Arc<tokio::sync::Semaphore>,
     /// The flooding member (tests only, `byzantine`): ticks so far, and the last consensus
