@@ -71,13 +71,8 @@ fn key(dir: &Path, name: &str) -> (PathBuf, String) {
     (path, file["evm_address"].as_str().unwrap().to_string())
 }
 
-const CHECKPOINT_TUPLE: &str = "(bytes32,uint64,bytes32,bytes32,bytes32,uint64)";
-
-#[test]
-fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
-    let dir = tempfile::tempdir().unwrap();
-
-    // anvil as RSK regtest.
+/// anvil as RSK regtest (chain id 33, London rules) on a free loopback port; its URL.
+fn anvil() -> (Guard, String) {
     let anvil_port = free_port();
     let mut anvil = Command::new(tool("anvil"))
         .args([
@@ -105,18 +100,74 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
         assert!(Instant::now() < deadline, "anvil did not start");
     }
     std::thread::spawn(move || for _ in lines.by_ref() {});
-    let _anvil = Guard(anvil);
-    let rsk = format!("http://127.0.0.1:{anvil_port}");
+    (Guard(anvil), format!("http://127.0.0.1:{anvil_port}"))
+}
 
+/// `cdrchain testnet` of `local`'s four validators under `base`, signing a checkpoint every 4
+/// blocks for `contract`; the first validator's RPC URL and the first RPC port (validator i
+/// serves on it + i).
+fn testnet(base: &Path, contract: &str) -> (Guard, String, u16) {
+    // One run for all three kinds, so that they cannot overlap.
+    let p2p = free_port_run(12);
+    let (rpc_port, metrics) = (p2p + 4, p2p + 8);
+    let testnet = Command::new(common::cdrchain_binary())
+        .args(["testnet", "--validators", "4", "--base-path", base.to_str().unwrap()])
+        .args([
+            "--p2p-port",
+            &p2p.to_string(),
+            "--rpc-port",
+            &rpc_port.to_string(),
+            "--metrics-port",
+            &metrics.to_string(),
+        ])
+        .args(["--checkpoint-interval", "4", "--checkpoint-contract", contract])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Guard(testnet), format!("http://127.0.0.1:{rpc_port}"), rpc_port)
+}
+
+/// `cdrchain relay --once` from `node` to `contract` on `rsk`, paid by `relayer`, with `extra`.
+fn relay(dir: &Path, node: &str, rsk: &str, contract: &str, relayer: &Path, extra: &[&str]) -> Output {
+    let lock = dir.join("relay.lock");
+    let mut args = vec![
+        "relay",
+        "--once",
+        "--rpc",
+        node,
+        "--rsk-rpc",
+        rsk,
+        "--contract",
+        contract,
+        "--key",
+        relayer.to_str().unwrap(),
+        "--lock-file",
+        lock.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// What [`deploy`] made: funded deployer and relayer keys, the chain spec and the contract.
+struct Deployed {
+    deployer: PathBuf,
+    relayer: PathBuf,
+    spec: PathBuf,
+    contract: String,
+}
+
+/// `local`'s four validators with a checkpoint every 4 blocks (`cdrchain build-spec`), and its
+/// contract deployed on `rsk` (`cdrchain contract deploy`) by a funded deployer.
+fn deploy(dir: &Path, rsk: &str) -> Deployed {
     // A deployer and a relayer with funds: they have no power over the contract.
-    let (deployer, deployer_address) = key(dir.path(), "deployer");
-    let (relayer, relayer_address) = key(dir.path(), "relayer");
+    let (deployer, deployer_address) = key(dir, "deployer");
+    let (relayer, relayer_address) = key(dir, "relayer");
     for address in [&deployer_address, &relayer_address] {
-        rpc(&rsk, "anvil_setBalance", json!([address, "0x3635C9ADC5DEA00000"]));
+        rpc(rsk, "anvil_setBalance", json!([address, "0x3635C9ADC5DEA00000"]));
     }
 
     // The chain: `local`'s four validators with a checkpoint every 4 blocks.
-    let spec = dir.path().join("spec.json");
+    let spec = dir.join("spec.json");
     let output = run(&[
         "build-spec",
         "--chain",
@@ -131,7 +182,7 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
         "contract",
         "deploy",
         "--rsk-rpc",
-        &rsk,
+        rsk,
         "--key",
         deployer.to_str().unwrap(),
         "--chain",
@@ -140,6 +191,19 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
     assert!(output.status.success(), "{}", text(&output));
     let contract = String::from_utf8_lossy(&output.stdout).trim().to_string();
     assert!(contract.starts_with("0x") && contract.len() == 42, "{}", text(&output));
+    Deployed { deployer, relayer, spec, contract }
+}
+
+const CHECKPOINT_TUPLE: &str = "(bytes32,uint64,bytes32,bytes32,bytes32,uint64)";
+
+#[test]
+fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // anvil as RSK regtest.
+    let (_anvil, rsk) = anvil();
+
+    let Deployed { deployer, relayer, spec, contract } = deploy(dir.path(), &rsk);
     let threshold = cast(&["call", &contract, "threshold()(uint256)", "--rpc-url", &rsk]);
     assert_eq!(String::from_utf8_lossy(&threshold.stdout).trim(), "3", "{}", text(&threshold));
     // A deployment for another chain id is refused before anything is sent.
@@ -160,26 +224,7 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
     assert!(!output.status.success() && text(&output).contains("chain 33"), "{}", text(&output));
 
     // Four validators signing for the contract.
-    let base = dir.path().join("net");
-    // One run for all three kinds, so that they cannot overlap.
-    let p2p = free_port_run(12);
-    let (rpc_port, metrics) = (p2p + 4, p2p + 8);
-    let testnet = Command::new(common::cdrchain_binary())
-        .args(["testnet", "--validators", "4", "--base-path", base.to_str().unwrap()])
-        .args([
-            "--p2p-port",
-            &p2p.to_string(),
-            "--rpc-port",
-            &rpc_port.to_string(),
-            "--metrics-port",
-            &metrics.to_string(),
-        ])
-        .args(["--checkpoint-interval", "4", "--checkpoint-contract", &contract])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _testnet = Guard(testnet);
-    let node = format!("http://127.0.0.1:{rpc_port}");
+    let (_testnet, node, _) = testnet(&dir.path().join("net"), &contract);
     let deadline = Instant::now() + Duration::from_secs(90);
     while ureq::post(&node)
         .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": "system_health", "params": []}))
@@ -190,28 +235,7 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
     }
 
     // Relaying before any checkpoint has a quorum: nothing to do (exit 10).
-    let relay = |extra: &[&str]| {
-        let mut args = vec![
-            "relay",
-            "--once",
-            "--rpc",
-            &node,
-            "--rsk-rpc",
-            &rsk,
-            "--contract",
-            &contract,
-            "--key",
-            relayer.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        args.push("--lock-file");
-        let lock = dir.path().join("relay.lock");
-        let lock = lock.to_str().unwrap().to_string();
-        let mut all: Vec<String> = args.iter().map(ToString::to_string).collect();
-        all.push(lock);
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        run(&refs)
-    };
+    let relay = |extra: &[&str]| relay(dir.path(), &node, &rsk, &contract, &relayer, extra);
     let output = relay(&[]);
     assert_eq!(output.status.code(), Some(10), "{}", text(&output));
 
@@ -483,4 +507,136 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
     let good: Vec<String> = signatures.iter().take(3).map(|(_, s)| s.clone()).collect();
     let output = submit(&good);
     assert!(output.status.success(), "{}", text(&output));
+}
+
+/// `cast call` (a simulation: nothing is sent) of `submitCheckpoint` for a checkpoint of the
+/// chain at a height far above the contract's, signed by the dev accounts `signers`.
+fn simulate_checkpoint(rsk: &str, contract: &str, genesis: &str, signers: &[&'static str]) -> Output {
+    use cdrchain_runtime::checkpoint::{evm_address, sign_digest, Checkpoint};
+    use cdrchain_runtime::crypto::EvmAddress;
+    use cdrchain_runtime::hash::Hash32;
+    let checkpoint = Checkpoint {
+        genesis_hash: Hash32::from_hex(genesis).unwrap(),
+        height: cdrchain_runtime::ids::Height(1_000_000),
+        block_hash: Hash32([7; 32]),
+        state_root: Hash32([8; 32]),
+        cdr_log_root: Hash32([9; 32]),
+        cdr_log_size: 1,
+    };
+    let digest = checkpoint.digest(33, &EvmAddress::from_hex(contract).unwrap());
+    let mut signatures: Vec<(EvmAddress, String)> = signers
+        .iter()
+        .map(|name| {
+            let key = cdrchain_chain_spec::DevAccount::derive(name).evm_key;
+            (evm_address(key.verifying_key()), sign_digest(&key, &digest).unwrap().to_hex())
+        })
+        .collect();
+    signatures.sort_by_key(|(address, _)| address.0);
+    let tuple =
+        format!("({genesis},1000000,0x{},0x{},0x{},1)", "07".repeat(32), "08".repeat(32), "09".repeat(32));
+    let list: Vec<String> = signatures.into_iter().map(|(_, s)| s).collect();
+    cast(&[
+        "call",
+        contract,
+        &format!("submitCheckpoint({CHECKPOINT_TUPLE},bytes[])"),
+        &tuple,
+        &format!("[{}]", list.join(",")),
+        "--rpc-url",
+        rsk,
+    ])
+}
+
+/// Issue #27: the contract follows the chain's authority set. Alice, bob and charlie remove dave;
+/// the set before the change (dave too, while it is scheduled) signs the contract's change on
+/// the chain; one relay pass submits `changeValidators` with three of those signatures, then the
+/// checkpoints, counting only the new set's signatures. The contract then holds the three
+/// addresses at nonce 1 and refuses a checkpoint that dave's key signs, while the same
+/// checkpoint signed by the three would be accepted.
+#[test]
+fn the_contract_follows_a_removal_and_refuses_the_removed_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_anvil, rsk) = anvil();
+    let Deployed { relayer, contract, .. } = deploy(dir.path(), &rsk);
+    let (_testnet, node, rpc_port) = testnet(&dir.path().join("net"), &contract);
+    let url = |i: u16| format!("http://127.0.0.1:{}", rpc_port + i);
+    let mut n = 0;
+    let mut work = |until: &dyn Fn() -> bool, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !until() {
+            let _ = ureq::post(&node)
+                .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": "cdr_submit", "params": [[cdr(n)]]}));
+            n += 1;
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(Instant::now() < deadline, "{what} did not happen in 120 s");
+        }
+    };
+    let up = |i: u16| {
+        ureq::post(&url(i))
+            .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": "system_health", "params": []}))
+            .is_ok()
+    };
+    work(&|| (0..4).all(up), "the testnet coming up");
+    let authority = |i: u16, args: &[&str]| {
+        let mut all = vec!["authority"];
+        all.extend_from_slice(args);
+        let rpc = url(i);
+        all.extend_from_slice(&["--rpc", &rpc]);
+        let output = run(&all);
+        assert!(output.status.success(), "{}", text(&output));
+        text(&output)
+    };
+    let proposed = authority(0, &["propose", "remove", "dave"]);
+    let proposal = proposed.split("proposal ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    work(&|| !rpc(&url(1), "authority_pending", json!([]))["proposal"].is_null(), "the proposal");
+    authority(1, &["approve", &proposal]);
+    authority(2, &["approve", &proposal]);
+    // The new set in force, its change signed by three of the old set, and a checkpoint of the
+    // new set signed by its three members.
+    let ready = || {
+        let set = rpc(&node, "authority_set", json!([]));
+        let Some(from) = set["from"].as_u64().filter(|_| set["id"] == 1) else { return false };
+        let change = rpc(&node, "authority_contractChange", json!([1]));
+        let latest = rpc(&node, "checkpoint_latest", json!([]));
+        change["signatures"].as_array().is_some_and(|s| s.len() >= 3)
+            && latest["height"].as_u64().is_some_and(|h| h >= from)
+            && latest["signatures"].as_array().is_some_and(|s| s.len() >= 3)
+    };
+    work(&ready, "the change and a checkpoint of the new set");
+    let change = rpc(&node, "authority_contractChange", json!([1]));
+    assert_eq!((change["threshold"].as_u64(), change["nonce"].as_u64()), (Some(3), Some(0)), "{change}");
+
+    let output = relay(dir.path(), &node, &rsk, &contract, &relayer, &[]);
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    let at = printed.find("relayed the change to authority set 1").unwrap_or_else(|| panic!("{printed}"));
+    assert!(printed[at..].contains("relayed checkpoint #"), "no checkpoint after the change: {printed}");
+    let call = |signature: &str| {
+        String::from_utf8_lossy(&cast(&["call", &contract, signature, "--rpc-url", &rsk]).stdout)
+            .trim()
+            .to_string()
+    };
+    assert_eq!((call("nonce()(uint256)"), call("threshold()(uint256)")), ("1".to_string(), "3".to_string()));
+    let held = call("validators()(address[])").to_lowercase();
+    for (name, member) in [("alice", true), ("bob", true), ("charlie", true), ("dave", false)] {
+        let key = cdrchain_chain_spec::DevAccount::derive(name).evm_key;
+        let address = cdrchain_runtime::checkpoint::evm_address(key.verifying_key()).to_hex();
+        assert_eq!(held.contains(&address), member, "{name} in {held}");
+    }
+    // Dave's key no longer counts; the three do.
+    let genesis = rpc(&node, "system_properties", json!([]))["genesisHash"].as_str().unwrap().to_string();
+    let refused = simulate_checkpoint(&rsk, &contract, &genesis, &["alice", "bob", "dave"]);
+    let selector = alloy::primitives::keccak256("NotAValidator(address)");
+    let selector = alloy::hex::encode(&selector[..4]);
+    assert!(!refused.status.success(), "a checkpoint signed by dave was accepted: {}", text(&refused));
+    assert!(
+        text(&refused).contains("NotAValidator") || text(&refused).contains(&selector),
+        "{}",
+        text(&refused)
+    );
+    let accepted = simulate_checkpoint(&rsk, &contract, &genesis, &["alice", "bob", "charlie"]);
+    assert!(accepted.status.success(), "{}", text(&accepted));
+    // Up to date: the next pass has nothing to do.
+    let output = relay(dir.path(), &node, &rsk, &contract, &relayer, &[]);
+    assert!(matches!(output.status.code(), Some(0 | 10)), "{}", text(&output));
+    assert!(!text(&output).contains("relayed the change"), "{}", text(&output));
 }
