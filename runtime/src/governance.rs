@@ -315,14 +315,28 @@ pub(crate) fn assemble<E>(
 /// The set that certifies the block at `height`, from the state after block `height − 1` (or
 /// any later state before `height` is enacted): the scheduled set if it is in force by then,
 /// the current set otherwise. Exact for any `height` ≤ the state's height +
-/// [`AUTHORITY_CHANGE_DELAY_BLOCKS`]: a change in force by then was approved in the state.
+/// [`AUTHORITY_CHANGE_DELAY_BLOCKS`]: a change in force by then was approved in the state. For a
+/// height before the current set, the set in force then ([`StateKey::AuthoritySetById`]).
 pub fn authority_set_at<V: StateView>(view: &V, height: Height) -> Result<AuthoritySet, SetError> {
     if let Some(scheduled) = read::<ScheduledChange, V>(view, &StateKey::ScheduledChange)? {
         if scheduled.set.from <= height {
             return Ok(scheduled.set);
         }
     }
-    current_set(view)
+    let current = current_set(view)?;
+    if height >= current.from {
+        return Ok(current);
+    }
+    // An earlier height: the sets that were in force are kept by id (one read per set back).
+    let mut id = current.id;
+    while let Some(before) = id.checked_sub(1) {
+        match read::<AuthoritySet, V>(view, &StateKey::AuthoritySetById(before))? {
+            Some(set) if set.from <= height => return Ok(set),
+            Some(_) => id = before,
+            None => break,
+        }
+    }
+    Ok(current)
 }
 
 /// The scheduled change, if any.

@@ -7,6 +7,8 @@
 //! checks hash and verify; the readable JSON copies beside them must decode to the same values,
 //! so that neither can be edited alone. Everything here is pure.
 
+pub mod sets;
+
 use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +63,10 @@ pub struct ProofBundle {
     /// Where the chain was anchored on RSK, when the bundle was made with `--rsk-rpc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor: Option<Anchor>,
+    /// The authority-set changes from genesis to the set that signed the certificate
+    /// ([`sets`]); empty while the genesis set signs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_changes: Vec<sets::SetStep>,
 }
 
 /// A checkpoint stored in the `CdrCheckpoint` contract, and a consistency proof between its CDR
@@ -114,6 +120,7 @@ impl ProofBundle {
             certificate_scale: hex_of(&certificate.encode()),
             certificate,
             anchor: None,
+            set_changes: Vec::new(),
         }
     }
 
@@ -215,7 +222,7 @@ pub fn verify(bundle: &ProofBundle, expected: Option<&Expected<'_>>) -> Verdict 
         _ => Err("not checked: the CDR or header does not decode".to_string()),
     };
     push("inclusion", inclusion);
-    finish(checks, &bundle.chain, &bundle.authorities, &header, &certificate, expected)
+    finish(checks, &bundle.chain, &bundle.authorities, &header, &certificate, &bundle.set_changes, expected)
 }
 
 /// [`verify`], and then the bundle's anchor against what the verifier read from RSK itself
@@ -332,13 +339,15 @@ fn anchor_consistent(
 }
 
 /// The checks every bundle ends with: the certificate finalizes the header under the bundle's
-/// authority set (more than two thirds, distinct, valid), and that set is the chain spec's.
+/// authority set (more than two thirds, distinct, valid), and that set is the chain spec's, or
+/// the one its set changes lead to from the chain spec's.
 fn finish(
     mut checks: Vec<Check>,
     chain: &ChainRef,
     authorities: &[Authority],
     header: &Result<Header, String>,
     certificate: &Result<CommitCertificate, String>,
+    steps: &[sets::SetStep],
     expected: Option<&Expected<'_>>,
 ) -> Verdict {
     let authorities: Vec<(OperatorId, PublicKey)> =
@@ -358,6 +367,32 @@ fn finish(
         _ => Err("not checked: the header or certificate does not decode".to_string()),
     };
     checks.push(Check { name: "finality", outcome: finality });
+    // With the chain spec: the set the changes lead to from its authorities must have signed.
+    let followed = expected.map(|e| sets::follow(&e.genesis_hash, e.authorities, steps));
+    let walked;
+    let expected = match (&followed, expected) {
+        (Some(Ok(set)), Some(e)) if !steps.is_empty() => {
+            let at = header.as_ref().map_or(0, |h| h.number.0);
+            let outcome = if at >= set.from.0 {
+                Ok(format!(
+                    "{} changes from the genesis set, each certified by the set before: set {} from #{}",
+                    steps.len(),
+                    set.id,
+                    set.from.0
+                ))
+            } else {
+                Err(format!("set {} takes effect at #{}, after the bundle's block #{at}", set.id, set.from.0))
+            };
+            checks.push(Check { name: "set changes", outcome });
+            walked = Expected { genesis_hash: e.genesis_hash, authorities: &set.authorities };
+            Some(&walked)
+        }
+        (Some(Err(e)), Some(_)) => {
+            checks.push(Check { name: "set changes", outcome: Err(e.clone()) });
+            expected
+        }
+        _ => expected,
+    };
     checks.push(Check { name: "chain spec", outcome: chain_check(chain, &authorities, expected) });
     let valid = checks.iter().all(|c| c.outcome.is_ok());
     Verdict { checks, valid, trusted: expected.is_some() }
@@ -394,6 +429,9 @@ pub struct AbsenceBundle {
     pub header_scale: String,
     pub certificate: CommitCertificate,
     pub certificate_scale: String,
+    /// As in [`ProofBundle::set_changes`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_changes: Vec<sets::SetStep>,
 }
 
 impl AbsenceBundle {
@@ -423,6 +461,7 @@ impl AbsenceBundle {
             header,
             certificate_scale: hex_of(&certificate.encode()),
             certificate,
+            set_changes: Vec::new(),
         }
     }
 }
@@ -528,7 +567,7 @@ pub fn verify_absence(bundle: &AbsenceBundle, expected: Option<&Expected<'_>>) -
         Err(_) => Err("not checked: the header does not decode".to_string()),
     };
     push("state root", root);
-    finish(checks, &bundle.chain, &bundle.authorities, &header, &certificate, expected)
+    finish(checks, &bundle.chain, &bundle.authorities, &header, &certificate, &bundle.set_changes, expected)
 }
 
 fn chain_check(
