@@ -806,3 +806,84 @@ fn an_operator_rotates_both_keys_and_signs_with_the_new_ones_from_the_effective_
     refs.push(&dave);
     wait_all_committed(&refs, &more, Duration::from_secs(90));
 }
+
+/// Proposes removing `subject` through `nodes[0]`, has `approvers` approve, and drives the chain
+/// until the change is in force at every node of `nodes` (those that stay); answers its first
+/// height.
+fn remove_authority(nodes: &[&Node], subject: &str, approvers: &[&Node], first: &mut u64) -> u64 {
+    let proposed = authority(nodes[0], &["propose", "remove", subject]);
+    let proposal = proposed.split("proposal ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    pending(approvers[0], nodes[0], "proposal", first);
+    for node in approvers {
+        authority(node, &["approve", &proposal]);
+    }
+    let effective = pending(nodes[0], nodes[0], "scheduled", first)["set"]["from"].as_u64().unwrap();
+    drive_to(nodes[0], nodes, effective + 1, first);
+    effective
+}
+
+/// Issue #27: a CDR committed after two set changes (dave removed, then charlie) has a proof
+/// bundle that verifies offline with only the genesis spec: it carries both changes, each
+/// certified by the set before it. Tampering with either step fails the named check `set
+/// changes`, naming the step. `cdrchain light-sync` walks the same steps from the genesis spec
+/// and checks the head against the set they lead to.
+#[test]
+fn a_proof_after_two_set_changes_verifies_with_the_genesis_spec_alone() {
+    let net = Net::new();
+    let nodes: Vec<Node> = (0..4).map(|i| net.start(i)).collect();
+    let (alice, bob, charlie) = (&nodes[0], &nodes[1], &nodes[2]);
+    let mut first = 1_000;
+    let all: Vec<&Node> = nodes.iter().collect();
+    remove_authority(&all[..3], "dave", &[bob, charlie], &mut first);
+    remove_authority(&all[..2], "charlie", &[bob, charlie], &mut first);
+    let ids = submit(alice, 90_000, 3);
+    wait_all_committed(&[alice, bob], &ids, Duration::from_secs(90));
+    assert_eq!(alice.call("authority_set", json!([])).unwrap()["id"], 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let bundle_path = dir.path().join("bundle.json");
+    let out = run(&["proof", &ids[0], "--rpc", &alice.rpc, "--out", bundle_path.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let verify = |bundle: &Value| {
+        let path = dir.path().join("edited.json");
+        std::fs::write(&path, bundle.to_string()).unwrap();
+        let out = run(&["verify", path.to_str().unwrap(), "--chain", "local"]);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(&bundle_path).unwrap()).unwrap();
+    assert_eq!(bundle["set_changes"].as_array().map(Vec::len), Some(2), "{bundle}");
+    let (code, text) = verify(&bundle);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok    set changes") && text.contains("2 changes"), "{text}");
+    // Each step tampered with: the scheduled set of step 1, a signature of step 2's certificate.
+    let mut edited = bundle.clone();
+    let value = edited["set_changes"][0]["entry"]["value_scale"].as_str().unwrap().to_string();
+    let flipped = if value.ends_with('0') { "1" } else { "0" };
+    edited["set_changes"][0]["entry"]["value_scale"] =
+        json!(format!("{}{flipped}", &value[..value.len() - 1]));
+    let (code, text) = verify(&edited);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FAIL  set changes") && text.contains("set change 1"), "{text}");
+    let mut edited = bundle.clone();
+    edited["set_changes"][1]["certificate"]["signatures"].as_array_mut().unwrap().truncate(1);
+    let scale_free = edited["set_changes"][1]["certificate"].clone();
+    assert!(!scale_free.is_null());
+    let (code, text) = verify(&edited);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FAIL  set changes") && text.contains("set change 2"), "{text}");
+    // Without the steps, the block's set is not the chain spec's.
+    let mut edited = bundle.clone();
+    edited.as_object_mut().unwrap().remove("set_changes");
+    let (code, text) = verify(&edited);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FAIL  chain spec"), "{text}");
+
+    let out = run(&["light-sync", "--rpc", &alice.rpc, "--chain", "local"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("authority set 2 from height") && text.contains("finalized by 2 of the 2"),
+        "{text}"
+    );
+    assert!(text.contains("alice") && !text.contains("  dave "), "{text}");
+}

@@ -11,6 +11,7 @@ mod cdr;
 mod contract;
 mod gap;
 mod key;
+mod light_sync;
 mod node;
 mod node_config;
 mod proof;
@@ -63,6 +64,10 @@ enum Command {
     /// Check a proof bundle with no network: CDR bytes, inclusion path, header, commit
     /// certificate, and the authority set against a chain spec (exit 0 valid, 1 invalid, 2 no spec).
     Verify(proof::VerifyArgs),
+    /// Follow the chain's authority-set changes from the genesis spec alone (each certified by
+    /// the set before it), check the node's head against the set they lead to, and print it
+    /// (exit 0 verified, 1 a step or the head fails).
+    LightSync(light_sync::Args),
     /// Deploy the RSK checkpoint contract for a chain.
     #[command(subcommand)]
     Contract(contract::Command),
@@ -108,6 +113,10 @@ fn main() -> ExitCode {
         Command::Contract(command) => contract::run(command),
         Command::Proof(args) => proof::proof(args),
         Command::Verify(args) => match proof::verify_command(args) {
+            Ok(code) => return code,
+            Err(error) => Err(error),
+        },
+        Command::LightSync(args) => match light_sync::run(args) {
             Ok(code) => return code,
             Err(error) => Err(error),
         },

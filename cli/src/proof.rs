@@ -267,7 +267,7 @@ pub fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The spec's authorities with their keys.
-fn authorities(spec: &ChainSpec) -> anyhow::Result<Vec<(OperatorId, PublicKey)>> {
+pub fn authorities(spec: &ChainSpec) -> anyhow::Result<Vec<(OperatorId, PublicKey)>> {
     spec.authorities
         .iter()
         .map(|id| {

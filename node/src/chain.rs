@@ -137,6 +137,7 @@ impl Chain {
         let dequeue = last_sequence_of(block, own);
         let requeued = self.storage.commit_block_of(own, block, changes, certificate, dequeue)?;
         log_requeued(own, &requeued);
+        crate::set_steps::record(&self.storage, block, certificate, changes);
         self.after_commit(block, started);
         Ok(())
     }
@@ -183,6 +184,7 @@ impl Chain {
         let dequeue = last_sequence_of(block, own);
         let requeued = self.storage.commit_block_of(own, block, &changes, certificate, dequeue)?;
         log_requeued(own, &requeued);
+        crate::set_steps::record(&self.storage, block, certificate, &changes);
         self.after_commit(block, started);
         Ok(changes.tx_ids)
     }

@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod pool;
 pub mod rpc;
 pub mod service;
+pub mod set_steps;
 pub mod validator;
 /// What validators send each other (moved to the consensus crate so the fuzz targets reach it
 /// without RocksDB or libp2p).

@@ -88,6 +88,7 @@ pub const METHODS: &[(&str, Need)] = &[
     ("authority_propose", Need::Admin),
     ("authority_approve", Need::Admin),
     ("authority_contractChange", Need::Chain),
+    ("authority_setChanges", Need::Chain),
 ];
 
 /// Every HTTP route besides JSON-RPC (`POST /`), and what it needs.

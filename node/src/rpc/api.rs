@@ -261,6 +261,12 @@ pub trait AuthorityApi {
     /// the contract it is for). Null for a set the chain does not have.
     #[method(name = "contractChange", blocking)]
     fn authority_contract_change(&self, set_id: u64) -> RpcResult<Value>;
+
+    /// The proofs of every authority-set change from genesis to the set of the next height
+    /// (`cdrchain_runtime::proof::sets::SetStep`, in order): what a light client walks from the
+    /// genesis spec (`cdrchain light-sync`).
+    #[method(name = "setChanges", blocking)]
+    fn authority_set_changes(&self) -> RpcResult<Value>;
 }
 
 /// Interconnect settlement.

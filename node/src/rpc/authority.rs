@@ -32,8 +32,8 @@ impl AuthorityApiServer for Handlers {
         }
         let set = chain.authority_set_at(Height(height)).map_err(internal)?;
         if height < set.from.0 {
-            // The state keeps the set in force and the next one, not history (proofs carry the
-            // chain of changes instead).
+            // Every set that was in force is kept from the first change on: a node without it
+            // (a database from before the sets were kept) cannot say.
             return Err(invalid(format!(
                 "height {height} is before the current set's first height {}: this node answers from {} on",
                 set.from.0, set.from.0
@@ -88,6 +88,14 @@ impl AuthorityApiServer for Handlers {
             "signers_set": signers.id,
             "signatures": signatures,
         }))
+    }
+
+    fn authority_set_changes(&self) -> RpcResult<Value> {
+        let chain = &self.ctx.chain;
+        let next = chain.storage.head().map_or(0, |h| h.header.number.0).saturating_add(1);
+        let set = chain.authority_set_at(Height(next)).map_err(internal)?;
+        let steps = crate::set_steps::steps_to(&chain.storage, set.id).map_err(internal)?;
+        serde_json::to_value(&steps).map_err(internal)
     }
 
     fn authority_pending(&self) -> RpcResult<Value> {

@@ -35,10 +35,17 @@ impl RpcContext {
             .ok_or_else(|| internal(format!("no commit certificate at #{}", stored.height.0)))?;
         let inclusion = inclusion_proof(&**storage, Domain::CDR_LOG, stored.leaf_index, header.cdr_log_size)
             .map_err(internal)?;
-        // The set that certified the block (proofs across set changes: issue #27).
-        let authorities = self.chain.authority_set_at(stored.height).map_err(internal)?.signing_keys();
-        let bundle =
-            ProofBundle::new(self.chain_ref(), &authorities, stored.cdr, inclusion, header, certificate);
+        // The set that certified the block, and the changes from genesis to it (issue #27).
+        let set = self.chain.authority_set_at(stored.height).map_err(internal)?;
+        let mut bundle = ProofBundle::new(
+            self.chain_ref(),
+            &set.signing_keys(),
+            stored.cdr,
+            inclusion,
+            header,
+            certificate,
+        );
+        bundle.set_changes = crate::set_steps::steps_to(storage, set.id).map_err(internal)?;
         serde_json::to_value(&bundle).map_err(internal)
     }
 
@@ -57,16 +64,17 @@ impl RpcContext {
             .ok_or_else(|| internal(format!("no commit certificate at #{}", header.number.0)))?;
         let key = absence_witness(&snapshot, id)?;
         let entry = state_entry_proof(&snapshot, &key, &header)?;
-        let authorities = self.chain.authority_set_at(header.number).map_err(internal)?.signing_keys();
-        let bundle = AbsenceBundle::new(
+        let set = self.chain.authority_set_at(header.number).map_err(internal)?;
+        let mut bundle = AbsenceBundle::new(
             self.chain_ref(),
-            &authorities,
+            &set.signing_keys(),
             id.recorder.clone(),
             id.sequence,
             entry,
             header,
             certificate,
         );
+        bundle.set_changes = crate::set_steps::steps_to(storage, set.id).map_err(internal)?;
         serde_json::to_value(&bundle).map_err(internal)
     }
 
