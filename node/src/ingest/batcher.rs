@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use cdrchain_runtime::cdr::CdrBody;
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
 use cdrchain_runtime::hash::Hash32;
-use cdrchain_runtime::ids::{OperatorId, Sequence};
+use cdrchain_runtime::ids::{Height, OperatorId, Sequence};
 use cdrchain_runtime::tx::{CdrBatch, SequenceGap, SignedTransaction, Transaction};
 use cdrchain_storage::{Storage, StorageError};
 use ed25519_dalek::SigningKey;
@@ -68,6 +68,9 @@ pub(super) struct Batcher {
     /// each pass (a rotation switches it at its height).
     pub(super) key: SigningKey,
     pub(super) keys: Arc<crate::keys::KeyRing>,
+    /// The height whose next block `key` was taken for, and whether the chain registers the
+    /// operator there: the key is read again only after a commit, not at every pass.
+    pub(super) key_checked: Option<(Height, bool)>,
     /// Bound into every signature.
     pub(super) genesis_hash: Hash32,
     /// Most CDRs per batch (1 to `MAX_CDRS_PER_BATCH`).
@@ -131,14 +134,17 @@ pub(super) async fn batcher(mut state: Batcher) {
 impl Batcher {
     /// One pass: forget committed batches, resubmit lost ones, batch what is queued.
     fn step(&mut self, storage: &Storage, waiting_since: &mut Option<Instant>) -> Result<(), BatchError> {
+        // The key first: it reads the head's height, which waits for a commit in progress, and
+        // the committed sequence read after it must be as new as the pool it is compared with
+        // (a commit between the two made every batch in flight look lost, and the queue skip).
+        if !self.take_key_in_force(storage)? {
+            return Ok(());
+        }
         let committed = match committed_next(storage, &self.operator) {
             // Not added yet (a joining operator): nothing can be signed for the chain; wait.
             Err(NextSequenceError::NotRegistered { .. }) => return Ok(()),
             other => other?,
         };
-        if !self.take_key_in_force(storage)? {
-            return Ok(());
-        }
         self.stuck.passed(&self.operator, committed);
         self.forget_committed(committed);
         self.sign_declared_gap(committed)?;
@@ -149,7 +155,16 @@ impl Batcher {
             }
             let room = usize::try_from(self.max_in_flight - in_flight).unwrap_or(usize::MAX);
             let want = self.batch_max.min(room);
-            let (cdrs, full) = self.read_queue(storage, want)?;
+            let (cdrs, full) = match self.read_queue(storage, want) {
+                // A block committed (and dequeued) what the pass was about to resubmit since it
+                // read `committed`: the next pass starts from the new position.
+                Err(BatchError::QueueGap { expected, .. })
+                    if committed_next(storage, &self.operator).is_ok_and(|now| now > expected) =>
+                {
+                    return Ok(());
+                }
+                other => other?,
+            };
             if cdrs.is_empty() {
                 *waiting_since = None;
                 return Ok(());
@@ -169,11 +184,21 @@ impl Batcher {
     /// Takes the key the chain registers for the next block; false when it registers none (the
     /// operator was removed, or is being added): nothing can be signed.
     fn take_key_in_force(&mut self, storage: &Storage) -> Result<bool, BatchError> {
+        let height = storage.height();
+        if let Some((checked, registered)) = self.key_checked {
+            if checked == height {
+                return Ok(registered);
+            }
+        }
         let key = match self.keys.transaction_key(storage, &self.operator) {
             Ok(Some(key)) => key,
-            Ok(None) => return Ok(false),
+            Ok(None) => {
+                self.key_checked = Some((height, false));
+                return Ok(false);
+            }
             Err(e) => return Err(BatchError::NoKey(e.to_string())),
         };
+        self.key_checked = Some((height, true));
         if key.verifying_key() != self.key.verifying_key() {
             tracing::info!(
                 target: "cdrchain::ingest",

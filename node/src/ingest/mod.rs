@@ -343,6 +343,7 @@ impl Ingest {
             operator: operator.clone(),
             key: keys.first().clone(),
             keys,
+            key_checked: None,
             genesis_hash,
             batch_max: batch_max.clamp(1, MAX_CDRS_PER_BATCH),
             batch_max_bytes: batch_max_bytes.min(MAX_BATCH_BYTES),
