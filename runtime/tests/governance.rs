@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure must fail the test
 
 use cdrchain_runtime::apply::{ApplyError, PushError, TxError};
+use cdrchain_runtime::block::{CommitCertificate, CommitSignature, Vote, VoteKind};
 use cdrchain_runtime::checkpoint::evm_address;
 use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::crypto::{public_key, Signature};
@@ -13,7 +14,9 @@ use cdrchain_runtime::governance::{
     ProposeChange, AUTHORITY_CHANGE_DELAY_BLOCKS, PROPOSAL_LIFETIME_MS,
 };
 use cdrchain_runtime::hash::Hash32;
-use cdrchain_runtime::ids::{Height, OperatorId};
+use cdrchain_runtime::ids::{Height, OperatorId, Round};
+use cdrchain_runtime::proof::sets::{follow, SetStep};
+use cdrchain_runtime::proof::StateEntryProof;
 use cdrchain_runtime::sample::{operator_key, SampleChain};
 use cdrchain_runtime::state::{genesis_state, OperatorRecord, StateKey, StateView};
 use cdrchain_runtime::tx::{SignedTransaction, Transaction};
@@ -550,4 +553,139 @@ fn the_set_before_a_change_signs_the_contracts_change_to_it() {
         advance(&mut chain, &mut clock, txs)
     };
     assert!(matches!(refusal(&refused), TxError::Retired(_)));
+}
+
+/// Signs the precommit of `header` by `names` (their sample keys): a commit certificate.
+fn certify(
+    header: &cdrchain_runtime::block::Header,
+    names: &[String],
+    genesis: &Hash32,
+) -> CommitCertificate {
+    let vote = Vote {
+        kind: VoteKind::Precommit,
+        height: header.number,
+        round: Round(0),
+        block_hash: Some(header.hash()),
+    };
+    let signatures = names
+        .iter()
+        .map(|n| CommitSignature {
+            authority: id(n),
+            signature: cdrchain_runtime::crypto::sign(&operator_key(n), &vote.signing_message(genesis)),
+        })
+        .collect();
+    CommitCertificate {
+        height: header.number,
+        round: Round(0),
+        block_hash: header.hash(),
+        signatures: cdrchain_runtime::codec::BoundedVec::new(signatures).unwrap(),
+    }
+}
+
+/// Proposes `change` as alice, has the set approve it, and answers the step proving it: the
+/// approving block, its certificate by the set in force, and the scheduled change under its
+/// state root.
+fn step_of(chain: &mut SampleChain, clock: &mut Clock, change: AuthorityChange) -> SetStep {
+    let set = current_set(&chain.state).unwrap();
+    let names: Vec<String> = set.members.iter().map(|m| m.id.as_str().to_string()).collect();
+    let proposal = propose(chain, "alice", change);
+    let proposal_id = proposal.id(&chain.genesis_hash());
+    assert!(advance(chain, clock, vec![proposal]).is_empty());
+    let mut last = None;
+    for approver in names.iter().filter(|n| *n != "alice").take(set.quorum() - 1) {
+        clock.0 += 1_000;
+        let tx = approve(chain, approver, proposal_id);
+        let (block, _, refused) = chain.build(vec![tx], clock.0).unwrap();
+        assert!(refused.is_empty());
+        chain.import(block.clone()).unwrap();
+        last = Some(block);
+    }
+    let header = last.unwrap().header;
+    let scheduled = scheduled_change(&chain.state).unwrap().unwrap();
+    let key = StateKey::ScheduledChange.encode();
+    let (value, siblings, tree_root) =
+        cdrchain_runtime::state::prove_pair(&chain.state, &key).unwrap().unwrap();
+    let entry = StateEntryProof {
+        key_scale: format!("0x{}", hex::encode(&key)),
+        value_scale: format!("0x{}", hex::encode(&value)),
+        siblings,
+        tree_root,
+    };
+    let certificate = certify(&header, &names, &chain.genesis_hash());
+    let step = SetStep::new(scheduled.set.id, header, certificate, entry);
+    until(chain, clock, scheduled.set.from.0 + 1);
+    step
+}
+
+/// Flips one byte of the hex string at `field` (past its `0x`).
+fn flip_hex(text: &str, byte: usize) -> String {
+    let mut bytes = hex::decode(text.trim_start_matches("0x")).unwrap();
+    bytes[byte] ^= 0x01;
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// Proofs across set changes: two changes walk from the genesis set to the set of two; any byte of
+/// either step's header, certificate or scheduled set flipped, a sibling changed, or the steps
+/// out of order, fails the walk naming the step.
+#[test]
+fn set_steps_lead_from_the_genesis_set_and_any_tampering_names_its_step() {
+    let mut chain = chain();
+    let mut clock = Clock(0);
+    let genesis = chain.genesis_hash();
+    let genesis_set = current_set(&chain.state).unwrap().signing_keys();
+    let steps = vec![
+        step_of(&mut chain, &mut clock, AuthorityChange::Remove { id: id("dave") }),
+        step_of(&mut chain, &mut clock, AuthorityChange::Remove { id: id("carol") }),
+    ];
+    let followed = follow(&genesis, &genesis_set, &steps).unwrap();
+    assert_eq!(followed.id, 2);
+    let names: Vec<&str> = followed.authorities.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    for (index, step) in steps.iter().enumerate() {
+        let named = format!("set change {}", index + 1);
+        let fails = |edited: SetStep| {
+            let mut all = steps.clone();
+            all[index] = edited;
+            let error = follow(&genesis, &genesis_set, &all).unwrap_err();
+            assert!(error.starts_with(&named), "{error}");
+        };
+        for field in ["header", "certificate", "value"] {
+            let text = match field {
+                "header" => &step.header_scale,
+                "certificate" => &step.certificate_scale,
+                _ => &step.entry.value_scale,
+            };
+            for byte in 0..hex::decode(text.trim_start_matches("0x")).unwrap().len() {
+                let mut edited = step.clone();
+                let flipped = flip_hex(text, byte);
+                match field {
+                    "header" => {
+                        // The readable copy follows the bytes where they still decode, so the
+                        // signature or the state root must catch it, not only the copy check.
+                        if let Ok(header) =
+                            decode_exact(&hex::decode(flipped.trim_start_matches("0x")).unwrap())
+                        {
+                            edited.header = header;
+                        }
+                        edited.header_scale = flipped;
+                    }
+                    "certificate" => {
+                        if let Ok(certificate) =
+                            decode_exact(&hex::decode(flipped.trim_start_matches("0x")).unwrap())
+                        {
+                            edited.certificate = certificate;
+                        }
+                        edited.certificate_scale = flipped;
+                    }
+                    _ => edited.entry.value_scale = flipped,
+                }
+                fails(edited);
+            }
+        }
+        let mut edited = step.clone();
+        edited.entry.siblings[0].0[0] ^= 1;
+        fails(edited);
+    }
+    let reversed: Vec<SetStep> = steps.iter().rev().cloned().collect();
+    assert!(follow(&genesis, &genesis_set, &reversed).unwrap_err().starts_with("set change 1"));
 }
