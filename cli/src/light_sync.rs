@@ -12,16 +12,11 @@ use cdrchain_node::rpc::api::{AuthorityApiClient, ChainApiClient};
 use cdrchain_runtime::block::{CommitCertificate, Header};
 use cdrchain_runtime::proof::sets::{follow, SetStep};
 
-use crate::rpc_client::RpcClient;
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Any node of the chain (it needs no trust: everything it sends is checked).
-    #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC", value_name = "URL")]
-    pub rpc: String,
-    /// Bearer token (a `read` role is enough), when the node requires one.
-    #[arg(long, env = "CDRCHAIN_RPC_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    /// Any node of the chain: it needs no trust, everything it sends is checked.
+    #[command(flatten)]
+    pub node: crate::rpc_client::ReadRpc,
     /// The chain spec you trust (`dev`, `local` or a file): its genesis hash and authorities.
     #[arg(long, value_name = "SPEC")]
     pub chain: String,
@@ -36,7 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     let (steps, block) = runtime.block_on(async {
-        let node = RpcClient::new(&args.rpc, args.token.clone())?;
+        let node = args.node.client()?;
         let steps =
             node.ask(node.api().authority_set_changes()).await.context("asking for the set changes")?;
         let block = node.ask(node.api().block(None)).await.context("asking for the head")?;

@@ -34,12 +34,8 @@ pub const LOCKED: u8 = 11;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The cdrchain node's JSON-RPC URL (any validator or full node of the chain).
-    #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC", value_name = "URL")]
-    pub rpc: String,
-    /// Bearer token (a `read` role is enough), when the node requires one.
-    #[arg(long, env = "CDRCHAIN_RPC_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub node: crate::rpc_client::ReadRpc,
     /// The RSK node's JSON-RPC URL.
     #[arg(long, env = "CDRCHAIN_RSK_RPC", value_name = "URL")]
     pub rsk_rpc: String,
@@ -194,7 +190,7 @@ struct Due {
 }
 
 async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
-    let node = RpcClient::new(&args.rpc, args.token.clone())?;
+    let node = args.node.client()?;
     let properties = node.ask(node.api().properties()).await.context("asking the node about its chain")?;
     let interval = properties.checkpoint_interval;
     let rsk_chain_id = properties.rsk_chain_id;

@@ -18,6 +18,24 @@ use jsonrpsee_http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilde
 /// millions of records); a node that has not answered by then is treated as gone.
 const REQUEST_TIMEOUT_S: u64 = 3_600;
 
+/// The node a reading command asks (`relay`, `light-sync`), and the token it needs.
+#[derive(Debug, clap::Args)]
+pub struct ReadRpc {
+    /// The cdrchain node's JSON-RPC URL (any validator or full node of the chain).
+    #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC", value_name = "URL")]
+    pub rpc: String,
+    /// Bearer token (a `read` role is enough), when the node requires one.
+    #[arg(long, env = "CDRCHAIN_RPC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ReadRpc {
+    /// A client of that node.
+    pub fn client(&self) -> anyhow::Result<RpcClient> {
+        RpcClient::new(&self.rpc, self.token.clone())
+    }
+}
+
 /// A JSON-RPC error the node answered with.
 #[derive(Debug)]
 pub struct RpcError {
