@@ -551,12 +551,13 @@ fn simulate_checkpoint(rsk: &str, contract: &str, genesis: &str, signers: &[&'st
 /// the chain; one relay pass submits `changeValidators` with three of those signatures, then the
 /// checkpoints, counting only the new set's signatures. The contract then holds the three
 /// addresses at nonce 1 and refuses a checkpoint that dave's key signs, while the same
-/// checkpoint signed by the three would be accepted.
+/// checkpoint signed by the three would be accepted. Then erin is added: the contract follows
+/// again, to nonce 2.
 #[test]
-fn the_contract_follows_a_removal_and_refuses_the_removed_key() {
+fn the_contract_follows_a_removal_and_an_add_and_refuses_the_removed_key() {
     let dir = tempfile::tempdir().unwrap();
     let (_anvil, rsk) = anvil();
-    let Deployed { relayer, contract, .. } = deploy(dir.path(), &rsk);
+    let Deployed { relayer, contract, spec, .. } = deploy(dir.path(), &rsk);
     let (_testnet, node, rpc_port) = testnet(&dir.path().join("net"), &contract);
     let url = |i: u16| format!("http://127.0.0.1:{}", rpc_port + i);
     let mut n = 0;
@@ -635,6 +636,35 @@ fn the_contract_follows_a_removal_and_refuses_the_removed_key() {
     );
     let accepted = simulate_checkpoint(&rsk, &contract, &genesis, &["alice", "bob", "charlie"]);
     assert!(accepted.status.success(), "{}", text(&accepted));
+    // A second change, an add: erin joins (her node need not run for the set change: the set
+    // before it signs); the contract follows again, to nonce 2, with erin's address.
+    let (_, request) = common::join_request(dir.path(), "erin", spec.to_str().unwrap());
+    let proposed = authority(0, &["propose", "add", request.to_str().unwrap()]);
+    let proposal = proposed.split("proposal ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    work(&|| !rpc(&url(1), "authority_pending", json!([]))["proposal"].is_null(), "erin's proposal");
+    authority(1, &["approve", &proposal]);
+    authority(2, &["approve", &proposal]);
+    let ready = || {
+        let set = rpc(&node, "authority_set", json!([]));
+        let Some(from) = set["from"].as_u64().filter(|_| set["id"] == 2) else { return false };
+        let change = rpc(&node, "authority_contractChange", json!([2]));
+        let latest = rpc(&node, "checkpoint_latest", json!([]));
+        change["signatures"].as_array().is_some_and(|s| s.len() >= 3)
+            && latest["height"].as_u64().is_some_and(|h| h >= from)
+            && latest["signatures"].as_array().is_some_and(|s| s.len() >= 3)
+    };
+    work(&ready, "erin's change and a checkpoint of the set of four");
+    let output = relay(dir.path(), &node, &rsk, &contract, &relayer, &[]);
+    let printed = text(&output);
+    assert!(
+        output.status.success() && printed.contains("relayed the change to authority set 2"),
+        "{printed}"
+    );
+    assert_eq!(call("nonce()(uint256)"), "2");
+    let erin: Value = serde_json::from_str(&std::fs::read_to_string(&request).unwrap()).unwrap();
+    let erin_address = erin["evm_address"].as_str().unwrap().to_lowercase();
+    assert!(call("validators()(address[])").to_lowercase().contains(&erin_address), "{erin}");
+
     // Up to date: the next pass has nothing to do.
     let output = relay(dir.path(), &node, &rsk, &contract, &relayer, &[]);
     assert!(matches!(output.status.code(), Some(0 | 10)), "{}", text(&output));

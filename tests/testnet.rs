@@ -734,29 +734,9 @@ fn an_operator_rotates_both_keys_and_signs_with_the_new_ones_from_the_effective_
     let mut ids = submit(dave, 0, 20);
     wait_all_committed(&nodes.iter().collect::<Vec<_>>(), &ids, Duration::from_secs(90));
 
-    let proposed = authority(
-        dave,
-        &[
-            "propose",
-            "rotate-key",
-            "--operator",
-            "dave",
-            "--new-key",
-            new_key.to_str().unwrap(),
-            "--new-evm-key",
-            new_evm.to_str().unwrap(),
-            "--old-evm-key",
-            "dev:dave",
-            "--chain",
-            "local",
-        ],
-    );
-    let proposal = proposed.split("proposal ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let mut first = 1_000;
-    pending(alice, dave, "proposal", &mut first);
-    authority(alice, &["approve", &proposal]);
-    authority(bob, &["approve", &proposal]);
-    let effective = pending(dave, dave, "scheduled", &mut first)["set"]["from"].as_u64().unwrap();
+    let rotation = rotation_args("dave", &new_key, &new_evm);
+    let effective = pass_change(dave, &rotation, &[alice, bob], dave, &mut first);
 
     // Dave's CDRs across the change: every one is committed, at every node.
     let refs: Vec<&Node> = nodes.iter().collect();
@@ -918,11 +898,38 @@ fn background_load(
     })
 }
 
+/// `authority propose` arguments rotating both keys of dev account OPERATOR to the key files
+/// `key` and `evm` (the old EVM key is the dev account's).
+fn rotation_args(operator: &str, key: &std::path::Path, evm: &std::path::Path) -> Vec<String> {
+    let old = format!("dev:{operator}");
+    [
+        "rotate-key",
+        "--operator",
+        operator,
+        "--new-key",
+        key.to_str().unwrap(),
+        "--new-evm-key",
+        evm.to_str().unwrap(),
+        "--old-evm-key",
+        &old,
+        "--chain",
+        "local",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Proposes `change` through `proposer` and has `approvers` approve it; answers the height the
 /// change takes effect (driving the chain through `driver` meanwhile).
-fn pass_change(proposer: &Node, change: &[&str], approvers: &[&Node], driver: &Node, first: &mut u64) -> u64 {
+fn pass_change<S: AsRef<str>>(
+    proposer: &Node,
+    change: &[S],
+    approvers: &[&Node],
+    driver: &Node,
+    first: &mut u64,
+) -> u64 {
     let mut args = vec!["propose"];
-    args.extend_from_slice(change);
+    args.extend(change.iter().map(AsRef::as_ref));
     let proposed = authority(proposer, &args);
     let proposal = proposed.split("proposal ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     pending(approvers[0], driver, "proposal", first);
@@ -971,19 +978,7 @@ fn the_consortium_adds_removes_and_rotates_under_load_and_loses_nothing() {
     drive_to(alice, &four, removed + 2, &mut first);
 
     // Bob rotates both keys.
-    let rotation = [
-        "rotate-key",
-        "--operator",
-        "bob",
-        "--new-key",
-        bob_key.to_str().unwrap(),
-        "--new-evm-key",
-        bob_evm.to_str().unwrap(),
-        "--old-evm-key",
-        "dev:bob",
-        "--chain",
-        "local",
-    ];
+    let rotation = rotation_args("bob", &bob_key, &bob_evm);
     let rotated = pass_change(bob, &rotation, &[alice, charlie], alice, &mut first);
     drive_to(alice, &four, rotated + 6, &mut first);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -1007,6 +1002,10 @@ fn the_consortium_adds_removes_and_rotates_under_load_and_loses_nothing() {
             .count()
     };
     assert!(signed("erin", joined, removed) >= 1, "erin signed nothing from #{joined}");
+    let proposed_by_erin = (joined..removed)
+        .filter(|h| alice.call("chain_getBlock", json!([h])).unwrap()["header"]["proposer"] == "erin")
+        .count();
+    assert!(proposed_by_erin >= 1, "erin proposed none of the blocks #{joined}..#{removed}");
     assert!(signed("bob", rotated, rotated + 6) >= 1, "bob's new key signed nothing from #{rotated}");
     assert_eq!(signed("dave", removed, rotated + 6), 0, "dave signed after his removal");
     assert_same_chain(&four);
