@@ -481,6 +481,18 @@ fn a_purged_validator_signs_nothing_that_contradicts_what_it_signed() {
     assert_eq!(again, first, "re-posted records were numbered anew");
 }
 
+/// No node of `nodes` holds evidence of equivocation against anyone.
+fn assert_no_evidence(nodes: &[&Node]) {
+    for node in nodes {
+        assert_eq!(
+            node.call("consensus_evidence", json!([])).unwrap(),
+            json!([]),
+            "evidence on {}",
+            node.rpc
+        );
+    }
+}
+
 /// Runs `cdrchain authority ARGS… --rpc URL`, asserting success; answers its standard output.
 fn authority(node: &Node, args: &[&str]) -> String {
     let mut all: Vec<&str> = vec!["authority"];
@@ -602,14 +614,7 @@ fn an_authority_removed_by_a_quorum_stops_counting_and_the_chain_goes_on() {
     ids.extend(more.iter().cloned());
     wait_all_committed(&refs[..3], &more, Duration::from_secs(90));
     assert_same_chain(&refs);
-    for node in &refs {
-        assert_eq!(
-            node.call("consensus_evidence", json!([])).unwrap(),
-            json!([]),
-            "evidence on {}",
-            node.rpc
-        );
-    }
+    assert_no_evidence(&refs);
 }
 
 /// Starts the node of OPERATOR, which the genesis spec does not know, with its key file `key`
@@ -694,14 +699,7 @@ fn a_fifth_operator_joins_syncs_and_signs_from_the_effective_height() {
     assert!(hers[0].starts_with("erin:"), "{hers:?}");
     wait_all_committed(&everyone, &hers, Duration::from_secs(90));
     assert_same_chain(&everyone);
-    for node in &everyone {
-        assert_eq!(
-            node.call("consensus_evidence", json!([])).unwrap(),
-            json!([]),
-            "evidence on {}",
-            node.rpc
-        );
-    }
+    assert_no_evidence(&everyone);
 }
 
 /// Generates a key file of `scheme` at `path`; answers what `cdrchain key generate` printed
@@ -761,14 +759,7 @@ fn an_operator_rotates_both_keys_and_signs_with_the_new_ones_from_the_effective_
         .count();
     assert!(signed >= 1, "dave signed none of the 6 blocks from {effective}");
     assert_same_chain(&refs);
-    for node in &refs {
-        assert_eq!(
-            node.call("consensus_evidence", json!([])).unwrap(),
-            json!([]),
-            "evidence on {}",
-            node.rpc
-        );
-    }
+    assert_no_evidence(&refs);
 
     // Restarted with the old key alone, dave's node refuses to start, naming the chain's key.
     nodes.pop().unwrap().terminate();
@@ -798,13 +789,7 @@ fn an_operator_rotates_both_keys_and_signs_with_the_new_ones_from_the_effective_
 /// until the change is in force at every node of `nodes` (those that stay); answers its first
 /// height.
 fn remove_authority(nodes: &[&Node], subject: &str, approvers: &[&Node], first: &mut u64) -> u64 {
-    let proposed = authority(nodes[0], &["propose", "remove", subject]);
-    let proposal = proposed.split("proposal ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-    pending(approvers[0], nodes[0], "proposal", first);
-    for node in approvers {
-        authority(node, &["approve", &proposal]);
-    }
-    let effective = pending(nodes[0], nodes[0], "scheduled", first)["set"]["from"].as_u64().unwrap();
+    let effective = pass_change(nodes[0], &["remove", subject], approvers, nodes[0], first);
     drive_to(nodes[0], nodes, effective + 1, first);
     effective
 }
@@ -1009,14 +994,7 @@ fn the_consortium_adds_removes_and_rotates_under_load_and_loses_nothing() {
     assert!(signed("bob", rotated, rotated + 6) >= 1, "bob's new key signed nothing from #{rotated}");
     assert_eq!(signed("dave", removed, rotated + 6), 0, "dave signed after his removal");
     assert_same_chain(&four);
-    for node in nodes.iter().chain(std::iter::once(&erin)) {
-        assert_eq!(
-            node.call("consensus_evidence", json!([])).unwrap(),
-            json!([]),
-            "evidence on {}",
-            node.rpc
-        );
-    }
+    assert_no_evidence(&nodes.iter().chain(std::iter::once(&erin)).collect::<Vec<_>>());
 
     // A CDR committed after the three changes: its proof needs only the genesis spec.
     let last = submit(alice, 900_000, 1);
