@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module and returns `anyhow::Result`; `main` prints the error
 //! chain (what failed, and why, down to the cause) and exits non-zero.
 
+mod agreement;
 mod authority;
 mod bench;
 mod blocks;
@@ -92,6 +93,9 @@ enum Command {
     /// The authority set and its changes: operators joining, leaving, rotating keys.
     #[command(subcommand)]
     Authority(authority::Command),
+    /// Interconnect agreements: check one, rate a call under it (docs/adr/0018-exact-rating.md).
+    #[command(subcommand)]
+    Agreement(agreement::Command),
     /// Measure whole-system throughput (see docs/benchmarks.md).
     Bench(bench::Args),
     /// Start n local validators as child processes on loopback ports (4: the `local` chain with
@@ -133,6 +137,10 @@ fn main() -> ExitCode {
         Command::Cdr(command) => cdr::run(command),
         Command::Gap(command) => gap::run(command),
         Command::Authority(command) => authority::run(command),
+        Command::Agreement(command) => match agreement::run(command) {
+            Ok(code) => return code,
+            Err(error) => Err(error),
+        },
         Command::Bench(args) => bench::run(args),
         Command::Testnet(args) => testnet::run(args),
     };

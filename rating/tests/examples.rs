@@ -102,3 +102,32 @@ fn a_bad_agreement_is_refused_naming_the_field() {
     let error = Agreement::from_json(&text.replace("\"version\": 1", "\"version\": 2")).unwrap_err();
     assert!(matches!(error, AgreementError::Format { version: 2, .. }));
 }
+
+/// docs/schemas/agreement.schema.json takes the example, and refuses what the format refuses and
+/// a schema can express.
+#[test]
+fn the_published_schema_takes_the_example_and_refuses_broken_ones() {
+    let read = |path: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let schema = jsonschema::validator_for(&read("docs/schemas/agreement.schema.json")).unwrap();
+    let example = read("docs/examples/agreement.json");
+    assert!(schema.is_valid(&example));
+    let text = example.to_string();
+    for (from, to) in [
+        ("\"60/6\"", "\"60/0\""),
+        ("\"EUR\"", "\"euro\""),
+        ("\"0.0250\"", "\"0.02500000001\""),
+        ("\"prefix\":\"346\"", "\"prefix\":\"+346\""),
+        ("\"from\":\"08:00\"", "\"from\":\"8h\""),
+        ("\"half-up\"", "\"nearest\""),
+        ("\"version\":1", "\"version\":2"),
+        ("\"name\":\"Spain\"", "\"name\":\"Spain\",\"colour\":\"red\""),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let broken: serde_json::Value = serde_json::from_str(&text.replacen(from, to, 1)).unwrap();
+        assert!(!schema.is_valid(&broken), "the schema takes {to}");
+        assert!(Agreement::from_json(&broken.to_string()).is_err(), "the format takes {to}");
+    }
+}
