@@ -24,35 +24,27 @@ fn the_example_agreement_checks_and_rates_a_call() {
         "{printed}"
     );
     assert!(printed.trim_end().ends_with("VALID"), "{printed}");
-    // Wednesday 10:00 in Madrid, 61.2 s to a Spanish mobile: 66 s at 0.025/min.
-    let out = run(&[
-        "agreement",
-        "rate",
-        EXAMPLE,
-        "--direction",
-        "a-to-b",
-        "--start",
-        "2026-12-02T10:00:00+01:00",
-        "--seconds",
-        "61.2",
-        "--destination",
-        "34612345678",
-    ]);
+    // Wednesday 10:00 in Madrid to a Spanish mobile, for `seconds`.
+    let rate = |seconds: &str| {
+        run(&[
+            "agreement",
+            "rate",
+            EXAMPLE,
+            "--direction",
+            "a-to-b",
+            "--start",
+            "2026-12-02T10:00:00+01:00",
+            "--seconds",
+            seconds,
+            "--destination",
+            "34612345678",
+        ])
+    };
+    // 61.2 s bill as 66 s at 0.025/min.
+    let out = rate("61.2");
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("prefix 346, peak, 66 s billed: 0.0275 EUR"), "{}", text(&out));
-    let out = run(&[
-        "agreement",
-        "rate",
-        EXAMPLE,
-        "--direction",
-        "a-to-b",
-        "--start",
-        "2026-12-02T10:00:00+01:00",
-        "--seconds",
-        "1.2345",
-        "--destination",
-        "34612345678",
-    ]);
+    let out = rate("1.2345");
     assert!(!out.status.success() && text(&out).contains("--seconds `1.2345`"), "{}", text(&out));
 }
 
