@@ -7,7 +7,9 @@
 pub mod agreement;
 pub mod money;
 pub mod rate;
+pub mod statement;
 
 pub use agreement::Agreement;
 pub use money::{Amount, Price, RoundingMode};
 pub use rate::{Call, Direction, RateError, Rated, Rater};
+pub use statement::Statement;

@@ -110,6 +110,11 @@ impl Rater {
         Ok(Rater { zone, rounding: (agreement.rounding.decimals, agreement.rounding.mode), tariffs })
     }
 
+    /// The agreement's time zone (peak hours, statement days).
+    pub fn zone(&self) -> &Tz {
+        &self.zone
+    }
+
     /// The amount decimals of every [`Rated::amount`].
     pub fn decimals(&self) -> u32 {
         self.rounding.0
