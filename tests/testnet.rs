@@ -676,14 +676,16 @@ fn a_fifth_operator_joins_syncs_and_signs_from_the_effective_height() {
     let effective = pending(alice, alice, "scheduled", &mut first)["set"]["from"].as_u64().unwrap();
     let mut everyone: Vec<&Node> = nodes.iter().collect();
     everyone.push(&erin);
-    drive_to(alice, &everyone, effective + 6, &mut first);
+    // Twelve blocks: erin's turn comes at least twice (a turn that goes to a later round is
+    // proposed by another).
+    drive_to(alice, &everyone, effective + 12, &mut first);
 
     let set = erin.call("authority_set", json!([])).unwrap();
     let members: Vec<&str> =
         set["authorities"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!((members, set["quorum"].as_u64()), (vec!["alice", "bob", "charlie", "dave", "erin"], Some(4)));
     let (mut signed, mut proposed_by_erin) = (0, 0);
-    for h in effective..effective + 6 {
+    for h in effective..effective + 12 {
         let block = alice.call("chain_getBlock", json!([h])).unwrap();
         let signers = certificate_signers(&block);
         assert!(signers.len() >= 4, "height {h}: {signers:?}");
@@ -692,7 +694,7 @@ fn a_fifth_operator_joins_syncs_and_signs_from_the_effective_height() {
     }
     assert!(
         signed >= 1 && proposed_by_erin >= 1,
-        "erin signed {signed} and proposed {proposed_by_erin} of 6 blocks"
+        "erin signed {signed} and proposed {proposed_by_erin} of 12 blocks"
     );
     // Erin's own CDRs are committed; everyone agrees; nobody was accused.
     let hers = submit(&erin, 70_000, 10);
