@@ -147,28 +147,41 @@ fn read_checkpoint(
     };
     let ours = EvmAddress(contract.0 .0);
     let digest = checkpoint.digest(chain_id, &ours);
+    let what = format!("checkpoint #{}", checkpoint.height);
+    Ok((checkpoint, recovered_signatures(value, &digest, &ours, &what)))
+}
+
+/// The `signatures` entries of a node's answer that are for `contract` and recover, over
+/// `digest`, to the EVM address the entry names; ascending by signer and one per signer, as the
+/// contract wants them. What is skipped is said, with `what` the signatures are of.
+pub(crate) fn recovered_signatures(
+    value: &Value,
+    digest: &[u8; 32],
+    contract: &EvmAddress,
+    what: &str,
+) -> Vec<(Address, EvmSignature)> {
     let mut signatures = Vec::new();
     for entry in value["signatures"].as_array().into_iter().flatten() {
-        if entry["contract"].as_str().map(str::to_lowercase) != Some(ours.to_hex()) {
+        if entry["contract"].as_str().map(str::to_lowercase) != Some(contract.to_hex()) {
             continue;
         }
         let Some(signature) = entry["signature"].as_str().and_then(|s| EvmSignature::from_hex(s).ok()) else {
-            eprintln!("skipping an unreadable signature of {} at #{}", entry["operator"], checkpoint.height);
+            eprintln!("skipping an unreadable signature of {} of {what}", entry["operator"]);
             continue;
         };
-        match recover(&digest, &signature) {
+        match recover(digest, &signature) {
             Ok(signer) if Some(signer.to_hex()) == entry["evm_address"].as_str().map(str::to_lowercase) => {
                 signatures.push((Address::from(signer.0), signature));
             }
             other => eprintln!(
-                "skipping the signature of {} at #{}: it does not recover to its validator ({other:?})",
-                entry["operator"], checkpoint.height
+                "skipping the signature of {} of {what}: it does not recover to its signer ({other:?})",
+                entry["operator"]
             ),
         }
     }
     signatures.sort_by_key(|(signer, _)| *signer);
     signatures.dedup_by_key(|(signer, _)| *signer);
-    Ok((checkpoint, signatures))
+    signatures
 }
 
 fn to_sol(checkpoint: &Checkpoint) -> CdrCheckpoint::Checkpoint {

@@ -9,7 +9,7 @@
 use alloy::primitives::{Address, Bytes, B256, U256};
 use anyhow::{bail, Context};
 use cdrchain_node::rpc::api::AuthorityApiClient;
-use cdrchain_runtime::checkpoint::{recover, EvmSignature};
+use cdrchain_runtime::checkpoint::EvmSignature;
 use cdrchain_runtime::crypto::EvmAddress;
 use cdrchain_runtime::governance::contract::ValidatorSetChange;
 use serde_json::Value;
@@ -137,28 +137,10 @@ fn signatures_for(
     validators: &[Address],
 ) -> Vec<(Address, EvmSignature)> {
     let ours = EvmAddress(contract.0 .0);
-    let digest = change.digest(chain_id, &ours);
-    let mut signatures = Vec::new();
-    for entry in value["signatures"].as_array().into_iter().flatten() {
-        if entry["contract"].as_str().map(str::to_lowercase) != Some(ours.to_hex()) {
-            continue;
-        }
-        let Some(signature) = entry["signature"].as_str().and_then(|s| EvmSignature::from_hex(s).ok()) else {
-            continue;
-        };
-        match recover(&digest, &signature) {
-            Ok(signer) if validators.contains(&Address::from(signer.0)) => {
-                signatures.push((Address::from(signer.0), signature));
-            }
-            other => eprintln!(
-                "skipping the set-change signature of {}: it does not recover to a validator the contract holds \
-                 ({other:?})",
-                entry["operator"]
-            ),
-        }
-    }
-    signatures.sort_by_key(|(signer, _)| *signer);
-    signatures.dedup_by_key(|(signer, _)| *signer);
+    let what = format!("the change to set {}", change.nonce + 1);
+    let mut signatures =
+        crate::relay::recovered_signatures(value, &change.digest(chain_id, &ours), &ours, &what);
+    signatures.retain(|(signer, _)| validators.contains(signer));
     signatures
 }
 
