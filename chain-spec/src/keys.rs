@@ -54,6 +54,8 @@ pub struct DevAccount {
     pub network_secret: [u8; 32],
     /// Signs RSK checkpoints.
     pub evm_key: k256::ecdsa::SigningKey,
+    /// Opens interconnect documents sealed to the account.
+    pub encryption: crate::sealing::EncryptionSecret,
 }
 
 impl std::fmt::Debug for DevAccount {
@@ -82,7 +84,8 @@ impl DevAccount {
                 Err(_) => material = blake3::hash(&material).into(),
             }
         };
-        DevAccount { name, signing_key, network_secret, evm_key }
+        let encryption = crate::sealing::EncryptionSecret::from_bytes(seed("x25519"));
+        DevAccount { name, signing_key, network_secret, evm_key, encryption }
     }
 
     pub fn public_key(&self) -> PublicKey {
@@ -142,7 +145,8 @@ mod tests {
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFile {
-    /// `ed25519` (transactions, votes, libp2p identity) or `secp256k1` (RSK checkpoints).
+    /// `ed25519` (transactions, votes, libp2p identity), `secp256k1` (RSK checkpoints) or `x25519`
+    /// (encryption of interconnect documents).
     pub kind: KeyKind,
     /// The secret, 32 bytes as `0x` hex.
     pub secret: String,
@@ -171,6 +175,8 @@ impl std::fmt::Debug for KeyFile {
 pub enum KeyKind {
     Ed25519,
     Secp256k1,
+    /// An encryption key (interconnect documents sealed to the operator).
+    X25519,
 }
 
 /// Why a key file cannot be used.
@@ -213,6 +219,17 @@ impl KeyFile {
         }
     }
 
+    /// A key file for an encryption secret.
+    pub fn x25519(secret: &crate::sealing::EncryptionSecret) -> KeyFile {
+        KeyFile {
+            kind: KeyKind::X25519,
+            secret: format!("0x{}", hex_encode(secret.bytes())),
+            public: secret.public().to_hex(),
+            peer_id: None,
+            evm_address: None,
+        }
+    }
+
     fn secret_bytes(&self, path: &str) -> Result<[u8; 32], KeyFileError> {
         let hash = cdrchain_runtime::Hash32::from_hex(&self.secret).map_err(|e| KeyFileError::Invalid {
             path: path.to_string(),
@@ -239,6 +256,7 @@ impl KeyFile {
                     }
                 })?)
             }
+            KeyKind::X25519 => KeyFile::x25519(&crate::sealing::EncryptionSecret::from_bytes(secret)),
         };
         if again.public.to_lowercase() != file.public.to_lowercase() {
             return Err(KeyFileError::Invalid {
@@ -275,6 +293,18 @@ impl KeyFile {
         }
         k256::ecdsa::SigningKey::from_bytes(&self.secret_bytes(path)?.into())
             .map_err(|e| KeyFileError::Invalid { path: path.into(), reason: e.to_string() })
+    }
+
+    /// The encryption secret, refusing other kinds.
+    pub fn encryption_secret(&self, path: &str) -> Result<crate::sealing::EncryptionSecret, KeyFileError> {
+        if self.kind != KeyKind::X25519 {
+            return Err(KeyFileError::WrongKind {
+                path: path.into(),
+                expected: KeyKind::X25519,
+                found: self.kind,
+            });
+        }
+        Ok(crate::sealing::EncryptionSecret::from_bytes(self.secret_bytes(path)?))
     }
 
     /// Writes the key file with mode 0600, refusing to overwrite an existing file.

@@ -13,6 +13,7 @@
 //! spec: keys come from the spec or from the dev accounts of the built-in specs.
 
 pub mod keys;
+pub mod sealing;
 
 use std::path::Path;
 
@@ -21,7 +22,8 @@ use cdrchain_runtime::block::{MAX_AUTHORITIES, MAX_BLOCK_BYTES_CEILING};
 use cdrchain_runtime::crypto::{EvmAddress, PublicKey};
 use cdrchain_runtime::hash::{context, hash_with, Hash32};
 use cdrchain_runtime::ids::OperatorId;
-use cdrchain_runtime::state::{genesis_state, GenesisError, MemoryState, OperatorRecord};
+use cdrchain_runtime::interconnect::EncryptionKey;
+use cdrchain_runtime::state::{genesis_state_with_keys, GenesisError, MemoryState, OperatorRecord};
 use parity_scale_codec::Encode;
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +69,11 @@ pub struct OperatorSpec {
     pub peer_id: String,
     /// Its secp256k1 checkpoint-signing address on RSK.
     pub evm_address: EvmAddress,
+    /// Its X25519 encryption key (`cdrchain key generate --scheme x25519`): interconnect
+    /// agreements, statements and disputes with it are sealed to this key. Without one, the
+    /// operator registers a key on chain before its first agreement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<EncryptionKey>,
 }
 
 /// Chain parameters.
@@ -214,6 +221,10 @@ impl ChainSpec {
                     Some(("peer id", operator.peer_id.clone()))
                 } else if earlier.evm_address == operator.evm_address {
                     Some(("EVM address", operator.evm_address.to_hex()))
+                } else if let (Some(key), true) =
+                    (operator.encryption_key, earlier.encryption_key == operator.encryption_key)
+                {
+                    Some(("encryption key", key.to_hex()))
                 } else {
                     None
                 };
@@ -229,7 +240,7 @@ impl ChainSpec {
         }
         self.params.validate()?;
         // Authorities: at least one, known, distinct, bounded (the genesis state checks these).
-        genesis_state(&self.operator_records(), &self.authorities)?;
+        genesis_state_with_keys(&self.operator_records(), &self.authorities, &self.encryption_keys())?;
         if self.authorities.len() > MAX_AUTHORITIES {
             return Err(GenesisError::TooManyAuthorities {
                 count: self.authorities.len(),
@@ -249,10 +260,18 @@ impl ChainSpec {
 
     /// The canonical SCALE encoding that the genesis hash covers. The checkpoint contract's
     /// address is not part of it (see [`ChainParams::checkpoint_contract`]).
+    /// Encryption keys follow, when any operator has one (so specs from before keys existed keep
+    /// their genesis hash).
     pub fn genesis_encoding(&self) -> Vec<u8> {
         let operators: Vec<_> =
             self.operators.iter().map(|o| (&o.id, &o.ed25519, o.peer_id.as_str(), &o.evm_address)).collect();
-        (self.name.as_str(), self.id.as_str(), operators, &self.authorities, &self.params).encode()
+        let mut encoding =
+            (self.name.as_str(), self.id.as_str(), operators, &self.authorities, &self.params).encode();
+        let keys = self.encryption_keys();
+        if !keys.is_empty() {
+            keys.encode_to(&mut encoding);
+        }
+        encoding
     }
 
     /// BLAKE3 (genesis context) of [`ChainSpec::genesis_encoding`].
@@ -262,7 +281,12 @@ impl ChainSpec {
 
     /// The state at height 0.
     pub fn genesis_state(&self) -> Result<MemoryState, SpecError> {
-        Ok(genesis_state(&self.operator_records(), &self.authorities)?)
+        Ok(genesis_state_with_keys(&self.operator_records(), &self.authorities, &self.encryption_keys())?)
+    }
+
+    /// The operators' encryption keys, in the spec's order.
+    pub fn encryption_keys(&self) -> Vec<(OperatorId, EncryptionKey)> {
+        self.operators.iter().filter_map(|o| o.encryption_key.map(|key| (o.id.clone(), key))).collect()
     }
 
     /// What the runtime needs from the spec.
@@ -297,6 +321,7 @@ impl ChainSpec {
                     ed25519: account.public_key(),
                     peer_id: account.peer_id(),
                     evm_address: account.evm_address(),
+                    encryption_key: Some(account.encryption.public()),
                 }
             })
             .collect();

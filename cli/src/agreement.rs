@@ -1,13 +1,17 @@
 //! `cdrchain agreement`: interconnect agreements (issue #28). `check FILE` reads an agreement
 //! (format `cdrchain-agreement` v1, docs/schemas/agreement.schema.json) with every rule the node
 //! applies, and prints what it says; `rate FILE` rates one call under it, as a statement would.
-//! Proposing and accepting agreements on the chain come next.
+//! `propose`, `accept` and `show` put agreements on the chain, sealed to the pair
+//! (`agreement_chain`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use cdrchain_rating::{Agreement, Call, Direction, Rater};
+
+use crate::agreement_chain;
+use crate::rpc_client::ReadRpc;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -34,6 +38,44 @@ pub enum Command {
         #[arg(long)]
         destination: String,
     },
+    /// Propose the agreement FILE to its other party, as the node's operator: the node seals it
+    /// to both partners' encryption keys (only they can read it) and signs it. The other party
+    /// accepts it with `agreement accept ID`; from then on it is the pair's agreement in force.
+    Propose {
+        /// The agreement (JSON, `cdrchain-agreement` version 1), naming the node's operator as
+        /// `a` or `b`.
+        file: PathBuf,
+        /// The agreement's version on the chain: above the one in force (default: one above).
+        #[arg(long, value_name = "N")]
+        agreement_version: Option<u32>,
+        #[command(flatten)]
+        rpc: ReadRpc,
+    },
+    /// Accept agreement ID as the node's operator (the party it was proposed to), after opening
+    /// it and checking it against every rule.
+    Accept {
+        /// The agreement's id (`agreement propose` and `agreement show` print it).
+        id: String,
+        #[command(flatten)]
+        rpc: ReadRpc,
+    },
+    /// Show agreement ID (its terms when the node can open it), or every agreement of a pair.
+    Show {
+        /// The agreement's id.
+        #[arg(required_unless_present = "a", conflicts_with_all = ["a", "b"])]
+        id: Option<String>,
+        /// One operator of the pair.
+        #[arg(long, requires = "b")]
+        a: Option<String>,
+        /// The other operator of the pair.
+        #[arg(long, requires = "a")]
+        b: Option<String>,
+        /// Print the node's JSON answer as it is.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        rpc: ReadRpc,
+    },
 }
 
 /// `61.2` seconds as 61,200 ms: digits, and at most three decimals.
@@ -55,7 +97,19 @@ fn load(file: &PathBuf) -> anyhow::Result<Result<(Agreement, Rater), String>> {
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let on_chain = |work: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>| {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+        runtime.block_on(work).map(|()| ExitCode::SUCCESS)
+    };
     match command {
+        Command::Propose { file, agreement_version, rpc } => {
+            on_chain(Box::pin(agreement_chain::propose(file, agreement_version, rpc)))
+        }
+        Command::Accept { id, rpc } => on_chain(Box::pin(agreement_chain::accept(id, rpc))),
+        Command::Show { id, a, b, json, rpc } => {
+            on_chain(Box::pin(agreement_chain::show(id, a.zip(b), json, rpc)))
+        }
         Command::Check { file } => {
             let (agreement, _) = match load(&file)? {
                 Ok(loaded) => loaded,

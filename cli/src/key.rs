@@ -11,8 +11,9 @@ pub enum Command {
     /// mode 0600 (never overwriting one). Prints the public key, and the libp2p peer id
     /// (ed25519) or the EVM address (secp256k1), for the chain spec.
     Generate {
-        /// `ed25519` (operator signing key, votes and libp2p identity) or `secp256k1` (RSK
-        /// checkpoint signing).
+        /// `ed25519` (operator signing key, votes and libp2p identity), `secp256k1` (RSK
+        /// checkpoint signing) or `x25519` (the encryption key interconnect agreements are
+        /// sealed to: the chain spec's `encryption_key`, the node's `--encryption-key`).
         #[arg(long, value_enum, default_value = "ed25519")]
         scheme: Scheme,
         /// Where to write the key file.
@@ -30,6 +31,7 @@ pub enum Command {
 pub enum Scheme {
     Ed25519,
     Secp256k1,
+    X25519,
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -40,6 +42,11 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 getrandom::getrandom(&mut secret).context("reading randomness from the operating system")?;
                 match scheme {
                     Scheme::Ed25519 => break KeyFile::ed25519(&secret),
+                    Scheme::X25519 => {
+                        break KeyFile::x25519(&cdrchain_chain_spec::sealing::EncryptionSecret::from_bytes(
+                            secret,
+                        ))
+                    }
                     Scheme::Secp256k1 => {
                         // A random 32-byte string is a valid scalar except with probability ~2^-128.
                         if let Ok(key) = k256::ecdsa::SigningKey::from_bytes(&secret.into()) {
@@ -69,6 +76,10 @@ fn print_public(file: &KeyFile) {
             if let Some(peer) = &file.peer_id {
                 println!("peer id     {peer}");
             }
+        }
+        KeyKind::X25519 => {
+            println!("scheme      x25519 (encryption)");
+            println!("public key  {}", file.public);
         }
         KeyKind::Secp256k1 => {
             println!("scheme      secp256k1");

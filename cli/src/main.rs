@@ -4,6 +4,7 @@
 //! chain (what failed, and why, down to the cause) and exits non-zero.
 
 mod agreement;
+mod agreement_chain;
 mod authority;
 mod bench;
 mod blocks;
@@ -93,7 +94,8 @@ enum Command {
     /// The authority set and its changes: operators joining, leaving, rotating keys.
     #[command(subcommand)]
     Authority(authority::Command),
-    /// Interconnect agreements: check one, rate a call under it (docs/adr/0018-exact-rating.md).
+    /// Interconnect agreements: check one, rate a call under it, propose and accept them on the
+    /// chain sealed to the pair, show them (docs/settlement.md).
     #[command(subcommand)]
     Agreement(agreement::Command),
     /// Measure whole-system throughput (see docs/benchmarks.md).
@@ -159,4 +161,16 @@ pub fn init_logging(filter: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--log `{filter}` is not a valid filter: {e}"))?;
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Clap's own checks of every subcommand (unique names, valid requirements), which it
+    /// otherwise makes only when that subcommand is first used.
+    #[test]
+    fn every_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -61,6 +61,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub evm_key: Option<PathBuf>,
 
+    /// The operator's encryption key file (`cdrchain key generate --scheme x25519`), whose
+    /// public key the chain registers: the node opens the interconnect agreements sealed to its
+    /// operator with it. Default on dev and local chains: the dev account's key.
+    #[arg(long, value_name = "FILE")]
+    pub encryption_key: Option<PathBuf>,
+
     /// During a key rotation: the operator's next ed25519 key file. The node keeps signing with
     /// --key until the height the chain's rotation takes effect, and with this key from there on,
     /// without a restart (docs/operations.md, rotating keys).
@@ -207,7 +213,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let network = network_settings(&args, &spec, &base_path, &key_arg)?;
     let (evm_key, next_evm_key) = evm_keys(&args, &spec, &key_arg)?;
     let checkpoints = checkpoint_signing(&args, &spec, evm_key.as_ref())?;
-    let keys = cdrchain_node::keys::KeyRing::new(signing_key, next_key, evm_key, next_evm_key);
+    let encryption = encryption_secret(&args, &spec, &key_arg)?;
+    let keys = cdrchain_node::keys::KeyRing::new(signing_key, next_key, evm_key, next_evm_key)
+        .with_encryption(encryption);
 
     let batch_max_cdrs = args.batch_size.unwrap_or_else(|| cdrchain_node::config::default_batch_cdrs(&spec));
     let config_file = crate::node_config::load_or_default(args.config.as_deref())?;
@@ -417,6 +425,21 @@ fn evm_keys(
 }
 
 type EvmKey = k256::ecdsa::SigningKey;
+
+/// The encryption secret held: `--encryption-key` (on dev chains the dev account's by default).
+fn encryption_secret(
+    args: &Args,
+    spec: &ChainSpec,
+    key_arg: &str,
+) -> anyhow::Result<Option<cdrchain_chain_spec::sealing::EncryptionSecret>> {
+    Ok(match (&args.encryption_key, key_arg.strip_prefix("dev:")) {
+        (Some(path), _) => Some(KeyFile::read(path)?.encryption_secret(&path.display().to_string())?),
+        (None, Some(name)) if spec.uses_dev_keys() => {
+            DEV_ACCOUNT_NAMES.iter().find(|n| **n == name).map(|name| DevAccount::derive(name).encryption)
+        }
+        (None, _) => None,
+    })
+}
 
 /// The contract this validator signs checkpoints for, if it has one and an EVM key. Which key
 /// signs is the node's choice at each height (the one the chain registers); the node checks at

@@ -316,6 +316,8 @@ fn generated_chain(base: &Path, n: usize, checkpoint_interval: Option<u64>) -> a
                     dir.join("node-key.json").display().to_string(),
                     "--evm-key".into(),
                     dir.join("evm-key.json").display().to_string(),
+                    "--encryption-key".into(),
+                    dir.join("encryption-key.json").display().to_string(),
                 ],
                 peer_id: operator.peer_id.clone(),
             })
@@ -349,6 +351,8 @@ fn generate(
         KeyFile::ed25519(&operator_key).write_new(&dir.join("key.json"))?;
         KeyFile::ed25519(&node_key).write_new(&dir.join("node-key.json"))?;
         KeyFile::secp256k1(&evm_key).write_new(&dir.join("evm-key.json"))?;
+        let encryption = cdrchain_chain_spec::sealing::EncryptionSecret::from_bytes(fresh_secret()?);
+        KeyFile::x25519(&encryption).write_new(&dir.join("encryption-key.json"))?;
         let public = ed25519_dalek::SigningKey::from_bytes(&operator_key).verifying_key().to_bytes();
         let node_public = ed25519_dalek::SigningKey::from_bytes(&node_key).verifying_key().to_bytes();
         operators.push(OperatorSpec {
@@ -356,6 +360,7 @@ fn generate(
             ed25519: PublicKey(public),
             peer_id: peer_id_of_ed25519(&node_public),
             evm_address: evm_address(evm_key.verifying_key()),
+            encryption_key: Some(encryption.public()),
         });
     }
     let spec = ChainSpec {

@@ -147,6 +147,10 @@ const _: () = assert!(MAX_BLOCK_BYTES_CEILING + BLOCK_ENVELOPE_BYTES <= u32::MAX
 /// Honest batchers stay below it; a larger one is refused before its signature is checked.
 pub const MAX_GOSSIPED_TX_BYTES: usize = MAX_BATCH_BYTES + BATCH_ENVELOPE_BYTES;
 
+// The largest sealed interconnect document travels as one transaction too.
+const _: () =
+    assert!(cdrchain_runtime::interconnect::MAX_SEALED_BYTES + BATCH_ENVELOPE_BYTES <= MAX_GOSSIPED_TX_BYTES);
+
 /// Most CDRs per batch when `--batch-size` is not given (fewer if a block holds fewer).
 pub const DEFAULT_BATCH_CDRS: usize = 2_000;
 

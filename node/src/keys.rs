@@ -8,6 +8,7 @@
 //! once that is in force at the next height: the block that enacts a rotation is built and
 //! checked with the new keys, and this node's batches for it are signed with them.
 
+use cdrchain_chain_spec::sealing::EncryptionSecret;
 use cdrchain_runtime::crypto::{public_key, EvmAddress, PublicKey};
 use cdrchain_runtime::governance::{self, AuthorityChange, AUTHORITY_CHANGE_DELAY_BLOCKS};
 use cdrchain_runtime::ids::{Height, OperatorId};
@@ -26,6 +27,8 @@ pub const MAX_RING_KEYS: usize = 2;
 pub struct KeyRing {
     signing: Vec<SigningKey>,
     evm: Vec<k256::ecdsa::SigningKey>,
+    /// Opens interconnect documents sealed to the operator (`--encryption-key`).
+    encryption: Option<EncryptionSecret>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -45,9 +48,21 @@ impl KeyRing {
         let ring = KeyRing {
             signing: std::iter::once(signing).chain(next_signing).collect(),
             evm: evm.into_iter().chain(next_evm).collect(),
+            encryption: None,
         };
         debug_assert!(ring.signing.len() <= MAX_RING_KEYS && ring.evm.len() <= MAX_RING_KEYS);
         ring
+    }
+
+    /// The ring with the operator's encryption secret.
+    pub fn with_encryption(mut self, encryption: Option<EncryptionSecret>) -> KeyRing {
+        self.encryption = encryption;
+        self
+    }
+
+    /// The operator's encryption secret, if the node holds it.
+    pub fn encryption(&self) -> Option<&EncryptionSecret> {
+        self.encryption.as_ref()
     }
 
     /// The key the node was started with (`--key`).

@@ -256,11 +256,12 @@ impl TxPool {
                     lanes.entry(tx.operator()).or_default().0.push((g.from.0, *id))
                 }
                 Transaction::CallEvent(_) => lanes.entry(tx.operator()).or_default().1.push(*id),
-                // Governance is rare and small: with the checkpoints, ahead of the lanes, in
-                // arrival order (a proposal before the approvals that name it).
+                // Governance and interconnect agreements are rare: with the checkpoints, ahead
+                // of the lanes, in arrival order (a proposal before what names it).
                 Transaction::ProposeChange(_)
                 | Transaction::ApproveChange(_)
-                | Transaction::SetChangeSignature(_) => governance.push(*id),
+                | Transaction::SetChangeSignature(_)
+                | Transaction::Interconnect(_) => governance.push(*id),
             }
         }
         checkpoints.sort_unstable();

@@ -249,6 +249,7 @@ fn check_keys(config: &NodeConfig, storage: &Storage) -> Result<(), NodeError> {
             registered.evm_address.to_hex()
         )));
     }
+    check_encryption_key(operator, keys, storage)?;
     if let Some(scheduled) = cdrchain_runtime::governance::scheduled_change(storage)? {
         let next = scheduled.set.members.iter().find(|m| &m.id == operator);
         if let Some(next) = next.filter(|m| keys.signing_for(&m.signing_key).is_none()) {
@@ -260,6 +261,35 @@ fn check_keys(config: &NodeConfig, storage: &Storage) -> Result<(), NodeError> {
                 next.signing_key
             );
         }
+    }
+    Ok(())
+}
+
+/// Says whether the node can open what is sealed to its operator (interconnect agreements): not a
+/// reason to stop, as validating and ingest never need it.
+fn check_encryption_key(
+    operator: &cdrchain_runtime::ids::OperatorId,
+    keys: &crate::keys::KeyRing,
+    storage: &Storage,
+) -> Result<(), NodeError> {
+    use cdrchain_runtime::interconnect::EncryptionKey;
+    use cdrchain_runtime::state::{StateKey, StateView};
+    let key = StateKey::EncryptionKey(operator.clone()).to_bytes();
+    let registered = storage
+        .get(&key)?
+        .map(|bytes| cdrchain_runtime::codec::decode_exact::<EncryptionKey>(&bytes))
+        .transpose()
+        .map_err(|e| NodeError::Config(format!("the registered encryption key of `{operator}`: {e}")))?;
+    match (registered, keys.encryption().map(|secret| secret.public())) {
+        (Some(registered), Some(held)) if registered != held => tracing::warn!(
+            target: "cdrchain::node",
+            "the chain registers the encryption key {registered} for `{operator}`, but --encryption-key holds              {held}: this node cannot open the operator's agreements (register the held key, or start with the              registered one)"
+        ),
+        (Some(registered), None) => tracing::info!(
+            target: "cdrchain::node",
+            "no --encryption-key: this node cannot open agreements sealed to `{operator}` ({registered})"
+        ),
+        _ => {}
     }
     Ok(())
 }

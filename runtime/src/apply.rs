@@ -192,6 +192,8 @@ pub enum TxError {
     ChangeAlreadySigned { operator: OperatorId, set_id: u64 },
     #[error("the signature of `{operator}` for the change to set {set_id} recovers to {recovered}, not its EVM address {expected}")]
     WrongSetChangeSigner { operator: OperatorId, set_id: u64, recovered: String, expected: String },
+    #[error(transparent)]
+    Interconnect(#[from] crate::interconnect::InterconnectError),
 }
 
 fn state_name(state: &Option<CallState>) -> &'static str {
@@ -384,6 +386,7 @@ impl<'a, V: StateView> Executor<'a, V> {
             Transaction::ProposeChange(propose) => self.propose_change(propose, id)?,
             Transaction::ApproveChange(approve) => self.approve_change(approve)?,
             Transaction::SetChangeSignature(signature) => self.set_change_signature(signature)?,
+            Transaction::Interconnect(tx) => self.interconnect(tx, id)?,
         }
         self.seen_ids.insert(id);
         self.tx_ids.push(id);

@@ -96,6 +96,8 @@ pub mod context {
     pub const POSSESSION: &str = "cdrchain 2026-12 proof of possession v1";
     /// An authority set's digest (`governance::AuthoritySet::hash`).
     pub const AUTHORITY_SET: &str = "cdrchain 2026-12 authority set v1";
+    /// A sealed interconnect document's commitment (`interconnect::commitment_of`).
+    pub const INTERCONNECT_COMMITMENT: &str = "cdrchain 2026-12 interconnect commitment v1";
 }
 
 /// BLAKE3 in derive-key mode over `parts`, concatenated.

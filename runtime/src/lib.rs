@@ -28,6 +28,7 @@ pub mod governance;
 pub mod hash;
 pub mod ids;
 pub mod input;
+pub mod interconnect;
 pub mod merkle;
 pub mod numbering;
 pub mod party;

@@ -89,6 +89,18 @@ pub enum StateKey {
     /// [`crate::checkpoint::StoredSignature`].
     #[codec(index = 16)]
     SetChangeSignature(u64, OperatorId),
+    /// An operator's encryption key, to which interconnect documents for it are sealed:
+    /// [`crate::interconnect::EncryptionKey`].
+    #[codec(index = 17)]
+    EncryptionKey(OperatorId),
+    /// An interconnect agreement by id (its proposing transaction's id):
+    /// [`crate::interconnect::AgreementRecord`].
+    #[codec(index = 18)]
+    Agreement(Hash32),
+    /// A pair's agreements, the lesser operator id first ([`crate::interconnect::pair_key`]):
+    /// [`crate::interconnect::PairAgreements`].
+    #[codec(index = 19)]
+    PairAgreements(OperatorId, OperatorId),
 }
 
 impl StateKey {
@@ -302,6 +314,8 @@ pub enum GenesisError {
     TooManyAuthorities { count: usize, max: usize },
     #[error("the genesis state tree cannot be built: {0}")]
     StateTree(String),
+    #[error("an encryption key is given for `{0}`, which is not a registered operator")]
+    UnknownOperatorKey(OperatorId),
 }
 
 /// The state at height 0: operators, the authority set, and every operator's next sequence at 0.
@@ -309,7 +323,22 @@ pub fn genesis_state(
     operators: &[(OperatorId, OperatorRecord)],
     authorities: &[OperatorId],
 ) -> Result<MemoryState, GenesisError> {
+    genesis_state_with_keys(operators, authorities, &[])
+}
+
+/// [`genesis_state`] with operators' encryption keys ([`StateKey::EncryptionKey`]).
+pub fn genesis_state_with_keys(
+    operators: &[(OperatorId, OperatorRecord)],
+    authorities: &[OperatorId],
+    encryption_keys: &[(OperatorId, crate::interconnect::EncryptionKey)],
+) -> Result<MemoryState, GenesisError> {
     let mut state = MemoryState::default();
+    for (id, key) in encryption_keys {
+        if !operators.iter().any(|(operator, _)| operator == id) {
+            return Err(GenesisError::UnknownOperatorKey(id.clone()));
+        }
+        state.pairs.insert(StateKey::EncryptionKey(id.clone()).encode(), key.encode());
+    }
     for (id, record) in operators {
         let key = StateKey::Operator(id.clone()).encode();
         if state.pairs.insert(key, record.encode()).is_some() {

@@ -145,6 +145,10 @@ pub enum Transaction {
     /// ([`crate::governance::contract`]).
     #[codec(index = 6)]
     SetChangeSignature(crate::governance::contract::SetChangeSignature),
+    /// Interconnect agreements between two operators, sealed to the pair
+    /// ([`crate::interconnect`]).
+    #[codec(index = 7)]
+    Interconnect(Box<crate::interconnect::InterconnectTx>),
 }
 
 impl Transaction {
@@ -158,6 +162,7 @@ impl Transaction {
             Transaction::ProposeChange(tx) => &tx.operator,
             Transaction::ApproveChange(tx) => &tx.operator,
             Transaction::SetChangeSignature(tx) => &tx.operator,
+            Transaction::Interconnect(tx) => &tx.operator,
         }
     }
 

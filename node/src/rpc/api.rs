@@ -285,3 +285,29 @@ pub trait SettlementApi {
         at: Option<Value>,
     ) -> RpcResult<Value>;
 }
+
+/// Interconnect agreements between two operators, sealed to the pair (docs/settlement.md).
+#[rpc(server, client, namespace = "agreement")]
+pub trait AgreementApi {
+    /// Proposes `document` (an agreement in the `cdrchain-agreement` JSON format, checked by the
+    /// caller) with `counterparty` as version `version`, as this node's operator: sealed to both
+    /// partners' registered encryption keys, checked against the head, pooled. Answers the
+    /// agreement's id and commitment.
+    #[method(name = "propose", blocking)]
+    fn agreement_propose(&self, counterparty: String, version: u32, document: String) -> RpcResult<Value>;
+
+    /// Accepts agreement `id` as this node's operator (its counterparty): the node opens it first
+    /// and checks that it is sealed to both partners and matches its commitment.
+    #[method(name = "accept", blocking)]
+    fn agreement_accept(&self, id: String) -> RpcResult<Value>;
+
+    /// Agreement `id`: who proposed it to whom, its version, heights, commitment and envelope;
+    /// with the opening (salt and document) when this node's operator is one of the pair and the
+    /// caller's token is not another partner's. Null for an unknown id.
+    #[method(name = "get", blocking, with_extensions)]
+    fn agreement_get(&self, id: String) -> RpcResult<Value>;
+
+    /// The agreements of the pair `a`–`b` (either order), oldest first, and the one in force.
+    #[method(name = "list", blocking)]
+    fn agreement_list(&self, a: String, b: String) -> RpcResult<Value>;
+}

@@ -113,7 +113,7 @@ impl Handlers {
     /// Signs `transaction` as this node's operator, checks it against the head (so a bad proof
     /// or a change already in flight is answered now, not dropped later), and pools it: the
     /// validator gossips its operator's pooled transactions.
-    fn sign_and_pool(&self, transaction: Transaction) -> Result<Hash32, ErrorObjectOwned> {
+    pub(super) fn sign_and_pool(&self, transaction: Transaction) -> Result<Hash32, ErrorObjectOwned> {
         let chain = &self.ctx.chain;
         let (operator, keys) = &self.ctx.signer;
         if transaction.operator() != operator {

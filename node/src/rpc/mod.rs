@@ -27,6 +27,7 @@
 //! loopback, write methods and ingest need `Authorization: Bearer <token>`.
 
 pub mod access;
+mod agreement;
 pub mod api;
 mod authority;
 mod browser;
@@ -56,7 +57,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::Extensions;
 use serde_json::{json, Value};
 
-use self::api::{AuthorityApiServer, SettlementApiServer, SystemApiServer};
+use self::api::{AgreementApiServer, AuthorityApiServer, SettlementApiServer, SystemApiServer};
 use self::api::{CdrApiServer, ChainApiServer, CheckpointApiServer, ConsensusApiServer};
 use crate::chain::Chain;
 use crate::ingest::{self, Ingest, IngestError};
@@ -232,7 +233,8 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<()>, NodeError> {
     module.merge(CheckpointApiServer::into_rpc(handlers.clone())).map_err(reg)?;
     module.merge(ConsensusApiServer::into_rpc(handlers.clone())).map_err(reg)?;
     module.merge(AuthorityApiServer::into_rpc(handlers.clone())).map_err(reg)?;
-    module.merge(SettlementApiServer::into_rpc(handlers)).map_err(reg)?;
+    module.merge(SettlementApiServer::into_rpc(handlers.clone())).map_err(reg)?;
+    module.merge(AgreementApiServer::into_rpc(handlers)).map_err(reg)?;
     Ok(module)
 }
 

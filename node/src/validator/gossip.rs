@@ -382,7 +382,8 @@ fn first_sequence(tx: &Transaction) -> Option<u64> {
         | Transaction::CheckpointSignature(_)
         | Transaction::ProposeChange(_)
         | Transaction::ApproveChange(_)
-        | Transaction::SetChangeSignature(_) => None,
+        | Transaction::SetChangeSignature(_)
+        | Transaction::Interconnect(_) => None,
     }
 }
 

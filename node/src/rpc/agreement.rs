@@ -1,0 +1,160 @@
+//! `agreement_*`: interconnect agreements sealed to the pair (issue #28). The node seals what its
+//! operator proposes, opens what is sealed to it, and serves openings only to the pair.
+
+use cdrchain_chain_spec::sealing::{self, EncryptionSecret};
+use cdrchain_runtime::codec::decode_exact;
+use cdrchain_runtime::hash::Hash32;
+use cdrchain_runtime::ids::OperatorId;
+use cdrchain_runtime::interconnect::{
+    pair_key, Action, AgreementRecord, EncryptionKey, InterconnectTx, Opening, PairAgreements,
+};
+use cdrchain_runtime::state::{StateKey, StateView};
+use cdrchain_runtime::tx::Transaction;
+use jsonrpsee::core::RpcResult;
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::Extensions;
+use parity_scale_codec::Decode;
+use serde_json::{json, Value};
+
+use super::api::AgreementApiServer;
+use super::{internal, invalid, Handlers, RpcContext};
+
+impl AgreementApiServer for Handlers {
+    fn agreement_propose(&self, counterparty: String, version: u32, document: String) -> RpcResult<Value> {
+        let counterparty = operator(&counterparty)?;
+        let me = self.ctx.signer.0.clone();
+        let keys = [self.encryption_key(&me)?, self.encryption_key(&counterparty)?];
+        let genesis = self.ctx.chain.ctx.genesis_hash;
+        let (sealed, _) =
+            sealing::seal(&genesis, &keys, document.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+        let commitment = sealed.commitment;
+        let action = Action::ProposeAgreement { counterparty: counterparty.clone(), version, sealed };
+        let id =
+            self.sign_and_pool(Transaction::Interconnect(Box::new(InterconnectTx { operator: me, action })))?;
+        tracing::info!(target: "cdrchain::interconnect", "proposed agreement {id} (version {version}) to `{counterparty}`");
+        Ok(json!({ "agreement": id.to_string(), "commitment": commitment.to_string() }))
+    }
+
+    fn agreement_accept(&self, id: String) -> RpcResult<Value> {
+        let id = hash(&id)?;
+        let me = self.ctx.signer.0.clone();
+        let record = self.agreement(id)?.ok_or_else(|| invalid(format!("no agreement {id}")))?;
+        if record.b != me {
+            return Err(invalid(format!(
+                "agreement {id} was proposed by `{}` to `{}`: only `{}` accepts it",
+                record.a, record.b, record.b
+            )));
+        }
+        // Both partners must be able to open what this node's operator signs for.
+        let expected = [self.encryption_key(&record.a)?, self.encryption_key(&record.b)?];
+        let recipients = sealing::recipients(&record.sealed).map_err(|e| invalid(e.to_string()))?;
+        if !expected.iter().all(|key| recipients.contains(key)) {
+            return Err(invalid(format!(
+                "agreement {id} is sealed to {recipients:?}, not to both partners' registered keys {expected:?}"
+            )));
+        }
+        self.open(&record)?;
+        let action = Action::AcceptAgreement { agreement: id, commitment: record.sealed.commitment };
+        self.sign_and_pool(Transaction::Interconnect(Box::new(InterconnectTx { operator: me, action })))?;
+        tracing::info!(target: "cdrchain::interconnect", "accepted agreement {id} of `{}`", record.a);
+        Ok(json!({ "agreement": id.to_string(), "commitment": record.sealed.commitment.to_string() }))
+    }
+
+    fn agreement_get(&self, ext: &Extensions, id: String) -> RpcResult<Value> {
+        let id = hash(&id)?;
+        let Some(record) = self.agreement(id)? else { return Ok(Value::Null) };
+        let mut value = record_json(id, &record);
+        value["recipients"] = json!(sealing::recipients(&record.sealed).ok());
+        value["envelope"] = json!(record.sealed.envelope);
+        let me = &self.ctx.signer.0;
+        let caller = RpcContext::scope(ext);
+        let in_pair = |who: &OperatorId| who == &record.a || who == &record.b;
+        value["opening"] = if !in_pair(me) || caller.as_ref().is_some_and(|party| !in_pair(party)) {
+            Value::Null
+        } else {
+            match self.open(&record) {
+                Ok(opening) => opening_json(&opening),
+                Err(e) => json!({ "error": e.message() }),
+            }
+        };
+        Ok(value)
+    }
+
+    fn agreement_list(&self, a: String, b: String) -> RpcResult<Value> {
+        let (a, b) = pair_key(&operator(&a)?, &operator(&b)?);
+        let pair: PairAgreements =
+            self.read(&StateKey::PairAgreements(a.clone(), b.clone()))?.unwrap_or_default();
+        let mut agreements = Vec::with_capacity(pair.proposals.len());
+        for id in pair.proposals.iter() {
+            if let Some(record) = self.agreement(*id)? {
+                agreements.push(record_json(*id, &record));
+            }
+        }
+        Ok(json!({
+            "a": a.to_string(),
+            "b": b.to_string(),
+            "in_force": pair.in_force.map(|(id, version)| json!({ "agreement": id.to_string(), "version": version })),
+            "agreements": agreements,
+        }))
+    }
+}
+
+impl Handlers {
+    fn read<T: Decode>(&self, key: &StateKey) -> Result<Option<T>, ErrorObjectOwned> {
+        let bytes = self.ctx.chain.storage.get(&key.to_bytes()).map_err(internal)?;
+        bytes.map(|bytes| decode_exact(&bytes).map_err(internal)).transpose()
+    }
+
+    fn agreement(&self, id: Hash32) -> Result<Option<AgreementRecord>, ErrorObjectOwned> {
+        self.read(&StateKey::Agreement(id))
+    }
+
+    fn encryption_key(&self, operator: &OperatorId) -> Result<EncryptionKey, ErrorObjectOwned> {
+        self.read(&StateKey::EncryptionKey(operator.clone()))?.ok_or_else(|| {
+            invalid(format!("`{operator}` has no encryption key on chain: it registers one first"))
+        })
+    }
+
+    fn secret(&self) -> Result<&EncryptionSecret, ErrorObjectOwned> {
+        self.ctx.signer.1.encryption().ok_or_else(|| {
+            invalid(format!(
+                "this node holds no encryption key of `{}` (start it with --encryption-key)",
+                self.ctx.signer.0
+            ))
+        })
+    }
+
+    fn open(&self, record: &AgreementRecord) -> Result<Opening, ErrorObjectOwned> {
+        let genesis = self.ctx.chain.ctx.genesis_hash;
+        sealing::open(&genesis, &record.sealed, self.secret()?)
+            .map_err(|e| invalid(format!("cannot open: {e}")))
+    }
+}
+
+fn record_json(id: Hash32, record: &AgreementRecord) -> Value {
+    json!({
+        "id": id.to_string(),
+        "a": record.a.to_string(),
+        "b": record.b.to_string(),
+        "version": record.version,
+        "proposed_at": record.proposed_at.0,
+        "accepted_at": record.accepted_at.map(|h| h.0),
+        "commitment": record.sealed.commitment.to_string(),
+        "envelope_bytes": record.sealed.envelope.0.len(),
+    })
+}
+
+fn opening_json(opening: &Opening) -> Value {
+    json!({
+        "salt": format!("0x{}", hex::encode(opening.salt)),
+        "document": String::from_utf8_lossy(&opening.content),
+    })
+}
+
+fn operator(text: &str) -> Result<OperatorId, ErrorObjectOwned> {
+    OperatorId::new(text).map_err(|e| invalid(e.to_string()))
+}
+
+fn hash(text: &str) -> Result<Hash32, ErrorObjectOwned> {
+    Hash32::from_hex(text).map_err(|e| invalid(e.to_string()))
+}
