@@ -233,6 +233,10 @@ pub struct CdrBody {
     pub callee: PartyDigest,
     pub caller_operator: OperatorId,
     pub callee_operator: OperatorId,
+    /// The callee's country and network code, from the number before it was hashed, for
+    /// rating ([`crate::destination`]); `None` for a callee that is not an E.164 number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<crate::destination::Destination>,
     /// Call setup (INVITE), ms since the Unix epoch, UTC.
     pub start_ms: u64,
     /// Answer (200 OK), if the call was answered.
@@ -277,6 +281,9 @@ impl CdrError {
 impl CdrBody {
     /// The rules every stored CDR obeys, whoever built it (ingest or a peer's block).
     pub fn validate(&self) -> Result<(), CdrError> {
+        if let Some(destination) = &self.destination {
+            destination.check()?;
+        }
         if self.end_ms < self.start_ms {
             return Err(CdrError::new(
                 "end",

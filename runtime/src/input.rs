@@ -159,19 +159,15 @@ impl CdrInput {
             .map_err(|e| CdrError::new("call_id", quoted(&self.call_id), e.to_string()))?;
         let party = |field: &'static str, raw: &str| {
             let rewritten = rules.map_or(std::borrow::Cow::Borrowed(raw), |rules| rules.rewrite(raw));
-            parties.digest_flagged(&rewritten).map_err(|e| CdrError::new(field, quoted(raw), e.to_string()))
+            parties
+                .digest_with_destination(&rewritten)
+                .map_err(|e| CdrError::new(field, quoted(raw), e.to_string()))
         };
-        let (caller, caller_as_written) = party("caller", &self.caller)?;
-        let (callee, callee_as_written) = party("callee", &self.callee)?;
+        let (caller, caller_as_written, _) = party("caller", &self.caller)?;
+        let (callee, callee_as_written, destination) = party("callee", &self.callee)?;
         let caller_operator = operator("caller_operator", &self.caller_operator)?;
         let callee_operator = operator("callee_operator", &self.callee_operator)?;
-        let system_id = match &self.system_id {
-            Some(text) => SystemId::new(text.trim())
-                .map_err(|e| CdrError::new("system_id", quoted(text), e.to_string()))?,
-            None => {
-                SystemId::new("default").map_err(|e| CdrError::new("system_id", "default", e.to_string()))?
-            }
-        };
+        let system_id = system_id(self.system_id.as_deref())?;
         let start_ms = time_ms("start", &self.start)?;
         let answer_ms = match &self.answer {
             None | Some(serde_json::Value::Null) => None,
@@ -234,6 +230,7 @@ impl CdrInput {
             callee,
             caller_operator,
             callee_operator,
+            destination,
             start_ms,
             answer_ms,
             end_ms,
@@ -273,6 +270,12 @@ fn quoted(text: &str) -> String {
 
 fn operator(field: &'static str, text: &str) -> Result<OperatorId, CdrError> {
     OperatorId::new(text.trim()).map_err(|e| CdrError::new(field, quoted(text), e.to_string()))
+}
+
+/// The switch's id, `default` when the record names none.
+fn system_id(text: Option<&str>) -> Result<SystemId, CdrError> {
+    let text = text.map_or("default", str::trim);
+    SystemId::new(text).map_err(|e| CdrError::new("system_id", quoted(text), e.to_string()))
 }
 
 /// Milliseconds since the Unix epoch from RFC 3339 text or a non-negative integer; errors name

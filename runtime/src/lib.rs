@@ -24,6 +24,7 @@ pub mod cdr;
 pub mod checkpoint;
 pub mod codec;
 pub mod crypto;
+pub mod destination;
 pub mod governance;
 pub mod hash;
 pub mod ids;

@@ -90,6 +90,7 @@ use rlibphonenumber::enums::Region;
 use rlibphonenumber::{PhoneNumberFormat, PHONE_NUMBER_UTIL};
 use serde::{Deserialize, Serialize};
 
+use crate::destination::Destination;
 use crate::hash::{context, Hash32};
 
 /// The longest input, in bytes (after trimming surrounding whitespace), that is accepted.
@@ -244,10 +245,14 @@ pub struct PartyHasher {
 /// larger than the CPU caches (`cargo bench -p cdrchain-runtime -- remembered_110k`: 350 → 206 ns).
 type Memo = quick_cache::sync::Cache<
     compact_str::CompactString,
-    (PartyDigest, bool),
+    Remembered,
     quick_cache::UnitWeighter,
     foldhash::fast::RandomState,
 >;
+
+/// What the memo keeps of an input: its digest, whether it was recorded as written, and its
+/// destination (a number's: `crate::destination`).
+pub type Remembered = (PartyDigest, bool, Option<Destination>);
 
 impl fmt::Debug for PartyHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -357,11 +362,21 @@ impl PartyHasher {
 
     /// The keyed digest of `raw`'s canonical form, and whether `raw` was recorded as written.
     pub fn digest_flagged(&self, raw: &str) -> Result<(PartyDigest, bool), PartyError> {
+        self.digest_with_destination(raw).map(|(digest, as_written, _)| (digest, as_written))
+    }
+
+    /// Like [`PartyHasher::digest_flagged`], with the destination of a telephone number
+    /// ([`Destination::of_e164`]; `None` for any other party).
+    pub fn digest_with_destination(&self, raw: &str) -> Result<Remembered, PartyError> {
         if let Some(remembered) = self.memo.as_ref().and_then(|memo| memo.get(raw)) {
             return Ok(remembered);
         }
         let party = self.normalize(raw)?;
-        let remembered = (self.digest_normalized(&party), party.is_as_written());
+        let destination = match &party {
+            NormalizedParty::E164(number) => Destination::of_e164(number),
+            _ => None,
+        };
+        let remembered = (self.digest_normalized(&party), party.is_as_written(), destination);
         if let Some(memo) = &self.memo {
             memo.insert(compact_str::CompactString::from(raw), remembered);
         }

@@ -45,6 +45,10 @@ pub fn cdr_body(index: u64, caller_operator: &OperatorId, callee_operator: &Oper
         callee: party("callee"),
         caller_operator: caller_operator.clone(),
         callee_operator: callee_operator.clone(),
+        // Three destinations, as an interconnect's traffic has a few.
+        destination: Some(crate::destination::Destination::CountryNetworkV1(
+            [4420, 34612, 1202][(index % 3) as usize],
+        )),
         start_ms,
         answer_ms: answered.then_some(start_ms + 2_000),
         end_ms: start_ms + 2_000 + length_ms,

@@ -7,6 +7,7 @@ use cdrchain_runtime::block::{Block, CommitCertificate, CommitSignature, Header,
 use cdrchain_runtime::cdr::{Cdr, CdrBody, Disposition, Fault, Leg, Mos, Q850Cause, SipStatus};
 use cdrchain_runtime::codec::{decode_exact, BoundedVec};
 use cdrchain_runtime::crypto::{EvmAddress, PublicKey, Signature};
+use cdrchain_runtime::destination::Destination;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{
     CallId, Height, OperatorId, ReasonText, RedirectReason, Round, Sequence, SystemId,
@@ -46,6 +47,7 @@ fn body() -> impl Strategy<Value = CdrBody> {
             proptest::option::of(call_id()),
             any::<(bool, bool)>(),
             any::<[u8; 16]>(),
+            proptest::option::of(1u32..100_000_000),
         ),
     )
         .prop_map(
@@ -53,7 +55,7 @@ fn body() -> impl Strategy<Value = CdrBody> {
                 (system, call, caller, callee, from, to),
                 (start, answer, end, d),
                 (q, sip, mos, fault, redirect),
-                (leg, linked, (caller_as_written, callee_as_written), source),
+                (leg, linked, (caller_as_written, callee_as_written), source, destination),
             )| {
                 CdrBody {
                     system_id: SystemId::new(system).unwrap(),
@@ -62,6 +64,7 @@ fn body() -> impl Strategy<Value = CdrBody> {
                     callee: PartyDigest(callee),
                     caller_operator: from,
                     callee_operator: to,
+                    destination: destination.map(Destination::CountryNetworkV1),
                     start_ms: start,
                     answer_ms: answer,
                     end_ms: end,

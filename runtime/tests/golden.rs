@@ -28,6 +28,7 @@ fn sample_body() -> CdrBody {
         callee: parties.digest("sip:bob@example.net").unwrap(),
         caller_operator: OperatorId::new("alice").unwrap(),
         callee_operator: OperatorId::new("bob").unwrap(),
+        destination: Some(cdrchain_runtime::destination::Destination::CountryNetworkV1(4420)),
         start_ms: 1_795_687_200_000,
         answer_ms: Some(1_795_687_205_000),
         end_ms: 1_795_687_400_500,

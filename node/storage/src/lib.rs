@@ -109,8 +109,9 @@ pub use view::StorageSnapshot;
 /// version is refused at open. 3: `bodies` keeps CDR batches without their CDRs (issue #7).
 /// 4: the queue in chunks. 5: CDRs carry the as-written party flags (issue #25), a new CDR
 /// format, so a database of 4 or older holds a chain this build cannot continue. 6: the state
-/// root over a sparse Merkle tree whose nodes are stored (`state_tree`, ADR 0016).
-pub const SCHEMA_VERSION: u32 = 6;
+/// root over a sparse Merkle tree whose nodes are stored (`state_tree`, ADR 0016). 7: CDRs carry
+/// the callee's destination (issue #28), a new CDR format.
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// A committed CDR with where it was committed: its block and its leaf in the CDR log.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]

@@ -18,7 +18,7 @@ use crate::common::{certificate, Fixture};
 use crate::{call_event, raw};
 
 /// The digest of the database [`workload`] leaves, for [`SCHEMA_VERSION`] 5.
-const GOLDEN_DIGEST: &str = "4e2cf0829192acabf3e76c88dc38d8410d4eb3382044d6db0273341813e77783";
+const GOLDEN_DIGEST: &str = "d6982c8d15a63920f8292211706b5d0a60407443f6af6e98fe5c6c4b34aa6f5f";
 
 /// BLAKE3 context (derive-key mode) of the digest and of the workload's ingest keys.
 const CONTEXT: &str = "cdrchain storage layout conformance v1";

@@ -42,7 +42,7 @@ fn another_schema_version_is_refused_naming_both_versions_and_the_path() {
     {
         let mut db = raw(fx.dir.path());
         let meta = db.cf_handle(layout::META).unwrap();
-        db.put_cf(meta, layout::META_SCHEMA_VERSION, 7u32.encode()).unwrap();
+        db.put_cf(meta, layout::META_SCHEMA_VERSION, (SCHEMA_VERSION + 1).encode()).unwrap();
         // A future schema may add column families: they must not hide the version check.
         db.create_cf("from_the_future", &rocksdb::Options::default()).unwrap();
     }
@@ -50,7 +50,7 @@ fn another_schema_version_is_refused_naming_both_versions_and_the_path() {
     match &error {
         StorageError::WrongSchema { path, expected, found } => {
             assert_eq!(path, fx.dir.path());
-            assert_eq!((*expected, *found), (SCHEMA_VERSION, 7));
+            assert_eq!((*expected, *found), (SCHEMA_VERSION, SCHEMA_VERSION + 1));
         }
         other => panic!("expected WrongSchema, got {other:?}"),
     }
@@ -78,17 +78,16 @@ fn a_database_with_data_but_no_metadata_is_not_overwritten() {
 }
 
 #[test]
-fn a_schema_5_database_of_the_older_state_root_is_refused_with_the_reason(
-) -> Result<(), Box<dyn std::error::Error>> {
+fn a_database_of_an_older_cdr_format_is_refused_with_the_reason() -> Result<(), Box<dyn std::error::Error>> {
     let fx = Fixture::new();
     drop(fx.open());
     {
         let db = raw(fx.dir.path());
         let meta = db.cf_handle(layout::META).ok_or("no such column family")?;
-        db.put_cf(meta, layout::META_SCHEMA_VERSION, 5u32.encode())?;
+        db.put_cf(meta, layout::META_SCHEMA_VERSION, 6u32.encode())?;
     }
     let error = Storage::open(fx.dir.path(), fx.chain.genesis_hash(), &fx.genesis).err().ok_or("opened")?;
-    assert!(matches!(error, StorageError::WrongSchema { expected: 6, found: 5, .. }), "{error:?}");
+    assert!(matches!(error, StorageError::WrongSchema { expected: 7, found: 6, .. }), "{error:?}");
     assert!(error.to_string().contains("older format (CDRs or state root)"), "{error}");
     Ok(())
 }
