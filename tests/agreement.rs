@@ -157,3 +157,158 @@ fn partners_agree_on_chain_and_the_other_validators_cannot_read_it() {
     assert_eq!(list["in_force"]["version"], 2, "{list}");
     assert_eq!(list["agreements"].as_array().unwrap().len(), 2, "{list}");
 }
+
+/// 2026-12-02T09:00:00Z: a Wednesday, 10:00 in Madrid (peak), under the example's first tariff.
+const DECEMBER_2: u64 = 1_796_202_000_000;
+
+/// Call `n` between alice and bob as the recorder's switch reports it: alice's calls go to a
+/// Spanish mobile, a London number or a SIP URI (no destination); bob's to Madrid.
+fn statement_call(n: u64) -> Value {
+    let from_alice = n.is_multiple_of(2);
+    let callee = match (from_alice, n % 3) {
+        (true, 0) => "+34612345678".to_string(),
+        (true, 1) => "+442079460018".to_string(),
+        (true, _) => format!("sip:desk{n}@bob.example"),
+        (false, _) => format!("+3491{:07}", 1_000_000 + n),
+    };
+    let start = DECEMBER_2 + n * 61_000;
+    json!({
+        "call_id": format!("stmt-{n}@e2e.invalid"),
+        "caller": format!("+4420794{:05}", n),
+        "callee": callee,
+        "caller_operator": if from_alice { "alice" } else { "bob" },
+        "callee_operator": if from_alice { "bob" } else { "alice" },
+        "start": start,
+        "answer": start + 1_000,
+        "end": start + 1_000 + 30_000 + n * 1_000,
+        "disposition": "answered",
+    })
+}
+
+#[test]
+fn both_partners_make_the_same_statement_and_no_one_else_can() {
+    let net = Net::new();
+    let env = [("CDRCHAIN_CONSORTIUM_SECRET", "e2e statement consortium secret")];
+    let nodes: Vec<Node> = (0..4).map(|i| net.start_with(i, &env)).collect();
+    let (alice, bob, charlie) = (&nodes[0], &nodes[1], &nodes[2]);
+    let id = agreement_id(&agreement(alice, &["propose", EXAMPLE]));
+    await_agreement(bob, &id, |_| true);
+    assert!(agreement(bob, &["accept", &id]).status.success());
+    await_agreement(alice, &id, |r| r["accepted_at"].is_u64());
+
+    let calls: Vec<Value> = (0..12).map(statement_call).collect();
+    let mut ids = Vec::new();
+    for (node, from) in [(alice, "alice"), (bob, "bob")] {
+        let own: Vec<Value> = calls.iter().filter(|c| c["caller_operator"] == from).cloned().collect();
+        let answer = node.call("cdr_submit", json!([own])).unwrap();
+        ids.extend(answer.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()));
+    }
+    for id in &ids {
+        alice.wait_committed(id, Duration::from_secs(60));
+        bob.wait_committed(id, Duration::from_secs(60));
+    }
+    // The CDRs carry their callee's destination, never the number.
+    let stored = alice.call("cdr_get", json!([ids[0]])).unwrap();
+    assert_eq!(stored["destination"], json!({"version": 1, "digits": "34612"}), "{stored}");
+
+    let head = alice.call("chain_getHeader", json!([])).unwrap()["number"].as_u64().unwrap();
+    let make = |node: &Node| {
+        node.call(
+            "statement_make",
+            json!(["alice", "bob", "2026-12-01T00:00:00Z", "2026-12-03T00:00:00Z", head]),
+        )
+    };
+    let (mine, theirs) = (make(alice).unwrap(), make(bob).unwrap());
+    assert_eq!(mine["canonical"], theirs["canonical"], "both partners' nodes make the same bytes");
+    assert_eq!(mine["hash"], theirs["hash"]);
+    let statement = &mine["document"]["statement"];
+    assert_eq!(mine["document"]["calls"], 12, "{mine}");
+    // a→b: 2 calls to 346 and 2 to 44 rated, 2 to SIP URIs not; b→a: 6 calls to Madrid.
+    assert_eq!(statement["totals"]["a-to-b"]["calls"], 4, "{statement}");
+    assert_eq!(statement["totals"]["b-to-a"]["calls"], 6, "{statement}");
+    let unrated = statement["unrated"]["a-to-b"].as_object().unwrap();
+    assert_eq!(unrated.values().map(|n| n.as_u64().unwrap()).sum::<u64>(), 2, "{statement}");
+    let prefixes: Vec<&str> =
+        statement["lines"].as_array().unwrap().iter().map(|l| l["prefix"].as_str().unwrap()).collect();
+    assert_eq!(prefixes, ["346", "44", "3491"], "{statement}");
+
+    // Charlie's node cannot open the agreement, so it cannot rate; a partner of neither cannot ask.
+    let refused = make(charlie).unwrap_err();
+    assert!(refused.to_string().contains("cannot open"), "{refused}");
+
+    // The CLI writes the canonical bytes and the lines as CSV.
+    let dir = tempfile::tempdir().unwrap();
+    let (out, csv) = (dir.path().join("statement.json"), dir.path().join("lines.csv"));
+    let at = head.to_string();
+    let printed = run(&[
+        "statement",
+        "make",
+        "--a",
+        "alice",
+        "--b",
+        "bob",
+        "--from",
+        "2026-12-01T00:00:00Z",
+        "--to",
+        "2026-12-03T00:00:00Z",
+        "--at",
+        &at,
+        "--out",
+        out.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--rpc",
+        &bob.rpc,
+    ]);
+    assert!(printed.status.success(), "{}", text(&printed));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), mine["canonical"].as_str().unwrap());
+    assert!(text(&printed).contains("2 calls not rated"), "{}", text(&printed));
+    let lines = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        lines.starts_with("direction,tariff,prefix,peak,calls,billed_seconds,amount\na-to-b,0,346,true,2,"),
+        "{lines}"
+    );
+
+    // Alice proposes it on the chain; bob's node makes the same bytes and signs; it is final.
+    let window =
+        ["--a", "alice", "--b", "bob", "--from", "2026-12-01T00:00:00Z", "--to", "2026-12-03T00:00:00Z"];
+    let mut args = vec!["statement", "make"];
+    args.extend_from_slice(&window);
+    args.extend_from_slice(&["--at", &at, "--sign", "--rpc", &alice.rpc]);
+    let proposed = run(&args);
+    assert!(proposed.status.success(), "{}", text(&proposed));
+    let printed = text(&proposed);
+    let id = printed
+        .split("proposed statement ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap()
+        .to_string();
+    let statement_of = |node: &Node| node.call("statement_get", json!([id])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while statement_of(bob).is_null() {
+        assert!(Instant::now() < deadline, "statement {id} never committed: {printed}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let signed = run(&["statement", "sign", &id, "--rpc", &bob.rpc]);
+    assert!(signed.status.success(), "{}", text(&signed));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !statement_of(alice)["signed_at"].is_u64() {
+        assert!(Instant::now() < deadline, "statement {id} never signed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let on_chain = statement_of(bob);
+    assert_eq!(on_chain["opening"]["document"], mine["canonical"], "{on_chain}");
+    let shown = run(&["statement", "show", &id, "--rpc", &alice.rpc]);
+    assert!(text(&shown).contains("final") && text(&shown).contains("statement hash"), "{}", text(&shown));
+    // Charlie sees that a statement exists and is final, not what it says.
+    assert!(statement_of(charlie)["opening"].is_null());
+    let shown = run(&["statement", "show", &id, "--rpc", &charlie.rpc]);
+    assert!(text(&shown).contains("document: sealed to the pair"), "{}", text(&shown));
+    // The period is closed: a second statement overlapping it is refused before it is pooled.
+    let mut again = vec!["statement", "make"];
+    again.extend_from_slice(&window);
+    again.extend_from_slice(&["--sign", "--rpc", &bob.rpc]);
+    let refused = run(&again);
+    assert!(!refused.status.success() && text(&refused).contains("final for"), "{}", text(&refused));
+}

@@ -24,6 +24,7 @@ mod relay_sets;
 mod rpc_client;
 mod rsk;
 mod settlement;
+mod statement;
 mod submit;
 mod testnet;
 
@@ -98,6 +99,10 @@ enum Command {
     /// chain sealed to the pair, show them (docs/settlement.md).
     #[command(subcommand)]
     Agreement(agreement::Command),
+    /// Statements of an interconnect pair's calls, rated under their agreement
+    /// (docs/settlement.md).
+    #[command(subcommand)]
+    Statement(statement::Command),
     /// Measure whole-system throughput (see docs/benchmarks.md).
     Bench(bench::Args),
     /// Start n local validators as child processes on loopback ports (4: the `local` chain with
@@ -143,6 +148,7 @@ fn main() -> ExitCode {
             Ok(code) => return code,
             Err(error) => Err(error),
         },
+        Command::Statement(command) => statement::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Testnet(args) => testnet::run(args),
     };

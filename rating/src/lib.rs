@@ -12,4 +12,4 @@ pub mod statement;
 pub use agreement::Agreement;
 pub use money::{Amount, Price, RoundingMode};
 pub use rate::{Call, Direction, RateError, Rated, Rater};
-pub use statement::Statement;
+pub use statement::{Statement, StatementDocument};

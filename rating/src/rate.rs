@@ -55,6 +55,8 @@ pub enum RateError {
     BeforeAgreement,
     #[error("no rate for destination `{0}` (no prefix of it is in the card)")]
     NoRate(String),
+    #[error("the call has no destination (its callee is not an E.164 number)")]
+    NoDestination,
     #[error("the call's start {0} ms is not a time")]
     BadTime(i64),
     #[error("a call of {0} ms is longer than any call is rated")]
@@ -129,6 +131,9 @@ impl Rater {
             Direction::BToA => 1,
         }];
         let digits = call.destination;
+        if digits.is_empty() {
+            return Err(RateError::NoDestination);
+        }
         let (prefix, (peak_rate, off_rate)) = (1..=card.longest.min(digits.len()))
             .rev()
             .find_map(|len| digits.get(..len).and_then(|p| card.rates.get_key_value(p)))

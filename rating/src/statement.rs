@@ -64,12 +64,17 @@ pub struct Statement {
     /// partners compare first.
     pub days: BTreeMap<String, BTreeMap<Direction, Sum>>,
     pub totals: BTreeMap<Direction, Sum>,
+    /// Calls of the period that could not be rated, by direction and reason (a destination
+    /// without a rate, a call before the agreement): counted, never charged, never dropped
+    /// silently; they are what the partners settle by hand or dispute.
+    pub unrated: BTreeMap<Direction, BTreeMap<String, u64>>,
     /// What `a` owes `b` net: `b`'s charges for `a→b` calls less `a`'s for `b→a` (negative: `b`
     /// owes `a`).
     pub net_a_owes_b: Amount,
 }
 
-/// Why calls cannot make a statement: the call (by its index in the input) that cannot be rated.
+/// Why calls cannot make a statement: the call (by its index in the input) whose start is not a
+/// time.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("call {index} of the period: {error}")]
 pub struct StatementError {
@@ -79,7 +84,7 @@ pub struct StatementError {
 
 impl Statement {
     /// Rates `calls` (those starting in `[from_ms, to_ms)`; the rest are not the period's) under
-    /// `agreement` and sums them. Any call that cannot be rated stops it, named.
+    /// `agreement` and sums them; a call that cannot be rated is counted in `unrated`.
     pub fn make<'a>(
         agreement: &Agreement,
         rater: &Rater,
@@ -93,11 +98,19 @@ impl Statement {
         let mut days: BTreeMap<String, BTreeMap<Direction, Sum>> = BTreeMap::new();
         let mut totals: BTreeMap<Direction, Sum> =
             [Direction::AToB, Direction::BToA].into_iter().map(|d| (d, Sum::zero(decimals))).collect();
+        let mut unrated: BTreeMap<Direction, BTreeMap<String, u64>> = BTreeMap::new();
         for (index, call) in calls.into_iter().enumerate() {
             if call.start_ms < from_ms || call.start_ms >= to_ms {
                 continue;
             }
-            let rated = rater.rate(&call).map_err(|error| StatementError { index, error })?;
+            let rated = match rater.rate(&call) {
+                Ok(rated) => rated,
+                Err(error @ RateError::BadTime(_)) => return Err(StatementError { index, error }),
+                Err(error) => {
+                    *unrated.entry(call.direction).or_default().entry(error.to_string()).or_default() += 1;
+                    continue;
+                }
+            };
             let key = (call.direction, rated.tariff, rated.prefix, rated.peak);
             lines.entry(key).or_insert_with(|| Sum::zero(decimals)).add(rated.billed_seconds, rated.amount);
             let day = local_date(zone, call.start_ms)
@@ -125,6 +138,7 @@ impl Statement {
                 .collect(),
             days,
             totals,
+            unrated,
             net_a_owes_b,
         })
     }
@@ -139,4 +153,35 @@ impl Statement {
 fn local_date(zone: &Tz, start_ms: i64) -> Option<String> {
     let utc = DateTime::from_timestamp_millis(start_ms)?;
     Some(zone.from_utc_datetime(&utc.naive_utc()).format("%Y-%m-%d").to_string())
+}
+
+/// The format name of a statement document.
+pub const STATEMENT_FORMAT: &str = "cdrchain-statement";
+/// The version of the statement document format.
+pub const STATEMENT_VERSION: u32 = 1;
+
+/// A statement as partners exchange and sign it: the statement, the agreement it was rated
+/// under, and the block whose committed calls it counts. Its canonical bytes are the same on any
+/// node that reads the same chain at the same block under the same agreement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatementDocument {
+    pub format: &'static str,
+    pub version: u32,
+    /// The agreement's id on the chain and its version.
+    pub agreement: String,
+    pub agreement_version: u32,
+    /// The block the calls were read at: committed at or below it.
+    pub height: u64,
+    pub block_hash: String,
+    /// Records of the pair read, and calls counted (each call once).
+    pub records: u64,
+    pub calls: u64,
+    pub statement: Statement,
+}
+
+impl StatementDocument {
+    /// The canonical bytes (compact JSON, maps in key order).
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
 }

@@ -61,7 +61,7 @@ fn sums_add_up_and_the_net_is_the_difference() {
 }
 
 #[test]
-fn calls_outside_the_period_are_not_its_and_an_unratable_one_is_named() {
+fn calls_outside_the_period_are_not_its_and_unratable_ones_are_counted_by_reason() {
     let (agreement, rater) = example();
     let mut all = calls(100);
     all.push(Call { start_ms: DECEMBER.1, ..call(1) });
@@ -69,9 +69,15 @@ fn calls_outside_the_period_are_not_its_and_an_unratable_one_is_named() {
     let statement = Statement::make(&agreement, &rater, DECEMBER.0, DECEMBER.1, all.clone()).unwrap();
     assert_eq!(statement.totals.values().map(|t| t.calls).sum::<u64>(), 100);
     all.push(Call { destination: "1212", ..call(3) });
-    let error = Statement::make(&agreement, &rater, DECEMBER.0, DECEMBER.1, all).unwrap_err();
-    assert_eq!(error.index, 102);
-    assert!(error.to_string().contains("no rate for destination `1212`"), "{error}");
+    all.push(Call { destination: "1212", ..call(4) });
+    all.push(Call { destination: "", ..call(5) });
+    let with_unrated = Statement::make(&agreement, &rater, DECEMBER.0, DECEMBER.1, all.clone()).unwrap();
+    assert_eq!(with_unrated.totals, statement.totals, "an unrated call is never charged");
+    let reasons: Vec<(String, u64)> =
+        with_unrated.unrated.values().flat_map(|m| m.iter().map(|(r, n)| (r.clone(), *n))).collect();
+    let count = |text: &str| reasons.iter().filter(|(r, _)| r.contains(text)).map(|(_, n)| n).sum::<u64>();
+    assert_eq!(count("no rate for destination `1212`"), 2, "{reasons:?}");
+    assert_eq!(count("has no destination"), 1, "{reasons:?}");
 }
 
 proptest! {

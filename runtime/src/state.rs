@@ -101,6 +101,17 @@ pub enum StateKey {
     /// [`crate::interconnect::PairAgreements`].
     #[codec(index = 19)]
     PairAgreements(OperatorId, OperatorId),
+    /// A statement by id (its proposing transaction's id):
+    /// [`crate::interconnect::StatementRecord`].
+    #[codec(index = 20)]
+    Statement(Hash32),
+    /// A pair's statements, the lesser operator id first:
+    /// [`crate::interconnect::PairStatements`].
+    #[codec(index = 21)]
+    PairStatements(OperatorId, OperatorId),
+    /// A dispute by id (its opening transaction's id): [`crate::interconnect::dispute::DisputeRecord`].
+    #[codec(index = 22)]
+    Dispute(Hash32),
 }
 
 impl StateKey {

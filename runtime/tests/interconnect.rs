@@ -8,8 +8,8 @@ use cdrchain_runtime::codec::BoundedVec;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::OperatorId;
 use cdrchain_runtime::interconnect::{
-    commitment_of, Action, AgreementRecord, EncryptionKey, Envelope, InterconnectError, InterconnectTx,
-    PairAgreements, Sealed,
+    commitment_of, Action, AgreementRecord, EncryptionKey, Envelope, FinalPeriod, InterconnectError,
+    InterconnectTx, PairAgreements, PairStatements, Sealed, StatementRecord,
 };
 use cdrchain_runtime::sample::SampleChain;
 use cdrchain_runtime::state::{StateKey, StateView};
@@ -18,6 +18,10 @@ use parity_scale_codec::{Decode, Encode};
 
 fn id(name: &str) -> OperatorId {
     OperatorId::new(name).unwrap()
+}
+
+fn id_of(name: &str) -> OperatorId {
+    id(name)
 }
 
 fn tx(chain: &SampleChain, by: &str, action: Action) -> SignedTransaction {
@@ -32,7 +36,16 @@ fn sealed(content: &[u8]) -> Sealed {
 }
 
 fn propose(chain: &SampleChain, by: &str, to: &str, version: u32, content: &[u8]) -> SignedTransaction {
-    tx(chain, by, Action::ProposeAgreement { counterparty: id(to), version, sealed: sealed(content) })
+    tx(
+        chain,
+        by,
+        Action::ProposeAgreement {
+            counterparty: id(to),
+            version,
+            dispute_window_days: 30,
+            sealed: sealed(content),
+        },
+    )
 }
 
 fn accept(chain: &SampleChain, by: &str, agreement: Hash32, content: &[u8]) -> SignedTransaction {
@@ -149,6 +162,7 @@ fn both_partners_need_an_encryption_key_and_membership() {
         Action::ProposeAgreement {
             counterparty: id("bob"),
             version: 1,
+            dispute_window_days: 30,
             sealed: Sealed { commitment: Hash32([0; 32]), envelope: Envelope::default() },
         },
     );
@@ -173,4 +187,173 @@ fn interconnect_transactions_round_trip_through_scale_and_json() {
     assert_eq!(json["action"]["kind"], "propose-agreement");
     assert_eq!(json["action"]["sealed"]["envelope"], "0x010203");
     assert_eq!(serde_json::from_value::<Transaction>(json).unwrap(), signed.transaction);
+}
+
+/// alice and bob with agreement version 1 accepted; answers its id.
+fn agreed(time: &mut u64) -> (SampleChain, Hash32) {
+    let mut chain = chain_with_keys(time);
+    let proposal = propose(&chain, "alice", "bob", 1, b"v1");
+    let agreement = proposal.id(&chain.genesis_hash());
+    assert!(advance(&mut chain, time, |_| vec![proposal]).is_empty());
+    assert!(advance(&mut chain, time, |c| vec![accept(c, "bob", agreement, b"v1")]).is_empty());
+    (chain, agreement)
+}
+
+fn statement(
+    chain: &SampleChain,
+    by: &str,
+    agreement: Hash32,
+    period: (u64, u64),
+    content: &[u8],
+) -> SignedTransaction {
+    let (from_ms, to_ms) = period;
+    tx(chain, by, Action::ProposeStatement { agreement, from_ms, to_ms, sealed: sealed(content) })
+}
+
+fn sign(chain: &SampleChain, by: &str, statement: Hash32, content: &[u8]) -> SignedTransaction {
+    tx(chain, by, Action::SignStatement { statement, commitment: commitment_of(&[9; 32], content) })
+}
+
+#[test]
+fn a_statement_signed_by_both_is_final_for_its_period() {
+    let mut time = 0;
+    let (mut chain, agreement) = agreed(&mut time);
+    let december = (1_000, 2_000);
+    let proposal = statement(&chain, "bob", agreement, december, b"s1");
+    let id = proposal.id(&chain.genesis_hash());
+    assert!(advance(&mut chain, &mut time, |_| vec![proposal]).is_empty());
+    // A competing proposal for the same period may exist until one is final.
+    let rival = statement(&chain, "alice", agreement, (1_500, 2_500), b"s2");
+    let rival_id = rival.id(&chain.genesis_hash());
+    assert!(advance(&mut chain, &mut time, |_| vec![rival]).is_empty());
+
+    for by in ["bob", "charlie"] {
+        let refused = advance(&mut chain, &mut time, |c| vec![sign(c, by, id, b"s1")]);
+        assert!(matches!(refusal(&refused), InterconnectError::NotTheSigner { .. }), "{by}");
+    }
+    let refused = advance(&mut chain, &mut time, |c| vec![sign(c, "alice", id, b"other")]);
+    assert!(matches!(refusal(&refused), InterconnectError::CommitmentDiffers { .. }));
+    assert!(advance(&mut chain, &mut time, |c| vec![sign(c, "alice", id, b"s1")]).is_empty());
+    let record: StatementRecord = read(&chain, &StateKey::Statement(id)).unwrap();
+    assert_eq!((record.a.as_str(), record.b.as_str()), ("bob", "alice"));
+    assert_eq!(record.signed_at, Some(chain.parent.number));
+    let refused = advance(&mut chain, &mut time, |c| vec![sign(c, "alice", id, b"s1")]);
+    assert_eq!(refusal(&refused), &InterconnectError::AlreadySigned(id));
+
+    // The overlapping rival can no longer be signed, nor a new overlapping statement proposed;
+    // the next period can.
+    let refused = advance(&mut chain, &mut time, |c| vec![sign(c, "bob", rival_id, b"s2")]);
+    assert!(
+        matches!(refusal(&refused), InterconnectError::PeriodFinal { statement, .. } if *statement == id)
+    );
+    let refused =
+        advance(&mut chain, &mut time, |c| vec![statement(c, "alice", agreement, (1_999, 3_000), b"x")]);
+    assert!(matches!(refusal(&refused), InterconnectError::PeriodFinal { .. }));
+    assert!(advance(&mut chain, &mut time, |c| vec![statement(c, "alice", agreement, (2_000, 3_000), b"x")])
+        .is_empty());
+    let pair: PairStatements = read(&chain, &StateKey::PairStatements(id_of("alice"), id_of("bob"))).unwrap();
+    assert_eq!(pair.proposals.len(), 3);
+    assert_eq!(pair.final_periods.as_slice(), &[FinalPeriod { from_ms: 1_000, to_ms: 2_000, statement: id }]);
+}
+
+#[test]
+fn statements_need_an_accepted_agreement_its_partners_and_a_period() {
+    let mut time = 0;
+    let mut chain = chain_with_keys(&mut time);
+    let proposal = propose(&chain, "alice", "bob", 1, b"v1");
+    let agreement = proposal.id(&chain.genesis_hash());
+    assert!(advance(&mut chain, &mut time, |_| vec![proposal]).is_empty());
+    let refused = advance(&mut chain, &mut time, |c| vec![statement(c, "alice", agreement, (0, 10), b"s")]);
+    assert_eq!(refusal(&refused), &InterconnectError::AgreementNotAccepted(agreement));
+    assert!(advance(&mut chain, &mut time, |c| vec![accept(c, "bob", agreement, b"v1")]).is_empty());
+    let refused = advance(&mut chain, &mut time, |c| vec![statement(c, "charlie", agreement, (0, 10), b"s")]);
+    assert!(matches!(refusal(&refused), InterconnectError::NotAPartner { .. }));
+    let refused = advance(&mut chain, &mut time, |c| vec![statement(c, "alice", agreement, (10, 10), b"s")]);
+    assert_eq!(refusal(&refused), &InterconnectError::EmptyPeriod { from_ms: 10, to_ms: 10 });
+    let refused =
+        advance(&mut chain, &mut time, |c| vec![statement(c, "alice", Hash32([4; 32]), (0, 10), b"s")]);
+    assert_eq!(refusal(&refused), &InterconnectError::NoSuchAgreement(Hash32([4; 32])));
+    let refused = advance(&mut chain, &mut time, |c| vec![sign(c, "bob", Hash32([4; 32]), b"s")]);
+    assert_eq!(refusal(&refused), &InterconnectError::NoSuchStatement(Hash32([4; 32])));
+}
+
+fn dispute_tx(chain: &SampleChain, by: &str, action: Action) -> SignedTransaction {
+    tx(chain, by, action)
+}
+
+#[test]
+fn a_dispute_opens_in_its_window_takes_steps_and_closes_the_period() {
+    use cdrchain_runtime::interconnect::dispute::{DisputeError, DisputeRecord, StepKind};
+    let mut time = 0;
+    let (mut chain, agreement) = agreed(&mut time);
+    let proposal = statement(&chain, "alice", agreement, (1_000, 2_000), b"s1");
+    let statement_id = proposal.id(&chain.genesis_hash());
+    assert!(advance(&mut chain, &mut time, |_| vec![proposal]).is_empty());
+    let open = |c: &SampleChain, by: &str| {
+        dispute_tx(c, by, Action::OpenDispute { statement: statement_id, sealed: sealed(b"claim") })
+    };
+    // Only bob, to whom alice proposed it, disputes it.
+    let refused = advance(&mut chain, &mut time, |c| vec![open(c, "alice")]);
+    assert!(matches!(refusal(&refused), InterconnectError::Dispute(DisputeError::NotTheOpener { .. })));
+    let opening = open(&chain, "bob");
+    let dispute = opening.id(&chain.genesis_hash());
+    assert!(advance(&mut chain, &mut time, |_| vec![opening]).is_empty());
+    let refused = advance(&mut chain, &mut time, |c| vec![open(c, "bob")]);
+    assert!(matches!(refusal(&refused), InterconnectError::Dispute(DisputeError::AlreadyDisputed { .. })));
+    // A disputed statement is not signed; the dispute closes it.
+    let refused = advance(&mut chain, &mut time, |c| vec![sign(c, "bob", statement_id, b"s1")]);
+    assert!(matches!(refusal(&refused), InterconnectError::Disputed { .. }));
+
+    let step = |c: &SampleChain, by: &str, step: StepKind, content: &[u8]| {
+        dispute_tx(c, by, Action::DisputeStep { dispute, step, sealed: sealed(content) })
+    };
+    let confirm = |c: &SampleChain, by: &str, content: &[u8]| {
+        dispute_tx(c, by, Action::ConfirmClose { dispute, commitment: commitment_of(&[9; 32], content) })
+    };
+    assert!(
+        advance(&mut chain, &mut time, |c| vec![step(c, "alice", StepKind::Respond, b"evidence")]).is_empty()
+    );
+    let refused = advance(&mut chain, &mut time, |c| vec![step(c, "charlie", StepKind::Respond, b"x")]);
+    assert!(matches!(refusal(&refused), InterconnectError::Dispute(DisputeError::NotASide(_))));
+    let refused = advance(&mut chain, &mut time, |c| vec![confirm(c, "bob", b"evidence")]);
+    assert!(matches!(refusal(&refused), InterconnectError::Dispute(DisputeError::NothingToConfirm { .. })));
+    assert!(advance(&mut chain, &mut time, |c| vec![step(c, "bob", StepKind::ProposeClose, b"close at 10")])
+        .is_empty());
+    // The proposer cannot confirm its own proposal; the other side must name it exactly.
+    let refused = advance(&mut chain, &mut time, |c| vec![confirm(c, "bob", b"close at 10")]);
+    assert!(matches!(refusal(&refused), InterconnectError::Dispute(DisputeError::NothingToConfirm { .. })));
+    let refused = advance(&mut chain, &mut time, |c| vec![confirm(c, "alice", b"close at 9")]);
+    assert!(matches!(refusal(&refused), InterconnectError::Dispute(DisputeError::WrongProposal { .. })));
+    assert!(advance(&mut chain, &mut time, |c| vec![confirm(c, "alice", b"close at 10")]).is_empty());
+
+    let record: DisputeRecord = read(&chain, &StateKey::Dispute(dispute)).unwrap();
+    assert_eq!(record.closed_at, Some(chain.parent.number));
+    let kinds: Vec<StepKind> = record.steps.iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, [StepKind::Open, StepKind::Respond, StepKind::ProposeClose, StepKind::ConfirmClose]);
+    let pair: PairStatements = read(&chain, &StateKey::PairStatements(id_of("alice"), id_of("bob"))).unwrap();
+    assert_eq!(
+        pair.final_periods.as_slice(),
+        &[FinalPeriod { from_ms: 1_000, to_ms: 2_000, statement: statement_id }]
+    );
+    let refused = advance(&mut chain, &mut time, |c| vec![step(c, "bob", StepKind::Respond, b"late")]);
+    assert!(matches!(refusal(&refused), InterconnectError::Dispute(DisputeError::Closed(_))));
+}
+
+#[test]
+fn a_dispute_after_the_window_is_refused() {
+    use cdrchain_runtime::interconnect::dispute::{DisputeError, DAY_MS};
+    let mut time = 0;
+    let (mut chain, agreement) = agreed(&mut time);
+    let proposal = statement(&chain, "alice", agreement, (1_000, 2_000), b"s1");
+    let statement_id = proposal.id(&chain.genesis_hash());
+    assert!(advance(&mut chain, &mut time, |_| vec![proposal]).is_empty());
+    // The agreement's window is 30 days of block time from the statement's block.
+    time += 30 * DAY_MS;
+    let refused = advance(&mut chain, &mut time, |c| {
+        vec![dispute_tx(c, "bob", Action::OpenDispute { statement: statement_id, sealed: sealed(b"late") })]
+    });
+    assert!(matches!(
+        refusal(&refused),
+        InterconnectError::Dispute(DisputeError::WindowClosed { days: 30, .. })
+    ));
 }

@@ -2,6 +2,7 @@
 //! operator proposes, opens what is sealed to it, and serves openings only to the pair.
 
 use cdrchain_chain_spec::sealing::{self, EncryptionSecret};
+use cdrchain_rating::Agreement;
 use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::OperatorId;
@@ -23,12 +24,26 @@ impl AgreementApiServer for Handlers {
     fn agreement_propose(&self, counterparty: String, version: u32, document: String) -> RpcResult<Value> {
         let counterparty = operator(&counterparty)?;
         let me = self.ctx.signer.0.clone();
+        let terms =
+            Agreement::from_json(&document).map_err(|e| invalid(format!("the agreement is refused: {e}")))?;
+        let named = [terms.a.as_str(), terms.b.as_str()];
+        if !named.contains(&me.as_str()) || !named.contains(&counterparty.as_str()) {
+            return Err(invalid(format!(
+                "the agreement is between `{}` and `{}`, not `{me}` and `{counterparty}`",
+                terms.a, terms.b
+            )));
+        }
         let keys = [self.encryption_key(&me)?, self.encryption_key(&counterparty)?];
         let genesis = self.ctx.chain.ctx.genesis_hash;
         let (sealed, _) =
             sealing::seal(&genesis, &keys, document.as_bytes()).map_err(|e| invalid(e.to_string()))?;
         let commitment = sealed.commitment;
-        let action = Action::ProposeAgreement { counterparty: counterparty.clone(), version, sealed };
+        let action = Action::ProposeAgreement {
+            counterparty: counterparty.clone(),
+            version,
+            dispute_window_days: terms.dispute.window_days,
+            sealed,
+        };
         let id =
             self.sign_and_pool(Transaction::Interconnect(Box::new(InterconnectTx { operator: me, action })))?;
         tracing::info!(target: "cdrchain::interconnect", "proposed agreement {id} (version {version}) to `{counterparty}`");
@@ -53,7 +68,17 @@ impl AgreementApiServer for Handlers {
                 "agreement {id} is sealed to {recipients:?}, not to both partners' registered keys {expected:?}"
             )));
         }
-        self.open(&record)?;
+        let opening = self.open(&record)?;
+        let terms =
+            std::str::from_utf8(&opening.content).map_err(|e| invalid(e.to_string())).and_then(|text| {
+                Agreement::from_json(text).map_err(|e| invalid(format!("the agreement is refused: {e}")))
+            })?;
+        if terms.dispute.window_days != record.dispute_window_days {
+            return Err(invalid(format!(
+                "agreement {id} states a dispute window of {} days on chain, its document {} days",
+                record.dispute_window_days, terms.dispute.window_days
+            )));
+        }
         let action = Action::AcceptAgreement { agreement: id, commitment: record.sealed.commitment };
         self.sign_and_pool(Transaction::Interconnect(Box::new(InterconnectTx { operator: me, action })))?;
         tracing::info!(target: "cdrchain::interconnect", "accepted agreement {id} of `{}`", record.a);
@@ -100,22 +125,22 @@ impl AgreementApiServer for Handlers {
 }
 
 impl Handlers {
-    fn read<T: Decode>(&self, key: &StateKey) -> Result<Option<T>, ErrorObjectOwned> {
+    pub(super) fn read<T: Decode>(&self, key: &StateKey) -> Result<Option<T>, ErrorObjectOwned> {
         let bytes = self.ctx.chain.storage.get(&key.to_bytes()).map_err(internal)?;
         bytes.map(|bytes| decode_exact(&bytes).map_err(internal)).transpose()
     }
 
-    fn agreement(&self, id: Hash32) -> Result<Option<AgreementRecord>, ErrorObjectOwned> {
+    pub(super) fn agreement(&self, id: Hash32) -> Result<Option<AgreementRecord>, ErrorObjectOwned> {
         self.read(&StateKey::Agreement(id))
     }
 
-    fn encryption_key(&self, operator: &OperatorId) -> Result<EncryptionKey, ErrorObjectOwned> {
+    pub(super) fn encryption_key(&self, operator: &OperatorId) -> Result<EncryptionKey, ErrorObjectOwned> {
         self.read(&StateKey::EncryptionKey(operator.clone()))?.ok_or_else(|| {
             invalid(format!("`{operator}` has no encryption key on chain: it registers one first"))
         })
     }
 
-    fn secret(&self) -> Result<&EncryptionSecret, ErrorObjectOwned> {
+    pub(super) fn secret(&self) -> Result<&EncryptionSecret, ErrorObjectOwned> {
         self.ctx.signer.1.encryption().ok_or_else(|| {
             invalid(format!(
                 "this node holds no encryption key of `{}` (start it with --encryption-key)",
@@ -124,7 +149,7 @@ impl Handlers {
         })
     }
 
-    fn open(&self, record: &AgreementRecord) -> Result<Opening, ErrorObjectOwned> {
+    pub(super) fn open(&self, record: &AgreementRecord) -> Result<Opening, ErrorObjectOwned> {
         let genesis = self.ctx.chain.ctx.genesis_hash;
         sealing::open(&genesis, &record.sealed, self.secret()?)
             .map_err(|e| invalid(format!("cannot open: {e}")))
@@ -137,6 +162,7 @@ fn record_json(id: Hash32, record: &AgreementRecord) -> Value {
         "a": record.a.to_string(),
         "b": record.b.to_string(),
         "version": record.version,
+        "dispute_window_days": record.dispute_window_days,
         "proposed_at": record.proposed_at.0,
         "accepted_at": record.accepted_at.map(|h| h.0),
         "commitment": record.sealed.commitment.to_string(),

@@ -311,3 +311,48 @@ pub trait AgreementApi {
     #[method(name = "list", blocking)]
     fn agreement_list(&self, a: String, b: String) -> RpcResult<Value>;
 }
+
+/// Statements of an interconnect pair's calls under its agreement (docs/settlement.md).
+#[rpc(server, client, namespace = "statement")]
+pub trait StatementApi {
+    /// Rates the calls between `a` and `b` that started in `[from, to)`, committed at or below
+    /// block `at` (default: the head), the partners' own records only and each call once, under
+    /// the pair's agreement in force: the statement document (lines, day-wise summary, totals,
+    /// unrated calls, net position) and its canonical bytes' BLAKE3 hash. Only a node of one of
+    /// the pair can (it opens the agreement); a partner's token only for its own pairs.
+    #[method(name = "make", blocking, with_extensions)]
+    fn statement_make(
+        &self,
+        a: String,
+        b: String,
+        from: Value,
+        to: Value,
+        at: Option<Value>,
+    ) -> RpcResult<Value>;
+
+    /// Makes the statement as `statement_make` does and proposes it as this node's operator,
+    /// sealed to both partners: the other partner signs it (`statement_sign`) or disputes it.
+    #[method(name = "propose", blocking)]
+    fn statement_propose(
+        &self,
+        a: String,
+        b: String,
+        from: Value,
+        to: Value,
+        at: Option<Value>,
+    ) -> RpcResult<Value>;
+
+    /// Signs statement `id` as this node's operator (the partner it was proposed to), only if
+    /// this node makes the very same bytes from the same block and agreement.
+    #[method(name = "sign", blocking)]
+    fn statement_sign(&self, id: String) -> RpcResult<Value>;
+
+    /// Statement `id`: partners, agreement, period, heights, commitment and envelope; with the
+    /// opened document for the pair's node and tokens. Null for an unknown id.
+    #[method(name = "get", blocking, with_extensions)]
+    fn statement_get(&self, id: String) -> RpcResult<Value>;
+
+    /// The pair's statements, oldest first, and the periods that are final.
+    #[method(name = "list", blocking)]
+    fn statement_list(&self, a: String, b: String) -> RpcResult<Value>;
+}

@@ -42,6 +42,7 @@ mod http_ingest;
 mod method_guard;
 mod proofs;
 mod settlement;
+mod statement;
 mod system;
 
 use std::net::SocketAddr;
@@ -57,7 +58,9 @@ use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::Extensions;
 use serde_json::{json, Value};
 
-use self::api::{AgreementApiServer, AuthorityApiServer, SettlementApiServer, SystemApiServer};
+use self::api::{
+    AgreementApiServer, AuthorityApiServer, SettlementApiServer, StatementApiServer, SystemApiServer,
+};
 use self::api::{CdrApiServer, ChainApiServer, CheckpointApiServer, ConsensusApiServer};
 use crate::chain::Chain;
 use crate::ingest::{self, Ingest, IngestError};
@@ -234,7 +237,8 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<()>, NodeError> {
     module.merge(ConsensusApiServer::into_rpc(handlers.clone())).map_err(reg)?;
     module.merge(AuthorityApiServer::into_rpc(handlers.clone())).map_err(reg)?;
     module.merge(SettlementApiServer::into_rpc(handlers.clone())).map_err(reg)?;
-    module.merge(AgreementApiServer::into_rpc(handlers)).map_err(reg)?;
+    module.merge(AgreementApiServer::into_rpc(handlers.clone())).map_err(reg)?;
+    module.merge(StatementApiServer::into_rpc(handlers)).map_err(reg)?;
     Ok(module)
 }
 

@@ -87,7 +87,7 @@ fn at_json(header: &Header) -> Value {
 impl RpcContext {
     /// The CDRs between `a` and `b` that started in `window` and were committed at or below
     /// `height`; refused beyond [`MAX_SETTLEMENT_RECORDS`].
-    fn window_records(
+    pub(super) fn window_records(
         &self,
         a: &OperatorId,
         b: &OperatorId,

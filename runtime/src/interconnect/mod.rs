@@ -16,8 +16,18 @@
 //!   hold at most [`MAX_AGREEMENTS_PER_PAIR`] proposals; its id is the proposing transaction's id;
 //! - `AcceptAgreement` is signed by the counterparty alone and repeats the commitment it opened
 //!   and checked; from its block the agreement is the pair's one in force (its own document says
-//!   from when each tariff applies).
+//!   from when each tariff applies);
+//! - `ProposeStatement` (a statement of the pair's calls in `[from_ms, to_ms)`, rated under an
+//!   accepted agreement) is made by either partner; at most [`MAX_STATEMENTS_PER_PAIR`] per pair;
+//! - `SignStatement` is the other partner's signature, repeating the commitment: a statement
+//!   signed by both is final for its period, and no statement whose period overlaps a final one
+//!   can be proposed or signed after it;
+//! - or that partner opens a dispute on it, within the agreement's dispute window from the
+//!   statement's block; the two add steps (responses, proposals to close) and close it when one
+//!   confirms the other's proposal to close: the statement's period is then final
+//!   ([`dispute`]).
 
+pub mod dispute;
 mod rules;
 
 pub use rules::InterconnectError;
@@ -35,6 +45,9 @@ pub const MAX_SEALED_BYTES: usize = 1024 * 1024;
 
 /// Most agreement proposals one pair may make over the chain's life (versions and amendments).
 pub const MAX_AGREEMENTS_PER_PAIR: usize = 1024;
+
+/// Most statements one pair may propose over the chain's life: daily statements for 27 years.
+pub const MAX_STATEMENTS_PER_PAIR: usize = 10_000;
 
 hex_bytes!(
     /// An operator's X25519 public key (HPKE `DHKEM(X25519, HKDF-SHA256)`), to which documents
@@ -107,10 +120,29 @@ pub enum Action {
     /// The signer's encryption key from now on (documents already sealed stay sealed to the old).
     #[codec(index = 0)]
     RegisterKey { key: EncryptionKey },
+    /// `dispute_window_days` repeats the document's dispute window in the open, so that the
+    /// chain can enforce it (the counterparty's node checks the two agree before accepting).
     #[codec(index = 1)]
-    ProposeAgreement { counterparty: OperatorId, version: u32, sealed: Sealed },
+    ProposeAgreement { counterparty: OperatorId, version: u32, dispute_window_days: u32, sealed: Sealed },
     #[codec(index = 2)]
     AcceptAgreement { agreement: Hash32, commitment: Hash32 },
+    /// A statement of the pair's calls that started in `[from_ms, to_ms)` under `agreement`.
+    #[codec(index = 3)]
+    ProposeStatement { agreement: Hash32, from_ms: u64, to_ms: u64, sealed: Sealed },
+    /// The other partner signs `statement`, whose opening it checked.
+    #[codec(index = 4)]
+    SignStatement { statement: Hash32, commitment: Hash32 },
+    /// The partner a statement was proposed to disputes it instead of signing
+    /// ([`dispute`]): the claim, its category and evidence are sealed.
+    #[codec(index = 5)]
+    OpenDispute { statement: Hash32, sealed: Sealed },
+    /// A response, or a proposal to close at an amount, by either side of an open dispute.
+    #[codec(index = 6)]
+    DisputeStep { dispute: Hash32, step: dispute::StepKind, sealed: Sealed },
+    /// The other side confirms the proposal to close, naming its commitment: the dispute is
+    /// closed and the statement's period final at the agreed amount.
+    #[codec(index = 7)]
+    ConfirmClose { dispute: Hash32, commitment: Hash32 },
 }
 
 impl Action {
@@ -120,6 +152,11 @@ impl Action {
             Action::RegisterKey { .. } => "register-key",
             Action::ProposeAgreement { .. } => "propose-agreement",
             Action::AcceptAgreement { .. } => "accept-agreement",
+            Action::ProposeStatement { .. } => "propose-statement",
+            Action::SignStatement { .. } => "sign-statement",
+            Action::OpenDispute { .. } => "open-dispute",
+            Action::DisputeStep { .. } => "dispute-step",
+            Action::ConfirmClose { .. } => "confirm-close",
         }
     }
 }
@@ -132,6 +169,8 @@ pub struct AgreementRecord {
     /// The counterparty, who accepts.
     pub b: OperatorId,
     pub version: u32,
+    /// The document's dispute window, in days, in the open.
+    pub dispute_window_days: u32,
     pub proposed_at: Height,
     pub accepted_at: Option<Height>,
     pub sealed: Sealed,
@@ -153,6 +192,48 @@ pub struct PairAgreements {
     pub proposals: BoundedVec<Hash32, MAX_AGREEMENTS_PER_PAIR>,
     /// The accepted agreement in force (the latest accepted), and its version.
     pub in_force: Option<(Hash32, u32)>,
+}
+
+/// A statement on chain: [`crate::state::StateKey::Statement`].
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
+pub struct StatementRecord {
+    pub agreement: Hash32,
+    /// The proposer.
+    pub a: OperatorId,
+    /// The partner who signs it.
+    pub b: OperatorId,
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub proposed_at: Height,
+    /// The proposing block's time: the dispute window runs from it.
+    pub proposed_at_ms: u64,
+    pub signed_at: Option<Height>,
+    /// The dispute opened on it, if any (it is then closed by the dispute, not signed).
+    pub dispute: Option<Hash32>,
+    pub sealed: Sealed,
+}
+
+/// A final statement's period: `[from_ms, to_ms)` and its id.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
+pub struct FinalPeriod {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub statement: Hash32,
+}
+
+impl FinalPeriod {
+    pub fn overlaps(&self, from_ms: u64, to_ms: u64) -> bool {
+        from_ms < self.to_ms && self.from_ms < to_ms
+    }
+}
+
+/// A pair's statements: [`crate::state::StateKey::PairStatements`].
+#[derive(Clone, PartialEq, Eq, Debug, Default, Encode, Decode, Serialize, Deserialize)]
+pub struct PairStatements {
+    /// Every proposal's id, oldest first.
+    pub proposals: BoundedVec<Hash32, MAX_STATEMENTS_PER_PAIR>,
+    /// The periods of the statements signed by both, in the order they became final.
+    pub final_periods: BoundedVec<FinalPeriod, MAX_STATEMENTS_PER_PAIR>,
 }
 
 #[cfg(test)]
