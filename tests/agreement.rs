@@ -312,3 +312,134 @@ fn both_partners_make_the_same_statement_and_no_one_else_can() {
     let refused = run(&again);
     assert!(!refused.status.success() && text(&refused).contains("final for"), "{}", text(&refused));
 }
+
+/// Four validators; alice and bob agree the example and record the twelve calls of
+/// `statement_call`; answers the nodes and a height at which all are committed.
+fn pair_with_calls(net: &Net) -> (Vec<Node>, u64) {
+    let env = [("CDRCHAIN_CONSORTIUM_SECRET", "e2e dispute consortium secret")];
+    let nodes: Vec<Node> = (0..4).map(|i| net.start_with(i, &env)).collect();
+    let (alice, bob) = (&nodes[0], &nodes[1]);
+    let id = agreement_id(&agreement(alice, &["propose", EXAMPLE]));
+    await_agreement(bob, &id, |_| true);
+    assert!(agreement(bob, &["accept", &id]).status.success());
+    await_agreement(alice, &id, |r| r["accepted_at"].is_u64());
+    let calls: Vec<Value> = (0..12).map(statement_call).collect();
+    let mut ids = Vec::new();
+    for (node, from) in [(alice, "alice"), (bob, "bob")] {
+        let own: Vec<Value> = calls.iter().filter(|c| c["caller_operator"] == from).cloned().collect();
+        let answer = node.call("cdr_submit", json!([own])).unwrap();
+        ids.extend(answer.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()));
+    }
+    for id in &ids {
+        alice.wait_committed(id, Duration::from_secs(60));
+        bob.wait_committed(id, Duration::from_secs(60));
+    }
+    let head = alice.call("chain_getHeader", json!([])).unwrap()["number"].as_u64().unwrap();
+    (nodes, head)
+}
+
+/// Waits until `node` answers `method [id]` with something `done` accepts.
+fn await_value(node: &Node, method: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = node.call(method, json!([id])).unwrap();
+        if done(&value) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{method} {id} on {}: {value}", node.rpc);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_disputed_statement_is_argued_and_closed_by_both_and_others_see_only_that_it_was() {
+    let net = Net::new();
+    let (nodes, head) = pair_with_calls(&net);
+    let (alice, bob, charlie) = (&nodes[0], &nodes[1], &nodes[2]);
+    let window = json!(["alice", "bob", "2026-12-01T00:00:00Z", "2026-12-03T00:00:00Z", head]);
+    let proposed = alice.call("statement_propose", window).unwrap();
+    let statement = proposed["statement"].as_str().unwrap().to_string();
+    await_value(bob, "statement_get", &statement, |s| !s.is_null());
+
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = dir.path().join("bob-export-summary.csv");
+    std::fs::write(&evidence, "day,calls\n2026-12-02,11\n").unwrap();
+    let dispute = |node: &Node, args: &[&str]| {
+        let mut all = vec!["dispute"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--rpc", &node.rpc]);
+        run(&all)
+    };
+    let open = |claim: &str, own: &str| {
+        dispute(
+            bob,
+            &[
+                "open",
+                "--statement",
+                &statement,
+                "--category",
+                "volume",
+                "--claim",
+                claim,
+                "--own-calls",
+                own,
+                "--evidence",
+                evidence.to_str().unwrap(),
+            ],
+        )
+    };
+    // The agreement's terms: a claim of at least 100 EUR, a volume difference beyond 1 %.
+    let out = open("99.99", "11");
+    assert!(
+        !out.status.success() && text(&out).contains("below the agreement's minimum of 100"),
+        "{}",
+        text(&out)
+    );
+    let out = open("150", "12");
+    assert!(
+        !out.status.success() && text(&out).contains("within the agreement's volume tolerance"),
+        "{}",
+        text(&out)
+    );
+    let out = open("150", "11");
+    assert!(out.status.success(), "{}", text(&out));
+    let id = text(&out).split_whitespace().nth(2).unwrap().to_string();
+    await_value(alice, "dispute_get", &id, |d| !d.is_null());
+    // A disputed statement is closed by its dispute, not signed.
+    let out = run(&["statement", "sign", &statement, "--rpc", &bob.rpc]);
+    assert!(!out.status.success(), "{}", text(&out));
+
+    let out = dispute(alice, &["respond", &id, "--counter", "100", "--evidence", evidence.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    await_value(bob, "dispute_get", &id, |d| d["steps_count"] == 2);
+    let out = dispute(bob, &["close", &id, "--amount", "120"]);
+    assert!(text(&out).contains("proposed to close"), "{}", text(&out));
+    await_value(alice, "dispute_get", &id, |d| d["steps_count"] == 3);
+    let out = dispute(alice, &["close", &id, "--amount", "120.00"]);
+    assert!(text(&out).contains("confirmed"), "{}", text(&out));
+    let closed = await_value(bob, "dispute_get", &id, |d| d["closed_at"].is_u64());
+    let kinds: Vec<&str> =
+        closed["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["open", "respond", "propose-close", "confirm-close"]);
+    let opened: Value =
+        serde_json::from_str(closed["steps"][0]["opening"]["document"].as_str().unwrap()).unwrap();
+    assert_eq!((opened["category"].as_str(), opened["claim"].as_str()), (Some("volume"), Some("150")));
+    let list = bob.call("statement_list", json!(["alice", "bob"])).unwrap();
+    assert_eq!(list["final"][0]["statement"], json!(statement), "{list}");
+    let shown = dispute(bob, &["show", &id]);
+    assert!(
+        text(&shown).contains("volume claim of 150 EUR; evidence: bob-export-summary.csv"),
+        "{}",
+        text(&shown)
+    );
+
+    // Charlie validated every step and reads none of them.
+    let seen = charlie.call("dispute_get", json!([id])).unwrap();
+    assert!(seen["steps"].as_array().unwrap().iter().all(|s| s["opening"].is_null()), "{seen}");
+    let shown = dispute(charlie, &["show", &id]);
+    assert!(
+        text(&shown).contains("sealed to the pair") && !text(&shown).contains("claim of"),
+        "{}",
+        text(&shown)
+    );
+}

@@ -11,6 +11,7 @@ mod blocks;
 mod build_spec;
 mod cdr;
 mod contract;
+mod dispute;
 mod gap;
 mod key;
 mod light_sync;
@@ -103,6 +104,9 @@ enum Command {
     /// (docs/settlement.md).
     #[command(subcommand)]
     Statement(statement::Command),
+    /// Disputes of a statement: open, respond, close (both sign), show (docs/settlement.md).
+    #[command(subcommand)]
+    Dispute(dispute::Command),
     /// Measure whole-system throughput (see docs/benchmarks.md).
     Bench(bench::Args),
     /// Start n local validators as child processes on loopback ports (4: the `local` chain with
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
             Err(error) => Err(error),
         },
         Command::Statement(command) => statement::run(command),
+        Command::Dispute(command) => dispute::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Testnet(args) => testnet::run(args),
     };

@@ -356,3 +356,31 @@ pub trait StatementApi {
     #[method(name = "list", blocking)]
     fn statement_list(&self, a: String, b: String) -> RpcResult<Value>;
 }
+
+/// Disputes of a statement, sealed to the pair (docs/settlement.md).
+#[rpc(server, client, namespace = "dispute")]
+pub trait DisputeApi {
+    /// Opens a dispute of statement `statement` as this node's operator (the partner it was
+    /// proposed to) with `document` (the claim: category, amount, evidence), sealed to the pair.
+    #[method(name = "open", blocking)]
+    fn dispute_open(&self, statement: String, document: String) -> RpcResult<Value>;
+
+    /// Adds a step to dispute `id` as this node's operator: `respond` or `propose-close`, with
+    /// its document, sealed to the pair.
+    #[method(name = "step", blocking)]
+    fn dispute_step(&self, id: String, kind: String, document: String) -> RpcResult<Value>;
+
+    /// Confirms the other side's latest proposal to close dispute `id` (after opening it): the
+    /// dispute is closed and the statement's period final.
+    #[method(name = "confirm", blocking)]
+    fn dispute_confirm(&self, id: String) -> RpcResult<Value>;
+
+    /// Dispute `id` with every step (who, what kind, when, commitment, envelope), and each
+    /// step's opened document for the pair's node and tokens. Null for an unknown id.
+    #[method(name = "get", blocking, with_extensions)]
+    fn dispute_get(&self, id: String) -> RpcResult<Value>;
+
+    /// The disputes of the pair `a`–`b`'s statements, oldest first.
+    #[method(name = "list", blocking)]
+    fn dispute_list(&self, a: String, b: String) -> RpcResult<Value>;
+}

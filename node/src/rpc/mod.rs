@@ -37,6 +37,7 @@ mod chain;
 mod checkpoint;
 mod consensus;
 mod deadline;
+mod dispute;
 mod heavy;
 mod http_ingest;
 mod method_guard;
@@ -59,7 +60,8 @@ use jsonrpsee::Extensions;
 use serde_json::{json, Value};
 
 use self::api::{
-    AgreementApiServer, AuthorityApiServer, SettlementApiServer, StatementApiServer, SystemApiServer,
+    AgreementApiServer, AuthorityApiServer, DisputeApiServer, SettlementApiServer, StatementApiServer,
+    SystemApiServer,
 };
 use self::api::{CdrApiServer, ChainApiServer, CheckpointApiServer, ConsensusApiServer};
 use crate::chain::Chain;
@@ -238,7 +240,8 @@ pub fn module(ctx: Arc<RpcContext>) -> Result<RpcModule<()>, NodeError> {
     module.merge(AuthorityApiServer::into_rpc(handlers.clone())).map_err(reg)?;
     module.merge(SettlementApiServer::into_rpc(handlers.clone())).map_err(reg)?;
     module.merge(AgreementApiServer::into_rpc(handlers.clone())).map_err(reg)?;
-    module.merge(StatementApiServer::into_rpc(handlers)).map_err(reg)?;
+    module.merge(StatementApiServer::into_rpc(handlers.clone())).map_err(reg)?;
+    module.merge(DisputeApiServer::into_rpc(handlers)).map_err(reg)?;
     Ok(module)
 }
 

@@ -172,7 +172,7 @@ impl StatementApiServer for Handlers {
 }
 
 impl Handlers {
-    fn statement(&self, id: Hash32) -> Result<Option<StatementRecord>, ErrorObjectOwned> {
+    pub(super) fn statement(&self, id: Hash32) -> Result<Option<StatementRecord>, ErrorObjectOwned> {
         self.read(&StateKey::Statement(id))
     }
 
