@@ -188,30 +188,12 @@ fn statement_call(n: u64) -> Value {
 #[test]
 fn both_partners_make_the_same_statement_and_no_one_else_can() {
     let net = Net::new();
-    let env = [("CDRCHAIN_CONSORTIUM_SECRET", "e2e statement consortium secret")];
-    let nodes: Vec<Node> = (0..4).map(|i| net.start_with(i, &env)).collect();
+    let (nodes, head, ids) = pair_with_calls(&net);
     let (alice, bob, charlie) = (&nodes[0], &nodes[1], &nodes[2]);
-    let id = agreement_id(&agreement(alice, &["propose", EXAMPLE]));
-    await_agreement(bob, &id, |_| true);
-    assert!(agreement(bob, &["accept", &id]).status.success());
-    await_agreement(alice, &id, |r| r["accepted_at"].is_u64());
-
-    let calls: Vec<Value> = (0..12).map(statement_call).collect();
-    let mut ids = Vec::new();
-    for (node, from) in [(alice, "alice"), (bob, "bob")] {
-        let own: Vec<Value> = calls.iter().filter(|c| c["caller_operator"] == from).cloned().collect();
-        let answer = node.call("cdr_submit", json!([own])).unwrap();
-        ids.extend(answer.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()));
-    }
-    for id in &ids {
-        alice.wait_committed(id, Duration::from_secs(60));
-        bob.wait_committed(id, Duration::from_secs(60));
-    }
     // The CDRs carry their callee's destination, never the number.
     let stored = alice.call("cdr_get", json!([ids[0]])).unwrap();
     assert_eq!(stored["destination"], json!({"version": 1, "digits": "34612"}), "{stored}");
 
-    let head = alice.call("chain_getHeader", json!([])).unwrap()["number"].as_u64().unwrap();
     let make = |node: &Node| {
         node.call(
             "statement_make",
@@ -314,9 +296,10 @@ fn both_partners_make_the_same_statement_and_no_one_else_can() {
 }
 
 /// Four validators; alice and bob agree the example and record the twelve calls of
-/// `statement_call`; answers the nodes and a height at which all are committed.
-fn pair_with_calls(net: &Net) -> (Vec<Node>, u64) {
-    let env = [("CDRCHAIN_CONSORTIUM_SECRET", "e2e dispute consortium secret")];
+/// `statement_call`; answers the nodes, a height at which all are committed, and the CDRs' ids
+/// (alice's first).
+fn pair_with_calls(net: &Net) -> (Vec<Node>, u64, Vec<String>) {
+    let env = [("CDRCHAIN_CONSORTIUM_SECRET", "e2e interconnect consortium secret")];
     let nodes: Vec<Node> = (0..4).map(|i| net.start_with(i, &env)).collect();
     let (alice, bob) = (&nodes[0], &nodes[1]);
     let id = agreement_id(&agreement(alice, &["propose", EXAMPLE]));
@@ -335,7 +318,7 @@ fn pair_with_calls(net: &Net) -> (Vec<Node>, u64) {
         bob.wait_committed(id, Duration::from_secs(60));
     }
     let head = alice.call("chain_getHeader", json!([])).unwrap()["number"].as_u64().unwrap();
-    (nodes, head)
+    (nodes, head, ids)
 }
 
 /// Waits until `node` answers `method [id]` with something `done` accepts.
@@ -354,7 +337,7 @@ fn await_value(node: &Node, method: &str, id: &str, done: impl Fn(&Value) -> boo
 #[test]
 fn a_disputed_statement_is_argued_and_closed_by_both_and_others_see_only_that_it_was() {
     let net = Net::new();
-    let (nodes, head) = pair_with_calls(&net);
+    let (nodes, head, _) = pair_with_calls(&net);
     let (alice, bob, charlie) = (&nodes[0], &nodes[1], &nodes[2]);
     let window = json!(["alice", "bob", "2026-12-01T00:00:00Z", "2026-12-03T00:00:00Z", head]);
     let proposed = alice.call("statement_propose", window).unwrap();

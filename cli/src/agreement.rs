@@ -127,16 +127,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 agreement.rounding.decimals,
                 agreement.rounding.mode
             );
-            for tariff in &agreement.tariffs {
-                println!(
-                    "  from {}: a→b {} rates ({}), b→a {} rates ({})",
-                    tariff.effective_from,
-                    tariff.a_to_b.rates.len(),
-                    tariff.a_to_b.increment,
-                    tariff.b_to_a.rates.len(),
-                    tariff.b_to_a.increment
-                );
-            }
+            agreement_chain::print_tariffs(&agreement);
             println!(
                 "disputes within {} days; volume tolerance {} %; minimum claim {} {}",
                 agreement.dispute.window_days,

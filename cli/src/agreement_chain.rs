@@ -152,6 +152,11 @@ fn print_terms(agreement: &Agreement) {
         "  between `{}` (a) and `{}` (b), in {}, time zone {}",
         agreement.a, agreement.b, agreement.currency, agreement.time_zone
     );
+    print_tariffs(agreement);
+}
+
+/// One line per tariff: when it applies from, and each direction's rates and increments.
+pub fn print_tariffs(agreement: &Agreement) {
     for tariff in &agreement.tariffs {
         println!(
             "  from {}: a→b {} rates ({}), b→a {} rates ({})",
