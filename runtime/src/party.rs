@@ -250,9 +250,12 @@ type Memo = quick_cache::sync::Cache<
     foldhash::fast::RandomState,
 >;
 
-/// What the memo keeps of an input: its digest, whether it was recorded as written, and its
-/// destination (a number's: `crate::destination`).
-pub type Remembered = (PartyDigest, bool, Option<Destination>);
+/// What the memo keeps of an input: its digest, whether it was recorded as written, and, once a
+/// callee asked for it, its destination (a caller's is never computed).
+type Remembered = (PartyDigest, bool, Option<Option<Destination>>);
+
+/// A party's digest, whether it was recorded as written, and its destination.
+pub type WithDestination = (PartyDigest, bool, Option<Destination>);
 
 impl fmt::Debug for PartyHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -362,25 +365,37 @@ impl PartyHasher {
 
     /// The keyed digest of `raw`'s canonical form, and whether `raw` was recorded as written.
     pub fn digest_flagged(&self, raw: &str) -> Result<(PartyDigest, bool), PartyError> {
-        self.digest_with_destination(raw).map(|(digest, as_written, _)| (digest, as_written))
+        if let Some((digest, as_written, _)) = self.memo.as_ref().and_then(|memo| memo.get(raw)) {
+            return Ok((digest, as_written));
+        }
+        let party = self.normalize(raw)?;
+        let (digest, as_written) = (self.digest_normalized(&party), party.is_as_written());
+        self.remember(raw, (digest, as_written, None));
+        Ok((digest, as_written))
     }
 
     /// Like [`PartyHasher::digest_flagged`], with the destination of a telephone number
-    /// ([`Destination::of_e164`]; `None` for any other party).
-    pub fn digest_with_destination(&self, raw: &str) -> Result<Remembered, PartyError> {
-        if let Some(remembered) = self.memo.as_ref().and_then(|memo| memo.get(raw)) {
-            return Ok(remembered);
+    /// ([`Destination::of_e164`]; `None` for any other party), computed once per input.
+    pub fn digest_with_destination(&self, raw: &str) -> Result<WithDestination, PartyError> {
+        if let Some((digest, as_written, Some(destination))) =
+            self.memo.as_ref().and_then(|memo| memo.get(raw))
+        {
+            return Ok((digest, as_written, destination));
         }
         let party = self.normalize(raw)?;
         let destination = match &party {
             NormalizedParty::E164(number) => Destination::of_e164(number),
             _ => None,
         };
-        let remembered = (self.digest_normalized(&party), party.is_as_written(), destination);
+        let (digest, as_written) = (self.digest_normalized(&party), party.is_as_written());
+        self.remember(raw, (digest, as_written, Some(destination)));
+        Ok((digest, as_written, destination))
+    }
+
+    fn remember(&self, raw: &str, remembered: Remembered) {
         if let Some(memo) = &self.memo {
             memo.insert(compact_str::CompactString::from(raw), remembered);
         }
-        Ok(remembered)
     }
 
     /// `blake3::keyed_hash(key, party.canonical())`.
@@ -758,6 +773,19 @@ mod tests {
 
     fn hasher(region: Option<&str>) -> PartyHasher {
         PartyHasher::new(SECRET, region).unwrap()
+    }
+
+    #[test]
+    fn a_number_remembered_as_a_caller_still_gets_its_destination_as_a_callee() {
+        let parties = hasher(None).with_memo(16);
+        let (digest, _) = parties.digest_flagged("+442079460018").unwrap();
+        let (again, _, destination) = parties.digest_with_destination("+442079460018").unwrap();
+        assert_eq!(digest, again);
+        assert_eq!(destination.map(|d| d.digits()).as_deref(), Some("4420"));
+        // And from the memo the second time.
+        let (_, _, remembered) = parties.digest_with_destination("+442079460018").unwrap();
+        assert_eq!(remembered, destination);
+        assert_eq!(parties.digest_with_destination("sip:bob@example.net").unwrap().2, None);
     }
 
     /// What a table row expects: a canonical text, or an error of the named kind.

@@ -7,7 +7,7 @@ use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::OperatorId;
 use cdrchain_runtime::interconnect::{
-    pair_key, Action, AgreementRecord, EncryptionKey, InterconnectTx, Opening, PairAgreements,
+    pair_key, Action, AgreementRecord, EncryptionKey, InterconnectTx, Opening, PairAgreements, Sealed,
 };
 use cdrchain_runtime::state::{StateKey, StateView};
 use cdrchain_runtime::tx::Transaction;
@@ -68,7 +68,7 @@ impl AgreementApiServer for Handlers {
                 "agreement {id} is sealed to {recipients:?}, not to both partners' registered keys {expected:?}"
             )));
         }
-        let opening = self.open(&record)?;
+        let opening = self.open(&record.sealed)?;
         let terms =
             std::str::from_utf8(&opening.content).map_err(|e| invalid(e.to_string())).and_then(|text| {
                 Agreement::from_json(text).map_err(|e| invalid(format!("the agreement is refused: {e}")))
@@ -91,17 +91,8 @@ impl AgreementApiServer for Handlers {
         let mut value = record_json(id, &record);
         value["recipients"] = json!(sealing::recipients(&record.sealed).ok());
         value["envelope"] = json!(record.sealed.envelope);
-        let me = &self.ctx.signer.0;
-        let caller = RpcContext::scope(ext);
-        let in_pair = |who: &OperatorId| who == &record.a || who == &record.b;
-        value["opening"] = if !in_pair(me) || caller.as_ref().is_some_and(|party| !in_pair(party)) {
-            Value::Null
-        } else {
-            match self.open(&record) {
-                Ok(opening) => opening_json(&opening),
-                Err(e) => json!({ "error": e.message() }),
-            }
-        };
+        let readable = self.may_read(ext, [&record.a, &record.b]);
+        value["opening"] = self.opening_json(readable, &record.sealed);
         Ok(value)
     }
 
@@ -149,10 +140,33 @@ impl Handlers {
         })
     }
 
-    pub(super) fn open(&self, record: &AgreementRecord) -> Result<Opening, ErrorObjectOwned> {
+    /// Opens `sealed` with this node's encryption key, checking it against its commitment.
+    pub(super) fn open(&self, sealed: &Sealed) -> Result<Opening, ErrorObjectOwned> {
         let genesis = self.ctx.chain.ctx.genesis_hash;
-        sealing::open(&genesis, &record.sealed, self.secret()?)
-            .map_err(|e| invalid(format!("cannot open: {e}")))
+        sealing::open(&genesis, sealed, self.secret()?).map_err(|e| invalid(format!("cannot open: {e}")))
+    }
+
+    /// Whether this request may read what is sealed to `pair`: this node's operator is one of
+    /// the pair (it holds the key) and the caller's token is not a third partner's.
+    pub(super) fn may_read(&self, ext: &Extensions, pair: [&OperatorId; 2]) -> bool {
+        let in_pair = |who: &OperatorId| pair.contains(&who);
+        in_pair(&self.ctx.signer.0) && RpcContext::scope(ext).as_ref().is_none_or(in_pair)
+    }
+
+    /// The `opening` field of a sealed document's answer: its salt, document and the document's
+    /// BLAKE3 hash when `readable`, the reason when it does not open, null when not readable.
+    pub(super) fn opening_json(&self, readable: bool, sealed: &Sealed) -> Value {
+        if !readable {
+            return Value::Null;
+        }
+        match self.open(sealed) {
+            Ok(opening) => json!({
+                "salt": format!("0x{}", hex::encode(opening.salt)),
+                "document": String::from_utf8_lossy(&opening.content),
+                "hash": super::statement::hash_of(&opening.content).to_string(),
+            }),
+            Err(e) => json!({ "error": e.message() }),
+        }
     }
 }
 
@@ -170,17 +184,10 @@ fn record_json(id: Hash32, record: &AgreementRecord) -> Value {
     })
 }
 
-fn opening_json(opening: &Opening) -> Value {
-    json!({
-        "salt": format!("0x{}", hex::encode(opening.salt)),
-        "document": String::from_utf8_lossy(&opening.content),
-    })
-}
-
 fn operator(text: &str) -> Result<OperatorId, ErrorObjectOwned> {
     OperatorId::new(text).map_err(|e| invalid(e.to_string()))
 }
 
-fn hash(text: &str) -> Result<Hash32, ErrorObjectOwned> {
+pub(super) fn hash(text: &str) -> Result<Hash32, ErrorObjectOwned> {
     Hash32::from_hex(text).map_err(|e| invalid(e.to_string()))
 }

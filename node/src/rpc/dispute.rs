@@ -13,8 +13,9 @@ use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::Extensions;
 use serde_json::{json, Value};
 
+use super::agreement::hash;
 use super::api::DisputeApiServer;
-use super::{invalid, Handlers, RpcContext};
+use super::{invalid, Handlers};
 
 impl DisputeApiServer for Handlers {
     fn dispute_open(&self, statement: String, document: String) -> RpcResult<Value> {
@@ -62,9 +63,7 @@ impl DisputeApiServer for Handlers {
             )));
         };
         let sealed = last.sealed.as_ref().ok_or_else(|| invalid("the proposal to close has no document"))?;
-        let genesis = self.ctx.chain.ctx.genesis_hash;
-        let opening = sealing::open(&genesis, sealed, self.secret()?)
-            .map_err(|e| invalid(format!("cannot open: {e}")))?;
+        let opening = self.open(sealed)?;
         let commitment = opening.commitment();
         self.sign_interconnect(Action::ConfirmClose { dispute, commitment })?;
         tracing::info!(target: "cdrchain::interconnect", "confirmed the close of dispute {dispute}");
@@ -74,26 +73,14 @@ impl DisputeApiServer for Handlers {
     fn dispute_get(&self, ext: &Extensions, id: String) -> RpcResult<Value> {
         let id = hash(&id)?;
         let Some(record) = self.dispute(id)? else { return Ok(Value::Null) };
-        let caller = RpcContext::scope(ext);
-        let in_pair = |who: &OperatorId| who == &record.opener || who == &record.respondent;
-        let readable = in_pair(&self.ctx.signer.0) && caller.as_ref().is_none_or(in_pair);
-        let genesis = self.ctx.chain.ctx.genesis_hash;
+        let readable = self.may_read(ext, [&record.opener, &record.respondent]);
         let steps: Vec<Value> = record
             .steps
             .iter()
             .map(|step| {
-                let opening = match (&step.sealed, readable) {
-                    (Some(sealed), true) => match self.secret().and_then(|secret| {
-                        sealing::open(&genesis, sealed, secret)
-                            .map_err(|e| invalid(format!("cannot open: {e}")))
-                    }) {
-                        Ok(opening) => json!({
-                            "salt": format!("0x{}", hex::encode(opening.salt)),
-                            "document": String::from_utf8_lossy(&opening.content),
-                        }),
-                        Err(e) => json!({ "error": e.message() }),
-                    },
-                    _ => Value::Null,
+                let opening = match &step.sealed {
+                    Some(sealed) => self.opening_json(readable, sealed),
+                    None => Value::Null,
                 };
                 json!({
                     "by": step.by.to_string(),
@@ -159,8 +146,4 @@ fn record_json(id: Hash32, record: &DisputeRecord) -> Value {
         "opened_at": record.steps.iter().next().map(|s| s.at.0),
         "closed_at": record.closed_at.map(|h| h.0),
     })
-}
-
-fn hash(text: &str) -> Result<Hash32, ErrorObjectOwned> {
-    Hash32::from_hex(text).map_err(|e| invalid(e.to_string()))
 }

@@ -41,7 +41,7 @@ impl Made {
     }
 }
 
-fn hash_of(bytes: &[u8]) -> Hash32 {
+pub(super) fn hash_of(bytes: &[u8]) -> Hash32 {
     Hash32(*blake3::hash(bytes).as_bytes())
 }
 
@@ -93,7 +93,7 @@ impl StatementApiServer for Handlers {
     }
 
     fn statement_sign(&self, id: String) -> RpcResult<Value> {
-        let id = Hash32::from_hex(&id).map_err(|e| invalid(e.to_string()))?;
+        let id = super::agreement::hash(&id)?;
         let me = self.ctx.signer.0.clone();
         let record = self.statement(id)?.ok_or_else(|| invalid(format!("no statement {id}")))?;
         if record.b != me {
@@ -102,9 +102,7 @@ impl StatementApiServer for Handlers {
                 record.a, record.b, record.b
             )));
         }
-        let genesis = self.ctx.chain.ctx.genesis_hash;
-        let opening = sealing::open(&genesis, &record.sealed, self.secret()?)
-            .map_err(|e| invalid(format!("cannot open statement {id}: {e}")))?;
+        let opening = self.open(&record.sealed)?;
         let theirs: Value = serde_json::from_slice(&opening.content)
             .map_err(|e| invalid(format!("statement {id} is not a statement document: {e}")))?;
         let height =
@@ -127,29 +125,12 @@ impl StatementApiServer for Handlers {
     }
 
     fn statement_get(&self, ext: &Extensions, id: String) -> RpcResult<Value> {
-        let id = Hash32::from_hex(&id).map_err(|e| invalid(e.to_string()))?;
+        let id = super::agreement::hash(&id)?;
         let Some(record) = self.statement(id)? else { return Ok(Value::Null) };
         let mut value = record_json(id, &record);
         value["envelope"] = json!(record.sealed.envelope);
-        let caller = RpcContext::scope(ext);
-        let in_pair = |who: &OperatorId| who == &record.a || who == &record.b;
-        value["opening"] =
-            if !in_pair(&self.ctx.signer.0) || caller.as_ref().is_some_and(|party| !in_pair(party)) {
-                Value::Null
-            } else {
-                let genesis = self.ctx.chain.ctx.genesis_hash;
-                match self.secret().and_then(|secret| {
-                    sealing::open(&genesis, &record.sealed, secret)
-                        .map_err(|e| invalid(format!("cannot open: {e}")))
-                }) {
-                    Ok(opening) => json!({
-                        "salt": format!("0x{}", hex::encode(opening.salt)),
-                        "document": String::from_utf8_lossy(&opening.content),
-                        "hash": hash_of(&opening.content).to_string(),
-                    }),
-                    Err(e) => json!({ "error": e.message() }),
-                }
-            };
+        let readable = self.may_read(ext, [&record.a, &record.b]);
+        value["opening"] = self.opening_json(readable, &record.sealed);
         Ok(value)
     }
 
@@ -196,7 +177,7 @@ impl Handlers {
             return Err(invalid(format!("`{a}` and `{b}` have no agreement in force")));
         };
         let record = self.agreement(id)?.ok_or_else(|| internal(format!("agreement {id} is gone")))?;
-        let opening = self.open(&record)?;
+        let opening = self.open(&record.sealed)?;
         let text = std::str::from_utf8(&opening.content)
             .map_err(|e| invalid(format!("agreement {id} is not UTF-8 text: {e}")))?;
         let agreement = Agreement::from_json(text).map_err(|e| invalid(format!("agreement {id}: {e}")))?;
