@@ -34,9 +34,12 @@ pub(crate) fn check_table_files(db: &DB, path: &Path) -> Result<(), StorageError
                     file.size
                 )))
             }
+            // A compaction that started with the database may have retired the file since it
+            // was listed: only a file the manifest still holds is missing.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !still_live(db, &file.name) => continue,
             Err(e) => return Err(damaged(format!("table file {} cannot be read: {e}", sst.display()))),
         }
-        if name.ends_with(".sst") && !ends_with_magic(&sst) {
+        if name.ends_with(".sst") && !ends_with_magic(&sst) && still_live(db, &file.name) {
             return Err(damaged(format!(
                 "table file {} does not end with the SST format's magic number (its end is overwritten)",
                 sst.display()
@@ -44,6 +47,12 @@ pub(crate) fn check_table_files(db: &DB, path: &Path) -> Result<(), StorageError
         }
     }
     Ok(())
+}
+
+/// Whether `name` is still one of `db`'s live table files (true when the list cannot be read, so
+/// that a doubt counts as damage).
+fn still_live(db: &DB, name: &str) -> bool {
+    db.live_files().map_or(true, |files| files.iter().any(|f| f.name == name))
 }
 
 fn ends_with_magic(file: &Path) -> bool {
