@@ -7,6 +7,8 @@
 //! checks hash and verify; the readable JSON copies beside them must decode to the same values,
 //! so that neither can be edited alone. Everything here is pure.
 
+pub mod dispute;
+mod dispute_docs;
 pub mod sets;
 
 use parity_scale_codec::{Decode, Encode};
@@ -593,43 +595,10 @@ fn chain_check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::{CommitSignature, Vote, VoteKind};
-    use crate::codec::BoundedVec;
-    use crate::crypto::{public_key, sign};
+    use crate::crypto::public_key;
     use crate::ids::Round;
     use crate::merkle::{inclusion_proof, MemoryNodeStore};
-    use crate::sample::{operator_key, SampleChain};
-
-    /// A commit certificate of `header` signed by every sample operator of `names`, and their
-    /// authority set.
-    fn certify(
-        header: &Header,
-        names: &[&str],
-        genesis: &Hash32,
-    ) -> (CommitCertificate, Vec<(OperatorId, PublicKey)>) {
-        let vote = Vote {
-            kind: VoteKind::Precommit,
-            height: header.number,
-            round: Round(0),
-            block_hash: Some(header.hash()),
-        };
-        let signatures: Vec<CommitSignature> = names
-            .iter()
-            .map(|n| CommitSignature {
-                authority: OperatorId::new(*n).unwrap(),
-                signature: sign(&operator_key(n), &vote.signing_message(genesis)),
-            })
-            .collect();
-        let certificate = CommitCertificate {
-            height: header.number,
-            round: Round(0),
-            block_hash: header.hash(),
-            signatures: BoundedVec::new(signatures).unwrap(),
-        };
-        let authorities =
-            names.iter().map(|n| (OperatorId::new(*n).unwrap(), public_key(&operator_key(n)))).collect();
-        (certificate, authorities)
-    }
+    use crate::sample::{certify, operator_key, SampleChain};
 
     /// A three-validator sample chain with three blocks of five CDRs, a bundle for one CDR of
     /// block 2, the verifier's expectation, the CDR log's node store and the three headers.

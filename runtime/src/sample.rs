@@ -75,6 +75,37 @@ fn sample_call() -> CallId {
     panic!("sample call ids are valid")
 }
 
+/// A commit certificate of `header` signed by every sample operator of `names` (round 0), and
+/// their authority set: what a proof bundle's verifier checks.
+pub fn certify(
+    header: &crate::block::Header,
+    names: &[&str],
+    genesis: &Hash32,
+) -> (crate::block::CommitCertificate, Vec<(OperatorId, crate::crypto::PublicKey)>) {
+    use crate::block::{CommitCertificate, CommitSignature, Vote, VoteKind};
+    let vote = Vote {
+        kind: VoteKind::Precommit,
+        height: header.number,
+        round: crate::ids::Round(0),
+        block_hash: Some(header.hash()),
+    };
+    let signatures: Vec<CommitSignature> = names
+        .iter()
+        .map(|n| CommitSignature {
+            authority: operator(n),
+            signature: crate::crypto::sign(&operator_key(n), &vote.signing_message(genesis)),
+        })
+        .collect();
+    let certificate = CommitCertificate {
+        height: header.number,
+        round: crate::ids::Round(0),
+        block_hash: header.hash(),
+        signatures: BoundedVec::new(signatures).unwrap_or_default(),
+    };
+    let authorities = names.iter().map(|n| (operator(n), public_key(&operator_key(n)))).collect();
+    (certificate, authorities)
+}
+
 /// An in-memory chain of named operators, all authorities, that builds and imports blocks.
 #[derive(Debug, Clone)]
 pub struct SampleChain {
