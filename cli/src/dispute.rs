@@ -71,6 +71,16 @@ pub enum Command {
         #[command(flatten)]
         rpc: ReadRpc,
     },
+    /// Write dispute ID's bundle to FILE: the agreement, the statement and every step with its
+    /// evidence, opened, and each proven into the head's finalized header. Anyone it is handed to
+    /// checks it offline with `cdrchain verify FILE --chain SPEC`. Only the pair's nodes can.
+    Bundle {
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        rpc: ReadRpc,
+    },
     /// The disputes of a pair's statements.
     List {
         #[arg(long)]
@@ -164,6 +174,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Command::Bundle { id, out, rpc } => write_bundle(&rpc.client()?, &id, &out).await,
             Command::List { a, b, rpc } => {
                 let client = rpc.client()?;
                 let list = client.ask(client.api().dispute_list(a, b)).await.context("reading the pair's disputes")?;
@@ -175,6 +186,24 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// Writes dispute `id`'s bundle from the node to `out`.
+async fn write_bundle(client: &RpcClient, id: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    let bundle = client
+        .ask(client.api().dispute_bundle(id.to_string()))
+        .await
+        .context("asking the node for the dispute's bundle")?;
+    let text = serde_json::to_string_pretty(&bundle)? + "\n";
+    std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+    let steps = bundle["step_openings"].as_array().map_or(0, Vec::len);
+    let (path, height) = (out.display(), &bundle["header"]["number"]);
+    println!(
+        "wrote {path}: dispute {id}, {steps} steps, proven at block #{height} ({} bytes); check it with \
+         `cdrchain verify {path} --chain SPEC`",
+        text.len()
+    );
+    Ok(())
 }
 
 /// The statement's opened document and the agreement it was made under, opened by the node.
@@ -210,7 +239,7 @@ fn check_volume(statement: &Value, own: u64, agreement: &Agreement) -> anyhow::R
         bail!(
             "the statement counts {stated} calls and your records {own}: a difference of {difference}, within the \
              agreement's volume tolerance of {} %",
-            agreement.dispute.volume_tolerance_percent
+            trimmed(&agreement.dispute.volume_tolerance_percent)
         );
     }
     Ok(())
@@ -234,6 +263,16 @@ fn evidence_json(files: &[PathBuf]) -> anyhow::Result<Vec<Value>> {
 
 fn amount(text: &str) -> anyhow::Result<Price> {
     Price::parse(text).map_err(|e| anyhow::anyhow!("amount `{text}`: {e}"))
+}
+
+/// A price as the agreement wrote it: without the trailing zeros of its nine decimals.
+fn trimmed(price: &Price) -> String {
+    let text = price.to_string();
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
 }
 
 fn same_amount(value: &Value, text: &str) -> bool {

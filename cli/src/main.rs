@@ -26,6 +26,7 @@ mod rpc_client;
 mod rsk;
 mod settlement;
 mod statement;
+mod statement_days;
 mod submit;
 mod testnet;
 
@@ -152,7 +153,10 @@ fn main() -> ExitCode {
             Ok(code) => return code,
             Err(error) => Err(error),
         },
-        Command::Statement(command) => statement::run(command),
+        Command::Statement(command) => match statement::run(command) {
+            Ok(code) => return code,
+            Err(error) => Err(error),
+        },
         Command::Dispute(command) => dispute::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Testnet(args) => testnet::run(args),

@@ -57,7 +57,8 @@ pub struct ProofArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The bundle (a JSON file from `cdrchain proof`; an array of bundles is checked one by one).
+    /// The bundle: a JSON file from `cdrchain proof` (an array of bundles is checked one by
+    /// one) or from `cdrchain dispute bundle`.
     pub bundle: PathBuf,
     /// The chain spec to check the bundle's chain and authority set against (`dev`, `local`, or
     /// a file). Without it the verdict cannot be trusted (exit 2).
@@ -256,7 +257,9 @@ pub fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let mut worst = 0u8;
     for (index, value) in values.into_iter().enumerate() {
-        let code = if value["kind"] == "absence" {
+        let code = if value["format"] == cdrchain_runtime::proof::dispute::DISPUTE_FORMAT {
+            verify_dispute_bundle(index, value, expected.as_ref())
+        } else if value["kind"] == "absence" {
             verify_absence_bundle(index, value, expected.as_ref(), rsk.is_some())
         } else {
             verify_inclusion_bundle(index, value, expected.as_ref(), rsk.as_ref())?
@@ -304,6 +307,37 @@ fn verify_absence_bundle(index: usize, value: Value, expected: Option<&Expected<
         &verdict,
         &format!("not recorded at block #{}, finalized by its authorities", bundle.header.number.0),
     )
+}
+
+/// Checks and reports one dispute bundle, then what its verified documents say; its exit code
+/// (see [`report`]).
+fn verify_dispute_bundle(index: usize, value: Value, expected: Option<&Expected<'_>>) -> u8 {
+    use cdrchain_runtime::proof::dispute::{verify_dispute, DisputeBundle, DISPUTE_FORMAT};
+    let bundle: DisputeBundle = match serde_json::from_value(value) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            println!("bundle {index}: INVALID: not a {DISPUTE_FORMAT} bundle: {e}");
+            return 1;
+        }
+    };
+    println!("bundle {index}: DISPUTE {} proven at block #{}", bundle.dispute, bundle.header.number.0);
+    let checked = verify_dispute(&bundle, expected);
+    let settled = match &checked.settled {
+        Some(amount) => format!("closed at {amount}"),
+        None => "still open: nothing settled yet".to_string(),
+    };
+    let claim = format!(
+        "dispute {} {settled}; the agreement, the statement and every step are the ones on chain at block #{}, finalized by its authorities",
+        bundle.dispute, bundle.header.number.0
+    );
+    let code = report(&checked.verdict, &claim);
+    if code != 1 {
+        println!("  what the verified documents say:");
+        for line in &checked.story {
+            println!("    {line}");
+        }
+    }
+    code
 }
 
 /// Checks and reports one inclusion bundle, against its RSK anchor with `rsk`; its exit code

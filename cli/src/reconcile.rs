@@ -31,12 +31,8 @@ pub struct Args {
     /// The interconnect partner whose calls with you are compared.
     #[arg(long, value_name = "OP")]
     pub partner: String,
-    /// Your own CDR export.
-    #[arg(long, value_name = "FILE")]
-    pub mine: PathBuf,
-    /// The export's format (as `cdrchain submit --format`).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub format: Format,
+    #[command(flatten)]
+    pub export: Export,
     /// Calls that started at or after this time (RFC 3339 or ms since the Unix epoch); default:
     /// the file's first call between you and the partner.
     #[arg(long, value_name = "TIME")]
@@ -56,6 +52,24 @@ pub struct Args {
     /// Bearer token (a `read` role is enough), when the node requires one.
     #[arg(long, env = "CDRCHAIN_RPC_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Also write every difference as CSV (kind, line, chain id, call id, field, mine, chain).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Also write the whole report as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// An operator's own CDR export and how to read it as ingest would (shared by `reconcile` and
+/// `statement compare`).
+#[derive(Debug, clap::Args)]
+pub struct Export {
+    /// Your own CDR export.
+    #[arg(long, value_name = "FILE")]
+    pub mine: PathBuf,
+    /// The export's format (as `cdrchain submit --format`).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: Format,
     /// The consortium secret parties are hashed with (as the node's); CDRCHAIN_CONSORTIUM_SECRET
     /// may hold the secret itself. Not needed on the dev chain.
     #[arg(long, env = "CDRCHAIN_CONSORTIUM_SECRET_FILE", value_name = "FILE")]
@@ -69,12 +83,6 @@ pub struct Args {
     /// The switch's system id, for sources that do not name themselves.
     #[arg(long, value_name = "ID")]
     pub system_id: Option<String>,
-    /// Also write every difference as CSV (kind, line, chain id, call id, field, mine, chain).
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
-    /// Also write the whole report as JSON.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -103,7 +111,7 @@ async fn compare(args: &Args) -> anyhow::Result<Report> {
     if me == partner {
         bail!("--partner is `{partner}`, which is you: name the other operator");
     }
-    let mine = read_mine(args, &me, properties.chain == "dev")?;
+    let mine = read_mine(&args.export, &me, properties.chain == "dev")?;
     let (from, to) = window(args, &mine, &me, &partner)?;
 
     // The chain's records of the pair, a tolerance wider on each side so that edge calls match.
@@ -114,7 +122,7 @@ async fn compare(args: &Args) -> anyhow::Result<Report> {
     eprintln!(
         "compared {} record(s) of {} with {} chain record(s) between {me} and {partner}, calls started in [{}, {})",
         mine.len(),
-        args.mine.display(),
+        args.export.mine.display(),
         chain.len(),
         when(from),
         when(to)
@@ -132,7 +140,7 @@ async fn compare(args: &Args) -> anyhow::Result<Report> {
 
 /// The file, read and its parties hashed as ingest would; what does not read is reported on
 /// standard error and left out.
-fn read_mine(args: &Args, me: &OperatorId, dev_chain: bool) -> anyhow::Result<Vec<Cdr>> {
+pub fn read_mine(args: &Export, me: &OperatorId, dev_chain: bool) -> anyhow::Result<Vec<Cdr>> {
     let secret = crate::node::consortium_secret(args.consortium_secret_file.as_deref(), dev_chain)?.context(
         "parties are compared as digests keyed with the consortium secret: give --consortium-secret-file \
          (or CDRCHAIN_CONSORTIUM_SECRET_FILE / CDRCHAIN_CONSORTIUM_SECRET), the one your node uses",

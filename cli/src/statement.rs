@@ -55,6 +55,10 @@ pub enum Command {
         #[command(flatten)]
         rpc: ReadRpc,
     },
+    /// Compare statement ID's day-wise summary with your own CDR export: the days (in the
+    /// agreement's time zone) and directions whose rated calls differ, the first step of a
+    /// dispute; then reconcile those days record by record. Exit 3 when days differ.
+    Compare(crate::statement_days::Args),
     /// Show statement ID (its document when the node can open it), or every statement of a pair.
     Show {
         /// The statement's id.
@@ -77,7 +81,15 @@ pub enum Command {
     },
 }
 
-pub fn run(command: Command) -> anyhow::Result<()> {
+/// Runs a `statement` command; answers its exit code (`compare`: 3 when days differ).
+pub fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
+    if let Command::Compare(args) = command {
+        return crate::statement_days::run(args);
+    }
+    run_chain(command).map(|()| std::process::ExitCode::SUCCESS)
+}
+
+fn run_chain(command: Command) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     match command {
@@ -158,6 +170,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }),
+        Command::Compare(_) => anyhow::bail!("`statement compare` runs on its own"),
     }
 }
 

@@ -92,6 +92,7 @@ pub const METHODS: &[(&str, Need)] = &[
     ("dispute_confirm", Need::Admin),
     ("dispute_get", Need::Chain),
     ("dispute_list", Need::Chain),
+    ("dispute_bundle", Need::Chain),
     ("checkpoint_latest", Need::Chain),
     ("checkpoint_get", Need::Chain),
     ("settlement_summary", Need::Records),

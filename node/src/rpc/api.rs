@@ -383,4 +383,10 @@ pub trait DisputeApi {
     /// The disputes of the pair `a`–`b`'s statements, oldest first.
     #[method(name = "list", blocking)]
     fn dispute_list(&self, a: String, b: String) -> RpcResult<Value>;
+
+    /// Dispute `id`'s bundle (`cdrchain-dispute-bundle`, docs/proofs.md): the agreement, the
+    /// statement and the dispute proven under the head's finalized header, with every opened
+    /// document; `cdrchain verify` checks it offline. Only for the pair's node and tokens.
+    #[method(name = "bundle", blocking, with_extensions)]
+    fn dispute_bundle(&self, id: String) -> RpcResult<Value>;
 }

@@ -2,11 +2,15 @@
 //! operator's steps, opens the other side's, and serves openings only to the pair.
 
 use cdrchain_chain_spec::sealing;
+use cdrchain_runtime::codec::decode_exact;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::OperatorId;
 use cdrchain_runtime::interconnect::dispute::{DisputeRecord, StepKind};
-use cdrchain_runtime::interconnect::{pair_key, Action, InterconnectTx, PairStatements, Sealed};
+use cdrchain_runtime::interconnect::{
+    pair_key, Action, AgreementRecord, InterconnectTx, PairStatements, Sealed, StatementRecord,
+};
 use cdrchain_runtime::state::StateKey;
+use cdrchain_runtime::state::StateView;
 use cdrchain_runtime::tx::Transaction;
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::types::ErrorObjectOwned;
@@ -15,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::agreement::hash;
 use super::api::DisputeApiServer;
-use super::{invalid, Handlers};
+use super::{internal, invalid, Handlers};
 
 impl DisputeApiServer for Handlers {
     fn dispute_open(&self, statement: String, document: String) -> RpcResult<Value> {
@@ -113,6 +117,11 @@ impl DisputeApiServer for Handlers {
         }
         Ok(json!({ "a": lo.to_string(), "b": hi.to_string(), "disputes": disputes }))
     }
+
+    fn dispute_bundle(&self, ext: &Extensions, id: String) -> RpcResult<Value> {
+        let id = hash(&id)?;
+        self.bundle(ext, id)
+    }
 }
 
 impl Handlers {
@@ -146,4 +155,77 @@ fn record_json(id: Hash32, record: &DisputeRecord) -> Value {
         "opened_at": record.steps.iter().next().map(|s| s.at.0),
         "closed_at": record.closed_at.map(|h| h.0),
     })
+}
+
+impl Handlers {
+    /// Dispute `id`'s bundle at the head: its three records proven under the head's state
+    /// root from one snapshot, and their documents opened with this node's key.
+    fn bundle(&self, ext: &Extensions, id: Hash32) -> Result<Value, ErrorObjectOwned> {
+        use cdrchain_runtime::proof::dispute::{DisputeBundle, OpenedDocument, Proven, ProvenValue};
+        let storage = &self.ctx.chain.storage;
+        let snapshot = storage.snapshot();
+        let header =
+            snapshot.head().map(|h| h.header.clone()).ok_or_else(|| invalid("the chain has no block yet"))?;
+        let read = |key: &StateKey| -> Result<Option<Vec<u8>>, ErrorObjectOwned> {
+            snapshot.get(&key.to_bytes()).map_err(internal)
+        };
+        let Some(dispute) = read(&StateKey::Dispute(id))? else {
+            return Err(invalid(format!("no dispute {id}")));
+        };
+        let dispute: DisputeRecord = decode_exact(&dispute).map_err(internal)?;
+        if !self.may_read(ext, [&dispute.opener, &dispute.respondent]) {
+            return Err(invalid(format!(
+                "dispute {id} is between `{}` and `{}`: only their nodes and tokens can bundle it (the bundle carries its opened documents)",
+                dispute.opener, dispute.respondent
+            )));
+        }
+        let statement: StatementRecord = decode_exact(
+            &read(&StateKey::Statement(dispute.statement))?
+                .ok_or_else(|| internal("the disputed statement is gone"))?,
+        )
+        .map_err(internal)?;
+        let agreement: AgreementRecord = decode_exact(
+            &read(&StateKey::Agreement(statement.agreement))?
+                .ok_or_else(|| internal("the statement's agreement is gone"))?,
+        )
+        .map_err(internal)?;
+        let open = |sealed: &Sealed| -> Result<OpenedDocument, ErrorObjectOwned> {
+            OpenedDocument::of(&self.open(sealed)?)
+                .ok_or_else(|| invalid("a document of the dispute is not UTF-8 text"))
+        };
+        let step_openings = dispute
+            .steps
+            .iter()
+            .map(|s| s.sealed.as_ref().map(&open).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        let proven = |key: StateKey| -> Result<(ProvenValue, Hash32), ErrorObjectOwned> {
+            let entry = super::proofs::state_entry_proof(&snapshot, &key.to_bytes(), &header)?;
+            Ok((ProvenValue { value_scale: entry.value_scale, siblings: entry.siblings }, entry.tree_root))
+        };
+        let (dispute_entry, tree_root) = proven(StateKey::Dispute(id))?;
+        let (statement_entry, _) = proven(StateKey::Statement(dispute.statement))?;
+        let (agreement_entry, _) = proven(StateKey::Agreement(statement.agreement))?;
+        let certificate = storage
+            .certificate(header.number)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("no commit certificate at #{}", header.number.0)))?;
+        let set = self.ctx.chain.authority_set_at(header.number).map_err(internal)?;
+        let mut bundle = DisputeBundle::new(
+            self.ctx.chain.ctx.genesis_hash,
+            &set.signing_keys(),
+            header,
+            certificate,
+            id,
+            Proven {
+                tree_root,
+                dispute: dispute_entry,
+                statement: statement_entry,
+                agreement: agreement_entry,
+            },
+            [open(&agreement.sealed)?, open(&statement.sealed)?],
+            step_openings,
+        );
+        bundle.set_changes = crate::set_steps::steps_to(storage, set.id).map_err(internal)?;
+        serde_json::to_value(&bundle).map_err(internal)
+    }
 }

@@ -135,7 +135,7 @@ fn absence_witness(view: &impl StateView, id: &CdrId) -> Result<Vec<u8>, ErrorOb
 }
 
 /// The path of state entry `key` in the state tree, checked against `header`'s state root.
-fn state_entry_proof(
+pub(super) fn state_entry_proof(
     view: &impl StateView,
     key: &[u8],
     header: &Header,
