@@ -156,6 +156,19 @@ fn partners_agree_on_chain_and_the_other_validators_cannot_read_it() {
     let list = bob.call("agreement_list", json!(["alice", "bob"])).unwrap();
     assert_eq!(list["in_force"]["version"], 2, "{list}");
     assert_eq!(list["agreements"].as_array().unwrap().len(), 2, "{list}");
+
+    // A statement of a block before the amendment is made under version 1, at the head under 2,
+    // and before any agreement not at all.
+    let before = accepted["accepted_at"].as_u64().unwrap();
+    let window = |at: u64| json!(["alice", "bob", "2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z", at]);
+    let head = bob.call("chain_getHeader", json!([])).unwrap()["number"].as_u64().unwrap();
+    let old = bob.call("statement_make", window(before)).unwrap();
+    assert_eq!(old["document"]["agreement"].as_str(), Some(id.as_str()), "{old}");
+    assert_eq!(old["document"]["agreement_version"], 1, "{old}");
+    let new = bob.call("statement_make", window(head)).unwrap();
+    assert_eq!(new["document"]["agreement"].as_str(), Some(second.as_str()), "{new}");
+    let refused = bob.call("statement_make", window(before - 1)).unwrap_err();
+    assert!(refused.to_string().contains("no agreement in force at block"), "{refused}");
 }
 
 /// 2026-12-02T09:00:00Z: a Wednesday, 10:00 in Madrid (peak), under the example's first tariff.

@@ -317,7 +317,7 @@ pub trait AgreementApi {
 pub trait StatementApi {
     /// Rates the calls between `a` and `b` that started in `[from, to)`, committed at or below
     /// block `at` (default: the head), the partners' own records only and each call once, under
-    /// the pair's agreement in force: the statement document (lines, day-wise summary, totals,
+    /// the pair's agreement in force at that block: the statement document (lines, day-wise summary, totals,
     /// unrated calls, net position) and its canonical bytes' BLAKE3 hash. Only a node of one of
     /// the pair can (it opens the agreement); a partner's token only for its own pairs.
     #[method(name = "make", blocking, with_extensions)]

@@ -11,7 +11,7 @@ use cdrchain_runtime::cdr::Cdr;
 use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::{Height, OperatorId};
 use cdrchain_runtime::interconnect::{
-    pair_key, Action, InterconnectTx, PairAgreements, PairStatements, StatementRecord,
+    pair_key, Action, AgreementRecord, InterconnectTx, PairAgreements, PairStatements, StatementRecord,
 };
 use cdrchain_runtime::settlement::{count_once, of_pair};
 use cdrchain_runtime::state::StateKey;
@@ -157,8 +157,33 @@ impl Handlers {
         self.read(&StateKey::Statement(id))
     }
 
+    /// The pair's agreement in force at `height`: the highest version accepted at or below it
+    /// (records keep their acceptance height, so a statement of an earlier block is made under
+    /// the agreement of that block, on any node and at any later time).
+    fn agreement_at(
+        &self,
+        a: &OperatorId,
+        b: &OperatorId,
+        height: Height,
+    ) -> Result<(Hash32, u32, AgreementRecord), ErrorObjectOwned> {
+        let (lo, hi) = pair_key(a, b);
+        let pair: PairAgreements = self.read(&StateKey::PairAgreements(lo, hi))?.unwrap_or_default();
+        let mut in_force: Option<(Hash32, AgreementRecord)> = None;
+        for id in pair.proposals.iter() {
+            let record = self.agreement(*id)?.ok_or_else(|| internal(format!("agreement {id} is gone")))?;
+            let accepted = record.accepted_at.is_some_and(|at| at <= height);
+            if accepted && in_force.as_ref().is_none_or(|(_, best)| record.version > best.version) {
+                in_force = Some((*id, record));
+            }
+        }
+        let (id, record) = in_force.ok_or_else(|| {
+            invalid(format!("`{a}` and `{b}` had no agreement in force at block #{}", height.0))
+        })?;
+        Ok((id, record.version, record))
+    }
+
     /// The statement of `a`–`b`'s calls in `window`, committed at or below `height`, under the
-    /// pair's agreement in force.
+    /// pair's agreement in force at that block.
     fn make(
         &self,
         a: &OperatorId,
@@ -171,12 +196,7 @@ impl Handlers {
                 "operators a and b are both `{a}`: a statement is between two partners"
             )));
         }
-        let (lo, hi) = pair_key(a, b);
-        let pair: PairAgreements = self.read(&StateKey::PairAgreements(lo, hi))?.unwrap_or_default();
-        let Some((id, version)) = pair.in_force else {
-            return Err(invalid(format!("`{a}` and `{b}` have no agreement in force")));
-        };
-        let record = self.agreement(id)?.ok_or_else(|| internal(format!("agreement {id} is gone")))?;
+        let (id, version, record) = self.agreement_at(a, b, height)?;
         let opening = self.open(&record.sealed)?;
         let text = std::str::from_utf8(&opening.content)
             .map_err(|e| invalid(format!("agreement {id} is not UTF-8 text: {e}")))?;
