@@ -4,8 +4,10 @@
 #   Debian: libclang-dev and clang (RocksDB's bindings), pkg-config; kamailio,
 #           kamailio-extra-modules (acc_json), kamailio-utils-modules (http_client) and
 #           sip-tester (sipp) for the SIP ingest end-to-end test; iproute2 (`ip netns`, veth)
-#           for the test that runs a node on a non-loopback address in a network namespace.
-#   npm:    forge, anvil, cast and solc-js for contracts/ (scripts/contracts.sh install).
+#           for the test that runs a node on a non-loopback address in a network namespace;
+#           chromium for the partner portal's browser test.
+#   npm:    forge, anvil, cast and solc-js for contracts/ (scripts/contracts.sh install);
+#           playwright-core for the portal's browser test (tests/portal).
 #   Cargo:  cargo-nextest (the test runner), if absent.
 #
 # With --build-only (scripts/run.sh, scripts/testnet.sh) it installs only what building the
@@ -26,6 +28,8 @@ apt_packages=(libclang-dev clang pkg-config)
 if [ "$build_only" -eq 0 ]; then
   # iproute2: network namespaces, veth and tc for the fault tests (tests/faults.rs).
   apt_packages+=(kamailio kamailio-extra-modules kamailio-utils-modules sip-tester iproute2)
+  # chromium: the partner portal's browser test (tests/portal.rs), driven by playwright-core.
+  apt_packages+=(chromium)
 fi
 need_apt=()
 for pkg in "${apt_packages[@]}"; do
@@ -55,6 +59,13 @@ if ! command -v npm >/dev/null 2>&1; then
   exit 1
 fi
 "$(dirname "$0")/contracts.sh" install
+
+# playwright-core (the portal's browser test drives Debian's Chromium with it), from the lock file.
+portal_tests="$(dirname "$0")/../tests/portal"
+if [ ! -d "$portal_tests/node_modules/playwright-core" ]; then
+  log "installing playwright-core into tests/portal"
+  npm ci --prefix "$portal_tests" --no-audit --no-fund >/dev/null
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   log "cargo is not installed: this machine kind ships Rust; install rustup and re-run"

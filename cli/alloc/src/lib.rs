@@ -1,6 +1,7 @@
 //! The `cdrchain` binary's allocator: mimalloc, built with `override` so that RocksDB's C++
 //! allocates from it too, and [`tune`], which sets the one option we change. This crate holds the
-//! workspace's only unsafe code (that foreign call); every other crate forbids unsafe.
+//! native binary's only unsafe code (that foreign call); every other crate but the portal's
+//! WebAssembly verifier (`portal/verifier`, its memory interface) forbids unsafe.
 
 /// mimalloc instead of the system allocator: every validator decodes, applies, stores and frees
 /// each CDR with its strings, and glibc's malloc and free were ~14 % of a loaded localnet's CPU.

@@ -85,6 +85,12 @@ where
                 async move { Ok(json_response(StatusCode::FORBIDDEN, &json!({ "error": why }))) },
             );
         }
+        // The portal's files hold no data: served to anyone who reaches the port (the page asks
+        // for a token before it reads anything).
+        if super::portal::is_portal(request.method(), request.uri().path()) {
+            let response = super::portal::serve(request.uri().path());
+            return Box::pin(async move { Ok(response) });
+        }
         let authorization = request.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let grant = self.ctx.tokens.grant(authorization);
         let declared = request

@@ -41,6 +41,7 @@ mod dispute;
 mod heavy;
 mod http_ingest;
 mod method_guard;
+mod portal;
 mod proofs;
 mod settlement;
 mod statement;

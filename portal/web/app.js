@@ -1,0 +1,215 @@
+// The partner portal (issue #29): one page served by the node, talking to the node's own
+// JSON-RPC with the user's token, loading nothing from anywhere else (the node's
+// Content-Security-Policy forbids it).
+
+import { verifier, verifyBundle } from '/portal/verify.js';
+
+const TOKEN_KEY = 'cdrchain-token';
+const SPEC_KEY = 'cdrchain-spec';
+const $ = (selector, root = document) => root.querySelector(selector);
+let properties = null;
+
+class SignInNeeded extends Error {}
+
+/** One JSON-RPC call to the node that served the page. */
+async function rpc(method, params = []) {
+  const headers = { 'content-type': 'application/json' };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch('/', {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  if (response.status === 401 || response.status === 403) {
+    const body = await response.json().catch(() => ({}));
+    throw new SignInNeeded(body.error ?? `HTTP ${response.status}`);
+  }
+  const answer = await response.json();
+  if (answer.error) {
+    if (answer.error.code === -32001) throw new SignInNeeded(answer.error.message);
+    throw new Error(answer.error.message);
+  }
+  return answer.result;
+}
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === 'onclick') node.addEventListener('click', value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child instanceof Node ? child : String(child ?? ''));
+  return node;
+}
+
+function download(name, value) {
+  const blob = new Blob([JSON.stringify(value, null, 2) + '\n'], { type: 'application/json' });
+  const link = element('a', { href: URL.createObjectURL(blob), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+/** The chain spec the verifier checks against: the user's file, else the node's built-in name. */
+function chosenSpec() {
+  const choice = localStorage.getItem(SPEC_KEY + '-choice');
+  if (choice === 'file') return localStorage.getItem(SPEC_KEY) ?? '';
+  if (choice !== null) return choice;
+  return ['dev', 'local'].includes(properties?.chain) ? properties.chain : '';
+}
+
+function renderVerdict(container, verdict) {
+  container.replaceChildren();
+  if (verdict.error) {
+    container.append(element('p', { class: 'error', 'data-testid': 'verdict-error' }, verdict.error));
+    return;
+  }
+  for (const result of verdict.results) {
+    const state = result.valid ? 'VALID' : result.trusted ? 'INVALID' : 'UNTRUSTED';
+    const box = element('div', { class: `verdict ${state.toLowerCase()}`, 'data-testid': 'verdict-result' });
+    box.append(element('h3', {}, `${state}: ${result.kind} ${result.subject ?? ''}`));
+    const table = element('table', { class: 'checks' });
+    for (const check of result.checks) {
+      table.append(element('tr', { class: check.ok ? 'ok' : 'fail', 'data-testid': 'check' },
+        element('td', {}, check.ok ? 'ok' : 'FAIL'), element('td', {}, check.name), element('td', {}, check.detail)));
+    }
+    box.append(table);
+    for (const line of result.story ?? []) box.append(element('p', { class: 'story' }, line));
+    if (result.settled) box.append(element('p', {}, `settled: ${result.settled}`));
+    container.append(box);
+  }
+  const spec = verdict.chain ? `chain spec \`${verdict.chain}\`, genesis ${verdict.genesis_hash}` : 'no chain spec: nothing can be trusted';
+  container.append(element('p', { class: 'muted' }, `checked in this browser against ${spec}`));
+}
+
+async function chainPage(root) {
+  root.append($('#chain-page').content.cloneNode(true));
+  $('[data-testid=chain-name]', root).textContent = properties.chain;
+  const [header, finalized, consensus, anchor, set] = await Promise.all([
+    rpc('chain_getHeader'),
+    rpc('chain_getFinalizedHead'),
+    rpc('consensus_status').catch((e) => ({ error: e.message })),
+    rpc('checkpoint_latest').catch(() => null),
+    rpc('authority_set').catch(() => null),
+  ]);
+  $('[data-testid=head]', root).textContent = header ? `#${header.number}` : 'no block yet';
+  $('[data-testid=finalized]', root).textContent = finalized ? `${String(finalized).slice(0, 18)}…` : '—';
+  $('[data-testid=consensus]', root).textContent = consensus.error ?? `height ${consensus.height}, round ${consensus.round}`;
+  $('[data-testid=anchor]', root).textContent = anchor ? `#${anchor.height ?? anchor.checkpoint?.height ?? '?'}` : 'none yet';
+  const body = $('[data-testid=validators] tbody', root);
+  for (const member of set?.members ?? set?.authorities ?? []) {
+    body.append(element('tr', {}, element('td', {}, member.operator ?? member.id), element('td', {}, String(member.ed25519 ?? '').slice(0, 18) + '…')));
+  }
+}
+
+function recordRow(record) {
+  const id = record.id ?? `${record.recorder}:${record.sequence}`;
+  const fields = ['call_id', 'caller_operator', 'callee_operator', 'start_ms', 'answer_ms', 'end_ms', 'disposition'];
+  const table = element('table', { class: 'record', 'data-testid': 'record' });
+  table.append(element('tr', {}, element('th', {}, 'id'), element('td', { 'data-testid': 'record-id' }, id)));
+  for (const field of fields) {
+    if (record[field] !== undefined && record[field] !== null) table.append(element('tr', {}, element('th', {}, field), element('td', {}, record[field])));
+  }
+  const verdict = element('div', { 'data-testid': 'record-verdict' });
+  const actions = element('div', { class: 'row' },
+    element('button', { type: 'button', 'data-testid': 'download-proof', onclick: async () => download(`proof-${id.replace(':', '-')}.json`, await rpc('cdr_proof', [id])) }, 'Download proof bundle'),
+    element('button', { type: 'button', 'data-testid': 'verify-proof', onclick: async () => renderVerdict(verdict, await verifyBundle(JSON.stringify(await rpc('cdr_proof', [id])), chosenSpec())) }, 'Verify it in this browser'));
+  return element('div', { class: 'card wide' }, table, actions, verdict);
+}
+
+async function search(root, query) {
+  const status = $('#search-status', root);
+  const results = $('#results', root);
+  results.replaceChildren();
+  status.textContent = 'searching…';
+  try {
+    let records;
+    if (/^[a-z0-9][a-z0-9._-]*:\d+$/i.test(query)) {
+      const record = await rpc('cdr_get', [query]);
+      records = record ? [record] : [];
+      if (!record) {
+        results.append(element('button', { type: 'button', 'data-testid': 'download-absence', onclick: async () => download(`absence-${query.replace(':', '-')}.json`, await rpc('cdr_absenceProof', [query])) }, `Download the proof that ${query} is not recorded`));
+      }
+    } else {
+      records = await rpc('cdr_byCallId', [query]);
+    }
+    status.textContent = `${records.length} record${records.length === 1 ? '' : 's'} of ${query}`;
+    for (const record of records) results.append(recordRow(record));
+  } catch (error) {
+    status.textContent = error.message;
+  }
+}
+
+function recordsPage(root) {
+  root.append($('#records-page').content.cloneNode(true));
+  $('#search-form', root).addEventListener('submit', (event) => {
+    event.preventDefault();
+    search(root, $('#query', root).value.trim());
+  });
+}
+
+async function verifyPage(root) {
+  root.append($('#verify-page').content.cloneNode(true));
+  const choice = $('#spec-choice', root);
+  const specFile = $('#spec-file', root);
+  choice.value = localStorage.getItem(SPEC_KEY + '-choice') ?? chosenSpec();
+  specFile.hidden = choice.value !== 'file';
+  choice.addEventListener('change', () => {
+    localStorage.setItem(SPEC_KEY + '-choice', choice.value);
+    specFile.hidden = choice.value !== 'file';
+  });
+  specFile.addEventListener('change', async () => localStorage.setItem(SPEC_KEY, await specFile.files[0].text()));
+  $('#bundle-file', root).addEventListener('change', async (event) => {
+    const file = event.target.files[0];
+    if (file) renderVerdict($('#verdict', root), await verifyBundle(await file.text(), chosenSpec()));
+  });
+  $('#verifier-digest', root).textContent = (await verifier()).sha256;
+}
+
+const PAGES = { chain: chainPage, records: recordsPage, verify: verifyPage };
+
+async function route() {
+  const name = (location.hash.match(/^#\/(\w+)/) ?? [])[1] ?? 'chain';
+  const page = PAGES[name] ?? chainPage;
+  for (const link of document.querySelectorAll('nav a')) link.classList.toggle('active', link.dataset.page === name);
+  const root = $('#page');
+  root.replaceChildren();
+  try {
+    await page(root);
+  } catch (error) {
+    if (error instanceof SignInNeeded) return showSignIn(error.message);
+    root.append(element('p', { class: 'error' }, error.message));
+  }
+}
+
+function showSignIn(reason) {
+  $('#page').replaceChildren();
+  $('#sign-in').hidden = false;
+  $('#sign-in-error').textContent = reason ?? '';
+}
+
+async function start() {
+  try {
+    properties = await rpc('system_properties');
+  } catch (error) {
+    if (error instanceof SignInNeeded) return showSignIn(sessionStorage.getItem(TOKEN_KEY) ? error.message : '');
+    throw error;
+  }
+  $('#sign-in').hidden = true;
+  $('#who').textContent = `${properties.operator} on ${properties.chain}`;
+  $('#sign-out').hidden = !sessionStorage.getItem(TOKEN_KEY);
+  await route();
+}
+
+$('#sign-in-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $('#token').value.trim());
+  start();
+});
+$('#sign-out').addEventListener('click', () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
+});
+window.addEventListener('hashchange', () => properties && route());
+start();

@@ -1,0 +1,58 @@
+//! The partner portal (issue #29) in Debian's Chromium, driven by playwright-core
+//! (`tests/portal/portal.mjs`): a dev node with a token and committed CDRs serves the page; the
+//! browser signs in, searches by id and by call id, downloads a CDR's proof bundle and verifies
+//! it, and a tampered copy, with cdrchain's own verifier compiled to WebAssembly; no request
+//! leaves the node's origin. `scripts/install-deps.sh` installs Chromium and playwright-core.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure must fail the test
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::Node;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "portal-e2e-admin-token";
+
+#[test]
+fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/portal");
+    assert!(
+        Path::new("/usr/bin/chromium").exists() && scripts.join("node_modules/playwright-core").exists(),
+        "Chromium or playwright-core is missing: run scripts/install-deps.sh"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("node");
+    let mut node = Node::start_dev(&base, &["--rpc-token", TOKEN]);
+    node.token = Some(TOKEN.to_string());
+    let cdrs: Vec<Value> = (0..20).map(common::cdr).collect();
+    let ids = node.call("cdr_submit", json!([cdrs])).unwrap();
+    let id = ids[7].as_str().unwrap().to_string();
+    node.wait_committed(&id, Duration::from_secs(60));
+
+    let config = json!({
+        "url": format!("{}/", node.rpc),
+        "token": TOKEN,
+        "operator": "alice",
+        "chain": "dev",
+        "id": id,
+        "callId": "e2e-11@test.invalid",
+        "dir": dir.path(),
+        "screenshots": std::env::var("CDRCHAIN_PORTAL_SCREENSHOTS").ok(),
+    });
+    let output = Command::new("node")
+        .arg("portal.mjs")
+        .arg(config.to_string())
+        .current_dir(&scripts)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let errors = String::from_utf8_lossy(&output.stderr);
+    let report: Value = serde_json::from_str(printed.trim().lines().last().unwrap_or("{}"))
+        .unwrap_or_else(|e| panic!("no report ({e}): {printed}\n{errors}"));
+    assert_eq!(report["ok"], true, "{report:#}\n{errors}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 5, "{report}");
+}

@@ -1,0 +1,112 @@
+// The partner portal in a real browser (issue #29): Debian's Chromium driven by playwright-core.
+// tests/portal.rs starts a node with committed CDRs and runs `node portal.mjs CONFIG_JSON`; this
+// script signs in, searches, downloads a proof bundle, verifies it and a tampered copy in the
+// page, and asserts that no request leaves the node's origin. Exit 0 when every step held; the
+// failed step's message otherwise. With `screenshots` in the config it saves each page there.
+
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const config = JSON.parse(process.argv[2]);
+const origin = new URL(config.url).origin;
+// The flags this machine kind needs for a headless Chromium as root, with no network beyond it.
+const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+const TIMEOUT_MS = 20_000;
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: FLAGS });
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+context.setDefaultTimeout(TIMEOUT_MS);
+// Every request the pages make; anything not of the node's origin is blocked and recorded.
+const foreign = [];
+await context.route('**/*', (route) => {
+  const url = route.request().url();
+  if (url.startsWith(origin + '/') || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
+  foreign.push(url);
+  return route.abort();
+});
+const page = await context.newPage();
+const errors = [];
+page.on('pageerror', (error) => errors.push(error.message));
+const steps = [];
+const step = async (name, body) => {
+  await body();
+  steps.push(name);
+};
+const shoot = async (name) => {
+  if (config.screenshots) await page.screenshot({ path: join(config.screenshots, `portal-${name}.png`) });
+};
+const testid = (id) => page.getByTestId(id);
+
+try {
+  await step('sign-in', async () => {
+    await page.goto(config.url);
+    await testid('token').waitFor();
+    await testid('token').fill('not-the-token');
+    await testid('sign-in').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid=sign-in-error]').textContent.length > 0);
+    await testid('token').fill(config.token);
+    await testid('sign-in').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid=who]').textContent.includes(' on '));
+    assert.equal(await testid('who').textContent(), `${config.operator} on ${config.chain}`);
+  });
+  await step('chain page', async () => {
+    await page.waitForFunction(() => /^#\d+$/.test(document.querySelector('[data-testid=head]')?.textContent ?? ''));
+    assert.ok((await testid('validators').locator('tbody tr').count()) >= 1);
+    await shoot('chain');
+  });
+  let bundlePath;
+  await step('search by id, download and verify its proof', async () => {
+    await page.goto(`${config.url}#/records`);
+    await testid('query').fill(config.id);
+    await testid('search').click();
+    await testid('record-id').first().waitFor();
+    assert.equal(await testid('record-id').first().textContent(), config.id);
+    const [download] = await Promise.all([page.waitForEvent('download'), testid('download-proof').click()]);
+    bundlePath = join(config.dir, 'downloaded-proof.json');
+    await download.saveAs(bundlePath);
+    assert.equal(JSON.parse(readFileSync(bundlePath, 'utf8')).format, 'cdrchain-proof');
+    await testid('verify-proof').click();
+    await testid('verdict-result').waitFor();
+    assert.match(await testid('verdict-result').locator('h3').textContent(), /^VALID: inclusion /);
+    await shoot('records');
+  });
+  await step('search by call id', async () => {
+    await testid('query').fill(config.callId);
+    await testid('search').click();
+    await page.waitForFunction((id) => document.querySelector('[data-testid=search-status]').textContent.includes(id), config.callId);
+    assert.match(await testid('search-status').textContent(), /^1 record of /);
+  });
+  await step('verify the downloaded bundle and a tampered copy', async () => {
+    await page.goto(`${config.url}#/verify`);
+    await testid('bundle-file').setInputFiles(bundlePath);
+    await testid('verdict-result').waitFor();
+    assert.match(await testid('verdict-result').locator('h3').textContent(), /^VALID: inclusion /);
+    assert.match(await testid('verifier-digest').textContent(), /^[0-9a-f]{64}$/);
+    await shoot('verify');
+    // The CDR's end time, one millisecond later, in both copies: the signed header no longer
+    // holds it, and the check that says so is named.
+    const bundle = JSON.parse(readFileSync(bundlePath, 'utf8'));
+    bundle.cdr.end_ms += 1;
+    const tampered = join(config.dir, 'tampered-proof.json');
+    writeFileSync(tampered, JSON.stringify(bundle, null, 2));
+    await page.goto(`${config.url}#/records`);
+    await page.goto(`${config.url}#/verify`);
+    await testid('bundle-file').setInputFiles(tampered);
+    await testid('verdict-result').waitFor();
+    assert.match(await testid('verdict-result').locator('h3').textContent(), /^INVALID: inclusion /);
+    const failed = await testid('check').filter({ hasText: 'FAIL' }).allTextContents();
+    assert.ok(failed.some((row) => row.startsWith('FAILcdr')), `failed checks: ${failed}`);
+    await shoot('verify-tampered');
+  });
+  assert.deepEqual(foreign, [], 'requests left the node\'s origin');
+  assert.deepEqual(errors, [], 'errors in the page');
+  console.log(JSON.stringify({ ok: true, steps }));
+} catch (error) {
+  console.log(JSON.stringify({ ok: false, steps, failed: error.message, foreign, errors }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
