@@ -168,17 +168,6 @@ fn bob_export(dir: &Path) -> (std::path::PathBuf, Vec<u64>) {
     (file, lost)
 }
 
-fn expected_of_local(
-) -> (ChainSpec, Vec<(cdrchain_runtime::ids::OperatorId, cdrchain_runtime::crypto::PublicKey)>) {
-    let spec = ChainSpec::local();
-    let authorities = spec
-        .authorities
-        .iter()
-        .map(|id| (id.clone(), spec.operators.iter().find(|o| &o.id == id).unwrap().ed25519))
-        .collect();
-    (spec, authorities)
-}
-
 /// Every sealed envelope of the dispute, its statement and agreement, as charlie's node serves
 /// them; none opens with charlie's or dave's key.
 fn outsiders_cannot_open(charlie: &Node, dispute: &str) {
@@ -369,7 +358,8 @@ fn a_month_is_rated_disputed_on_one_day_settled_and_proven_offline() {
     assert_eq!(untrusted.status.code(), Some(2), "{}", text(&untrusted));
 
     // Changed bytes all over the file each fail a named check (every byte: runtime's tests).
-    let (spec, authorities) = expected_of_local();
+    let spec = ChainSpec::local();
+    let authorities = spec.authority_keys();
     let expected = Expected { genesis_hash: spec.genesis_hash(), authorities: &authorities };
     let mut bytes = std::fs::read(&bundle).unwrap();
     assert!(verify_dispute_text(std::str::from_utf8(&bytes).unwrap(), Some(&expected)).verdict.valid);

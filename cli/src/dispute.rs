@@ -207,7 +207,10 @@ async fn write_bundle(client: &RpcClient, id: &str, out: &std::path::Path) -> an
 }
 
 /// The statement's opened document and the agreement it was made under, opened by the node.
-async fn statement_and_terms(client: &RpcClient, statement: &str) -> anyhow::Result<(Value, Agreement)> {
+pub(crate) async fn statement_and_terms(
+    client: &RpcClient,
+    statement: &str,
+) -> anyhow::Result<(Value, Agreement)> {
     let record = client
         .ask(client.api().statement_get(statement.to_string()))
         .await

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use cdrchain_node::rpc::api::{AgreementApiClient, StatementApiClient, SystemApiClient};
+use cdrchain_node::rpc::api::SystemApiClient;
 use cdrchain_rating::money::Amount;
 use cdrchain_rating::rate::{Call, Direction};
 use cdrchain_rating::{Agreement, Rater};
@@ -142,22 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// the dev chain.
 async fn fetch(client: &RpcClient, id: &str) -> anyhow::Result<(Value, Agreement, OperatorId, bool)> {
     let properties = client.ask(client.api().properties()).await.context("asking the node who it is")?;
-    let record =
-        client.ask(client.api().statement_get(id.to_string())).await.context("reading the statement")?;
-    anyhow::ensure!(!record.is_null(), "no statement {id} on the chain");
-    let Some(document) = record["opening"]["document"].as_str() else {
-        bail!("the node cannot open statement {id}: compare on a node of the pair, with its token")
-    };
-    let document: Value = serde_json::from_str(document).context("the statement document")?;
-    let agreement_id = record["agreement"].as_str().unwrap_or_default().to_string();
-    let agreement = client
-        .ask(client.api().agreement_get(agreement_id.clone()))
-        .await
-        .context("reading the agreement")?;
-    let Some(terms) = agreement["opening"]["document"].as_str() else {
-        bail!("the node cannot open agreement {agreement_id}")
-    };
-    let agreement = Agreement::from_json(terms).context("the agreement")?;
+    let (document, agreement) = crate::dispute::statement_and_terms(client, id).await?;
     let me = OperatorId::new(&properties.operator)
         .with_context(|| format!("operator {:?}", properties.operator))?;
     Ok((document, agreement, me, properties.chain == "dev"))

@@ -553,23 +553,20 @@ pub fn verify_absence(bundle: &AbsenceBundle, expected: Option<&Expected<'_>>) -
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     push("state inclusion", state);
-    let root = match &header {
-        Ok(header) => {
-            let computed =
-                crate::state::state_root(&header.cdr_log_root, header.cdr_log_size, &entry.tree_root);
-            if computed == header.state_root {
-                Ok(format!("the header's state root {}", header.state_root))
-            } else {
-                Err(format!(
-                    "the state tree gives state root {computed}, the header has {}",
-                    header.state_root
-                ))
-            }
-        }
-        Err(_) => Err("not checked: the header does not decode".to_string()),
-    };
+    let root = state_root_check(&header, &entry.tree_root);
     push("state root", root);
     finish(checks, &bundle.chain, &bundle.authorities, &header, &certificate, &bundle.set_changes, expected)
+}
+
+/// The header's state root is the one `tree_root` gives with the header's CDR log.
+fn state_root_check(header: &Result<Header, String>, tree_root: &Hash32) -> Result<String, String> {
+    let header = header.as_ref().map_err(|_| "not checked: the header does not decode".to_string())?;
+    let computed = crate::state::state_root(&header.cdr_log_root, header.cdr_log_size, tree_root);
+    if computed == header.state_root {
+        Ok(format!("the header's state root {}", header.state_root))
+    } else {
+        Err(format!("the state tree gives state root {computed}, the header has {}", header.state_root))
+    }
 }
 
 fn chain_check(

@@ -10,8 +10,6 @@
 //! rather than weaken anything.
 
 use cdrchain_chain_spec::ChainSpec;
-use cdrchain_runtime::crypto::PublicKey;
-use cdrchain_runtime::ids::OperatorId;
 use cdrchain_runtime::proof::dispute::{verify_dispute, DisputeBundle, DISPUTE_FORMAT};
 use cdrchain_runtime::proof::{verify, verify_absence, AbsenceBundle, Expected, ProofBundle, Verdict};
 use serde_json::{json, Value};
@@ -28,19 +26,6 @@ pub fn spec_of(text: &str) -> Result<ChainSpec, String> {
     }
 }
 
-fn authorities(spec: &ChainSpec) -> Result<Vec<(OperatorId, PublicKey)>, String> {
-    spec.authorities
-        .iter()
-        .map(|id| {
-            spec.operators
-                .iter()
-                .find(|o| &o.id == id)
-                .map(|o| (id.clone(), o.ed25519))
-                .ok_or_else(|| format!("authority `{id}` is not an operator of the spec"))
-        })
-        .collect()
-}
-
 /// Verifies `bundle` (a `cdrchain proof` file: one bundle or an array, or a `cdrchain dispute
 /// bundle` file) against the chain spec `spec` (see [`spec_of`]; empty: none, so nothing can be
 /// trusted). Answers `{chain, genesis_hash, results: [{kind, subject, valid, trusted, checks:
@@ -53,10 +38,7 @@ pub fn verify_text(bundle: &str, spec: &str) -> Value {
             Err(e) => return json!({ "error": format!("the chain spec: {e}") }),
         },
     };
-    let keys = match spec.as_ref().map(authorities).transpose() {
-        Ok(keys) => keys.unwrap_or_default(),
-        Err(e) => return json!({ "error": format!("the chain spec: {e}") }),
-    };
+    let keys = spec.as_ref().map(ChainSpec::authority_keys).unwrap_or_default();
     let expected = spec.as_ref().map(|s| Expected { genesis_hash: s.genesis_hash(), authorities: &keys });
     let value: Value = match serde_json::from_str(bundle) {
         Ok(value) => value,
@@ -121,6 +103,7 @@ fn verdict(kind: &str, subject: &str, verdict: &Verdict) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cdrchain_runtime::ids::OperatorId;
     use cdrchain_runtime::proof::{ChainRef, StateEntryProof};
     use cdrchain_runtime::sample::{certify, SampleChain};
     use cdrchain_runtime::state::{prove_pair, StateKey};

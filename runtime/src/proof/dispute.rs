@@ -237,21 +237,7 @@ pub fn verify_dispute(bundle: &DisputeBundle, expected: Option<&Expected<'_>>) -
     push("statement entry", proven(&records.statement, format!("statement {statement_id}"), &root));
     let agreement_id = records.statement.as_ref().map(|s| s.agreement.to_string()).unwrap_or_default();
     push("agreement entry", proven(&records.agreement, format!("agreement {agreement_id}"), &root));
-    let root = match &header {
-        Ok(header) => {
-            let computed =
-                crate::state::state_root(&header.cdr_log_root, header.cdr_log_size, &bundle.tree_root);
-            if computed == header.state_root {
-                Ok(format!("the header's state root {}", header.state_root))
-            } else {
-                Err(format!(
-                    "the state tree gives state root {computed}, the header has {}",
-                    header.state_root
-                ))
-            }
-        }
-        Err(_) => Err("not checked: the header does not decode".to_string()),
-    };
+    let root = super::state_root_check(&header, &bundle.tree_root);
     push("state root", root);
     let documents = dispute_docs::check(bundle, &records, expected);
     let Documents { checks: document_checks, story, settled } = documents;
