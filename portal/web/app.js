@@ -2,6 +2,7 @@
 // JSON-RPC with the user's token, loading nothing from anywhere else (the node's
 // Content-Security-Policy forbids it).
 
+import { settle } from '/portal/settlement.js';
 import { verifier, verifyBundle } from '/portal/verify.js';
 
 const TOKEN_KEY = 'cdrchain-token';
@@ -149,6 +150,30 @@ function recordsPage(root) {
   });
 }
 
+function settlementPage(root) {
+  root.append($('#settlement-page').content.cloneNode(true));
+  const today = new Date().toISOString().slice(0, 10);
+  $('#to', root).value = today;
+  $('#from', root).value = new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10);
+  $('#settlement-form', root).addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const status = $('#settlement-status', root);
+    try {
+      await settle({
+        rpc, element, status,
+        container: $('#settlement-result', root),
+        me: properties.operator,
+        partner: $('#partner', root).value.trim(),
+        from: $('#from', root).value,
+        to: $('#to', root).value,
+        rounding: $('#rounding', root).value,
+      });
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  });
+}
+
 async function verifyPage(root) {
   root.append($('#verify-page').content.cloneNode(true));
   const choice = $('#spec-choice', root);
@@ -167,7 +192,7 @@ async function verifyPage(root) {
   $('#verifier-digest', root).textContent = (await verifier()).sha256;
 }
 
-const PAGES = { chain: chainPage, records: recordsPage, verify: verifyPage };
+const PAGES = { chain: chainPage, records: recordsPage, settlement: settlementPage, verify: verifyPage };
 
 async function route() {
   const name = (location.hash.match(/^#\/(\w+)/) ?? [])[1] ?? 'chain';

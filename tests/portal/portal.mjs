@@ -1,7 +1,8 @@
 // The partner portal in a real browser (issue #29): Debian's Chromium driven by playwright-core.
 // tests/portal.rs starts a node with committed CDRs and runs `node portal.mjs CONFIG_JSON`; this
 // script signs in, searches, downloads a proof bundle, verifies it and a tampered copy in the
-// page, and asserts that no request leaves the node's origin. Exit 0 when every step held; the
+// page, computes the settlement with a partner, and asserts that no request leaves the node's
+// origin. Exit 0 when every step held; the
 // failed step's message otherwise. With `screenshots` in the config it saves each page there.
 
 import assert from 'node:assert/strict';
@@ -100,6 +101,29 @@ try {
     const failed = await testid('check').filter({ hasText: 'FAIL' }).allTextContents();
     assert.ok(failed.some((row) => row.startsWith('FAILcdr')), `failed checks: ${failed}`);
     await shoot('verify-tampered');
+  });
+  await step('settlement totals as the CLI computes them', async () => {
+    const settlement = config.settlement;
+    await page.goto(`${config.url}#/settlement`);
+    await testid('partner').fill(settlement.partner);
+    await testid('from').fill(settlement.from);
+    await testid('to').fill(settlement.to);
+    await testid('rounding').selectOption(settlement.rounding);
+    await testid('settle').click();
+    await testid('settlement-totals').waitFor();
+    for (const direction of settlement.expected) {
+      for (const field of ['calls', 'answered', 'billed_seconds', 'billed_minutes']) {
+        const cell = await testid(`total-${direction.from}-${direction.to}-${field}`).textContent();
+        assert.equal(cell, String(direction[field]), `${direction.from}→${direction.to} ${field}`);
+      }
+    }
+    assert.equal(await testid('settlement-chart').locator('rect.bar').count(), 2, 'one day, two directions');
+    const [download] = await Promise.all([page.waitForEvent('download'), testid('settlement-csv').click()]);
+    const csvPath = join(config.dir, 'settlement.csv');
+    await download.saveAs(csvPath);
+    const total = readFileSync(csvPath, 'utf8').split('\n').find((row) => row.startsWith(`total,${config.operator},`));
+    assert.equal(total.split(',')[3], String(settlement.expected[0].calls));
+    await shoot('settlement');
   });
   assert.deepEqual(foreign, [], 'requests left the node\'s origin');
   assert.deepEqual(errors, [], 'errors in the page');
