@@ -380,4 +380,38 @@ fn a_month_is_rated_disputed_on_one_day_settled_and_proven_offline() {
     assert!(text(&refused).contains("FAIL  steps"), "{}", text(&refused));
 
     outsiders_cannot_open(charlie, &dispute);
+    in_the_portal(bob, dir.path());
+}
+
+/// Bob's node's portal lists the pair's records, and the dispute's bundle verifies in Debian's
+/// Chromium (`tests/portal/disputes.mjs`), telling the same story as `cdrchain verify`.
+fn in_the_portal(bob: &Node, dir: &Path) {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/portal");
+    assert!(
+        Path::new("/usr/bin/chromium").exists() && scripts.join("node_modules/playwright-core").exists(),
+        "Chromium or playwright-core is missing: run scripts/install-deps.sh"
+    );
+    let config = json!({
+        "url": format!("{}/", bob.rpc),
+        "partner": "alice",
+        "dir": dir,
+        "expected": [
+            "settled: 0.50 EUR",
+            "`bob` opened a volume dispute claiming 2.50 EUR (its own records: 9950 calls)",
+            "51 proof bundles among them verify",
+        ],
+        "screenshots": std::env::var("CDRCHAIN_PORTAL_SCREENSHOTS").ok(),
+    });
+    let output = Command::new("node")
+        .arg("disputes.mjs")
+        .arg(config.to_string())
+        .current_dir(&scripts)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let report: Value =
+        serde_json::from_str(printed.trim().lines().last().unwrap_or("{}")).unwrap_or_else(|e| {
+            panic!("no report ({e}): {printed}\n{}", String::from_utf8_lossy(&output.stderr))
+        });
+    assert_eq!(report["ok"], true, "{report:#}");
 }

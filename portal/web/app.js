@@ -2,6 +2,7 @@
 // JSON-RPC with the user's token, loading nothing from anywhere else (the node's
 // Content-Security-Policy forbids it).
 
+import { showPair } from '/portal/interconnect.js';
 import { settle } from '/portal/settlement.js';
 import { verifier, verifyBundle } from '/portal/verify.js';
 
@@ -174,6 +175,25 @@ function settlementPage(root) {
   });
 }
 
+function interconnectPage(root) {
+  root.append($('#interconnect-page').content.cloneNode(true));
+  $('#interconnect-form', root).addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const status = $('#ic-status', root);
+    try {
+      await showPair({
+        rpc, element, download, renderVerdict, verifyBundle, status,
+        spec: chosenSpec,
+        container: $('#ic-result', root),
+        me: properties.operator,
+        partner: $('#ic-partner', root).value.trim(),
+      });
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  });
+}
+
 async function verifyPage(root) {
   root.append($('#verify-page').content.cloneNode(true));
   const choice = $('#spec-choice', root);
@@ -192,7 +212,9 @@ async function verifyPage(root) {
   $('#verifier-digest', root).textContent = (await verifier()).sha256;
 }
 
-const PAGES = { chain: chainPage, records: recordsPage, settlement: settlementPage, verify: verifyPage };
+const PAGES = {
+  chain: chainPage, records: recordsPage, settlement: settlementPage, interconnect: interconnectPage, verify: verifyPage,
+};
 
 async function route() {
   const name = (location.hash.match(/^#\/(\w+)/) ?? [])[1] ?? 'chain';

@@ -2,46 +2,19 @@
 // tests/portal.rs starts a node with committed CDRs and runs `node portal.mjs CONFIG_JSON`; this
 // script signs in, searches, downloads a proof bundle, verifies it and a tampered copy in the
 // page, computes the settlement with a partner, and asserts that no request leaves the node's
-// origin. Exit 0 when every step held; the
-// failed step's message otherwise. With `screenshots` in the config it saves each page there.
+// origin (browser.mjs). Exit 0 when every step held; the failed step's message otherwise. With
+// `screenshots` in the config it saves each page there.
 
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { open, run } from './browser.mjs';
 
 const config = JSON.parse(process.argv[2]);
-const origin = new URL(config.url).origin;
-// The flags this machine kind needs for a headless Chromium as root, with no network beyond it.
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
-const TIMEOUT_MS = 20_000;
+const session = await open(config);
+const { page, shoot, testid } = session;
 
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: FLAGS });
-const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
-context.setDefaultTimeout(TIMEOUT_MS);
-// Every request the pages make; anything not of the node's origin is blocked and recorded.
-const foreign = [];
-await context.route('**/*', (route) => {
-  const url = route.request().url();
-  if (url.startsWith(origin + '/') || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
-  foreign.push(url);
-  return route.abort();
-});
-const page = await context.newPage();
-const errors = [];
-page.on('pageerror', (error) => errors.push(error.message));
-const steps = [];
-const step = async (name, body) => {
-  await body();
-  steps.push(name);
-};
-const shoot = async (name) => {
-  if (config.screenshots) await page.screenshot({ path: join(config.screenshots, `portal-${name}.png`) });
-};
-const testid = (id) => page.getByTestId(id);
-
-try {
+await run(session, async (step) => {
   await step('sign-in', async () => {
     await page.goto(config.url);
     await testid('token').waitFor();
@@ -125,12 +98,4 @@ try {
     assert.equal(total.split(',')[3], String(settlement.expected[0].calls));
     await shoot('settlement');
   });
-  assert.deepEqual(foreign, [], 'requests left the node\'s origin');
-  assert.deepEqual(errors, [], 'errors in the page');
-  console.log(JSON.stringify({ ok: true, steps }));
-} catch (error) {
-  console.log(JSON.stringify({ ok: false, steps, failed: error.message, foreign, errors }));
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

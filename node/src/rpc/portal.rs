@@ -20,6 +20,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("/portal/app.js", "text/javascript; charset=utf-8", include_bytes!("../../../portal/web/app.js")),
     ("/portal/verify.js", "text/javascript; charset=utf-8", include_bytes!("../../../portal/web/verify.js")),
     (
+        "/portal/interconnect.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../portal/web/interconnect.js"),
+    ),
+    (
         "/portal/settlement.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../../portal/web/settlement.js"),
