@@ -5,7 +5,7 @@
 #           kamailio-extra-modules (acc_json), kamailio-utils-modules (http_client) and
 #           sip-tester (sipp) for the SIP ingest end-to-end test; iproute2 (`ip netns`, veth)
 #           for the test that runs a node on a non-loopback address in a network namespace;
-#           chromium for the partner portal's browser test.
+#           chromium for the partner portal's browser test; prometheus for promtool.
 #   npm:    forge, anvil, cast and solc-js for contracts/ (scripts/contracts.sh install);
 #           playwright-core for the portal's browser test (tests/portal).
 #   Cargo:  cargo-nextest (the test runner), if absent.
@@ -30,6 +30,9 @@ if [ "$build_only" -eq 0 ]; then
   apt_packages+=(kamailio kamailio-extra-modules kamailio-utils-modules sip-tester iproute2)
   # chromium: the partner portal's browser test (tests/portal.rs), driven by playwright-core.
   apt_packages+=(chromium)
+  # prometheus: its promtool checks and unit-tests monitoring/'s alerting rules (the server is
+  # not run).
+  apt_packages+=(prometheus)
 fi
 need_apt=()
 for pkg in "${apt_packages[@]}"; do

@@ -25,6 +25,9 @@ fi
 echo "== contracts: forge fmt --check, forge test, committed artifact, anvil smoke test"
 scripts/contracts.sh test
 
+echo "== monitoring: promtool checks and tests the alerting rules; the dashboard parses"
+scripts/monitoring.sh
+
 echo "== fuzz: every target of fuzz/ for a few seconds on its committed corpus (long runs: docs/reliability.md)"
 if cargo +nightly --version >/dev/null 2>&1; then
   scripts/fuzz.sh --jobs 2 "${CDRCHAIN_FUZZ_SECONDS:-4}"

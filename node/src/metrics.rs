@@ -222,3 +222,52 @@ pub async fn serve(
     });
     Ok((bound, task))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `cdrchain_…` names in `text`.
+    fn names_in(text: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for (start, _) in text.match_indices("cdrchain_") {
+            let name: String =
+                text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            names.insert(name);
+        }
+        names
+    }
+
+    #[test]
+    fn the_shipped_rules_and_dashboard_use_only_metrics_the_node_exports() {
+        let metrics = Metrics::new();
+        metrics.count_as_written("sbc-1", 1);
+        metrics.on_commit(1, 1);
+        let rendered = metrics.render();
+        let exported: std::collections::BTreeSet<String> = rendered
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split(['{', ' ']).next())
+            .map(str::to_owned)
+            .collect();
+        let shipped = [
+            ("monitoring/cdrchain-rules.yml", include_str!("../../monitoring/cdrchain-rules.yml")),
+            ("monitoring/grafana-cdrchain.json", include_str!("../../monitoring/grafana-cdrchain.json")),
+        ];
+        for (file, text) in shipped {
+            let used = names_in(text);
+            assert!(used.len() >= 5, "{file} uses {used:?}");
+            for name in used {
+                assert!(
+                    exported.contains(&name),
+                    "{file} uses `{name}`, which the node does not export: {exported:?}"
+                );
+            }
+        }
+        // The per-source metric's label, as the rule and the dashboard name it.
+        assert!(
+            rendered.contains("cdrchain_ingest_parties_as_written_total{system_id=\"sbc-1\"}"),
+            "{rendered}"
+        );
+    }
+}
