@@ -50,6 +50,7 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
         "token": TOKEN,
         "operator": "alice",
         "chain": "dev",
+        "cdrs": 20,
         "id": id,
         "callId": "e2e-11@test.invalid",
         "dir": dir.path(),

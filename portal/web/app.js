@@ -2,6 +2,7 @@
 // JSON-RPC with the user's token, loading nothing from anywhere else (the node's
 // Content-Security-Policy forbids it).
 
+import { barChart } from '/portal/charts.js';
 import { showPair } from '/portal/interconnect.js';
 import { settle } from '/portal/settlement.js';
 import { verifier, verifyBundle } from '/portal/verify.js';
@@ -88,20 +89,38 @@ function renderVerdict(container, verdict) {
 async function chainPage(root) {
   root.append($('#chain-page').content.cloneNode(true));
   $('[data-testid=chain-name]', root).textContent = properties.chain;
-  const [header, finalized, consensus, anchor, set] = await Promise.all([
+  const [header, finalized, consensus, anchor, set, activity] = await Promise.all([
     rpc('chain_getHeader'),
     rpc('chain_getFinalizedHead'),
     rpc('consensus_status').catch((e) => ({ error: e.message })),
     rpc('checkpoint_latest').catch(() => null),
     rpc('authority_set').catch(() => null),
+    rpc('chain_activity', [3600, 60]),
   ]);
   $('[data-testid=head]', root).textContent = header ? `#${header.number}` : 'no block yet';
   $('[data-testid=finalized]', root).textContent = finalized ? `${String(finalized).slice(0, 18)}…` : '—';
   $('[data-testid=consensus]', root).textContent = consensus.error ?? `height ${consensus.height}, round ${consensus.round}`;
   $('[data-testid=anchor]', root).textContent = anchor ? `#${anchor.height ?? anchor.checkpoint?.height ?? '?'}` : 'none yet';
+  if (activity.head !== null) {
+    const minutes = activity.buckets.map((b) => new Date(b.from_ms).toISOString().slice(11, 16));
+    const blocks = activity.buckets.map((b) => b.blocks);
+    const cdrs = activity.buckets.map((b) => b.cdrs);
+    const seconds = activity.bucket_ms / 1000;
+    $('[data-testid=activity-summary]', root).textContent =
+      `#${activity.head}: ${blocks.reduce((a, b) => a + b, 0)} blocks, ${cdrs.reduce((a, b) => a + b, 0)} CDRs (per ${seconds} s, UTC block time)`;
+    $('#activity', root).append(
+      barChart({ series: [{ name: 'blocks', values: blocks, cls: 'd0' }], labels: minutes, testid: 'blocks-chart', labelEvery: 10, height: 80 }),
+      barChart({ series: [{ name: 'CDRs', values: cdrs, cls: 'd1' }], labels: minutes, testid: 'cdrs-chart', labelEvery: 10, height: 80 }));
+  }
+  const liveness = new Map((activity.validators ?? []).map((v) => [v.operator, v]));
   const body = $('[data-testid=validators] tbody', root);
   for (const member of set?.members ?? set?.authorities ?? []) {
-    body.append(element('tr', {}, element('td', {}, member.operator ?? member.id), element('td', {}, String(member.ed25519 ?? '').slice(0, 18) + '…')));
+    const id = member.operator ?? member.id;
+    const seen = liveness.get(id);
+    body.append(element('tr', { 'data-testid': 'validator' }, element('td', {}, id),
+      element('td', {}, String(member.ed25519 ?? '').slice(0, 18) + '…'),
+      element('td', { 'data-testid': 'last-signed' }, seen?.last_signed ? `#${seen.last_signed}` : 'not in the hour'),
+      element('td', {}, seen ? seen.signed : 0)));
   }
 }
 

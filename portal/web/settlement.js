@@ -2,50 +2,22 @@
 // chart), all at one block, so that the numbers are the ones `cdrchain settlement` prints and
 // the partner's node computes.
 
+import { barChart } from '/portal/charts.js';
+
 /** Most days the chart asks for, one summary each. */
 export const MAX_CHART_DAYS = 92;
 const DAY_MS = 86_400_000;
-/** Widest a day's pair of bars gets, in SVG units. */
-const MAX_SLOT_PX = 48;
 const FIELDS = ['calls', 'answered', 'billable_seconds', 'billed_seconds', 'billed_minutes'];
-
-const svgNs = 'http://www.w3.org/2000/svg';
-function svg(tag, attributes) {
-  const node = document.createElementNS(svgNs, tag);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
-  return node;
-}
 
 /** Bars of calls per day, one colour per direction. */
 function chart(days) {
-  const width = 1100;
-  const height = 200;
-  const max = Math.max(1, ...days.map((d) => Math.max(d.directions[0].calls, d.directions[1].calls)));
-  const slot = Math.min(MAX_SLOT_PX, width / Math.max(1, days.length));
-  const root = svg('svg', { viewBox: `0 0 ${width} ${height + 20}`, width: '100%', 'data-testid': 'settlement-chart', role: 'img' });
-  days.forEach((day, i) => {
-    day.directions.forEach((direction, k) => {
-      const h = (direction.calls / max) * height;
-      const bar = svg('rect', { x: i * slot + k * slot * 0.45 + slot * 0.05, y: height - h, width: slot * 0.4, height: h, class: `bar d${k}` });
-      const title = svg('title', {});
-      title.textContent = `${day.day} ${direction.from}→${direction.to}: ${direction.calls} calls`;
-      bar.append(title);
-      root.append(bar);
-    });
-    if (days.length <= 31 || i % 7 === 0) {
-      const label = svg('text', { x: i * slot + slot / 2, y: height + 15, 'text-anchor': 'middle', class: 'axis' });
-      label.textContent = day.day.slice(5);
-      root.append(label);
-    }
-  });
-  days[0]?.directions.forEach((direction, k) => {
-    const x = width - 260;
-    root.append(svg('rect', { x, y: 4 + k * 18, width: 12, height: 12, class: `swatch d${k}` }));
-    const label = svg('text', { x: x + 18, y: 14 + k * 18, class: 'axis' });
-    label.textContent = `${direction.from} → ${direction.to}`;
-    root.append(label);
-  });
-  return root;
+  const labels = days.map((d) => d.day.slice(5));
+  const series = [0, 1].map((k) => ({
+    name: `${days[0].directions[k].from} → ${days[0].directions[k].to}`,
+    values: days.map((d) => d.directions[k].calls),
+    cls: `d${k}`,
+  }));
+  return barChart({ series, labels, testid: 'settlement-chart', labelEvery: days.length <= 31 ? 1 : 7 });
 }
 
 function csv(summary, days) {

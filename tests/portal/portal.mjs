@@ -29,6 +29,12 @@ await run(session, async (step) => {
   await step('chain page', async () => {
     await page.waitForFunction(() => /^#\d+$/.test(document.querySelector('[data-testid=head]')?.textContent ?? ''));
     assert.ok((await testid('validators').locator('tbody tr').count()) >= 1);
+    // The hour's activity: sixty buckets per chart, the CDRs all counted, and the validator's
+    // last signature on the head.
+    assert.equal(await testid('blocks-chart').locator('rect.bar').count(), 60);
+    assert.equal(await testid('cdrs-chart').locator('rect.bar').count(), 60);
+    assert.match(await testid('activity-summary').textContent(), new RegExp(` ${config.cdrs} CDRs `));
+    assert.equal(await testid('last-signed').first().textContent(), await testid('head').textContent());
     await shoot('chain');
   });
   let bundlePath;

@@ -66,6 +66,7 @@ pub const METHODS: &[(&str, Need)] = &[
     ("chain_getHeader", Need::Chain),
     ("chain_getBlock", Need::AllRecords),
     ("chain_getFinalizedHead", Need::Chain),
+    ("chain_activity", Need::Chain),
     ("chain_subscribeFinalizedHeads", Need::Chain),
     ("chain_unsubscribeFinalizedHeads", Need::Chain),
     ("cdr_submit", Need::Ingest),

@@ -143,6 +143,12 @@ pub trait ChainApi {
     #[method(name = "getFinalizedHead")]
     fn finalized_head(&self) -> RpcResult<String>;
 
+    /// Blocks and CDRs committed per bucket of the `window_s` seconds (default 3,600, at most a
+    /// day) before the head, in `buckets` buckets (default 60, at most 240), by block time; and
+    /// each validator's last signed height and the window's blocks it signed.
+    #[method(name = "activity", blocking)]
+    fn activity(&self, window_s: Option<u64>, buckets: Option<u32>) -> RpcResult<Value>;
+
     /// Every newly finalized header (WebSocket only).
     #[subscription(
         name = "subscribeFinalizedHeads" => "finalizedHead",

@@ -35,6 +35,10 @@ impl ChainApiServer for Handlers {
         Ok(chain.storage.head().map_or(chain.ctx.genesis_hash, |h| h.hash).to_string())
     }
 
+    fn activity(&self, window_s: Option<u64>, buckets: Option<u32>) -> RpcResult<Value> {
+        self.ctx.heavy.run("chain_activity", || self.ctx.activity(window_s, buckets))
+    }
+
     async fn subscribe_finalized_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
         let mut heads = self.ctx.chain.subscribe();
         let sink = pending.accept().await?;

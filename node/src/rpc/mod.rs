@@ -27,6 +27,7 @@
 //! loopback, write methods and ingest need `Authorization: Bearer <token>`.
 
 pub mod access;
+mod activity;
 mod agreement;
 pub mod api;
 mod authority;

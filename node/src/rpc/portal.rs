@@ -19,6 +19,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("/", "text/html; charset=utf-8", include_bytes!("../../../portal/web/index.html")),
     ("/portal/app.js", "text/javascript; charset=utf-8", include_bytes!("../../../portal/web/app.js")),
     ("/portal/verify.js", "text/javascript; charset=utf-8", include_bytes!("../../../portal/web/verify.js")),
+    ("/portal/charts.js", "text/javascript; charset=utf-8", include_bytes!("../../../portal/web/charts.js")),
     (
         "/portal/interconnect.js",
         "text/javascript; charset=utf-8",
