@@ -97,6 +97,7 @@ async function chainPage(root) {
     rpc('authority_set').catch(() => null),
     rpc('chain_activity', [3600, 60]),
   ]);
+  const evidence = await rpc('consensus_evidence').catch((e) => ({ error: e.message }));
   $('[data-testid=head]', root).textContent = header ? `#${header.number}` : 'no block yet';
   $('[data-testid=finalized]', root).textContent = finalized ? `${String(finalized).slice(0, 18)}…` : '—';
   $('[data-testid=consensus]', root).textContent = consensus.error ?? `height ${consensus.height}, round ${consensus.round}`;
@@ -111,6 +112,16 @@ async function chainPage(root) {
     $('#activity', root).append(
       barChart({ series: [{ name: 'blocks', values: blocks, cls: 'd0' }], labels: minutes, testid: 'blocks-chart', labelEvery: 10, height: 80 }),
       barChart({ series: [{ name: 'CDRs', values: cdrs, cls: 'd1' }], labels: minutes, testid: 'cdrs-chart', labelEvery: 10, height: 80 }));
+  }
+  const evidenceBox = $('[data-testid=evidence]', root);
+  if (evidence.error) evidenceBox.append(element('p', { class: 'error' }, evidence.error));
+  else if (evidence.length === 0) evidenceBox.append(element('p', {}, 'none: no validator signed two conflicting messages'));
+  else {
+    evidenceBox.append(element('table', { class: 'list' },
+      element('tr', {}, ...['validator', 'height', 'round', 'step', ''].map((h) => element('th', {}, h))),
+      ...evidence.map((e, i) => element('tr', {}, element('td', {}, e.offender), element('td', {}, `#${e.height}`),
+        element('td', {}, e.round), element('td', {}, e.step),
+        element('td', {}, element('button', { type: 'button', onclick: () => download(`evidence-${i}.json`, e.evidence) }, 'Download'))))));
   }
   const liveness = new Map((activity.validators ?? []).map((v) => [v.operator, v]));
   const body = $('[data-testid=validators] tbody', root);

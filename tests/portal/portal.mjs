@@ -35,6 +35,7 @@ await run(session, async (step) => {
     assert.equal(await testid('cdrs-chart').locator('rect.bar').count(), 60);
     assert.match(await testid('activity-summary').textContent(), new RegExp(` ${config.cdrs} CDRs `));
     assert.equal(await testid('last-signed').first().textContent(), await testid('head').textContent());
+    assert.match(await testid('evidence').textContent(), /^none: /);
     await shoot('chain');
   });
   let bundlePath;
