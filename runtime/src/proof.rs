@@ -170,6 +170,32 @@ fn decoded<T: Decode + PartialEq + std::fmt::Debug>(
     Ok(value)
 }
 
+/// The header and certificate of a bundle, each decoded from its signed bytes and equal to its
+/// readable copy, with the `header` and `certificate encoding` checks that say so.
+fn signed_parts(
+    header_scale: &str,
+    header: &Header,
+    certificate_scale: &str,
+    certificate: &CommitCertificate,
+) -> (Result<Header, String>, Result<CommitCertificate, String>, [Check; 2]) {
+    let header = decoded(header_scale, header, "header");
+    let certificate = decoded(certificate_scale, certificate, "certificate");
+    let checks = [
+        Check {
+            name: "header",
+            outcome: header.as_ref().map(|h| format!("#{} {}", h.number.0, h.hash())).map_err(Clone::clone),
+        },
+        Check {
+            name: "certificate encoding",
+            outcome: certificate
+                .as_ref()
+                .map(|c| format!("{} signatures", c.signatures.len()))
+                .map_err(Clone::clone),
+        },
+    ];
+    (header, certificate, checks)
+}
+
 /// Checks a bundle, naming every check. With `expected` (from the verifier's own chain spec) the
 /// authority set and genesis hash must match it; without, the verdict is not `trusted`: anyone
 /// can make a bundle that verifies against an authority set of its own.
@@ -193,13 +219,11 @@ pub fn verify(bundle: &ProofBundle, expected: Option<&Expected<'_>>) -> Verdict 
         "cdr",
         cdr.as_ref().map(|c| format!("{} decodes from its signed bytes", c.id())).map_err(Clone::clone),
     );
-    let header = decoded(&bundle.header_scale, &bundle.header, "header");
-    push("header", header.as_ref().map(|h| format!("#{} {}", h.number.0, h.hash())).map_err(Clone::clone));
-    let certificate = decoded(&bundle.certificate_scale, &bundle.certificate, "certificate");
-    push(
-        "certificate encoding",
-        certificate.as_ref().map(|c| format!("{} signatures", c.signatures.len())).map_err(Clone::clone),
-    );
+    let (header, certificate, signed) =
+        signed_parts(&bundle.header_scale, &bundle.header, &bundle.certificate_scale, &bundle.certificate);
+    for check in signed {
+        push(check.name, check.outcome);
+    }
     // Inclusion of the CDR's leaf in the header's CDR log.
     let inclusion = match (&cdr, &header) {
         (Ok(_), Ok(header)) => {
@@ -526,13 +550,11 @@ pub fn verify_absence(bundle: &AbsenceBundle, expected: Option<&Expected<'_>>) -
         },
     );
     push("claim", absence_claim(bundle));
-    let header = decoded(&bundle.header_scale, &bundle.header, "header");
-    push("header", header.as_ref().map(|h| format!("#{} {}", h.number.0, h.hash())).map_err(Clone::clone));
-    let certificate = decoded(&bundle.certificate_scale, &bundle.certificate, "certificate");
-    push(
-        "certificate encoding",
-        certificate.as_ref().map(|c| format!("{} signatures", c.signatures.len())).map_err(Clone::clone),
-    );
+    let (header, certificate, signed) =
+        signed_parts(&bundle.header_scale, &bundle.header, &bundle.certificate_scale, &bundle.certificate);
+    for check in signed {
+        push(check.name, check.outcome);
+    }
     let entry = &bundle.entry;
     let state = match (bytes_of(&entry.key_scale, "key_scale"), bytes_of(&entry.value_scale, "value_scale")) {
         (Ok(key), Ok(value)) => match crate::smt::root_from_path(&key, &value, &entry.siblings) {

@@ -14,7 +14,7 @@ use parity_scale_codec::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 use super::dispute_docs::{self, Documents};
-use super::{decoded, finish, hex_of, sets, Authority, ChainRef, Check, Expected, Verdict};
+use super::{finish, hex_of, sets, signed_parts, Authority, ChainRef, Check, Expected, Verdict};
 use crate::block::{CommitCertificate, Header};
 use crate::codec::decode_exact;
 use crate::crypto::PublicKey;
@@ -223,13 +223,11 @@ pub fn verify_dispute(bundle: &DisputeBundle, expected: Option<&Expected<'_>>) -
             Err(format!("`{}` version {}", bundle.format, bundle.version))
         },
     );
-    let header = decoded(&bundle.header_scale, &bundle.header, "header");
-    push("header", header.as_ref().map(|h| format!("#{} {}", h.number.0, h.hash())).map_err(Clone::clone));
-    let certificate = decoded(&bundle.certificate_scale, &bundle.certificate, "certificate");
-    push(
-        "certificate encoding",
-        certificate.as_ref().map(|c| format!("{} signatures", c.signatures.len())).map_err(Clone::clone),
-    );
+    let (header, certificate, signed) =
+        signed_parts(&bundle.header_scale, &bundle.header, &bundle.certificate_scale, &bundle.certificate);
+    for check in signed {
+        push(check.name, check.outcome);
+    }
     let records = records(bundle);
     let root = bundle.tree_root;
     push("dispute entry", proven(&records.dispute, format!("dispute {}", bundle.dispute), &root));
