@@ -336,15 +336,7 @@ fn pair_with_calls(net: &Net) -> (Vec<Node>, u64, Vec<String>) {
 
 /// Waits until `node` answers `method [id]` with something `done` accepts.
 fn await_value(node: &Node, method: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let value = node.call(method, json!([id])).unwrap();
-        if done(&value) {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{method} {id} on {}: {value}", node.rpc);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::await_value(node, method, id, Duration::from_secs(60), done)
 }
 
 #[test]

@@ -12,7 +12,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use cdrchain_chain_spec::keys::{DevAccount, DEV_ACCOUNT_NAMES};
@@ -101,15 +101,7 @@ fn agreements(dir: &Path) -> (String, String) {
 
 /// `method [id]` on `node` once `done` holds of its answer.
 fn await_value(node: &Node, method: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let value = node.call(method, json!([id])).unwrap();
-        if done(&value) {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{method} {id} on {}: {value}", node.rpc);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::await_value(node, method, id, Duration::from_secs(120), done)
 }
 
 /// The word after `after` in `printed` (an id the CLI prints).
@@ -386,11 +378,6 @@ fn a_month_is_rated_disputed_on_one_day_settled_and_proven_offline() {
 /// Bob's node's portal lists the pair's records, and the dispute's bundle verifies in Debian's
 /// Chromium (`tests/portal/disputes.mjs`), telling the same story as `cdrchain verify`.
 fn in_the_portal(bob: &Node, dir: &Path) {
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/portal");
-    assert!(
-        Path::new("/usr/bin/chromium").exists() && scripts.join("node_modules/playwright-core").exists(),
-        "Chromium or playwright-core is missing: run scripts/install-deps.sh"
-    );
     let config = json!({
         "url": format!("{}/", bob.rpc),
         "partner": "alice",
@@ -402,16 +389,5 @@ fn in_the_portal(bob: &Node, dir: &Path) {
         ],
         "screenshots": std::env::var("CDRCHAIN_PORTAL_SCREENSHOTS").ok(),
     });
-    let output = Command::new("node")
-        .arg("disputes.mjs")
-        .arg(config.to_string())
-        .current_dir(&scripts)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&output.stdout);
-    let report: Value =
-        serde_json::from_str(printed.trim().lines().last().unwrap_or("{}")).unwrap_or_else(|e| {
-            panic!("no report ({e}): {printed}\n{}", String::from_utf8_lossy(&output.stderr))
-        });
-    assert_eq!(report["ok"], true, "{report:#}");
+    common::browser_script("disputes.mjs", &config);
 }

@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -20,11 +19,6 @@ const TOKEN: &str = "portal-e2e-admin-token";
 
 #[test]
 fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/portal");
-    assert!(
-        Path::new("/usr/bin/chromium").exists() && scripts.join("node_modules/playwright-core").exists(),
-        "Chromium or playwright-core is missing: run scripts/install-deps.sh"
-    );
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("node");
     let mut node = Node::start_dev(&base, &["--rpc-token", TOKEN]);
@@ -60,16 +54,6 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
         },
         "screenshots": std::env::var("CDRCHAIN_PORTAL_SCREENSHOTS").ok(),
     });
-    let output = Command::new("node")
-        .arg("portal.mjs")
-        .arg(config.to_string())
-        .current_dir(&scripts)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
-    let printed = String::from_utf8_lossy(&output.stdout);
-    let errors = String::from_utf8_lossy(&output.stderr);
-    let report: Value = serde_json::from_str(printed.trim().lines().last().unwrap_or("{}"))
-        .unwrap_or_else(|e| panic!("no report ({e}): {printed}\n{errors}"));
-    assert_eq!(report["ok"], true, "{report:#}\n{errors}");
+    let report = common::browser_script("portal.mjs", &config);
     assert_eq!(report["steps"].as_array().unwrap().len(), 6, "{report}");
 }

@@ -469,3 +469,47 @@ pub fn join_request(dir: &std::path::Path, operator: &str, chain: &str) -> (Path
     assert!(out.status.success(), "{out:?}");
     (key, request)
 }
+
+/// `method [id]` on `node`, asked every 200 ms until `done` holds of the answer (panics after
+/// `timeout`).
+pub fn await_value(
+    node: &Node,
+    method: &str,
+    id: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = node.call(method, json!([id])).unwrap_or_else(|e| panic!("{method} {id}: {e}"));
+        if done(&value) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{method} {id} on {}: {value}", node.rpc);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Runs the portal's browser script `script` (in `tests/portal/`, Debian's Chromium through
+/// playwright-core, both installed by `scripts/install-deps.sh`) with `config`; answers its
+/// report once it says every step held.
+pub fn browser_script(script: &str, config: &Value) -> Value {
+    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/portal");
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists()
+            && scripts.join("node_modules/playwright-core").exists(),
+        "Chromium or playwright-core is missing: run scripts/install-deps.sh"
+    );
+    let output = Command::new("node")
+        .arg(script)
+        .arg(config.to_string())
+        .current_dir(&scripts)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let errors = String::from_utf8_lossy(&output.stderr);
+    let report: Value = serde_json::from_str(printed.trim().lines().last().unwrap_or("{}"))
+        .unwrap_or_else(|e| panic!("no report from {script} ({e}): {printed}\n{errors}"));
+    assert_eq!(report["ok"], true, "{script}: {report:#}\n{errors}");
+    report
+}
