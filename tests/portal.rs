@@ -1,6 +1,7 @@
 //! The partner portal (issue #29) in Debian's Chromium, driven by playwright-core
 //! (`tests/portal/portal.mjs`): a dev node with a token and committed CDRs serves the page; the
-//! browser signs in, searches by id and by call id, downloads a CDR's proof bundle and verifies
+//! browser signs in, searches by id, by call id and by telephone number (hashed in the page; the
+//! number and the secret are never sent), downloads a CDR's proof bundle and verifies
 //! it, and a tampered copy, with cdrchain's own verifier compiled to WebAssembly; the settlement
 //! page shows the totals `cdrchain settlement` prints; no request leaves the node's origin.
 //! `scripts/install-deps.sh` installs Chromium and playwright-core.
@@ -16,6 +17,8 @@ use common::Node;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "portal-e2e-admin-token";
+/// The telephone number the browser searches for, as the switch wrote it.
+const NUMBER_AS_WRITTEN: &str = "+44 (20) 7946-0999";
 
 #[test]
 fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
@@ -23,10 +26,33 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
     let base = dir.path().join("node");
     let mut node = Node::start_dev(&base, &["--rpc-token", TOKEN]);
     node.token = Some(TOKEN.to_string());
-    let cdrs: Vec<Value> = (0..20).map(common::cdr).collect();
+    let mut cdrs: Vec<Value> = (0..20).map(common::cdr).collect();
+    // A day later (outside the settlement's day), one number in three calls: caller, callee, caller.
+    for (n, role) in [(20, "caller"), (21, "callee"), (22, "caller")] {
+        let mut cdr = common::cdr(n);
+        cdr[role] = json!(NUMBER_AS_WRITTEN);
+        for field in ["start", "answer", "end"] {
+            if let Some(ms) = cdr[field].as_u64() {
+                cdr[field] = json!(ms + 86_400_000);
+            }
+        }
+        cdrs.push(cdr);
+    }
     let ids = node.call("cdr_submit", json!([cdrs])).unwrap();
     let id = ids[7].as_str().unwrap().to_string();
-    node.wait_committed(&id, Duration::from_secs(60));
+    node.wait_committed(ids[22].as_str().unwrap(), Duration::from_secs(60));
+    let of_number: Vec<String> = [22, 21, 20].iter().map(|&i| ids[i].as_str().unwrap().to_string()).collect();
+
+    // The CLI finds the number's calls as the page must, newest first.
+    let found = Command::new(common::cdrchain_binary())
+        .args(["cdr", "get", "--number", "020 7946 0999", "--default-region", "GB", "--rpc", &node.rpc])
+        .args(["--token", TOKEN])
+        .output()
+        .unwrap();
+    assert!(found.status.success(), "{}", String::from_utf8_lossy(&found.stderr));
+    let found: Value = serde_json::from_slice(&found.stdout).unwrap();
+    let found_ids: Vec<&str> = found.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(found_ids, of_number, "{found}");
 
     // The settlement the CLI computes, which the page must show.
     let settled = Command::new(common::cdrchain_binary())
@@ -44,9 +70,18 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
         "token": TOKEN,
         "operator": "alice",
         "chain": "dev",
-        "cdrs": 20,
+        "cdrs": 23,
         "id": id,
         "callId": "e2e-11@test.invalid",
+        "number": {
+            "written": "+44 20 7946 0999",
+            "canonical": "tel:+442079460999",
+            "secret": "cdrchain dev consortium secret -- INSECURE, public",
+            "records": of_number,
+            "roles": ["caller", "callee", "caller"],
+        },
+        // Neither the number (in any form) nor the consortium secret leaves the page.
+        "neverSent": ["7946 0999", "7946%200999", "442079460999", "INSECURE"],
         "dir": dir.path(),
         "settlement": {
             "partner": "bob", "from": "2026-11-18", "to": "2026-11-19", "rounding": "60/6",
@@ -55,5 +90,5 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
         "screenshots": std::env::var("CDRCHAIN_PORTAL_SCREENSHOTS").ok(),
     });
     let report = common::browser_script("portal.mjs", &config);
-    assert_eq!(report["steps"].as_array().unwrap().len(), 6, "{report}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 7, "{report}");
 }

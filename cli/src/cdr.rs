@@ -1,21 +1,40 @@
-//! `cdrchain cdr get`: look up committed CDRs on a node.
+//! `cdrchain cdr get`: look up committed CDRs on a node, by id, call id or telephone number.
+
+use std::path::PathBuf;
 
 use anyhow::Context;
-use cdrchain_node::rpc::api::CdrApiClient;
+use cdrchain_node::rpc::api::{CdrApiClient, SystemApiClient};
+use cdrchain_runtime::party::PartyHasher;
 use serde_json::Value;
 
 use crate::rpc_client::RpcClient;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Print one CDR by id (`operator:sequence`) or every CDR with a call id.
+    /// Print one CDR by id (`operator:sequence`), every CDR with a call id, or the newest CDRs
+    /// of a telephone number or SIP address.
     Get {
         /// `operator:sequence`, e.g. `alice:42`.
-        #[arg(required_unless_present = "call_id")]
+        #[arg(required_unless_present_any = ["call_id", "number"])]
         id: Option<String>,
         /// Look up by SIP Call-ID instead.
         #[arg(long, conflicts_with = "id")]
         call_id: Option<String>,
+        /// Look up the CDRs a party took part in (caller or callee), newest first: a telephone
+        /// number (`+442079460018`, or national with --default-region) or a SIP URI. It is
+        /// hashed here with the consortium secret; only its keyed digest is sent.
+        #[arg(long, conflicts_with_all = ["id", "call_id"])]
+        number: Option<String>,
+        /// With --number: how many CDRs at most.
+        #[arg(long, default_value_t = 100, requires = "number")]
+        limit: usize,
+        /// With --number: the consortium secret (as the node's); CDRCHAIN_CONSORTIUM_SECRET may
+        /// hold the secret itself. Not needed on the dev chain.
+        #[arg(long, env = "CDRCHAIN_CONSORTIUM_SECRET_FILE", value_name = "FILE")]
+        consortium_secret_file: Option<PathBuf>,
+        /// With --number: the region of a national number (e.g. GB).
+        #[arg(long, value_name = "CC")]
+        default_region: Option<String>,
         /// The node's RPC URL.
         #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC")]
         rpc: String,
@@ -26,21 +45,36 @@ pub enum Command {
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
-    let Command::Get { id, call_id, rpc, token } = command;
+    let Command::Get { id, call_id, number, limit, consortium_secret_file, default_region, rpc, token } =
+        command;
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async {
         let client = RpcClient::new(&rpc, token)?;
         let node = client.api();
-        let result = match (&id, &call_id) {
-            (Some(id), _) => client.ask(node.cdr(id.clone())).await?.unwrap_or(Value::Null),
-            (None, Some(call_id)) => Value::Array(client.ask(node.by_call_id(call_id.clone())).await?),
-            (None, None) => anyhow::bail!("give an id or --call-id"),
+        let result = match (&id, &call_id, &number) {
+            (Some(id), _, _) => client.ask(node.cdr(id.clone())).await?.unwrap_or(Value::Null),
+            (None, Some(call_id), _) => Value::Array(client.ask(node.by_call_id(call_id.clone())).await?),
+            (None, None, Some(number)) => {
+                let dev = client.ask(node.properties()).await.context("asking the node which chain")?.chain == "dev";
+                let secret = crate::node::consortium_secret(consortium_secret_file.as_deref(), dev)?.context(
+                    "a number is looked up by its digest keyed with the consortium secret: give \
+                     --consortium-secret-file (or CDRCHAIN_CONSORTIUM_SECRET_FILE / CDRCHAIN_CONSORTIUM_SECRET)",
+                )?;
+                let hasher = PartyHasher::new(&secret, default_region.as_deref()).context("setting up party hashing")?;
+                let party = hasher.normalize(number).with_context(|| format!("--number {number:?}"))?;
+                eprintln!("looking up {} (its keyed digest only)", party.canonical());
+                let digest = hasher.digest_normalized(&party).0.to_hex();
+                Value::Array(client.ask(node.by_party(digest, None, Some(limit))).await?.cdrs)
+            }
+            (None, None, None) => anyhow::bail!("give an id, --call-id or --number"),
         };
         if result.is_null() || result.as_array().is_some_and(Vec::is_empty) {
             anyhow::bail!(
                 "no committed CDR {}",
-                id.or(call_id.map(|c| format!("with call id `{c}`"))).unwrap_or_default()
+                id.or(call_id.map(|c| format!("with call id `{c}`")))
+                    .or(number.map(|n| format!("of `{n}`")))
+                    .unwrap_or_default()
             );
         }
         println!("{}", serde_json::to_string_pretty(&result)?);

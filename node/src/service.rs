@@ -24,7 +24,17 @@ pub fn open_storage(config: &NodeConfig) -> Result<Storage, NodeError> {
     let path = config.database_path();
     std::fs::create_dir_all(&path)
         .map_err(|source| NodeError::DatabaseDirectory { path: path.clone(), source })?;
-    Ok(Storage::open(&path, config.spec.genesis_hash(), &genesis)?)
+    let storage = Storage::open(&path, config.spec.genesis_hash(), &genesis)?;
+    if let Some(count) = storage.upgraded_at_open() {
+        tracing::info!(
+            target: "cdrchain::storage",
+            path = %path.display(),
+            cdrs = count,
+            "upgraded the database to schema {}: indexed {count} CDRs by party",
+            cdrchain_storage::SCHEMA_VERSION
+        );
+    }
+    Ok(storage)
 }
 
 /// Loads the stored ingest keys into storage's in-memory filter, on a thread of its own: a scan

@@ -5,7 +5,7 @@
 import { barChart } from '/portal/charts.js';
 import { showPair } from '/portal/interconnect.js';
 import { settle } from '/portal/settlement.js';
-import { verifier, verifyBundle } from '/portal/verify.js';
+import { partyDigest, verifier, verifyBundle } from '/portal/verify.js';
 
 const TOKEN_KEY = 'cdrchain-token';
 const SPEC_KEY = 'cdrchain-spec';
@@ -135,7 +135,7 @@ async function chainPage(root) {
   }
 }
 
-function recordRow(record) {
+function recordRow(record, note = '') {
   const id = record.id ?? `${record.recorder}:${record.sequence}`;
   const fields = ['call_id', 'caller_operator', 'callee_operator', 'start_ms', 'answer_ms', 'end_ms', 'disposition'];
   const table = element('table', { class: 'record', 'data-testid': 'record' });
@@ -147,17 +147,51 @@ function recordRow(record) {
   const actions = element('div', { class: 'row' },
     element('button', { type: 'button', 'data-testid': 'download-proof', onclick: async () => download(`proof-${id.replace(':', '-')}.json`, await rpc('cdr_proof', [id])) }, 'Download proof bundle'),
     element('button', { type: 'button', 'data-testid': 'verify-proof', onclick: async () => renderVerdict(verdict, await verifyBundle(JSON.stringify(await rpc('cdr_proof', [id])), chosenSpec())) }, 'Verify it in this browser'));
-  return element('div', { class: 'card wide' }, table, actions, verdict);
+  return element('div', { class: 'card wide' }, ...(note ? [element('p', { class: 'muted', 'data-testid': 'record-note' }, note)] : []), table, actions, verdict);
 }
 
-async function search(root, query) {
+/** The chain's public dev secret (cli/src/node.rs): prefilled on a dev chain only. */
+const DEV_CONSORTIUM_SECRET = 'cdrchain dev consortium secret -- INSECURE, public';
+
+/** What a query is, when the user chose "any". */
+function kindOf(query, chosen) {
+  if (chosen !== 'auto') return chosen;
+  if (/^[a-z0-9][a-z0-9._-]*:\d+$/i.test(query)) return 'id';
+  if (/^(\+|tel:|sips?:)/i.test(query) || /^[\d\s().-]{3,}$/.test(query)) return 'number';
+  return 'call';
+}
+
+/** The records of a party, newest first, a page at a time ("More" asks the next). */
+async function searchNumber(root, query, results, status) {
+  const hashed = await partyDigest({ secret: $('#secret', root).value, region: $('#region', root).value, party: query });
+  if (hashed.error) throw new Error(`the number: ${hashed.error}`);
+  let shown = 0;
+  const more = async (cursor) => {
+    const page = await rpc('cdr_byParty', [hashed.digest, cursor, 50]);
+    for (const record of page.cdrs) {
+      const role = [record.caller === hashed.digest && 'caller', record.callee === hashed.digest && 'callee'].filter(Boolean).join(' and ');
+      results.append(recordRow(record, `${hashed.canonical} is the ${role}`));
+    }
+    shown += page.cdrs.length;
+    status.textContent = `${shown} record${shown === 1 ? '' : 's'} of ${hashed.canonical} (${hashed.kind}), newest first${page.next_cursor ? ', more below' : ''}`;
+    if (page.next_cursor) {
+      const button = element('button', { type: 'button', 'data-testid': 'more', onclick: () => { button.remove(); more(page.next_cursor).catch((e) => { status.textContent = e.message; }); } }, 'More');
+      results.append(button);
+    }
+  };
+  await more(null);
+}
+
+async function search(root, query, chosen) {
   const status = $('#search-status', root);
   const results = $('#results', root);
   results.replaceChildren();
   status.textContent = 'searching…';
   try {
+    const kind = kindOf(query, chosen);
+    if (kind === 'number') return await searchNumber(root, query, results, status);
     let records;
-    if (/^[a-z0-9][a-z0-9._-]*:\d+$/i.test(query)) {
+    if (kind === 'id') {
       const record = await rpc('cdr_get', [query]);
       records = record ? [record] : [];
       if (!record) {
@@ -175,9 +209,15 @@ async function search(root, query) {
 
 function recordsPage(root) {
   root.append($('#records-page').content.cloneNode(true));
+  if (properties.chain === 'dev') $('#secret', root).value = DEV_CONSORTIUM_SECRET;
+  const options = () => {
+    $('#number-options', root).hidden = kindOf($('#query', root).value.trim(), $('#search-kind', root).value) !== 'number';
+  };
+  $('#query', root).addEventListener('input', options);
+  $('#search-kind', root).addEventListener('change', options);
   $('#search-form', root).addEventListener('submit', (event) => {
     event.preventDefault();
-    search(root, $('#query', root).value.trim());
+    search(root, $('#query', root).value.trim(), $('#search-kind', root).value);
   });
 }
 

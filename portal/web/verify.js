@@ -17,33 +17,47 @@ export function verifier() {
   return loaded;
 }
 
-/**
- * Verifies a bundle file's text against a chain spec (`dev`, `local`, a spec's JSON text, or ''
- * for none): `{chain, genesis_hash, results: [{kind, subject, valid, trusted, checks, story,
- * settled}]}` or `{error}`.
- */
-export async function verifyBundle(text, spec) {
+/** Calls the module's `name` with texts written into its memory; answers its JSON. */
+async function call(name, ...texts) {
   const { exports: wasm } = await verifier();
   const encoder = new TextEncoder();
-  const write = (value) => {
-    const bytes = encoder.encode(value);
-    if (bytes.length === 0) return [0, 0];
-    const ptr = wasm.alloc(bytes.length);
-    if (!ptr) throw new Error('the verifier is out of memory');
-    new Uint8Array(wasm.memory.buffer, ptr, bytes.length).set(bytes);
-    return [ptr, bytes.length];
-  };
-  const [bundlePtr, bundleLen] = write(text);
-  const [specPtr, specLen] = write(spec);
+  const written = [];
   try {
-    const out = wasm.verify(bundlePtr, bundleLen, specPtr, specLen);
+    for (const text of texts) {
+      const bytes = encoder.encode(text);
+      if (bytes.length === 0) {
+        written.push([0, 0]);
+        continue;
+      }
+      const ptr = wasm.alloc(bytes.length);
+      if (!ptr) throw new Error('the verifier is out of memory');
+      new Uint8Array(wasm.memory.buffer, ptr, bytes.length).set(bytes);
+      written.push([ptr, bytes.length]);
+    }
+    const out = wasm[name](...written.flat());
     const ptr = Number(out >> 32n);
     const len = Number(out & 0xffffffffn);
     const json = new TextDecoder().decode(new Uint8Array(wasm.memory.buffer, ptr, len));
     wasm.dealloc(ptr, len);
     return JSON.parse(json);
   } finally {
-    if (bundleLen) wasm.dealloc(bundlePtr, bundleLen);
-    if (specLen) wasm.dealloc(specPtr, specLen);
+    for (const [ptr, len] of written) if (len) wasm.dealloc(ptr, len);
   }
+}
+
+/**
+ * Verifies a bundle file's text against a chain spec (`dev`, `local`, a spec's JSON text, or ''
+ * for none): `{chain, genesis_hash, results: [{kind, subject, valid, trusted, checks, story,
+ * settled}]}` or `{error}`.
+ */
+export function verifyBundle(text, spec) {
+  return call('verify', text, spec);
+}
+
+/**
+ * A party's keyed digest, computed here as ingest computes it: `{canonical, kind, digest}` or
+ * `{error}`. The secret and the number never leave this page; only the digest is sent.
+ */
+export function partyDigest({ secret, region, party }) {
+  return call('party', JSON.stringify({ secret, region, party }));
 }

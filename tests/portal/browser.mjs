@@ -1,6 +1,8 @@
 // What every portal browser test shares: Debian's Chromium through playwright-core with this
 // machine kind's headless flags, a 1280×800 page, every request outside the node's origin blocked
-// and recorded, page errors recorded, and screenshots when the config names a directory.
+// and recorded, page errors recorded, and screenshots when the config names a directory. What
+// the config lists as `neverSent` (a secret, a telephone number) must appear in no request's URL
+// or body.
 
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -16,8 +18,10 @@ export async function open(config) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
   context.setDefaultTimeout(TIMEOUT_MS);
   const foreign = [];
+  const sent = [];
   await context.route('**/*', (route) => {
     const url = route.request().url();
+    sent.push(`${url}\n${route.request().postData() ?? ''}`);
     if (url.startsWith(origin + '/') || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
     foreign.push(url);
     return route.abort();
@@ -28,7 +32,7 @@ export async function open(config) {
   const shoot = async (name) => {
     if (config.screenshots) await page.screenshot({ path: join(config.screenshots, `portal-${name}.png`) });
   };
-  return { browser, page, foreign, errors, shoot, testid: (id) => page.getByTestId(id) };
+  return { browser, page, foreign, sent, neverSent: config.neverSent ?? [], errors, shoot, testid: (id) => page.getByTestId(id) };
 }
 
 /** Runs the named steps in order; prints the JSON report and sets the exit code. */
@@ -42,6 +46,10 @@ export async function run(session, body) {
     await body(step);
     if (session.foreign.length) throw new Error(`requests left the node's origin: ${session.foreign.join(', ')}`);
     if (session.errors.length) throw new Error(`errors in the page: ${session.errors.join('; ')}`);
+    for (const secret of session.neverSent) {
+      const leak = session.sent.find((request) => request.includes(secret));
+      if (leak) throw new Error(`a request carried ${JSON.stringify(secret)}: ${leak.slice(0, 200)}`);
+    }
     console.log(JSON.stringify({ ok: true, steps }));
   } catch (error) {
     console.log(JSON.stringify({ ok: false, steps, failed: error.message, foreign: session.foreign, errors: session.errors }));

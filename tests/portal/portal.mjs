@@ -60,6 +60,26 @@ await run(session, async (step) => {
     await page.waitForFunction((id) => document.querySelector('[data-testid=search-status]').textContent.includes(id), config.callId);
     assert.match(await testid('search-status').textContent(), /^1 record of /);
   });
+  await step('search by telephone number, hashed in the page', async () => {
+    const number = config.number;
+    await testid('query').fill(number.written);
+    await testid('number-options').waitFor();
+    assert.equal(await testid('secret').inputValue(), number.secret, 'the dev chain\'s public secret is prefilled');
+    // Another secret gives another digest: nothing found.
+    await testid('secret').fill('not the consortium secret');
+    await testid('search').click();
+    await page.waitForFunction(() => /^0 records of tel:/.test(document.querySelector('[data-testid=search-status]').textContent));
+    await testid('secret').fill(number.secret);
+    await testid('search').click();
+    await page.waitForFunction((n) => document.querySelector('[data-testid=search-status]').textContent.startsWith(`${n} record`), number.records.length);
+    assert.match(await testid('search-status').textContent(), new RegExp(`of ${number.canonical.replace('+', '\\+')} \\(telephone number\\), newest first$`));
+    assert.deepEqual(await testid('record-id').allTextContents(), number.records, 'newest first');
+    assert.deepEqual(await testid('record-note').allTextContents(), number.roles.map((role) => `${number.canonical} is the ${role}`));
+    await testid('verify-proof').first().click();
+    await testid('verdict-result').waitFor();
+    assert.match(await testid('verdict-result').locator('h3').textContent(), /^VALID: inclusion /);
+    await shoot('records-number');
+  });
   await step('verify the downloaded bundle and a tampered copy', async () => {
     await page.goto(`${config.url}#/verify`);
     await testid('bundle-file').setInputFiles(bundlePath);

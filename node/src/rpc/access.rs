@@ -74,6 +74,7 @@ pub const METHODS: &[(&str, Need)] = &[
     ("cdr_status", Need::Records),
     ("cdr_get", Need::Records),
     ("cdr_byCallId", Need::Records),
+    ("cdr_byParty", Need::Records),
     ("cdr_query", Need::Records),
     ("cdr_proof", Need::Records),
     ("cdr_absenceProof", Need::Records),

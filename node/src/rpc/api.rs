@@ -182,6 +182,12 @@ pub trait CdrApi {
     #[method(name = "byCallId", blocking, with_extensions)]
     fn by_call_id(&self, call_id: String) -> RpcResult<Vec<Value>>;
 
+    /// The committed CDRs a party took part in (as caller or callee), newest first: `party` is
+    /// its keyed digest (hex), which only holders of the consortium secret can compute; a page
+    /// of at most `limit` (default 100, at most 1,000) from `cursor`.
+    #[method(name = "byParty", blocking, with_extensions)]
+    fn by_party(&self, party: String, cursor: Option<String>, limit: Option<usize>) -> RpcResult<QueryPage>;
+
     /// The CDRs between operators `a` and `b` that started in `[from, to)` (RFC 3339 or ms), a
     /// page of at most `limit` (default 1,000, at most 10,000) from `cursor`.
     #[method(name = "query", blocking, with_extensions)]

@@ -2,6 +2,8 @@
 
 use cdrchain_runtime::ids::{CallId, OperatorId};
 use cdrchain_runtime::input::CdrInput;
+use cdrchain_runtime::party::PartyDigest;
+use cdrchain_runtime::Hash32;
 use jsonrpsee::core::async_trait;
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::Extensions;
@@ -19,6 +21,9 @@ use cdrchain_storage::StoredCdr;
 const DEFAULT_QUERY_CDRS: usize = 1_000;
 /// The largest page `cdr_query` answers.
 const MAX_QUERY_CDRS: usize = 10_000;
+/// A `cdr_byParty` page when the caller names no limit (the storage clamps to its largest).
+const DEFAULT_PARTY_CDRS: usize = 100;
+const _: () = assert!(DEFAULT_PARTY_CDRS <= cdrchain_storage::MAX_PARTY_PAGE_CDRS);
 
 #[async_trait]
 impl CdrApiServer for Handlers {
@@ -121,6 +126,32 @@ impl CdrApiServer for Handlers {
                 }
             }
             Ok(out)
+        })
+    }
+
+    fn by_party(
+        &self,
+        ext: &Extensions,
+        party: String,
+        cursor: Option<String>,
+        limit: Option<usize>,
+    ) -> RpcResult<QueryPage> {
+        self.ctx.heavy.run("cdr_byParty", || {
+            let scope = RpcContext::scope(ext);
+            let party = Hash32::from_hex(party.trim())
+                .map(PartyDigest)
+                .map_err(|e| invalid(format!("party: {e} (the party's keyed digest, 64 hex digits)")))?;
+            let limit = limit.unwrap_or(DEFAULT_PARTY_CDRS);
+            let (cdrs, next) = self
+                .ctx
+                .chain
+                .storage
+                .cdrs_by_party(&party, cursor.as_deref(), limit, |stored| visible(scope.as_ref(), stored))
+                .map_err(|e| match e {
+                    cdrchain_storage::StorageError::BadCursor { .. } => invalid(e.to_string()),
+                    other => internal(other),
+                })?;
+            Ok(QueryPage { cdrs: cdrs.iter().map(cdr_json).collect(), next_cursor: next })
         })
     }
 

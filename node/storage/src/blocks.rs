@@ -283,7 +283,8 @@ impl Storage {
         Ok(requeue.map_or_else(Vec::new, |requeue| requeue.applied(&self.queue)))
     }
 
-    /// Puts each CDR of the block, and its two index entries, into `batch`.
+    /// Puts each CDR of the block, and its index entries (call id, partner pair, each party),
+    /// into `batch`.
     fn put_cdrs(
         &self,
         batch: &mut WriteBatch,
@@ -295,12 +296,14 @@ impl Storage {
         let cdrs = self.column(layout::CDRS)?;
         let call_ids = self.column(layout::CALL_IDS)?;
         let partners = self.column(layout::PARTNERS)?;
+        let parties = self.column(layout::PARTIES)?;
         let height = block.header.number;
         let mut leaf_index = first_leaf_index;
         let mut value = Vec::with_capacity(STORED_CDR_BUFFER_BYTES);
         let count = block.cdr_count();
         let mut call_id_keys = Vec::with_capacity(count);
         let mut partner_keys = Vec::with_capacity(count);
+        let mut party_keys = Vec::with_capacity(count.saturating_mul(2));
         for tx in block.transactions.iter() {
             let Transaction::CdrBatch(cdr_batch) = &tx.transaction else { continue };
             let recorder = &cdr_batch.operator;
@@ -320,6 +323,7 @@ impl Storage {
                     recorder,
                     sequence,
                 ));
+                push_party_keys(&mut party_keys, body, recorder, sequence);
                 // check_changes made sure the log size fits: first + count = new size.
                 leaf_index = leaf_index.saturating_add(1);
             }
@@ -340,6 +344,10 @@ impl Storage {
         partner_keys.sort_unstable();
         for key in &partner_keys {
             batch.put_cf(partners, key, b"");
+        }
+        party_keys.sort_unstable();
+        for key in &party_keys {
+            batch.put_cf(parties, key, b"");
         }
         Ok(own_bodies)
     }
@@ -449,6 +457,20 @@ impl Storage {
     /// The commit certificate of the block at `height`.
     pub fn certificate(&self, height: Height) -> Result<Option<CommitCertificate>, StorageError> {
         self.get_decoded(&self.db, layout::CERTIFICATES, &layout::height_key(height))
+    }
+}
+
+/// The [`layout::PARTIES`] keys of a CDR: its caller's and its callee's (one when they are the
+/// same party).
+pub(crate) fn push_party_keys(
+    keys: &mut Vec<Vec<u8>>,
+    body: &CdrBody,
+    recorder: &OperatorId,
+    sequence: Sequence,
+) {
+    keys.push(layout::party_key(&body.caller, body.start_ms, recorder, sequence));
+    if body.callee != body.caller {
+        keys.push(layout::party_key(&body.callee, body.start_ms, recorder, sequence));
     }
 }
 

@@ -41,9 +41,9 @@ pub enum StorageError {
     /// The database was written by a build with another storage layout.
     #[error(
         "the database at {path} has storage schema version {found}, this build reads version \
-         {expected}; it cannot be opened by this build (a database of an older version holds a \
-         chain in an older format (CDRs or state root): keep the build that wrote it, or start a new \
-         chain)"
+         {expected}; it cannot be opened by this build (a database of version 6 or older holds a \
+         chain in an older format (CDRs or state root), version 7 is upgraded at open: keep the \
+         build that wrote it, or start a new chain)"
     )]
     WrongSchema { path: PathBuf, expected: u32, found: u32 },
 

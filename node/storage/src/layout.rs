@@ -5,6 +5,7 @@
 
 use cdrchain_runtime::ids::{CallId, Height, OperatorId, Sequence};
 use cdrchain_runtime::merkle::NodeId;
+use cdrchain_runtime::party::PartyDigest;
 use parity_scale_codec::{Decode, Encode};
 
 /// Column family: metadata (schema version, genesis hash, head, log frontier, queue length, and
@@ -24,6 +25,8 @@ pub const CDRS: &str = "cdrs";
 pub const CALL_IDS: &str = "call_ids";
 /// Column family: (partner pair, start time, recorder, sequence), value empty.
 pub const PARTNERS: &str = "partners";
+/// Column family: (party digest prefix, start time, recorder, sequence), value empty.
+pub const PARTIES: &str = "parties";
 /// Column family: perfect subtrees of the CDR log by (level, index).
 pub const LOG_NODES: &str = "log_nodes";
 /// Column family: the small state, encoded state key → encoded value.
@@ -41,7 +44,7 @@ pub const WAL: &str = "wal";
 pub const INGEST_KEYS: &str = "ingest_keys";
 
 /// Every column family this schema uses.
-pub const COLUMNS: [&str; 14] = [
+pub const COLUMNS: [&str; 15] = [
     META,
     HEADERS,
     BODIES,
@@ -50,6 +53,7 @@ pub const COLUMNS: [&str; 14] = [
     CDRS,
     CALL_IDS,
     PARTNERS,
+    PARTIES,
     LOG_NODES,
     STATE,
     STATE_TREE,
@@ -134,6 +138,31 @@ pub fn partner_key(
     key
 }
 
+/// How many leading bytes of a party digest a [`PARTIES`] key holds. The whole digest is in the
+/// CDR, which a lookup reads anyway (and compares): the index needs only to narrow the search.
+/// Eight bytes keep two index entries per CDR at ~30 bytes each, where the whole digest would
+/// make them ~54; among 10^9 distinct parties, a lookup meets another party's entries with a
+/// probability of about 10^9 / 2^64 ≈ 5·10^-11.
+pub const PARTY_KEY_PREFIX_BYTES: usize = 8;
+
+/// Prefix of [`PARTIES`] keys of one party: the first [`PARTY_KEY_PREFIX_BYTES`] of its digest.
+pub fn party_prefix(party: &PartyDigest) -> [u8; PARTY_KEY_PREFIX_BYTES] {
+    let mut prefix = [0u8; PARTY_KEY_PREFIX_BYTES];
+    prefix.copy_from_slice(&party.0.as_bytes()[..PARTY_KEY_PREFIX_BYTES]);
+    prefix
+}
+
+/// Key of [`PARTIES`]: the party prefix ‖ `start_ms BE ‖ SCALE(recorder) ‖ sequence BE` (the
+/// suffix has the shape of a partner key's, [`split_partner_suffix`]).
+pub fn party_key(party: &PartyDigest, start_ms: u64, recorder: &OperatorId, sequence: Sequence) -> Vec<u8> {
+    let mut key = Vec::with_capacity(PARTY_KEY_PREFIX_BYTES + 8 + recorder.as_str().len() + 1 + 8);
+    key.extend_from_slice(&party_prefix(party));
+    key.extend_from_slice(&start_ms.to_be_bytes());
+    recorder.encode_to(&mut key);
+    key.extend_from_slice(&sequence.0.to_be_bytes());
+    key
+}
+
 /// Key of [`LOG_NODES`]: `level ‖ index BE`.
 pub fn node_key(id: NodeId) -> [u8; 9] {
     let mut key = [0u8; 9];
@@ -161,7 +190,8 @@ pub(crate) fn split_recorder_sequence(mut bytes: &[u8]) -> Option<(OperatorId, S
     Some((recorder, Sequence(sequence)))
 }
 
-/// Splits the suffix of a partner key after its pair prefix: `start_ms BE ‖ recorder ‖ sequence`.
+/// Splits the suffix of a partner key after its pair prefix (or of a party key after its party
+/// prefix): `start_ms BE ‖ recorder ‖ sequence`.
 pub(crate) fn split_partner_suffix(bytes: &[u8]) -> Option<(u64, OperatorId, Sequence)> {
     let (start, rest) = bytes.split_first_chunk::<8>()?;
     let (recorder, sequence) = split_recorder_sequence(rest)?;
@@ -199,5 +229,20 @@ mod tests {
         assert_eq!(split_partner_suffix(&key[prefix.len()..]), Some((42, op("bob"), Sequence(7))));
         assert_eq!(split_partner_suffix(&key[prefix.len()..key.len() - 1]), None);
         assert_eq!(split_partner_suffix(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn party_keys_sort_by_party_then_start_and_split_back() {
+        let party = PartyDigest(cdrchain_runtime::Hash32([7; 32]));
+        let other = PartyDigest(cdrchain_runtime::Hash32([8; 32]));
+        let key = party_key(&party, 42, &op("bob"), Sequence(7));
+        assert!(key.starts_with(&party_prefix(&party)));
+        assert!(key < party_key(&party, 43, &op("alice"), Sequence(0)), "start time before recorder");
+        assert!(
+            party_key(&party, u64::MAX, &op("z"), Sequence(u64::MAX))
+                < party_key(&other, 0, &op("a"), Sequence(0))
+        );
+        let suffix = &key[PARTY_KEY_PREFIX_BYTES..];
+        assert_eq!(split_partner_suffix(suffix), Some((42, op("bob"), Sequence(7))));
     }
 }

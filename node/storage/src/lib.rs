@@ -34,6 +34,7 @@
 //! | `hash_index`   | header hash | `Height` | block by hash (RPC, votes and proposals name hashes) |
 //! | `cdrs`         | `SCALE(recorder) ‖ sequence BE` | [`StoredCdr`] | every CDR by its chain-wide id, with its block and log position (for proofs) |
 //! | `call_ids`     | `SCALE(call_id) ‖ SCALE(recorder) ‖ sequence BE` | empty | all legs of a call, from any recorder (reconciliation, `cdr_byCallId`) |
+//! | `parties`      | first 8 bytes of a party digest ‖ `start_ms BE ‖ SCALE(recorder) ‖ sequence BE` | empty | the CDRs of a telephone number or SIP address, as caller or callee (`cdr_byParty`; the CDR holds the whole digest, compared on read) |
 //! | `partners`     | `SCALE(min(a,b)) ‖ SCALE(max(a,b)) ‖ start_ms BE ‖ SCALE(recorder) ‖ sequence BE` | empty | CDRs between two interconnect partners in a time window, in start order (settlement) |
 //! | `log_nodes`    | `level ‖ index BE` | `Hash32` | perfect subtrees of the CDR log at levels 0 and ≥ 4 (1-3 are folded from leaves on read): inclusion and consistency proofs at any size |
 //! | `state`        | `SCALE(StateKey)` | its SCALE value | the small state the runtime reads through [`StateView`] |
@@ -56,6 +57,7 @@
 //! | `schema.rs` | [`Storage::open`]: create and initialize, or check schema version and genesis, load the head, frontier and queue numbers |
 //! | `blocks.rs` | the block write path ([`Storage::commit_block`]) and block reads (`headers`, `bodies`, `certificates`, `hash_index`) |
 //! | `cdrs.rs` | CDR queries: by id, by call id, by partner pair and time window with paging |
+//! | `parties.rs` | CDRs by party, newest first with paging; the index's building for a schema-7 database |
 //! | `ingest_queue.rs` | the node's durable ingest queue (enqueue, visit, dequeue) and its in-memory numbers |
 //! | `ingest_keys.rs` | ingest-key idempotency and its in-memory filter |
 //! | `displaced.rs` | dequeue by content: own queued CDRs a block replaced go back to the queue's end (review M10) |
@@ -91,6 +93,7 @@ mod ingest_keys;
 mod ingest_queue;
 pub mod layout;
 mod options;
+mod parties;
 mod queue;
 mod schema;
 mod view;
@@ -101,6 +104,7 @@ pub use displaced::Requeued;
 pub use error::StorageError;
 use filter::KeyFilter;
 use ingest_queue::QueueState;
+pub use parties::{MAX_PARTY_PAGE_CDRS, MAX_PARTY_SCAN_ENTRIES};
 pub use queue::{QueueRun, CHUNK_BYTES, CHUNK_ITEMS};
 use view::Reader;
 pub use view::StorageSnapshot;
@@ -110,8 +114,9 @@ pub use view::StorageSnapshot;
 /// 4: the queue in chunks. 5: CDRs carry the as-written party flags (issue #25), a new CDR
 /// format, so a database of 4 or older holds a chain this build cannot continue. 6: the state
 /// root over a sparse Merkle tree whose nodes are stored (`state_tree`, ADR 0016). 7: CDRs carry
-/// the callee's destination (issue #28), a new CDR format.
-pub const SCHEMA_VERSION: u32 = 7;
+/// the callee's destination (issue #28), a new CDR format. 8: the `parties` index (issue #29);
+/// a database of 7 is upgraded at open (the index built from its CDRs).
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// A committed CDR with where it was committed: its block and its leaf in the CDR log.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -169,6 +174,8 @@ pub struct Storage {
     /// Set once [`Storage::load_ingest_filter`] has loaded the stored keys: from then on the
     /// filter's "absent" is trusted.
     ingest_filter_ready: AtomicBool,
+    /// How many CDRs [`Storage::open`] indexed by party, upgrading a database of schema 7.
+    upgraded: Option<u64>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -207,6 +214,12 @@ impl Storage {
     /// The directory of the database.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many CDRs the open indexed by party, when it upgraded a database of schema 7
+    /// (the node logs it).
+    pub fn upgraded_at_open(&self) -> Option<u64> {
+        self.upgraded
     }
 
     /// The genesis hash the database was opened (and created) for.

@@ -109,10 +109,10 @@ fn tune_column(column: &str, options: &mut Options, table: &mut BlockBasedOption
                 table.set_block_size(BODIES_BLOCK_BYTES);
             }
         }
-        // The secondary indexes have long, shared key prefixes (call ids, partner pairs): LZ4
+        // The secondary indexes have long, shared key prefixes (call ids, partner pairs, parties): LZ4
         // plus prefix compression of keys keep them small. They are read by range scans, so no
         // whole-key bloom filter.
-        layout::CALL_IDS | layout::PARTNERS => {
+        layout::CALL_IDS | layout::PARTNERS | layout::PARTIES => {
             options.set_compression_type(DBCompressionType::Lz4);
             options.set_write_buffer_size(32 * MIB);
         }
@@ -180,6 +180,7 @@ fn tune_compaction(column: &str, options: &mut Options) {
             | layout::BODIES
             | layout::CALL_IDS
             | layout::PARTNERS
+            | layout::PARTIES
             | layout::LOG_NODES
             | layout::INGEST_KEYS
     ) {
@@ -191,7 +192,7 @@ fn tune_compaction(column: &str, options: &mut Options) {
         // the four-validator benchmark: ~45k → ~48k CDRs/s (docs/benchmarks.md, sixth round).
         options.set_level_zero_file_num_compaction_trigger(L0_COMPACTION_TRIGGER_FILES);
     }
-    if matches!(column, layout::CALL_IDS | layout::PARTNERS) {
+    if matches!(column, layout::CALL_IDS | layout::PARTNERS | layout::PARTIES) {
         // Flushes write L0 uncompressed; the merge into the base level compresses (LZ4) as
         // before. Each L0 file lives only until that merge, so compressing it at flush was a
         // second compression of every byte (2.3 % of the dev node's CPU), and the merge then

@@ -55,7 +55,7 @@ impl Storage {
             }
         })?;
         crate::health::check_table_files(&db, path)?;
-        let storage = Storage {
+        let mut storage = Storage {
             db,
             path: path.to_path_buf(),
             genesis_hash,
@@ -65,11 +65,13 @@ impl Storage {
             queue: Mutex::new(QueueState { len: 0, floor: 0, base: 0, ceiling: 0 }),
             ingest_filter: RwLock::new(KeyFilter::default()),
             ingest_filter_ready: AtomicBool::new(false),
+            upgraded: None,
         };
         match storage.get_decoded::<u32>(&storage.db, layout::META, layout::META_SCHEMA_VERSION)? {
             None => storage.initialize(genesis)?,
             Some(found) => {
-                if found != SCHEMA_VERSION {
+                let upgrade = found == crate::parties::SCHEMA_BEFORE_PARTIES;
+                if found != SCHEMA_VERSION && !upgrade {
                     return Err(StorageError::WrongSchema {
                         path: storage.path.clone(),
                         expected: SCHEMA_VERSION,
@@ -91,6 +93,9 @@ impl Storage {
                         expected: genesis_hash,
                         found,
                     });
+                }
+                if upgrade {
+                    storage.upgraded = Some(storage.index_parties()?);
                 }
             }
         }

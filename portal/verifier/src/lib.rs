@@ -10,6 +10,7 @@
 //! rather than weaken anything.
 
 use cdrchain_chain_spec::ChainSpec;
+use cdrchain_runtime::party::{NormalizedParty, PartyHasher};
 use cdrchain_runtime::proof::dispute::{verify_dispute, DisputeBundle, DISPUTE_FORMAT};
 use cdrchain_runtime::proof::{verify, verify_absence, AbsenceBundle, Expected, ProofBundle, Verdict};
 use serde_json::{json, Value};
@@ -54,6 +55,40 @@ pub fn verify_text(bundle: &str, spec: &str) -> Value {
         "genesis_hash": expected.as_ref().map(|e| e.genesis_hash.to_string()),
         "results": results,
     })
+}
+
+/// A party's keyed digest, as ingest computes it, for a search by number: the input is
+/// `{"secret": text, "region": "GB" or "", "party": text}`; answers `{canonical, kind, digest}`
+/// (the digest in hex, what `cdr_byParty` takes) or `{error}`. The secret and the number stay in
+/// the page: only the digest is sent to the node.
+pub fn party_text(input: &str) -> Value {
+    let value: Value = match serde_json::from_str(input) {
+        Ok(value) => value,
+        Err(e) => return json!({ "error": format!("not a party request: {e}") }),
+    };
+    let field = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or_default();
+    let (secret, region, party) = (field("secret"), field("region").trim(), field("party"));
+    if secret.is_empty() {
+        return json!({ "error": "the consortium secret is empty: parties are hashed with it" });
+    }
+    let hasher = match PartyHasher::new(secret.as_bytes(), Some(region).filter(|r| !r.is_empty())) {
+        Ok(hasher) => hasher,
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    match hasher.normalize(party) {
+        Ok(party) => json!({
+            "canonical": party.canonical(),
+            "kind": match party {
+                NormalizedParty::E164(_) => "telephone number",
+                NormalizedParty::SipUri(_) => "SIP address",
+                NormalizedParty::Dialstring(_) => "dial string",
+                NormalizedParty::Anonymous => "anonymous",
+                NormalizedParty::AsWritten(_) => "as written (not a valid number)",
+            },
+            "digest": format!("0x{}", hasher.digest_normalized(&party).0.to_hex()),
+        }),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
 }
 
 fn one(item: Value, expected: Option<&Expected<'_>>) -> Value {
@@ -133,6 +168,33 @@ mod tests {
             certificate,
         );
         serde_json::to_value(bundle).unwrap()
+    }
+
+    #[test]
+    fn a_party_hashes_as_ingest_hashes_it() {
+        let secret = "consortium secret";
+        let ingest = PartyHasher::new(secret.as_bytes(), Some("GB")).unwrap();
+        let expected = format!("0x{}", ingest.digest("+44 20 7946 0018").unwrap().0.to_hex());
+        for written in ["+442079460018", "020 7946 0018", "sip:+442079460018@sbc.example;user=phone"] {
+            let got = party_text(&json!({ "secret": secret, "region": "GB", "party": written }).to_string());
+            assert_eq!(got["digest"], expected.as_str(), "{written}: {got}");
+            assert_eq!(got["canonical"], "tel:+442079460018");
+            assert_eq!(got["kind"], "telephone number");
+        }
+        // Another secret, another digest; no region, a national number is as written.
+        let other = party_text(&json!({ "secret": "other", "party": "+442079460018" }).to_string());
+        assert_ne!(other["digest"], expected.as_str());
+        let national = party_text(&json!({ "secret": secret, "party": "020 7946 0018" }).to_string());
+        assert_ne!(national["digest"], expected.as_str());
+        for (input, error) in [
+            (json!({ "secret": "", "party": "+442079460018" }).to_string(), "secret is empty"),
+            (json!({ "secret": secret, "party": "" }).to_string(), "empty"),
+            (json!({ "secret": secret, "region": "XX", "party": "1" }).to_string(), "XX"),
+            ("not json".to_string(), "not a party request"),
+        ] {
+            let got = party_text(&input);
+            assert!(got["error"].as_str().is_some_and(|e| e.contains(error)), "{input}: {got}");
+        }
     }
 
     fn failed(result: &Value) -> Vec<&str> {

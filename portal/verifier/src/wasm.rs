@@ -67,6 +67,14 @@ unsafe fn text<'a>(ptr: *const u8, len: usize) -> std::borrow::Cow<'a, str> {
     String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// Hands `text` to the page as `(pointer << 32) | length`, to be freed with [`dealloc`].
+fn answer(text: String) -> u64 {
+    let out = text.into_bytes().into_boxed_slice();
+    let len = out.len();
+    let ptr = Box::into_raw(out).cast::<u8>();
+    ((ptr as usize as u64) << 32) | len as u64
+}
+
 /// Verifies the bundle text against the spec text; answers the verdict's JSON as
 /// `(pointer << 32) | length`, to be freed with [`dealloc`].
 ///
@@ -81,8 +89,16 @@ pub unsafe extern "C" fn verify(
 ) -> u64 {
     // SAFETY: as the caller promises.
     let (bundle, spec) = unsafe { (text(bundle, bundle_len), text(spec, spec_len)) };
-    let out = crate::verify_text(&bundle, &spec).to_string().into_bytes().into_boxed_slice();
-    let len = out.len();
-    let ptr = Box::into_raw(out).cast::<u8>();
-    ((ptr as usize as u64) << 32) | len as u64
+    answer(crate::verify_text(&bundle, &spec).to_string())
+}
+
+/// A party's keyed digest ([`crate::party_text`]): JSON in, JSON out, as [`verify`].
+///
+/// # Safety
+/// The pointer and length are a live allocation of this module the page wrote into.
+#[no_mangle]
+pub unsafe extern "C" fn party(input: *const u8, input_len: usize) -> u64 {
+    // SAFETY: as the caller promises.
+    let input = unsafe { text(input, input_len) };
+    answer(crate::party_text(&input).to_string())
 }

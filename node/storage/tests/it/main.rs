@@ -13,6 +13,7 @@ mod blocks;
 mod conformance;
 mod corruption;
 mod ingest_keys;
+mod parties;
 mod queries;
 mod queue;
 mod schema;

@@ -56,7 +56,8 @@ fn another_schema_version_is_refused_naming_both_versions_and_the_path() {
     }
     let message = error.to_string();
     assert!(
-        message.contains("version 7") && message.contains(&format!("version {SCHEMA_VERSION}")),
+        message.contains(&format!("version {}", SCHEMA_VERSION + 1))
+            && message.contains(&format!("version {SCHEMA_VERSION}")),
         "{message}"
     );
     assert!(message.contains(&path_text(fx.dir.path())), "{message}");
@@ -87,7 +88,7 @@ fn a_database_of_an_older_cdr_format_is_refused_with_the_reason() -> Result<(), 
         db.put_cf(meta, layout::META_SCHEMA_VERSION, 6u32.encode())?;
     }
     let error = Storage::open(fx.dir.path(), fx.chain.genesis_hash(), &fx.genesis).err().ok_or("opened")?;
-    assert!(matches!(error, StorageError::WrongSchema { expected: 7, found: 6, .. }), "{error:?}");
+    assert!(matches!(error, StorageError::WrongSchema { expected: 8, found: 6, .. }), "{error:?}");
     assert!(error.to_string().contains("older format (CDRs or state root)"), "{error}");
     Ok(())
 }

@@ -1,0 +1,119 @@
+//! CDRs by party: every CDR a party took part in, newest first, paged; a partner's filter; bad
+//! cursors; and the index built at open for a database of schema 7.
+
+use std::collections::BTreeMap;
+
+use cdrchain_runtime::party::PartyDigest;
+use cdrchain_runtime::Hash32;
+use cdrchain_storage::{layout, Storage, StorageError, StoredCdr, SCHEMA_VERSION};
+use parity_scale_codec::Encode;
+
+use crate::common::Fixture;
+use crate::{expected_cdrs, four_blocks, raw};
+
+/// Every page of a party's CDRs (of those `keep` accepts), checking the cursor protocol.
+fn all_pages(
+    storage: &Storage,
+    party: &PartyDigest,
+    limit: usize,
+    keep: impl Fn(&StoredCdr) -> bool + Copy,
+) -> Vec<StoredCdr> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1_000 {
+        let (page, next) = storage.cdrs_by_party(party, cursor.as_deref(), limit, keep).unwrap();
+        assert!(page.len() <= limit);
+        out.extend(page);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return out,
+        }
+    }
+    panic!("pagination does not end");
+}
+
+/// What the index should give for each party: its CDRs, newest start first, then in reverse
+/// key order (recorder encoded, sequence).
+fn by_party(all: &[StoredCdr]) -> BTreeMap<PartyDigest, Vec<StoredCdr>> {
+    let mut map: BTreeMap<PartyDigest, Vec<StoredCdr>> = BTreeMap::new();
+    for stored in all {
+        map.entry(stored.cdr.body.caller).or_default().push(stored.clone());
+        if stored.cdr.body.callee != stored.cdr.body.caller {
+            map.entry(stored.cdr.body.callee).or_default().push(stored.clone());
+        }
+    }
+    for cdrs in map.values_mut() {
+        cdrs.sort_by_key(|s| (s.cdr.body.start_ms, s.cdr.recorder.encode(), s.cdr.sequence));
+        cdrs.reverse();
+    }
+    map
+}
+
+#[test]
+fn a_party_finds_every_cdr_it_took_part_in_newest_first() {
+    let mut fx = Fixture::new();
+    let storage = fx.open();
+    four_blocks(&mut fx, &storage);
+    let all = expected_cdrs(&fx.chain);
+    let expected = by_party(&all);
+    assert!(expected.len() > 100, "the sample has many parties");
+    assert!(expected.values().any(|cdrs| cdrs.len() >= 3), "some party is in several CDRs");
+    for (party, cdrs) in &expected {
+        assert_eq!(&all_pages(&storage, party, 1, |_| true), cdrs);
+        assert_eq!(&all_pages(&storage, party, 1_000, |_| true), cdrs);
+        // A partner's token: only what its operator recorded.
+        let bobs: Vec<StoredCdr> =
+            cdrs.iter().filter(|s| s.cdr.recorder.as_str() == "bob").cloned().collect();
+        assert_eq!(all_pages(&storage, party, 2, |s| s.cdr.recorder.as_str() == "bob"), bobs);
+    }
+    // A party that took part in nothing, and one sharing the first index bytes with one that
+    // did: nothing (the CDR's whole digest is compared).
+    let nobody = PartyDigest(Hash32([0xAB; 32]));
+    assert_eq!(storage.cdrs_by_party(&nobody, None, 10, |_| true).unwrap(), (vec![], None));
+    let (known, _) = expected.iter().next().unwrap();
+    let mut twin = known.0 .0;
+    twin[31] ^= 1;
+    assert_eq!(
+        storage.cdrs_by_party(&PartyDigest(Hash32(twin)), None, 10, |_| true).unwrap(),
+        (vec![], None)
+    );
+    // Bad cursors.
+    for bad in ["not hex", "00", ""] {
+        let error = storage.cdrs_by_party(known, Some(bad), 5, |_| true).unwrap_err();
+        assert!(matches!(error, StorageError::BadCursor { .. }), "{bad:?}: {error:?}");
+    }
+}
+
+#[test]
+fn a_schema_7_database_gets_its_party_index_at_open() -> Result<(), Box<dyn std::error::Error>> {
+    let mut fx = Fixture::new();
+    let storage = fx.open();
+    assert_eq!(storage.upgraded_at_open(), None, "a new database needs no upgrade");
+    four_blocks(&mut fx, &storage);
+    drop(storage);
+    // What a build of schema 7 left: no `parties` entries.
+    {
+        let db = raw(fx.dir.path());
+        let parties = db.cf_handle(layout::PARTIES).ok_or("no parties column")?;
+        let keys: Vec<Box<[u8]>> = db
+            .iterator_cf(parties, rocksdb::IteratorMode::Start)
+            .map(|item| item.map(|(k, _)| k))
+            .collect::<Result<_, _>>()?;
+        assert!(!keys.is_empty());
+        for key in keys {
+            db.delete_cf(parties, key)?;
+        }
+        let meta = db.cf_handle(layout::META).ok_or("no meta column")?;
+        db.put_cf(meta, layout::META_SCHEMA_VERSION, 7u32.encode())?;
+    }
+    let all = expected_cdrs(&fx.chain);
+    let storage = fx.open();
+    assert_eq!(storage.upgraded_at_open(), Some(all.len() as u64));
+    for (party, cdrs) in &by_party(&all) {
+        assert_eq!(&all_pages(&storage, party, 3, |_| true), cdrs);
+    }
+    drop(storage);
+    let storage = fx.open();
+    assert_eq!(storage.upgraded_at_open(), None, "upgraded once, to {SCHEMA_VERSION}");
+    Ok(())
+}
