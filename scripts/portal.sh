@@ -2,8 +2,8 @@
 # Builds the partner portal's verifier (portal/verifier: cdrchain's bundle verification) to
 # WebAssembly as portal/web/verifier.wasm, which the node embeds and serves, and records the
 # digest of its inputs in portal/web/verifier.wasm.inputs (portal/verifier/tests/fresh.rs fails
-# when the sources change without a rebuild). Run it after changing runtime/, chain-spec/ or
-# portal/verifier/, and commit both files. Paths are remapped and the module stripped, so the
+# when the sources change without a rebuild). Run it after changing runtime/, chain-spec/,
+# node/formats/ or portal/verifier/, and commit both files. Paths are remapped and the module stripped, so the
 # same sources and toolchain make the same bytes on any machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -65,6 +65,24 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
     let settled: Value = serde_json::from_slice(&settled.stdout).unwrap();
     assert_eq!(settled["calls"], 20, "{settled}");
 
+    // Alice's own export of the day, with differences planted: two calls missing, one longer, one
+    // to another callee, and one the chain never saw. The CLI's reconciliation of it is what the
+    // page must show and let download.
+    let export = planted_export(ids.as_array().unwrap());
+    let export_path = dir.path().join("alice-export.ndjson");
+    std::fs::write(&export_path, &export.text).unwrap();
+    let cli_csv = dir.path().join("cli-reconciliation.csv");
+    let reconciled = Command::new(common::cdrchain_binary())
+        .args(["reconcile", "--partner", "bob", "--mine"])
+        .arg(&export_path)
+        .arg("--csv")
+        .arg(&cli_csv)
+        .args(["--rpc", &node.rpc, "--token", TOKEN])
+        .output()
+        .unwrap();
+    assert_eq!(reconciled.status.code(), Some(3), "{}", String::from_utf8_lossy(&reconciled.stderr));
+    let cli_csv = std::fs::read_to_string(&cli_csv).unwrap();
+
     let config = json!({
         "url": format!("{}/", node.rpc),
         "token": TOKEN,
@@ -81,7 +99,16 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
             "roles": ["caller", "callee", "caller"],
         },
         // Neither the number (in any form) nor the consortium secret leaves the page.
-        "neverSent": ["7946 0999", "7946%200999", "442079460999", "INSECURE"],
+        "neverSent": ["7946 0999", "7946%200999", "442079460999", "INSECURE", PLANTED_CALL, PLANTED_CALLEE],
+        "reconcile": {
+            "file": export_path,
+            "partner": "bob",
+            "matched": export.matched,
+            "mismatched": export.mismatched,
+            "missingOnChain": export.missing_on_chain,
+            "missingInFile": export.missing_in_file,
+            "csv": cli_csv,
+        },
         "dir": dir.path(),
         "settlement": {
             "partner": "bob", "from": "2026-11-18", "to": "2026-11-19", "rounding": "60/6",
@@ -90,5 +117,52 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
         "screenshots": std::env::var("CDRCHAIN_PORTAL_SCREENSHOTS").ok(),
     });
     let report = common::browser_script("portal.mjs", &config);
-    assert_eq!(report["steps"].as_array().unwrap().len(), 7, "{report}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 8, "{report}");
+}
+
+/// A call only the export holds, and a callee only the export names: neither may leave the page.
+const PLANTED_CALL: &str = "e2e-planted@test.invalid";
+const PLANTED_CALLEE: &str = "sip:planted-callee@partner.example";
+
+/// Alice's export of the first day's 20 calls and what reconciling it must report.
+struct Export {
+    text: String,
+    matched: u64,
+    /// `[line, chain id, field]` of each difference.
+    mismatched: Vec<(u64, String, &'static str)>,
+    missing_on_chain: Vec<u64>,
+    missing_in_file: Vec<String>,
+}
+
+fn planted_export(ids: &[Value]) -> Export {
+    let id = |n: usize| ids[n].as_str().unwrap().to_string();
+    let mut lines = Vec::new();
+    let mut mismatched = Vec::new();
+    for n in (0..20).filter(|n| ![3, 5].contains(n)) {
+        let mut cdr = common::cdr(n);
+        let line = lines.len() as u64 + 1;
+        match n {
+            8 => {
+                cdr["end"] = json!(cdr["end"].as_u64().unwrap() + 60_000);
+                mismatched.push((line, id(8), "duration"));
+            }
+            9 => {
+                cdr["callee"] = json!(PLANTED_CALLEE);
+                mismatched.push((line, id(9), "callee"));
+            }
+            _ => {}
+        }
+        lines.push(cdr.to_string());
+    }
+    let mut extra = common::cdr(10);
+    extra["call_id"] = json!(PLANTED_CALL);
+    extra["start"] = json!(extra["start"].as_u64().unwrap() + 500);
+    lines.push(extra.to_string());
+    Export {
+        text: lines.join("\n") + "\n",
+        matched: 16,
+        mismatched,
+        missing_on_chain: vec![lines.len() as u64],
+        missing_in_file: vec![id(3), id(5)],
+    }
 }

@@ -10,10 +10,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use cdrchain_node::rpc::api::{CdrApiClient, SystemApiClient};
 use cdrchain_runtime::cdr::Cdr;
-use cdrchain_runtime::ids::{OperatorId, Sequence};
-use cdrchain_runtime::input::CdrInput;
+use cdrchain_runtime::ids::OperatorId;
 use cdrchain_runtime::party::PartyHasher;
-use cdrchain_runtime::reconcile::{reconcile, Report};
+use cdrchain_runtime::reconcile::{from_node_answer, reconcile, window_of, Report};
 use serde_json::Value;
 
 use crate::rpc_client::RpcClient;
@@ -152,17 +151,12 @@ pub fn read_mine(args: &Export, me: &OperatorId, dev_chain: bool) -> anyhow::Res
     let format = submit::detect(&args.mine, args.format)?;
     let ctx = cdrchain_formats::Context { operator: me.to_string(), system_id: args.system_id.clone() };
     let file = submit::read(&args.mine, format, &ctx, timezone)?;
-    let mut unreadable = file.refused.clone();
-    let mut mine = Vec::new();
-    for record in &file.records {
-        let body = CdrInput::from_value(record.value.clone()).and_then(|input| input.to_body(&hasher));
-        match body {
-            Ok(body) => mine.push(Cdr { recorder: me.clone(), sequence: Sequence(record.line as u64), body }),
-            Err(e) => unreadable.push(format!("{}:{}: {e}", args.mine.display(), record.line)),
-        }
-    }
-    for line in &unreadable {
+    let (mine, unreadable) = cdrchain_formats::file::hashed(&file.records, me, &hasher);
+    for line in file.refused {
         eprintln!("not reconciled (unreadable): {line}");
+    }
+    for error in unreadable {
+        eprintln!("not reconciled (unreadable): {}:{}: {}", args.mine.display(), error.line, error.reason);
     }
     Ok(mine)
 }
@@ -170,11 +164,7 @@ pub fn read_mine(args: &Export, me: &OperatorId, dev_chain: bool) -> anyhow::Res
 /// The window of start times compared, `[from, to)` in ms: given, or the file's calls with the
 /// partner.
 fn window(args: &Args, mine: &[Cdr], me: &OperatorId, partner: &OperatorId) -> anyhow::Result<(u64, u64)> {
-    let starts: Vec<u64> = mine
-        .iter()
-        .filter(|c| [&c.body.caller_operator, &c.body.callee_operator].contains(&partner))
-        .map(|c| c.body.start_ms)
-        .collect();
+    let span = window_of(mine, partner);
     let bound = |given: &Option<String>, what: &'static str, fallback: Option<u64>| -> anyhow::Result<u64> {
         match given {
             Some(text) => cdrchain_runtime::input::time_ms(what, &time_param(text))
@@ -184,8 +174,8 @@ fn window(args: &Args, mine: &[Cdr], me: &OperatorId, partner: &OperatorId) -> a
             }),
         }
     };
-    let from = bound(&args.from, "from", starts.iter().min().copied())?;
-    let to = bound(&args.to, "to", starts.iter().max().map(|m| m + 1))?;
+    let from = bound(&args.from, "from", span.map(|(from, _)| from))?;
+    let to = bound(&args.to, "to", span.map(|(_, to)| to))?;
     if from >= to {
         bail!("the window [{from}, {to}) ms is empty");
     }
@@ -212,16 +202,8 @@ async fn chain_records(
             Some(QUERY_PAGE_CDRS),
         );
         let page = client.ask(call).await.context("asking the node for the pair's CDRs")?;
-        for mut value in page.cdrs {
-            if let Value::Object(map) = &mut value {
-                for extra in ["id", "height", "leaf_index"] {
-                    map.remove(extra);
-                }
-            }
-            chain.push(
-                serde_json::from_value::<Cdr>(value)
-                    .context("the node returned a CDR that does not parse")?,
-            );
+        for value in page.cdrs {
+            chain.push(from_node_answer(value).context("the node returned a CDR that does not parse")?);
         }
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -311,37 +293,7 @@ pub fn table(report: &Report) -> String {
     out
 }
 
-/// Every difference, one per CSV row.
+/// Every difference, one per CSV row (the portal's download is the same file).
 pub fn csv(report: &Report) -> anyhow::Result<Vec<u8>> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(["kind", "line", "chain_id", "call_id", "field", "mine", "chain"])?;
-    for m in &report.mismatched {
-        for d in &m.differences {
-            writer.write_record([
-                "mismatched",
-                &m.line.to_string(),
-                &m.id,
-                &m.call_id,
-                &d.field,
-                &d.mine,
-                &d.chain,
-            ])?;
-        }
-    }
-    for u in &report.missing_on_chain {
-        let line = u.line.map(|l| l.to_string()).unwrap_or_default();
-        writer.write_record(["missing-on-chain", &line, "", &u.call_id, "", "", ""])?;
-    }
-    for u in &report.missing_in_file {
-        writer.write_record([
-            "missing-in-file",
-            "",
-            u.id.as_deref().unwrap_or_default(),
-            &u.call_id,
-            "",
-            "",
-            "",
-        ])?;
-    }
-    writer.into_inner().context("writing CSV")
+    cdrchain_formats::reconciliation::report_csv(report).context("writing CSV")
 }

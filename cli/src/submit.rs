@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use cdrchain_formats::{asterisk, freeswitch, kamailio, opensips, Outcome, RecordError};
+use cdrchain_formats::file::{self, FileError, FileFormat, FileRecord};
+use cdrchain_formats::RecordError;
 use cdrchain_node::rpc::api::{CdrApiClient, SystemApiClient};
 use serde_json::Value;
 
@@ -82,16 +83,10 @@ pub struct Args {
     pub chunk: usize,
 }
 
-/// One record and where it came from.
-pub(crate) struct Record {
-    pub(crate) value: Value,
-    pub(crate) line: usize,
-}
-
 /// What a file holds, read locally.
 pub(crate) struct FileRecords {
     pub(crate) path: PathBuf,
-    pub(crate) records: Vec<Record>,
+    pub(crate) records: Vec<FileRecord>,
     pub(crate) refused: Vec<String>,
     pub(crate) skipped: usize,
 }
@@ -215,7 +210,7 @@ async fn submit_file(
     }
     bar.inc(refused.len() as u64);
     totals.refused.extend(refused);
-    let good: Vec<(usize, &Record)> = records.iter().enumerate().filter(|(i, _)| !bad[*i]).collect();
+    let good: Vec<(usize, &FileRecord)> = records.iter().enumerate().filter(|(i, _)| !bad[*i]).collect();
     for chunk in good.chunks(args.chunk.max(1)) {
         let values: Vec<Value> = chunk.iter().map(|(_, r)| r.value.clone()).collect();
         let from_line = chunk.first().map_or(0, |(_, r)| r.line);
@@ -286,20 +281,6 @@ pub(crate) fn detect(path: &Path, format: Format) -> anyhow::Result<Format> {
     }
 }
 
-fn from_outcome(path: &Path, outcome: Outcome) -> anyhow::Result<FileRecords> {
-    let records = outcome
-        .cdrs
-        .into_iter()
-        .map(|parsed| {
-            serde_json::to_value(&parsed.input)
-                .map(|value| Record { value, line: parsed.line })
-                .context("encoding a CDR")
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let refused = outcome.errors.iter().map(|e: &RecordError| report(path, e)).collect();
-    Ok(FileRecords { path: path.to_path_buf(), records, refused, skipped: outcome.skipped.len() })
-}
-
 fn report(path: &Path, error: &RecordError) -> String {
     match &error.field {
         Some(field) => format!("{}:{}: field `{field}`: {}", path.display(), error.line, error.reason),
@@ -307,6 +288,22 @@ fn report(path: &Path, error: &RecordError) -> String {
     }
 }
 
+/// The shared reader's name of a format (`cdrchain_formats::file`, which the portal runs too).
+fn file_format(format: Format) -> anyhow::Result<FileFormat> {
+    Ok(match format {
+        Format::Json => FileFormat::Json,
+        Format::Ndjson => FileFormat::Ndjson,
+        Format::Csv => FileFormat::Csv,
+        Format::FreeswitchJson => FileFormat::FreeswitchJson,
+        Format::KamailioJson => FileFormat::KamailioJson,
+        Format::KamailioAcc => FileFormat::KamailioAcc,
+        Format::AsteriskCsv => FileFormat::AsteriskCsv,
+        Format::OpensipsAcc => FileFormat::OpensipsAcc,
+        Format::Auto => bail!("the format is not decided yet (detect it first)"),
+    })
+}
+
+/// Reads a whole file of `format` (decided: see [`detect`]).
 pub(crate) fn read(
     path: &Path,
     format: Format,
@@ -314,88 +311,20 @@ pub(crate) fn read(
     timezone: Option<chrono_tz::Tz>,
 ) -> anyhow::Result<FileRecords> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let text = || std::str::from_utf8(&bytes).with_context(|| format!("{}: not UTF-8 text", path.display()));
-    let refused_file = |e: cdrchain_formats::FormatError| anyhow::anyhow!("{}: {e}", path.display());
-    match format {
-        Format::AsteriskCsv => {
-            let Some(timezone) = timezone else {
-                bail!(
-                    "{}: Asterisk Master.csv times carry no time zone: pass --timezone (the switch's zone, \
-                     e.g. Europe/Madrid; UTC when cdr.conf has usegmtime=yes)",
-                    path.display()
-                );
-            };
-            let outcome =
-                asterisk::parse(&bytes, ctx, &asterisk::Options { timezone }).map_err(refused_file)?;
-            from_outcome(path, outcome)
-        }
-        Format::FreeswitchJson => {
-            let text = text()?;
-            // One document per file (as FreeSWITCH writes them), or one per line.
-            let outcome = match freeswitch::parse_document(text, ctx) {
-                Ok(outcome) => outcome,
-                Err(whole) => {
-                    let mut outcome = Outcome::default();
-                    let mut any = false;
-                    for (index, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                        match freeswitch::parse_document(line, ctx) {
-                            Ok(mut one) => {
-                                any = true;
-                                for parsed in &mut one.cdrs {
-                                    parsed.line = index + 1;
-                                }
-                                for error in &mut one.errors {
-                                    error.line = index + 1;
-                                }
-                                outcome.cdrs.extend(one.cdrs);
-                                outcome.errors.extend(one.errors);
-                            }
-                            Err(e) => outcome.errors.push(RecordError::new(index + 1, None, e.to_string())),
-                        }
-                    }
-                    if !any {
-                        return Err(refused_file(whole));
-                    }
-                    outcome
-                }
-            };
-            from_outcome(path, outcome)
-        }
-        Format::KamailioJson => from_outcome(path, kamailio::parse_json(text()?, ctx).map_err(refused_file)?),
-        Format::KamailioAcc => from_outcome(path, kamailio::parse_log(text()?, ctx).map_err(refused_file)?),
-        Format::OpensipsAcc => from_outcome(path, opensips::parse_log(text()?, ctx).map_err(refused_file)?),
-        Format::Json | Format::Ndjson | Format::Csv | Format::Auto => canonical(path, format, text()?),
-    }
-}
-
-fn canonical(path: &Path, format: Format, text: &str) -> anyhow::Result<FileRecords> {
-    let records = match format {
-        Format::Json => {
-            let value: Value =
-                serde_json::from_str(text).with_context(|| format!("{}: not JSON", path.display()))?;
-            match value {
-                Value::Array(items) => {
-                    items.into_iter().enumerate().map(|(i, value)| Record { value, line: i + 1 }).collect()
-                }
-                object @ Value::Object(_) => vec![Record { value: object, line: 1 }],
-                _ => bail!("{}: expected a JSON array of CDR objects or one object", path.display()),
-            }
-        }
-        Format::Csv => cdrchain_formats::canonical::csv_records(text)
-            .with_context(|| format!("{}: not canonical CSV", path.display()))?
-            .into_iter()
-            .map(|(value, line)| Record { value, line })
-            .collect(),
-        _ => text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(i, line)| {
-                serde_json::from_str(line)
-                    .map(|value| Record { value, line: i + 1 })
-                    .with_context(|| format!("{}:{}: not a JSON object", path.display(), i + 1))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?,
+    let contents = match file::read(&bytes, file_format(format)?, ctx, timezone) {
+        Ok(contents) => contents,
+        Err(FileError::NoTimezone) => bail!(
+            "{}: Asterisk Master.csv times carry no time zone: pass --timezone (the switch's zone, \
+             e.g. Europe/Madrid; UTC when cdr.conf has usegmtime=yes)",
+            path.display()
+        ),
+        Err(e) => bail!("{}: {e}", path.display()),
     };
-    Ok(FileRecords { path: path.to_path_buf(), records, refused: Vec::new(), skipped: 0 })
+    let refused = contents.errors.iter().map(|e| report(path, e)).collect();
+    Ok(FileRecords {
+        path: path.to_path_buf(),
+        records: contents.records,
+        refused,
+        skipped: contents.skipped,
+    })
 }

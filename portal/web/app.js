@@ -4,6 +4,7 @@
 
 import { barChart } from '/portal/charts.js';
 import { showPair } from '/portal/interconnect.js';
+import { reconcileFile } from '/portal/reconcile.js';
 import { settle } from '/portal/settlement.js';
 import { partyDigest, verifier, verifyBundle } from '/portal/verify.js';
 
@@ -47,7 +48,11 @@ function element(tag, attributes = {}, ...children) {
 }
 
 function download(name, value) {
-  const blob = new Blob([JSON.stringify(value, null, 2) + '\n'], { type: 'application/json' });
+  downloadText(name, JSON.stringify(value, null, 2) + '\n', 'application/json');
+}
+
+function downloadText(name, text, type) {
+  const blob = new Blob([text], { type });
   const link = element('a', { href: URL.createObjectURL(blob), download: name });
   document.body.append(link);
   link.click();
@@ -282,7 +287,46 @@ async function verifyPage(root) {
   $('#verifier-digest', root).textContent = (await verifier()).sha256;
 }
 
+/** The reconciliation page: a dropped or chosen file is reconciled at once. */
+function reconcilePage(root) {
+  root.append($('#reconcile-page').content.cloneNode(true));
+  if (properties.chain === 'dev') $('#rec-secret', root).value = DEV_CONSORTIUM_SECRET;
+  const status = $('#rec-status', root);
+  const run = async (file) => {
+    const partner = $('#rec-partner', root).value.trim();
+    if (!partner) {
+      status.textContent = 'name the partner first';
+      return;
+    }
+    try {
+      await reconcileFile({ rpc, element, download: downloadText, container: $('#rec-result', root), status }, file, {
+        me: properties.operator,
+        partner,
+        secret: $('#rec-secret', root).value,
+        region: $('#rec-region', root).value,
+        format: $('#rec-format', root).value,
+        timezone: $('#rec-timezone', root).value,
+        system_id: $('#rec-system', root).value,
+        tolerance_s: Number($('#rec-tolerance', root).value || 2),
+      });
+    } catch (error) {
+      if (error instanceof SignInNeeded) throw error;
+      status.textContent = error.message;
+    }
+  };
+  $('#rec-file', root).addEventListener('change', (event) => {
+    if (event.target.files[0]) run(event.target.files[0]);
+  });
+  const drop = $('#rec-drop', root);
+  drop.addEventListener('dragover', (event) => event.preventDefault());
+  drop.addEventListener('drop', (event) => {
+    event.preventDefault();
+    if (event.dataTransfer.files[0]) run(event.dataTransfer.files[0]);
+  });
+}
+
 const PAGES = {
+  reconcile: reconcilePage,
   chain: chainPage, records: recordsPage, settlement: settlementPage, interconnect: interconnectPage, verify: verifyPage,
 };
 

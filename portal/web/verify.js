@@ -17,14 +17,14 @@ export function verifier() {
   return loaded;
 }
 
-/** Calls the module's `name` with texts written into its memory; answers its JSON. */
+/** Calls the module's `name` with texts (or bytes) written into its memory; answers its JSON. */
 async function call(name, ...texts) {
   const { exports: wasm } = await verifier();
   const encoder = new TextEncoder();
   const written = [];
   try {
     for (const text of texts) {
-      const bytes = encoder.encode(text);
+      const bytes = typeof text === 'string' ? encoder.encode(text) : text;
       if (bytes.length === 0) {
         written.push([0, 0]);
         continue;
@@ -60,4 +60,18 @@ export function verifyBundle(text, spec) {
  */
 export function partyDigest({ secret, region, party }) {
   return call('party', JSON.stringify({ secret, region, party }));
+}
+
+/**
+ * Reads the user's CDR export (`bytes`) as `request` (JSON: me, partner, secret, region, format,
+ * file_name, timezone, system_id, tolerance_s) says: `{records, unreadable, from, to, fetch_from,
+ * fetch_to}` or `{error}`. The file stays in this page.
+ */
+export function exportSummary(request, bytes) {
+  return call('export', request, bytes);
+}
+
+/** Reconciles the export with the chain's records (JSON array): `{report, csv, unreadable}` or `{error}`. */
+export function reconcileExport(request, bytes, chain) {
+  return call('reconcile', request, bytes, chain);
 }

@@ -277,6 +277,31 @@ fn totals(me: &OperatorId, partner: &OperatorId, mine: &[&Cdr], chain: &[&Cdr]) 
     ]
 }
 
+/// The window a file's calls with `partner` span, `[first start, last start + 1 ms)`, when the
+/// user names none; `None` when the file holds no call with the partner.
+pub fn window_of(mine: &[Cdr], partner: &OperatorId) -> Option<(u64, u64)> {
+    let starts = mine
+        .iter()
+        .filter(|c| [&c.body.caller_operator, &c.body.callee_operator].contains(&partner))
+        .map(|c| c.body.start_ms);
+    let (from, last) = starts.fold(None, |span: Option<(u64, u64)>, start| match span {
+        None => Some((start, start)),
+        Some((low, high)) => Some((low.min(start), high.max(start))),
+    })?;
+    Some((from, last.saturating_add(1)))
+}
+
+/// A CDR as the node's `cdr_query` and `cdr_get` answer it: the record, with the node's
+/// `id`, `height` and `leaf_index` beside it (dropped here).
+pub fn from_node_answer(mut value: serde_json::Value) -> Result<Cdr, serde_json::Error> {
+    if let serde_json::Value::Object(map) = &mut value {
+        for extra in ["id", "height", "leaf_index"] {
+            map.remove(extra);
+        }
+    }
+    serde_json::from_value(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,5 +434,18 @@ mod tests {
             prop_assert_eq!(report.missing_in_file.len(), drop);
             prop_assert_eq!(report.matched as usize, chain.len() - drop);
         }
+    }
+
+    #[test]
+    fn the_window_spans_the_files_calls_with_the_partner() {
+        let calls = vec![call(3, "alice", "bob"), call(1, "bob", "alice"), call(7, "alice", "carol")];
+        let bob = OperatorId::new("bob").unwrap();
+        let (first, last) = (calls[1].body.start_ms, calls[0].body.start_ms);
+        assert_eq!(window_of(&calls, &bob), Some((first, last + 1)));
+        assert_eq!(window_of(&calls, &OperatorId::new("dave").unwrap()), None);
+        let answer = serde_json::json!({ "id": "bob:1", "height": 3, "leaf_index": 9 });
+        let mut value = serde_json::to_value(&calls[1]).unwrap();
+        value.as_object_mut().unwrap().extend(answer.as_object().unwrap().clone());
+        assert_eq!(from_node_answer(value).unwrap(), calls[1]);
     }
 }

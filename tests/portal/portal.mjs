@@ -102,6 +102,26 @@ await run(session, async (step) => {
     assert.ok(failed.some((row) => row.startsWith('FAILcdr')), `failed checks: ${failed}`);
     await shoot('verify-tampered');
   });
+  await step('reconciliation of an uploaded export', async () => {
+    const rec = config.reconcile;
+    await page.goto(`${config.url}#/reconcile`);
+    await testid('rec-partner').fill(rec.partner);
+    await testid('rec-file').setInputFiles(rec.file);
+    await page.waitForFunction(() => /calls differ$/.test(document.querySelector('[data-testid=rec-status]').textContent));
+    assert.equal(await testid('rec-matched').textContent(), String(rec.matched));
+    assert.equal(await testid('rec-mismatched').textContent(), String(rec.mismatched.length));
+    assert.equal(await testid('rec-missing-on-chain').textContent(), String(rec.missingOnChain.length));
+    assert.equal(await testid('rec-missing-in-file').textContent(), String(rec.missingInFile.length));
+    const rows = async (id) => (await testid(id).locator('tr').allInnerTexts()).slice(1).map((row) => row.split('\t'));
+    assert.deepEqual((await rows('rec-mismatched-rows')).map(([line, id, , field]) => [Number(line), id, field]), rec.mismatched);
+    assert.deepEqual((await rows('rec-missing-on-chain-rows')).map(([line]) => Number(line)), rec.missingOnChain);
+    assert.deepEqual((await rows('rec-missing-in-file-rows')).map(([id]) => id), rec.missingInFile);
+    const [download] = await Promise.all([page.waitForEvent('download'), testid('rec-csv').click()]);
+    const csvPath = join(config.dir, 'portal-reconciliation.csv');
+    await download.saveAs(csvPath);
+    assert.equal(readFileSync(csvPath, 'utf8'), rec.csv, 'the CSV `cdrchain reconcile --csv` writes');
+    await shoot('reconcile');
+  });
   await step('settlement totals as the CLI computes them', async () => {
     const settlement = config.settlement;
     await page.goto(`${config.url}#/settlement`);

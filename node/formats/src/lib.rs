@@ -17,9 +17,11 @@
 pub mod asterisk;
 pub mod canonical;
 pub mod causes;
+pub mod file;
 pub mod freeswitch;
 pub mod kamailio;
 pub mod opensips;
+pub mod reconciliation;
 
 pub use cdrchain_runtime::input::CdrInput;
 

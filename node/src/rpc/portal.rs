@@ -30,6 +30,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../../portal/web/settlement.js"),
     ),
+    (
+        "/portal/reconcile.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../portal/web/reconcile.js"),
+    ),
     ("/portal/style.css", "text/css; charset=utf-8", include_bytes!("../../../portal/web/style.css")),
     ("/portal/verifier.wasm", "application/wasm", include_bytes!("../../../portal/web/verifier.wasm")),
 ];

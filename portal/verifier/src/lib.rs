@@ -3,9 +3,14 @@
 //! checks a bundle on the user's own machine, against a chain spec the user chose, trusting
 //! neither the node that served it nor the operator that runs it.
 //!
-//! [`verify_text`] is the whole logic (tested natively); the `wasm32` build exports it through a
-//! small C ABI ([`wasm`]): the page writes the two texts into memory it allocates with `alloc`,
-//! calls `verify` and reads the JSON verdict back. Nothing here needs randomness: the `wasm32`
+//! The same module does in the page what must not leave it: a party's keyed digest for a search
+//! by number ([`party_text`]), and the reading and reconciliation of the user's own CDR export
+//! ([`reconcile`]).
+//!
+//! [`verify_text`], [`party_text`] and [`reconcile`] are the whole logic (tested natively); the
+//! `wasm32` build exports them through a small C ABI ([`wasm`]): the page writes the texts into
+//! memory it allocates with `alloc`, calls `verify` (or `party`, `export`, `reconcile`) and reads
+//! the JSON answer back. Nothing here needs randomness: the `wasm32`
 //! build registers a source that always fails, so that a dependency that asked would fail loudly
 //! rather than weaken anything.
 
@@ -15,6 +20,7 @@ use cdrchain_runtime::proof::dispute::{verify_dispute, DisputeBundle, DISPUTE_FO
 use cdrchain_runtime::proof::{verify, verify_absence, AbsenceBundle, Expected, ProofBundle, Verdict};
 use serde_json::{json, Value};
 
+pub mod reconcile;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

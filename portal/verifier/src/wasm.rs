@@ -67,6 +67,18 @@ unsafe fn text<'a>(ptr: *const u8, len: usize) -> std::borrow::Cow<'a, str> {
     String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// Reads `len` bytes at `ptr`.
+///
+/// # Safety
+/// `ptr` and `len` are a live allocation of this module the page wrote into.
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if ptr.is_null() || len == 0 {
+        return &[];
+    }
+    // SAFETY: as the caller promises.
+    unsafe { std::slice::from_raw_parts(ptr, len) }
+}
+
 /// Hands `text` to the page as `(pointer << 32) | length`, to be freed with [`dealloc`].
 fn answer(text: String) -> u64 {
     let out = text.into_bytes().into_boxed_slice();
@@ -101,4 +113,39 @@ pub unsafe extern "C" fn party(input: *const u8, input_len: usize) -> u64 {
     // SAFETY: as the caller promises.
     let input = unsafe { text(input, input_len) };
     answer(crate::party_text(&input).to_string())
+}
+
+/// Reads the user's export ([`crate::reconcile::export_text`]): options JSON and the file's bytes.
+///
+/// # Safety
+/// Both pointers and lengths are live allocations of this module the page wrote into.
+#[no_mangle]
+pub unsafe extern "C" fn export(
+    options: *const u8,
+    options_len: usize,
+    file: *const u8,
+    file_len: usize,
+) -> u64 {
+    // SAFETY: as the caller promises.
+    let (options, file) = unsafe { (text(options, options_len), bytes(file, file_len)) };
+    answer(crate::reconcile::export_text(&options, file).to_string())
+}
+
+/// Reconciles the export with the chain's records ([`crate::reconcile::reconcile_text`]).
+///
+/// # Safety
+/// The pointers and lengths are live allocations of this module the page wrote into.
+#[no_mangle]
+pub unsafe extern "C" fn reconcile(
+    options: *const u8,
+    options_len: usize,
+    file: *const u8,
+    file_len: usize,
+    chain: *const u8,
+    chain_len: usize,
+) -> u64 {
+    // SAFETY: as the caller promises.
+    let (options, file, chain) =
+        unsafe { (text(options, options_len), bytes(file, file_len), text(chain, chain_len)) };
+    answer(crate::reconcile::reconcile_text(&options, file, &chain).to_string())
 }

@@ -9,8 +9,15 @@
 use std::path::{Path, PathBuf};
 
 /// The files whose bytes make the module: the crates it compiles and how they are built.
-const INPUTS: &[&str] =
-    &["Cargo.lock", "Cargo.toml", ".cargo/config.toml", "runtime", "chain-spec", "portal/verifier"];
+const INPUTS: &[&str] = &[
+    "Cargo.lock",
+    "Cargo.toml",
+    ".cargo/config.toml",
+    "runtime",
+    "chain-spec",
+    "node/formats",
+    "portal/verifier",
+];
 
 fn files_under(root: &Path, relative: &Path, out: &mut Vec<PathBuf>) {
     let path = root.join(relative);
