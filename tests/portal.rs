@@ -43,6 +43,11 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
     node.wait_committed(ids[22].as_str().unwrap(), Duration::from_secs(60));
     let of_number: Vec<String> = [22, 21, 20].iter().map(|&i| ids[i].as_str().unwrap().to_string()).collect();
 
+    // The party index follows the head on a thread of its own: wait until it has the last block.
+    let digest = "0x".to_string() + &"00".repeat(32);
+    common::await_value(&node, "cdr_byParty", &digest, Duration::from_secs(30), |page| {
+        page["indexed_through"].as_u64().is_some_and(|h| h > 0) && page["indexed_through"] == page["head"]
+    });
     // The CLI finds the number's calls as the page must, newest first.
     let found = Command::new(common::cdrchain_binary())
         .args(["cdr", "get", "--number", "020 7946 0999", "--default-region", "GB", "--rpc", &node.rpc])

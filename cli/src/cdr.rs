@@ -65,7 +65,14 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 let party = hasher.normalize(number).with_context(|| format!("--number {number:?}"))?;
                 eprintln!("looking up {} (its keyed digest only)", party.canonical());
                 let digest = hasher.digest_normalized(&party).0.to_hex();
-                Value::Array(client.ask(node.by_party(digest, None, Some(limit))).await?.cdrs)
+                let page = client.ask(node.by_party(digest, None, Some(limit))).await?;
+                if page.indexed_through < page.head {
+                    eprintln!(
+                        "the node's party index is at block {} of {}: calls of later blocks are not found yet",
+                        page.indexed_through, page.head
+                    );
+                }
+                Value::Array(page.cdrs)
             }
             (None, None, None) => anyhow::bail!("give an id, --call-id or --number"),
         };

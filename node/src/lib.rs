@@ -31,6 +31,7 @@ pub mod error;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod party_index;
 pub mod pool;
 pub mod rpc;
 pub mod service;

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub peers: Gauge,
     pub consensus_round: Gauge,
     pub equivocations: Counter,
+    /// Blocks the party index (search by number) is behind the head.
+    pub party_index_lag_blocks: Gauge,
     /// Parties recorded as written (not normalized), by source (`system_id`).
     parties_as_written: Family<Vec<(String, String)>, Counter>,
     /// The sources with a label of their own, at most [`MAX_LABELLED_SOURCES`].
@@ -76,6 +78,12 @@ impl Metrics {
             parties_as_written.clone(),
         );
         let equivocations = Counter::default();
+        let party_index_lag_blocks = Gauge::default();
+        registry.register(
+            "party_index_lag_blocks",
+            "Blocks whose CDRs the party index (search by number) has not reached yet",
+            party_index_lag_blocks.clone(),
+        );
         registry.register("peers", "Connected peers (validators of this chain)", peers.clone());
         registry.register(
             "consensus_round",
@@ -123,6 +131,7 @@ impl Metrics {
             tx_pool_bytes,
             ingest_queue_depth,
             rocksdb_size_bytes,
+            party_index_lag_blocks,
             block_build_seconds,
             block_import_seconds,
             peers,

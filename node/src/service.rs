@@ -25,12 +25,12 @@ pub fn open_storage(config: &NodeConfig) -> Result<Storage, NodeError> {
     std::fs::create_dir_all(&path)
         .map_err(|source| NodeError::DatabaseDirectory { path: path.clone(), source })?;
     let storage = Storage::open(&path, config.spec.genesis_hash(), &genesis)?;
-    if let Some(count) = storage.upgraded_at_open() {
+    if let Some(from) = storage.upgraded_at_open() {
         tracing::info!(
             target: "cdrchain::storage",
             path = %path.display(),
-            cdrs = count,
-            "upgraded the database to schema {}: indexed {count} CDRs by party",
+            "upgraded the database from schema {from} to {}: the party index (search by number) is \
+             built from block 1 behind the head",
             cdrchain_storage::SCHEMA_VERSION
         );
     }
@@ -318,6 +318,7 @@ fn open_chain(config: &NodeConfig) -> Result<(Arc<Storage>, Arc<Metrics>), NodeE
     );
     load_ingest_filter(storage.clone());
     let metrics = Arc::new(Metrics::new());
+    crate::party_index::spawn(&storage, metrics.clone());
     if let Some(head) = storage.head() {
         metrics.best_height.set(i64::try_from(head.header.number.0).unwrap_or(i64::MAX));
         metrics.finalized_height.set(i64::try_from(head.header.number.0).unwrap_or(i64::MAX));

@@ -178,7 +178,8 @@ async function searchNumber(root, query, results, status) {
       results.append(recordRow(record, `${hashed.canonical} is the ${role}`));
     }
     shown += page.cdrs.length;
-    status.textContent = `${shown} record${shown === 1 ? '' : 's'} of ${hashed.canonical} (${hashed.kind}), newest first${page.next_cursor ? ', more below' : ''}`;
+    const behind = page.indexed_through < page.head ? ` (the search index has reached block #${page.indexed_through} of #${page.head}: later calls are not found yet)` : '';
+    status.textContent = `${shown} record${shown === 1 ? '' : 's'} of ${hashed.canonical} (${hashed.kind}), newest first${page.next_cursor ? ', more below' : ''}${behind}`;
     if (page.next_cursor) {
       const button = element('button', { type: 'button', 'data-testid': 'more', onclick: () => { button.remove(); more(page.next_cursor).catch((e) => { status.textContent = e.message; }); } }, 'More');
       results.append(button);

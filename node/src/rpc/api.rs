@@ -112,6 +112,20 @@ pub struct QueryPage {
     pub next_cursor: Option<String>,
 }
 
+/// `cdr_byParty`: one page of a party's CDRs, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartyPage {
+    /// The CDRs, as `cdr_get` answers them.
+    pub cdrs: Vec<Value>,
+    /// Where the next page starts; null on the last page.
+    pub next_cursor: Option<String>,
+    /// The height through which the party index holds every CDR: it follows the head, behind
+    /// it (storage's `parties.rs`); CDRs of later blocks are not found yet.
+    pub indexed_through: u64,
+    /// The head's height when the page was read.
+    pub head: u64,
+}
+
 /// Node and peers.
 #[rpc(server, client, namespace = "system")]
 pub trait SystemApi {
@@ -184,9 +198,10 @@ pub trait CdrApi {
 
     /// The committed CDRs a party took part in (as caller or callee), newest first: `party` is
     /// its keyed digest (hex), which only holders of the consortium secret can compute; a page
-    /// of at most `limit` (default 100, at most 1,000) from `cursor`.
+    /// of at most `limit` (default 100, at most 1,000) from `cursor`, and how far the party index
+    /// (which follows the head) has come.
     #[method(name = "byParty", blocking, with_extensions)]
-    fn by_party(&self, party: String, cursor: Option<String>, limit: Option<usize>) -> RpcResult<QueryPage>;
+    fn by_party(&self, party: String, cursor: Option<String>, limit: Option<usize>) -> RpcResult<PartyPage>;
 
     /// The CDRs between operators `a` and `b` that started in `[from, to)` (RFC 3339 or ms), a
     /// page of at most `limit` (default 1,000, at most 10,000) from `cursor`.

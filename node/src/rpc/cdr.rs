@@ -9,7 +9,7 @@ use jsonrpsee::core::RpcResult;
 use jsonrpsee::Extensions;
 use serde_json::{json, Value};
 
-use super::api::{CdrApiServer, CheckError, CheckReport, Duplicate, QueryPage};
+use super::api::{CdrApiServer, CheckError, CheckReport, Duplicate, PartyPage, QueryPage};
 use super::{
     at_most_per_submission, cdr_id, cdr_json, error, ingest_error, internal, invalid, pair_window, Handlers,
     RpcContext, UNAUTHORIZED,
@@ -135,23 +135,28 @@ impl CdrApiServer for Handlers {
         party: String,
         cursor: Option<String>,
         limit: Option<usize>,
-    ) -> RpcResult<QueryPage> {
+    ) -> RpcResult<PartyPage> {
         self.ctx.heavy.run("cdr_byParty", || {
             let scope = RpcContext::scope(ext);
             let party = Hash32::from_hex(party.trim())
                 .map(PartyDigest)
                 .map_err(|e| invalid(format!("party: {e} (the party's keyed digest, 64 hex digits)")))?;
             let limit = limit.unwrap_or(DEFAULT_PARTY_CDRS);
-            let (cdrs, next) = self
-                .ctx
-                .chain
-                .storage
+            let storage = &self.ctx.chain.storage;
+            let head = storage.height().0;
+            let indexed_through = storage.parties_indexed().map_err(internal)?.0;
+            let (cdrs, next) = storage
                 .cdrs_by_party(&party, cursor.as_deref(), limit, |stored| visible(scope.as_ref(), stored))
                 .map_err(|e| match e {
                     cdrchain_storage::StorageError::BadCursor { .. } => invalid(e.to_string()),
                     other => internal(other),
                 })?;
-            Ok(QueryPage { cdrs: cdrs.iter().map(cdr_json).collect(), next_cursor: next })
+            Ok(PartyPage {
+                cdrs: cdrs.iter().map(cdr_json).collect(),
+                next_cursor: next,
+                indexed_through,
+                head,
+            })
         })
     }
 

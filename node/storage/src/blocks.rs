@@ -283,8 +283,8 @@ impl Storage {
         Ok(requeue.map_or_else(Vec::new, |requeue| requeue.applied(&self.queue)))
     }
 
-    /// Puts each CDR of the block, and its index entries (call id, partner pair, each party),
-    /// into `batch`.
+    /// Puts each CDR of the block, and its two index entries, into `batch` (the `parties` index is
+    /// written after the commit, off its path: `parties.rs`).
     fn put_cdrs(
         &self,
         batch: &mut WriteBatch,
@@ -296,14 +296,12 @@ impl Storage {
         let cdrs = self.column(layout::CDRS)?;
         let call_ids = self.column(layout::CALL_IDS)?;
         let partners = self.column(layout::PARTNERS)?;
-        let parties = self.column(layout::PARTIES)?;
         let height = block.header.number;
         let mut leaf_index = first_leaf_index;
         let mut value = Vec::with_capacity(STORED_CDR_BUFFER_BYTES);
         let count = block.cdr_count();
         let mut call_id_keys = Vec::with_capacity(count);
         let mut partner_keys = Vec::with_capacity(count);
-        let mut party_keys = Vec::with_capacity(count.saturating_mul(2));
         for tx in block.transactions.iter() {
             let Transaction::CdrBatch(cdr_batch) = &tx.transaction else { continue };
             let recorder = &cdr_batch.operator;
@@ -323,7 +321,6 @@ impl Storage {
                     recorder,
                     sequence,
                 ));
-                push_party_keys(&mut party_keys, body, recorder, sequence);
                 // check_changes made sure the log size fits: first + count = new size.
                 leaf_index = leaf_index.saturating_add(1);
             }
@@ -344,10 +341,6 @@ impl Storage {
         partner_keys.sort_unstable();
         for key in &partner_keys {
             batch.put_cf(partners, key, b"");
-        }
-        party_keys.sort_unstable();
-        for key in &party_keys {
-            batch.put_cf(parties, key, b"");
         }
         Ok(own_bodies)
     }
@@ -416,6 +409,29 @@ impl Storage {
         Ok(Some(Block { header, transactions }))
     }
 
+    /// Calls `visit` with each CDR of the block at `height` (its recorder, sequence and body),
+    /// read from its stored body and the `cdrs` column without rebuilding the block (the party
+    /// indexer's read: the block was checked when it was committed).
+    pub(crate) fn visit_block_cdrs(
+        &self,
+        height: Height,
+        mut visit: impl FnMut(&OperatorId, Sequence, &CdrBody),
+    ) -> Result<(), StorageError> {
+        let key = layout::height_key(height);
+        let body = self.get_decoded::<Body>(&self.db, layout::BODIES, &key)?.ok_or_else(|| {
+            StorageError::corrupt(layout::BODIES, &key, format!("the body of block {height} is missing"))
+        })?;
+        for stored in body.into_inner() {
+            if let StoredTx::CdrBatch { operator, first_sequence, count, .. } = stored {
+                let bodies = self.batch_cdrs(&operator, first_sequence, count, height)?;
+                for (body, sequence) in bodies.iter().zip(first_sequence.0..) {
+                    visit(&operator, Sequence(sequence), body);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The bodies of `count` CDRs of `operator` from `first`, all committed in block `height`.
     fn batch_cdrs(
         &self,
@@ -457,20 +473,6 @@ impl Storage {
     /// The commit certificate of the block at `height`.
     pub fn certificate(&self, height: Height) -> Result<Option<CommitCertificate>, StorageError> {
         self.get_decoded(&self.db, layout::CERTIFICATES, &layout::height_key(height))
-    }
-}
-
-/// The [`layout::PARTIES`] keys of a CDR: its caller's and its callee's (one when they are the
-/// same party).
-pub(crate) fn push_party_keys(
-    keys: &mut Vec<Vec<u8>>,
-    body: &CdrBody,
-    recorder: &OperatorId,
-    sequence: Sequence,
-) {
-    keys.push(layout::party_key(&body.caller, body.start_ms, recorder, sequence));
-    if body.callee != body.caller {
-        keys.push(layout::party_key(&body.callee, body.start_ms, recorder, sequence));
     }
 }
 

@@ -76,6 +76,9 @@ pub const META_QUEUE_LEN: &[u8] = b"sys/queue_len";
 /// Metadata key: the ingest queue's floor, SCALE `u64`: entries below it are dequeued, although
 /// the chunk that holds the first live entry may still hold some of them.
 pub const META_QUEUE_FLOOR: &[u8] = b"sys/queue_floor";
+/// Metadata key: the height through which the `parties` index holds every CDR, SCALE `Height`
+/// (absent: none yet). Written with the index's keys, after the blocks' commits.
+pub const META_PARTIES_INDEXED: &[u8] = b"sys/parties_indexed";
 /// Prefix of the node's own metadata keys (`meta_put`), so they never collide with `sys/…`.
 pub const META_USER_PREFIX: &[u8] = b"user/";
 

@@ -27,14 +27,14 @@
 //!
 //! | Column family  | Key | Value | Why |
 //! |----------------|-----|-------|-----|
-//! | `meta`         | `sys/schema_version`, `sys/genesis_hash`, `sys/head`, `sys/log_frontier`, `sys/queue_floor`; `user/<key>` | `u32`, `Hash32`, `Height`, `Frontier`, `u64`; opaque | what the database is (checked at open), where the chain is (head, frontier for the next block), where the queue's live entries begin (its length is counted from its chunks at open); the node's own settings (e.g. next ingest sequence) |
+//! | `meta`         | `sys/schema_version`, `sys/genesis_hash`, `sys/head`, `sys/log_frontier`, `sys/queue_floor`, `sys/parties_indexed`; `user/<key>` | `u32`, `Hash32`, `Height`, `Frontier`, `u64`, `Height`; opaque | what the database is (checked at open), where the chain is (head, frontier for the next block), where the queue's live entries begin (its length is counted from its chunks at open); the node's own settings (e.g. next ingest sequence) |
 //! | `headers`      | height BE | `Header` | headers by height: sync, RPC, light clients |
 //! | `bodies`       | height BE | `BoundedVec<StoredTx>`: CDR batches as (operator, first sequence, count, signature), other transactions whole | blocks for peers catching up, export and RPC, rebuilt with the batches' CDRs from `cdrs` (each CDR is stored once) and checked against the header's `tx_root` |
 //! | `certificates` | height BE | `CommitCertificate` | proof of finality of each block, served with it |
 //! | `hash_index`   | header hash | `Height` | block by hash (RPC, votes and proposals name hashes) |
 //! | `cdrs`         | `SCALE(recorder) ‖ sequence BE` | [`StoredCdr`] | every CDR by its chain-wide id, with its block and log position (for proofs) |
 //! | `call_ids`     | `SCALE(call_id) ‖ SCALE(recorder) ‖ sequence BE` | empty | all legs of a call, from any recorder (reconciliation, `cdr_byCallId`) |
-//! | `parties`      | first 8 bytes of a party digest ‖ `start_ms BE ‖ SCALE(recorder) ‖ sequence BE` | empty | the CDRs of a telephone number or SIP address, as caller or callee (`cdr_byParty`; the CDR holds the whole digest, compared on read) |
+//! | `parties`      | first 8 bytes of a party digest ‖ `start_ms BE ‖ SCALE(recorder) ‖ sequence BE` | empty | the CDRs of a telephone number or SIP address, as caller or callee (`cdr_byParty`; the CDR holds the whole digest, compared on read). Written behind the head, not with the block (`parties.rs`); `sys/parties_indexed` in `meta` says how far |
 //! | `partners`     | `SCALE(min(a,b)) ‖ SCALE(max(a,b)) ‖ start_ms BE ‖ SCALE(recorder) ‖ sequence BE` | empty | CDRs between two interconnect partners in a time window, in start order (settlement) |
 //! | `log_nodes`    | `level ‖ index BE` | `Hash32` | perfect subtrees of the CDR log at levels 0 and ≥ 4 (1-3 are folded from leaves on read): inclusion and consistency proofs at any size |
 //! | `state`        | `SCALE(StateKey)` | its SCALE value | the small state the runtime reads through [`StateView`] |
@@ -57,7 +57,7 @@
 //! | `schema.rs` | [`Storage::open`]: create and initialize, or check schema version and genesis, load the head, frontier and queue numbers |
 //! | `blocks.rs` | the block write path ([`Storage::commit_block`]) and block reads (`headers`, `bodies`, `certificates`, `hash_index`) |
 //! | `cdrs.rs` | CDR queries: by id, by call id, by partner pair and time window with paging |
-//! | `parties.rs` | CDRs by party, newest first with paging; the index's building for a schema-7 database |
+//! | `parties.rs` | CDRs by party, newest first with paging; the index written behind the head, step by step |
 //! | `ingest_queue.rs` | the node's durable ingest queue (enqueue, visit, dequeue) and its in-memory numbers |
 //! | `ingest_keys.rs` | ingest-key idempotency and its in-memory filter |
 //! | `displaced.rs` | dequeue by content: own queued CDRs a block replaced go back to the queue's end (review M10) |
@@ -115,7 +115,7 @@ pub use view::StorageSnapshot;
 /// format, so a database of 4 or older holds a chain this build cannot continue. 6: the state
 /// root over a sparse Merkle tree whose nodes are stored (`state_tree`, ADR 0016). 7: CDRs carry
 /// the callee's destination (issue #28), a new CDR format. 8: the `parties` index (issue #29);
-/// a database of 7 is upgraded at open (the index built from its CDRs).
+/// a database of 7 is upgraded at open (its index then built behind the head, from block 1).
 pub const SCHEMA_VERSION: u32 = 8;
 
 /// A committed CDR with where it was committed: its block and its leaf in the CDR log.
@@ -174,8 +174,8 @@ pub struct Storage {
     /// Set once [`Storage::load_ingest_filter`] has loaded the stored keys: from then on the
     /// filter's "absent" is trusted.
     ingest_filter_ready: AtomicBool,
-    /// How many CDRs [`Storage::open`] indexed by party, upgrading a database of schema 7.
-    upgraded: Option<u64>,
+    /// The schema version [`Storage::open`] upgraded the database from, if it did.
+    upgraded: Option<u32>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -216,9 +216,9 @@ impl Storage {
         &self.path
     }
 
-    /// How many CDRs the open indexed by party, when it upgraded a database of schema 7
-    /// (the node logs it).
-    pub fn upgraded_at_open(&self) -> Option<u64> {
+    /// The schema version the open upgraded the database from (7: the party index is then built
+    /// from block 1 behind the head), if it did; the node logs it.
+    pub fn upgraded_at_open(&self) -> Option<u32> {
         self.upgraded
     }
 

@@ -1,17 +1,25 @@
 //! CDRs by party (`parties`): every CDR a telephone number or SIP address took part in (as
-//! caller or callee), newest first, paged by cursor. And the index's building, once, for a
-//! database written before it existed (schema 7).
+//! caller or callee), newest first, paged by cursor.
+//!
+//! The index is written **after** the commit, off its path: [`Storage::index_parties_step`]
+//! indexes the blocks after the height it has reached (`sys/parties_indexed` in `meta`, written
+//! in the same batch as the keys, so that the two never disagree) and the node calls it from a
+//! low-priority thread. Written with each block, its two keys per CDR cost a fifth of the dev
+//! chain's throughput (docs/benchmarks.md); behind the head, they cost what the machine has to
+//! spare, and a search says how far the index has come. After a crash the index resumes from its
+//! height: no block is skipped, and a block indexed twice writes the same keys.
 //!
 //! The index holds only a prefix of each party digest ([`layout::PARTY_KEY_PREFIX_BYTES`]); a
 //! lookup reads each CDR it finds and keeps those whose caller or callee is the whole digest.
 
+use cdrchain_runtime::cdr::CdrBody;
+use cdrchain_runtime::ids::{Height, OperatorId, Sequence};
 use cdrchain_runtime::party::PartyDigest;
 use parity_scale_codec::Encode;
 use rocksdb::{ReadOptions, WriteBatch};
 
-use crate::blocks::push_party_keys;
 use crate::view::Reader;
-use crate::{decode, layout, options, Storage, StorageError, StoredCdr, SCHEMA_VERSION};
+use crate::{layout, Storage, StorageError, StoredCdr, SCHEMA_VERSION};
 
 /// The most CDRs one [`Storage::cdrs_by_party`] page returns.
 pub const MAX_PARTY_PAGE_CDRS: usize = 1_000;
@@ -21,13 +29,10 @@ pub const MAX_PARTY_PAGE_CDRS: usize = 1_000;
 pub const MAX_PARTY_SCAN_ENTRIES: usize = 100_000;
 const _: () = assert!(MAX_PARTY_PAGE_CDRS >= 1 && MAX_PARTY_SCAN_ENTRIES >= MAX_PARTY_PAGE_CDRS);
 
-/// The schema version whose databases have no `parties` index yet: [`Storage::open`] builds it
-/// from their CDRs and moves them to [`SCHEMA_VERSION`].
+/// The schema version whose databases have no `parties` index yet: [`Storage::open`] moves them
+/// to [`SCHEMA_VERSION`], and the index is built from block 1 like any other's.
 pub(crate) const SCHEMA_BEFORE_PARTIES: u32 = 7;
 const _: () = assert!(SCHEMA_BEFORE_PARTIES + 1 == SCHEMA_VERSION);
-
-/// How many index keys the upgrade writes per batch (~30 bytes each).
-const UPGRADE_BATCH_KEYS: usize = 200_000;
 
 impl Storage {
     /// The CDRs `party` took part in, newest start first (ties in reverse key order), at most
@@ -94,42 +99,66 @@ impl Storage {
         Ok((page, next))
     }
 
-    /// Builds the `parties` index from every stored CDR and sets the schema version to this
-    /// build's, for a database of [`SCHEMA_BEFORE_PARTIES`]. Idempotent: interrupted, it starts
-    /// over at the next open (the keys it wrote are written again, unchanged). Returns how many
-    /// CDRs it indexed.
-    pub(crate) fn index_parties(&self) -> Result<u64, StorageError> {
-        let cdrs = self.column(layout::CDRS)?;
-        let parties = self.column(layout::PARTIES)?;
-        let write = |keys: &mut Vec<Vec<u8>>| -> Result<(), StorageError> {
-            keys.sort_unstable();
-            let mut batch = WriteBatch::default();
-            for key in keys.drain(..) {
-                batch.put_cf(parties, key, b"");
-            }
-            self.db.write(batch).map_err(self.db_error(layout::PARTIES, "write"))
-        };
-        let mut iter = self.db.raw_iter(cdrs, ReadOptions::default());
-        iter.seek_to_first();
-        let mut keys = Vec::with_capacity(UPGRADE_BATCH_KEYS + 2);
-        let mut count = 0u64;
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            let stored: StoredCdr = decode(layout::CDRS, key, value)?;
-            push_party_keys(&mut keys, &stored.cdr.body, &stored.cdr.recorder, stored.cdr.sequence);
-            count += 1;
-            if keys.len() >= UPGRADE_BATCH_KEYS {
-                write(&mut keys)?;
-            }
-            iter.next();
+    /// The height through which the `parties` index holds every CDR (0: none yet).
+    pub fn parties_indexed(&self) -> Result<Height, StorageError> {
+        Ok(self
+            .get_decoded::<Height>(&self.db, layout::META, layout::META_PARTIES_INDEXED)?
+            .unwrap_or(Height(0)))
+    }
+
+    /// Indexes by party the CDRs of the blocks after [`Storage::parties_indexed`], in height
+    /// order up to the head, stopping after the block that reaches `max_cdrs`; writes their keys
+    /// and the new height in one batch. Returns the height reached (unchanged: nothing to do).
+    pub fn index_parties_step(&self, max_cdrs: usize) -> Result<Height, StorageError> {
+        let done = self.parties_indexed()?;
+        let head = self.height();
+        let mut height = done;
+        let mut keys = Vec::new();
+        let mut cdrs = 0usize;
+        while height < head && cdrs < max_cdrs {
+            height = Height(height.0 + 1);
+            self.visit_block_cdrs(height, |recorder, sequence, body| {
+                push_party_keys(&mut keys, body, recorder, sequence);
+                cdrs += 1;
+            })?;
         }
-        iter.status().map_err(self.db_error(layout::CDRS, "scan"))?;
-        write(&mut keys)?;
-        // Synced: the write-ahead log is sequential, so this also makes the index batches durable
-        // before the version says they are there.
+        if height == done {
+            return Ok(done);
+        }
+        keys.sort_unstable();
+        let parties = self.column(layout::PARTIES)?;
+        let mut batch = WriteBatch::default();
+        for key in &keys {
+            batch.put_cf(parties, key, b"");
+        }
+        batch.put_cf(self.column(layout::META)?, layout::META_PARTIES_INDEXED, height.encode());
+        // Not synced: lost with a crash, the keys and the height are lost together, and the
+        // blocks are indexed again.
+        self.db.write(batch).map_err(self.db_error(layout::PARTIES, "write"))?;
+        Ok(height)
+    }
+
+    /// Moves a database of [`SCHEMA_BEFORE_PARTIES`] to this build's version: it has no
+    /// `parties` entries and no indexed height, so the index starts from block 1.
+    pub(crate) fn upgrade_to_parties(&self) -> Result<(), StorageError> {
         let meta = self.column(layout::META)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(meta, layout::META_SCHEMA_VERSION, SCHEMA_VERSION.encode());
-        self.db.write_opt(batch, &options::synced()).map_err(self.db_error(layout::META, "write"))?;
-        Ok(count)
+        batch.delete_cf(meta, layout::META_PARTIES_INDEXED);
+        self.db.write_opt(batch, &crate::options::synced()).map_err(self.db_error(layout::META, "write"))
+    }
+}
+
+/// The [`layout::PARTIES`] keys of a CDR: its caller's and its callee's (one when they are the
+/// same party).
+pub(crate) fn push_party_keys(
+    keys: &mut Vec<Vec<u8>>,
+    body: &CdrBody,
+    recorder: &OperatorId,
+    sequence: Sequence,
+) {
+    keys.push(layout::party_key(&body.caller, body.start_ms, recorder, sequence));
+    if body.callee != body.caller {
+        keys.push(layout::party_key(&body.callee, body.start_ms, recorder, sequence));
     }
 }

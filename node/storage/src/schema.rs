@@ -70,6 +70,7 @@ impl Storage {
         match storage.get_decoded::<u32>(&storage.db, layout::META, layout::META_SCHEMA_VERSION)? {
             None => storage.initialize(genesis)?,
             Some(found) => {
+                let found_version = found;
                 let upgrade = found == crate::parties::SCHEMA_BEFORE_PARTIES;
                 if found != SCHEMA_VERSION && !upgrade {
                     return Err(StorageError::WrongSchema {
@@ -95,7 +96,8 @@ impl Storage {
                     });
                 }
                 if upgrade {
-                    storage.upgraded = Some(storage.index_parties()?);
+                    storage.upgrade_to_parties()?;
+                    storage.upgraded = Some(found_version);
                 }
             }
         }

@@ -1,8 +1,9 @@
-//! CDRs by party: every CDR a party took part in, newest first, paged; a partner's filter; bad
-//! cursors; and the index built at open for a database of schema 7.
+//! CDRs by party: the index written behind the head, step by step; every CDR a party took part
+//! in, newest first, paged; a partner's filter; bad cursors; a database of schema 7 upgraded.
 
 use std::collections::BTreeMap;
 
+use cdrchain_runtime::ids::Height;
 use cdrchain_runtime::party::PartyDigest;
 use cdrchain_runtime::Hash32;
 use cdrchain_storage::{layout, Storage, StorageError, StoredCdr, SCHEMA_VERSION};
@@ -56,6 +57,19 @@ fn a_party_finds_every_cdr_it_took_part_in_newest_first() {
     four_blocks(&mut fx, &storage);
     let all = expected_cdrs(&fx.chain);
     let expected = by_party(&all);
+    // Nothing is indexed with the commit: the index follows, a step at a time.
+    let (party, _) = expected.iter().next().unwrap();
+    assert_eq!(storage.parties_indexed().unwrap(), Height(0));
+    assert_eq!(storage.cdrs_by_party(party, None, 10, |_| true).unwrap(), (vec![], None));
+    let head = storage.height();
+    assert_eq!(storage.index_parties_step(1).unwrap(), Height(1), "a block at least, then stop");
+    let mut steps = 1;
+    while storage.parties_indexed().unwrap() < head {
+        storage.index_parties_step(1).unwrap();
+        steps += 1;
+        assert!(steps <= head.0, "one block per step at most here");
+    }
+    assert_eq!(storage.index_parties_step(1_000).unwrap(), head, "caught up: nothing to do");
     assert!(expected.len() > 100, "the sample has many parties");
     assert!(expected.values().any(|cdrs| cdrs.len() >= 3), "some party is in several CDRs");
     for (party, cdrs) in &expected {
@@ -85,11 +99,12 @@ fn a_party_finds_every_cdr_it_took_part_in_newest_first() {
 }
 
 #[test]
-fn a_schema_7_database_gets_its_party_index_at_open() -> Result<(), Box<dyn std::error::Error>> {
+fn a_schema_7_database_is_indexed_from_block_1_after_its_upgrade() -> Result<(), Box<dyn std::error::Error>> {
     let mut fx = Fixture::new();
     let storage = fx.open();
     assert_eq!(storage.upgraded_at_open(), None, "a new database needs no upgrade");
     four_blocks(&mut fx, &storage);
+    storage.index_parties_step(usize::MAX)?;
     drop(storage);
     // What a build of schema 7 left: no `parties` entries.
     {
@@ -105,10 +120,13 @@ fn a_schema_7_database_gets_its_party_index_at_open() -> Result<(), Box<dyn std:
         }
         let meta = db.cf_handle(layout::META).ok_or("no meta column")?;
         db.put_cf(meta, layout::META_SCHEMA_VERSION, 7u32.encode())?;
+        db.delete_cf(meta, layout::META_PARTIES_INDEXED)?;
     }
     let all = expected_cdrs(&fx.chain);
     let storage = fx.open();
-    assert_eq!(storage.upgraded_at_open(), Some(all.len() as u64));
+    assert_eq!(storage.upgraded_at_open(), Some(7));
+    assert_eq!(storage.parties_indexed()?, Height(0));
+    assert_eq!(storage.index_parties_step(usize::MAX)?, storage.height(), "every block in one step");
     for (party, cdrs) in &by_party(&all) {
         assert_eq!(&all_pages(&storage, party, 3, |_| true), cdrs);
     }
