@@ -1,6 +1,6 @@
 //! The partner portal (issue #29) in Debian's Chromium, driven by playwright-core
 //! (`tests/portal/portal.mjs`): a dev node with a token and committed CDRs serves the page; the
-//! browser signs in, searches by id, by call id and by telephone number (hashed in the page; the
+//! browser signs in, reads the operator view (per source: accepted, duplicates, refused), searches by id, by call id and by telephone number (hashed in the page; the
 //! number and the secret are never sent), downloads a CDR's proof bundle and verifies
 //! it, and a tampered copy, with cdrchain's own verifier compiled to WebAssembly; the settlement
 //! page shows the totals `cdrchain settlement` prints; no request leaves the node's origin.
@@ -70,6 +70,20 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
     let settled: Value = serde_json::from_slice(&settled.stdout).unwrap();
     assert_eq!(settled["calls"], 20, "{settled}");
 
+    // For the operator view: two records sent again (duplicates), and a submission refused for
+    // a record that ends before it starts.
+    let again = node.call("cdr_submit", json!([[common::cdr(0), common::cdr(1)]])).unwrap();
+    assert_eq!(again[0], ids[0], "a duplicate is answered with its first id");
+    let mut bad = common::cdr(500);
+    bad["end"] = json!(bad["start"].as_u64().unwrap() - 1_000);
+    assert!(node.call("cdr_submit", json!([[bad]])).is_err());
+    let stats = node.call("system_ingestStats", json!([])).unwrap();
+    let source = &stats["sources"]["sbc-test"];
+    assert_eq!((&source["accepted"], &source["duplicates"]), (&json!(23), &json!(2)), "{stats}");
+    let refused = source["refused"].as_object().unwrap();
+    assert_eq!(refused.values().map(|n| n.as_u64().unwrap()).sum::<u64>(), 1, "{stats}");
+    let refused_as = format!("1 × {}", refused.keys().next().unwrap());
+
     // Alice's own export of the day, with differences planted: two calls missing, one longer, one
     // to another callee, and one the chain never saw. The CLI's reconciliation of it is what the
     // page must show and let download.
@@ -105,6 +119,7 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
         },
         // Neither the number (in any form) nor the consortium secret leaves the page.
         "neverSent": ["7946 0999", "7946%200999", "442079460999", "INSECURE", PLANTED_CALL, PLANTED_CALLEE],
+        "operatorView": { "source": "sbc-test", "accepted": 23, "duplicates": 2, "refused": refused_as },
         "reconcile": {
             "file": export_path,
             "partner": "bob",
@@ -122,7 +137,7 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
         "screenshots": std::env::var("CDRCHAIN_PORTAL_SCREENSHOTS").ok(),
     });
     let report = common::browser_script("portal.mjs", &config);
-    assert_eq!(report["steps"].as_array().unwrap().len(), 8, "{report}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 9, "{report}");
 }
 
 /// A call only the export holds, and a callee only the export names: neither may leave the page.

@@ -35,6 +35,10 @@ pub struct Metrics {
     pub party_index_lag_blocks: Gauge,
     /// Parties recorded as written (not normalized), by source (`system_id`).
     parties_as_written: Family<Vec<(String, String)>, Counter>,
+    /// CDRs ingested, by source and outcome (`accepted`, `duplicate`).
+    ingest_cdrs: Family<Vec<(String, String)>, Counter>,
+    /// Submissions admission refused, by reason.
+    admission_refusals: Family<Vec<(String, String)>, Counter>,
     /// The sources with a label of their own, at most [`MAX_LABELLED_SOURCES`].
     labelled_sources: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
@@ -53,6 +57,13 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A counter family with labels, registered.
+fn labelled(registry: &mut Registry, name: &str, help: &str) -> Family<Vec<(String, String)>, Counter> {
+    let family = Family::<Vec<(String, String)>, Counter>::default();
+    registry.register(name, help, family.clone());
+    family
 }
 
 impl Metrics {
@@ -79,6 +90,18 @@ impl Metrics {
         );
         let equivocations = Counter::default();
         let party_index_lag_blocks = Gauge::default();
+        let ingest_cdrs = labelled(
+            &mut registry,
+            "ingest_cdrs",
+            "CDRs submitted to this node, by source system_id and outcome (accepted: stored for the chain; \
+             duplicate: already held, answered with its first id)",
+        );
+        let admission_refusals = labelled(
+            &mut registry,
+            "ingest_admission_refusals",
+            "Submissions refused before they were read, by reason (queue full, chain slower than offered, \
+             disk reserve, unavailable): the sender retries after Retry-After",
+        );
         registry.register(
             "party_index_lag_blocks",
             "Blocks whose CDRs the party index (search by number) has not reached yet",
@@ -138,13 +161,38 @@ impl Metrics {
             consensus_round,
             equivocations,
             parties_as_written,
+            ingest_cdrs,
+            admission_refusals,
             labelled_sources: std::sync::Mutex::default(),
         }
     }
 
     /// Counts `parties` recorded as written in CDRs from `system_id`.
     pub fn count_as_written(&self, system_id: &str, parties: u64) {
-        let label = {
+        let label = self.source_label(system_id);
+        self.parties_as_written.get_or_create(&vec![("system_id".to_owned(), label)]).inc_by(parties);
+    }
+
+    /// Counts a submission's CDRs of one source: stored, and duplicates answered.
+    pub fn count_ingested(&self, system_id: &str, accepted: u64, duplicates: u64) {
+        let label = self.source_label(system_id);
+        for (outcome, count) in [("accepted", accepted), ("duplicate", duplicates)] {
+            if count > 0 {
+                let labels =
+                    vec![("system_id".to_owned(), label.clone()), ("outcome".to_owned(), outcome.to_owned())];
+                self.ingest_cdrs.get_or_create(&labels).inc_by(count);
+            }
+        }
+    }
+
+    /// Counts a submission admission refused, by reason.
+    pub fn count_admission_refusal(&self, reason: &str) {
+        self.admission_refusals.get_or_create(&vec![("reason".to_owned(), reason.to_owned())]).inc();
+    }
+
+    /// A source's label: its own, or `other` beyond [`MAX_LABELLED_SOURCES`].
+    fn source_label(&self, system_id: &str) -> String {
+        {
             let mut labelled =
                 self.labelled_sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if labelled.contains(system_id) || labelled.len() < MAX_LABELLED_SOURCES {
@@ -153,8 +201,7 @@ impl Metrics {
             } else {
                 "other".to_owned()
             }
-        };
-        self.parties_as_written.get_or_create(&vec![("system_id".to_owned(), label)]).inc_by(parties);
+        }
     }
 
     /// Records a committed block (instant finality: best = finalized).
@@ -251,8 +298,17 @@ mod tests {
     fn the_shipped_rules_and_dashboard_use_only_metrics_the_node_exports() {
         let metrics = Metrics::new();
         metrics.count_as_written("sbc-1", 1);
+        metrics.count_ingested("sbc-1", 3, 1);
+        metrics.count_admission_refusal("queue full");
         metrics.on_commit(1, 1);
         let rendered = metrics.render();
+        for line in [
+            "cdrchain_ingest_cdrs_total{system_id=\"sbc-1\",outcome=\"accepted\"} 3",
+            "cdrchain_ingest_cdrs_total{system_id=\"sbc-1\",outcome=\"duplicate\"} 1",
+            "cdrchain_ingest_admission_refusals_total{reason=\"queue full\"} 1",
+        ] {
+            assert!(rendered.lines().any(|l| l == line), "{line} in {rendered}");
+        }
         let exported: std::collections::BTreeSet<String> = rendered
             .lines()
             .filter(|line| !line.starts_with('#'))

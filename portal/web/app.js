@@ -4,6 +4,7 @@
 
 import { barChart } from '/portal/charts.js';
 import { showPair } from '/portal/interconnect.js';
+import { renderOperator } from '/portal/operator.js';
 import { reconcileFile } from '/portal/reconcile.js';
 import { settle } from '/portal/settlement.js';
 import { partyDigest, verifier, verifyBundle } from '/portal/verify.js';
@@ -326,8 +327,24 @@ function reconcilePage(root) {
   });
 }
 
+/** The operator view: for the node's own operator's token (a partner's may not read it). */
+async function operatorPage(root) {
+  root.append($('#operator-page').content.cloneNode(true));
+  $('[data-testid=op-operator]', root).textContent = properties.operator;
+  let stats;
+  try {
+    stats = await rpc('system_ingestStats');
+  } catch (error) {
+    if (!(error instanceof SignInNeeded) || !sessionStorage.getItem(TOKEN_KEY)) throw error;
+    $('#op-status', root).textContent = `This view is for the node's own operator: ${error.message}`;
+    return;
+  }
+  renderOperator({ element, container: $('#op-result', root) }, stats);
+}
+
 const PAGES = {
   reconcile: reconcilePage,
+  operator: operatorPage,
   chain: chainPage, records: recordsPage, settlement: settlementPage, interconnect: interconnectPage, verify: verifyPage,
 };
 

@@ -122,6 +122,17 @@ await run(session, async (step) => {
     assert.equal(readFileSync(csvPath, 'utf8'), rec.csv, 'the CSV `cdrchain reconcile --csv` writes');
     await shoot('reconcile');
   });
+  await step('operator view: ingest per source', async () => {
+    const op = config.operatorView;
+    await page.goto(`${config.url}#/operator`);
+    await testid(`op-source-${op.source}`).waitFor();
+    const cells = (await testid(`op-source-${op.source}`).locator('td').allTextContents());
+    assert.deepEqual(cells.slice(0, 4), [op.source, String(op.accepted), String(op.duplicates), op.refused]);
+    assert.equal(await testid('op-queue').textContent(), '0');
+    await testid('op-admission-none').waitFor();
+    assert.equal(await testid('op-gap').textContent(), `none declared by ${config.operator}`);
+    await shoot('operator');
+  });
   await step('settlement totals as the CLI computes them', async () => {
     const settlement = config.settlement;
     await page.goto(`${config.url}#/settlement`);

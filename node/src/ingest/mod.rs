@@ -31,6 +31,7 @@ mod batcher;
 mod conflict;
 mod gap;
 mod handoff;
+pub mod stats;
 pub mod stuck;
 mod submission;
 mod writer;
@@ -236,6 +237,8 @@ pub struct Ingest {
     busy_log: Arc<BusyLog>,
     /// Whether the batcher cannot move the operator's CDRs onto the chain.
     stuck: Arc<stuck::StuckFlag>,
+    /// What was taken and refused, per source (the operator view).
+    stats: stats::IngestStats,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -372,6 +375,7 @@ impl Ingest {
             storage,
             admission,
             busy_log,
+            stats: stats::IngestStats::default(),
             stuck,
         });
         Ok(Started { ingest, writer, batcher })
@@ -406,7 +410,8 @@ impl Ingest {
     /// work; the HTTP front runs it off the async workers for a large body).
     pub fn prepare_body(&self, body: &[u8]) -> Result<Vec<Keyed>, IngestError> {
         self.admit(estimated_records(body))?;
-        let inputs = parse_documents(body)?;
+        let inputs = parse_documents(body)
+            .inspect_err(|e| self.stats.refused(UNREAD_SOURCE, &stats::refusal_reason(e)))?;
         self.prepare_inputs(&inputs)
     }
 
@@ -435,15 +440,23 @@ impl Ingest {
         &self,
         inputs: &[(CdrInput, Option<usize>)],
     ) -> Result<Vec<Keyed>, IngestError> {
-        let cdrs = validate(inputs, self.parties()?, &self.number_rules)?;
-        if let Some(metrics) = &self.metrics {
-            // Once per source and submission, not per CDR: the metric takes a lock.
-            let mut per_source: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-            for body in cdrs.iter().map(|cdr| &cdr.body).filter(|body| !body.as_written.is_none()) {
-                let parties = u64::from(body.as_written.caller) + u64::from(body.as_written.callee);
-                *per_source.entry(body.system_id.as_str()).or_default() += parties;
-            }
-            for (source, parties) in per_source {
+        let cdrs = validate(inputs, self.parties()?, &self.number_rules).inspect_err(|e| {
+            let index = match e {
+                IngestError::Invalid { index, .. } => *index,
+                _ => 0,
+            };
+            let source = inputs.get(index).map_or(UNREAD_SOURCE, |(input, _)| input.source_system());
+            self.stats.refused(source, &stats::refusal_reason(e));
+        })?;
+        // Once per source and submission, not per CDR: the counters take a lock.
+        let mut per_source: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        for body in cdrs.iter().map(|cdr| &cdr.body).filter(|body| !body.as_written.is_none()) {
+            let parties = u64::from(body.as_written.caller) + u64::from(body.as_written.callee);
+            *per_source.entry(body.system_id.as_str()).or_default() += parties;
+        }
+        for (source, parties) in per_source {
+            self.stats.took(source, 0, 0, parties);
+            if let Some(metrics) = &self.metrics {
                 metrics.count_as_written(source, parties);
             }
         }
@@ -480,13 +493,23 @@ impl Ingest {
         if cdrs.is_empty() {
             return Err(IngestError::Empty);
         }
+        let sources = source_runs(&cdrs);
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request { cdrs, reply })
             .await
             .map_err(|_| IngestError::Unavailable("the node is shutting down".into()))?;
-        let placed =
-            answer.await.map_err(|_| IngestError::Unavailable("the node is shutting down".into()))??;
+        let placed = answer
+            .await
+            .map_err(|_| IngestError::Unavailable("the node is shutting down".into()))?
+            .inspect_err(|e| match e {
+                IngestError::Conflict { index, .. } => {
+                    let source = runs_source(&sources, *index).unwrap_or(UNREAD_SOURCE);
+                    self.stats.refused(source, &stats::refusal_reason(e));
+                }
+                other => self.count_admission_refusal(other),
+            })?;
+        self.count_taken(&sources, &placed);
         Ok(placed
             .into_iter()
             .map(|(sequence, duplicate)| Submitted {
@@ -525,9 +548,24 @@ impl Ingest {
         }
         let committed = committed_next(&self.storage, &self.operator).map_or(0, |s| s.0);
         let queued = self.next_assigned.load(Ordering::Acquire).saturating_sub(committed);
-        self.admission
-            .check(queued, committed, records)
-            .inspect_err(|refusal| self.busy_log.refused(refusal, None))
+        self.admission.check(queued, committed, records).inspect_err(|refusal| {
+            self.busy_log.refused(refusal, None);
+            self.count_admission_refusal(refusal);
+        })
+    }
+
+    /// What ingest took and refused since the node started, per source.
+    pub fn stats(&self) -> stats::Counts {
+        self.stats.snapshot()
+    }
+
+    fn count_admission_refusal(&self, error: &IngestError) {
+        if let Some(reason) = stats::admission_reason(error) {
+            self.stats.admission_refused(reason);
+            if let Some(metrics) = &self.metrics {
+                metrics.count_admission_refusal(reason);
+            }
+        }
     }
 
     /// The commit rate of this operator's CDRs that admission measured, in CDRs per second.
@@ -538,6 +576,51 @@ impl Ingest {
     /// CDRs assigned but not yet committed.
     pub fn queue_depth(&self) -> u64 {
         queue_depth(&self.storage, &self.operator, self.next_assigned.load(Ordering::Acquire))
+    }
+}
+
+/// The source named for records whose submission did not parse (no `system_id` to read).
+const UNREAD_SOURCE: &str = "(unreadable submission)";
+
+/// The sources of a submission's CDRs as runs: `(system_id, count)` in order (a submission
+/// usually comes from one source: one comparison per CDR, no allocation but per run).
+fn source_runs(cdrs: &[Keyed]) -> Vec<(String, usize)> {
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for cdr in cdrs {
+        let source = cdr.body.system_id.as_str();
+        match runs.last_mut() {
+            Some((last, count)) if last == source => *count += 1,
+            _ => runs.push((source.to_string(), 1)),
+        }
+    }
+    runs
+}
+
+/// The source of the `index`-th CDR of a submission, from its runs.
+fn runs_source(runs: &[(String, usize)], mut index: usize) -> Option<&str> {
+    for (source, count) in runs {
+        if index < *count {
+            return Some(source);
+        }
+        index -= count;
+    }
+    None
+}
+
+impl Ingest {
+    /// Counts a stored submission per source: CDRs queued, and duplicates answered.
+    fn count_taken(&self, runs: &[(String, usize)], placed: &[(Sequence, bool)]) {
+        let mut at = 0;
+        for (source, count) in runs {
+            let end = (at + count).min(placed.len());
+            let duplicates = placed[at..end].iter().filter(|(_, duplicate)| *duplicate).count() as u64;
+            let accepted = (end - at) as u64 - duplicates;
+            self.stats.took(source, accepted, duplicates, 0);
+            if let Some(metrics) = &self.metrics {
+                metrics.count_ingested(source, accepted, duplicates);
+            }
+            at = end;
+        }
     }
 }
 

@@ -63,6 +63,7 @@ pub const METHODS: &[(&str, Need)] = &[
     ("system_health", Need::Open),
     ("system_peers", Need::Chain),
     ("system_properties", Need::Chain),
+    ("system_ingestStats", Need::AllRecords),
     ("chain_getHeader", Need::Chain),
     ("chain_getBlock", Need::AllRecords),
     ("chain_getFinalizedHead", Need::Chain),

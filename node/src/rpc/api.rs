@@ -140,6 +140,12 @@ pub trait SystemApi {
     /// Chain, operator, genesis hash, ingest readiness, checkpoint settings.
     #[method(name = "properties")]
     fn properties(&self) -> RpcResult<Properties>;
+
+    /// What this node's ingest took and refused since it started, per source; its queue, the
+    /// commit rate it measured, admission refusals, the operator's latest declared sequence gap
+    /// and a stuck stream (the portal's operator view).
+    #[method(name = "ingestStats")]
+    fn ingest_stats(&self) -> RpcResult<Value>;
 }
 
 /// Blocks and headers. `at` is a block number, a block hash (`0x…`) or null for the head.

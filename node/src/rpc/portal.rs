@@ -31,6 +31,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../portal/web/settlement.js"),
     ),
     (
+        "/portal/operator.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../portal/web/operator.js"),
+    ),
+    (
         "/portal/reconcile.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../../portal/web/reconcile.js"),

@@ -4,6 +4,9 @@ use jsonrpsee::core::RpcResult;
 use jsonrpsee::Extensions;
 use serde_json::{json, Value};
 
+use cdrchain_runtime::ids::Sequence;
+use cdrchain_runtime::state::{GapRecord, StateKey};
+
 use super::access::{Grant, Need};
 
 use super::api::{Health, Properties, SystemApiServer};
@@ -30,6 +33,27 @@ impl SystemApiServer for Handlers {
 
     fn peers(&self) -> RpcResult<Value> {
         Ok(json!(self.ctx.status.snapshot().peers))
+    }
+
+    fn ingest_stats(&self) -> RpcResult<Value> {
+        let ingest = &self.ctx.ingest;
+        let operator = ingest.operator().clone();
+        let latest_gap = match self.read::<Sequence>(&StateKey::LastGap(operator.clone()))? {
+            Some(from) => self.read::<GapRecord>(&StateKey::Gap(operator.clone(), from))?.map(|gap| {
+                json!({ "from": from.0, "to": gap.to.0, "reason": gap.reason.as_str(), "declared_at": gap.declared_at.0 })
+            }),
+            None => None,
+        };
+        let counts = ingest.stats();
+        Ok(json!({
+            "operator": operator,
+            "queue_depth": ingest.queue_depth(),
+            "commit_rate_per_s": ingest.commit_rate(),
+            "admission_refusals": counts.admission_refusals,
+            "sources": counts.sources,
+            "latest_gap": latest_gap,
+            "stuck": ingest.stuck(),
+        }))
     }
 
     fn properties(&self) -> RpcResult<Properties> {
