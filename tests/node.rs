@@ -487,6 +487,37 @@ fn metrics_report_heights_and_commits() {
     assert_eq!(value("cdrchain_ingest_queue_depth"), 0.0);
     assert!(value("cdrchain_rocksdb_size_bytes") > 0.0);
     assert!(text.contains("cdrchain_block_build_seconds_bucket"), "{text}");
+    // Ingest per source, and the only validator in every certificate.
+    assert_eq!(value("cdrchain_ingest_cdrs_total{system_id=\"sbc-test\",outcome=\"accepted\"}"), 25.0);
+    assert_eq!(
+        value("cdrchain_validator_last_signed_height{validator=\"alice\"}"),
+        value("cdrchain_best_height")
+    );
+    assert!(!text.contains("cdrchain_validator_missed_precommits_total{"), "{text}");
+
+    // The partners' traffic is counted behind the head, with the party index: 25 calls alice →
+    // bob, 19 answered (every fourth is busy), 279 billable seconds (3 s + n s for each).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = ureq::get(&metrics_url).call().unwrap().into_string().unwrap();
+        if text.contains("cdrchain_party_index_lag_blocks 0")
+            && text.contains("cdrchain_partner_calls_total{")
+        {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "the party index did not reach the head:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let direction = "{from=\"alice\",to=\"bob\",recorder=\"alice\"}";
+    let value = |name: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '));
+        line.and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+    };
+    assert_eq!(value(&format!("cdrchain_partner_calls_total{direction}")), 25.0);
+    assert_eq!(value(&format!("cdrchain_partner_answered_calls_total{direction}")), 19.0);
+    assert_eq!(value(&format!("cdrchain_partner_billable_seconds_total{direction}")), 279.0);
 }
 
 /// A chain whose blocks hold fewer CDRs than the default batch (review H5): the node sizes its

@@ -138,7 +138,7 @@ impl Chain {
         let requeued = self.storage.commit_block_of(own, block, changes, certificate, dequeue)?;
         log_requeued(own, &requeued);
         crate::set_steps::record(&self.storage, block, certificate, changes);
-        self.after_commit(block, started);
+        self.after_commit(block, certificate, started);
         Ok(())
     }
 
@@ -185,16 +185,27 @@ impl Chain {
         let requeued = self.storage.commit_block_of(own, block, &changes, certificate, dequeue)?;
         log_requeued(own, &requeued);
         crate::set_steps::record(&self.storage, block, certificate, &changes);
-        self.after_commit(block, started);
+        self.after_commit(block, certificate, started);
         Ok(changes.tx_ids)
     }
 
-    fn after_commit(&self, block: &Block, started: Instant) {
+    fn after_commit(&self, block: &Block, certificate: &CommitCertificate, started: Instant) {
         let header = &block.header;
         let cdrs = block.cdr_count();
         let seconds = started.elapsed().as_secs_f64();
         self.metrics.block_import_seconds.observe(seconds);
         self.metrics.on_commit(header.number.0, cdrs as u64);
+        // Per block, not per CDR: who is missing from the certificate, and declared gaps.
+        if let Ok(set) = self.authority_set_at(header.number) {
+            let members: Vec<&OperatorId> = set.members.iter().map(|m| &m.id).collect();
+            self.metrics.on_certificate(&members, certificate);
+        }
+        for tx in block.transactions.iter() {
+            if let Transaction::SequenceGap(gap) = &tx.transaction {
+                self.metrics
+                    .on_sequence_gap(&gap.operator, gap.to.0.saturating_sub(gap.from.0).saturating_add(1));
+            }
+        }
         tracing::info!(
             target: "cdrchain::chain",
             "committed block #{} {}… with {} CDRs in {} txs ({:.1} ms)",

@@ -13,6 +13,9 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tokio::sync::{watch, Semaphore};
 
+use cdrchain_runtime::block::CommitCertificate;
+use cdrchain_runtime::ids::OperatorId;
+
 use crate::NodeError;
 
 /// Every metric the node exports.
@@ -33,12 +36,8 @@ pub struct Metrics {
     pub equivocations: Counter,
     /// Blocks the party index (search by number) is behind the head.
     pub party_index_lag_blocks: Gauge,
-    /// Parties recorded as written (not normalized), by source (`system_id`).
-    parties_as_written: Family<Vec<(String, String)>, Counter>,
-    /// CDRs ingested, by source and outcome (`accepted`, `duplicate`).
-    ingest_cdrs: Family<Vec<(String, String)>, Counter>,
-    /// Submissions admission refused, by reason.
-    admission_refusals: Family<Vec<(String, String)>, Counter>,
+    /// The metrics with labels (per source, validator, operator or direction).
+    labelled: Labelled,
     /// The sources with a label of their own, at most [`MAX_LABELLED_SOURCES`].
     labelled_sources: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
@@ -56,6 +55,102 @@ impl std::fmt::Debug for Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The metrics with labels, registered together.
+struct Labelled {
+    /// Parties recorded as written (not normalized), by source (`system_id`).
+    parties_as_written: Family<Vec<(String, String)>, Counter>,
+    /// Committed blocks whose certificate lacks a validator's precommit, by validator.
+    missed_precommits: Family<Vec<(String, String)>, Counter>,
+    /// The last height whose certificate holds a validator's precommit, by validator.
+    last_signed: Family<Vec<(String, String)>, Gauge>,
+    /// Declared sequence gaps committed, and the sequence numbers they cover, by operator.
+    sequence_gaps: Family<Vec<(String, String)>, Counter>,
+    sequence_gap_cdrs: Family<Vec<(String, String)>, Counter>,
+    /// The partners' traffic, by direction (`from`, `to`) and `recorder`: calls, answered
+    /// calls, billable milliseconds (exported as seconds), counted behind the head.
+    partner_calls: Family<Vec<(String, String)>, Counter>,
+    partner_answered: Family<Vec<(String, String)>, Counter>,
+    partner_billable_seconds: Family<Vec<(String, String)>, Counter<f64>>,
+    /// CDRs ingested, by source and outcome (`accepted`, `duplicate`).
+    ingest_cdrs: Family<Vec<(String, String)>, Counter>,
+    /// Submissions admission refused, by reason.
+    admission_refusals: Family<Vec<(String, String)>, Counter>,
+}
+
+impl Labelled {
+    fn register(registry: &mut Registry) -> Labelled {
+        let parties_as_written = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "ingest_parties_as_written",
+            "Parties of ingested CDRs recorded as written, not normalized to E.164 (by source system_id; \
+             see docs/ingest.md for number rules)",
+            parties_as_written.clone(),
+        );
+        let missed_precommits = labelled(
+            registry,
+            "validator_missed_precommits",
+            "Committed blocks whose commit certificate lacks this validator's precommit (offline, late or \
+             partitioned), by validator",
+        );
+        let last_signed = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "validator_last_signed_height",
+            "The last committed height whose certificate holds this validator's precommit",
+            last_signed.clone(),
+        );
+        let sequence_gaps = labelled(
+            registry,
+            "sequence_gaps",
+            "Declared sequence gaps committed (CDRs an operator's node could never commit), by operator",
+        );
+        let sequence_gap_cdrs =
+            labelled(registry, "sequence_gap_cdrs", "Sequence numbers the committed gaps cover, by operator");
+        let partner_calls = labelled(
+            registry,
+            "partner_calls",
+            "Calls committed on the chain, by direction (from, to: the caller's and callee's operators) and \
+             recorder; counted behind the head with the party index",
+        );
+        let partner_answered = labelled(
+            registry,
+            "partner_answered_calls",
+            "Answered calls committed on the chain, by direction and recorder: the answer-seizure ratio is \
+             this over partner_calls",
+        );
+        let partner_billable_seconds = Family::<Vec<(String, String)>, Counter<f64>>::default();
+        registry.register(
+            "partner_billable_seconds",
+            "Billable seconds (answer to end) of the calls committed on the chain, by direction and \
+             recorder: the average call duration is this over partner_answered_calls",
+            partner_billable_seconds.clone(),
+        );
+        let ingest_cdrs = labelled(
+            registry,
+            "ingest_cdrs",
+            "CDRs submitted to this node, by source system_id and outcome (accepted: stored for the chain; \
+             duplicate: already held, answered with its first id)",
+        );
+        let admission_refusals = labelled(
+            registry,
+            "ingest_admission_refusals",
+            "Submissions refused before they were read, by reason (queue full, chain slower than offered, \
+             disk reserve, unavailable): the sender retries after Retry-After",
+        );
+        Labelled {
+            parties_as_written,
+            ingest_cdrs,
+            admission_refusals,
+            missed_precommits,
+            last_signed,
+            partner_calls,
+            partner_answered,
+            partner_billable_seconds,
+            sequence_gaps,
+            sequence_gap_cdrs,
+        }
     }
 }
 
@@ -81,27 +176,9 @@ impl Metrics {
         let block_import_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let peers = Gauge::default();
         let consensus_round = Gauge::default();
-        let parties_as_written = Family::<Vec<(String, String)>, Counter>::default();
-        registry.register(
-            "ingest_parties_as_written",
-            "Parties of ingested CDRs recorded as written, not normalized to E.164 (by source system_id; \
-             see docs/ingest.md for number rules)",
-            parties_as_written.clone(),
-        );
         let equivocations = Counter::default();
         let party_index_lag_blocks = Gauge::default();
-        let ingest_cdrs = labelled(
-            &mut registry,
-            "ingest_cdrs",
-            "CDRs submitted to this node, by source system_id and outcome (accepted: stored for the chain; \
-             duplicate: already held, answered with its first id)",
-        );
-        let admission_refusals = labelled(
-            &mut registry,
-            "ingest_admission_refusals",
-            "Submissions refused before they were read, by reason (queue full, chain slower than offered, \
-             disk reserve, unavailable): the sender retries after Retry-After",
-        );
+        let labelled = Labelled::register(&mut registry);
         registry.register(
             "party_index_lag_blocks",
             "Blocks whose CDRs the party index (search by number) has not reached yet",
@@ -160,9 +237,7 @@ impl Metrics {
             peers,
             consensus_round,
             equivocations,
-            parties_as_written,
-            ingest_cdrs,
-            admission_refusals,
+            labelled,
             labelled_sources: std::sync::Mutex::default(),
         }
     }
@@ -170,7 +245,10 @@ impl Metrics {
     /// Counts `parties` recorded as written in CDRs from `system_id`.
     pub fn count_as_written(&self, system_id: &str, parties: u64) {
         let label = self.source_label(system_id);
-        self.parties_as_written.get_or_create(&vec![("system_id".to_owned(), label)]).inc_by(parties);
+        self.labelled
+            .parties_as_written
+            .get_or_create(&vec![("system_id".to_owned(), label)])
+            .inc_by(parties);
     }
 
     /// Counts a submission's CDRs of one source: stored, and duplicates answered.
@@ -180,14 +258,53 @@ impl Metrics {
             if count > 0 {
                 let labels =
                     vec![("system_id".to_owned(), label.clone()), ("outcome".to_owned(), outcome.to_owned())];
-                self.ingest_cdrs.get_or_create(&labels).inc_by(count);
+                self.labelled.ingest_cdrs.get_or_create(&labels).inc_by(count);
             }
         }
     }
 
+    /// Records who signed a committed block's certificate, of the set in force at its height.
+    pub fn on_certificate(&self, members: &[&OperatorId], certificate: &CommitCertificate) {
+        for member in members {
+            let labels = vec![("validator".to_owned(), member.to_string())];
+            if certificate.signatures.iter().any(|s| &s.authority == *member) {
+                self.labelled
+                    .last_signed
+                    .get_or_create(&labels)
+                    .set(i64::try_from(certificate.height.0).unwrap_or(i64::MAX));
+            } else {
+                self.labelled.missed_precommits.get_or_create(&labels).inc();
+            }
+        }
+    }
+
+    /// Counts committed calls of one direction and recorder (`[from, to, recorder]`).
+    pub fn count_traffic(
+        &self,
+        [from, to, recorder]: [String; 3],
+        calls: u64,
+        answered: u64,
+        billable_ms: u64,
+    ) {
+        let labels =
+            vec![("from".to_owned(), from), ("to".to_owned(), to), ("recorder".to_owned(), recorder)];
+        self.labelled.partner_calls.get_or_create(&labels).inc_by(calls);
+        if answered > 0 {
+            self.labelled.partner_answered.get_or_create(&labels).inc_by(answered);
+        }
+        self.labelled.partner_billable_seconds.get_or_create(&labels).inc_by(billable_ms as f64 / 1_000.0);
+    }
+
+    /// Counts a committed sequence gap of `operator` covering `cdrs` sequence numbers.
+    pub fn on_sequence_gap(&self, operator: &OperatorId, cdrs: u64) {
+        let labels = vec![("operator".to_owned(), operator.to_string())];
+        self.labelled.sequence_gaps.get_or_create(&labels).inc();
+        self.labelled.sequence_gap_cdrs.get_or_create(&labels).inc_by(cdrs);
+    }
+
     /// Counts a submission admission refused, by reason.
     pub fn count_admission_refusal(&self, reason: &str) {
-        self.admission_refusals.get_or_create(&vec![("reason".to_owned(), reason.to_owned())]).inc();
+        self.labelled.admission_refusals.get_or_create(&vec![("reason".to_owned(), reason.to_owned())]).inc();
     }
 
     /// A source's label: its own, or `other` beyond [`MAX_LABELLED_SOURCES`].
@@ -300,12 +417,27 @@ mod tests {
         metrics.count_as_written("sbc-1", 1);
         metrics.count_ingested("sbc-1", 3, 1);
         metrics.count_admission_refusal("queue full");
+        let dave = OperatorId::new("dave").unwrap();
+        let unsigned = CommitCertificate {
+            height: cdrchain_runtime::ids::Height(1),
+            round: Default::default(),
+            block_hash: Default::default(),
+            signatures: Default::default(),
+        };
+        metrics.on_certificate(&[&dave], &unsigned);
+        metrics.on_sequence_gap(&dave, 3);
+        metrics.count_traffic(["alice".into(), "bob".into(), "alice".into()], 4, 3, 90_500);
         metrics.on_commit(1, 1);
         let rendered = metrics.render();
         for line in [
             "cdrchain_ingest_cdrs_total{system_id=\"sbc-1\",outcome=\"accepted\"} 3",
             "cdrchain_ingest_cdrs_total{system_id=\"sbc-1\",outcome=\"duplicate\"} 1",
             "cdrchain_ingest_admission_refusals_total{reason=\"queue full\"} 1",
+            "cdrchain_validator_missed_precommits_total{validator=\"dave\"} 1",
+            "cdrchain_sequence_gap_cdrs_total{operator=\"dave\"} 3",
+            "cdrchain_partner_calls_total{from=\"alice\",to=\"bob\",recorder=\"alice\"} 4",
+            "cdrchain_partner_answered_calls_total{from=\"alice\",to=\"bob\",recorder=\"alice\"} 3",
+            "cdrchain_partner_billable_seconds_total{from=\"alice\",to=\"bob\",recorder=\"alice\"} 90.5",
         ] {
             assert!(rendered.lines().any(|l| l == line), "{line} in {rendered}");
         }

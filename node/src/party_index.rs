@@ -68,9 +68,13 @@ fn run(storage: &Weak<Storage>, metrics: &Metrics) {
         }
         let Some(storage) = storage.upgrade() else { return };
         let before = storage.parties_indexed();
-        let step = storage.index_parties_step(STEP_CDRS);
+        let mut traffic = Traffic::default();
+        let step = storage.index_parties_step(STEP_CDRS, |recorder, body| traffic.count(recorder, body));
         let head = storage.height();
         drop(storage);
+        if step.is_ok() {
+            traffic.export(metrics);
+        }
         match (before, step) {
             (Ok(before), Ok(reached)) => {
                 reported_failure = false;
@@ -91,6 +95,34 @@ fn run(storage: &Weak<Storage>, metrics: &Metrics) {
                 }
                 std::thread::sleep(RETRY_WAIT);
             }
+        }
+    }
+}
+
+/// The partners' traffic of one step, per direction and recorder: calls, answered calls and
+/// billable seconds, from which dashboards take the answer-seizure ratio (answered / calls), the
+/// average call duration (billable seconds / answered) and minutes per direction. Counted here,
+/// behind the head, so that the commit path pays nothing for it.
+#[derive(Debug, Default)]
+struct Traffic {
+    /// (from, to, recorder) → (calls, answered, billable ms).
+    directions: std::collections::BTreeMap<(String, String, String), (u64, u64, u64)>,
+}
+
+impl Traffic {
+    fn count(&mut self, recorder: &cdrchain_runtime::ids::OperatorId, body: &cdrchain_runtime::cdr::CdrBody) {
+        let key = (body.caller_operator.to_string(), body.callee_operator.to_string(), recorder.to_string());
+        let entry = self.directions.entry(key).or_default();
+        entry.0 += 1;
+        if body.disposition == cdrchain_runtime::cdr::Disposition::Answered {
+            entry.1 += 1;
+        }
+        entry.2 += body.billable_ms();
+    }
+
+    fn export(self, metrics: &Metrics) {
+        for ((from, to, recorder), (calls, answered, billable_ms)) in self.directions {
+            metrics.count_traffic([from, to, recorder], calls, answered, billable_ms);
         }
     }
 }

@@ -108,8 +108,14 @@ impl Storage {
 
     /// Indexes by party the CDRs of the blocks after [`Storage::parties_indexed`], in height
     /// order up to the head, stopping after the block that reaches `max_cdrs`; writes their keys
-    /// and the new height in one batch. Returns the height reached (unchanged: nothing to do).
-    pub fn index_parties_step(&self, max_cdrs: usize) -> Result<Height, StorageError> {
+    /// and the new height in one batch. `visit` sees each CDR indexed (its recorder and body: the
+    /// node counts the partners' traffic there, off the commit path). Returns the height reached
+    /// (unchanged: nothing to do).
+    pub fn index_parties_step(
+        &self,
+        max_cdrs: usize,
+        mut visit: impl FnMut(&OperatorId, &CdrBody),
+    ) -> Result<Height, StorageError> {
         let done = self.parties_indexed()?;
         let head = self.height();
         let mut height = done;
@@ -119,6 +125,7 @@ impl Storage {
             height = Height(height.0 + 1);
             self.visit_block_cdrs(height, |recorder, sequence, body| {
                 push_party_keys(&mut keys, body, recorder, sequence);
+                visit(recorder, body);
                 cdrs += 1;
             })?;
         }

@@ -62,14 +62,14 @@ fn a_party_finds_every_cdr_it_took_part_in_newest_first() {
     assert_eq!(storage.parties_indexed().unwrap(), Height(0));
     assert_eq!(storage.cdrs_by_party(party, None, 10, |_| true).unwrap(), (vec![], None));
     let head = storage.height();
-    assert_eq!(storage.index_parties_step(1).unwrap(), Height(1), "a block at least, then stop");
+    assert_eq!(storage.index_parties_step(1, |_, _| ()).unwrap(), Height(1), "a block at least, then stop");
     let mut steps = 1;
     while storage.parties_indexed().unwrap() < head {
-        storage.index_parties_step(1).unwrap();
+        storage.index_parties_step(1, |_, _| ()).unwrap();
         steps += 1;
         assert!(steps <= head.0, "one block per step at most here");
     }
-    assert_eq!(storage.index_parties_step(1_000).unwrap(), head, "caught up: nothing to do");
+    assert_eq!(storage.index_parties_step(1_000, |_, _| ()).unwrap(), head, "caught up: nothing to do");
     assert!(expected.len() > 100, "the sample has many parties");
     assert!(expected.values().any(|cdrs| cdrs.len() >= 3), "some party is in several CDRs");
     for (party, cdrs) in &expected {
@@ -104,7 +104,7 @@ fn a_schema_7_database_is_indexed_from_block_1_after_its_upgrade() -> Result<(),
     let storage = fx.open();
     assert_eq!(storage.upgraded_at_open(), None, "a new database needs no upgrade");
     four_blocks(&mut fx, &storage);
-    storage.index_parties_step(usize::MAX)?;
+    storage.index_parties_step(usize::MAX, |_, _| ())?;
     drop(storage);
     // What a build of schema 7 left: no `parties` entries.
     {
@@ -126,7 +126,13 @@ fn a_schema_7_database_is_indexed_from_block_1_after_its_upgrade() -> Result<(),
     let storage = fx.open();
     assert_eq!(storage.upgraded_at_open(), Some(7));
     assert_eq!(storage.parties_indexed()?, Height(0));
-    assert_eq!(storage.index_parties_step(usize::MAX)?, storage.height(), "every block in one step");
+    let mut visited = 0;
+    assert_eq!(
+        storage.index_parties_step(usize::MAX, |_, _| visited += 1)?,
+        storage.height(),
+        "every block in one step"
+    );
+    assert_eq!(visited, all.len(), "each CDR visited once");
     for (party, cdrs) in &by_party(&all) {
         assert_eq!(&all_pages(&storage, party, 3, |_| true), cdrs);
     }
