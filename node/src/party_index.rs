@@ -6,7 +6,8 @@
 //! (the index's flushes and compactions run on RocksDB's threads, at normal priority). So the
 //! thread takes only what the machine has to spare: it indexes while at least
 //! [`MIN_SPARE_CPU_PERCENT`] of the CPUs were idle over the last interval (`/proc/stat`; niced
-//! work counts as idle, so that its own steps do not stop it), and waits otherwise. At the
+//! work counts as idle, so that its own steps do not stop it, and waiting for the disk as busy),
+//! and waits otherwise. At the
 //! operators' real rates (hundreds to thousands of CDRs per second) the index is a fraction of a
 //! second behind the head; a saturated node lets it fall behind and it catches up when load eases.
 //! A search answers how far the index has come (`cdr_byParty`'s `indexed_through`), and the
@@ -15,6 +16,8 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use cdrchain_runtime::cdr::{CdrBody, Disposition};
+use cdrchain_runtime::ids::OperatorId;
 use cdrchain_storage::Storage;
 
 use crate::metrics::Metrics;
@@ -105,30 +108,39 @@ fn run(storage: &Weak<Storage>, metrics: &Metrics) {
 /// behind the head, so that the commit path pays nothing for it.
 #[derive(Debug, Default)]
 struct Traffic {
-    /// (from, to, recorder) → (calls, answered, billable ms).
-    directions: std::collections::BTreeMap<(String, String, String), (u64, u64, u64)>,
+    /// (from, to, recorder) → (calls, answered, billable ms); a few directions, searched in
+    /// order, so that a CDR of a known direction costs no allocation.
+    directions: Vec<([OperatorId; 3], (u64, u64, u64))>,
 }
 
 impl Traffic {
-    fn count(&mut self, recorder: &cdrchain_runtime::ids::OperatorId, body: &cdrchain_runtime::cdr::CdrBody) {
-        let key = (body.caller_operator.to_string(), body.callee_operator.to_string(), recorder.to_string());
-        let entry = self.directions.entry(key).or_default();
-        entry.0 += 1;
-        if body.disposition == cdrchain_runtime::cdr::Disposition::Answered {
-            entry.1 += 1;
+    fn count(&mut self, recorder: &OperatorId, body: &CdrBody) {
+        let key = [&body.caller_operator, &body.callee_operator, recorder];
+        let at = match self.directions.iter().position(|(k, _)| k.iter().eq(key)) {
+            Some(at) => at,
+            None => {
+                self.directions.push((key.map(Clone::clone), (0, 0, 0)));
+                self.directions.len() - 1
+            }
+        };
+        let (calls, answered, billable_ms) = &mut self.directions[at].1;
+        *calls += 1;
+        if body.disposition == Disposition::Answered {
+            *answered += 1;
         }
-        entry.2 += body.billable_ms();
+        *billable_ms += body.billable_ms();
     }
 
     fn export(self, metrics: &Metrics) {
-        for ((from, to, recorder), (calls, answered, billable_ms)) in self.directions {
-            metrics.count_traffic([from, to, recorder], calls, answered, billable_ms);
+        for (direction, (calls, answered, billable_ms)) in self.directions {
+            metrics.count_traffic(direction.map(|op| op.to_string()), calls, answered, billable_ms);
         }
     }
 }
 
 /// The machine's CPU time so far (`/proc/stat`, in clock ticks): busy, and in all. Niced work
-/// counts as idle here. `None` where there is no `/proc/stat` (the thread then never waits).
+/// counts as spare here; time waiting for the disk counts as busy (a node that waits for its
+/// fsyncs has no disk to spare for the index's writes). `None` where there is no `/proc/stat` (the thread then never waits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct CpuTimes {
     busy: u64,
@@ -149,8 +161,8 @@ impl CpuTimes {
         }
         let ticks: Vec<u64> = fields.take(8).map(|f| f.parse().ok()).collect::<Option<_>>()?;
         let [user, nice, system, idle, iowait, irq, softirq, steal] = ticks[..] else { return None };
-        let busy = user + system + irq + softirq + steal;
-        Some(CpuTimes { busy, total: busy + nice + idle + iowait })
+        let busy = user + system + iowait + irq + softirq + steal;
+        Some(CpuTimes { busy, total: busy + nice + idle })
     }
 }
 
@@ -169,10 +181,13 @@ mod tests {
     #[test]
     fn spare_cpu_counts_niced_and_idle_time_as_spare() {
         let a = CpuTimes::parse("cpu  100 50 100 700 50 0 0 0 0 0").unwrap();
-        assert_eq!(a, CpuTimes { busy: 200, total: 1_000 });
+        assert_eq!(a, CpuTimes { busy: 250, total: 1_000 });
         let b = CpuTimes::parse("cpu  190 150 100 710 50 0 0 0 0 0").unwrap();
         // 90 of 200 ticks busy (the 100 niced ticks are spare): 55 % spare.
         assert_eq!(spare_percent(Some(a), Some(b)), Some(55));
+        // Waiting for the disk is not spare.
+        let c = CpuTimes::parse("cpu  190 150 100 720 140 0 0 0 0 0").unwrap();
+        assert_eq!(spare_percent(Some(b), Some(c)), Some(10));
         assert_eq!(spare_percent(Some(a), Some(a)), None, "no time passed");
         assert_eq!(spare_percent(None, Some(b)), None);
         assert_eq!(CpuTimes::parse("cpu0 1 2 3 4 5 6 7 8"), None);
