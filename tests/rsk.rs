@@ -293,9 +293,24 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
     .parse()
     .unwrap();
     assert!(latest >= 8, "{latest}");
-    let output = relay(&[]);
+    // With --metrics-file, the pass leaves the anchor's state for node_exporter's textfile
+    // collector: the contract's height, the node's latest checkpoint, the interval, success.
+    let prom = dir.path().join("relay.prom");
+    let output = relay(&["--metrics-file", prom.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(10), "{}", text(&output));
     assert!(text(&output).contains("nothing to do"), "{}", text(&output));
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    let gauge = |name: &str| -> u64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")))
+            .unwrap_or_else(|| panic!("{name} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(gauge("cdrchain_relay_anchored_height"), latest, "{metrics}");
+    assert!(gauge("cdrchain_relay_node_checkpoint_height") >= latest, "{metrics}");
+    assert_eq!(gauge("cdrchain_relay_checkpoint_interval_blocks"), 4, "{metrics}");
+    assert_eq!(gauge("cdrchain_relay_last_pass_success"), 1, "{metrics}");
 
     // The crontab example runs the same pass, mapping "nothing to do" to success for cron.
     let cron = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/relayer-cron.sh"))

@@ -21,6 +21,7 @@ mod proof;
 mod purge_chain;
 mod reconcile;
 mod relay;
+mod relay_metrics;
 mod relay_sets;
 mod rpc_client;
 mod rsk;

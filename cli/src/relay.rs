@@ -24,6 +24,7 @@ use cdrchain_runtime::hash::Hash32;
 use cdrchain_runtime::ids::Height;
 use serde_json::Value;
 
+use crate::relay_metrics::AnchorStatus;
 use crate::rpc_client::RpcClient;
 use crate::rsk::{address, CdrCheckpoint, Rsk};
 
@@ -65,6 +66,11 @@ pub struct Args {
     /// The lock file (default: <temp dir>/cdrchain-relay-<contract>.lock).
     #[arg(long, value_name = "FILE")]
     pub lock_file: Option<PathBuf>,
+    /// After each pass, write the anchor's state (the height the contract holds, the node's
+    /// latest checkpoint, when the pass ended and whether it succeeded) as Prometheus text to
+    /// FILE, for node_exporter's textfile collector (docs/monitoring.md).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// What one pass did.
@@ -99,12 +105,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     let result = runtime.block_on(async {
         if args.once {
-            return pass(&args, contract).await;
+            return reported_pass(&args, contract).await;
         }
         let stop = crate::node::shutdown_signal();
         tokio::pin!(stop);
         loop {
-            match pass(&args, contract).await {
+            match reported_pass(&args, contract).await {
                 Ok(_) => {}
                 Err(e) => eprintln!("relay pass failed: {e:#}"),
             }
@@ -202,10 +208,24 @@ struct Due {
     waiting: Option<(u64, usize)>,
 }
 
-async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
+/// A pass, then, with `--metrics-file`, what it learnt of the anchor.
+async fn reported_pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
+    let mut status = AnchorStatus::default();
+    let result = pass(args, contract_address, &mut status).await;
+    if let Some(path) = &args.metrics_file {
+        let contract = contract_address.to_string().to_lowercase();
+        if let Err(e) = crate::relay_metrics::write(path, &status, &contract, result.is_ok()) {
+            eprintln!("relay metrics not written: {e:#}");
+        }
+    }
+    result
+}
+
+async fn pass(args: &Args, contract_address: Address, status: &mut AnchorStatus) -> anyhow::Result<Pass> {
     let node = args.node.client()?;
     let properties = node.ask(node.api().properties()).await.context("asking the node about its chain")?;
     let interval = properties.checkpoint_interval;
+    status.interval = Some(interval);
     let rsk_chain_id = properties.rsk_chain_id;
     let rsk = Rsk::connect(&args.rsk_rpc, &args.key, Some(rsk_chain_id)).await?;
     let contract = CdrCheckpoint::new(contract_address, &rsk.provider);
@@ -222,6 +242,7 @@ async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
     }
     let on_chain: u64 =
         contract.latestHeight().call().await.context("reading the contract's latestHeight")?;
+    status.anchored = Some(on_chain);
     let threshold =
         usize::try_from(contract.threshold().call().await.context("reading the contract's threshold")?)
             .context("the contract's threshold does not fit")?;
@@ -231,6 +252,7 @@ async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
         .ask(node.api().latest_checkpoint())
         .await
         .context("asking the node for its latest checkpoint")?;
+    status.node_checkpoint = Some(latest["height"].as_u64().unwrap_or(0));
     let Some(latest_height) = latest["height"].as_u64() else {
         println!("nothing to do: the node has no checkpoint yet (one every {interval} blocks)");
         return Ok(if sets.submitted > 0 { Pass::Submitted(sets.submitted) } else { Pass::NothingToDo });
@@ -274,6 +296,7 @@ async fn pass(args: &Args, contract_address: Address) -> anyhow::Result<Pass> {
             );
         } else {
             submit(args, &rsk, &contract, &checkpoint, chosen, nonce).await?;
+            status.anchored = Some(checkpoint.height.0);
             nonce += 1;
         }
         submitted += 1;
