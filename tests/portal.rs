@@ -17,6 +17,9 @@ use common::Node;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "portal-e2e-admin-token";
+/// Partners' read tokens: each sees only the CDRs its operator recorded or is a party to.
+const PARTNER_TOKENS: [(&str, &str); 2] =
+    [("bob", "portal-e2e-bob-partner-token"), ("charlie", "portal-e2e-charlie-partner-token")];
 /// The telephone number the browser searches for, as the switch wrote it.
 const NUMBER_AS_WRITTEN: &str = "+44 (20) 7946-0999";
 
@@ -24,7 +27,19 @@ const NUMBER_AS_WRITTEN: &str = "+44 (20) 7946-0999";
 fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("node");
-    let mut node = Node::start_dev(&base, &["--rpc-token", TOKEN]);
+    // Partners' tokens besides the operator's: bob is a party to the calls, charlie to none.
+    let mut config_file = String::new();
+    for (partner, token) in PARTNER_TOKENS {
+        let path = dir.path().join(format!("{partner}.token"));
+        std::fs::write(&path, token).unwrap();
+        config_file += &format!(
+            "[[rpc_tokens]]\nname = \"partner-{partner}\"\nroles = [\"read\"]\nparty = \"{partner}\"\ntoken_file = \"{}\"\n\n",
+            path.display()
+        );
+    }
+    let config_path = dir.path().join("node.toml");
+    std::fs::write(&config_path, config_file).unwrap();
+    let mut node = Node::start_dev(&base, &["--rpc-token", TOKEN, "--config", config_path.to_str().unwrap()]);
     node.token = Some(TOKEN.to_string());
     let mut cdrs: Vec<Value> = (0..20).map(common::cdr).collect();
     // A day later (outside the settlement's day), one number in three calls: caller, callee, caller.
@@ -119,6 +134,7 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
         },
         // Neither the number (in any form) nor the consortium secret leaves the page.
         "neverSent": ["7946 0999", "7946%200999", "442079460999", "INSECURE", PLANTED_CALL, PLANTED_CALLEE],
+        "partners": { "bob": PARTNER_TOKENS[0].1, "charlie": PARTNER_TOKENS[1].1 },
         "operatorView": { "source": "sbc-test", "accepted": 23, "duplicates": 2, "refused": refused_as },
         "reconcile": {
             "file": export_path,
@@ -137,7 +153,7 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
         "screenshots": std::env::var("CDRCHAIN_PORTAL_SCREENSHOTS").ok(),
     });
     let report = common::browser_script("portal.mjs", &config);
-    assert_eq!(report["steps"].as_array().unwrap().len(), 9, "{report}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 10, "{report}");
 }
 
 /// A call only the export holds, and a callee only the export names: neither may leave the page.

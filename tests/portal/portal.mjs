@@ -133,6 +133,32 @@ await run(session, async (step) => {
     assert.equal(await testid('op-gap').textContent(), `none declared by ${config.operator}`);
     await shoot('operator');
   });
+  await step('a partner token sees only its operator\'s records', async () => {
+    const signInAs = async (token) => {
+      await page.goto(`${config.url}#/records`);
+      await page.locator('#sign-out').click();
+      await testid('token').fill(token);
+      await testid('sign-in').click();
+      await page.waitForFunction(() => document.querySelector('[data-testid=who]').textContent.includes(' on '));
+      await page.goto(`${config.url}#/records`);
+    };
+    const search = async (query) => {
+      await testid('query').fill(query);
+      await testid('search').click();
+      await page.waitForFunction((q) => document.querySelector('[data-testid=search-status]').textContent.includes(q), query);
+      return testid('search-status').textContent();
+    };
+    // charlie is a party to none of alice's calls with bob: nothing of them, and no operator view.
+    await signInAs(config.partners.charlie);
+    assert.match(await search(config.callId), /^0 records of /);
+    await page.goto(`${config.url}#/operator`);
+    await page.waitForFunction(() => /^This view is for the node's own operator/.test(document.querySelector('[data-testid=op-status]').textContent));
+    // bob is the callee of every one of them.
+    await signInAs(config.partners.bob);
+    assert.match(await search(config.callId), /^1 record of /);
+    // Back to the operator's token for the pages that follow.
+    await signInAs(config.token);
+  });
   await step('settlement totals as the CLI computes them', async () => {
     const settlement = config.settlement;
     await page.goto(`${config.url}#/settlement`);
