@@ -21,27 +21,42 @@ use crate::rpc_client::{busy_retry_after, RpcClient};
 /// How long one chunk is offered again while the node answers that its ingest queue is full.
 const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// A file format on the command line: `auto`, or one the shared reader knows
+/// ([`FileFormat::ALL`], with its help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Decide from the file's extension (.json, .ndjson/.jsonl, .csv: canonical).
     Auto,
-    /// Canonical CDRs: a JSON array or one object.
-    Json,
-    /// Canonical CDRs, one JSON object per line.
-    Ndjson,
-    /// Canonical CDRs as CSV with the canonical field names as header.
-    Csv,
-    /// FreeSWITCH mod_json_cdr documents (one per file, or an NDJSON file of them): e.g. the
-    /// files FreeSWITCH left in its err-log-dir.
-    FreeswitchJson,
-    /// Kamailio acc_json documents (NDJSON).
-    KamailioJson,
-    /// Kamailio acc and dialog-CDR log lines (syslog or stderr).
-    KamailioAcc,
-    /// Asterisk cdr_csv Master.csv (16, 18 or 21 columns); needs --timezone.
-    AsteriskCsv,
-    /// OpenSIPS acc log lines (syslog).
-    OpensipsAcc,
+    Is(FileFormat),
+}
+
+/// `auto`, then every format of [`FileFormat::ALL`], in its order.
+const FORMATS: [Format; FileFormat::ALL.len() + 1] = {
+    let mut formats = [Format::Auto; FileFormat::ALL.len() + 1];
+    let mut i = 0;
+    while i < FileFormat::ALL.len() {
+        formats[i + 1] = Format::Is(FileFormat::ALL[i].0);
+        i += 1;
+    }
+    formats
+};
+
+impl clap::ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        &FORMATS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let (name, help) = match self {
+            Format::Auto => {
+                ("auto", "Decide from the file's extension (.json, .ndjson/.jsonl, .csv: canonical)")
+            }
+            Format::Is(format) => {
+                FileFormat::ALL.iter().find(|(f, _, _)| f == format).map(|(_, n, h)| (*n, *h))?
+            }
+        };
+        Some(clap::builder::PossibleValue::new(name).help(help))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -116,7 +131,7 @@ async fn submit(args: Args) -> anyhow::Result<()> {
     let mut files = Vec::new();
     for path in &args.files {
         let format = detect(path, args.format)?;
-        if is_adapter(format) && operator.is_none() {
+        if format.is_adapter() && operator.is_none() {
             let properties =
                 client.ask(client.api().properties()).await.context("asking the node who it is")?;
             operator = Some(properties.operator);
@@ -253,10 +268,6 @@ fn line_of(report: &str) -> usize {
     report.split(':').nth(1).and_then(|l| l.trim().parse().ok()).unwrap_or(0)
 }
 
-fn is_adapter(format: Format) -> bool {
-    !matches!(format, Format::Auto | Format::Json | Format::Ndjson | Format::Csv)
-}
-
 /// The `--timezone` argument, read as an IANA zone name.
 pub(crate) fn timezone(name: Option<&str>) -> anyhow::Result<Option<chrono_tz::Tz>> {
     name.map(|name| {
@@ -267,17 +278,18 @@ pub(crate) fn timezone(name: Option<&str>) -> anyhow::Result<Option<chrono_tz::T
     .transpose()
 }
 
-pub(crate) fn detect(path: &Path, format: Format) -> anyhow::Result<Format> {
-    if format != Format::Auto {
-        return Ok(format);
-    }
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("json") => Ok(Format::Json),
-        Some("ndjson" | "jsonl") => Ok(Format::Ndjson),
-        Some("csv") => Ok(Format::Csv),
-        _ => {
-            bail!("{}: cannot tell the format from the extension; use --format (see --help)", path.display())
-        }
+pub(crate) fn detect(path: &Path, format: Format) -> anyhow::Result<FileFormat> {
+    match format {
+        Format::Is(format) => Ok(format),
+        Format::Auto => path
+            .file_name()
+            .and_then(|name| FileFormat::from_file_name(&name.to_string_lossy()))
+            .with_context(|| {
+                format!(
+                    "{}: cannot tell the format from the extension; use --format (see --help)",
+                    path.display()
+                )
+            }),
     }
 }
 
@@ -288,30 +300,16 @@ fn report(path: &Path, error: &RecordError) -> String {
     }
 }
 
-/// The shared reader's name of a format (`cdrchain_formats::file`, which the portal runs too).
-fn file_format(format: Format) -> anyhow::Result<FileFormat> {
-    Ok(match format {
-        Format::Json => FileFormat::Json,
-        Format::Ndjson => FileFormat::Ndjson,
-        Format::Csv => FileFormat::Csv,
-        Format::FreeswitchJson => FileFormat::FreeswitchJson,
-        Format::KamailioJson => FileFormat::KamailioJson,
-        Format::KamailioAcc => FileFormat::KamailioAcc,
-        Format::AsteriskCsv => FileFormat::AsteriskCsv,
-        Format::OpensipsAcc => FileFormat::OpensipsAcc,
-        Format::Auto => bail!("the format is not decided yet (detect it first)"),
-    })
-}
-
-/// Reads a whole file of `format` (decided: see [`detect`]).
+/// Reads a whole file of `format` (with the shared reader, `cdrchain_formats::file`, which the
+/// portal runs too).
 pub(crate) fn read(
     path: &Path,
-    format: Format,
+    format: FileFormat,
     ctx: &cdrchain_formats::Context,
     timezone: Option<chrono_tz::Tz>,
 ) -> anyhow::Result<FileRecords> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let contents = match file::read(&bytes, file_format(format)?, ctx, timezone) {
+    let contents = match file::read(&bytes, format, ctx, timezone) {
         Ok(contents) => contents,
         Err(FileError::NoTimezone) => bail!(
             "{}: Asterisk Master.csv times carry no time zone: pass --timezone (the switch's zone, \

@@ -36,21 +36,36 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
-    /// Every format with its name (as `cdrchain submit --format` spells it).
-    pub const ALL: [(FileFormat, &'static str); 8] = [
-        (FileFormat::Json, "json"),
-        (FileFormat::Ndjson, "ndjson"),
-        (FileFormat::Csv, "csv"),
-        (FileFormat::FreeswitchJson, "freeswitch-json"),
-        (FileFormat::KamailioJson, "kamailio-json"),
-        (FileFormat::KamailioAcc, "kamailio-acc"),
-        (FileFormat::AsteriskCsv, "asterisk-csv"),
-        (FileFormat::OpensipsAcc, "opensips-acc"),
+    /// Every format with its name (as `cdrchain submit --format` spells it) and what it is (the
+    /// command line's help).
+    pub const ALL: [(FileFormat, &'static str, &'static str); 8] = [
+        (FileFormat::Json, "json", "Canonical CDRs: a JSON array or one object"),
+        (FileFormat::Ndjson, "ndjson", "Canonical CDRs, one JSON object per line"),
+        (FileFormat::Csv, "csv", "Canonical CDRs as CSV with the canonical field names as header"),
+        (
+            FileFormat::FreeswitchJson,
+            "freeswitch-json",
+            "FreeSWITCH mod_json_cdr documents (one per file, or an NDJSON file of them): e.g. the files \
+             FreeSWITCH left in its err-log-dir",
+        ),
+        (FileFormat::KamailioJson, "kamailio-json", "Kamailio acc_json documents (NDJSON)"),
+        (FileFormat::KamailioAcc, "kamailio-acc", "Kamailio acc and dialog-CDR log lines (syslog or stderr)"),
+        (
+            FileFormat::AsteriskCsv,
+            "asterisk-csv",
+            "Asterisk cdr_csv Master.csv (16, 18 or 21 columns); needs --timezone",
+        ),
+        (FileFormat::OpensipsAcc, "opensips-acc", "OpenSIPS acc log lines (syslog)"),
     ];
 
     /// The format named `name` (see [`FileFormat::ALL`]).
     pub fn named(name: &str) -> Option<FileFormat> {
-        FileFormat::ALL.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+        FileFormat::ALL.iter().find(|(_, n, _)| *n == name).map(|(f, _, _)| *f)
+    }
+
+    /// Whether the format is a switch's own (read by an adapter), not the canonical CDR.
+    pub fn is_adapter(self) -> bool {
+        !matches!(self, FileFormat::Json | FileFormat::Ndjson | FileFormat::Csv)
     }
 
     /// The canonical format a file name's extension says (`.json`, `.ndjson`/`.jsonl`, `.csv`);
@@ -221,7 +236,7 @@ mod tests {
 
     #[test]
     fn formats_are_named_and_canonical_ones_told_from_the_file_name() {
-        for (format, name) in FileFormat::ALL {
+        for (format, name, _) in FileFormat::ALL {
             assert_eq!(FileFormat::named(name), Some(format));
         }
         assert_eq!(FileFormat::named("excel"), None);
