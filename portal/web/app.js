@@ -107,7 +107,11 @@ async function chainPage(root) {
   $('[data-testid=head]', root).textContent = header ? `#${header.number}` : 'no block yet';
   $('[data-testid=finalized]', root).textContent = finalized ? `${String(finalized).slice(0, 18)}…` : '—';
   $('[data-testid=consensus]', root).textContent = consensus.error ?? `height ${consensus.height}, round ${consensus.round}`;
-  $('[data-testid=anchor]', root).textContent = anchor ? `#${anchor.height ?? anchor.checkpoint?.height ?? '?'}` : 'none yet';
+  // What the validators signed for the contract; what RSK holds is the relayer's to report
+  // (docs/monitoring.md): the node does not watch RSK.
+  const checkpointHeight = anchor?.height ?? anchor?.checkpoint?.height;
+  $('[data-testid=anchor]', root).textContent = checkpointHeight === undefined ? 'none yet'
+    : `#${checkpointHeight}, ${anchor.signatures?.length ?? 0} of ${anchor.quorum ?? '?'} signatures, ${header ? header.number - checkpointHeight : 0} blocks behind the head`;
   if (activity.head !== null) {
     const minutes = activity.buckets.map((b) => new Date(b.from_ms).toISOString().slice(11, 16));
     const blocks = activity.buckets.map((b) => b.blocks);
