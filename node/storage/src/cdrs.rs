@@ -78,17 +78,14 @@ impl Storage {
         let mut lower = prefix.clone();
         lower.extend_from_slice(&from_ms.to_be_bytes());
         if let Some(cursor) = cursor {
-            let bad = |reason: &str| StorageError::BadCursor {
-                cursor: cdrchain_runtime::codec::excerpt(cursor),
-                reason: reason.to_string(),
-            };
-            let suffix = hex::decode(cursor).map_err(|_| bad("not a cursor returned by query_partners"))?;
-            let (start_ms, _, _) = layout::split_partner_suffix(&suffix)
-                .ok_or_else(|| bad("not a cursor returned by query_partners"))?;
+            let (suffix, start_ms) = decode_cursor(cursor, "query_partners")?;
             if start_ms < from_ms || start_ms >= to_ms {
-                return Err(bad(&format!(
-                    "it points at start time {start_ms} ms, outside the window [{from_ms}, {to_ms})"
-                )));
+                return Err(StorageError::BadCursor {
+                    cursor: cdrchain_runtime::codec::excerpt(cursor),
+                    reason: format!(
+                        "it points at start time {start_ms} ms, outside the window [{from_ms}, {to_ms})"
+                    ),
+                });
             }
             // The smallest key after the cursor's: keys are prefix-free, so appending a zero byte
             // gives a key that sorts after it and before every following one.
@@ -115,13 +112,7 @@ impl Storage {
             if page.len() == limit {
                 break;
             }
-            let corrupt = |reason: &str| StorageError::corrupt(layout::PARTNERS, key, reason);
-            let suffix = key.strip_prefix(prefix.as_slice()).ok_or_else(|| corrupt("outside its pair"))?;
-            let (_, recorder, sequence) = layout::split_partner_suffix(suffix)
-                .ok_or_else(|| corrupt("key does not end in start ‖ recorder ‖ sequence"))?;
-            let stored = self
-                .cdr(&recorder, sequence)?
-                .ok_or_else(|| corrupt(&format!("indexes {recorder}:{sequence}, which is not stored")))?;
+            let (suffix, stored) = self.indexed_cdr(layout::PARTNERS, &prefix, key)?;
             page.push(stored);
             last_suffix.clear();
             last_suffix.extend_from_slice(suffix);
@@ -132,4 +123,35 @@ impl Storage {
         let next = (page.len() == limit && iter.valid()).then(|| hex::encode(&last_suffix));
         Ok((page, next))
     }
+
+    /// The CDR an entry of a time-ordered index (`partners`, `parties`: prefix ‖ `start_ms BE ‖
+    /// SCALE(recorder) ‖ sequence BE`) points at, with the key's suffix after `prefix` (what
+    /// cursors are made of). A key that does not have that shape, or names a CDR that is not
+    /// stored, is [`StorageError::Corrupt`].
+    pub(crate) fn indexed_cdr<'k>(
+        &self,
+        column: &'static str,
+        prefix: &[u8],
+        key: &'k [u8],
+    ) -> Result<(&'k [u8], StoredCdr), StorageError> {
+        let corrupt = |reason: &str| StorageError::corrupt(column, key, reason);
+        let suffix = key.strip_prefix(prefix).ok_or_else(|| corrupt("outside its prefix"))?;
+        let (_, recorder, sequence) = layout::split_partner_suffix(suffix)
+            .ok_or_else(|| corrupt("key does not end in start ‖ recorder ‖ sequence"))?;
+        let stored = self
+            .cdr(&recorder, sequence)?
+            .ok_or_else(|| corrupt(&format!("indexes {recorder}:{sequence}, which is not stored")))?;
+        Ok((suffix, stored))
+    }
+}
+
+/// A cursor `method` returned: the index key's suffix it holds, and the start time in it.
+pub(crate) fn decode_cursor(cursor: &str, method: &str) -> Result<(Vec<u8>, u64), StorageError> {
+    let bad = || StorageError::BadCursor {
+        cursor: cdrchain_runtime::codec::excerpt(cursor),
+        reason: format!("not a cursor returned by {method}"),
+    };
+    let suffix = hex::decode(cursor).map_err(|_| bad())?;
+    let (start_ms, _, _) = layout::split_partner_suffix(&suffix).ok_or_else(bad)?;
+    Ok((suffix, start_ms))
 }

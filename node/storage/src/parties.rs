@@ -50,16 +50,8 @@ impl Storage {
         let prefix = layout::party_prefix(party);
         let mut upper = prefix.to_vec();
         match cursor {
-            Some(cursor) => {
-                let bad = || StorageError::BadCursor {
-                    cursor: cdrchain_runtime::codec::excerpt(cursor),
-                    reason: "not a cursor returned by cdr_byParty".to_string(),
-                };
-                let suffix = hex::decode(cursor).map_err(|_| bad())?;
-                layout::split_partner_suffix(&suffix).ok_or_else(bad)?;
-                // Exclusive: the page continues with the keys before the cursor's.
-                upper.extend_from_slice(&suffix);
-            }
+            // Exclusive: the page continues with the keys before the cursor's.
+            Some(cursor) => upper.extend_from_slice(&crate::cdrs::decode_cursor(cursor, "cdr_byParty")?.0),
             // Past every key of the prefix: a start of u64::MAX (eight 0xFF bytes) is followed by
             // the recorder's compact length prefix, which is never 0xFF.
             None => upper.extend_from_slice(&[u8::MAX; 9]),
@@ -79,13 +71,7 @@ impl Storage {
                 break;
             }
             scanned += 1;
-            let corrupt = |reason: &str| StorageError::corrupt(layout::PARTIES, key, reason);
-            let suffix = key.strip_prefix(prefix.as_slice()).ok_or_else(|| corrupt("outside its party"))?;
-            let (_, recorder, sequence) = layout::split_partner_suffix(suffix)
-                .ok_or_else(|| corrupt("key does not end in start ‖ recorder ‖ sequence"))?;
-            let stored = self
-                .cdr(&recorder, sequence)?
-                .ok_or_else(|| corrupt(&format!("indexes {recorder}:{sequence}, which is not stored")))?;
+            let (suffix, stored) = self.indexed_cdr(layout::PARTIES, &prefix, key)?;
             let body = &stored.cdr.body;
             if (&body.caller == party || &body.callee == party) && keep(&stored) {
                 page.push(stored);
