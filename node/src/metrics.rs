@@ -38,13 +38,7 @@ pub struct Metrics {
     pub party_index_lag_blocks: Gauge,
     /// The metrics with labels (per source, validator, operator or direction).
     labelled: Labelled,
-    /// The sources with a label of their own, at most [`MAX_LABELLED_SOURCES`].
-    labelled_sources: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
-
-/// The most sources counted under their own label; the rest are counted as `other`, so that a
-/// sender of endless system ids cannot grow the metrics without bound.
-const MAX_LABELLED_SOURCES: usize = 256;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -238,22 +232,23 @@ impl Metrics {
             consensus_round,
             equivocations,
             labelled,
-            labelled_sources: std::sync::Mutex::default(),
         }
     }
 
-    /// Counts `parties` recorded as written in CDRs from `system_id`.
+    /// Counts `parties` recorded as written in CDRs from `system_id` (a label ingest's counts
+    /// bounded: `ingest::stats`).
     pub fn count_as_written(&self, system_id: &str, parties: u64) {
-        let label = self.source_label(system_id);
+        let label = system_id.to_owned();
         self.labelled
             .parties_as_written
             .get_or_create(&vec![("system_id".to_owned(), label)])
             .inc_by(parties);
     }
 
-    /// Counts a submission's CDRs of one source: stored, and duplicates answered.
+    /// Counts a submission's CDRs of one source (a bounded label, as above): stored, and
+    /// duplicates answered.
     pub fn count_ingested(&self, system_id: &str, accepted: u64, duplicates: u64) {
-        let label = self.source_label(system_id);
+        let label = system_id.to_owned();
         for (outcome, count) in [("accepted", accepted), ("duplicate", duplicates)] {
             if count > 0 {
                 let labels =
@@ -305,20 +300,6 @@ impl Metrics {
     /// Counts a submission admission refused, by reason.
     pub fn count_admission_refusal(&self, reason: &str) {
         self.labelled.admission_refusals.get_or_create(&vec![("reason".to_owned(), reason.to_owned())]).inc();
-    }
-
-    /// A source's label: its own, or `other` beyond [`MAX_LABELLED_SOURCES`].
-    fn source_label(&self, system_id: &str) -> String {
-        {
-            let mut labelled =
-                self.labelled_sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if labelled.contains(system_id) || labelled.len() < MAX_LABELLED_SOURCES {
-                labelled.insert(system_id.to_owned());
-                system_id.to_owned()
-            } else {
-                "other".to_owned()
-            }
-        }
     }
 
     /// Records a committed block (instant finality: best = finalized).

@@ -217,8 +217,6 @@ pub struct Ingest {
     parties: Option<PartyHasher>,
     /// How each source writes numbers.
     number_rules: Arc<NumberRules>,
-    /// Counts parties recorded as written, per source.
-    metrics: Option<Arc<Metrics>>,
     /// See [`IngestSettings::catching_up`].
     catching_up: Arc<std::sync::atomic::AtomicBool>,
     /// A declared gap the batcher has yet to sign (see `gap`).
@@ -366,7 +364,6 @@ impl Ingest {
             operator,
             parties,
             number_rules,
-            metrics,
             catching_up,
             gap: gap_slot,
             notify,
@@ -375,7 +372,7 @@ impl Ingest {
             storage,
             admission,
             busy_log,
-            stats: stats::IngestStats::default(),
+            stats: stats::IngestStats::new(metrics),
             stuck,
         });
         Ok(Started { ingest, writer, batcher })
@@ -456,9 +453,6 @@ impl Ingest {
         }
         for (source, parties) in per_source {
             self.stats.took(source, 0, 0, parties);
-            if let Some(metrics) = &self.metrics {
-                metrics.count_as_written(source, parties);
-            }
         }
         Ok(cdrs)
     }
@@ -493,7 +487,7 @@ impl Ingest {
         if cdrs.is_empty() {
             return Err(IngestError::Empty);
         }
-        let sources = source_runs(&cdrs);
+        let sources = stats::SourceRuns::of(&cdrs);
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request { cdrs, reply })
@@ -504,12 +498,12 @@ impl Ingest {
             .map_err(|_| IngestError::Unavailable("the node is shutting down".into()))?
             .inspect_err(|e| match e {
                 IngestError::Conflict { index, .. } => {
-                    let source = runs_source(&sources, *index).unwrap_or(UNREAD_SOURCE);
+                    let source = sources.source(*index).unwrap_or(UNREAD_SOURCE);
                     self.stats.refused(source, &stats::refusal_reason(e));
                 }
-                other => self.count_admission_refusal(other),
+                other => self.stats.admission_refused(other),
             })?;
-        self.count_taken(&sources, &placed);
+        self.stats.took_submission(&sources, &placed);
         Ok(placed
             .into_iter()
             .map(|(sequence, duplicate)| Submitted {
@@ -550,22 +544,13 @@ impl Ingest {
         let queued = self.next_assigned.load(Ordering::Acquire).saturating_sub(committed);
         self.admission.check(queued, committed, records).inspect_err(|refusal| {
             self.busy_log.refused(refusal, None);
-            self.count_admission_refusal(refusal);
+            self.stats.admission_refused(refusal);
         })
     }
 
     /// What ingest took and refused since the node started, per source.
     pub fn stats(&self) -> stats::Counts {
         self.stats.snapshot()
-    }
-
-    fn count_admission_refusal(&self, error: &IngestError) {
-        if let Some(reason) = stats::admission_reason(error) {
-            self.stats.admission_refused(reason);
-            if let Some(metrics) = &self.metrics {
-                metrics.count_admission_refusal(reason);
-            }
-        }
     }
 
     /// The commit rate of this operator's CDRs that admission measured, in CDRs per second.
@@ -581,48 +566,6 @@ impl Ingest {
 
 /// The source named for records whose submission did not parse (no `system_id` to read).
 const UNREAD_SOURCE: &str = "(unreadable submission)";
-
-/// The sources of a submission's CDRs as runs: `(system_id, count)` in order (a submission
-/// usually comes from one source: one comparison per CDR, no allocation but per run).
-fn source_runs(cdrs: &[Keyed]) -> Vec<(String, usize)> {
-    let mut runs: Vec<(String, usize)> = Vec::new();
-    for cdr in cdrs {
-        let source = cdr.body.system_id.as_str();
-        match runs.last_mut() {
-            Some((last, count)) if last == source => *count += 1,
-            _ => runs.push((source.to_string(), 1)),
-        }
-    }
-    runs
-}
-
-/// The source of the `index`-th CDR of a submission, from its runs.
-fn runs_source(runs: &[(String, usize)], mut index: usize) -> Option<&str> {
-    for (source, count) in runs {
-        if index < *count {
-            return Some(source);
-        }
-        index -= count;
-    }
-    None
-}
-
-impl Ingest {
-    /// Counts a stored submission per source: CDRs queued, and duplicates answered.
-    fn count_taken(&self, runs: &[(String, usize)], placed: &[(Sequence, bool)]) {
-        let mut at = 0;
-        for (source, count) in runs {
-            let end = (at + count).min(placed.len());
-            let duplicates = placed[at..end].iter().filter(|(_, duplicate)| *duplicate).count() as u64;
-            let accepted = (end - at) as u64 - duplicates;
-            self.stats.took(source, accepted, duplicates, 0);
-            if let Some(metrics) = &self.metrics {
-                metrics.count_ingested(source, accepted, duplicates);
-            }
-            at = end;
-        }
-    }
-}
 
 /// Starts the writer on a thread of its own. The writer is a serial stage that every
 /// acknowledgement waits for: a thread blocked on the channel between groups, instead of a task

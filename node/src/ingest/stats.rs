@@ -3,14 +3,17 @@
 //! submissions refused and why, parties recorded as written; and the admission refusals (the
 //! queue full, the chain slower than the offer, the disk reserve). Counted once per submission,
 //! never per CDR under a lock: the ingest path pays a map lookup per source of a submission.
-//! The same numbers are Prometheus counters (`metrics.rs`).
+//! This is the one place ingest counts: it bounds the sources (and reasons) it names, and
+//! hands the same numbers, under the same labels, to the Prometheus counters (`metrics.rs`).
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use cdrchain_runtime::ids::Sequence;
 use serde::{Deserialize, Serialize};
 
-use super::submission::IngestError;
+use super::submission::{IngestError, Keyed};
+use crate::metrics::Metrics;
 
 /// The most sources counted under their own name; the rest are counted as `other`, so that a
 /// sender of endless system ids cannot grow the counts without bound.
@@ -43,49 +46,111 @@ pub struct Counts {
     pub admission_refusals: BTreeMap<String, u64>,
 }
 
-/// The counters, behind one lock taken once per submission.
+/// The counters, behind one lock taken once per submission, and the metrics they feed.
 #[derive(Debug, Default)]
 pub struct IngestStats {
     counts: Mutex<Counts>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl IngestStats {
+    pub fn new(metrics: Option<Arc<Metrics>>) -> IngestStats {
+        IngestStats { counts: Mutex::default(), metrics }
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Counts) -> R) -> R {
         f(&mut self.counts.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn source<'a>(counts: &'a mut Counts, source: &str) -> &'a mut SourceCounts {
+    /// `source`'s counts, and the label they are kept under (its own, or [`OTHER`] past
+    /// [`MAX_SOURCES`]).
+    fn source<'a, 's>(counts: &'a mut Counts, source: &'s str) -> (&'a mut SourceCounts, &'s str) {
         let known = counts.sources.contains_key(source) || counts.sources.len() < MAX_SOURCES;
-        counts.sources.entry(if known { source } else { OTHER }.to_string()).or_default()
+        let label = if known { source } else { OTHER };
+        (counts.sources.entry(label.to_string()).or_default(), label)
     }
 
     /// A submission's outcome for one source: CDRs stored, duplicates, parties as written.
     pub fn took(&self, source: &str, accepted: u64, duplicates: u64, as_written: u64) {
         self.with(|counts| {
-            let counts = Self::source(counts, source);
+            let (counts, label) = Self::source(counts, source);
             counts.accepted += accepted;
             counts.duplicates += duplicates;
             counts.as_written += as_written;
+            if let Some(metrics) = &self.metrics {
+                if accepted + duplicates > 0 {
+                    metrics.count_ingested(label, accepted, duplicates);
+                }
+                if as_written > 0 {
+                    metrics.count_as_written(label, as_written);
+                }
+            }
         });
+    }
+
+    /// Counts a stored submission per source (its [`SourceRuns`]): CDRs queued, and duplicates
+    /// answered (`placed`: each CDR's sequence and whether it was a duplicate).
+    pub fn took_submission(&self, runs: &SourceRuns, placed: &[(Sequence, bool)]) {
+        let mut at = 0;
+        for (source, count) in &runs.0 {
+            let end = (at + count).min(placed.len());
+            let duplicates = placed[at..end].iter().filter(|(_, duplicate)| *duplicate).count() as u64;
+            self.took(source, (end - at) as u64 - duplicates, duplicates, 0);
+            at = end;
+        }
     }
 
     /// A submission refused for a record of `source`, for `reason`.
     pub fn refused(&self, source: &str, reason: &str) {
         self.with(|counts| {
-            let refused = &mut Self::source(counts, source).refused;
+            let refused = &mut Self::source(counts, source).0.refused;
             let known = refused.contains_key(reason) || refused.len() < MAX_REASONS_PER_SOURCE;
             *refused.entry(if known { reason } else { OTHER }.to_string()).or_default() += 1;
         });
     }
 
-    /// A submission admission refused.
-    pub fn admission_refused(&self, reason: &'static str) {
+    /// A submission admission refused (nothing, for an error that is not admission's).
+    pub fn admission_refused(&self, error: &IngestError) {
+        let Some(reason) = admission_reason(error) else { return };
         self.with(|counts| *counts.admission_refusals.entry(reason.to_string()).or_default() += 1);
+        if let Some(metrics) = &self.metrics {
+            metrics.count_admission_refusal(reason);
+        }
     }
 
     /// A copy of the counts.
     pub fn snapshot(&self) -> Counts {
         self.with(|counts| counts.clone())
+    }
+}
+
+/// The sources of a submission's CDRs as runs, `(system_id, count)` in order: a submission
+/// usually comes from one source, so one comparison per CDR and an allocation per run.
+#[derive(Debug)]
+pub struct SourceRuns(Vec<(String, usize)>);
+
+impl SourceRuns {
+    pub fn of(cdrs: &[Keyed]) -> SourceRuns {
+        let mut runs: Vec<(String, usize)> = Vec::new();
+        for cdr in cdrs {
+            let source = cdr.body.system_id.as_str();
+            match runs.last_mut() {
+                Some((last, count)) if last == source => *count += 1,
+                _ => runs.push((source.to_string(), 1)),
+            }
+        }
+        SourceRuns(runs)
+    }
+
+    /// The source of the `index`-th CDR.
+    pub fn source(&self, mut index: usize) -> Option<&str> {
+        for (source, count) in &self.0 {
+            if index < *count {
+                return Some(source);
+            }
+            index -= count;
+        }
+        None
     }
 }
 
@@ -128,7 +193,8 @@ mod tests {
         stats.took("sbc-1", 5, 0, 0);
         stats.refused("sbc-1", "field `start`");
         stats.refused("sbc-1", "field `start`");
-        stats.admission_refused("queue full");
+        stats.admission_refused(&IngestError::Busy { queued: 1, max: 1, retry_after_s: 1 });
+        stats.admission_refused(&IngestError::Empty);
         let counts = stats.snapshot();
         let sbc = &counts.sources["sbc-1"];
         assert_eq!((sbc.accepted, sbc.duplicates, sbc.as_written), (15, 2, 1));
