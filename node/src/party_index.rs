@@ -58,6 +58,8 @@ fn run(storage: &Weak<Storage>, metrics: &Metrics) {
     }
     let mut reported_failure = false;
     let mut cpu = CpuTimes::read();
+    // The height the last step reached: a step that reaches it again had nothing to do.
+    let mut reached_before = None;
     loop {
         let now = CpuTimes::read();
         let spare = spare_percent(cpu, now);
@@ -70,23 +72,20 @@ fn run(storage: &Weak<Storage>, metrics: &Metrics) {
             continue;
         }
         let Some(storage) = storage.upgrade() else { return };
-        let before = storage.parties_indexed();
         let mut traffic = Traffic::default();
         let step = storage.index_parties_step(STEP_CDRS, |recorder, body| traffic.count(recorder, body));
         let head = storage.height();
         drop(storage);
-        if step.is_ok() {
-            traffic.export(metrics);
-        }
-        match (before, step) {
-            (Ok(before), Ok(reached)) => {
+        match step {
+            Ok(reached) => {
                 reported_failure = false;
+                traffic.export(metrics);
                 metrics.party_index_lag_blocks.set(head.0.saturating_sub(reached.0) as i64);
-                if reached == before {
+                if reached_before.replace(reached) == Some(reached) {
                     std::thread::sleep(IDLE_WAIT);
                 }
             }
-            (Err(error), _) | (_, Err(error)) => {
+            Err(error) => {
                 if !reported_failure {
                     tracing::error!(
                         target: "cdrchain::storage",
