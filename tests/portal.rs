@@ -1,7 +1,8 @@
 //! The partner portal (issue #29) in Debian's Chromium, driven by playwright-core
 //! (`tests/portal/portal.mjs`): a dev node with a token and committed CDRs serves the page; the
-//! browser signs in, reads the operator view (per source: accepted, duplicates, refused), searches by id, by call id and by telephone number (hashed in the page; the
-//! number and the secret are never sent), downloads a CDR's proof bundle and verifies
+//! browser signs in, reads the Chain page (with the RSK anchor the node reads from anvil), the
+//! operator view (per source: accepted, duplicates, refused), searches by id, by call id and by
+//! telephone number (hashed in the page; the number and the secret are never sent), downloads a CDR's proof bundle and verifies
 //! it, and a tampered copy, with cdrchain's own verifier compiled to WebAssembly; the settlement
 //! page shows the totals `cdrchain settlement` prints; no request leaves the node's origin.
 //! `scripts/install-deps.sh` installs Chromium and playwright-core.
@@ -39,7 +40,17 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
     }
     let config_path = dir.path().join("node.toml");
     std::fs::write(&config_path, config_file).unwrap();
-    let mut node = Node::start_dev(&base, &["--rpc-token", TOKEN, "--config", config_path.to_str().unwrap()]);
+    // anvil as RSK regtest holds the dev chain's checkpoint contract, which the node reads (the
+    // Chain page's anchor card).
+    let (_rsk_node, rsk) = common::anvil::anvil();
+    let contract = common::anvil::deploy_contract(&dir.path().join("rsk"), &rsk, "dev");
+    let mut node = Node::start_dev(
+        &base,
+        &["--rpc-token", TOKEN, "--config", config_path.to_str().unwrap()]
+            .into_iter()
+            .chain(["--checkpoint-contract", &contract, "--rsk-rpc", &rsk, "--rsk-poll-interval", "1"])
+            .collect::<Vec<_>>(),
+    );
     node.token = Some(TOKEN.to_string());
     let mut cdrs: Vec<Value> = (0..20).map(common::cdr).collect();
     // A day later (outside the settlement's day), one number in three calls: caller, callee, caller.
@@ -123,6 +134,7 @@ fn a_partner_signs_in_finds_a_call_and_verifies_its_proof_in_the_browser() {
         "operator": "alice",
         "chain": "dev",
         "cdrs": 23,
+        "contract": contract.to_lowercase(),
         "id": id,
         "callId": "e2e-11@test.invalid",
         "number": {

@@ -11,38 +11,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cdr, free_port, free_port_run, run};
+use common::anvil::{anvil, tool, Guard};
+use common::{cdr, free_port_run, run};
 use serde_json::{json, Value};
-
-fn tool(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/node_modules/.bin").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/install-deps.sh (or scripts/contracts.sh install)",
-        path.display()
-    );
-    path
-}
-
-/// Kills and reaps the child when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn rpc(url: &str, method: &str, params: Value) -> Value {
     let answer: Value = ureq::post(url)
@@ -71,42 +46,10 @@ fn key(dir: &Path, name: &str) -> (PathBuf, String) {
     (path, file["evm_address"].as_str().unwrap().to_string())
 }
 
-/// anvil as RSK regtest (chain id 33, London rules) on a free loopback port; its URL.
-fn anvil() -> (Guard, String) {
-    let anvil_port = free_port();
-    let mut anvil = Command::new(tool("anvil"))
-        .args([
-            "--chain-id",
-            "33",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &anvil_port.to_string(),
-            "--hardfork",
-            "london",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = anvil.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = lines.next().expect("anvil stopped").unwrap();
-        if line.contains("Listening on") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "anvil did not start");
-    }
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    (Guard(anvil), format!("http://127.0.0.1:{anvil_port}"))
-}
-
 /// `cdrchain testnet` of `local`'s four validators under `base`, signing a checkpoint every 4
-/// blocks for `contract`; the first validator's RPC URL and the first RPC port (validator i
-/// serves on it + i).
-fn testnet(base: &Path, contract: &str) -> (Guard, String, u16) {
+/// blocks for `contract` and reading it on `rsk` every second; the first validator's RPC URL,
+/// the first RPC port (validator i serves on it + i) and the first validator's metrics URL.
+fn testnet(base: &Path, contract: &str, rsk: &str) -> (Guard, String, u16, String) {
     // One run for all three kinds, so that they cannot overlap.
     let p2p = free_port_run(12);
     let (rpc_port, metrics) = (p2p + 4, p2p + 8);
@@ -121,10 +64,12 @@ fn testnet(base: &Path, contract: &str) -> (Guard, String, u16) {
             &metrics.to_string(),
         ])
         .args(["--checkpoint-interval", "4", "--checkpoint-contract", contract])
+        .args(["--rsk-rpc", rsk, "--rsk-poll-interval", "1"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    (Guard(testnet), format!("http://127.0.0.1:{rpc_port}"), rpc_port)
+    let metrics = format!("http://127.0.0.1:{metrics}/metrics");
+    (Guard(testnet), format!("http://127.0.0.1:{rpc_port}"), rpc_port, metrics)
 }
 
 /// `cdrchain relay --once` from `node` to `contract` on `rsk`, paid by `relayer`, with `extra`.
@@ -194,6 +139,25 @@ fn deploy(dir: &Path, rsk: &str) -> Deployed {
     Deployed { deployer, relayer, spec, contract }
 }
 
+/// The node's `checkpoint_anchor` once it has read `height` from the contract (it reads every
+/// second).
+fn anchor_reaching(node: &str, height: u64) -> Value {
+    await_anchor(|| rpc(node, "checkpoint_anchor", json!([])), |a| a["anchored_height"] == height)
+}
+
+/// `read()` once `done` holds of it, asked four times a second for at most 30 s.
+fn await_anchor(read: impl Fn() -> Value, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let anchor = read();
+        if done(&anchor) {
+            return anchor;
+        }
+        assert!(Instant::now() < deadline, "the anchor never became as expected: {anchor}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 const CHECKPOINT_TUPLE: &str = "(bytes32,uint64,bytes32,bytes32,bytes32,uint64)";
 
 #[test]
@@ -224,7 +188,7 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
     assert!(!output.status.success() && text(&output).contains("chain 33"), "{}", text(&output));
 
     // Four validators signing for the contract.
-    let (_testnet, node, _) = testnet(&dir.path().join("net"), &contract);
+    let (_testnet, node, _, metrics_url) = testnet(&dir.path().join("net"), &contract, &rsk);
     let deadline = Instant::now() + Duration::from_secs(90);
     while ureq::post(&node)
         .send_json(json!({"jsonrpc": "2.0", "id": 1, "method": "system_health", "params": []}))
@@ -233,6 +197,10 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
         assert!(Instant::now() < deadline, "the testnet did not come up");
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // The validators read the contract (`--rsk-rpc`): nothing anchored yet.
+    let anchor = anchor_reaching(&node, 0);
+    assert_eq!((&anchor["watching"], &anchor["contract"]), (&json!(true), &json!(contract.to_lowercase())));
 
     // Relaying before any checkpoint has a quorum: nothing to do (exit 10).
     let relay = |extra: &[&str]| relay(dir.path(), &node, &rsk, &contract, &relayer, extra);
@@ -293,6 +261,19 @@ fn checkpoints_are_relayed_to_the_contract_once_and_read_back_independently() {
     .parse()
     .unwrap();
     assert!(latest >= 8, "{latest}");
+    // The node's own reading of the anchor (the portal's Chain page, metrics) agrees with the
+    // contract, and counts the lag from it.
+    let anchor = anchor_reaching(&node, latest);
+    let head = anchor["head"].as_u64().unwrap();
+    assert_eq!(anchor["lag_blocks"], head - latest, "{anchor}");
+    let node_checkpoint = anchor["latest_checkpoint"].as_u64().unwrap();
+    assert!(node_checkpoint >= latest && node_checkpoint.is_multiple_of(4), "{anchor}");
+    assert_eq!(anchor["lag_checkpoints"], (node_checkpoint - latest) / 4, "{anchor}");
+    assert_eq!(anchor["error"], Value::Null, "{anchor}");
+    let exported = ureq::get(&metrics_url).call().unwrap().into_string().unwrap();
+    let anchored_line = format!("cdrchain_rsk_anchored_height {latest}");
+    assert!(exported.lines().any(|l| l == anchored_line), "{anchored_line} in {exported}");
+    assert!(exported.lines().any(|l| l == "cdrchain_checkpoint_interval_blocks 4"), "{exported}");
     // With --metrics-file, the pass leaves the anchor's state for node_exporter's textfile
     // collector: the contract's height, the node's latest checkpoint, the interval, success.
     let prom = dir.path().join("relay.prom");
@@ -573,7 +554,7 @@ fn the_contract_follows_a_removal_and_an_add_and_refuses_the_removed_key() {
     let dir = tempfile::tempdir().unwrap();
     let (_anvil, rsk) = anvil();
     let Deployed { relayer, contract, spec, .. } = deploy(dir.path(), &rsk);
-    let (_testnet, node, rpc_port) = testnet(&dir.path().join("net"), &contract);
+    let (_testnet, node, rpc_port, _) = testnet(&dir.path().join("net"), &contract, &rsk);
     let url = |i: u16| format!("http://127.0.0.1:{}", rpc_port + i);
     let mut n = 0;
     let mut work = |until: &dyn Fn() -> bool, what: &str| {
@@ -684,4 +665,42 @@ fn the_contract_follows_a_removal_and_an_add_and_refuses_the_removed_key() {
     let output = relay(dir.path(), &node, &rsk, &contract, &relayer, &[]);
     assert!(matches!(output.status.code(), Some(0 | 10)), "{}", text(&output));
     assert!(!text(&output).contains("relayed the change"), "{}", text(&output));
+}
+
+/// A node given an RSK node (`--rsk-rpc`) says why it cannot read the anchor, on the Chain page's
+/// RPC: a contract of another chain is not taken for this chain's anchor, and an RSK node that
+/// stops answering leaves the last good reading standing beside the error.
+#[test]
+fn a_node_reads_its_anchor_and_says_why_it_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rsk_node, rsk) = anvil();
+    let local_contract = common::anvil::deploy_contract(&dir.path().join("local"), &rsk, "local");
+    let dev_contract = common::anvil::deploy_contract(&dir.path().join("dev"), &rsk, "dev");
+
+    let poll = ["--rsk-rpc", &rsk, "--rsk-poll-interval", "1"];
+    let wrong = common::Node::start_dev(
+        &dir.path().join("wrong"),
+        &[&["--checkpoint-contract", &local_contract][..], &poll].concat(),
+    );
+    let anchor =
+        await_anchor(|| wrong.call("checkpoint_anchor", json!([])).unwrap(), |a| !a["error"].is_null());
+    let error = anchor["error"]["message"].as_str().unwrap();
+    assert!(error.contains("anchors chain") && error.contains("not this chain"), "{anchor}");
+    assert_eq!(anchor["anchored_height"], Value::Null, "{anchor}");
+    drop(wrong);
+
+    let node = common::Node::start_dev(
+        &dir.path().join("right"),
+        &[&["--checkpoint-contract", &dev_contract][..], &poll].concat(),
+    );
+    let anchor =
+        await_anchor(|| node.call("checkpoint_anchor", json!([])).unwrap(), |a| a["anchored_height"] == 0);
+    assert_eq!(anchor["error"], Value::Null, "{anchor}");
+    assert!(anchor["rsk_block"].as_u64().is_some(), "{anchor}");
+    // RSK goes away: the error is said, the last reading stays.
+    drop(rsk_node);
+    let anchor =
+        await_anchor(|| node.call("checkpoint_anchor", json!([])).unwrap(), |a| !a["error"].is_null());
+    assert_eq!(anchor["anchored_height"], 0, "{anchor}");
+    assert!(!anchor["error"]["message"].as_str().unwrap().contains(&rsk), "the URL is not shown: {anchor}");
 }

@@ -5,6 +5,7 @@
 
 mod agreement;
 mod agreement_chain;
+mod anchor_reader;
 mod authority;
 mod bench;
 mod blocks;

@@ -84,6 +84,19 @@ pub struct Args {
     #[arg(long, value_name = "ADDRESS")]
     pub checkpoint_contract: Option<String>,
 
+    /// An RSK node's JSON-RPC URL (http:// or https://): the node then reads the checkpoint
+    /// contract (--checkpoint-contract or the spec's) every --rsk-poll-interval and shows the
+    /// latest anchored height and its lag behind the head (`checkpoint_anchor`, the portal's
+    /// Chain page, metrics `cdrchain_rsk_anchor_*`). Reading only: relaying is `cdrchain relay`'s.
+    #[arg(long, env = "CDRCHAIN_RSK_RPC", value_name = "URL")]
+    pub rsk_rpc: Option<String>,
+
+    /// Seconds between two readings of the RSK contract (1 to 3600).
+    #[arg(long, default_value_t = cdrchain_node::anchor::DEFAULT_POLL_S, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(
+              cdrchain_node::anchor::MIN_POLL_S..=cdrchain_node::anchor::MAX_POLL_S))]
+    pub rsk_poll_interval: u64,
+
     /// p2p listen address (multiaddr), repeatable. Default on multi-validator chains:
     /// /ip4/0.0.0.0/tcp/30333. A single-validator chain runs without p2p unless this is given.
     #[arg(long, value_name = "MULTIADDR")]
@@ -213,6 +226,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let network = network_settings(&args, &spec, &base_path, &key_arg)?;
     let (evm_key, next_evm_key) = evm_keys(&args, &spec, &key_arg)?;
     let checkpoints = checkpoint_signing(&args, &spec, evm_key.as_ref())?;
+    let anchor = anchor_reading(&args, &spec)?;
     let encryption = encryption_secret(&args, &spec, &key_arg)?;
     let keys = cdrchain_node::keys::KeyRing::new(signing_key, next_key, evm_key, next_evm_key)
         .with_encryption(encryption);
@@ -247,6 +261,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // cannot roll it back; beside the database for dev keys.
         signing_state: key_arg.strip_prefix("dev:").is_none().then(|| signing_state_beside(&key_arg)),
         checkpoints,
+        anchor,
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
@@ -441,6 +456,45 @@ fn encryption_secret(
     })
 }
 
+/// The checkpoint contract: `--checkpoint-contract`, else the chain spec's.
+fn checkpoint_contract(
+    args: &Args,
+    spec: &ChainSpec,
+) -> anyhow::Result<Option<cdrchain_runtime::crypto::EvmAddress>> {
+    Ok(match (&args.checkpoint_contract, spec.params.checkpoint_contract) {
+        (Some(text), _) => Some(
+            cdrchain_runtime::crypto::EvmAddress::from_hex(text)
+                .map_err(|e| anyhow::anyhow!("--checkpoint-contract {text:?}: {e}"))?,
+        ),
+        (None, from_spec) => from_spec,
+    })
+}
+
+/// With `--rsk-rpc`, how the node reads the RSK anchor.
+fn anchor_reading(
+    args: &Args,
+    spec: &ChainSpec,
+) -> anyhow::Result<Option<cdrchain_node::anchor::AnchorSettings>> {
+    let Some(url) = &args.rsk_rpc else { return Ok(None) };
+    let Some(contract) = checkpoint_contract(args, spec)? else {
+        bail!(
+            "--rsk-rpc reads the checkpoint contract, and this chain has none: give --checkpoint-contract \
+             ADDRESS (from `cdrchain contract deploy`) or set the spec's params.checkpoint_contract"
+        );
+    };
+    let reader = crate::anchor_reader::ContractReader::new(
+        url,
+        alloy::primitives::Address::from(contract.0),
+        alloy::primitives::B256::from(spec.genesis_hash().0),
+        spec.params.rsk_chain_id,
+    )?;
+    Ok(Some(cdrchain_node::anchor::AnchorSettings {
+        contract,
+        poll: Duration::from_secs(args.rsk_poll_interval),
+        reader: std::sync::Arc::new(reader),
+    }))
+}
+
 /// The contract this validator signs checkpoints for, if it has one and an EVM key. Which key
 /// signs is the node's choice at each height (the one the chain registers); the node checks at
 /// start that it holds it.
@@ -449,14 +503,7 @@ fn checkpoint_signing(
     spec: &ChainSpec,
     evm_key: Option<&EvmKey>,
 ) -> anyhow::Result<Option<cdrchain_node::CheckpointSigning>> {
-    let contract = match (&args.checkpoint_contract, spec.params.checkpoint_contract) {
-        (Some(text), _) => Some(
-            cdrchain_runtime::crypto::EvmAddress::from_hex(text)
-                .map_err(|e| anyhow::anyhow!("--checkpoint-contract {text:?}: {e}"))?,
-        ),
-        (None, from_spec) => from_spec,
-    };
-    match (evm_key, contract) {
+    match (evm_key, checkpoint_contract(args, spec)?) {
         (Some(evm_key), Some(contract)) => {
             tracing::info!(
                 "signing RSK checkpoints every {} blocks for contract {} (chain id {}) as {}",

@@ -47,6 +47,15 @@ pub struct Args {
     #[arg(long, value_name = "ADDRESS")]
     pub checkpoint_contract: Option<String>,
 
+    /// Passed to every validator (`cdrchain node --rsk-rpc`): each reads the checkpoint
+    /// contract on this RSK node and shows the anchor's lag.
+    #[arg(long, value_name = "URL")]
+    pub rsk_rpc: Option<String>,
+
+    /// Passed to every validator with --rsk-rpc (`cdrchain node --rsk-poll-interval`).
+    #[arg(long, value_name = "SECONDS", requires = "rsk_rpc")]
+    pub rsk_poll_interval: Option<u64>,
+
     /// Passed to every validator (`cdrchain node --max-queue`): most CDRs acknowledged and not
     /// yet committed before ingest answers 503. Default: the node's.
     #[arg(long, value_name = "CDRS")]
@@ -97,6 +106,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe().context("finding the cdrchain executable")?;
     common.extend(["--log".to_string(), args.log.clone()]);
+    if let Some(url) = &args.rsk_rpc {
+        common.extend(["--rsk-rpc".to_string(), url.clone()]);
+    }
+    if let Some(seconds) = args.rsk_poll_interval {
+        common.extend(["--rsk-poll-interval".to_string(), seconds.to_string()]);
+    }
     if let Some(max_queue) = args.max_queue {
         common.extend(["--max-queue".to_string(), max_queue.to_string()]);
     }

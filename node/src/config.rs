@@ -63,6 +63,8 @@ pub struct NodeConfig {
     /// Signs RSK checkpoints, when set, for this contract, with the key ring's secp256k1 key that
     /// the chain registers.
     pub checkpoints: Option<CheckpointSigning>,
+    /// Reads the RSK anchor, when set (`--rsk-rpc`; see `anchor`).
+    pub anchor: Option<crate::anchor::AnchorSettings>,
 }
 
 /// What a validator signs checkpoints for (the key is the ring's secp256k1 key in force).
@@ -314,6 +316,7 @@ mod tests {
             consensus: cdrchain_consensus::Params::default(),
             signing_state: None,
             checkpoints: None,
+            anchor: None,
         }
     }
 

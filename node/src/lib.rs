@@ -25,6 +25,7 @@
 //! What the node does not do: decide validity (the runtime does), or trust a peer's block without
 //! `apply_block` and a commit certificate check.
 
+pub mod anchor;
 pub mod chain;
 pub mod config;
 pub mod error;

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub equivocations: Counter,
     /// Blocks the party index (search by number) is behind the head.
     pub party_index_lag_blocks: Gauge,
+    /// The RSK anchor as `--rsk-rpc` reads it.
+    pub anchor: crate::anchor::AnchorGauges,
     /// The metrics with labels (per source, validator, operator or direction).
     labelled: Labelled,
 }
@@ -173,6 +175,7 @@ impl Metrics {
         let equivocations = Counter::default();
         let party_index_lag_blocks = Gauge::default();
         let labelled = Labelled::register(&mut registry);
+        let anchor = crate::anchor::AnchorGauges::register(&mut registry);
         registry.register(
             "party_index_lag_blocks",
             "Blocks whose CDRs the party index (search by number) has not reached yet",
@@ -226,6 +229,7 @@ impl Metrics {
             ingest_queue_depth,
             rocksdb_size_bytes,
             party_index_lag_blocks,
+            anchor,
             block_build_seconds,
             block_import_seconds,
             peers,

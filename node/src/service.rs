@@ -83,6 +83,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         Some(config.operator.clone()),
     )));
     let (stop, stopping) = watch::channel(false);
+    let anchor = start_anchor(&config, &storage, &metrics, &stopping);
     // Set by the validator while it catches up with what it signed (see `IngestSettings`).
     let catching_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ingest::Started { ingest, writer, batcher } = Ingest::start(
@@ -92,10 +93,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         stopping.clone(),
     )?;
     let status = Arc::new(ConsensusStatus::default());
-    let net = match &config.network {
-        Some(settings) => Some(start_network(&config, &chain, settings, network_limits)?),
-        None => None,
-    };
+    let net =
+        config.network.as_ref().map(|net| start_network(&config, &chain, net, network_limits)).transpose()?;
     let resumed = Arc::new(tokio::sync::Notify::new());
     let settings = validator_settings(&config, catching_up, resumed.clone());
     let keys = Arc::new(config.keys.clone());
@@ -126,6 +125,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
                 status: status.clone(),
                 heavy: Default::default(),
                 signer: (config.operator.clone(), keys.clone()),
+                anchor,
             };
             let (handle, task) = open_rpc(&config, context, &metrics, &storage, &stopping).await?;
             (Some(handle), task)
@@ -168,6 +168,26 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         Ok(Err(error)) => Err(error),
         Err(join) => Err(NodeError::Task(format!("consensus task: {join}"))),
     }
+}
+
+/// Starts reading the RSK anchor, if the node was given an RSK node (`--rsk-rpc`).
+fn start_anchor(
+    config: &NodeConfig,
+    storage: &Arc<Storage>,
+    metrics: &Arc<Metrics>,
+    stopping: &watch::Receiver<bool>,
+) -> Option<Arc<crate::anchor::AnchorView>> {
+    let settings = config.anchor.clone()?;
+    let view = Arc::new(crate::anchor::AnchorView::new(settings.contract, settings.poll));
+    tokio::spawn(crate::anchor::follow(
+        settings,
+        view.clone(),
+        storage.clone(),
+        metrics.anchor.clone(),
+        config.spec.params.checkpoint_interval,
+        stopping.clone(),
+    ));
+    Some(view)
 }
 
 /// What the validator takes from the node's configuration.

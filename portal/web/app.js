@@ -95,11 +95,12 @@ function renderVerdict(container, verdict) {
 async function chainPage(root) {
   root.append($('#chain-page').content.cloneNode(true));
   $('[data-testid=chain-name]', root).textContent = properties.chain;
-  const [header, finalized, consensus, anchor, set, activity] = await Promise.all([
+  const [header, finalized, consensus, anchor, rskAnchor, set, activity] = await Promise.all([
     rpc('chain_getHeader'),
     rpc('chain_getFinalizedHead'),
     rpc('consensus_status').catch((e) => ({ error: e.message })),
     rpc('checkpoint_latest').catch(() => null),
+    rpc('checkpoint_anchor').catch((e) => ({ watching: false, failed: e.message })),
     rpc('authority_set').catch(() => null),
     rpc('chain_activity', [3600, 60]),
   ]);
@@ -107,11 +108,11 @@ async function chainPage(root) {
   $('[data-testid=head]', root).textContent = header ? `#${header.number}` : 'no block yet';
   $('[data-testid=finalized]', root).textContent = finalized ? `${String(finalized).slice(0, 18)}…` : '—';
   $('[data-testid=consensus]', root).textContent = consensus.error ?? `height ${consensus.height}, round ${consensus.round}`;
-  // What the validators signed for the contract; what RSK holds is the relayer's to report
-  // (docs/monitoring.md): the node does not watch RSK.
+  // What the validators signed for the contract; below, what the contract on RSK holds.
   const checkpointHeight = anchor?.height ?? anchor?.checkpoint?.height;
   $('[data-testid=anchor]', root).textContent = checkpointHeight === undefined ? 'none yet'
     : `#${checkpointHeight}, ${anchor.signatures?.length ?? 0} of ${anchor.quorum ?? '?'} signatures, ${header ? header.number - checkpointHeight : 0} blocks behind the head`;
+  showRskAnchor(root, rskAnchor);
   if (activity.head !== null) {
     const minutes = activity.buckets.map((b) => new Date(b.from_ms).toISOString().slice(11, 16));
     const blocks = activity.buckets.map((b) => b.blocks);
@@ -143,6 +144,27 @@ async function chainPage(root) {
       element('td', { 'data-testid': 'last-signed' }, seen?.last_signed ? `#${seen.last_signed}` : 'not in the hour'),
       element('td', {}, seen ? seen.signed : 0)));
   }
+}
+
+/** The RSK anchor as the node last read it (`checkpoint_anchor`): height, lag, when, why not. */
+function showRskAnchor(root, a) {
+  const value = $('[data-testid=rsk-anchor]', root);
+  const detail = $('[data-testid=rsk-anchor-detail]', root);
+  if (!a.watching) {
+    value.textContent = 'not read by this node';
+    detail.textContent = a.failed ?? 'its operator starts it with --rsk-rpc to show the anchor here; the relayer reports it too';
+    return;
+  }
+  if (a.anchored_height === null) {
+    value.textContent = 'not read yet';
+  } else {
+    const ago = Math.max(0, Math.round((Date.now() - a.checked_at_ms) / 1000));
+    value.textContent = a.anchored_height === 0 ? 'nothing anchored yet'
+      : `#${a.anchored_height}, ${a.lag_blocks} blocks behind the head`;
+    detail.textContent = `${a.lag_checkpoints} checkpoint(s) not yet on RSK; contract ${a.contract} on chain ${a.rsk_chain_id}, RSK block ${a.rsk_block}, read ${ago} s ago`;
+    if (a.lag_checkpoints > 1) value.classList.add('error');
+  }
+  if (a.error) detail.append(element('p', { class: 'error', 'data-testid': 'rsk-anchor-error' }, `last reading failed: ${a.error.message}`));
 }
 
 function recordRow(record, note = '') {

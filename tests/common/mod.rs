@@ -5,6 +5,7 @@
 
 #![allow(dead_code, clippy::panic)] // Shared by several test binaries; a failure to start must fail the test.
 
+pub mod anvil;
 pub mod wan;
 
 use std::path::PathBuf;

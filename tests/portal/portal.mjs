@@ -36,6 +36,9 @@ await run(session, async (step) => {
     assert.match(await testid('activity-summary').textContent(), new RegExp(` ${config.cdrs} CDRs `));
     assert.equal(await testid('last-signed').first().textContent(), await testid('head').textContent());
     assert.match(await testid('evidence').textContent(), /^none: /);
+    // The node reads the dev chain's contract on anvil (RSK regtest): nothing anchored yet.
+    assert.equal(await testid('rsk-anchor').textContent(), 'nothing anchored yet');
+    assert.match(await testid('rsk-anchor-detail').textContent(), new RegExp(`contract ${config.contract} on chain 33, RSK block \\d+, read \\d+ s ago`));
     await shoot('chain');
   });
   let bundlePath;

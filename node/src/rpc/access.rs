@@ -98,6 +98,7 @@ pub const METHODS: &[(&str, Need)] = &[
     ("dispute_bundle", Need::Chain),
     ("checkpoint_latest", Need::Chain),
     ("checkpoint_get", Need::Chain),
+    ("checkpoint_anchor", Need::Chain),
     ("settlement_summary", Need::Records),
     ("consensus_status", Need::Chain),
     ("consensus_evidence", Need::Chain),

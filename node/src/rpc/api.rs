@@ -247,6 +247,11 @@ pub trait CheckpointApi {
     #[method(name = "latest")]
     fn latest_checkpoint(&self) -> RpcResult<Value>;
 
+    /// The RSK anchor as this node last read it (`--rsk-rpc`): the height the contract holds,
+    /// its lag behind the head, when it was read and the last error; `watching: false` without.
+    #[method(name = "anchor")]
+    fn anchor(&self) -> RpcResult<Value>;
+
     /// The checkpoint of block `height`, or null.
     #[method(name = "get")]
     fn checkpoint(&self, height: u64) -> RpcResult<Value>;

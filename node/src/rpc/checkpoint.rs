@@ -26,6 +26,39 @@ impl CheckpointApiServer for Handlers {
         self.checkpoint(height)
     }
 
+    fn anchor(&self) -> RpcResult<Value> {
+        let chain = &self.ctx.chain;
+        let interval = chain.ctx.checkpoint_interval;
+        let head = chain.storage.head().map_or(0, |h| h.header.number.0);
+        let Some(view) = &self.ctx.anchor else {
+            return Ok(json!({"watching": false, "head": head, "checkpoint_interval": interval}));
+        };
+        let snapshot = view.snapshot();
+        let mut answer = json!({
+            "watching": true,
+            "contract": view.contract.to_hex(),
+            "rsk_chain_id": chain.ctx.rsk_chain_id,
+            "poll_interval_s": view.poll.as_secs(),
+            "head": head,
+            "checkpoint_interval": interval,
+            "anchored_height": null,
+            "error": null,
+        });
+        if let Some((reading, at_ms)) = snapshot.last {
+            let lag = crate::anchor::lag(head, interval, reading.anchored_height);
+            answer["anchored_height"] = json!(reading.anchored_height);
+            answer["rsk_block"] = json!(reading.rsk_block);
+            answer["checked_at_ms"] = json!(at_ms);
+            answer["latest_checkpoint"] = json!(lag.latest_checkpoint);
+            answer["lag_blocks"] = json!(lag.blocks);
+            answer["lag_checkpoints"] = json!(lag.checkpoints);
+        }
+        if let Some((error, at_ms)) = snapshot.error {
+            answer["error"] = json!({"message": error, "at_ms": at_ms});
+        }
+        Ok(answer)
+    }
+
     /// The checkpoint of block `height` with the signatures gathered so far, or null.
     fn checkpoint(&self, height: u64) -> RpcResult<Value> {
         let height = Height(height);

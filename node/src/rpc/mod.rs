@@ -123,6 +123,8 @@ pub struct RpcContext {
     /// This node's operator and its keys: the one the chain registers signs the governance
     /// transactions an admin asks for (`authority_propose`, `authority_approve`).
     pub signer: (cdrchain_runtime::ids::OperatorId, Arc<crate::keys::KeyRing>),
+    /// The RSK anchor as the node last read it (`--rsk-rpc`; none: not read).
+    pub anchor: Option<Arc<crate::anchor::AnchorView>>,
 }
 
 impl std::fmt::Debug for RpcContext {

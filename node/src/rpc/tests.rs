@@ -40,6 +40,7 @@ fn dev_module() -> Fixture {
                 None,
             )),
         ),
+        anchor: None,
     };
     Fixture { module: module(Arc::new(ctx)).expect("the RPC methods register"), _ingest: ingest }
 }
