@@ -25,6 +25,9 @@ fi
 echo "== contracts: forge fmt --check, forge test, committed artifact, anvil smoke test"
 scripts/contracts.sh test
 
+echo "== portal: the vendored front-end files are what the locked npm packages ship"
+scripts/portal-vendor.sh --check
+
 echo "== monitoring: promtool checks and tests the alerting rules; the dashboard parses"
 scripts/monitoring.sh
 

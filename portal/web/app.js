@@ -121,8 +121,8 @@ async function chainPage(root) {
     $('[data-testid=activity-summary]', root).textContent =
       `#${activity.head}: ${blocks.reduce((a, b) => a + b, 0)} blocks, ${cdrs.reduce((a, b) => a + b, 0)} CDRs (per ${seconds} s, UTC block time)`;
     $('#activity', root).append(
-      barChart({ series: [{ name: 'blocks', values: blocks, cls: 'd0' }], labels: minutes, testid: 'blocks-chart', labelEvery: 10, height: 80 }),
-      barChart({ series: [{ name: 'CDRs', values: cdrs, cls: 'd1' }], labels: minutes, testid: 'cdrs-chart', labelEvery: 10, height: 80 }));
+      barChart({ series: [{ name: 'blocks', values: blocks, cls: 'd0' }], labels: minutes, testid: 'blocks-chart', slotName: 'minute (UTC)', labelEvery: 10, height: 80 }),
+      barChart({ series: [{ name: 'CDRs', values: cdrs, cls: 'd1' }], labels: minutes, testid: 'cdrs-chart', slotName: 'minute (UTC)', labelEvery: 10, height: 80 }));
   }
   const evidenceBox = $('[data-testid=evidence]', root);
   if (evidence.error) evidenceBox.append(element('p', { class: 'error' }, evidence.error));

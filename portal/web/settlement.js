@@ -17,7 +17,7 @@ function chart(days) {
     values: days.map((d) => d.directions[k].calls),
     cls: `d${k}`,
   }));
-  return barChart({ series, labels, testid: 'settlement-chart', labelEvery: days.length <= 31 ? 1 : 7 });
+  return barChart({ series, labels, testid: 'settlement-chart', slotName: 'day (UTC)', labelEvery: days.length <= 31 ? 1 : 7 });
 }
 
 function csv(summary, days) {

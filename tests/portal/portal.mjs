@@ -14,6 +14,21 @@ const config = JSON.parse(process.argv[2]);
 const session = await open(config);
 const { page, shoot, testid } = session;
 
+/** The bars' colours (portal/web/charts.js), as the canvas holds them. */
+const BLUE = [0x1f, 0x4f, 0xd1];
+const ORANGE = [0xd9, 0x77, 0x06];
+
+/** Pixels of colour `rgb` on the canvas of chart `id`, where uPlot drew its bars. */
+async function barPixels(id, rgb) {
+  return testid(id).evaluate((box, [r, g, b]) => {
+    const canvas = box.querySelector('canvas');
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    let n = 0;
+    for (let i = 0; i < data.length; i += 4) if (data[i] === r && data[i + 1] === g && data[i + 2] === b) n += 1;
+    return n;
+  }, rgb);
+}
+
 await run(session, async (step) => {
   await step('sign-in', async () => {
     await page.goto(config.url);
@@ -29,10 +44,13 @@ await run(session, async (step) => {
   await step('chain page', async () => {
     await page.waitForFunction(() => /^#\d+$/.test(document.querySelector('[data-testid=head]')?.textContent ?? ''));
     assert.ok((await testid('validators').locator('tbody tr').count()) >= 1);
-    // The hour's activity: sixty buckets per chart, the CDRs all counted, and the validator's
-    // last signature on the head.
-    assert.equal(await testid('blocks-chart').locator('rect.bar').count(), 60);
-    assert.equal(await testid('cdrs-chart').locator('rect.bar').count(), 60);
+    // The hour's activity: sixty buckets per chart (uPlot, from npm), the CDRs all counted and
+    // drawn, and the validator's last signature on the head.
+    assert.equal(await testid('blocks-chart').getAttribute('data-slots'), '60');
+    assert.equal(await testid('cdrs-chart').getAttribute('data-slots'), '60');
+    assert.equal(await testid('cdrs-chart').getAttribute('data-totals'), String(config.cdrs));
+    assert.ok(await barPixels('blocks-chart', BLUE) > 0, 'the blocks are drawn');
+    assert.ok(await barPixels('cdrs-chart', ORANGE) > 0, 'the CDRs are drawn');
     assert.match(await testid('activity-summary').textContent(), new RegExp(` ${config.cdrs} CDRs `));
     assert.equal(await testid('last-signed').first().textContent(), await testid('head').textContent());
     assert.match(await testid('evidence').textContent(), /^none: /);
@@ -177,7 +195,13 @@ await run(session, async (step) => {
         assert.equal(cell, String(direction[field]), `${direction.from}→${direction.to} ${field}`);
       }
     }
-    assert.equal(await testid('settlement-chart').locator('rect.bar').count(), 2, 'one day, two directions');
+    // One day, two directions: a bar of each direction's colour where it has calls.
+    assert.equal(await testid('settlement-chart').getAttribute('data-slots'), '1');
+    assert.equal(await testid('settlement-chart').getAttribute('data-totals'), settlement.expected.map((d) => d.calls).join(','));
+    for (const [k, colour] of [BLUE, ORANGE].entries()) {
+      const drawn = await barPixels('settlement-chart', colour) > 0;
+      assert.equal(drawn, settlement.expected[k].calls > 0, `direction ${k}'s bar drawn iff it has calls`);
+    }
     const [download] = await Promise.all([page.waitForEvent('download'), testid('settlement-csv').click()]);
     const csvPath = join(config.dir, 'settlement.csv');
     await download.saveAs(csvPath);
