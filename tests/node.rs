@@ -959,6 +959,17 @@ fn a_queued_cdr_that_can_never_be_committed_is_declared_a_gap_and_the_stream_goe
 
     node.wait_committed("alice:15", Duration::from_secs(60));
     assert_eq!(node.call("cdr_status", json!(["alice:10"])).unwrap()["status"], "unknown");
+    // The operator view (the portal's Operator page) lists the gap with its reason.
+    let stats = node.call("system_ingestStats", json!([])).unwrap();
+    let gaps = stats["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{stats}");
+    assert_eq!(
+        (&gaps[0]["from"], &gaps[0]["to"], &gaps[0]["cdrs"]),
+        (&json!(10), &json!(10), &json!(1)),
+        "{stats}"
+    );
+    assert!(gaps[0]["reason"].as_str().unwrap().contains("damaged on disk"), "{stats}");
+    assert!(gaps[0]["declared_at"].as_u64().unwrap() > 0 && stats["gaps_cut_off"] == false, "{stats}");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while node.call("system_health", json!([])).unwrap().get("ingestStuck").is_some() {
         assert!(std::time::Instant::now() < deadline, "still reported stuck after the gap");

@@ -1,5 +1,5 @@
 // The operator view: what this node's ingest took and refused since it started, per source
-// (`system_ingestStats`), its queue and admission refusals, the latest declared sequence gap.
+// (`system_ingestStats`), its queue and admission refusals, its declared sequence gaps.
 // For the node's own operator: a partner's token may not read it.
 
 function table(element, testid, headers, rows) {
@@ -35,8 +35,10 @@ export function renderOperator({ element, container }, stats) {
   container.append(element('h2', {}, 'Admission refusals'), reasons.length === 0
     ? element('p', { class: 'muted', 'data-testid': 'op-admission-none' }, 'none: every submission was taken or refused for its content')
     : table(element, 'op-admission-reasons', ['reason', 'submissions'], reasons.map(([reason, n]) => ({ cells: [reason, n] }))));
-  const gap = stats.latest_gap;
-  container.append(element('h2', {}, 'Sequence gaps'), element('p', { 'data-testid': 'op-gap' }, gap
-    ? `latest declared: ${stats.operator}:${gap.from}–${gap.to} at block #${gap.declared_at}: ${gap.reason}`
-    : `none declared by ${stats.operator}`));
+  const gaps = stats.gaps ?? [];
+  container.append(element('h2', {}, 'Sequence gaps'), gaps.length === 0
+    ? element('p', { 'data-testid': 'op-gap' }, `none declared by ${stats.operator}`)
+    : table(element, 'op-gaps', ['sequences', 'CDRs', 'declared at', 'reason'],
+      gaps.map((g) => ({ id: `op-gap-${g.from}`, cells: [`${stats.operator}:${g.from}–${g.to}`, g.cdrs, `#${g.declared_at}`, g.reason] }))));
+  if (stats.gaps_cut_off) container.append(element('p', { class: 'muted' }, `the newest ${gaps.length} shown`));
 }

@@ -4,13 +4,20 @@ use jsonrpsee::core::RpcResult;
 use jsonrpsee::Extensions;
 use serde_json::{json, Value};
 
-use cdrchain_runtime::ids::Sequence;
-use cdrchain_runtime::state::{GapRecord, StateKey};
+use cdrchain_runtime::codec::decode_exact;
+use cdrchain_runtime::ids::{OperatorId, Sequence};
+use cdrchain_runtime::state::{GapRecord, StateKey, StateView};
 
 use super::access::{Grant, Need};
 
 use super::api::{Health, Properties, SystemApiServer};
-use super::Handlers;
+use super::{internal, Handlers};
+
+/// Most declared gaps the operator view lists (the newest). A gap is declared by hand for
+/// records that can never be committed: a few a year.
+pub const MAX_GAPS_SHOWN: usize = 1_000;
+/// Most declared gaps read to choose the newest from (their keys do not sort by sequence).
+pub const MAX_GAPS_READ: usize = 10 * MAX_GAPS_SHOWN;
 
 impl SystemApiServer for Handlers {
     fn health(&self, ext: &Extensions) -> RpcResult<Health> {
@@ -44,6 +51,7 @@ impl SystemApiServer for Handlers {
             }),
             None => None,
         };
+        let (gaps, gaps_cut_off) = self.declared_gaps(&operator)?;
         let counts = ingest.stats();
         Ok(json!({
             "operator": operator,
@@ -52,6 +60,8 @@ impl SystemApiServer for Handlers {
             "admission_refusals": counts.admission_refusals,
             "sources": counts.sources,
             "latest_gap": latest_gap,
+            "gaps": gaps,
+            "gaps_cut_off": gaps_cut_off,
             "stuck": ingest.stuck(),
         }))
     }
@@ -66,5 +76,42 @@ impl SystemApiServer for Handlers {
             checkpoint_interval: chain.ctx.checkpoint_interval,
             rsk_chain_id: chain.ctx.rsk_chain_id,
         })
+    }
+}
+
+impl Handlers {
+    /// `operator`'s declared gaps at the head, newest first, at most [`MAX_GAPS_SHOWN`] of the
+    /// first [`MAX_GAPS_READ`], and whether there were more. They are read by their keys'
+    /// prefix (the gap's tag and the operator), not by a scan of the state.
+    fn declared_gaps(&self, operator: &OperatorId) -> RpcResult<(Vec<Value>, bool)> {
+        use parity_scale_codec::Encode;
+        let key = StateKey::Gap(operator.clone(), Sequence(0)).encode();
+        let prefix = &key[..key.len() - Sequence(0).encode().len()];
+        let pairs = self.ctx.chain.storage.pairs_with_prefix(prefix, MAX_GAPS_READ).map_err(internal)?;
+        let cut_off = pairs.len() > MAX_GAPS_SHOWN;
+        let mut gaps: Vec<(u64, GapRecord)> = pairs
+            .iter()
+            .filter_map(|(key, value)| {
+                match (decode_exact::<StateKey>(key), decode_exact::<GapRecord>(value)) {
+                    (Ok(StateKey::Gap(of, from)), Ok(gap)) if of == *operator => Some((from.0, gap)),
+                    _ => None,
+                }
+            })
+            .collect();
+        gaps.sort_by_key(|(from, _)| std::cmp::Reverse(*from));
+        let gaps = gaps
+            .into_iter()
+            .take(MAX_GAPS_SHOWN)
+            .map(|(from, gap)| {
+                json!({
+                    "from": from,
+                    "to": gap.to.0,
+                    "cdrs": gap.to.0.saturating_sub(from) + 1,
+                    "reason": gap.reason.as_str(),
+                    "declared_at": gap.declared_at.0,
+                })
+            })
+            .collect();
+        Ok((gaps, cut_off))
     }
 }
