@@ -95,7 +95,7 @@ function renderVerdict(container, verdict) {
 async function chainPage(root) {
   root.append($('#chain-page').content.cloneNode(true));
   $('[data-testid=chain-name]', root).textContent = properties.chain;
-  const [header, finalized, consensus, anchor, rskAnchor, set, activity] = await Promise.all([
+  const [header, finalized, consensus, anchor, rskAnchor, set, activity, evidence] = await Promise.all([
     rpc('chain_getHeader'),
     rpc('chain_getFinalizedHead'),
     rpc('consensus_status').catch((e) => ({ error: e.message })),
@@ -103,8 +103,8 @@ async function chainPage(root) {
     rpc('checkpoint_anchor').catch((e) => ({ watching: false, failed: e.message })),
     rpc('authority_set').catch(() => null),
     rpc('chain_activity', [3600, 60]),
+    rpc('consensus_evidence').catch((e) => ({ error: e.message })),
   ]);
-  const evidence = await rpc('consensus_evidence').catch((e) => ({ error: e.message }));
   $('[data-testid=head]', root).textContent = header ? `#${header.number}` : 'no block yet';
   $('[data-testid=finalized]', root).textContent = finalized ? `${String(finalized).slice(0, 18)}…` : '—';
   $('[data-testid=consensus]', root).textContent = consensus.error ?? `height ${consensus.height}, round ${consensus.round}`;
