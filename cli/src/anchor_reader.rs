@@ -85,14 +85,15 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn an_unreachable_node_is_an_error_of_the_reading_without_the_url() {
+    async fn an_unreachable_node_is_an_error_of_the_reading_without_the_url() -> anyhow::Result<()> {
         // A port nothing listens on (bound, then closed).
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let url = format!("http://127.0.0.1:{port}/secret-api-key");
         crate::rsk::install_tls_provider();
-        let reader = ContractReader::new(&url, Address::ZERO, B256::ZERO, 33).unwrap();
+        let reader = ContractReader::new(&url, Address::ZERO, B256::ZERO, 33)?;
         let error = reader.read().await.unwrap_err();
         assert!(error.contains("chain id") && !error.contains("secret-api-key"), "{error}");
+        Ok(())
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! `cdrchain cdr get`: look up committed CDRs on a node, by id, call id or telephone number.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use cdrchain_node::rpc::api::{CdrApiClient, SystemApiClient};
-use cdrchain_runtime::party::PartyHasher;
 use serde_json::Value;
 
+use crate::party_secret::PartySecret;
 use crate::rpc_client::RpcClient;
+
+/// Most pages `--number` asks for: the node answers at most 1,000 records a page, and a page
+/// may hold none of them for a partner's token while the party has more further back.
+const MAX_PARTY_PAGES: usize = 1_000;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -22,19 +24,15 @@ pub enum Command {
         call_id: Option<String>,
         /// Look up the CDRs a party took part in (caller or callee), newest first: a telephone
         /// number (`+442079460018`, or national with --default-region) or a SIP URI. It is
-        /// hashed here with the consortium secret; only its keyed digest is sent.
+        /// hashed here with the consortium secret (--consortium-secret-file); only its keyed
+        /// digest is sent.
         #[arg(long, conflicts_with_all = ["id", "call_id"])]
         number: Option<String>,
         /// With --number: how many CDRs at most.
         #[arg(long, default_value_t = 100, requires = "number")]
         limit: usize,
-        /// With --number: the consortium secret (as the node's); CDRCHAIN_CONSORTIUM_SECRET may
-        /// hold the secret itself. Not needed on the dev chain.
-        #[arg(long, env = "CDRCHAIN_CONSORTIUM_SECRET_FILE", value_name = "FILE")]
-        consortium_secret_file: Option<PathBuf>,
-        /// With --number: the region of a national number (e.g. GB).
-        #[arg(long, value_name = "CC")]
-        default_region: Option<String>,
+        #[command(flatten)]
+        parties: PartySecret,
         /// The node's RPC URL.
         #[arg(long, default_value = "http://127.0.0.1:9944", env = "CDRCHAIN_RPC")]
         rpc: String,
@@ -45,8 +43,7 @@ pub enum Command {
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
-    let Command::Get { id, call_id, number, limit, consortium_secret_file, default_region, rpc, token } =
-        command;
+    let Command::Get { id, call_id, number, limit, parties, rpc, token } = command;
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async {
@@ -56,23 +53,13 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             (Some(id), _, _) => client.ask(node.cdr(id.clone())).await?.unwrap_or(Value::Null),
             (None, Some(call_id), _) => Value::Array(client.ask(node.by_call_id(call_id.clone())).await?),
             (None, None, Some(number)) => {
-                let dev = client.ask(node.properties()).await.context("asking the node which chain")?.chain == "dev";
-                let secret = crate::node::consortium_secret(consortium_secret_file.as_deref(), dev)?.context(
-                    "a number is looked up by its digest keyed with the consortium secret: give \
-                     --consortium-secret-file (or CDRCHAIN_CONSORTIUM_SECRET_FILE / CDRCHAIN_CONSORTIUM_SECRET)",
-                )?;
-                let hasher = PartyHasher::new(&secret, default_region.as_deref()).context("setting up party hashing")?;
+                let dev = client.ask(node.properties()).await.context("asking the node which chain")?.chain
+                    == "dev";
+                let hasher = parties
+                    .hasher(dev, "a number is looked up by its digest keyed with the consortium secret")?;
                 let party = hasher.normalize(number).with_context(|| format!("--number {number:?}"))?;
                 eprintln!("looking up {} (its keyed digest only)", party.canonical());
-                let digest = hasher.digest_normalized(&party).0.to_hex();
-                let page = client.ask(node.by_party(digest, None, Some(limit))).await?;
-                if page.indexed_through < page.head {
-                    eprintln!(
-                        "the node's party index is at block {} of {}: calls of later blocks are not found yet",
-                        page.indexed_through, page.head
-                    );
-                }
-                Value::Array(page.cdrs)
+                Value::Array(party_cdrs(&client, hasher.digest_normalized(&party).0.to_hex(), limit).await?)
             }
             (None, None, None) => anyhow::bail!("give an id, --call-id or --number"),
         };
@@ -87,4 +74,27 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&result)?);
         Ok(())
     })
+}
+
+/// Up to `limit` CDRs of the party `digest`, newest first, page after page: a page may be short
+/// (the node's page limit, a partner token's filter) while the party has more.
+async fn party_cdrs(client: &RpcClient, digest: String, limit: usize) -> anyhow::Result<Vec<Value>> {
+    let node = client.api();
+    let (mut cdrs, mut cursor) = (Vec::new(), None);
+    for _ in 0..MAX_PARTY_PAGES {
+        let wanted = limit.saturating_sub(cdrs.len());
+        let page = client.ask(node.by_party(digest.clone(), cursor.take(), Some(wanted))).await?;
+        if cdrs.is_empty() && page.indexed_through < page.head {
+            eprintln!(
+                "the node's party index is at block {} of {}: calls of later blocks are not found yet",
+                page.indexed_through, page.head
+            );
+        }
+        cdrs.extend(page.cdrs.into_iter().take(wanted));
+        cursor = page.next_cursor;
+        if cursor.is_none() || cdrs.len() >= limit {
+            break;
+        }
+    }
+    Ok(cdrs)
 }

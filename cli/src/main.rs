@@ -18,6 +18,7 @@ mod key;
 mod light_sync;
 mod node;
 mod node_config;
+mod party_secret;
 mod proof;
 mod purge_chain;
 mod reconcile;

@@ -11,7 +11,6 @@ use anyhow::{bail, Context};
 use cdrchain_node::rpc::api::{CdrApiClient, SystemApiClient};
 use cdrchain_runtime::cdr::Cdr;
 use cdrchain_runtime::ids::OperatorId;
-use cdrchain_runtime::party::PartyHasher;
 use cdrchain_runtime::reconcile::{from_node_answer, reconcile, window_of, Report};
 use serde_json::Value;
 
@@ -69,13 +68,8 @@ pub struct Export {
     /// The export's format (as `cdrchain submit --format`).
     #[arg(long, value_enum, default_value = "auto")]
     pub format: Format,
-    /// The consortium secret parties are hashed with (as the node's); CDRCHAIN_CONSORTIUM_SECRET
-    /// may hold the secret itself. Not needed on the dev chain.
-    #[arg(long, env = "CDRCHAIN_CONSORTIUM_SECRET_FILE", value_name = "FILE")]
-    pub consortium_secret_file: Option<PathBuf>,
-    /// The region for national numbers, as the node's --default-region (e.g. GB).
-    #[arg(long, value_name = "CC")]
-    pub default_region: Option<String>,
+    #[command(flatten)]
+    pub parties: crate::party_secret::PartySecret,
     /// The time zone of local times in the file (Asterisk; see `submit --timezone`).
     #[arg(long, value_name = "TZ")]
     pub timezone: Option<String>,
@@ -140,13 +134,8 @@ async fn compare(args: &Args) -> anyhow::Result<Report> {
 /// The file, read and its parties hashed as ingest would; what does not read is reported on
 /// standard error and left out.
 pub fn read_mine(args: &Export, me: &OperatorId, dev_chain: bool) -> anyhow::Result<Vec<Cdr>> {
-    let secret = crate::node::consortium_secret(args.consortium_secret_file.as_deref(), dev_chain)?.context(
-        "parties are compared as digests keyed with the consortium secret: give --consortium-secret-file \
-         (or CDRCHAIN_CONSORTIUM_SECRET_FILE / CDRCHAIN_CONSORTIUM_SECRET), the one your node uses",
-    )?;
-    let hasher = PartyHasher::new(&secret, args.default_region.as_deref())
-        .context("setting up party hashing")?
-        .with_memo(100_000);
+    let hasher =
+        args.parties.hasher(dev_chain, "parties are compared as digests keyed with the consortium secret")?;
     let timezone = submit::timezone(args.timezone.as_deref())?;
     let format = submit::detect(&args.mine, args.format)?;
     let ctx = cdrchain_formats::Context { operator: me.to_string(), system_id: args.system_id.clone() };

@@ -338,7 +338,8 @@ function reconcilePage(root) {
         tolerance_s: Number($('#rec-tolerance', root).value || 2),
       });
     } catch (error) {
-      if (error instanceof SignInNeeded) throw error;
+      // Called from an event listener, not from `route`: sign in again here.
+      if (error instanceof SignInNeeded) return showSignIn(error.message);
       status.textContent = error.message;
     }
   };
