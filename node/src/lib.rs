@@ -31,6 +31,7 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod keys;
+pub mod labels;
 pub mod metrics;
 pub mod party_index;
 pub mod pool;

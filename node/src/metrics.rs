@@ -16,7 +16,12 @@ use tokio::sync::{watch, Semaphore};
 use cdrchain_runtime::block::CommitCertificate;
 use cdrchain_runtime::ids::OperatorId;
 
+use crate::labels::{BoundedNames, OTHER};
 use crate::NodeError;
+
+/// The most partner directions (from, to, recorder) counted under their own labels; the rest
+/// under `other`. The operator names come from the CDRs, which a member's switch writes.
+pub const MAX_PARTNER_DIRECTIONS: usize = 1_024;
 
 /// Every metric the node exports.
 pub struct Metrics {
@@ -40,6 +45,8 @@ pub struct Metrics {
     pub anchor: crate::anchor::AnchorGauges,
     /// The metrics with labels (per source, validator, operator or direction).
     labelled: Labelled,
+    /// The partner directions counted under their own labels.
+    partner_directions: std::sync::Mutex<BoundedNames>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -236,6 +243,7 @@ impl Metrics {
             consensus_round,
             equivocations,
             labelled,
+            partner_directions: std::sync::Mutex::new(BoundedNames::new(MAX_PARTNER_DIRECTIONS)),
         }
     }
 
@@ -285,6 +293,13 @@ impl Metrics {
         answered: u64,
         billable_ms: u64,
     ) {
+        let admitted = self
+            .partner_directions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .admit(&format!("{from}\0{to}\0{recorder}"));
+        let [from, to, recorder] =
+            if admitted { [from, to, recorder] } else { [OTHER; 3].map(str::to_owned) };
         let labels =
             vec![("from".to_owned(), from), ("to".to_owned(), to), ("recorder".to_owned(), recorder)];
         self.labelled.partner_calls.get_or_create(&labels).inc_by(calls);
@@ -397,12 +412,26 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_rules_and_dashboard_use_only_metrics_the_node_exports() {
+    fn partner_directions_past_the_limit_are_counted_as_other() {
+        let metrics = Metrics::new();
+        for n in 0..MAX_PARTNER_DIRECTIONS + 5 {
+            metrics.count_traffic([format!("op{n}"), "bob".into(), "alice".into()], 1, 1, 1_000);
+        }
+        let rendered = metrics.render();
+        let series = rendered.lines().filter(|l| l.starts_with("cdrchain_partner_calls_total{")).count();
+        assert_eq!(series, MAX_PARTNER_DIRECTIONS + 1, "the others under one series");
+        let other = "cdrchain_partner_calls_total{from=\"other\",to=\"other\",recorder=\"other\"} 5";
+        assert!(rendered.lines().any(|l| l == other), "{other}");
+    }
+
+    #[test]
+    fn the_shipped_rules_and_dashboard_use_only_metrics_the_node_exports(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let metrics = Metrics::new();
         metrics.count_as_written("sbc-1", 1);
         metrics.count_ingested("sbc-1", 3, 1);
         metrics.count_admission_refusal("queue full");
-        let dave = OperatorId::new("dave").unwrap();
+        let dave = OperatorId::new("dave")?;
         let unsigned = CommitCertificate {
             height: cdrchain_runtime::ids::Height(1),
             round: Default::default(),
@@ -451,5 +480,6 @@ mod tests {
             rendered.contains("cdrchain_ingest_parties_as_written_total{system_id=\"sbc-1\"}"),
             "{rendered}"
         );
+        Ok(())
     }
 }

@@ -20,7 +20,8 @@ use cdrchain_runtime::cdr::{CdrBody, Disposition};
 use cdrchain_runtime::ids::OperatorId;
 use cdrchain_storage::Storage;
 
-use crate::metrics::Metrics;
+use crate::labels::OTHER;
+use crate::metrics::{Metrics, MAX_PARTNER_DIRECTIONS};
 
 /// Most CDRs one step indexes (one batch write of ~2 keys each); a step also ends the thread's
 /// hold on the database, which a shutdown waits for.
@@ -108,21 +109,26 @@ fn run(storage: &Weak<Storage>, metrics: &Metrics) {
 #[derive(Debug, Default)]
 struct Traffic {
     /// (from, to, recorder) → (calls, answered, billable ms); a few directions, searched in
-    /// order, so that a CDR of a known direction costs no allocation.
+    /// order, so that a CDR of a known direction costs no allocation. At most
+    /// [`MAX_PARTNER_DIRECTIONS`]: the operator names are the CDRs', which a member writes.
     directions: Vec<([OperatorId; 3], (u64, u64, u64))>,
+    /// The CDRs of the directions past the limit (exported as `other`).
+    other: (u64, u64, u64),
 }
 
 impl Traffic {
     fn count(&mut self, recorder: &OperatorId, body: &CdrBody) {
         let key = [&body.caller_operator, &body.callee_operator, recorder];
-        let at = match self.directions.iter().position(|(k, _)| k.iter().eq(key)) {
-            Some(at) => at,
-            None => {
+        let counts = match self.directions.iter().position(|(k, _)| k.iter().eq(key)) {
+            Some(at) => &mut self.directions[at].1,
+            None if self.directions.len() < MAX_PARTNER_DIRECTIONS => {
+                let at = self.directions.len();
                 self.directions.push((key.map(Clone::clone), (0, 0, 0)));
-                self.directions.len() - 1
+                &mut self.directions[at].1
             }
+            None => &mut self.other,
         };
-        let (calls, answered, billable_ms) = &mut self.directions[at].1;
+        let (calls, answered, billable_ms) = counts;
         *calls += 1;
         if body.disposition == Disposition::Answered {
             *answered += 1;
@@ -133,6 +139,10 @@ impl Traffic {
     fn export(self, metrics: &Metrics) {
         for (direction, (calls, answered, billable_ms)) in self.directions {
             metrics.count_traffic(direction.map(|op| op.to_string()), calls, answered, billable_ms);
+        }
+        let (calls, answered, billable_ms) = self.other;
+        if calls > 0 {
+            metrics.count_traffic([OTHER; 3].map(str::to_owned), calls, answered, billable_ms);
         }
     }
 }
@@ -179,13 +189,15 @@ mod tests {
 
     #[test]
     fn spare_cpu_counts_niced_and_idle_time_as_spare() {
-        let a = CpuTimes::parse("cpu  100 50 100 700 50 0 0 0 0 0").unwrap();
-        assert_eq!(a, CpuTimes { busy: 250, total: 1_000 });
-        let b = CpuTimes::parse("cpu  190 150 100 710 50 0 0 0 0 0").unwrap();
+        let a = CpuTimes { busy: 250, total: 1_000 };
+        assert_eq!(CpuTimes::parse("cpu  100 50 100 700 50 0 0 0 0 0"), Some(a));
+        let b = CpuTimes { busy: 340, total: 1_200 };
+        assert_eq!(CpuTimes::parse("cpu  190 150 100 710 50 0 0 0 0 0"), Some(b));
         // 90 of 200 ticks busy (the 100 niced ticks are spare): 55 % spare.
         assert_eq!(spare_percent(Some(a), Some(b)), Some(55));
         // Waiting for the disk is not spare.
-        let c = CpuTimes::parse("cpu  190 150 100 720 140 0 0 0 0 0").unwrap();
+        let c = CpuTimes { busy: 430, total: 1_300 };
+        assert_eq!(CpuTimes::parse("cpu  190 150 100 720 140 0 0 0 0 0"), Some(c));
         assert_eq!(spare_percent(Some(b), Some(c)), Some(10));
         assert_eq!(spare_percent(Some(a), Some(a)), None, "no time passed");
         assert_eq!(spare_percent(None, Some(b)), None);

@@ -407,8 +407,7 @@ impl Ingest {
     /// work; the HTTP front runs it off the async workers for a large body).
     pub fn prepare_body(&self, body: &[u8]) -> Result<Vec<Keyed>, IngestError> {
         self.admit(estimated_records(body))?;
-        let inputs = parse_documents(body)
-            .inspect_err(|e| self.stats.refused(UNREAD_SOURCE, &stats::refusal_reason(e)))?;
+        let inputs = parse_documents(body).inspect_err(|e| self.stats.refusal(UNREAD_SOURCE, e))?;
         self.prepare_inputs(&inputs)
     }
 
@@ -431,30 +430,26 @@ impl Ingest {
         self.submit(cdrs).await
     }
 
-    /// Validates canonical inputs (all or nothing) and counts parties recorded as written: the
-    /// synchronous half of [`Ingest::queue_inputs`].
+    /// Validates canonical inputs (all or nothing): the synchronous half of
+    /// [`Ingest::queue_inputs`].
     pub(crate) fn prepare_inputs(
         &self,
         inputs: &[(CdrInput, Option<usize>)],
     ) -> Result<Vec<Keyed>, IngestError> {
-        let cdrs = validate(inputs, self.parties()?, &self.number_rules).inspect_err(|e| {
+        self.parties().and_then(|parties| validate(inputs, parties, &self.number_rules)).inspect_err(|e| {
             let index = match e {
                 IngestError::Invalid { index, .. } => *index,
                 _ => 0,
             };
             let source = inputs.get(index).map_or(UNREAD_SOURCE, |(input, _)| input.source_system());
-            self.stats.refused(source, &stats::refusal_reason(e));
-        })?;
-        // Once per source and submission, not per CDR: the counters take a lock.
-        let mut per_source: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-        for body in cdrs.iter().map(|cdr| &cdr.body).filter(|body| !body.as_written.is_none()) {
-            let parties = u64::from(body.as_written.caller) + u64::from(body.as_written.callee);
-            *per_source.entry(body.system_id.as_str()).or_default() += parties;
-        }
-        for (source, parties) in per_source {
-            self.stats.took(source, 0, 0, parties);
-        }
-        Ok(cdrs)
+            self.stats.refusal(source, e);
+        })
+    }
+
+    /// Counts an adapter's document refused before its CDRs were read (`reason`: what was
+    /// wrong), as the other refusals are counted.
+    pub(crate) fn count_unread_refusal(&self, reason: &str) {
+        self.stats.refused(UNREAD_SOURCE, reason);
     }
 
     /// Whether a canonical input was ingested here before, and whether that record has the
@@ -496,12 +491,9 @@ impl Ingest {
         let placed = answer
             .await
             .map_err(|_| IngestError::Unavailable("the node is shutting down".into()))?
-            .inspect_err(|e| match e {
-                IngestError::Conflict { index, .. } => {
-                    let source = sources.source(*index).unwrap_or(UNREAD_SOURCE);
-                    self.stats.refused(source, &stats::refusal_reason(e));
-                }
-                other => self.stats.admission_refused(other),
+            .inspect_err(|e| {
+                let index = if let IngestError::Conflict { index, .. } = e { *index } else { 0 };
+                self.stats.refusal(sources.source(index).unwrap_or(UNREAD_SOURCE), e);
             })?;
         self.stats.took_submission(&sources, &placed);
         Ok(placed

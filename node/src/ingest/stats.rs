@@ -22,7 +22,7 @@ pub const MAX_SOURCES: usize = 256;
 pub const MAX_REASONS_PER_SOURCE: usize = 32;
 
 /// The name under which sources (and reasons) beyond the limits are counted.
-pub const OTHER: &str = "other";
+pub use crate::labels::OTHER;
 
 /// One source's counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,15 +88,32 @@ impl IngestStats {
         });
     }
 
-    /// Counts a stored submission per source (its [`SourceRuns`]): CDRs queued, and duplicates
-    /// answered (`placed`: each CDR's sequence and whether it was a duplicate).
+    /// Counts a stored submission per source (its [`SourceRuns`]): CDRs queued, duplicates
+    /// answered (`placed`: each CDR's sequence and whether it was a duplicate), and the parties
+    /// recorded as written of the CDRs queued.
     pub fn took_submission(&self, runs: &SourceRuns, placed: &[(Sequence, bool)]) {
         let mut at = 0;
-        for (source, count) in &runs.0 {
+        let mut as_written = runs.as_written.iter().peekable();
+        for (source, count) in &runs.runs {
             let end = (at + count).min(placed.len());
             let duplicates = placed[at..end].iter().filter(|(_, duplicate)| *duplicate).count() as u64;
-            self.took(source, (end - at) as u64 - duplicates, duplicates, 0);
+            let mut parties = 0;
+            while let Some((index, n)) = as_written.next_if(|(index, _)| *index < end) {
+                if !placed.get(*index).is_some_and(|(_, duplicate)| *duplicate) {
+                    parties += n;
+                }
+            }
+            self.took(source, (end - at) as u64 - duplicates, duplicates, parties);
             at = end;
+        }
+    }
+
+    /// A submission refused with `error`: by admission (the node cannot take it now), or for a
+    /// record of `source`.
+    pub fn refusal(&self, source: &str, error: &IngestError) {
+        match admission_reason(error) {
+            Some(_) => self.admission_refused(error),
+            None => self.refused(source, &refusal_reason(error)),
         }
     }
 
@@ -124,27 +141,37 @@ impl IngestStats {
     }
 }
 
-/// The sources of a submission's CDRs as runs, `(system_id, count)` in order: a submission
-/// usually comes from one source, so one comparison per CDR and an allocation per run.
+/// The sources of a submission's CDRs as runs, `(system_id, count)` in order (a submission
+/// usually comes from one source, so one comparison per CDR and an allocation per run), and
+/// which CDRs have parties recorded as written.
 #[derive(Debug)]
-pub struct SourceRuns(Vec<(String, usize)>);
+pub struct SourceRuns {
+    runs: Vec<(String, usize)>,
+    /// `(index, parties)` of the CDRs with parties recorded as written, in order (few).
+    as_written: Vec<(usize, u64)>,
+}
 
 impl SourceRuns {
     pub fn of(cdrs: &[Keyed]) -> SourceRuns {
         let mut runs: Vec<(String, usize)> = Vec::new();
-        for cdr in cdrs {
+        let mut as_written = Vec::new();
+        for (index, cdr) in cdrs.iter().enumerate() {
             let source = cdr.body.system_id.as_str();
             match runs.last_mut() {
                 Some((last, count)) if last == source => *count += 1,
                 _ => runs.push((source.to_string(), 1)),
             }
+            let written = &cdr.body.as_written;
+            if !written.is_none() {
+                as_written.push((index, u64::from(written.caller) + u64::from(written.callee)));
+            }
         }
-        SourceRuns(runs)
+        SourceRuns { runs, as_written }
     }
 
     /// The source of the `index`-th CDR.
     pub fn source(&self, mut index: usize) -> Option<&str> {
-        for (source, count) in &self.0 {
+        for (source, count) in &self.runs {
             if index < *count {
                 return Some(source);
             }
@@ -162,6 +189,7 @@ pub fn admission_reason(error: &IngestError) -> Option<&'static str> {
         IngestError::Slow { .. } => Some("chain slower than offered"),
         IngestError::DiskFull { .. } => Some("disk reserve"),
         IngestError::Unavailable(_) => Some("unavailable"),
+        IngestError::NoSecret => Some("no consortium secret"),
         _ => None,
     }
 }
@@ -185,6 +213,32 @@ pub fn refusal_reason(error: &IngestError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parties_as_written_count_only_for_the_cdrs_queued() {
+        let stats = IngestStats::default();
+        let runs = SourceRuns {
+            runs: vec![("a".into(), 2), ("b".into(), 2)],
+            as_written: vec![(1, 1), (2, 2), (3, 1)],
+        };
+        let placed: Vec<(Sequence, bool)> =
+            [false, true, false, true].iter().map(|&d| (Sequence(0), d)).collect();
+        stats.took_submission(&runs, &placed);
+        let counts = stats.snapshot();
+        let (a, b) = (&counts.sources["a"], &counts.sources["b"]);
+        assert_eq!(
+            (a.accepted, a.duplicates, a.as_written),
+            (1, 1, 0),
+            "the duplicate's parties are not counted"
+        );
+        assert_eq!((b.accepted, b.duplicates, b.as_written), (1, 1, 2));
+        // Refusals: admission's, or a record's.
+        stats.refusal("a", &IngestError::NoSecret);
+        stats.refusal("a", &IngestError::Empty);
+        let counts = stats.snapshot();
+        assert_eq!(counts.admission_refusals["no consortium secret"], 1);
+        assert_eq!(counts.sources["a"].refused.values().sum::<u64>(), 1);
+    }
 
     #[test]
     fn counts_add_up_per_source_and_stay_bounded() {

@@ -264,10 +264,15 @@ fn prepare_document(
     let outcome = match parse() {
         Ok(outcome) => outcome,
         Err(e) => {
-            return Err(Box::new(json_response(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}))))
+            ctx.ingest.count_unread_refusal("unreadable document");
+            return Err(Box::new(json_response(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}))));
         }
     };
     if let Some(first) = outcome.errors.first() {
+        ctx.ingest.count_unread_refusal(&match &first.field {
+            Some(field) => format!("field `{field}`"),
+            None => "malformed".to_string(),
+        });
         return Err(Box::new(json_response(
             StatusCode::BAD_REQUEST,
             &json!({"error": format!("{first}"), "line": first.line, "field": first.field}),
