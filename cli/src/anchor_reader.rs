@@ -26,11 +26,7 @@ impl ContractReader {
     /// RSK chain `rsk_chain_id`. Connects lazily: an RSK node that is down at start is an error
     /// of the readings, not of the node's start.
     pub fn new(url: &str, contract: Address, genesis: B256, rsk_chain_id: u64) -> anyhow::Result<Self> {
-        let parsed: reqwest::Url =
-            url.parse().with_context(|| "--rsk-rpc is not a URL (http://host:port)")?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            bail!("--rsk-rpc must be an http:// or https:// URL, not {}://", parsed.scheme());
-        }
+        let parsed = crate::rsk::rsk_url(url)?;
         let provider = ProviderBuilder::new().connect_http(parsed.clone()).erased();
         Ok(ContractReader {
             provider,
@@ -42,14 +38,7 @@ impl ContractReader {
     }
 
     async fn read_once(&self) -> anyhow::Result<ContractReading> {
-        let chain_id = self.provider.get_chain_id().await.context("asking the RSK node for its chain id")?;
-        if chain_id != self.rsk_chain_id {
-            bail!(
-                "the RSK node is chain {chain_id}, but this chain anchors on chain {} (30 mainnet, 31 testnet, \
-                 33 regtest)",
-                self.rsk_chain_id
-            );
-        }
+        crate::rsk::chain_id(&self.provider, Some(self.rsk_chain_id)).await?;
         let contract = CdrCheckpoint::new(self.contract, &self.provider);
         let genesis: B256 = contract.genesisHash().call().await.with_context(|| {
             format!("reading genesisHash from {}: is it a CdrCheckpoint contract?", self.contract)

@@ -252,8 +252,9 @@ async fn pass(args: &Args, contract_address: Address, status: &mut AnchorStatus)
         .ask(node.api().latest_checkpoint())
         .await
         .context("asking the node for its latest checkpoint")?;
-    status.node_checkpoint = Some(latest["height"].as_u64().unwrap_or(0));
-    let Some(latest_height) = latest["height"].as_u64() else {
+    let latest_height = latest["height"].as_u64();
+    status.node_checkpoint = Some(latest_height.unwrap_or(0));
+    let Some(latest_height) = latest_height else {
         println!("nothing to do: the node has no checkpoint yet (one every {interval} blocks)");
         return Ok(if sets.submitted > 0 { Pass::Submitted(sets.submitted) } else { Pass::NothingToDo });
     };

@@ -59,22 +59,35 @@ pub fn signer_from(path: &Path) -> anyhow::Result<PrivateKeySigner> {
         .with_context(|| format!("{shown}: not a usable secp256k1 key"))
 }
 
+/// An RSK node's JSON-RPC URL (`--rsk-rpc`): http:// or https://.
+pub fn rsk_url(url: &str) -> anyhow::Result<reqwest::Url> {
+    let parsed: reqwest::Url = url.parse().with_context(|| format!("--rsk-rpc {url:?} is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        bail!("--rsk-rpc must be an http:// or https:// URL, not {}://", parsed.scheme());
+    }
+    Ok(parsed)
+}
+
+/// The RSK node's chain id, checked against `expected` when given.
+pub async fn chain_id(provider: &DynProvider, expected: Option<u64>) -> anyhow::Result<u64> {
+    let chain_id = provider.get_chain_id().await.context("asking the RSK node for its chain id")?;
+    if let Some(expected) = expected.filter(|expected| *expected != chain_id) {
+        bail!(
+            "the RSK node is chain {chain_id}, but the chain spec anchors on chain {expected} \
+             (30 mainnet, 31 testnet, 33 regtest)"
+        );
+    }
+    Ok(chain_id)
+}
+
 impl Rsk {
     /// Connects, and checks the node's chain id against `expected_chain_id` when given.
     pub async fn connect(url: &str, key: &Path, expected_chain_id: Option<u64>) -> anyhow::Result<Rsk> {
         let signer = signer_from(key)?;
         let address = signer.address();
-        let url = url.parse().with_context(|| format!("--rsk-rpc {url:?} is not a URL"))?;
-        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased();
-        let chain_id = provider.get_chain_id().await.context("asking the RSK node for its chain id")?;
-        if let Some(expected) = expected_chain_id {
-            if chain_id != expected {
-                bail!(
-                    "the RSK node is chain {chain_id}, but the chain spec anchors on chain {expected} \
-                     (30 mainnet, 31 testnet, 33 regtest)"
-                );
-            }
-        }
+        let provider =
+            ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(rsk_url(url)?).erased();
+        let chain_id = chain_id(&provider, expected_chain_id).await?;
         Ok(Rsk { provider, signer: address, chain_id })
     }
 
@@ -109,12 +122,8 @@ impl Rsk {
 
 /// A provider for reading only (no key): `verify` and `proof` read the contract, never write.
 pub async fn reader(url: &str) -> anyhow::Result<(DynProvider, u64)> {
-    let parsed = url.parse().with_context(|| format!("--rsk-rpc {url:?} is not a URL"))?;
-    let provider = ProviderBuilder::new().connect_http(parsed).erased();
-    let chain_id = provider
-        .get_chain_id()
-        .await
-        .with_context(|| format!("asking the RSK node at {url} for its chain id"))?;
+    let provider = ProviderBuilder::new().connect_http(rsk_url(url)?).erased();
+    let chain_id = chain_id(&provider, None).await.with_context(|| format!("the RSK node at {url}"))?;
     Ok((provider, chain_id))
 }
 
