@@ -138,7 +138,7 @@ impl Chain {
         let requeued = self.storage.commit_block_of(own, block, changes, certificate, dequeue)?;
         log_requeued(own, &requeued);
         crate::set_steps::record(&self.storage, block, certificate, changes);
-        self.after_commit(block, certificate, started);
+        self.after_commit(block, certificate, None, started);
         Ok(())
     }
 
@@ -185,18 +185,34 @@ impl Chain {
         let requeued = self.storage.commit_block_of(own, block, &changes, certificate, dequeue)?;
         log_requeued(own, &requeued);
         crate::set_steps::record(&self.storage, block, certificate, &changes);
-        self.after_commit(block, certificate, started);
+        self.after_commit(block, certificate, Some(&set), started);
         Ok(changes.tx_ids)
     }
 
-    fn after_commit(&self, block: &Block, certificate: &CommitCertificate, started: Instant) {
+    /// Metrics and the log line of a committed block; `set` is the set that certified it, when
+    /// the caller has read it already.
+    fn after_commit(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+        set: Option<&AuthoritySet>,
+        started: Instant,
+    ) {
         let header = &block.header;
         let cdrs = block.cdr_count();
         let seconds = started.elapsed().as_secs_f64();
         self.metrics.block_import_seconds.observe(seconds);
         self.metrics.on_commit(header.number.0, cdrs as u64);
         // Per block, not per CDR: who is missing from the certificate, and declared gaps.
-        if let Ok(set) = self.authority_set_at(header.number) {
+        let read;
+        let set = match set {
+            Some(set) => Some(set),
+            None => {
+                read = self.authority_set_at(header.number).ok();
+                read.as_ref()
+            }
+        };
+        if let Some(set) = set {
             let members: Vec<&OperatorId> = set.members.iter().map(|m| &m.id).collect();
             self.metrics.on_certificate(&members, certificate);
         }

@@ -147,10 +147,7 @@ impl CdrApiServer for Handlers {
             let indexed_through = storage.parties_indexed().map_err(internal)?.0;
             let (cdrs, next) = storage
                 .cdrs_by_party(&party, cursor.as_deref(), limit, |stored| visible(scope.as_ref(), stored))
-                .map_err(|e| match e {
-                    cdrchain_storage::StorageError::BadCursor { .. } => invalid(e.to_string()),
-                    other => internal(other),
-                })?;
+                .map_err(page_error)?;
             Ok(PartyPage {
                 cdrs: cdrs.iter().map(cdr_json).collect(),
                 next_cursor: next,
@@ -174,13 +171,12 @@ impl CdrApiServer for Handlers {
             let (a, b, from, to) = pair_window(a, b, &from, &to)?;
             partner_of_pair(RpcContext::scope(ext).as_ref(), &a, &b)?;
             let limit = limit.unwrap_or(DEFAULT_QUERY_CDRS).clamp(1, MAX_QUERY_CDRS);
-            let (cdrs, next) =
-                self.ctx.chain.storage.query_partners(&a, &b, from, to, cursor.as_deref(), limit).map_err(
-                    |e| match e {
-                        cdrchain_storage::StorageError::BadCursor { .. } => invalid(e.to_string()),
-                        other => internal(other),
-                    },
-                )?;
+            let (cdrs, next) = self
+                .ctx
+                .chain
+                .storage
+                .query_partners(&a, &b, from, to, cursor.as_deref(), limit)
+                .map_err(page_error)?;
             Ok(QueryPage { cdrs: cdrs.iter().map(cdr_json).collect(), next_cursor: next })
         })
     }
@@ -240,5 +236,13 @@ pub(super) fn partner_of_pair(party: Option<&OperatorId>, a: &OperatorId, b: &Op
             None,
         )),
         _ => Ok(()),
+    }
+}
+
+/// A paged read's error: a cursor the caller made up is theirs, anything else the node's.
+fn page_error(error: cdrchain_storage::StorageError) -> jsonrpsee::types::ErrorObjectOwned {
+    match error {
+        cdrchain_storage::StorageError::BadCursor { .. } => invalid(error.to_string()),
+        other => internal(other),
     }
 }

@@ -10,16 +10,13 @@ use serde_json::{json, Value};
 
 use super::api::CheckpointApiServer;
 use super::{internal, Handlers};
+use crate::validator::latest_checkpoint;
 
 impl CheckpointApiServer for Handlers {
     /// The newest recorded checkpoint (of the highest checkpoint height below the head).
     fn latest_checkpoint(&self) -> RpcResult<Value> {
-        let interval = self.ctx.chain.ctx.checkpoint_interval;
-        let head = self.ctx.chain.storage.head().map_or(0, |h| h.header.number.0);
-        if interval == 0 || head < 2 {
-            return Ok(Value::Null);
-        }
-        let height = (head - 1) / interval * interval;
+        let chain = &self.ctx.chain;
+        let height = latest_checkpoint(chain.storage.height().0, chain.ctx.checkpoint_interval);
         if height == 0 {
             return Ok(Value::Null);
         }
@@ -29,7 +26,7 @@ impl CheckpointApiServer for Handlers {
     fn anchor(&self) -> RpcResult<Value> {
         let chain = &self.ctx.chain;
         let interval = chain.ctx.checkpoint_interval;
-        let head = chain.storage.head().map_or(0, |h| h.header.number.0);
+        let head = chain.storage.height().0;
         let Some(view) = &self.ctx.anchor else {
             return Ok(json!({"watching": false, "head": head, "checkpoint_interval": interval}));
         };

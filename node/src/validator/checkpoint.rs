@@ -26,6 +26,12 @@ use crate::NodeError;
 /// matter less; a few cover a restart or a busy spell.
 pub const RESIGN_CHECKPOINTS: u64 = 4;
 
+/// The latest checkpoint height a chain whose head is `head` holds: the highest multiple of
+/// `interval` below the head (a block records its parent's checkpoint); 0 for none.
+pub fn latest_checkpoint(head: u64, interval: u64) -> u64 {
+    head.saturating_sub(1).checked_div(interval).map_or(0, |n| n * interval)
+}
+
 /// The checkpoint heights to look at after committing block `committed`: the latest
 /// [`RESIGN_CHECKPOINTS`] multiples of `interval` below it (a block records its parent's
 /// checkpoint), newest first.
@@ -33,7 +39,7 @@ pub fn recent_checkpoints(committed: u64, interval: u64) -> Vec<u64> {
     if interval == 0 {
         return Vec::new();
     }
-    let latest = committed.saturating_sub(1) / interval * interval;
+    let latest = latest_checkpoint(committed, interval);
     (0..RESIGN_CHECKPOINTS).map_while(|k| latest.checked_sub(k * interval)).filter(|h| *h > 0).collect()
 }
 

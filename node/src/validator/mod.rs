@@ -35,6 +35,7 @@ mod proposals;
 mod replay;
 mod resume;
 mod sets;
+pub(crate) use checkpoint::latest_checkpoint;
 pub(crate) use sets::allowed_peers;
 mod status;
 mod sync;

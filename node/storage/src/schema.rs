@@ -70,7 +70,6 @@ impl Storage {
         match storage.get_decoded::<u32>(&storage.db, layout::META, layout::META_SCHEMA_VERSION)? {
             None => storage.initialize(genesis)?,
             Some(found) => {
-                let found_version = found;
                 let upgrade = found == crate::parties::SCHEMA_BEFORE_PARTIES;
                 if found != SCHEMA_VERSION && !upgrade {
                     return Err(StorageError::WrongSchema {
@@ -79,7 +78,7 @@ impl Storage {
                         found,
                     });
                 }
-                let found = storage
+                let found_genesis = storage
                     .get_decoded::<Hash32>(&storage.db, layout::META, layout::META_GENESIS_HASH)?
                     .ok_or_else(|| {
                         StorageError::corrupt(
@@ -88,16 +87,16 @@ impl Storage {
                             "the schema version is set but the genesis hash is missing",
                         )
                     })?;
-                if found != genesis_hash {
+                if found_genesis != genesis_hash {
                     return Err(StorageError::WrongGenesis {
                         path: storage.path.clone(),
                         expected: genesis_hash,
-                        found,
+                        found: found_genesis,
                     });
                 }
                 if upgrade {
                     storage.upgrade_to_parties()?;
-                    storage.upgraded = Some(found_version);
+                    storage.upgraded = Some(found);
                 }
             }
         }
