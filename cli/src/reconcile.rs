@@ -120,10 +120,7 @@ async fn compare(args: &Args) -> anyhow::Result<Report> {
         when(from),
         when(to)
     );
-    let party_only = report.mismatched.iter().all(|m| {
-        m.differences.iter().any(|d| d.field == "caller") && m.differences.iter().any(|d| d.field == "callee")
-    });
-    if !report.mismatched.is_empty() && party_only && report.matched == 0 {
+    if report.parties_differ_everywhere() {
         eprintln!(
             "hint: every matched call differs in both parties: is the consortium secret (and --default-region) the chain's?"
         );
@@ -140,7 +137,7 @@ pub fn read_mine(args: &Export, me: &OperatorId, dev_chain: bool) -> anyhow::Res
     let format = submit::detect(&args.mine, args.format)?;
     let ctx = cdrchain_formats::Context { operator: me.to_string(), system_id: args.system_id.clone() };
     let file = submit::read(&args.mine, format, &ctx, timezone)?;
-    let (mine, unreadable) = cdrchain_formats::file::hashed(&file.records, me, &hasher);
+    let (mine, unreadable) = cdrchain_formats::file::hashed(file.records, me, &hasher);
     for line in file.refused {
         eprintln!("not reconciled (unreadable): {line}");
     }

@@ -26,8 +26,9 @@ pub const MAX_POLL_S: u64 = 3_600;
 pub const DEFAULT_POLL_S: u64 = 60;
 /// Longest one reading may take, seconds, before it counts as failed.
 pub const READ_TIMEOUT_S: u64 = 30;
-/// Longest error text kept and shown, bytes (an RSK node's error may embed a whole response).
-pub const MAX_ERROR_BYTES: usize = 400;
+/// Longest error text kept and shown, characters (an RSK node's error may embed a whole
+/// response).
+pub const MAX_ERROR_CHARS: usize = 400;
 
 const _: () = assert!(MIN_POLL_S <= DEFAULT_POLL_S && DEFAULT_POLL_S <= MAX_POLL_S);
 const _: () = assert!(READ_TIMEOUT_S <= MAX_POLL_S);
@@ -90,13 +91,13 @@ impl AnchorView {
     }
 
     pub fn snapshot(&self) -> AnchorSnapshot {
-        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Records a reading taken at `at_ms`; says whether the state changed from good to bad or
     /// back, or the error changed (what is worth a log line).
     fn record(&self, reading: Result<ContractReading, String>, at_ms: u64) -> bool {
-        let Ok(mut state) = self.state.lock() else { return false };
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match reading {
             Ok(reading) => {
                 let changed = state.error.is_some() || state.last.is_none();
@@ -105,25 +106,13 @@ impl AnchorView {
                 changed
             }
             Err(error) => {
-                let error = truncate(error, MAX_ERROR_BYTES);
+                let error = cdrchain_runtime::codec::excerpt_of(&error, MAX_ERROR_CHARS);
                 let changed = state.error.as_ref().is_none_or(|(old, _)| *old != error);
                 state.error = Some((error, at_ms));
                 changed
             }
         }
     }
-}
-
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
 }
 
 /// How far the anchor is behind a chain whose head is `head`, with a checkpoint every
@@ -141,7 +130,7 @@ pub struct Lag {
 
 /// The lag of `anchored` behind `head`.
 pub fn lag(head: u64, interval: u64, anchored: u64) -> Lag {
-    let latest_checkpoint = head.saturating_sub(1).checked_div(interval).map_or(0, |n| n * interval);
+    let latest_checkpoint = crate::validator::latest_checkpoint(head, interval);
     let checkpoints = latest_checkpoint.saturating_sub(anchored).checked_div(interval).unwrap_or(0);
     Lag { latest_checkpoint, blocks: head.saturating_sub(anchored), checkpoints }
 }
@@ -220,7 +209,7 @@ pub async fn follow(
             .unwrap_or_else(|_| Err(format!("the RSK node did not answer within {READ_TIMEOUT_S} s")));
         let at_ms = crate::now_ms();
         if let Ok(reading) = &reading {
-            let head = storage.head().map_or(0, |h| h.header.number.0);
+            let head = storage.height().0;
             let lag = lag(head, interval, reading.anchored_height);
             gauges.set(reading, &lag, interval, at_ms);
         }
@@ -283,8 +272,8 @@ mod tests {
         assert!(view.record(Ok(reading), 6_000));
         assert_eq!(view.snapshot().error, None);
         // A long error is cut, on a character boundary.
-        view.record(Err("é".repeat(MAX_ERROR_BYTES)), 7_000);
+        view.record(Err("é".repeat(MAX_ERROR_CHARS + 10)), 7_000);
         let error = view.snapshot().error.map(|(error, _)| error).unwrap_or_default();
-        assert!(error.len() <= MAX_ERROR_BYTES + '…'.len_utf8() && error.ends_with('…'), "{error}");
+        assert!(error.chars().count() == MAX_ERROR_CHARS + 1 && error.ends_with('…'), "{error}");
     }
 }

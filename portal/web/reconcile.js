@@ -82,9 +82,7 @@ export async function reconcileFile({ rpc, element, download, container, status 
   status.textContent = `${file.name}: ${summary.records} records read here (${summary.unreadable.length} unreadable), ` +
     `${chain.length} chain records between ${options.me} and ${options.partner}, calls started in ` +
     `[${when(summary.from)}, ${when(summary.to)}): ${differ === 0 ? 'no differences' : `${differ} calls differ`}`;
-  const partyOnly = report.matched === 0 && report.mismatched.length > 0 &&
-    report.mismatched.every((m) => ['caller', 'callee'].every((f) => m.differences.some((d) => d.field === f)));
-  if (partyOnly) {
+  if (result.parties_differ_everywhere) {
     container.append(element('p', { class: 'error' }, 'Every matched call differs in both parties: is the consortium secret (and the region) the chain\'s?'));
   }
   if (summary.unreadable.length) {

@@ -247,7 +247,12 @@ pub enum TextError {
 
 /// The first 80 characters of `text`, for error messages.
 pub fn excerpt(text: &str) -> String {
-    let mut out: String = text.chars().take(80).collect();
+    excerpt_of(text, 80)
+}
+
+/// The first `max_chars` characters of `text`, with `…` if it was longer.
+pub fn excerpt_of(text: &str, max_chars: usize) -> String {
+    let mut out: String = text.chars().take(max_chars).collect();
     if out.len() < text.len() {
         out.push('…');
     }

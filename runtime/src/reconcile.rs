@@ -80,6 +80,14 @@ impl Report {
     pub fn differences(&self) -> usize {
         self.mismatched.len() + self.missing_on_chain.len() + self.missing_in_file.len()
     }
+
+    /// Whether no call matched and every mismatched one differs in both parties: the parties
+    /// were most likely hashed with another consortium secret (or region) than the chain's.
+    pub fn parties_differ_everywhere(&self) -> bool {
+        let both =
+            |m: &Matched| ["caller", "callee"].iter().all(|f| m.differences.iter().any(|d| d.field == *f));
+        self.matched == 0 && !self.mismatched.is_empty() && self.mismatched.iter().all(both)
+    }
 }
 
 /// Whether a record is one of the two partners' own records of a call between them (a third

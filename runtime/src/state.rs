@@ -118,6 +118,13 @@ impl StateKey {
     pub fn to_bytes(&self) -> Vec<u8> {
         self.encode()
     }
+
+    /// The prefix every [`StateKey::Gap`] key of `operator` starts with (the tag, then the
+    /// operator; the sequence follows), to read an operator's gaps without a scan of the state.
+    pub fn gap_prefix(operator: &OperatorId) -> Vec<u8> {
+        let key = StateKey::Gap(operator.clone(), Sequence(0)).encode();
+        key[..key.len() - Sequence(0).encoded_size()].to_vec()
+    }
 }
 
 /// A consortium member as registered at genesis.
@@ -374,4 +381,21 @@ pub fn genesis_state_with_keys(
     state.pairs.insert(StateKey::Authorities.encode(), set.encode());
     state.rebuild_tree().map_err(|e| GenesisError::StateTree(e.to_string()))?;
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operators_gap_keys_start_with_its_gap_prefix_and_no_other_keys_do() {
+        let alice = OperatorId::new("alice").unwrap();
+        let prefix = StateKey::gap_prefix(&alice);
+        for from in [0, 1, 255, u64::MAX] {
+            assert!(StateKey::Gap(alice.clone(), Sequence(from)).encode().starts_with(&prefix));
+        }
+        let alicia = OperatorId::new("alicia").unwrap();
+        assert!(!StateKey::Gap(alicia, Sequence(3)).encode().starts_with(&prefix));
+        assert!(!StateKey::LastGap(alice).encode().starts_with(&prefix));
+    }
 }

@@ -146,11 +146,15 @@ pub fn read(
 /// The file's records as `me`'s CDRs (`sequence` = the record's line), parties hashed as ingest
 /// hashes them: what reconciliation compares with the chain. A record that does not read is
 /// returned as an error naming its line.
-pub fn hashed(records: &[FileRecord], me: &OperatorId, hasher: &PartyHasher) -> (Vec<Cdr>, Vec<RecordError>) {
+pub fn hashed(
+    records: Vec<FileRecord>,
+    me: &OperatorId,
+    hasher: &PartyHasher,
+) -> (Vec<Cdr>, Vec<RecordError>) {
     let mut cdrs = Vec::with_capacity(records.len());
     let mut errors = Vec::new();
     for record in records {
-        let body = CdrInput::from_value(record.value.clone()).and_then(|input| input.to_body(hasher));
+        let body = CdrInput::from_value(record.value).and_then(|input| input.to_body(hasher));
         match body {
             Ok(body) => cdrs.push(Cdr { recorder: me.clone(), sequence: Sequence(record.line as u64), body }),
             Err(e) => errors.push(RecordError::new(record.line, None, e.to_string())),
@@ -247,10 +251,10 @@ mod tests {
     }
 
     #[test]
-    fn each_format_reads_its_fixture_and_refuses_what_it_is_not() {
+    fn each_format_reads_its_fixture_and_refuses_what_it_is_not() -> Result<(), FileError> {
         let ctx = Context::new("alice");
         let kamailio = crate::fixture("kamailio_LOCAL_CAPTURE_5.6.3_acc_and_cdr_log_stderr.log");
-        let read_log = read(kamailio.as_bytes(), FileFormat::KamailioAcc, &ctx, None).unwrap();
+        let read_log = read(kamailio.as_bytes(), FileFormat::KamailioAcc, &ctx, None)?;
         assert!(!read_log.records.is_empty());
         assert!(read_log.records.iter().all(|r| r.line >= 1 && r.value.is_object()));
         let asterisk = crate::fixture("asterisk_Master_BugaDM_TelephonySwitching.csv");
@@ -258,15 +262,15 @@ mod tests {
             read(asterisk.as_bytes(), FileFormat::AsteriskCsv, &ctx, None),
             Err(FileError::NoTimezone)
         ));
-        assert!(!read(asterisk.as_bytes(), FileFormat::AsteriskCsv, &ctx, Some(chrono_tz::UTC))
-            .unwrap()
+        assert!(!read(asterisk.as_bytes(), FileFormat::AsteriskCsv, &ctx, Some(chrono_tz::UTC))?
             .records
             .is_empty());
         assert!(matches!(read(b"\xff\xfe", FileFormat::Ndjson, &ctx, None), Err(FileError::NotText)));
         assert!(matches!(read(b"42", FileFormat::Json, &ctx, None), Err(FileError::NotCdrJson)));
         let lines = read(b"{\"a\":1}\n\nnot json\n", FileFormat::Ndjson, &ctx, None).unwrap_err();
         assert!(matches!(lines, FileError::NotJsonLine { line: 3, .. }), "{lines}");
-        let two = read(b"[{\"a\":1},{\"b\":2}]", FileFormat::Json, &ctx, None).unwrap();
+        let two = read(b"[{\"a\":1},{\"b\":2}]", FileFormat::Json, &ctx, None)?;
         assert_eq!(two.records.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 2]);
+        Ok(())
     }
 }

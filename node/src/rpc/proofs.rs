@@ -111,21 +111,18 @@ fn absence_witness(view: &impl StateView, id: &CdrId) -> Result<Vec<u8>, ErrorOb
         return Ok(next_key);
     }
     // Below the next sequence: absent only inside a declared gap. Gaps are keyed by their first
-    // sequence in SCALE (little-endian), which does not sort by number: look at each.
-    let mut gap = None;
-    view.for_each_pair(&mut |k, v| {
-        if gap.is_none() {
-            if let Ok(StateKey::Gap(operator, from)) = decode_exact::<StateKey>(k) {
-                let covers = operator == id.recorder
-                    && from.0 <= id.sequence.0
-                    && decode_exact::<GapRecord>(v).is_ok_and(|g| id.sequence.0 <= g.to.0);
-                if covers {
-                    gap = Some(k.to_vec());
-                }
-            }
+    // sequence in SCALE (little-endian), which does not sort by number: look at each of the
+    // recorder's.
+    let gaps = view.pairs_with_prefix(&StateKey::gap_prefix(&id.recorder), usize::MAX).map_err(internal)?;
+    let gap = gaps.into_iter().find_map(|(k, v)| match decode_exact::<StateKey>(&k) {
+        Ok(StateKey::Gap(operator, from)) => {
+            let covers = operator == id.recorder
+                && from.0 <= id.sequence.0
+                && decode_exact::<GapRecord>(&v).is_ok_and(|g| id.sequence.0 <= g.to.0);
+            covers.then_some(k)
         }
-    })
-    .map_err(internal)?;
+        _ => None,
+    });
     gap.ok_or_else(|| {
         invalid(format!(
             "{id} is recorded (`{}`'s next sequence is {}): no absence proof; ask for its inclusion proof",

@@ -5,7 +5,7 @@ use jsonrpsee::Extensions;
 use serde_json::{json, Value};
 
 use cdrchain_runtime::codec::decode_exact;
-use cdrchain_runtime::ids::{OperatorId, Sequence};
+use cdrchain_runtime::ids::OperatorId;
 use cdrchain_runtime::state::{GapRecord, StateKey, StateView};
 
 use super::access::{Grant, Need};
@@ -45,12 +45,6 @@ impl SystemApiServer for Handlers {
     fn ingest_stats(&self) -> RpcResult<Value> {
         let ingest = &self.ctx.ingest;
         let operator = ingest.operator().clone();
-        let latest_gap = match self.read::<Sequence>(&StateKey::LastGap(operator.clone()))? {
-            Some(from) => self.read::<GapRecord>(&StateKey::Gap(operator.clone(), from))?.map(|gap| {
-                json!({ "from": from.0, "to": gap.to.0, "reason": gap.reason.as_str(), "declared_at": gap.declared_at.0 })
-            }),
-            None => None,
-        };
         let (gaps, gaps_cut_off) = self.declared_gaps(&operator)?;
         let counts = ingest.stats();
         Ok(json!({
@@ -59,7 +53,6 @@ impl SystemApiServer for Handlers {
             "commit_rate_per_s": ingest.commit_rate(),
             "admission_refusals": counts.admission_refusals,
             "sources": counts.sources,
-            "latest_gap": latest_gap,
             "gaps": gaps,
             "gaps_cut_off": gaps_cut_off,
             "stuck": ingest.stuck(),
@@ -84,10 +77,8 @@ impl Handlers {
     /// first [`MAX_GAPS_READ`], and whether there were more. They are read by their keys'
     /// prefix (the gap's tag and the operator), not by a scan of the state.
     fn declared_gaps(&self, operator: &OperatorId) -> RpcResult<(Vec<Value>, bool)> {
-        use parity_scale_codec::Encode;
-        let key = StateKey::Gap(operator.clone(), Sequence(0)).encode();
-        let prefix = &key[..key.len() - Sequence(0).encode().len()];
-        let pairs = self.ctx.chain.storage.pairs_with_prefix(prefix, MAX_GAPS_READ).map_err(internal)?;
+        let prefix = StateKey::gap_prefix(operator);
+        let pairs = self.ctx.chain.storage.pairs_with_prefix(&prefix, MAX_GAPS_READ).map_err(internal)?;
         let cut_off = pairs.len() > MAX_GAPS_SHOWN;
         let mut gaps: Vec<(u64, GapRecord)> = pairs
             .iter()

@@ -7,9 +7,13 @@
 //! not read, the window of the calls with the partner) and [`reconcile_text`] compares it with the
 //! chain's records (the report, its CSV, and the totals per direction).
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use cdrchain_formats::file::{self, FileFormat};
 use cdrchain_formats::Context;
 use cdrchain_runtime::cdr::Cdr;
+use cdrchain_runtime::hash::{hash_with, Hash32};
 use cdrchain_runtime::ids::OperatorId;
 use cdrchain_runtime::party::PartyHasher;
 use cdrchain_runtime::reconcile::{from_node_answer, reconcile, window_of};
@@ -70,13 +74,39 @@ fn options(text: &str) -> Result<Options, String> {
     Ok(Options { me, partner, hasher, format, timezone, system_id, tolerance_ms, window })
 }
 
-/// The file's records as the user's CDRs, and the lines that did not read.
-fn mine(options: &Options, file: &[u8]) -> Result<(Vec<Cdr>, Vec<String>), String> {
+/// The user's CDRs read from a file, and the lines that did not read.
+type Mine = Rc<(Vec<Cdr>, Vec<String>)>;
+
+thread_local! {
+    /// The last file read, by the digest of its request and bytes: the page reads a file
+    /// ([`export_text`]), fetches the chain's records for its window, then reconciles the same
+    /// file with the same request ([`reconcile_text`]). Its parties, the costly part, are
+    /// normalized and hashed once.
+    static LAST: RefCell<Option<(Hash32, Mine)>> = const { RefCell::new(None) };
+}
+
+/// Context of the digest that recognizes a file read again.
+const LAST_READ_CONTEXT: &str = "cdrchain 2026-12 portal reconciliation file v1";
+
+/// The file's records as the user's CDRs, and the lines that did not read (read once per
+/// request and file: [`LAST`]).
+fn mine(options_text: &str, options: &Options, file: &[u8]) -> Result<Mine, String> {
+    let key = hash_with(
+        LAST_READ_CONTEXT,
+        &[&(options_text.len() as u64).to_le_bytes(), options_text.as_bytes(), file],
+    );
+    if let Some(mine) =
+        LAST.with_borrow(|last| last.as_ref().filter(|(k, _)| *k == key).map(|(_, m)| m.clone()))
+    {
+        return Ok(mine);
+    }
     let ctx = Context { operator: options.me.to_string(), system_id: options.system_id.clone() };
     let contents = file::read(file, options.format, &ctx, options.timezone).map_err(|e| e.to_string())?;
-    let (cdrs, unreadable) = file::hashed(&contents.records, &options.me, &options.hasher);
+    let (cdrs, unreadable) = file::hashed(contents.records, &options.me, &options.hasher);
     let unreadable = contents.errors.iter().chain(&unreadable).map(ToString::to_string).collect();
-    Ok((cdrs, unreadable))
+    let mine = Rc::new((cdrs, unreadable));
+    LAST.set(Some((key, mine.clone())));
+    Ok(mine)
 }
 
 /// The window compared: the user's, else the file's calls with the partner.
@@ -90,8 +120,9 @@ fn window(options: &Options, mine: &[Cdr]) -> Result<(u64, u64), String> {
 /// `fetch_*` is the window widened by the tolerance (the chain records to fetch), or `{error}`.
 pub fn export_text(options_text: &str, file: &[u8]) -> Value {
     let result = options(options_text).and_then(|options| {
-        let (cdrs, unreadable) = mine(&options, file)?;
-        let (from, to) = window(&options, &cdrs)?;
+        let mine = mine(options_text, &options, file)?;
+        let (cdrs, unreadable) = &*mine;
+        let (from, to) = window(&options, cdrs)?;
         Ok(json!({
             "records": cdrs.len(),
             "unreadable": unreadable,
@@ -105,12 +136,13 @@ pub fn export_text(options_text: &str, file: &[u8]) -> Value {
 }
 
 /// Reconciles the export with `chain` (a JSON array of the CDRs `cdr_query` answered for the
-/// fetch window): `{report, csv, unreadable}` (the report as `cdrchain reconcile --json` writes
+/// fetch window): `{report, csv, unreadable, parties_differ_everywhere}` (the report as `cdrchain reconcile --json` writes
 /// it, the CSV as `--csv`), or `{error}`.
 pub fn reconcile_text(options_text: &str, file: &[u8], chain: &str) -> Value {
     let result = options(options_text).and_then(|options| {
-        let (cdrs, unreadable) = mine(&options, file)?;
-        let window = window(&options, &cdrs)?;
+        let mine = mine(options_text, &options, file)?;
+        let (cdrs, unreadable) = &*mine;
+        let window = window(&options, cdrs)?;
         let chain: Vec<Value> = serde_json::from_str(chain)
             .map_err(|e| format!("the chain's records are not a JSON array: {e}"))?;
         let chain = chain
@@ -118,9 +150,10 @@ pub fn reconcile_text(options_text: &str, file: &[u8], chain: &str) -> Value {
             .map(from_node_answer)
             .collect::<Result<Vec<Cdr>, _>>()
             .map_err(|e| format!("the node answered a record that does not read: {e}"))?;
-        let report = reconcile(&options.me, &options.partner, &cdrs, &chain, options.tolerance_ms, window);
+        let report = reconcile(&options.me, &options.partner, cdrs, &chain, options.tolerance_ms, window);
         let csv = cdrchain_formats::reconciliation::report_csv(&report).map_err(|e| e.to_string())?;
         Ok(json!({
+            "parties_differ_everywhere": report.parties_differ_everywhere(),
             "report": report,
             "csv": String::from_utf8_lossy(&csv),
             "unreadable": unreadable,
@@ -174,9 +207,11 @@ mod tests {
         assert_eq!(summary["from"], 1_795_000_000_000u64);
         assert_eq!(summary["fetch_to"], 1_795_000_000_000u64 + 4 * 60_000 + 1 + 2_000);
 
-        let result = reconcile_text(&options, file.as_bytes(), &Value::Array(chain).to_string());
+        let chain = Value::Array(chain).to_string();
+        let result = reconcile_text(&options, file.as_bytes(), &chain);
         let report = &result["report"];
         assert_eq!(report["matched"], 3, "{result}");
+        assert_eq!(result["parties_differ_everywhere"], false);
         assert_eq!(report["mismatched"][0]["id"], "alice:1");
         assert_eq!(report["mismatched"][0]["differences"][0]["field"], "duration");
         assert_eq!(report["missing_in_file"][0]["id"], "alice:2");
@@ -206,6 +241,15 @@ mod tests {
             let got = export_text(&options.to_string(), file.as_bytes());
             assert!(got["error"].as_str().is_some_and(|e| e.contains(error)), "{options}: {got}");
         }
+        // Another file, or another secret, is read again (not the last file's reading).
+        let fewer: String = mine[..2].iter().map(|c| format!("{c}\n")).collect();
+        assert_eq!(export_text(&options, fewer.as_bytes())["records"], 2);
+        let wrong_secret =
+            json!({ "secret": "not the consortium secret", "me": "alice", "partner": "bob", "file_name": "mine.ndjson" })
+                .to_string();
+        let result = reconcile_text(&wrong_secret, file.as_bytes(), &chain);
+        assert_eq!(result["report"]["matched"], 0, "{result}");
+        assert_eq!(result["parties_differ_everywhere"], true, "{result}");
         let broken = reconcile_text(&options, file.as_bytes(), "[{\"not\": \"a cdr\"}]");
         assert!(broken["error"].as_str().is_some_and(|e| e.contains("does not read")), "{broken}");
     }
